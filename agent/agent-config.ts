@@ -1,0 +1,68 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { bool, int } from '../shared/config.js';
+import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
+import { FAULT_KINDS } from '../simulators/truck-model.js';
+import type { AgentOptions } from './agent.js';
+
+const fault = z
+  .object({
+    kind: z.enum(FAULT_KINDS),
+    sensor: z.enum(SENSORS).optional(),
+    /** Seconds after the agent starts. */
+    fromS: z.number().min(0),
+    toS: z.number().min(0).optional(),
+  })
+  .strict();
+
+export const agentConfigSchema = z
+  .object({
+    vehicle: z.string().regex(VEHICLE_ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -'),
+    mqttUrl: z.string().url().default('mqtt://127.0.0.1:1883'),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    dataDir: z.string().default('var/agent'),
+    bufferMaxBytes: int().min(64 * 1024).default(256 * 1024 * 1024),
+    synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+    commitIntervalMs: int().min(1).max(10_000).default(50),
+    batchMaxReadings: int().min(1).max(10_000).default(500),
+    lingerMs: int().min(0).max(60_000).default(200),
+    maxInflight: int().min(1).max(1000).default(8),
+    keepaliveS: int().min(5).max(3600).default(30),
+    reconnectBaseMs: int().min(10).default(500),
+    reconnectMaxMs: int().min(100).default(30_000),
+    compress: bool().default(false),
+    opsHost: z.string().default('127.0.0.1'),
+    opsPort: int().min(-1).max(65535).default(9101),
+    /** Where readings come from. Only the built-in truck simulator in this release. */
+    sensors: z.literal('simulated').default('simulated'),
+    simSeed: int().default(1),
+    /** Every simulated sensor at this rate; unset keeps each sensor's own default rate. */
+    simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
+    faults: z.array(fault).default([]),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+export function agentOptions(c: AgentConfig): AgentOptions {
+  return {
+    vehicle: c.vehicle,
+    mqttUrl: c.mqttUrl,
+    username: c.username,
+    password: c.password,
+    bufferPath: join(c.dataDir, `${c.vehicle}.buffer.db`),
+    bufferMaxBytes: c.bufferMaxBytes,
+    synchronous: c.synchronous,
+    commitIntervalMs: c.commitIntervalMs,
+    batchMaxReadings: c.batchMaxReadings,
+    lingerMs: c.lingerMs,
+    maxInflight: c.maxInflight,
+    keepaliveS: c.keepaliveS,
+    reconnectBaseMs: c.reconnectBaseMs,
+    reconnectMaxMs: c.reconnectMaxMs,
+    encoding: { encoding: 'binary', compress: c.compress },
+    opsHost: c.opsHost,
+    opsPort: c.opsPort,
+  };
+}

@@ -1,0 +1,180 @@
+import Database from 'better-sqlite3';
+import { PRIORITY, type Reading, type Sample, type SensorId } from '../shared/contract/reading.js';
+import { quantize } from '../shared/contract/codec.js';
+
+/** Approximate bytes a buffered reading costs on disk (row + index entries), used for the cap. */
+const ROW_BYTES = { scalar: 64, gps: 96 } as const;
+const rowBytes = (sensor: SensorId) => (sensor === 'gps' ? ROW_BYTES.gps : ROW_BYTES.scalar);
+
+export interface BufferOptions {
+  path: string;
+  vehicle: string;
+  maxBytes: number;
+  /** SQLite `synchronous`: FULL survives a power cut after commit; NORMAL only a crash. */
+  synchronous: 'FULL' | 'NORMAL';
+}
+
+export interface BufferStats {
+  readings: number;
+  bytes: number;
+  evicted: number;
+  nextSeq: number;
+}
+
+/**
+ * The agent's durable buffer. A reading exists here before it exists anywhere else, and
+ * leaves only when the gateway acknowledged it or when the byte cap evicts it (counted).
+ */
+export class ReadingBuffer {
+  private readonly db: Database.Database;
+  private nextSeq: number;
+  private bytes = 0;
+  private count = 0;
+  private evicted: number;
+  /** Readings at or below this seq are in flight and must not be evicted. */
+  protectedUpTo = 0;
+  private readonly insert: Database.Statement;
+  private readonly selectAfter: Database.Statement;
+  private readonly deleteRange: Database.Statement;
+  private readonly upsertMeta: Database.Statement;
+
+  constructor(private readonly opts: BufferOptions) {
+    this.db = new Database(opts.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous}`);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS readings (
+        seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, clock TEXT NOT NULL, sensor TEXT NOT NULL,
+        value REAL NOT NULL, quality TEXT NOT NULL, priority INTEGER NOT NULL,
+        lat REAL, lon REAL, heading REAL, fix TEXT);
+      CREATE INDEX IF NOT EXISTS readings_by_priority ON readings (priority, seq);
+      CREATE TABLE IF NOT EXISTS alerts_shown (id TEXT PRIMARY KEY, shown_at INTEGER NOT NULL) WITHOUT ROWID;
+    `);
+    this.upsertMeta = this.db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    this.deleteRange = this.db.prepare('DELETE FROM readings WHERE seq BETWEEN ? AND ? RETURNING sensor');
+    const owner = this.meta('vehicle');
+    if (owner === undefined) this.setMeta('vehicle', opts.vehicle);
+    else if (owner !== opts.vehicle) {
+      throw new Error(`buffer ${opts.path} belongs to vehicle ${String(owner)}, not ${opts.vehicle}; use another data directory`);
+    }
+    const maxSeq = (this.db.prepare('SELECT max(seq) AS m FROM readings').get() as { m: number | null }).m ?? 0;
+    this.nextSeq = Math.max(Number(this.meta('next_seq') ?? 1), maxSeq + 1);
+    this.evicted = Number(this.meta('evicted') ?? 0);
+    for (const row of this.db.prepare('SELECT sensor, count(*) AS n FROM readings GROUP BY sensor').all() as {
+      sensor: SensorId;
+      n: number;
+    }[]) {
+      this.count += row.n;
+      this.bytes += row.n * rowBytes(row.sensor);
+    }
+    this.insert = this.db.prepare(
+      `INSERT INTO readings (seq, ts, clock, sensor, value, quality, priority, lat, lon, heading, fix)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.selectAfter = this.db.prepare('SELECT * FROM readings WHERE seq > ? ORDER BY seq LIMIT ?');
+  }
+
+  /** Commits samples in one transaction and gives each its seq; returns the stored readings. */
+  append(samples: Sample[]): Reading[] {
+    if (samples.length === 0) return [];
+    const out: Reading[] = [];
+    this.db.transaction(() => {
+      for (const s of samples) {
+        const r: Reading = { ...s, vehicle: this.opts.vehicle, seq: this.nextSeq++, value: quantize(s.value) };
+        const p = r.position;
+        this.insert.run(r.seq, r.ts, r.clock, r.sensor, r.value, r.quality, PRIORITY[r.sensor],
+          p?.lat ?? null, p?.lon ?? null, p?.heading ?? null, p?.fix ?? null);
+        this.bytes += rowBytes(r.sensor);
+        this.count++;
+        out.push(r);
+      }
+      this.setMeta('next_seq', this.nextSeq);
+      if (this.bytes > this.opts.maxBytes) this.evict();
+    })();
+    return out;
+  }
+
+  /** The oldest readings after `afterSeq`, in seq order: the next batch to send. */
+  after(afterSeq: number, limit: number): Reading[] {
+    return (this.selectAfter.all(afterSeq, limit) as Row[]).map((row) => toReading(this.opts.vehicle, row));
+  }
+
+  /** Forgets readings the gateway acknowledged (a seq range: gaps in it were evicted). */
+  acknowledge(firstSeq: number, lastSeq: number): void {
+    const rows = this.deleteRange.all(firstSeq, lastSeq) as { sensor: SensorId }[];
+    for (const r of rows) this.bytes -= rowBytes(r.sensor);
+    this.count -= rows.length;
+  }
+
+  /** Newest committed event time: tells the cloud how far behind a backlog is. */
+  newestTs(): number | undefined {
+    return (this.db.prepare('SELECT ts FROM readings ORDER BY seq DESC LIMIT 1').get() as { ts: number } | undefined)?.ts;
+  }
+
+  /** Records an alert as shown; false if it was shown before (also before a restart). */
+  markAlertShown(id: string, at: number): boolean {
+    return this.db.prepare('INSERT OR IGNORE INTO alerts_shown (id, shown_at) VALUES (?, ?)').run(id, at).changes === 1;
+  }
+
+  stats(): BufferStats {
+    return { readings: this.count, bytes: this.bytes, evicted: this.evicted, nextSeq: this.nextSeq };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Drops the lowest-priority, oldest readings until the buffer fits again, never one
+   * in flight. Runs inside append's transaction so the cap holds at every commit.
+   */
+  private evict(): void {
+    const pick = this.db.prepare(
+      'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?) RETURNING sensor',
+    );
+    const priorities = [...new Set(Object.values(PRIORITY))].sort((a, b) => a - b);
+    let dropped = 0;
+    for (const priority of priorities) {
+      while (this.bytes > this.opts.maxBytes) {
+        const excess = Math.ceil((this.bytes - this.opts.maxBytes) / ROW_BYTES.scalar);
+        const rows = pick.all(priority, this.protectedUpTo, Math.max(excess, 64)) as { sensor: SensorId }[];
+        if (rows.length === 0) break;
+        for (const r of rows) this.bytes -= rowBytes(r.sensor);
+        this.count -= rows.length;
+        dropped += rows.length;
+      }
+    }
+    this.evicted += dropped;
+    this.setMeta('evicted', this.evicted);
+  }
+
+  private meta(key: string): unknown {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: unknown } | undefined)?.value;
+  }
+
+  private setMeta(key: string, value: unknown): void {
+    this.upsertMeta.run(key, value);
+  }
+}
+
+interface Row {
+  seq: number;
+  ts: number;
+  clock: Reading['clock'];
+  sensor: SensorId;
+  value: number;
+  quality: Reading['quality'];
+  lat: number | null;
+  lon: number | null;
+  heading: number | null;
+  fix: 'none' | '2d' | '3d' | null;
+}
+
+function toReading(vehicle: string, row: Row): Reading {
+  const r: Reading = { vehicle, seq: row.seq, ts: row.ts, clock: row.clock, sensor: row.sensor, value: row.value, quality: row.quality };
+  if (row.sensor === 'gps') r.position = { lat: row.lat!, lon: row.lon!, heading: row.heading!, fix: row.fix! };
+  return r;
+}

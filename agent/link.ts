@@ -1,0 +1,113 @@
+import { EventEmitter } from 'node:events';
+import mqtt, { type MqttClient } from 'mqtt';
+import { backoffDelay } from '../shared/backoff.js';
+import { topics, type VehicleStatus } from '../shared/contract/topics.js';
+import type { Logger } from '../shared/log.js';
+
+export interface LinkOptions {
+  url: string;
+  vehicle: string;
+  username?: string;
+  password?: string;
+  keepaliveS: number;
+  reconnectBaseMs: number;
+  reconnectMaxMs: number;
+  /** Publishes not yet acknowledged, at most. */
+  maxInflight: number;
+}
+
+/**
+ * The agent's MQTT 3.1.1 connection. A persistent session (clean = false) keeps the
+ * alert subscription and unacknowledged publishes across reconnects; the Last Will
+ * marks the vehicle offline; reconnects back off with jitter (mqtt.js's fixed period
+ * would make a whole fleet reconnect in step).
+ */
+export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] }> {
+  private client?: MqttClient;
+  private attempt = 0;
+  private timer?: NodeJS.Timeout;
+  private closing = false;
+  connected = false;
+  connects = 0;
+
+  constructor(
+    private readonly opts: LinkOptions,
+    private readonly log: Logger,
+    private readonly status: () => Omit<VehicleStatus, 'online' | 'at'>,
+  ) {
+    super();
+  }
+
+  start(): void {
+    const { vehicle } = this.opts;
+    const offline: VehicleStatus = { online: false, at: Date.now() };
+    this.client = mqtt.connect(this.opts.url, {
+      clientId: vehicle,
+      clean: false,
+      protocolVersion: 4,
+      keepalive: this.opts.keepaliveS,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      username: this.opts.username,
+      password: this.opts.password,
+      will: { topic: topics.status(vehicle), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
+    });
+    this.client.on('connect', (connack) => {
+      this.connected = true;
+      this.attempt = 0;
+      this.connects++;
+      this.log.info({ sessionPresent: connack.sessionPresent }, 'connected to gateway');
+      this.publishStatus();
+      if (!connack.sessionPresent) {
+        this.client!.subscribe(topics.alerts(vehicle), { qos: 1 }, (err) => {
+          if (err) this.log.error({ err: err.message }, 'alert subscription refused');
+        });
+      }
+      this.emit('up');
+    });
+    this.client.on('message', (topic, payload) => {
+      if (topic === topics.alerts(vehicle)) this.emit('alert', payload);
+    });
+    this.client.on('error', (err) => this.log.warn({ err: err.message }, 'gateway link error'));
+    this.client.on('close', () => {
+      if (this.connected) this.log.warn('gateway link lost');
+      this.connected = false;
+      this.emit('down');
+      this.scheduleReconnect();
+    });
+  }
+
+  publish(topic: string, payload: Buffer, done: (err?: Error) => void): void {
+    this.client!.publish(topic, payload, { qos: 1 }, (err) => done(err ?? undefined));
+  }
+
+  publishStatus(): void {
+    if (!this.connected) return;
+    const doc: VehicleStatus = { online: true, at: Date.now(), ...this.status() };
+    this.client!.publish(topics.status(this.opts.vehicle), JSON.stringify(doc), { qos: 1, retain: true });
+  }
+
+  /** Says goodbye cleanly: a deliberate stop sets the status offline itself (no Will). */
+  async stop(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.timer);
+    const client = this.client;
+    if (!client) return;
+    if (this.connected) {
+      const offline: VehicleStatus = { online: false, at: Date.now() };
+      await new Promise<void>((resolve) =>
+        client.publish(topics.status(this.opts.vehicle), JSON.stringify(offline), { qos: 1, retain: true }, () => resolve()),
+      ).catch(() => {});
+    }
+    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closing || this.timer) return;
+    const delay = backoffDelay(this.attempt++, this.opts.reconnectBaseMs, this.opts.reconnectMaxMs);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.closing && !this.client!.connected) this.client!.reconnect();
+    }, delay);
+  }
+}

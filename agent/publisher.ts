@@ -1,0 +1,101 @@
+import { encodeBatch, type EncodeOptions } from '../shared/contract/codec.js';
+import { topics } from '../shared/contract/topics.js';
+import type { Logger } from '../shared/log.js';
+import type { ReadingBuffer } from './buffer.js';
+import type { AgentLink } from './link.js';
+
+export interface PublisherOptions {
+  vehicle: string;
+  batchMaxReadings: number;
+  /** How long to wait for a batch to fill before sending a partial one. */
+  lingerMs: number;
+  maxInflight: number;
+  encoding: EncodeOptions;
+}
+
+interface InFlight {
+  first: number;
+  last: number;
+  count: number;
+}
+
+/**
+ * Moves readings from the buffer to the gateway in seq order, several batches in flight,
+ * and deletes a batch only when its PUBACK arrives. Unacknowledged publishes stay in the
+ * MQTT session and are resent by it after a reconnect; after a restart the buffer itself
+ * is the list of what to send.
+ */
+export class Publisher {
+  private inflight: InFlight[] = [];
+  private sentUpTo = 0;
+  private lingerTimer?: NodeJS.Timeout;
+  private pumping = false;
+  published = 0;
+  acked = 0;
+  onAck?: (readings: number, batches: number) => void;
+
+  constructor(
+    private readonly opts: PublisherOptions,
+    private readonly buffer: ReadingBuffer,
+    private readonly link: AgentLink,
+    private readonly log: Logger,
+  ) {
+    link.on('up', () => this.pump());
+  }
+
+  /** Called after each commit; sends at once when a full batch waits, else after the linger. */
+  notify(): void {
+    if (this.buffer.stats().readings - this.pendingInFlight() >= this.opts.batchMaxReadings) this.pump();
+    else this.lingerTimer ??= setTimeout(() => this.pump(), this.opts.lingerMs);
+  }
+
+  inflightCount(): number {
+    return this.inflight.length;
+  }
+
+  stop(): void {
+    clearTimeout(this.lingerTimer);
+  }
+
+  private pendingInFlight(): number {
+    return this.inflight.reduce((n, b) => n + b.count, 0);
+  }
+
+  private pump(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.link.connected && this.inflight.length < this.opts.maxInflight) {
+        const readings = this.buffer.after(this.sentUpTo, this.opts.batchMaxReadings);
+        if (readings.length === 0) return;
+        const batch = { vehicle: this.opts.vehicle, headTs: this.buffer.newestTs() ?? readings.at(-1)!.ts, readings };
+        const entry = { first: readings[0]!.seq, last: readings.at(-1)!.seq, count: readings.length };
+        this.inflight.push(entry);
+        this.sentUpTo = entry.last;
+        this.buffer.protectedUpTo = entry.last;
+        this.published++;
+        this.link.publish(topics.telemetry(this.opts.vehicle), encodeBatch(batch, this.opts.encoding), (err) =>
+          this.settle(entry, err),
+        );
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private settle(entry: InFlight, err?: Error): void {
+    this.inflight = this.inflight.filter((b) => b !== entry);
+    if (err) {
+      // The session dropped this publish: send its readings again from the buffer.
+      this.log.warn({ err: err.message, first: entry.first, last: entry.last }, 'batch not acknowledged, will resend');
+      this.sentUpTo = Math.min(this.sentUpTo, entry.first - 1);
+    } else {
+      this.buffer.acknowledge(entry.first, entry.last);
+      this.acked++;
+      this.onAck?.(entry.count, 1);
+    }
+    this.pump();
+  }
+}

@@ -1,0 +1,50 @@
+import { Command, Option } from 'commander';
+import { ConfigError } from '../shared/config.js';
+import { ContractError } from '../shared/contract/errors.js';
+
+/** Things a command holds open until a signal or its own end. */
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a command's body: bad input (config, contract) exits 2 with the message alone;
+ * anything else exits 1 with the stack, since it is a bug to report.
+ */
+export async function runCommand(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof ContractError) {
+      process.stderr.write(`fleet: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`fleet: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+/** Stops the parts in reverse order on SIGINT/SIGTERM, then exits 0. */
+export function stopOnSignals(parts: Stoppable[]): void {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    for (const part of [...parts].reverse()) await part.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+/** `--config FILE` on every command: settings come from it, then FLEET_* env, then flags. */
+export function withConfig(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'JSON config file (flags and FLEET_* environment variables override it)')
+    .addHelpText('after', '\nEvery setting can also come from the config file (camelCase key) or from FLEET_<SETTING> in the environment.');
+}
+
+export const opsOptions = (cmd: Command, defaultPort: number): Command =>
+  cmd
+    .addOption(new Option('--ops-host <host>', 'address of the /healthz and /metrics endpoint').default(undefined, '127.0.0.1'))
+    .addOption(new Option('--ops-port <port>', `port of /healthz and /metrics (0 = any free port, -1 = off)`).default(undefined, String(defaultPort)));

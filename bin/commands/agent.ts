@@ -1,0 +1,43 @@
+import { mkdirSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { agentConfigSchema } from '../../agent/agent-config.js';
+import { loadConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/log.js';
+import { createSimulatedTruck } from '../../simulators/simulated-agent.js';
+import { opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+
+export function agentCommand(): Command {
+  const cmd = new Command('agent')
+    .description('run one truck agent: sample sensors, buffer durably in SQLite, publish to the gateway over MQTT')
+    .option('--vehicle <id>', 'vehicle id (also the MQTT client id and topic segment)')
+    .option('--mqtt-url <url>', 'gateway URL (default mqtt://127.0.0.1:1883)')
+    .option('--username <name>', 'MQTT username')
+    .option('--password <secret>', 'MQTT password (prefer FLEET_PASSWORD)')
+    .option('--data-dir <dir>', 'where the buffer lives (default var/agent)')
+    .option('--buffer-max-bytes <n>', 'buffer cap; beyond it GPS, then speed/rpm, then temperatures are evicted oldest first (default 256 MiB)')
+    .addOption(new Option('--synchronous <mode>', 'SQLite synchronous: FULL survives power cuts (default), NORMAL only crashes').choices(['FULL', 'NORMAL']))
+    .option('--commit-interval-ms <ms>', 'group commit interval (default 50)')
+    .option('--batch-max-readings <n>', 'readings per MQTT publish at most (default 500)')
+    .option('--linger-ms <ms>', 'wait this long for a batch to fill (default 200)')
+    .option('--max-inflight <n>', 'unacknowledged publishes at most (default 8)')
+    .option('--keepalive-s <s>', 'MQTT keepalive (default 30)')
+    .option('--reconnect-base-ms <ms>', 'first reconnect delay; doubles with jitter (default 500)')
+    .option('--reconnect-max-ms <ms>', 'longest reconnect delay (default 30000)')
+    .option('--compress', 'deflate batches on the wire')
+    .addOption(new Option('--sensors <kind>', 'sensor source').choices(['simulated']))
+    .option('--sim-seed <n>', 'seed of the simulated truck (default 1)')
+    .option('--sim-hz <hz>', 'sample every simulated sensor at this rate')
+    .option('--overheat-at <s>', 'simulated engine overheat starting this many seconds after start');
+  return opsOptions(withConfig(cmd), 9101).action((flags) =>
+    runCommand(async () => {
+      const { config: file, overheatAt, ...rest } = flags as Record<string, unknown> & { config?: string; overheatAt?: string };
+      const config = loadConfig(agentConfigSchema, { file, env: process.env, flags: rest });
+      if (overheatAt !== undefined) config.faults.push({ kind: 'engine_overheat', fromS: Number(overheatAt) });
+      mkdirSync(config.dataDir, { recursive: true });
+      const log = createLogger('agent').child({ vehicle: config.vehicle });
+      const { agent } = createSimulatedTruck(config, log);
+      await agent.start();
+      stopOnSignals([agent]);
+    }),
+  );
+}

@@ -1,0 +1,156 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { ConsoleServer } from '../../cloud/console/console-server.js';
+import { DEV_WRITE_TOKEN } from '../../cloud/console-config.js';
+import { detectorConfigSchema } from '../../cloud/detector-config.js';
+import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
+import { int, loadConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/log.js';
+import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
+import { runCommand, stopOnSignals, withConfig, type Stoppable } from '../cli-support.js';
+import { startDetector } from './detector.js';
+import { startGateway } from './gateway.js';
+
+const demoConfigSchema = z
+  .object({
+    trucks: int().min(1).max(5000).default(10),
+    duration: z.coerce.number<unknown>().min(0).default(0),
+    json: z.boolean().default(false),
+    dataDir: z.string().optional(),
+    host: z.string().default('127.0.0.1'),
+    port: int().min(0).max(65535).default(1883),
+    consolePort: int().min(0).max(65535).default(8080),
+    overheatTruck: int().min(1).default(3),
+    overheatAt: z.coerce.number<unknown>().min(0).default(20),
+    simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
+    rulesFile: z.string().optional(),
+    windowMs: int().min(100).optional(),
+    freshnessMs: int().min(0).optional(),
+  })
+  .strict();
+
+/** How long the end of a timed run waits for buffers and the detector to catch up. */
+const DRAIN_TIMEOUT_MS = 20_000;
+
+export function demoCommand(): Command {
+  const cmd = new Command('demo')
+    .description('run the whole system on one machine: gateway, embedded stream, detector, console and simulated trucks')
+    .option('--trucks <n>', 'simulated trucks (default 10)')
+    .option('--duration <s>', 'run this many seconds, then drain, report and exit (default: until Ctrl-C)')
+    .option('--json', 'with --duration: print a JSON summary as the last line')
+    .option('--data-dir <dir>', 'keep state here (default: a fresh temporary directory)')
+    .option('--host <host>', 'listen address of gateway and console (default 127.0.0.1)')
+    .option('--port <port>', 'MQTT port of the gateway (default 1883, 0 = any free port)')
+    .option('--console-port <port>', 'HTTP port of the console (default 8080, 0 = any free port)')
+    .option('--overheat-truck <n>', 'the truck (1-based) whose engine overheats (default 3)')
+    .option('--overheat-at <s>', 'seconds after start the overheat begins (default 20)')
+    .option('--sim-hz <hz>', 'sample every sensor at this rate')
+    .option('--rules-file <file>', 'detector rules (JSON)')
+    .option('--window-ms <ms>', 'detector window length (default 10000)')
+    .option('--freshness-ms <ms>', 'detector freshness limit (default 60000)');
+  return withConfig(cmd).action((flags) =>
+    runCommand(async () => {
+      const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
+      const c = loadConfig(demoConfigSchema, { file, env: process.env, flags: rest });
+      await runDemo(c);
+    }),
+  );
+}
+
+async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
+  const dataDir = c.dataDir ?? mkdtempSync(join(tmpdir(), 'fleet-demo-'));
+  // The terminal gets the story; the full JSON log goes to a file beside the data.
+  const log = createLogger('demo', { file: join(dataDir, 'fleet.log') });
+  const say = (line: string) => c.json || process.stdout.write(`${line}\n`);
+  const parts: Stoppable[] = [];
+
+  const gatewayConfig = gatewayConfigSchema.parse({ host: c.host, port: c.port, dataDir: join(dataDir, 'gateway'), opsPort: -1 });
+  const gateway = await startGateway(gatewayConfig, log.child({ component: 'gateway' }));
+  parts.push(gateway);
+  const mqttUrl = `mqtt://${c.host}:${gateway.port}`;
+
+  const detector = await startDetector(
+    detectorConfigSchema.parse({
+      dataDir: join(dataDir, 'cloud'),
+      streamPath: join(dataDir, 'gateway', 'stream.db'),
+      rulesFile: c.rulesFile,
+      windowMs: c.windowMs,
+      freshnessMs: c.freshnessMs,
+      mqttUrl,
+      opsPort: -1,
+    }),
+    log.child({ component: 'detector' }),
+  );
+  parts.push(detector);
+
+  const consoleServer = new ConsoleServer(
+    { host: c.host, port: c.consolePort, storePath: join(dataDir, 'cloud', 'fleet.db'), mqttUrl, serviceToken: gatewayConfig.serviceToken, writeToken: DEV_WRITE_TOKEN },
+    log.child({ component: 'console' }),
+  );
+  await consoleServer.start();
+  parts.push(consoleServer);
+
+  const fleet = new SimulatedFleet(
+    {
+      count: c.trucks,
+      prefix: 'truck-',
+      mqttUrl,
+      dataDir: join(dataDir, 'trucks'),
+      simHz: c.simHz,
+      overheat: c.overheatTruck <= c.trucks ? { truck: c.overheatTruck, atS: c.overheatAt } : undefined,
+    },
+    log.child({ component: 'agent' }),
+  );
+  await fleet.start();
+  parts.push(fleet);
+
+  say(`fleet demo: ${c.trucks} trucks, gateway ${mqttUrl}, data in ${dataDir}`);
+  say(`fleet console: ${consoleServer.url}  (write token: ${DEV_WRITE_TOKEN})`);
+  const announced = new Set<string>();
+  const announcer = setInterval(() => {
+    for (const { driver, agent } of fleet.trucks) {
+      for (const { alert } of driver.shown) {
+        if (announced.has(alert.id)) continue;
+        announced.add(alert.id);
+        say(`cab alert ${agent.opts.vehicle}: ${alert.severity} ${alert.rule}: ${alert.message}`);
+      }
+    }
+  }, 500);
+  parts.push({ stop: async () => clearInterval(announcer) });
+
+  if (c.duration === 0) {
+    stopOnSignals(parts);
+    return;
+  }
+  await new Promise((r) => setTimeout(r, c.duration * 1000));
+  const drained = await fleet.drain(DRAIN_TIMEOUT_MS);
+  const produced = fleet.readingsProduced();
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  while (detector.store.counts().readingsStored < produced && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const { readingsStored, duplicates } = detector.store.counts();
+  const latencies = fleet.trucks.flatMap((t) => t.driver.shown.map((s) => s.shownAt - s.alert.closedAt)).sort((a, b) => a - b);
+  const summary = {
+    vehicles: c.trucks,
+    readingsProduced: produced,
+    readingsStored,
+    duplicates,
+    lost: produced - readingsStored,
+    alertsRaised: detector.store.listAlerts({ limit: 1_000_000 }).length,
+    driverAlertsDelivered: latencies.length,
+    p50AlertLatencyMs: percentile(latencies, 0.5),
+    p99AlertLatencyMs: percentile(latencies, 0.99),
+  };
+  if (!drained) log.warn('some trucks still had buffered readings at the end of the run');
+  for (const part of [...parts].reverse()) await part.stop();
+  say(`run over: ${JSON.stringify(summary, null, 1).replace(/\n\s*/g, ' ')}`);
+  if (c.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  process.exit(0);
+}
+
+function percentile(sorted: number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}

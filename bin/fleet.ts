@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { agentCommand } from './commands/agent.js';
+import { consoleCommand } from './commands/console.js';
+import { demoCommand } from './commands/demo.js';
+import { detectorCommand } from './commands/detector.js';
+import { gatewayCommand } from './commands/gateway.js';
+import { replayCommand } from './commands/replay.js';
+import { simCommand } from './commands/sim.js';
+
+const program = new Command('fleet')
+  .description('fleet telemetry: truck agents, MQTT gateway, event-time anomaly detector and console')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .addCommand(demoCommand())
+  .addCommand(agentCommand())
+  .addCommand(gatewayCommand())
+  .addCommand(detectorCommand())
+  .addCommand(consoleCommand())
+  .addCommand(simCommand())
+  .addCommand(replayCommand());
+
+// Usage errors (unknown flag, missing value) exit 2 like other bad input.
+program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+for (const sub of program.commands) sub.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+await program.parseAsync(process.argv);

@@ -1,0 +1,42 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { int } from '../shared/config.js';
+import type { GatewayOptions } from './gateway.js';
+
+/** Used when no token is configured; the gateway warns, since anyone on the network can then act as a service. */
+export const DEV_SERVICE_TOKEN = 'fleet-dev-service-token';
+
+export const gatewayConfigSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: int().min(0).max(65535).default(1883),
+    dataDir: z.string().default('var/gateway'),
+    /** The embedded stream file; the detector reads the same file. */
+    streamPath: z.string().optional(),
+    maxPayloadBytes: int().min(256).max(64 * 1024 * 1024).default(256 * 1024),
+    serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
+    sinks: z.array(z.enum(['embedded'])).min(1).default(['embedded']),
+    sinkRetryBaseMs: int().min(1).default(200),
+    sinkRetryMaxMs: int().min(10).default(10_000),
+    opsHost: z.string().default('127.0.0.1'),
+    opsPort: int().min(-1).max(65535).default(9102),
+  })
+  .strict();
+
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+
+export const streamPathOf = (c: { dataDir: string; streamPath?: string }) => c.streamPath ?? join(c.dataDir, 'stream.db');
+
+export function gatewayOptions(c: GatewayConfig): GatewayOptions {
+  return {
+    host: c.host,
+    port: c.port,
+    maxPayloadBytes: c.maxPayloadBytes,
+    serviceToken: c.serviceToken,
+    deadLetterPath: join(c.dataDir, 'dead-letters.db'),
+    sinkRetryBaseMs: c.sinkRetryBaseMs,
+    sinkRetryMaxMs: c.sinkRetryMaxMs,
+    opsHost: c.opsHost,
+    opsPort: c.opsPort,
+  };
+}

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** A configuration problem, reported as `source: field: what is wrong` and exit code 2. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Environment and flags arrive as strings: these accept both the string and the typed form. */
+export const num = () => z.coerce.number<unknown>().refine(Number.isFinite, 'expected a finite number');
+export const int = () => z.coerce.number<unknown>().int('expected a whole number');
+export const bool = () =>
+  z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
+
+export interface ConfigSources {
+  /** Path of a JSON config file (optional). */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Parsed command-line options; undefined values are ignored. */
+  flags?: Record<string, unknown>;
+}
+
+/**
+ * Merges defaults ← file ← environment (FLEET_<FIELD>) ← flags and validates the result
+ * against the command's schema. Any bad field is named with where it came from.
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, sources: ConfigSources): z.infer<S> {
+  const fromFile = sources.file ? readConfigFile(sources.file) : {};
+  const fromEnv: Record<string, unknown> = {};
+  const env = sources.env ?? {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[envName(key)];
+    if (value !== undefined && value !== '') fromEnv[key] = value;
+  }
+  const fromFlags = Object.fromEntries(Object.entries(sources.flags ?? {}).filter(([, v]) => v !== undefined));
+  const merged = { ...fromFile, ...fromEnv, ...fromFlags };
+  const result = schema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const field = fieldPath(issue.path) || '(top level)';
+      const key = String(issue.path[0] ?? '');
+      const origin =
+        key in fromFlags ? `flag --${kebab(key)}` : key in fromEnv ? `env ${envName(key)}` : sources.file && key in fromFile ? sources.file : 'config';
+      return `${origin}: ${field}: ${plain(issue.message)}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return result.data;
+}
+
+export function readJsonFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path}: not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  const doc = readJsonFile(path);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new ConfigError(`${path}: must hold a JSON object of settings`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+/** Validates a data file (rules, ...) against a schema, naming the file and the field. */
+export function parseFile<S extends z.ZodType>(schema: S, path: string): z.infer<S> {
+  const result = schema.safeParse(readJsonFile(path));
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${path}: ${fieldPath(i.path) || '(top level)'}: ${plain(i.message)}`);
+    throw new ConfigError(lines.join('\n'));
+  }
+  return result.data;
+}
+
+export const envName = (key: string) => `FLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** `rules[0].above`: how a user finds the field in their JSON. */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+}
+
+/** Zod's "Invalid input: expected number, …" prefix adds nothing once the field is named. */
+export function plain(message: string): string {
+  return message.replace(/^[A-Za-z ]+: (?=expected)/, '');
+}

@@ -1,0 +1,58 @@
+import { ContractError } from './errors.js';
+import type { SensorId } from './reading.js';
+import { checkVehicleId, inRange, oneOf, show } from './validate.js';
+
+export const SEVERITIES = ['info', 'warning', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export const ALERT_STATES = ['active', 'acknowledged', 'cleared'] as const;
+export type AlertState = (typeof ALERT_STATES)[number];
+
+export interface Alert {
+  /** alertId(vehicle, rule, episodeStart): a replay or a restarted detector raises the same id. */
+  id: string;
+  vehicle: string;
+  rule: string;
+  severity: Severity;
+  sensor: SensorId;
+  /** Start of the first window of the episode (event time). */
+  episodeStart: number;
+  windowStart: number;
+  windowEnd: number;
+  observed: number;
+  /** The bound that was crossed, in the sensor's unit (or °C/min for rate rules). */
+  expected: number;
+  message: string;
+  /** Historical alerts came from a backlog; the driver is never told about the past. */
+  live: boolean;
+  raisedAt: number;
+  /** When the reading that closed the window reached the gateway: the start of alert latency. */
+  closedAt: number;
+}
+
+export function alertId(vehicle: string, rule: string, episodeStart: number): string {
+  return `${vehicle}.${rule}.${episodeStart}`;
+}
+
+/** Validates an alert arriving at the agent or the console, e.g. from MQTT. */
+export function parseAlert(payload: Buffer | string): Alert {
+  let a: Alert;
+  try {
+    a = JSON.parse(payload.toString()) as Alert;
+  } catch (err) {
+    throw new ContractError(`alert is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof a !== 'object' || a === null) throw new ContractError('alert must be a JSON object');
+  checkVehicleId(a.vehicle, 'alert.vehicle');
+  if (typeof a.rule !== 'string' || a.rule.length === 0) throw new ContractError(`alert.rule: must be a name, got ${show(a.rule)}`);
+  oneOf(a.severity, SEVERITIES, 'alert.severity');
+  for (const k of ['episodeStart', 'windowStart', 'windowEnd', 'raisedAt', 'closedAt'] as const) {
+    inRange(a[k], 0, Number.MAX_SAFE_INTEGER, `alert.${k}`);
+  }
+  inRange(a.observed, -Number.MAX_VALUE, Number.MAX_VALUE, 'alert.observed');
+  if (a.id !== alertId(a.vehicle, a.rule, a.episodeStart)) {
+    throw new ContractError(`alert.id: ${show(a.id)} is not ${alertId(a.vehicle, a.rule, a.episodeStart)}`);
+  }
+  if (typeof a.live !== 'boolean') throw new ContractError(`alert.live: must be true or false, got ${show(a.live)}`);
+  return a;
+}

@@ -1,0 +1,73 @@
+import { ContractError } from './errors.js';
+import {
+  CLOCKS, FIXES, QUALITIES, SENSORS, VALUE_RANGE, VEHICLE_ID,
+  type Position, type Reading, type SensorId,
+} from './reading.js';
+
+/** Earliest plausible event time: anything before is a device that never had a clock. */
+export const MIN_TS = Date.UTC(2001, 0, 1);
+/** How far in the future a device clock may run before its readings are refused. */
+export const MAX_CLOCK_AHEAD_MS = 24 * 3600_000;
+
+export function checkVehicleId(id: unknown, where = 'vehicle'): string {
+  if (typeof id !== 'string' || !VEHICLE_ID.test(id)) {
+    throw new ContractError(`${where}: must be 1-64 characters of A-Z a-z 0-9 _ -, got ${show(id)}`);
+  }
+  return id;
+}
+
+/** Checks one reading in place; `where` prefixes the message so the sender can find it. */
+export function checkReading(r: Reading, now: number, where = 'reading'): Reading {
+  if (typeof r !== 'object' || r === null) throw new ContractError(`${where}: must be an object, got ${show(r)}`);
+  checkVehicleId(r.vehicle, `${where}.vehicle`);
+  if (!Number.isSafeInteger(r.seq) || r.seq < 1) {
+    throw new ContractError(`${where}.seq: must be a positive integer, got ${show(r.seq)}`);
+  }
+  if (!Number.isSafeInteger(r.ts) || r.ts < MIN_TS || r.ts > now + MAX_CLOCK_AHEAD_MS) {
+    throw new ContractError(
+      `${where}.ts: must be ms since epoch between ${new Date(MIN_TS).toISOString()} and a day ahead of now, got ${show(r.ts)}`,
+    );
+  }
+  oneOf(r.clock, CLOCKS, `${where}.clock`);
+  oneOf(r.sensor, SENSORS, `${where}.sensor`);
+  oneOf(r.quality, QUALITIES, `${where}.quality`);
+  checkValue(r.sensor, r.value, `${where}.value`);
+  if (r.sensor === 'gps') checkPosition(r.position, `${where}.position`);
+  else if (r.position !== undefined) throw new ContractError(`${where}.position: only gps readings carry a position`);
+  return r;
+}
+
+function checkValue(sensor: SensorId, value: unknown, where: string): void {
+  const [lo, hi] = VALUE_RANGE[sensor];
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < lo || value > hi) {
+    throw new ContractError(`${where}: ${sensor} must be a number in [${lo}, ${hi}], got ${show(value)}`);
+  }
+}
+
+function checkPosition(p: Position | undefined, where: string): void {
+  if (typeof p !== 'object' || p === null) throw new ContractError(`${where}: gps readings need a position object`);
+  inRange(p.lat, -90, 90, `${where}.lat`);
+  inRange(p.lon, -180, 180, `${where}.lon`);
+  inRange(p.heading, 0, 360, `${where}.heading`);
+  oneOf(p.fix, FIXES, `${where}.fix`);
+}
+
+export function inRange(v: unknown, lo: number, hi: number, where: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) {
+    throw new ContractError(`${where}: must be a number in [${lo}, ${hi}], got ${show(v)}`);
+  }
+  return v;
+}
+
+export function oneOf<T extends string>(v: unknown, allowed: readonly T[], where: string): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new ContractError(`${where}: must be one of ${allowed.join(', ')}, got ${show(v)}`);
+  }
+  return v as T;
+}
+
+export function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
+  return Array.isArray(v) ? 'an array' : `an ${typeof v}`;
+}

@@ -1,0 +1,70 @@
+import { ContractError } from './errors.js';
+
+/**
+ * LEB128 varints over plain numbers (not bit operators), so values up to 2^53 round-trip:
+ * sequence numbers and millisecond timestamps exceed 32 bits.
+ */
+export class ByteWriter {
+  private buf = Buffer.allocUnsafe(256);
+  private len = 0;
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.len++] = b;
+  }
+
+  uvarint(n: number): void {
+    this.ensure(8);
+    while (n >= 0x80) {
+      this.buf[this.len++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.buf[this.len++] = n;
+  }
+
+  svarint(n: number): void {
+    this.uvarint(n >= 0 ? n * 2 : -n * 2 - 1);
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
+
+  private ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+}
+
+export class ByteReader {
+  private pos = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  byte(what: string): number {
+    if (this.pos >= this.buf.length) throw new ContractError(`payload ends inside ${what}`);
+    return this.buf[this.pos++]!;
+  }
+
+  uvarint(what: string): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte(what);
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) return n;
+      scale *= 0x80;
+    }
+    throw new ContractError(`${what}: varint longer than 8 bytes`);
+  }
+
+  svarint(what: string): number {
+    const z = this.uvarint(what);
+    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  }
+
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
+}

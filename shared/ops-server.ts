@@ -1,0 +1,49 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+
+export interface Health {
+  ok: boolean;
+  [detail: string]: unknown;
+}
+
+/** Each long-running process owns one registry, so embedded parts in one process stay apart. */
+export function createRegistry(component: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ component });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/**
+ * `/healthz` (200 when healthy, 503 otherwise, JSON detail either way) and `/metrics`
+ * (Prometheus text) for a process that has no HTTP server of its own.
+ */
+export async function startOpsServer(host: string, port: number, registry: Registry, health: () => Health): Promise<Server> {
+  const server = createServer((req, res) => {
+    void handleOps(req.url ?? '/', registry, health).then(({ status, type, body }) => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return server;
+}
+
+export async function handleOps(
+  url: string,
+  registry: Registry,
+  health: () => Health,
+): Promise<{ status: number; type: string; body: string }> {
+  if (url === '/metrics') return { status: 200, type: registry.contentType, body: await registry.metrics() };
+  if (url === '/healthz') {
+    const h = health();
+    return { status: h.ok ? 200 : 503, type: 'application/json', body: JSON.stringify(h) };
+  }
+  return { status: 404, type: 'application/json', body: JSON.stringify({ error: `no such path ${url}; try /healthz or /metrics` }) };
+}
+
+export const portOf = (server: Server) => (server.address() as AddressInfo).port;

@@ -1,0 +1,318 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import { ConsoleServer } from '../../cloud/console/console-server.js';
+import { FleetStore, type StoredAlert } from '../../cloud/store.js';
+import { alertId, type Alert, type Severity } from '../../shared/contract/alert.js';
+import type { Reading } from '../../shared/contract/reading.js';
+import { topics } from '../../shared/contract/topics.js';
+import { createLogger } from '../../shared/log.js';
+
+const SERVICE_TOKEN = 'service-secret';
+const WRITE_TOKEN = 'write-secret';
+const NOW = Date.now();
+
+// ---- fixtures ----
+
+interface Broker {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A bare aedes broker that authenticates like the gateway: `service` needs the token, anyone else may connect. */
+async function startBroker(port = 0): Promise<Broker> {
+  const broker = await Aedes.createBroker({
+    authenticate: (_client, username, password, done) => {
+      if (username !== 'service') return done(null, true);
+      done(null, password?.toString() === SERVICE_TOKEN);
+    },
+  });
+  const server: Server = createServer(broker.handle);
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function serviceClient(port: number): Promise<MqttClient> {
+  return mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: `test-${process.pid}-${Math.random().toString(16).slice(2)}`,
+    username: 'service',
+    password: SERVICE_TOKEN,
+    reconnectPeriod: 0,
+  });
+}
+
+async function publishStatus(client: MqttClient, vehicle: string, online: boolean, at = Date.now()): Promise<void> {
+  await client.publishAsync(topics.status(vehicle), JSON.stringify({ online, at }), { qos: 1, retain: true });
+}
+
+function reading(vehicle: string, seq: number, sensor: Reading['sensor'], value: number, ts: number): Reading {
+  const r: Reading = { vehicle, seq, ts, sensor, value, quality: 'good', clock: 'synced' };
+  if (sensor === 'gps') r.position = { lat: 52.37, lon: 4.89, heading: 90, fix: '3d' };
+  return r;
+}
+
+function makeAlert(vehicle: string, rule: string, severity: Severity, episodeStart: number, live: boolean): Alert {
+  return {
+    id: alertId(vehicle, rule, episodeStart),
+    vehicle, rule, severity, sensor: 'engine_temp', episodeStart,
+    windowStart: episodeStart, windowEnd: episodeStart + 10_000,
+    observed: 121.5, expected: 105, message: 'engine_temp mean 121.5 °C above 105 °C',
+    live, raisedAt: episodeStart + 10_500, closedAt: episodeStart + 10_000,
+  };
+}
+
+/** Polls until `probe` returns something truthy; fails with `what` after the deadline. */
+async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+interface SseEvent {
+  event: string;
+  data: any;
+}
+
+/** Reads `/api/events` in the background, collecting parsed events until closed. */
+function openEvents(url: string): { events: SseEvent[]; close(): void } {
+  const events: SseEvent[] = [];
+  const abort = new AbortController();
+  void (async () => {
+    const res = await fetch(`${url}/api/events`, { signal: abort.signal });
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(frame)?.[1];
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (event && data) events.push({ event, data: JSON.parse(data) });
+      }
+    }
+  })().catch(() => undefined);
+  return { events, close: () => abort.abort() };
+}
+
+async function api(url: string, path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}${path}`, init);
+  const text = await res.text();
+  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+}
+
+function post(url: string, path: string, opts: { token?: string; body?: string } = {}) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  return api(url, path, { method: 'POST', headers, body: opts.body });
+}
+
+// ---- the test ----
+
+describe('console server', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-console-'));
+  const storePath = join(dir, 'fleet.db');
+  const critical = makeAlert('truck-1', 'engine-overheat', 'critical', NOW - 60_000, true);
+  const warning = makeAlert('truck-2', 'engine-temp-rise', 'warning', NOW - 120_000, false);
+  let detectorStore: FleetStore;
+  let broker: Broker;
+  let publisher: MqttClient;
+  let server: ConsoleServer;
+  let url: string;
+
+  before(async () => {
+    detectorStore = new FleetStore(storePath);
+    detectorStore.insertReadings([
+      reading('truck-1', 1, 'engine_temp', 92.5, NOW - 1000),
+      reading('truck-1', 2, 'speed', 81, NOW - 1000),
+      reading('truck-1', 3, 'container_temp', 4.2, NOW - 120_000),
+      reading('truck-2', 1, 'gps', 60, NOW - 2000),
+      reading('truck-3', 1, 'rpm', 1500, NOW - 3000),
+    ], NOW);
+    detectorStore.applyAlertEvents([{ kind: 'raised', alert: critical }, { kind: 'raised', alert: warning }], NOW);
+
+    broker = await startBroker();
+    publisher = await serviceClient(broker.port);
+    await publishStatus(publisher, 'truck-1', true);
+    await publishStatus(publisher, 'truck-2', true);
+
+    server = new ConsoleServer(
+      { host: '127.0.0.1', port: 0, storePath, mqttUrl: `mqtt://127.0.0.1:${broker.port}`, serviceToken: SERVICE_TOKEN, writeToken: WRITE_TOKEN },
+      createLogger('console', { level: 'silent' }),
+    );
+    await server.start();
+    url = server.url;
+  });
+
+  after(async () => {
+    await server?.stop();
+    await publisher?.endAsync(true);
+    await broker?.close();
+    detectorStore?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists vehicles from the store and MQTT status, with latest values and staleness', async () => {
+    const vehicles = await waitFor('both statuses', async () => {
+      const { body } = await api(url, '/api/vehicles');
+      return body.filter((v: any) => v.online).length === 2 && body;
+    });
+    assert.deepEqual(vehicles.map((v: any) => v.id), ['truck-1', 'truck-2', 'truck-3']);
+    const [t1, t2, t3] = vehicles;
+    assert.equal(t1.values.engine_temp.value, 92.5);
+    assert.equal(t1.values.engine_temp.stale, false);
+    assert.equal(t1.values.container_temp.stale, true, 'a two-minute-old value is stale');
+    assert.equal(t1.values.speed.value, 81);
+    assert.equal(t1.lastSeen, NOW - 1000);
+    assert.equal(t1.activeAlerts, 1);
+    assert.deepEqual({ lat: t2.values.gps.lat, lon: t2.values.gps.lon, heading: t2.values.gps.heading }, { lat: 52.37, lon: 4.89, heading: 90 });
+    assert.equal(typeof t2.statusAt, 'number');
+    assert.equal(t3.online, false, 'no status document: not online');
+    assert.equal(t3.statusAt, null);
+    assert.equal(server.vehicleStatus().get('truck-1')?.online, true);
+  });
+
+  it('filters alerts and lists them newest first', async () => {
+    const all = await api(url, '/api/alerts');
+    assert.equal(all.status, 200);
+    assert.deepEqual(all.body.map((a: StoredAlert) => a.id), [critical.id, warning.id]);
+    assert.deepEqual((await api(url, '/api/alerts?vehicle=truck-2')).body.map((a: StoredAlert) => a.id), [warning.id]);
+    assert.deepEqual((await api(url, '/api/alerts?severity=critical')).body.map((a: StoredAlert) => a.id), [critical.id]);
+    assert.deepEqual((await api(url, '/api/alerts?limit=1')).body.map((a: StoredAlert) => a.id), [critical.id]);
+    assert.equal((await api(url, '/api/alerts?state=cleared')).body.length, 0);
+    assert.equal((await api(url, '/api/alerts?state=&severity=')).body.length, 2, 'empty values mean any');
+  });
+
+  it('refuses bad filters with a clear message', async () => {
+    assert.deepEqual(await api(url, '/api/alerts?state=foo'), {
+      status: 400,
+      body: { error: 'state: must be one of active, acknowledged, cleared' },
+    });
+    for (const query of ['limit=-1', 'limit=1.5', 'limit=5000', 'severity=loud', 'vehicle=a/b', 'status=active', 'state=active&state=cleared']) {
+      const res = await api(url, `/api/alerts?${query}`);
+      assert.equal(res.status, 400, query);
+      assert.match(res.body.error, /^\w+: /, query);
+    }
+  });
+
+  it('returns one alert by id, and 404 for an unknown one', async () => {
+    const one = await api(url, `/api/alerts/${encodeURIComponent(critical.id)}`);
+    assert.equal(one.status, 200);
+    assert.equal(one.body.state, 'active');
+    assert.equal(one.body.observed, 121.5);
+    const missing = await api(url, '/api/alerts/truck-9.nope.1');
+    assert.equal(missing.status, 404);
+    assert.match(missing.body.error, /no alert with id truck-9\.nope\.1/);
+  });
+
+  it('requires the write token and valid input to acknowledge', async () => {
+    const path = `/api/alerts/${encodeURIComponent(critical.id)}/ack`;
+    const noToken = await post(url, path);
+    assert.equal(noToken.status, 401);
+    assert.ok(noToken.body.error);
+    assert.equal((await post(url, path, { token: 'wrong' })).status, 401);
+    assert.equal((await post(url, path, { token: `${WRITE_TOKEN}x` })).status, 401);
+    assert.equal((await post(url, path, { token: WRITE_TOKEN, body: '{"by":' })).status, 400);
+    assert.equal((await post(url, path, { token: WRITE_TOKEN, body: JSON.stringify({ by: 'x'.repeat(65) }) })).status, 400);
+    assert.equal((await post(url, path, { token: WRITE_TOKEN, body: JSON.stringify({ by: 'x'.repeat(5000) }) })).status, 413);
+    assert.equal(detectorStore.getAlert(critical.id)!.state, 'active', 'refused requests change nothing');
+    const unknown = await post(url, '/api/alerts/truck-9.nope.1/ack', { token: WRITE_TOKEN });
+    assert.equal(unknown.status, 404);
+  });
+
+  it('acknowledges with the token, streams the change, then clears', async () => {
+    const stream = openEvents(url);
+    try {
+      await waitFor('hello', () => stream.events.some((e) => e.event === 'hello'));
+      const acked = await post(url, `/api/alerts/${encodeURIComponent(critical.id)}/ack`, {
+        token: WRITE_TOKEN,
+        body: JSON.stringify({ by: 'alice' }),
+      });
+      assert.equal(acked.status, 200);
+      assert.equal(acked.body.state, 'acknowledged');
+      assert.equal(acked.body.ackedBy, 'alice');
+      assert.equal(typeof acked.body.ackedAt, 'number');
+
+      const event = await waitFor('alert event', () => stream.events.find((e) => e.event === 'alert' && e.data.id === critical.id));
+      assert.equal(event.data.change, 'acknowledged');
+      assert.equal(event.data.state, 'acknowledged');
+      assert.equal(event.data.vehicle, 'truck-1');
+
+      await publishStatus(publisher, 'truck-2', false);
+      const status = await waitFor('status event', () =>
+        stream.events.find((e) => e.event === 'status' && e.data.vehicle === 'truck-2' && e.data.online === false));
+      assert.equal(typeof status.data.at, 'number');
+    } finally {
+      stream.close();
+    }
+
+    const cleared = await post(url, `/api/alerts/${encodeURIComponent(critical.id)}/clear`, { token: WRITE_TOKEN });
+    assert.equal(cleared.status, 200);
+    assert.equal(cleared.body.state, 'cleared');
+    assert.equal(cleared.body.clearedBy, 'console');
+    assert.equal(cleared.body.ackedBy, 'alice');
+
+    const ackAfterClear = await post(url, `/api/alerts/${encodeURIComponent(critical.id)}/ack`, { token: WRITE_TOKEN });
+    assert.equal(ackAfterClear.status, 200);
+    assert.equal(ackAfterClear.body.state, 'cleared', 'the lifecycle never goes back');
+  });
+
+  it('reports stats, health, metrics and the page', async () => {
+    const stats = await api(url, '/api/stats');
+    assert.deepEqual(stats.body, { readingsStored: 5, duplicates: 0, alerts: { active: 1, acknowledged: 0, cleared: 1 } });
+
+    const health = await api(url, '/healthz');
+    assert.equal(health.status, 200);
+    assert.equal(health.body.ok, true);
+    assert.equal(health.body.mqtt.connected, true);
+
+    const metrics = await api(url, '/metrics');
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.body, /fleet_console_alert_actions_total\{action="acknowledge"[^}]*\} 2/);
+
+    const page = await fetch(`${url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(await page.text(), /<title>Fleet console<\/title>/);
+  });
+
+  it('answers unknown paths with 404 and wrong methods with 405, as JSON', async () => {
+    const missing = await api(url, '/nope');
+    assert.equal(missing.status, 404);
+    assert.match(missing.body.error, /no such path \/nope/);
+    const wrongMethod = await api(url, '/api/alerts', { method: 'DELETE' });
+    assert.equal(wrongMethod.status, 405);
+    assert.match(wrongMethod.body.error, /use GET/);
+    assert.equal((await api(url, `/api/alerts/${encodeURIComponent(critical.id)}/ack`)).status, 405);
+    assert.equal((await api(url, '/api/alerts/%E0%A4%A')).status, 400);
+  });
+
+  it('reconnects when the gateway comes back', async () => {
+    const { port } = broker;
+    await publisher.endAsync(true);
+    await broker.close();
+    await waitFor('disconnect', async () => (await api(url, '/healthz')).body.mqtt.connected === false);
+
+    broker = await startBroker(port);
+    publisher = await serviceClient(port);
+    await publishStatus(publisher, 'truck-3', true);
+    await waitFor('status after reconnect', () => server.vehicleStatus().get('truck-3')?.online, 8000);
+    assert.equal((await api(url, '/healthz')).body.mqtt.connected, true);
+  });
+});
