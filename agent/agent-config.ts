@@ -32,6 +32,7 @@ export const agentConfigSchema = z
     reconnectBaseMs: int().min(10).default(500),
     reconnectMaxMs: int().min(100).default(30_000),
     compress: bool().default(false),
+    drainOnStopMs: int().min(0).default(5000),
     opsHost: z.string().default('127.0.0.1'),
     opsPort: int().min(-1).max(65535).default(9101),
     /** Where readings come from. Only the built-in truck simulator in this release. */
@@ -62,6 +63,7 @@ export function agentOptions(c: AgentConfig): AgentOptions {
     reconnectBaseMs: c.reconnectBaseMs,
     reconnectMaxMs: c.reconnectMaxMs,
     encoding: { encoding: 'binary', compress: c.compress },
+    drainOnStopMs: c.drainOnStopMs,
     opsHost: c.opsHost,
     opsPort: c.opsPort,
   };

@@ -28,6 +28,8 @@ export interface AgentOptions {
   reconnectBaseMs: number;
   reconnectMaxMs: number;
   encoding: EncodeOptions;
+  /** On a deliberate stop, keep sending this long so a clean shutdown leaves little behind. */
+  drainOnStopMs: number;
   /** Ops endpoint (/healthz, /metrics); port -1 turns it off (e.g. many simulated agents in one process). */
   opsHost: string;
   opsPort: number;
@@ -158,6 +160,7 @@ export class Agent {
     this.stopped = true;
     clearInterval(this.statusTimer);
     await this.stopSensors();
+    if (this.link.connected) await this.drained(this.opts.drainOnStopMs);
     this.publisher.stop();
     await this.link.stop();
     await this.driverAlert.close();

@@ -139,8 +139,9 @@ export class ReadingBuffer {
     let dropped = 0;
     for (const priority of priorities) {
       while (this.bytes > this.opts.maxBytes) {
-        const excess = Math.ceil((this.bytes - this.opts.maxBytes) / ROW_BYTES.scalar);
-        const rows = pick.all(priority, this.protectedUpTo, Math.max(excess, 64)) as { sensor: SensorId }[];
+        // Rows of this class may be smaller than the excess per row assumed here; the loop takes more if so.
+        const excess = Math.ceil((this.bytes - this.opts.maxBytes) / ROW_BYTES.gps);
+        const rows = pick.all(priority, this.protectedUpTo, excess) as { sensor: SensorId }[];
         if (rows.length === 0) break;
         for (const r of rows) this.bytes -= rowBytes(r.sensor);
         this.count -= rows.length;

@@ -127,8 +127,10 @@ export class Gateway {
 
   async stop(): Promise<void> {
     this.ops?.close();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    // The broker first: it disconnects the clients, which server.close() would otherwise wait for.
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await new Promise<void>((resolve) => (this.broker ? this.broker.close(() => resolve()) : resolve()));
+    await closed;
     for (const sink of this.sinks) await sink.close();
     this.deadLetters.close();
     this.log.info('gateway stopped');

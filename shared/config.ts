@@ -39,12 +39,18 @@ export function loadConfig<S extends z.ZodObject>(schema: S, sources: ConfigSour
   const merged = { ...fromFile, ...fromEnv, ...fromFlags };
   const result = schema.safeParse(merged);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
-      const field = fieldPath(issue.path) || '(top level)';
-      const key = String(issue.path[0] ?? '');
-      const origin =
-        key in fromFlags ? `flag --${kebab(key)}` : key in fromEnv ? `env ${envName(key)}` : sources.file && key in fromFile ? sources.file : 'config';
-      return `${origin}: ${field}: ${plain(issue.message)}`;
+    const lines = result.error.issues.flatMap((issue) => {
+      // Zod reports unknown keys at their parent (the top level for a setting): name each
+      // key as the field, so its source (file or flag) is found like any other's.
+      const unknown = issue.code === 'unrecognized_keys';
+      const paths = unknown ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+      return paths.map((path) => {
+        const field = fieldPath(path) || '(top level)';
+        const key = String(path[0] ?? '');
+        const origin =
+          key in fromFlags ? `flag --${kebab(key)}` : key in fromEnv ? `env ${envName(key)}` : sources.file && key in fromFile ? sources.file : 'config';
+        return `${origin}: ${field}: ${unknown ? 'unknown setting' : plain(issue.message)}`;
+      });
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }

@@ -24,6 +24,7 @@ export function agentCommand(): Command {
     .option('--reconnect-base-ms <ms>', 'first reconnect delay; doubles with jitter (default 500)')
     .option('--reconnect-max-ms <ms>', 'longest reconnect delay (default 30000)')
     .option('--compress', 'deflate batches on the wire')
+    .option('--drain-on-stop-ms <ms>', 'on SIGTERM, keep sending the buffer this long before exiting (default 5000)')
     .addOption(new Option('--sensors <kind>', 'sensor source').choices(['simulated']))
     .option('--sim-seed <n>', 'seed of the simulated truck (default 1)')
     .option('--sim-hz <hz>', 'sample every simulated sensor at this rate')

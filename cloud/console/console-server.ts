@@ -84,14 +84,15 @@ export class ConsoleServer {
 
   async start(): Promise<void> {
     this.page = await readFile(PAGE_URL);
-    this.events.start();
-    this.status.start();
     const server = createServer((req, res) => void this.dispatch(req, res));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host, resolve);
     });
+    // Started only once listening, so a port already in use leaves nothing running.
+    this.events.start();
+    this.status.start();
     this.log.info({ url: this.url }, 'console listening');
   }
 
@@ -137,7 +138,7 @@ export class ConsoleServer {
       post('ack', /^\/api\/alerts\/([^/]+)\/ack$/, (ctx) => this.lifecycle(ctx, 'acknowledge')),
       post('clear', /^\/api\/alerts\/([^/]+)\/clear$/, (ctx) => this.lifecycle(ctx, 'clear')),
       get('stats', /^\/api\/stats$/, ({ res }) => sendJson(res, 200, this.stats())),
-      get('events', /^\/api\/events$/, ({ req, res }) => this.events.open(req, res)),
+      get('events', /^\/api\/events$/, ({ res }) => this.events.open(res)),
       get('ops', /^\/(?:healthz|metrics)$/, ({ res, path }) => this.ops(res, path)),
     ];
   }

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/log.js';
 import type { FleetStore } from '../store.js';
 import type { StatusUpdate } from './status-tracker.js';
@@ -41,7 +41,7 @@ export class EventStream {
     return this.clients.size;
   }
 
-  open(req: IncomingMessage, res: ServerResponse): void {
+  open(res: ServerResponse): void {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -50,7 +50,7 @@ export class EventStream {
     });
     res.write(`retry: 2000\n${frame('hello', { lastChangeId: this.lastChangeId, at: Date.now() })}`);
     this.clients.add(res);
-    req.once('close', () => this.clients.delete(res));
+    res.once('close', () => this.clients.delete(res));
   }
 
   status(update: StatusUpdate): void {

@@ -3,9 +3,9 @@ import { VEHICLE_ID } from '../../shared/contract/reading.js';
 import type { AlertFilter } from '../store.js';
 import { HttpError } from './http.js';
 
-export const MAX_LIMIT = 1000;
-export const MAX_BY_LENGTH = 64;
-export const DEFAULT_ACTOR = 'console';
+const MAX_LIMIT = 1000;
+const MAX_BY_LENGTH = 64;
+const DEFAULT_ACTOR = 'console';
 
 const FILTER_KEYS = ['state', 'severity', 'vehicle', 'limit'] as const;
 

@@ -42,7 +42,7 @@ export class StatusTracker {
     this.client.on('connect', () => this.onConnect());
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
     this.client.on('error', (err) => this.onError(err));
-    this.client.on('offline', () => this.log.warn('gateway link lost; reconnecting'));
+    this.client.on('offline', () => this.log.warn('gateway unreachable; reconnecting'));
   }
 
   get connected(): boolean {

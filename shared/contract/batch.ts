@@ -1,6 +1,6 @@
 import { ContractError } from './errors.js';
 import type { Reading } from './reading.js';
-import { checkReading, checkVehicleId, MIN_TS, show } from './validate.js';
+import { checkReading, checkVehicleId, MAX_CLOCK_AHEAD_MS, MIN_TS, show } from './validate.js';
 
 /** What one telemetry publish carries: consecutive readings of one vehicle, in seq order. */
 export interface Batch {
@@ -17,8 +17,12 @@ export const MAX_BATCH_READINGS = 10_000;
 
 export function checkBatch(b: Batch, now: number): Batch {
   checkVehicleId(b.vehicle, 'batch.vehicle');
-  if (!Number.isSafeInteger(b.headTs) || b.headTs < MIN_TS) {
-    throw new ContractError(`batch.headTs: must be ms since epoch, got ${show(b.headTs)}`);
+  // Bounded like a reading's ts: the detector keeps a vehicle's newest time as a maximum, so
+  // one headTs from a runaway clock would otherwise make its every later alert historical.
+  if (!Number.isSafeInteger(b.headTs) || b.headTs < MIN_TS || b.headTs > now + MAX_CLOCK_AHEAD_MS) {
+    throw new ContractError(
+      `batch.headTs: must be ms since epoch between ${new Date(MIN_TS).toISOString()} and a day ahead of now, got ${show(b.headTs)}`,
+    );
   }
   if (!Array.isArray(b.readings) || b.readings.length === 0 || b.readings.length > MAX_BATCH_READINGS) {
     throw new ContractError(`batch.readings: must hold 1 to ${MAX_BATCH_READINGS} readings, got ${show(b.readings?.length)}`);

@@ -92,11 +92,20 @@ function decodeBinary(vehicle: string, payload: Buffer): Batch {
   if (version !== VERSION) throw new ContractError(`binary payload version ${version} is not supported (expected ${VERSION})`);
   let body = payload.subarray(2);
   if (payload[1]! & FLAG_DEFLATE) {
+    let consumed: number;
     try {
-      body = inflateRawSync(body, { maxOutputLength: MAX_INFLATED_BYTES });
+      // `info` reports how much input the stream used: zlib itself ignores bytes after its end.
+      const out = inflateRawSync(body, { maxOutputLength: MAX_INFLATED_BYTES, info: true }) as unknown as {
+        buffer: Buffer;
+        engine: { bytesWritten: number };
+      };
+      consumed = out.engine.bytesWritten;
+      body = out.buffer;
     } catch (err) {
       throw new ContractError(`compressed payload does not inflate: ${(err as Error).message}`);
     }
+    const extra = payload.length - 2 - consumed;
+    if (extra !== 0) throw new ContractError(`${extra} bytes left after the compressed body`);
   }
   const rd = new ByteReader(body);
   const n = rd.uvarint('reading count');

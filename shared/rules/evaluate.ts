@@ -66,7 +66,7 @@ function rate(rule: RateRule, w: WindowStats): Verdict | undefined {
 function deviation(rule: DeviationRule, w: WindowStats, b: Baseline): Verdict | undefined {
   const mean = w.mean;
   if (b.windows < rule.warmupWindows) {
-    b.update(mean, rule.halfLifeWindows);
+    b.update(mean, rule.halfLifeWindows, rule.warmupWindows);
     return undefined;
   }
   const std = Math.max(Math.sqrt(b.variance), rule.minStd);
@@ -79,7 +79,7 @@ function deviation(rule: DeviationRule, w: WindowStats, b: Baseline): Verdict | 
     score: clamp01(z / (2 * rule.k)),
     message: `${rule.sensor} mean ${fmt(mean)} is ${fmt(z)} std from this vehicle's normal ${fmt(b.mean)} (limit ${rule.k})`,
   };
-  if (!breach) b.update(mean, rule.halfLifeWindows);
+  if (!breach) b.update(mean, rule.halfLifeWindows, rule.warmupWindows);
   return verdict;
 }
 

@@ -61,7 +61,16 @@ export const ruleSetSchema = z
     rules: z.array(z.discriminatedUnion('type', [threshold, deviation, rate])).min(1),
   })
   .strict()
-  .refine((s) => new Set(s.rules.map((r) => r.name)).size === s.rules.length, { message: 'rule names must be unique' });
+  .superRefine((s, ctx) => {
+    // Names key alerts and baselines: a second rule of the same name would share them.
+    const seen = new Set<string>();
+    s.rules.forEach((r, i) => {
+      if (seen.has(r.name)) {
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `rule name ${JSON.stringify(r.name)} is used twice; rule names must be unique` });
+      }
+      seen.add(r.name);
+    });
+  });
 
 export type RuleSet = z.infer<typeof ruleSetSchema>;
 export type Rule = RuleSet['rules'][number];

@@ -45,14 +45,18 @@ export class Baseline {
   mean = 0;
   variance = 0;
 
-  update(x: number, halfLifeWindows: number): void {
+  update(x: number, halfLifeWindows: number, warmupWindows: number): void {
     this.windows++;
     if (this.windows === 1) {
       this.mean = x;
       return;
     }
-    // Early on weight evenly (a plain average); later forget with the configured half-life.
-    const alpha = Math.max(1 / this.windows, 1 - Math.pow(0.5, 1 / halfLifeWindows));
+    // While warming up weight evenly (a plain average); after that only the configured
+    // half-life. A plain average kept beyond warm-up (weight 1/n until 1/n drops below the
+    // half-life's weight, ~87 minutes for an hour's half-life) follows the sub-threshold start
+    // of a slow fault so closely that a cargo warming 1 °C/min never got k std away.
+    const decay = 1 - Math.pow(0.5, 1 / halfLifeWindows);
+    const alpha = this.windows <= warmupWindows ? Math.max(1 / this.windows, decay) : decay;
     const d = x - this.mean;
     this.mean += alpha * d;
     this.variance = (1 - alpha) * (this.variance + alpha * d * d);

@@ -1,0 +1,88 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConsoleServer } from '../../cloud/console/console-server.js';
+import { DEV_WRITE_TOKEN } from '../../cloud/console-config.js';
+import type { Detector } from '../../cloud/detector.js';
+import { detectorConfigSchema } from '../../cloud/detector-config.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import { gatewayConfigSchema, type GatewayConfig } from '../../gateway/gateway-config.js';
+import { startDetector } from '../../bin/commands/detector.js';
+import { startGateway } from '../../bin/commands/gateway.js';
+import { createLogger, type Logger } from '../../shared/log.js';
+import { freePort } from './harness.js';
+
+export interface CloudOptions {
+  dir: string;
+  /** A rules document (written to a file, as users configure it). */
+  rules?: unknown;
+  freshnessMs?: number;
+  withConsole?: boolean;
+  gateway?: Partial<GatewayConfig>;
+}
+
+/** Gateway, detector and (optionally) console in this process, on real sockets and SQLite files. */
+export class Cloud {
+  gateway!: Gateway;
+  detector!: Detector;
+  console?: ConsoleServer;
+  readonly log: Logger;
+  private gatewayConfig!: GatewayConfig;
+
+  constructor(readonly opts: CloudOptions) {
+    this.log = createLogger('test', { file: join(opts.dir, 'cloud.log') });
+  }
+
+  get mqttUrl(): string {
+    return `mqtt://127.0.0.1:${this.gatewayConfig.port}`;
+  }
+
+  async start(): Promise<this> {
+    const { dir } = this.opts;
+    this.gatewayConfig = gatewayConfigSchema.parse({ port: await freePort(), dataDir: join(dir, 'gateway'), opsPort: -1, ...this.opts.gateway });
+    await this.startGateway();
+    let rulesFile: string | undefined;
+    if (this.opts.rules !== undefined) {
+      rulesFile = join(dir, 'rules.json');
+      writeFileSync(rulesFile, JSON.stringify(this.opts.rules));
+    }
+    this.detector = await startDetector(
+      detectorConfigSchema.parse({
+        dataDir: join(dir, 'cloud'),
+        streamPath: join(dir, 'gateway', 'stream.db'),
+        rulesFile,
+        freshnessMs: this.opts.freshnessMs,
+        mqttUrl: this.mqttUrl,
+        opsPort: -1,
+      }),
+      this.log.child({ component: 'detector' }),
+    );
+    if (this.opts.withConsole) {
+      this.console = new ConsoleServer(
+        { host: '127.0.0.1', port: 0, storePath: join(dir, 'cloud', 'fleet.db'), mqttUrl: this.mqttUrl, serviceToken: this.gatewayConfig.serviceToken, writeToken: DEV_WRITE_TOKEN },
+        this.log.child({ component: 'console' }),
+      );
+      await this.console.start();
+    }
+    return this;
+  }
+
+  /** (Re)starts the gateway on the same port and files. */
+  async startGateway(): Promise<void> {
+    this.gateway = await startGateway(this.gatewayConfig, this.log.child({ component: 'gateway' }));
+  }
+
+  async stopGateway(): Promise<void> {
+    await this.gateway.stop();
+  }
+
+  async stop(): Promise<void> {
+    await this.console?.stop();
+    await this.detector.stop();
+    await this.gateway.stop();
+  }
+}
+
+/** Distinct seqs the cloud stored for a vehicle. */
+export function storedSeqs(detector: Detector, vehicle: string): number[] {
+  return (detector.store.db.prepare('SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq').all(vehicle) as { seq: number }[]).map((r) => r.seq);
+}

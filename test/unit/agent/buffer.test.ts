@@ -1,0 +1,299 @@
+import { after, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ReadingBuffer, type BufferOptions } from '../../../agent/buffer.js';
+import { PRIORITY, type Reading, type Sample, type SensorId } from '../../../shared/contract/reading.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fleet-buffer-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const T0 = Date.UTC(2024, 5, 1, 8);
+const V = 'truck-1';
+/** The buffer's own size estimate per row: the cap is in these units. */
+const SCALAR = 64;
+const GPS = 96;
+
+let fileNo = 0;
+let path = '';
+const open: ReadingBuffer[] = [];
+beforeEach(() => {
+  path = join(dir, `buffer-${++fileNo}.db`);
+});
+after(() => {
+  for (const b of open) {
+    try {
+      b.close();
+    } catch {
+      // already closed by the test
+    }
+  }
+});
+
+function openBuffer(over: Partial<BufferOptions> = {}): ReadingBuffer {
+  const b = new ReadingBuffer({ path, vehicle: V, maxBytes: 1 << 30, synchronous: 'NORMAL', ...over });
+  open.push(b);
+  return b;
+}
+
+let tsCounter = 0;
+function sample(sensor: SensorId, value = 10, ts = T0 + tsCounter++ * 100): Sample {
+  const s: Sample = { ts, clock: 'synced', sensor, value, quality: 'good' };
+  if (sensor === 'gps') s.position = { lat: 52.52, lon: 13.405, heading: 90.5, fix: '3d' };
+  return s;
+}
+
+const all = (b: ReadingBuffer) => b.after(0, 1_000_000);
+const seqs = (rs: Reading[]) => rs.map((r) => r.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('ReadingBuffer seq', () => {
+  it('starts at 1 and is contiguous across appends', () => {
+    const b = openBuffer();
+    assert.deepEqual(b.append([]), []);
+    assert.equal(b.stats().nextSeq, 1);
+    assert.deepEqual(seqs(b.append([sample('speed')])), [1]);
+    assert.deepEqual(seqs(b.append([sample('rpm'), sample('gps'), sample('engine_temp')])), [2, 3, 4]);
+    assert.deepEqual(seqs(all(b)), [1, 2, 3, 4]);
+    assert.equal(b.stats().nextSeq, 5);
+  });
+
+  it('continues after close and reopen', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), sample('rpm'), sample('speed')]);
+    b.close();
+    const again = openBuffer();
+    assert.deepEqual(seqs(all(again)), [1, 2, 3]);
+    assert.deepEqual(seqs(again.append([sample('gps')])), [4]);
+  });
+
+  it('continues after everything was acknowledged and the buffer reopened', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), sample('rpm'), sample('speed')]);
+    b.acknowledge(1, 3);
+    assert.equal(b.stats().readings, 0);
+    b.close();
+    const again = openBuffer();
+    assert.deepEqual(all(again), []);
+    assert.equal(again.stats().nextSeq, 4);
+    assert.deepEqual(seqs(again.append([sample('speed')])), [4], 'a reused seq would be dropped as a duplicate upstream');
+  });
+
+  it('continues after eviction emptied the buffer and it reopened', () => {
+    const b = openBuffer({ maxBytes: SCALAR * 4 });
+    b.append(Array.from({ length: 10 }, () => sample('gps')));
+    b.close();
+    const again = openBuffer({ maxBytes: SCALAR * 4 });
+    assert.deepEqual(seqs(again.append([sample('speed')])), [11]);
+  });
+});
+
+describe('ReadingBuffer ownership', () => {
+  it('refuses a buffer file of another vehicle, naming both and the file', () => {
+    openBuffer().close();
+    assert.throws(
+      () => openBuffer({ vehicle: 'truck-2' }),
+      (err: Error) => {
+        assert.equal(err.message, `buffer ${path} belongs to vehicle ${V}, not truck-2; use another data directory`);
+        return true;
+      },
+    );
+    // The refusal must not have claimed the file for the other vehicle.
+    const again = openBuffer();
+    assert.equal(again.stats().nextSeq, 1);
+  });
+});
+
+describe('ReadingBuffer reading back', () => {
+  it('returns readings after a seq, in seq order, up to a limit, as they were stored', () => {
+    const b = openBuffer();
+    const stored = b.append([sample('engine_temp', 91.5), sample('gps', 80), sample('container_temp', -18.25), sample('rpm', 1500)]);
+    assert.deepEqual(all(b), stored);
+    assert.deepEqual(stored[1], {
+      vehicle: V, seq: 2, ts: stored[1]!.ts, clock: 'synced', sensor: 'gps', value: 80, quality: 'good',
+      position: { lat: 52.52, lon: 13.405, heading: 90.5, fix: '3d' },
+    });
+    assert.ok(!('position' in stored[0]!) && !('position' in all(b)[0]!), 'only gps readings carry a position');
+    assert.deepEqual(seqs(b.after(1, 2)), [2, 3]);
+    assert.deepEqual(seqs(b.after(3, 100)), [4]);
+    assert.deepEqual(b.after(4, 100), []);
+  });
+
+  it('keeps clock and quality', () => {
+    const b = openBuffer();
+    b.append([{ ts: T0, clock: 'unsynced', sensor: 'speed', value: 3, quality: 'bad' }, { ts: T0, clock: 'synced', sensor: 'speed', value: 3, quality: 'uncertain' }]);
+    assert.deepEqual(all(b).map((r) => [r.clock, r.quality]), [['unsynced', 'bad'], ['synced', 'uncertain']]);
+  });
+
+  it('quantizes values to 0.01 in what it returns and what it stores', () => {
+    const b = openBuffer();
+    const stored = b.append([sample('engine_temp', 90.123456), sample('container_temp', -3.14159), sample('rpm', 1499.996), sample('speed', 0.004)]);
+    const expected = [90.12, -3.14, 1500, 0];
+    assert.deepEqual(stored.map((r) => r.value), expected);
+    assert.deepEqual(all(b).map((r) => r.value), expected);
+    b.close();
+    assert.deepEqual(all(openBuffer()).map((r) => r.value), expected);
+  });
+
+  it('reports the newest event time', () => {
+    const b = openBuffer();
+    assert.equal(b.newestTs(), undefined);
+    b.append([sample('speed', 1, T0 + 5000), sample('speed', 1, T0 + 4000)]);
+    assert.equal(b.newestTs(), T0 + 4000, 'newest by seq: what the agent committed last');
+  });
+});
+
+describe('ReadingBuffer acknowledge', () => {
+  it('removes the range and updates the stats', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), sample('gps'), sample('rpm'), sample('gps'), sample('engine_temp')]);
+    assert.deepEqual(b.stats(), { readings: 5, bytes: 3 * SCALAR + 2 * GPS, evicted: 0, nextSeq: 6 });
+    b.acknowledge(2, 3);
+    assert.deepEqual(seqs(all(b)), [1, 4, 5]);
+    assert.deepEqual(b.stats(), { readings: 3, bytes: 2 * SCALAR + GPS, evicted: 0, nextSeq: 6 });
+    // A range with gaps (already gone) and beyond the end removes only what is there.
+    b.acknowledge(1, 100);
+    assert.deepEqual(b.stats(), { readings: 0, bytes: 0, evicted: 0, nextSeq: 6 });
+    b.acknowledge(1, 100);
+    assert.deepEqual(b.stats(), { readings: 0, bytes: 0, evicted: 0, nextSeq: 6 });
+  });
+
+  it('recomputes readings and bytes on reopen', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), sample('gps'), sample('rpm'), sample('gps')]);
+    b.acknowledge(1, 1);
+    const before = b.stats();
+    b.close();
+    assert.deepEqual(openBuffer().stats(), before);
+  });
+});
+
+describe('ReadingBuffer eviction', () => {
+  const CAP = 400 * SCALAR;
+
+  /** Interleaved, a third each: gps, speed/rpm, temperatures. */
+  function mixed(n: number): Sample[] {
+    const order: SensorId[] = ['engine_temp', 'gps', 'speed', 'container_temp', 'rpm', 'gps'];
+    return Array.from({ length: n }, (_, i) => sample(order[i % order.length]!));
+  }
+
+  /**
+   * Checks the eviction order against what was appended: nothing evicted while a cheaper
+   * reading survives, and within a priority the oldest first. Only exact while no cheaper
+   * reading is appended after an eviction, which the tests below keep to.
+   */
+  function checkEvictionOrder(appended: Reading[], surviving: Reading[], protectedUpTo: number): void {
+    const alive = new Set(seqs(surviving));
+    const oldestAlive = new Map<number, number>();
+    for (const r of surviving) {
+      if (r.seq > protectedUpTo && !oldestAlive.has(PRIORITY[r.sensor])) oldestAlive.set(PRIORITY[r.sensor], r.seq);
+    }
+    for (const r of appended) {
+      if (alive.has(r.seq)) continue;
+      const p = PRIORITY[r.sensor];
+      assert.ok(r.seq > protectedUpTo, `seq ${r.seq} was in flight`);
+      for (const [q, seq] of oldestAlive) {
+        assert.ok(q >= p, `${r.sensor} seq ${r.seq} evicted while seq ${seq} of priority ${q} survived`);
+      }
+      const older = oldestAlive.get(p);
+      assert.ok(older === undefined || older > r.seq, `${r.sensor} seq ${r.seq} evicted before the older seq ${older}`);
+    }
+  }
+
+  it('evicts gps first, then speed and rpm, temperatures last, oldest first, and counts it', () => {
+    const b = openBuffer({ maxBytes: CAP });
+    // Under the cap: 60 gps, 60 speed/rpm, 60 temperatures = 60*96 + 120*64 = 13440 bytes.
+    const appended = b.append(mixed(180));
+    assert.equal(b.stats().evicted, 0);
+    let sawOnlyGpsGone = false;
+    let sawSpeedRpmGone = false;
+    // Only temperatures arrive from now on, so the checks above stay exact.
+    for (let i = 0; i < 600; i++) {
+      appended.push(...b.append([sample(i % 2 ? 'engine_temp' : 'container_temp', 20 + (i % 7))]));
+      const stats = b.stats();
+      const surviving = all(b);
+      assert.ok(stats.bytes <= CAP, `over the cap after append ${i}: ${stats.bytes}`);
+      assert.equal(stats.readings, surviving.length);
+      assert.equal(stats.evicted, appended.length - surviving.length);
+      checkEvictionOrder(appended, surviving, 0);
+      const count = (p: number) => surviving.filter((r) => PRIORITY[r.sensor] === p).length;
+      if (count(0) === 0 && count(1) === 60) sawOnlyGpsGone = true;
+      if (count(1) === 0 && count(2) === appended.filter((r) => PRIORITY[r.sensor] === 2).length) sawSpeedRpmGone = true;
+    }
+    assert.ok(sawOnlyGpsGone, 'never saw all gps gone with speed and rpm intact');
+    assert.ok(sawSpeedRpmGone, 'never saw speed and rpm gone with every temperature intact');
+    const surviving = all(b);
+    assert.ok(surviving.every((r) => PRIORITY[r.sensor] === 2));
+    assert.ok(b.stats().evicted > 120, 'temperatures were evicted too, at the end');
+  });
+
+  it('evicts by priority within one append, before the commit', () => {
+    // 10 gps, 10 speed/rpm and 15 temperatures: 2560 bytes, twice the cap.
+    const b = openBuffer({ maxBytes: 20 * SCALAR });
+    const appended = b.append([...mixed(30), ...Array.from({ length: 5 }, () => sample('engine_temp'))]);
+    assert.ok(b.stats().bytes <= 20 * SCALAR);
+    checkEvictionOrder(appended, all(b), 0);
+    // All gps goes, then only as many speed/rpm rows as the cap needs; every temperature stays.
+    const kept = all(b).map((r) => r.sensor);
+    assert.equal(kept.filter((s) => s === 'gps').length, 0);
+    assert.equal(kept.filter((s) => s === 'speed' || s === 'rpm').length, 5);
+    assert.equal(kept.filter((s) => s === 'engine_temp' || s === 'container_temp').length, 15);
+    assert.equal(b.stats().evicted, 15);
+    b.close();
+    assert.equal(openBuffer({ maxBytes: 20 * SCALAR }).stats().evicted, 15, 'the count committed with the eviction');
+  });
+
+  it('never evicts readings at or below protectedUpTo, even gps', () => {
+    const b = openBuffer({ maxBytes: CAP });
+    const appended = b.append(mixed(180));
+    b.protectedUpTo = 90;
+    for (let i = 0; i < 800; i++) {
+      appended.push(...b.append([sample(i % 2 ? 'engine_temp' : 'container_temp')]));
+      const surviving = all(b);
+      checkEvictionOrder(appended, surviving, 90);
+      assert.deepEqual(seqs(surviving.slice(0, 90)), range(1, 90), `in-flight readings evicted after append ${i}`);
+    }
+    assert.ok(all(b).some((r) => r.sensor === 'gps'), 'protected gps must survive');
+    assert.ok(b.stats().evicted > 0);
+  });
+
+  it('stays over the cap rather than evict what is in flight', () => {
+    const b = openBuffer({ maxBytes: 10 * SCALAR });
+    b.protectedUpTo = 1000;
+    b.append(Array.from({ length: 20 }, () => sample('gps')));
+    assert.equal(all(b).length, 20);
+    assert.deepEqual(b.stats(), { readings: 20, bytes: 20 * GPS, evicted: 0, nextSeq: 21 });
+  });
+
+  it('keeps the evicted count across reopen, and keeps counting', () => {
+    const b = openBuffer({ maxBytes: 20 * SCALAR });
+    b.append(mixed(100));
+    const { evicted } = b.stats();
+    assert.ok(evicted > 0);
+    const surviving = all(b);
+    b.close();
+    const again = openBuffer({ maxBytes: 20 * SCALAR });
+    assert.equal(again.stats().evicted, evicted);
+    assert.deepEqual(all(again), surviving);
+    again.append(mixed(100));
+    const later = again.stats().evicted;
+    assert.ok(later > evicted);
+    again.close();
+    assert.equal(openBuffer({ maxBytes: 20 * SCALAR }).stats().evicted, later);
+  });
+});
+
+describe('ReadingBuffer alerts shown', () => {
+  it('is true once per alert id, also across reopen', () => {
+    const b = openBuffer();
+    assert.equal(b.markAlertShown('truck-1.hot.1000', T0), true);
+    assert.equal(b.markAlertShown('truck-1.hot.1000', T0 + 1), false);
+    assert.equal(b.markAlertShown('truck-1.hot.2000', T0 + 2), true);
+    b.close();
+    const again = openBuffer();
+    assert.equal(again.markAlertShown('truck-1.hot.1000', T0 + 3), false);
+    assert.equal(again.markAlertShown('truck-1.hot.2000', T0 + 3), false);
+    assert.equal(again.markAlertShown('truck-1.hot.3000', T0 + 3), true);
+  });
+});
