@@ -41,6 +41,7 @@ export class Publisher {
     private readonly log: Logger,
   ) {
     link.on('up', () => this.pump());
+    link.on('down', () => this.forgetInFlight());
   }
 
   /** Called after each commit; sends at once when a full batch waits, else after the linger. */
@@ -55,6 +56,18 @@ export class Publisher {
 
   stop(): void {
     clearTimeout(this.lingerTimer);
+  }
+
+  /**
+   * After a disconnect the buffer, not the in-flight list, says what is left to send: the
+   * MQTT session resends what it can, its PUBACKs still delete their ranges, and whatever
+   * is still buffered after the reconnect is sent again from the oldest. A publish whose
+   * session entry was lost (the broker restarted) is therefore never stranded.
+   */
+  private forgetInFlight(): void {
+    if (this.inflight.length === 0) return;
+    this.sentUpTo = Math.min(this.sentUpTo, ...this.inflight.map((b) => b.first - 1));
+    this.inflight = [];
   }
 
   private pendingInFlight(): number {
@@ -86,8 +99,10 @@ export class Publisher {
   }
 
   private settle(entry: InFlight, err?: Error): void {
+    const tracked = this.inflight.includes(entry);
     this.inflight = this.inflight.filter((b) => b !== entry);
     if (err) {
+      if (!tracked) return; // forgotten at a disconnect: the buffer resends it anyway
       // The session dropped this publish: send its readings again from the buffer.
       this.log.warn({ err: err.message, first: entry.first, last: entry.last }, 'batch not acknowledged, will resend');
       this.sentUpTo = Math.min(this.sentUpTo, entry.first - 1);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the system and its tests need on a fresh Debian machine: the Mosquitto
+# broker (interop tests) and socat (serial tests), then the npm packages (better-sqlite3
+# builds from source with the machine's compiler).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v mosquitto >/dev/null || missing+=(mosquitto)
+command -v socat >/dev/null || missing+=(socat)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: please install the Debian packages: ${missing[*]} (needs root)" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund
+npm run build
