@@ -5,6 +5,7 @@ import type { EncodeOptions } from '../shared/contract/codec.js';
 import type { Sample } from '../shared/contract/reading.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
+import type { Synchronous } from '../shared/sqlite.js';
 import { ReadingBuffer } from './buffer.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
@@ -18,7 +19,7 @@ export interface AgentOptions {
   password?: string;
   bufferPath: string;
   bufferMaxBytes: number;
-  synchronous: 'FULL' | 'NORMAL';
+  synchronous: Synchronous;
   /** Samples are committed together at this interval: one fsync for many readings. */
   commitIntervalMs: number;
   batchMaxReadings: number;

@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase, type Synchronous } from '../shared/sqlite.js';
 import { PRIORITY, type Reading, type Sample, type SensorId } from '../shared/contract/reading.js';
 import { quantize } from '../shared/contract/codec.js';
 
@@ -11,7 +12,7 @@ export interface BufferOptions {
   vehicle: string;
   maxBytes: number;
   /** SQLite `synchronous`: FULL survives a power cut after commit; NORMAL only a crash. */
-  synchronous: 'FULL' | 'NORMAL';
+  synchronous: Synchronous;
 }
 
 export interface BufferStats {
@@ -39,9 +40,7 @@ export class ReadingBuffer {
   private readonly upsertMeta: Database.Statement;
 
   constructor(private readonly opts: BufferOptions) {
-    this.db = new Database(opts.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous}`);
+    this.db = openDatabase(opts.path, opts.synchronous);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS readings (

@@ -16,6 +16,9 @@ export interface LinkOptions {
   maxInflight: number;
 }
 
+/** How long a stopping agent waits for the broker to take its offline status. */
+const STOP_TIMEOUT_MS = 2000;
+
 /**
  * The agent's MQTT 3.1.1 connection. A persistent session (clean = false) keeps the
  * alert subscription and unacknowledged publishes across reconnects; the Last Will
@@ -95,11 +98,15 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
     if (!client) return;
     if (this.connected) {
       const offline: VehicleStatus = { online: false, at: Date.now() };
-      await new Promise<void>((resolve) =>
-        client.publish(topics.status(this.opts.vehicle), JSON.stringify(offline), { qos: 1, retain: true }, () => resolve()),
-      ).catch(() => {});
+      await Promise.race([
+        new Promise<void>((resolve) =>
+          client.publish(topics.status(this.opts.vehicle), JSON.stringify(offline), { qos: 1, retain: true }, () => resolve()),
+        ),
+        new Promise<void>((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS)),
+      ]);
     }
-    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    // Forced: unacknowledged publishes need not be waited for, the buffer still holds them.
+    await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
   }
 
   private scheduleReconnect(): void {

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { ConfigError } from '../shared/config.js';
+import type { z } from 'zod';
+import { ConfigError, loadConfig } from '../shared/config.js';
 import { ContractError } from '../shared/contract/errors.js';
 
 /** Things a command holds open until a signal or its own end. */
@@ -35,6 +36,12 @@ export function stopOnSignals(parts: Stoppable[]): void {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/** A command's settings from its `--config` file, FLEET_* environment and the other flags. */
+export function configFrom<S extends z.ZodObject>(schema: S, flags: Record<string, unknown>): z.infer<S> {
+  const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
+  return loadConfig(schema, { file, env: process.env, flags: rest });
 }
 
 /** `--config FILE` on every command: settings come from it, then FLEET_* env, then flags. */

@@ -65,6 +65,6 @@ export class DriverDispatcher {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await new Promise<void>((resolve) => (this.client ? this.client.end(false, {}, () => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (this.client ? this.client.end(true, {}, () => resolve()) : resolve()));
   }
 }

@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../shared/sqlite.js';
 import type { Alert, AlertState, Severity } from '../shared/contract/alert.js';
 import type { Reading, SensorId } from '../shared/contract/reading.js';
 import type { AlertEvent } from '../shared/rules/engine.js';
@@ -47,10 +48,9 @@ export class FleetStore {
   private readonly st;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
+    // The stream position is committed after this store's commit, so this one must be as
+    // durable: otherwise a power cut could keep the position and lose what it covered.
+    this.db = openDatabase(path, 'FULL');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS readings (
         vehicle TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, sensor TEXT NOT NULL, value REAL NOT NULL,

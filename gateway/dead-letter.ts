@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../shared/sqlite.js';
 
 export interface DeadLetter {
   vehicle: string;
@@ -17,8 +18,8 @@ export class DeadLetterStore {
   private readonly insert: Database.Statement;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
+    // Committed before the PUBACK that acknowledges the bad payload.
+    this.db = openDatabase(path, 'FULL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS dead_letters (
       id INTEGER PRIMARY KEY, vehicle TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
       received_at INTEGER NOT NULL, payload BLOB NOT NULL)`);
@@ -27,10 +28,6 @@ export class DeadLetterStore {
 
   put(d: DeadLetter): void {
     this.insert.run(d.vehicle, d.topic, d.reason, d.receivedAt, d.payload);
-  }
-
-  list(limit = 100): DeadLetter[] {
-    return (this.db.prepare('SELECT vehicle, topic, reason, received_at AS receivedAt, payload FROM dead_letters ORDER BY id DESC LIMIT ?').all(limit) as DeadLetter[]);
   }
 
   close(): void {

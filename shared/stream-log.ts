@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from './sqlite.js';
 import type { Batch } from './contract/batch.js';
 import { decodeBatch, encodeBatch } from './contract/codec.js';
 
@@ -22,11 +23,8 @@ export class StreamLog {
   private readonly read: Database.Statement;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
     // PUBACK follows this commit, so it must survive a power cut, not only a crash.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openDatabase(path, 'FULL');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS telemetry (
         offset INTEGER PRIMARY KEY AUTOINCREMENT, vehicle TEXT NOT NULL, received_at INTEGER NOT NULL, payload BLOB NOT NULL);

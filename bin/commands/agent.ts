@@ -1,10 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { agentConfigSchema } from '../../agent/agent-config.js';
-import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { createSimulatedTruck } from '../../simulators/simulated-agent.js';
-import { opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
 export function agentCommand(): Command {
   const cmd = new Command('agent')
@@ -31,8 +30,8 @@ export function agentCommand(): Command {
     .option('--overheat-at <s>', 'simulated engine overheat starting this many seconds after start');
   return opsOptions(withConfig(cmd), 9101).action((flags) =>
     runCommand(async () => {
-      const { config: file, overheatAt, ...rest } = flags as Record<string, unknown> & { config?: string; overheatAt?: string };
-      const config = loadConfig(agentConfigSchema, { file, env: process.env, flags: rest });
+      const { overheatAt, ...rest } = flags as Record<string, unknown> & { overheatAt?: string };
+      const config = configFrom(agentConfigSchema, rest);
       if (overheatAt !== undefined) config.faults.push({ kind: 'engine_overheat', fromS: Number(overheatAt) });
       mkdirSync(config.dataDir, { recursive: true });
       const log = createLogger('agent').child({ vehicle: config.vehicle });

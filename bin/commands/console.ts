@@ -1,9 +1,8 @@
 import { Command } from 'commander';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { consoleConfigSchema, DEV_WRITE_TOKEN } from '../../cloud/console-config.js';
-import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
-import { runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
 export function consoleCommand(): Command {
   const cmd = new Command('console')
@@ -17,8 +16,7 @@ export function consoleCommand(): Command {
     .option('--stale-after-ms <ms>', 'values older than this show as stale (default 30000)');
   return withConfig(cmd).action((flags) =>
     runCommand(async () => {
-      const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
-      const config = loadConfig(consoleConfigSchema, { file, env: process.env, flags: rest });
+      const config = configFrom(consoleConfigSchema, flags);
       const log = createLogger('console');
       if (config.writeToken === DEV_WRITE_TOKEN) log.warn('using the development write token; set FLEET_WRITE_TOKEN in production');
       const server = new ConsoleServer(config, log);

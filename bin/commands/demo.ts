@@ -7,10 +7,10 @@ import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { DEV_WRITE_TOKEN } from '../../cloud/console-config.js';
 import { detectorConfigSchema } from '../../cloud/detector-config.js';
 import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
-import { int, loadConfig } from '../../shared/config.js';
+import { int } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
-import { runCommand, stopOnSignals, withConfig, type Stoppable } from '../cli-support.js';
+import { configFrom, runCommand, stopOnSignals, withConfig, type Stoppable } from '../cli-support.js';
 import { startDetector } from './detector.js';
 import { startGateway } from './gateway.js';
 
@@ -53,8 +53,7 @@ export function demoCommand(): Command {
     .option('--freshness-ms <ms>', 'detector freshness limit (default 60000)');
   return withConfig(cmd).action((flags) =>
     runCommand(async () => {
-      const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
-      const c = loadConfig(demoConfigSchema, { file, env: process.env, flags: rest });
+      const c = configFrom(demoConfigSchema, flags);
       await runDemo(c);
     }),
   );

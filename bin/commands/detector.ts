@@ -3,9 +3,8 @@ import { Command } from 'commander';
 import { Detector } from '../../cloud/detector.js';
 import { detectorConfigSchema, loadRules, storePathOf, type DetectorConfig } from '../../cloud/detector-config.js';
 import { EmbeddedSource } from '../../cloud/sources/embedded-source.js';
-import { loadConfig } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/log.js';
-import { opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
 export function detectorCommand(): Command {
   const cmd = new Command('detector')
@@ -22,8 +21,7 @@ export function detectorCommand(): Command {
     .option('--poll-interval-ms <ms>', 'idle poll interval of the stream (default 20)');
   return opsOptions(withConfig(cmd), 9103).action((flags) =>
     runCommand(async () => {
-      const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
-      const config = loadConfig(detectorConfigSchema, { file, env: process.env, flags: rest });
+      const config = configFrom(detectorConfigSchema, flags);
       const detector = await startDetector(config, createLogger('detector'));
       stopOnSignals([detector]);
     }),

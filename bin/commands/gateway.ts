@@ -3,9 +3,8 @@ import { Command } from 'commander';
 import { Gateway } from '../../gateway/gateway.js';
 import { DEV_SERVICE_TOKEN, gatewayConfigSchema, gatewayOptions, streamPathOf, type GatewayConfig } from '../../gateway/gateway-config.js';
 import { EmbeddedSink } from '../../gateway/sinks/embedded/embedded-sink.js';
-import { loadConfig } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/log.js';
-import { opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
 export function gatewayCommand(): Command {
   const cmd = new Command('gateway')
@@ -18,8 +17,7 @@ export function gatewayCommand(): Command {
     .option('--service-token <token>', 'password of the "service" MQTT user (prefer FLEET_SERVICE_TOKEN)');
   return opsOptions(withConfig(cmd), 9102).action((flags) =>
     runCommand(async () => {
-      const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
-      const config = loadConfig(gatewayConfigSchema, { file, env: process.env, flags: rest });
+      const config = configFrom(gatewayConfigSchema, flags);
       const log = createLogger('gateway');
       const gateway = await startGateway(config, log);
       stopOnSignals([gateway]);

@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { int, loadConfig } from '../../shared/config.js';
+import { int } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
-import { opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
 const simConfigSchema = z
   .object({
@@ -32,8 +32,7 @@ export function simCommand(): Command {
     .option('--overheat-at <s>', 'seconds after start the overheat begins (default 20)');
   return opsOptions(withConfig(cmd), 9104).action((flags) =>
     runCommand(async () => {
-      const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
-      const c = loadConfig(simConfigSchema, { file, env: process.env, flags: rest });
+      const c = configFrom(simConfigSchema, flags);
       const log = createLogger('sim');
       const registry = createRegistry('sim');
       const fleet = new SimulatedFleet(
