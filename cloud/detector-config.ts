@@ -20,6 +20,10 @@ export const detectorConfigSchema = z
     mqttUrl: z.string().url().default('mqtt://127.0.0.1:1883'),
     serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
     pollIntervalMs: int().min(1).max(10_000).default(20),
+    /** Every alert is POSTed here as JSON (with an Idempotency-Key), when set. */
+    webhookUrl: z.string().url().optional(),
+    webhookToken: z.string().optional(),
+    webhookTimeoutMs: int().min(100).default(5000),
     opsHost: z.string().default('127.0.0.1'),
     opsPort: int().min(-1).max(65535).default(9103),
   })

@@ -4,7 +4,8 @@ import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import { RuleEngine, type AlertEvent } from '../shared/rules/engine.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
-import { DriverDispatcher, type DispatcherOptions } from './driver-dispatcher.js';
+import type { AlertChannel } from './alerts/alert-channel.js';
+import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import type { SourcedRecord, TelemetrySource } from './sources/source.js';
 import { FleetStore } from './store.js';
 
@@ -12,7 +13,8 @@ export interface DetectorOptions {
   storePath: string;
   pollIntervalMs: number;
   pollMaxRecords: number;
-  dispatch: DispatcherOptions;
+  /** Where alerts go: the driver's cab, SNS, webhooks. */
+  channels: AlertChannel[];
   opsHost: string;
   opsPort: number;
 }
@@ -26,7 +28,7 @@ export interface DetectorOptions {
 export class Detector {
   readonly engine: RuleEngine;
   readonly store: FleetStore;
-  readonly dispatcher: DriverDispatcher;
+  readonly dispatcher: AlertDispatcher;
   readonly registry: Registry;
   private running = false;
   private loop?: Promise<void>;
@@ -42,8 +44,8 @@ export class Detector {
   ) {
     this.engine = new RuleEngine(rules);
     this.store = new FleetStore(opts.storePath);
-    this.dispatcher = new DriverDispatcher(opts.dispatch, this.store, log);
     this.registry = registry ?? createRegistry('detector');
+    this.dispatcher = new AlertDispatcher(this.store, opts.channels, log, this.registry);
     const r = [this.registry];
     const engine = this.engine;
     this.metrics = {
@@ -64,7 +66,7 @@ export class Detector {
   }
 
   health() {
-    return { ok: this.running, source: this.source.name, gatewayLink: this.dispatcher.connected, ...this.engine.counters, ...this.store.counts() };
+    return { ok: this.running, source: this.source.name, channels: this.opts.channels.map((c) => c.name), ...this.engine.counters, ...this.store.counts() };
   }
 
   async stop(): Promise<void> {

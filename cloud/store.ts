@@ -65,9 +65,12 @@ export class FleetStore {
         episode_start INTEGER NOT NULL, window_start INTEGER NOT NULL, window_end INTEGER NOT NULL,
         observed REAL NOT NULL, expected REAL NOT NULL, message TEXT NOT NULL, live INTEGER NOT NULL,
         raised_at INTEGER NOT NULL, closed_at INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'active',
-        acked_by TEXT, acked_at INTEGER, cleared_by TEXT, cleared_at INTEGER, driver_sent_at INTEGER) WITHOUT ROWID;
+        acked_by TEXT, acked_at INTEGER, cleared_by TEXT, cleared_at INTEGER) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (raised_at);
       CREATE TABLE IF NOT EXISTS alert_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, kind TEXT NOT NULL, at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS deliveries (
+        alert_id TEXT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (alert_id, channel)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     `);
     this.st = {
@@ -85,9 +88,13 @@ export class FleetStore {
       clearAlert: this.db.prepare(`UPDATE alerts SET state = 'cleared', cleared_by = ?, cleared_at = ? WHERE id = ? AND state != 'cleared'`),
       ackAlert: this.db.prepare(`UPDATE alerts SET state = 'acknowledged', acked_by = ?, acked_at = ? WHERE id = ? AND state = 'active'`),
       change: this.db.prepare('INSERT INTO alert_changes (alert_id, kind, at) VALUES (?, ?, ?)'),
-      getAlert: this.db.prepare('SELECT * FROM alerts WHERE id = ?'),
-      toDispatch: this.db.prepare(`SELECT * FROM alerts WHERE live = 1 AND driver_sent_at IS NULL AND state != 'cleared' ORDER BY raised_at LIMIT 100`),
-      markSent: this.db.prepare('UPDATE alerts SET driver_sent_at = ? WHERE id = ? AND driver_sent_at IS NULL'),
+      getAlert: this.db.prepare(`${SELECT_ALERTS} WHERE id = ?`),
+      undelivered: this.db.prepare(`SELECT a.* FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id AND d.channel = @channel
+        WHERE d.alert_id IS NULL AND (@liveOnly = 0 OR (a.live = 1 AND a.state != 'cleared')) ORDER BY a.raised_at LIMIT 100`),
+      claim: this.db.prepare(`INSERT OR IGNORE INTO deliveries (alert_id, channel, state, at) VALUES (?, ?, 'sending', ?)`),
+      delivered: this.db.prepare(`UPDATE deliveries SET state = 'sent', at = ? WHERE alert_id = ? AND channel = ?`),
+      release: this.db.prepare(`DELETE FROM deliveries WHERE alert_id = ? AND channel = ? AND state = 'sending'`),
+      inDoubt: this.db.prepare(`SELECT alert_id AS alertId FROM deliveries WHERE channel = ? AND state = 'sending'`),
       changesAfter: this.db.prepare('SELECT id, alert_id AS alertId, kind, at FROM alert_changes WHERE id > ? ORDER BY id LIMIT ?'),
       lastChange: this.db.prepare('SELECT coalesce(max(id), 0) AS id FROM alert_changes'),
       latest: this.db.prepare('SELECT vehicle, sensor, ts, value, lat, lon, heading FROM latest ORDER BY vehicle'),
@@ -156,16 +163,35 @@ export class FleetStore {
     if (f.state) (where.push('state = ?'), args.push(f.state));
     if (f.severity) (where.push('severity = ?'), args.push(f.severity));
     if (f.vehicle) (where.push('vehicle = ?'), args.push(f.vehicle));
-    const sql = `SELECT * FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_at DESC LIMIT ?`;
+    const sql = `${SELECT_ALERTS} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_at DESC LIMIT ?`;
     return (this.db.prepare(sql).all(...args, f.limit ?? 500) as AlertRow[]).map(toAlert);
   }
 
-  alertsToDispatch(): StoredAlert[] {
-    return (this.st.toDispatch.all() as AlertRow[]).map(toAlert);
+  /** Alerts a channel has not been given yet (live and not cleared ones only, for a live-only channel). */
+  undelivered(channel: string, liveOnly: boolean): StoredAlert[] {
+    return (this.st.undelivered.all({ channel, liveOnly: liveOnly ? 1 : 0 }) as AlertRow[]).map(toAlert);
   }
 
-  markDriverSent(id: string, at: number): void {
-    if (this.st.markSent.run(at, id).changes === 1) this.st.change.run(id, 'driver_sent', at);
+  /** Marks a delivery as under way before it is attempted; false if it was claimed before. */
+  claimDelivery(alertId: string, channel: string, at: number): boolean {
+    return this.st.claim.run(alertId, channel, at).changes === 1;
+  }
+
+  completeDelivery(alertId: string, channel: string, at: number): void {
+    this.transaction(() => {
+      this.st.delivered.run(at, alertId, channel);
+      this.st.change.run(alertId, `delivered:${channel}`, at);
+    });
+  }
+
+  /** Gives a failed delivery back, to be tried again. */
+  releaseDelivery(alertId: string, channel: string): void {
+    this.st.release.run(alertId, channel);
+  }
+
+  /** Deliveries a crash interrupted: whether they reached the channel is unknown. */
+  deliveriesInDoubt(channel: string): string[] {
+    return (this.st.inDoubt.all(channel) as { alertId: string }[]).map((r) => r.alertId);
   }
 
   changesAfter(id: number, limit = 500): AlertChange[] {
@@ -208,11 +234,14 @@ export class FleetStore {
   }
 }
 
+/** An alert row with its driver delivery time, which the console shows. */
+const SELECT_ALERTS = `SELECT alerts.*, (SELECT at FROM deliveries d WHERE d.alert_id = alerts.id AND d.channel = 'driver' AND d.state = 'sent') AS driver_sent_at FROM alerts`;
+
 interface AlertRow {
   id: string; vehicle: string; rule: string; severity: Severity; sensor: SensorId;
   episode_start: number; window_start: number; window_end: number; observed: number; expected: number;
   message: string; live: number; raised_at: number; closed_at: number; state: AlertState;
-  acked_by: string | null; acked_at: number | null; cleared_by: string | null; cleared_at: number | null; driver_sent_at: number | null;
+  acked_by: string | null; acked_at: number | null; cleared_by: string | null; cleared_at: number | null; driver_sent_at?: number | null;
 }
 
 interface ReadingRow {
@@ -226,7 +255,7 @@ function toAlert(r: AlertRow): StoredAlert {
     episodeStart: r.episode_start, windowStart: r.window_start, windowEnd: r.window_end,
     observed: r.observed, expected: r.expected, message: r.message, live: r.live === 1,
     raisedAt: r.raised_at, closedAt: r.closed_at, state: r.state,
-    ackedBy: r.acked_by, ackedAt: r.acked_at, clearedBy: r.cleared_by, clearedAt: r.cleared_at, driverSentAt: r.driver_sent_at,
+    ackedBy: r.acked_by, ackedAt: r.acked_at, clearedBy: r.cleared_by, clearedAt: r.cleared_at, driverSentAt: r.driver_sent_at ?? null,
   };
 }
 

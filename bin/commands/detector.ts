@@ -1,5 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { Command } from 'commander';
+import type { AlertChannel } from '../../cloud/alerts/alert-channel.js';
+import { DriverChannel } from '../../cloud/alerts/channels/driver-channel.js';
+import { WebhookChannel } from '../../cloud/alerts/channels/webhook-channel.js';
 import { Detector } from '../../cloud/detector.js';
 import { detectorConfigSchema, loadRules, storePathOf, type DetectorConfig } from '../../cloud/detector-config.js';
 import { EmbeddedSource } from '../../cloud/sources/embedded-source.js';
@@ -18,7 +21,9 @@ export function detectorCommand(): Command {
     .option('--consumer-group <name>', 'stream position name (default detector)')
     .option('--mqtt-url <url>', 'gateway URL for driver alerts (default mqtt://127.0.0.1:1883)')
     .option('--service-token <token>', 'gateway service password (prefer FLEET_SERVICE_TOKEN)')
-    .option('--poll-interval-ms <ms>', 'idle poll interval of the stream (default 20)');
+    .option('--poll-interval-ms <ms>', 'idle poll interval of the stream (default 20)')
+    .option('--webhook-url <url>', 'also POST every alert here as JSON')
+    .option('--webhook-token <token>', 'bearer token for the webhook (prefer FLEET_WEBHOOK_TOKEN)');
   return opsOptions(withConfig(cmd), 9103).action((flags) =>
     runCommand(async () => {
       const config = configFrom(detectorConfigSchema, flags);
@@ -26,6 +31,14 @@ export function detectorCommand(): Command {
       stopOnSignals([detector]);
     }),
   );
+}
+
+function alertChannels(config: DetectorConfig, log: Logger): AlertChannel[] {
+  const channels: AlertChannel[] = [
+    new DriverChannel({ mqttUrl: config.mqttUrl, serviceToken: config.serviceToken, clientId: `detector-${config.consumerGroup}-${process.pid}` }, log),
+  ];
+  if (config.webhookUrl) channels.push(new WebhookChannel({ url: config.webhookUrl, token: config.webhookToken, timeoutMs: config.webhookTimeoutMs }));
+  return channels;
 }
 
 export async function startDetector(config: DetectorConfig, log: Logger): Promise<Detector> {
@@ -38,7 +51,7 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
       storePath: storePathOf(config),
       pollIntervalMs: config.pollIntervalMs,
       pollMaxRecords: 1000,
-      dispatch: { mqttUrl: config.mqttUrl, serviceToken: config.serviceToken, clientId: `detector-${config.consumerGroup}-${process.pid}` },
+      channels: alertChannels(config, log),
       opsHost: config.opsHost,
       opsPort: config.opsPort,
     },

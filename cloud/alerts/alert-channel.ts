@@ -1,0 +1,31 @@
+import type { Alert } from '../../shared/contract/alert.js';
+
+/**
+ * Somewhere an alert is told: the driver's cab, an SNS topic, a webhook. The dispatcher
+ * records each (alert, channel) delivery, so a channel sees an alert id at most once,
+ * across restarts too.
+ */
+export interface AlertChannel {
+  /** Unique per dispatcher; the delivery ledger's key. */
+  readonly name: string;
+  /** The driver is told only about the present; the fleet team about everything. */
+  readonly liveOnly: boolean;
+  /**
+   * True when the receiving end drops a repeat of the same alert id (the agent does;
+   * a webhook gets an Idempotency-Key; an SNS FIFO topic a deduplication id). Only such
+   * a channel is retried after a crash left a delivery's outcome unknown.
+   */
+  readonly idempotent: boolean;
+  send(alert: Alert): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The alert as it travels: the contract's fields, not the store's lifecycle. */
+export function wireAlert(a: Alert): Alert {
+  return {
+    id: a.id, vehicle: a.vehicle, rule: a.rule, severity: a.severity, sensor: a.sensor,
+    episodeStart: a.episodeStart, windowStart: a.windowStart, windowEnd: a.windowEnd,
+    observed: a.observed, expected: a.expected, message: a.message, live: a.live,
+    raisedAt: a.raisedAt, closedAt: a.closedAt,
+  };
+}
