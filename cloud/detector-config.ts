@@ -1,14 +1,20 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { int, parseFile } from '../shared/config.js';
+import { int, list, parseFile } from '../shared/config.js';
+import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES, ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
 import { DEV_SERVICE_TOKEN } from '../gateway/gateway-config.js';
 
 export const detectorConfigSchema = z
   .object({
     dataDir: z.string().default('var/cloud'),
+    /** Where telemetry comes from: the gateway's embedded stream, a Kafka topic or a Kinesis stream. */
+    source: z.enum(['embedded', 'kafka', 'kinesis']).default('embedded'),
     /** The embedded stream the gateway writes. */
     streamPath: z.string().default('var/gateway/stream.db'),
+    kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
+    kafkaTopic: z.string().min(1).default(STREAMS.telemetry),
+    kinesisStream: z.string().min(1).default(STREAMS.telemetry),
     /** The operational store the console reads. */
     storePath: z.string().optional(),
     rulesFile: z.string().optional(),
@@ -24,10 +30,16 @@ export const detectorConfigSchema = z
     webhookUrl: z.string().url().optional(),
     webhookToken: z.string().optional(),
     webhookTimeoutMs: int().min(100).default(5000),
+    /** Every alert is published to this SNS topic, when set (a .fifo topic deduplicates by alert id). */
+    snsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN').optional(),
+    awsRegion: z.string().default('eu-west-1'),
+    /** An AWS endpoint override, e.g. an emulator. */
+    awsEndpoint: z.string().url().optional(),
     opsHost: z.string().default('127.0.0.1'),
     opsPort: int().min(-1).max(65535).default(9103),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.source !== 'kafka' || c.kafkaBrokers.length > 0, { message: 'the kafka source needs kafkaBrokers', path: ['kafkaBrokers'] });
 
 export type DetectorConfig = z.infer<typeof detectorConfigSchema>;
 

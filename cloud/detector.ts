@@ -105,6 +105,7 @@ export class Detector {
     this.store.transaction(() => {
       for (const rec of records) {
         const { batch } = rec;
+        if (!this.engine.knows(batch.vehicle)) for (const alert of this.store.openAlerts(batch.vehicle)) this.engine.adopt(alert);
         let toEvaluate = batch.readings;
         if (rec.rebuild) {
           // Stored and evaluated before the restart: feed the windows again, once each.

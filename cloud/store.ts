@@ -89,6 +89,7 @@ export class FleetStore {
       ackAlert: this.db.prepare(`UPDATE alerts SET state = 'acknowledged', acked_by = ?, acked_at = ? WHERE id = ? AND state = 'active'`),
       change: this.db.prepare('INSERT INTO alert_changes (alert_id, kind, at) VALUES (?, ?, ?)'),
       getAlert: this.db.prepare(`${SELECT_ALERTS} WHERE id = ?`),
+      openAlerts: this.db.prepare(`${SELECT_ALERTS} WHERE vehicle = ? AND state != 'cleared'`),
       undelivered: this.db.prepare(`SELECT a.* FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id AND d.channel = @channel
         WHERE d.alert_id IS NULL AND (@liveOnly = 0 OR (a.live = 1 AND a.state != 'cleared')) ORDER BY a.raised_at LIMIT 100`),
       claim: this.db.prepare(`INSERT OR IGNORE INTO deliveries (alert_id, channel, state, at) VALUES (?, ?, 'sending', ?)`),
@@ -155,6 +156,11 @@ export class FleetStore {
   getAlert(id: string): StoredAlert | undefined {
     const row = this.st.getAlert.get(id) as AlertRow | undefined;
     return row && toAlert(row);
+  }
+
+  /** A vehicle's alerts whose episode has not ended. */
+  openAlerts(vehicle: string): StoredAlert[] {
+    return (this.st.openAlerts.all(vehicle) as AlertRow[]).map(toAlert);
   }
 
   listAlerts(f: AlertFilter = {}): StoredAlert[] {

@@ -1,7 +1,10 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { int } from '../shared/config.js';
+import { int, list } from '../shared/config.js';
+import { STREAMS } from '../shared/contract/topics.js';
 import type { GatewayOptions } from './gateway.js';
+
+export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
 
 /** Used when no token is configured; the gateway warns, since anyone on the network can then act as a service. */
 export const DEV_SERVICE_TOKEN = 'fleet-dev-service-token';
@@ -15,13 +18,26 @@ export const gatewayConfigSchema = z
     streamPath: z.string().optional(),
     maxPayloadBytes: int().min(256).max(64 * 1024 * 1024).default(256 * 1024),
     serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
-    sinks: z.array(z.enum(['embedded'])).min(1).default(['embedded']),
+    /** Every batch goes to all of these before the PUBACK. */
+    sinks: list(z.enum(SINK_KINDS), 1).default(['embedded']),
+    kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
+    kafkaTopic: z.string().min(1).default(STREAMS.telemetry),
+    kafkaPartitions: int().min(1).max(10_000).default(6),
+    kafkaCompression: z.enum(['none', 'gzip']).default('gzip'),
+    kinesisStream: z.string().min(1).default(STREAMS.telemetry),
+    kinesisShards: int().min(1).max(10_000).default(2),
+    awsRegion: z.string().default('eu-west-1'),
+    /** An AWS endpoint override, e.g. an emulator. */
+    awsEndpoint: z.string().url().optional(),
+    /** A vehicle's IoT Core shadow is updated at most this often. */
+    iotShadowIntervalMs: int().min(100).default(5000),
     sinkRetryBaseMs: int().min(1).default(200),
     sinkRetryMaxMs: int().min(10).default(10_000),
     opsHost: z.string().default('127.0.0.1'),
     opsPort: int().min(-1).max(65535).default(9102),
   })
-  .strict();
+  .strict()
+  .refine((c) => !c.sinks.includes('kafka') || c.kafkaBrokers.length > 0, { message: 'the kafka sink needs kafkaBrokers', path: ['kafkaBrokers'] });
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 

@@ -15,6 +15,10 @@ export const int = () => z.coerce.number<unknown>().int('expected a whole number
 export const bool = () =>
   z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
 
+/** A list from a comma-separated flag or variable, or from a JSON array. */
+export const list = <T extends z.ZodType>(item: T, min = 0) =>
+  z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(item).min(min));
+
 export interface ConfigSources {
   /** Path of a JSON config file (optional). */
   file?: string;

@@ -1,13 +1,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { DEV_WRITE_TOKEN } from '../../cloud/console-config.js';
 import { detectorConfigSchema } from '../../cloud/detector-config.js';
 import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
-import { int } from '../../shared/config.js';
+import { int, list } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { configFrom, runCommand, stopOnSignals, withConfig, type Stoppable } from '../cli-support.js';
@@ -29,8 +29,14 @@ const demoConfigSchema = z
     rulesFile: z.string().optional(),
     windowMs: int().min(100).optional(),
     freshnessMs: int().min(0).optional(),
+    /** The stream between gateway and detector. */
+    stream: z.enum(['embedded', 'kafka', 'kinesis']).default('embedded'),
+    kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
+    awsRegion: z.string().default('eu-west-1'),
+    awsEndpoint: z.string().url().optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.stream !== 'kafka' || c.kafkaBrokers.length > 0, { message: '--stream kafka needs --kafka-brokers', path: ['kafkaBrokers'] });
 
 /** How long the end of a timed run waits for buffers and the detector to catch up. */
 const DRAIN_TIMEOUT_MS = 20_000;
@@ -50,7 +56,11 @@ export function demoCommand(): Command {
     .option('--sim-hz <hz>', 'sample every sensor at this rate')
     .option('--rules-file <file>', 'detector rules (JSON)')
     .option('--window-ms <ms>', 'detector window length (default 10000)')
-    .option('--freshness-ms <ms>', 'detector freshness limit (default 60000)');
+    .option('--freshness-ms <ms>', 'detector freshness limit (default 60000)')
+    .addOption(new Option('--stream <kind>', 'the stream between gateway and detector (default embedded)').choices(['embedded', 'kafka', 'kinesis']))
+    .option('--kafka-brokers <list>', 'with --stream kafka: comma-separated host:port')
+    .option('--aws-region <region>', 'with --stream kinesis: AWS region (default eu-west-1)')
+    .option('--aws-endpoint <url>', 'with --stream kinesis: AWS endpoint override (an emulator)');
   return withConfig(cmd).action((flags) =>
     runCommand(async () => {
       const c = configFrom(demoConfigSchema, flags);
@@ -66,7 +76,10 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   const say = (line: string) => c.json || process.stdout.write(`${line}\n`);
   const parts: Stoppable[] = [];
 
-  const gatewayConfig = gatewayConfigSchema.parse({ host: c.host, port: c.port, dataDir: join(dataDir, 'gateway'), opsPort: -1 });
+  const streamSettings = { kafkaBrokers: c.kafkaBrokers, awsRegion: c.awsRegion, awsEndpoint: c.awsEndpoint };
+  const gatewayConfig = gatewayConfigSchema.parse({
+    host: c.host, port: c.port, dataDir: join(dataDir, 'gateway'), opsPort: -1, sinks: [c.stream], ...streamSettings,
+  });
   const gateway = await startGateway(gatewayConfig, log.child({ component: 'gateway' }));
   parts.push(gateway);
   const mqttUrl = `mqtt://${c.host}:${gateway.port}`;
@@ -74,6 +87,8 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   const detector = await startDetector(
     detectorConfigSchema.parse({
       dataDir: join(dataDir, 'cloud'),
+      source: c.stream,
+      ...streamSettings,
       streamPath: join(dataDir, 'gateway', 'stream.db'),
       rulesFile: c.rulesFile,
       windowMs: c.windowMs,
@@ -106,7 +121,7 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   await fleet.start();
   parts.push(fleet);
 
-  say(`fleet demo: ${c.trucks} trucks, gateway ${mqttUrl}, data in ${dataDir}`);
+  say(`fleet demo: ${c.trucks} trucks, gateway ${mqttUrl}, stream ${c.stream}, data in ${dataDir}`);
   say(`fleet console: ${consoleServer.url}  (write token: ${DEV_WRITE_TOKEN})`);
   const announced = new Set<string>();
   const announcer = setInterval(() => {

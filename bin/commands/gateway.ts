@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { Command } from 'commander';
 import { Gateway } from '../../gateway/gateway.js';
-import { DEV_SERVICE_TOKEN, gatewayConfigSchema, gatewayOptions, streamPathOf, type GatewayConfig } from '../../gateway/gateway-config.js';
-import { EmbeddedSink } from '../../gateway/sinks/embedded/embedded-sink.js';
+import { DEV_SERVICE_TOKEN, gatewayConfigSchema, gatewayOptions, type GatewayConfig } from '../../gateway/gateway-config.js';
+import { createSinks } from '../../gateway/sinks/create-sinks.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
@@ -14,7 +14,16 @@ export function gatewayCommand(): Command {
     .option('--data-dir <dir>', 'embedded stream and dead letters (default var/gateway)')
     .option('--stream-path <file>', 'embedded stream file (default DATA_DIR/stream.db)')
     .option('--max-payload-bytes <n>', 'larger telemetry payloads are dead-lettered (default 262144)')
-    .option('--service-token <token>', 'password of the "service" MQTT user (prefer FLEET_SERVICE_TOKEN)');
+    .option('--service-token <token>', 'password of the "service" MQTT user (prefer FLEET_SERVICE_TOKEN)')
+    .option('--sinks <list>', 'comma-separated: embedded, kafka, kinesis, iot-core; PUBACK once all have a batch (default embedded)')
+    .option('--kafka-brokers <list>', 'comma-separated host:port')
+    .option('--kafka-topic <name>', 'telemetry topic, created at start if missing (default fleet.telemetry)')
+    .option('--kafka-partitions <n>', 'partitions when the topic is created (default 6)')
+    .option('--kinesis-stream <name>', 'telemetry stream, created at start if missing (default fleet.telemetry)')
+    .option('--kinesis-shards <n>', 'shards when the stream is created (default 2)')
+    .option('--aws-region <region>', 'AWS region (default eu-west-1)')
+    .option('--aws-endpoint <url>', 'AWS endpoint override (an emulator)')
+    .option('--iot-shadow-interval-ms <ms>', 'IoT Core shadow updates per vehicle at most this often (default 5000)');
   return opsOptions(withConfig(cmd), 9102).action((flags) =>
     runCommand(async () => {
       const config = configFrom(gatewayConfigSchema, flags);
@@ -28,7 +37,7 @@ export function gatewayCommand(): Command {
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   mkdirSync(config.dataDir, { recursive: true });
   if (config.serviceToken === DEV_SERVICE_TOKEN) log.warn('using the development service token; set FLEET_SERVICE_TOKEN in production');
-  const gateway = new Gateway(gatewayOptions(config), [new EmbeddedSink(streamPathOf(config))], log);
+  const gateway = new Gateway(gatewayOptions(config), createSinks(config, log), log);
   await gateway.start();
   return gateway;
 }

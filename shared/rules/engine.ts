@@ -98,6 +98,20 @@ export class RuleEngine {
     return seq <= (this.vehicles.get(vehicle)?.lastSeq ?? 0);
   }
 
+  /** Whether this vehicle has state here (a detector that just took it over has none). */
+  knows(vehicle: string): boolean {
+    return this.vehicles.has(vehicle);
+  }
+
+  /**
+   * Continues an episode raised elsewhere (before a restart, or by the detector that held
+   * this vehicle's partition), so it is not raised a second time under a new episode start.
+   */
+  adopt(alert: Alert): void {
+    const v = this.vehicle(alert.vehicle);
+    if (this.ruleSet.rules.some((r) => r.name === alert.rule)) v.episodes[alert.rule] ??= { alert, cleanWindows: 0 };
+  }
+
   /** Closes every open window (end of a replay). */
   flush(arrivedAt: number): AlertEvent[] {
     const events: AlertEvent[] = [];

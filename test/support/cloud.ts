@@ -18,6 +18,8 @@ export interface CloudOptions {
   freshnessMs?: number;
   withConsole?: boolean;
   gateway?: Partial<GatewayConfig>;
+  /** Detector settings beyond the defaults (source, brokers ...). */
+  detector?: Record<string, unknown>;
 }
 
 /** Gateway, detector and (optionally) console in this process, on real sockets and SQLite files. */
@@ -53,6 +55,7 @@ export class Cloud {
         freshnessMs: this.opts.freshnessMs,
         mqttUrl: this.mqttUrl,
         opsPort: -1,
+        ...this.opts.detector,
       }),
       this.log.child({ component: 'detector' }),
     );

@@ -622,3 +622,26 @@ describe('RuleEngine on the simulated truck with DEFAULT_RULES', () => {
     }
   });
 });
+
+describe('RuleEngine taking over a vehicle', () => {
+  it('continues an adopted episode instead of raising it again, and clears it under its own id', () => {
+    const engine = new RuleEngine(ruleSet([HOT]));
+    const first = new Feed(new RuleEngine(ruleSet([HOT])));
+    const [original] = raised(first.series(V, 'engine_temp', 0, 25, () => 110));
+    assert.ok(original);
+    assert.equal(engine.knows(V), false);
+    engine.adopt(original);
+    assert.equal(engine.knows(V), true);
+    // The new owner sees the episode go on (no second alert), then end.
+    const feed = new Feed(engine);
+    const events = [...feed.series(V, 'engine_temp', 30, 50, () => 110), ...feed.series(V, 'engine_temp', 50, 75, () => 90)];
+    assert.deepEqual(kinds(events), [`cleared ${original.id}`]);
+  });
+
+  it('ignores an adopted alert of a rule it does not have', () => {
+    const engine = new RuleEngine(ruleSet([RISE]));
+    const [original] = raised(new Feed(new RuleEngine(ruleSet([HOT]))).series(V, 'engine_temp', 0, 25, () => 110));
+    engine.adopt(original!);
+    assert.deepEqual(engine.activeAlerts(), []);
+  });
+});

@@ -1,0 +1,226 @@
+import { Kafka, logLevel, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
+import { kafkaLogTo } from '../../gateway/sinks/kafka/kafka-sink.js';
+import { decodeBatch } from '../../shared/contract/codec.js';
+import { STREAMS } from '../../shared/contract/topics.js';
+import type { Logger } from '../../shared/log.js';
+import type { StreamRecord } from '../../shared/stream-log.js';
+import type { SourcedRecord, TelemetrySource } from './source.js';
+
+export interface KafkaSourceOptions {
+  brokers: string[];
+  topic?: string;
+  groupId: string;
+  clientId?: string;
+  /** How far back (in append time) before the committed position to re-read on assignment. */
+  rebuildMs: number;
+}
+
+/** A Kafka offset is a position within one partition only. */
+export interface KafkaRecord extends SourcedRecord {
+  partition: number;
+}
+
+/** Short, so a detector that stops gets its partitions moved to the others quickly. */
+const SESSION_TIMEOUT_MS = 10_000;
+const HEARTBEAT_INTERVAL_MS = 1_000;
+/** Batches (one partition each) held for the detector at once: bounds memory. */
+const PARTITIONS_AT_ONCE = 8;
+
+/**
+ * Telemetry from a Kafka topic as one member of a consumer group. A fetched batch waits in
+ * its eachBatch call until the detector has committed it (back-pressure), and Kafka's
+ * committed offset moves only when the detector commits. When partitions are assigned, each
+ * newly held one is re-read from `rebuildMs` before its committed record, so the windows
+ * its previous holder had open are rebuilt here; those records come with `rebuild` set.
+ */
+export class KafkaSource implements TelemetrySource {
+  readonly name = 'kafka';
+  private readonly kafka: Kafka;
+  private readonly topic: string;
+  private admin?: Admin;
+  private consumer?: Consumer;
+  private starting?: Promise<void>;
+  private closing = false;
+  private assignment: Promise<boolean> = Promise.resolve(true);
+  private partitions = new Set<number>();
+  /** Fetched and decoded, not yet handed out. */
+  private buffer: KafkaRecord[] = [];
+  /** Handed out, not yet committed by the detector, in hand-out order. */
+  private handedOut: KafkaRecord[] = [];
+  /** Per partition, the offset after the last record the detector committed. */
+  private handled = new Map<number, number>();
+  /** Per partition, Kafka's committed offset: records below it were evaluated before. */
+  private committed = new Map<number, number>();
+  /** Commits not yet accepted by Kafka, retried with the next one. */
+  private uncommitted = new Map<number, { offset: number; receivedAt: number }>();
+  private waiters = new Set<() => void>();
+
+  constructor(
+    private readonly opts: KafkaSourceOptions,
+    private readonly log: Logger,
+  ) {
+    this.topic = opts.topic ?? STREAMS.telemetry;
+    this.kafka = new Kafka({
+      brokers: opts.brokers,
+      clientId: opts.clientId ?? 'fleet-detector',
+      logLevel: logLevel.WARN,
+      logCreator: kafkaLogTo(log),
+    });
+  }
+
+  async poll(max: number): Promise<SourcedRecord[]> {
+    await this.start();
+    const out = this.buffer.splice(0, max);
+    this.handedOut.push(...out);
+    return out;
+  }
+
+  /** Commits, per partition, everything handed out up to and including `record`. */
+  async commit(record: StreamRecord): Promise<void> {
+    const { partition, offset } = record as KafkaRecord;
+    const upTo = this.handedOut.findIndex((r) => r.partition === partition && r.offset === offset);
+    // Handed out before a rebalance: its partition is read again from the committed offset.
+    if (upTo < 0) return;
+    for (const r of this.handedOut.splice(0, upTo + 1)) {
+      this.handled.set(r.partition, r.offset + 1);
+      // A rebuilt record must not move the committed offset back.
+      if (r.offset + 1 > (this.committed.get(r.partition) ?? 0)) this.uncommitted.set(r.partition, { offset: r.offset + 1, receivedAt: r.receivedAt });
+    }
+    this.wake();
+    if (this.uncommitted.size === 0) return;
+    const offsets = [...this.uncommitted].map(([p, c]) => ({ topic: this.topic, partition: p, offset: String(c.offset), metadata: String(c.receivedAt) }));
+    await this.consumer!.commitOffsets(offsets);
+    for (const [p, c] of this.uncommitted) this.committed.set(p, c.offset);
+    this.uncommitted.clear();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.wake();
+    await this.starting?.catch(() => undefined);
+    await this.consumer?.disconnect();
+    await this.admin?.disconnect();
+  }
+
+  private start(): Promise<void> {
+    this.starting ??= (async () => {
+      this.admin = this.kafka.admin();
+      await this.admin.connect();
+      const consumer = this.kafka.consumer({
+        groupId: this.opts.groupId,
+        sessionTimeout: SESSION_TIMEOUT_MS,
+        heartbeatInterval: HEARTBEAT_INTERVAL_MS,
+        maxWaitTimeInMs: 1_000,
+        // kafkajs restarts a crashed consumer on a timer; one that fires after close() would
+        // rejoin the group and keep the process alive.
+        retry: { restartOnFailure: async () => !this.closing },
+      });
+      this.consumer = consumer;
+      // Set synchronously, before any batch of the new assignment reaches eachBatch.
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        this.assignment = this.assigned(consumer, payload.memberAssignment[this.topic] ?? []).then(
+          () => true,
+          (err: Error) => {
+            this.log.error({ err: err.message }, 'kafka partition assignment failed; the batch is retried');
+            return false;
+          },
+        );
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: PARTITIONS_AT_ONCE,
+        eachBatch: (payload) => this.eachBatch(payload),
+      });
+    })().catch(async (err: Error) => {
+      this.starting = undefined;
+      await this.consumer?.disconnect().catch(() => undefined);
+      await this.admin?.disconnect().catch(() => undefined);
+      throw err;
+    });
+    return this.starting;
+  }
+
+  private async assigned(consumer: Consumer, partitions: number[]): Promise<void> {
+    const held = this.partitions;
+    this.partitions = new Set(partitions);
+    this.handedOut = [];
+    this.handled.clear();
+    this.committed.clear();
+    this.uncommitted.clear();
+    const [offsets] = await this.admin!.fetchOffsets({ groupId: this.opts.groupId, topics: [this.topic] });
+    const seeks: { partition: number; offset: number }[] = [];
+    for (const { partition, offset, metadata } of offsets?.partitions ?? []) {
+      const committed = Number(offset);
+      // -1: never committed; the group starts from the beginning and nothing was evaluated.
+      if (!this.partitions.has(partition) || committed < 0) continue;
+      this.committed.set(partition, committed);
+      // A partition this member kept still has its windows in memory.
+      const committedAt = Number(metadata);
+      if (held.has(partition) || !(committedAt > 0)) continue;
+      const [found] = (await this.admin!.fetchTopicOffsetsByTimestamp(this.topic, committedAt - this.opts.rebuildMs)).filter(
+        (o) => o.partition === partition,
+      );
+      const from = Math.min(Number(found?.offset ?? committed), committed);
+      if (from < committed) seeks.push({ partition, offset: from });
+    }
+    for (const s of seeks) consumer.seek({ topic: this.topic, partition: s.partition, offset: String(s.offset) });
+    this.log.info({ topic: this.topic, partitions, rebuild: seeks }, 'kafka partitions assigned');
+  }
+
+  private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!(await this.assignment)) throw new Error('kafka partition assignment failed');
+    // Fetched before a rebuild seek: the seek's own fetch brings these again.
+    if (isStale() || this.closing) return;
+    const { partition } = batch;
+    const records = batch.messages.flatMap((m) => this.decode(partition, m));
+    const last = records.at(-1)?.offset ?? -1;
+    this.buffer.push(...records);
+    try {
+      while ((this.handled.get(partition) ?? 0) <= last) {
+        // Unresolved, so whatever the detector did not take is fetched again.
+        if (this.closing || !isRunning() || isStale()) return;
+        await heartbeat();
+        await this.nextChange(HEARTBEAT_INTERVAL_MS);
+      }
+      resolveOffset(batch.lastOffset());
+    } finally {
+      const mine = new Set(records);
+      this.buffer = this.buffer.filter((r) => !mine.has(r));
+    }
+  }
+
+  private decode(partition: number, m: KafkaMessage): KafkaRecord[] {
+    const offset = Number(m.offset);
+    try {
+      const vehicle = m.key?.toString('utf8');
+      if (!vehicle || !m.value) throw new Error('record has no key (vehicle) or no value');
+      const header = Number(String(m.headers?.receivedAt));
+      const receivedAt = Number.isFinite(header) ? header : Number(m.timestamp);
+      // Validated by the gateway; the arrival time stands for "now" so old records still decode.
+      const batch = decodeBatch(vehicle, m.value, receivedAt);
+      return [{ partition, offset, vehicle, receivedAt, batch, rebuild: offset < (this.committed.get(partition) ?? 0) }];
+    } catch (err) {
+      this.log.error({ topic: this.topic, partition, offset, err: (err as Error).message }, 'malformed telemetry record skipped');
+      return [];
+    }
+  }
+
+  private nextChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}

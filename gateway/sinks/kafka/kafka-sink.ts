@@ -1,0 +1,166 @@
+import { CompressionTypes, Kafka, logLevel, Partitioners, type logCreator, type Message, type Producer } from 'kafkajs';
+import type { Batch } from '../../../shared/contract/batch.js';
+import { encodeBatch } from '../../../shared/contract/codec.js';
+import { STREAMS } from '../../../shared/contract/topics.js';
+import type { Logger } from '../../../shared/log.js';
+import type { Sink, SinkHealth } from '../../sink.js';
+
+export interface KafkaSinkOptions {
+  brokers: string[];
+  topic?: string;
+  /** Used only when the sink creates the topic. */
+  partitions?: number;
+  clientId?: string;
+  compression?: 'none' | 'gzip';
+}
+
+interface Pending {
+  message: Message;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * Bounds one send: a write must fail within seconds while the cluster is away, so that the
+ * gateway's own retry loop (which holds the PUBACK) takes over instead of a hidden one.
+ */
+const REQUEST_TIMEOUT_MS = 10_000;
+const RETRY = { retries: 4, initialRetryTime: 200, maxRetryTime: 1_500 };
+
+/**
+ * Telemetry to a Kafka topic, keyed by vehicle so a vehicle's batches stay in one partition
+ * in order. A write resolves once every in-sync replica has it (acks=all). Writes arriving
+ * in the same event-loop turn share one produce request; one request is in flight at a time.
+ */
+export class KafkaSink implements Sink {
+  readonly name = 'kafka';
+  private readonly kafka: Kafka;
+  private readonly topic: string;
+  private producer?: Promise<Producer>;
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private sending?: Promise<void>;
+  private lastError?: string;
+
+  constructor(
+    private readonly opts: KafkaSinkOptions,
+    private readonly log: Logger,
+  ) {
+    this.topic = opts.topic ?? STREAMS.telemetry;
+    this.kafka = new Kafka({
+      brokers: opts.brokers,
+      clientId: opts.clientId ?? 'fleet-gateway',
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      retry: RETRY,
+      logLevel: logLevel.WARN,
+      logCreator: kafkaLogTo(log),
+    });
+  }
+
+  async start(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const wanted = this.opts.partitions ?? 6;
+      // Never left to auto-creation, which would give the broker's default partition count.
+      if (!(await admin.listTopics()).includes(this.topic)) {
+        await admin.createTopics({ topics: [{ topic: this.topic, numPartitions: wanted }], waitForLeaders: true });
+      }
+      const [meta] = (await admin.fetchTopicMetadata({ topics: [this.topic] })).topics;
+      const have = meta?.partitions.length ?? 0;
+      if (have < wanted) this.log.warn({ topic: this.topic, partitions: have, wanted }, 'topic exists with fewer partitions; using it as it is');
+      this.log.info({ topic: this.topic, partitions: have }, 'kafka sink ready');
+    } finally {
+      await admin.disconnect();
+    }
+    await this.connected();
+  }
+
+  write(batch: Batch, receivedAt: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const at = String(receivedAt);
+      // The record's own timestamp is the arrival time too, so a consumer seeking by time seeks by it.
+      const message = { key: batch.vehicle, value: encodeBatch(batch), timestamp: at, headers: { receivedAt: at } };
+      this.queue.push({ message, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  health(): SinkHealth {
+    return this.lastError ? { ok: false, detail: this.lastError } : { ok: true };
+  }
+
+  async close(): Promise<void> {
+    while (this.sending || this.queue.length > 0) await (this.sending ?? this.flush());
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.then((p) => p.disconnect(), () => undefined);
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    if (this.sending || this.queue.length === 0) return;
+    const pending = this.queue;
+    this.queue = [];
+    this.sending = this.send(pending);
+    await this.sending;
+    this.sending = undefined;
+    // Writes that queued behind this request go out now, as one.
+    if (this.queue.length > 0) void this.flush();
+  }
+
+  private async send(pending: Pending[]): Promise<void> {
+    try {
+      const producer = await this.connected();
+      const compression = this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+      await producer.send({ topic: this.topic, acks: -1, timeout: REQUEST_TIMEOUT_MS, compression, messages: pending.map((p) => p.message) });
+      if (this.lastError) this.log.info({ topic: this.topic }, 'kafka sink recovered');
+      this.lastError = undefined;
+      for (const p of pending) p.resolve();
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      for (const p of pending) p.reject(err as Error);
+      await this.discardProducer();
+    }
+  }
+
+  private connected(): Promise<Producer> {
+    this.producer ??= (async () => {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        retry: RETRY,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
+      await producer.connect();
+      return producer;
+    })();
+    return this.producer;
+  }
+
+  /**
+   * After a failed send the broker may still have written it. The idempotent producer then
+   * rewinds its sequence numbers, and a later, different batch reusing them could be taken
+   * for a duplicate and dropped. A fresh producer (a new producer id) cannot collide; the
+   * cost is that the gateway's retry may store a batch twice, which consumers drop by seq.
+   */
+  private async discardProducer(): Promise<void> {
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.then((p) => p.disconnect(), () => undefined).catch(() => undefined);
+  }
+}
+
+const PINO_LEVELS = { [logLevel.ERROR]: 'error', [logLevel.WARN]: 'warn', [logLevel.INFO]: 'info', [logLevel.DEBUG]: 'debug' } as const;
+
+/** kafkajs's own log lines into ours, so they carry the component and land in the same place. */
+export function kafkaLogTo(log: Logger): logCreator {
+  return () =>
+    ({ namespace, level, log: { message, timestamp: _t, logger: _l, ...rest } }) => {
+      const method = PINO_LEVELS[level as keyof typeof PINO_LEVELS];
+      if (method) log[method]({ kafkajs: namespace, ...rest }, message);
+    };
+}

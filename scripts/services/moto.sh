@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The moto server (Kinesis, IoT Core data plane, SNS on one port) for tests and CI.
+#   moto.sh fetch              create .cache/moto-venv once (idempotent)
+#   moto.sh start PORT [HOST]  fetch if needed, then run the server in the foreground
+# The version is pinned so a new moto release cannot change what the tests see.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MOTO_VERSION=5.1.22
+VENV=.cache/moto-venv
+STAMP="$VENV/.moto-$MOTO_VERSION"
+
+fetch() {
+  [ -f "$STAMP" ] && return 0
+  mkdir -p .cache
+  # Test files may start moto side by side: one fetches, the others wait for it.
+  (
+    flock 9
+    [ -f "$STAMP" ] && exit 0
+    # A half-made venv (an interrupted run) is rebuilt rather than trusted.
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    touch "$STAMP"
+  ) 9>.cache/moto-venv.lock
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  start)
+    fetch
+    exec "$VENV/bin/moto_server" -H "${3:-127.0.0.1}" -p "${2:?usage: moto.sh start PORT [HOST]}"
+    ;;
+  *)
+    echo "usage: $0 fetch | start PORT [HOST]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,239 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AssignerProtocol, Kafka, logLevel, type Admin } from 'kafkajs';
+import { KafkaSource, type KafkaRecord } from '../../cloud/sources/kafka-source.js';
+import { KafkaSink } from '../../gateway/sinks/kafka/kafka-sink.js';
+import type { Batch } from '../../shared/contract/batch.js';
+import { decodeBatch } from '../../shared/contract/codec.js';
+import type { Reading } from '../../shared/contract/reading.js';
+import { STREAMS } from '../../shared/contract/topics.js';
+import { createLogger } from '../../shared/log.js';
+import { sleep, tempDir, waitFor } from '../support/harness.js';
+import { startKafka, type KafkaBroker } from '../support/kafka-broker.js';
+
+const TOPIC = STREAMS.telemetry;
+const GROUP = 'detectors';
+const VEHICLES = Array.from({ length: 20 }, (_, i) => `truck-${String(i + 1).padStart(2, '0')}`);
+
+/** What the stream carried, by identity: a batch is (vehicle, first seq). */
+const idOf = (b: Batch) => `${b.vehicle}#${b.readings[0]!.seq}`;
+
+describe('Kafka sink and source against a real broker', () => {
+  const dir = tempDir('fleet-kafka-test-');
+  const log = createLogger('kafka-test', { file: join(dir, 'test.log') });
+  const nextSeq = new Map(VEHICLES.map((v) => [v, 1]));
+  const written: Batch[] = [];
+  let broker: KafkaBroker;
+  let admin: Admin;
+  let sink: KafkaSink;
+  let a: KafkaSource;
+  let b: KafkaSource;
+
+  const client = () => new Kafka({ brokers: [broker.bootstrap], clientId: 'kafka-test', logLevel: logLevel.NOTHING });
+  const source = (name: string) => new KafkaSource({ brokers: [broker.bootstrap], groupId: GROUP, clientId: name, rebuildMs: 60_000 }, log.child({ member: name }));
+
+  function nextBatch(vehicle: string): Batch {
+    const seq = nextSeq.get(vehicle)!;
+    nextSeq.set(vehicle, seq + 3);
+    const now = Date.now();
+    const readings: Reading[] = [0, 1, 2].map((i) => ({ vehicle, seq: seq + i, ts: now - (3 - i) * 1000, clock: 'synced', sensor: 'engine_temp', value: 80 + i, quality: 'good' }));
+    return { vehicle, headTs: readings.at(-1)!.ts, readings };
+  }
+
+  /** One batch per vehicle per round, all in one event-loop turn, as many agents at once. */
+  async function writeRounds(rounds: number): Promise<void> {
+    for (let r = 0; r < rounds; r++) {
+      const batches = VEHICLES.map(nextBatch);
+      await Promise.all(batches.map((batch) => sink.write(batch, Date.now())));
+      written.push(...batches);
+    }
+  }
+
+  /** Everything in the topic, through a plain consumer in a group of its own. */
+  async function readTopic(atLeast: number): Promise<{ partition: number; offset: number; batch: Batch; receivedAt: string }[]> {
+    const consumer = client().consumer({ groupId: `check-${Date.now()}`, maxWaitTimeInMs: 500 });
+    const seen: { partition: number; offset: number; batch: Batch; receivedAt: string }[] = [];
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ partition, message }) => {
+          const vehicle = message.key!.toString();
+          seen.push({ partition, offset: Number(message.offset), batch: decodeBatch(vehicle, message.value!), receivedAt: String(message.headers?.receivedAt) });
+        },
+      });
+      await waitFor(`${atLeast} records in ${TOPIC}`, () => seen.length >= atLeast, 20_000);
+    } finally {
+      await consumer.disconnect();
+    }
+    return seen;
+  }
+
+  /** Polls and commits as the detector does, with an optional hold on the last poll. */
+  async function drain(src: KafkaSource, into: KafkaRecord[]): Promise<KafkaRecord[]> {
+    const got = (await src.poll(50)) as KafkaRecord[];
+    into.push(...got);
+    if (got.length > 0) await src.commit(got.at(-1)!);
+    return got;
+  }
+
+  /** Each member's partitions by its client id, once the group is stable. */
+  async function groupMembers(): Promise<Map<string, number[]>> {
+    const [group] = (await admin.describeGroups([GROUP])).groups;
+    if (group?.state !== 'Stable') return new Map();
+    return new Map(group.members.map((m) => [m.clientId, AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[TOPIC] ?? []]));
+  }
+
+  async function committedOffsets(): Promise<Map<number, number>> {
+    const [offsets] = await admin.fetchOffsets({ groupId: GROUP, topics: [TOPIC] });
+    return new Map(offsets!.partitions.map((p) => [p.partition, Math.max(0, Number(p.offset))]));
+  }
+
+  before(async () => {
+    broker = await startKafka();
+    admin = client().admin();
+    await admin.connect();
+    sink = new KafkaSink({ brokers: [broker.bootstrap], partitions: 6, clientId: 'test-gateway' }, log.child({ sink: 'kafka' }));
+    await sink.start();
+    // Both members in the group before any data, so no rebalance moves records mid-test.
+    a = source('det-a');
+    b = source('det-b');
+    await a.poll(1);
+    await b.poll(1);
+    await waitFor('a stable group of two members with three partitions each', async () => {
+      const members = await groupMembers();
+      return members.size === 2 && [...members.values()].every((ps) => ps.length === 3);
+    }, 30_000, 250);
+  });
+
+  after(async () => {
+    try {
+      await Promise.race([Promise.allSettled([a?.close(), b?.close(), sink?.close(), admin?.disconnect()]), delay(15_000, undefined, { ref: false })]);
+    } finally {
+      await broker?.stop();
+    }
+  });
+
+  it('creates the telemetry topic with the configured partitions, and keeps an existing smaller one', async () => {
+    const [meta] = (await admin.fetchTopicMetadata({ topics: [TOPIC] })).topics;
+    assert.equal(meta!.partitions.length, 6);
+
+    await admin.createTopics({ topics: [{ topic: 'small', numPartitions: 2 }], waitForLeaders: true });
+    const small = new KafkaSink({ brokers: [broker.bootstrap], topic: 'small', partitions: 6 }, log);
+    await small.start();
+    await small.close();
+    const [smallMeta] = (await admin.fetchTopicMetadata({ topics: ['small'] })).topics;
+    assert.equal(smallMeta!.partitions.length, 2);
+  });
+
+  it('keys by vehicle: each vehicle in one partition, its batches in seq order', async () => {
+    await writeRounds(5);
+    const seen = await readTopic(written.length);
+    assert.equal(seen.length, written.length);
+    assert.deepEqual(new Set(seen.map((s) => idOf(s.batch))), new Set(written.map(idOf)));
+    const partitionsOf = new Map<string, Set<number>>();
+    for (const s of seen) partitionsOf.set(s.batch.vehicle, (partitionsOf.get(s.batch.vehicle) ?? new Set()).add(s.partition));
+    for (const [vehicle, ps] of partitionsOf) assert.equal(ps.size, 1, `${vehicle} is in partitions ${[...ps]}`);
+    assert.ok(new Set(seen.map((s) => s.partition)).size >= 4, 'twenty vehicles spread over the partitions');
+    for (const vehicle of VEHICLES) {
+      const seqs = seen.filter((s) => s.batch.vehicle === vehicle).sort((x, y) => x.offset - y.offset).map((s) => s.batch.readings[0]!.seq);
+      assert.deepEqual(seqs, [1, 4, 7, 10, 13]);
+    }
+    assert.ok(seen.every((s) => /^\d{13}$/.test(s.receivedAt)), 'receivedAt header in ms');
+  });
+
+  it('a group of two sources receives every batch exactly once when committing as it goes', async () => {
+    const fromA: KafkaRecord[] = [];
+    const fromB: KafkaRecord[] = [];
+    await waitFor('every batch through the group', async () => {
+      await drain(a, fromA);
+      await drain(b, fromB);
+      return fromA.length + fromB.length >= written.length;
+    }, 20_000);
+    await sleep(1_500);
+    await drain(a, fromA);
+    await drain(b, fromB);
+    const all = [...fromA, ...fromB];
+    assert.equal(all.length, written.length);
+    assert.deepEqual(new Set(all.map((r) => idOf(r.batch))), new Set(written.map(idOf)));
+    assert.ok(all.every((r) => !r.rebuild));
+    const partsA = new Set(fromA.map((r) => r.partition));
+    assert.ok(fromB.every((r) => !partsA.has(r.partition)), 'members hold disjoint partitions');
+  });
+
+  it('a member that goes away hands its partitions over; what it had committed comes back as rebuild', async () => {
+    const partsB = new Set((await groupMembers()).get('det-b'));
+    const partsA = new Set([0, 1, 2, 3, 4, 5].filter((p) => !partsB.has(p)));
+    await writeRounds(2);
+    const ends = new Map((await admin.fetchTopicOffsets(TOPIC)).map((p) => [p.partition, Number(p.high)]));
+    const before = await committedOffsets();
+    const forB = [...partsB].reduce((n, p) => n + ends.get(p)! - before.get(p)!, 0);
+    const fromA: KafkaRecord[] = [];
+    const fromB: KafkaRecord[] = [];
+    // b commits as it goes, except its last poll: those records stay handed out, uncommitted.
+    let held: KafkaRecord[] = [];
+    await waitFor('the new batches handed out', async () => {
+      await drain(a, fromA);
+      if (fromB.length < forB) {
+        held = (await b.poll(5)) as KafkaRecord[];
+        fromB.push(...held);
+        if (held.length > 0 && fromB.length < forB) await b.commit(held.at(-1)!);
+      }
+      return fromA.length + fromB.length >= 2 * VEHICLES.length;
+    }, 20_000);
+    assert.ok(held.length > 0 && fromB.length === forB);
+    await b.close();
+
+    const committed = await committedOffsets();
+    for (const r of held) assert.ok(r.offset >= committed.get(r.partition)!, 'the held records are uncommitted');
+
+    const taken: KafkaRecord[] = [];
+    const expected = [...partsB].reduce((n, p) => n + ends.get(p)!, 0);
+    await waitFor(`b's ${expected} records re-read by a`, async () => {
+      await drain(a, taken);
+      return taken.filter((r) => partsB.has(r.partition)).length >= expected;
+    }, 30_000);
+    await sleep(1_000);
+    await drain(a, taken);
+
+    // Rebuilt from the start of each partition (all of it is within rebuildMs), once each.
+    for (const p of partsB) {
+      const got = taken.filter((r) => r.partition === p);
+      assert.deepEqual(got.map((r) => r.offset), Array.from({ length: ends.get(p)! }, (_, i) => i), `partition ${p}`);
+      for (const r of got) assert.equal(r.rebuild, r.offset < committed.get(p)!, `partition ${p} offset ${r.offset}`);
+    }
+    const takenIds = new Map(taken.map((r) => [idOf(r.batch), r]));
+    for (const r of held) assert.equal(takenIds.get(idOf(r.batch))?.rebuild, false, `${idOf(r.batch)} is evaluated anew`);
+    assert.ok(taken.some((r) => r.rebuild), 'some records are rebuilt');
+    // a kept its own partitions and had committed them: nothing of them comes again.
+    assert.deepEqual(taken.filter((r) => partsA.has(r.partition)), []);
+    await a.close();
+  });
+
+  it('a broker outage fails writes and health, and after the broker returns writes go through with nothing lost', async () => {
+    await broker.stop();
+    const batch = nextBatch(VEHICLES[0]!);
+    const started = Date.now();
+    const outcome = await Promise.race([
+      sink.write(batch, Date.now()).then(() => 'written', () => 'failed'),
+      delay(30_000, 'still waiting', { ref: false }),
+    ]);
+    assert.equal(outcome, 'failed');
+    log.info({ ms: Date.now() - started }, 'write failed while the broker was down');
+    assert.equal(sink.health().ok, false);
+    assert.ok(sink.health().detail);
+
+    await sleep(2_000);
+    await broker.restart();
+    // The gateway's way: retry the held write with a pause until the sink takes it.
+    await waitFor('the held write accepted after the restart', () => sink.write(batch, Date.now()).then(() => true, () => false), 40_000, 500);
+    written.push(batch);
+    assert.deepEqual(sink.health(), { ok: true });
+    await writeRounds(1);
+
+    const seen = await readTopic(written.length);
+    assert.deepEqual(new Set(seen.map((s) => idOf(s.batch))), new Set(written.map(idOf)));
+  });
+});
