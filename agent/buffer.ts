@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openDatabase, type Synchronous } from '../shared/sqlite.js';
 import { PRIORITY, type Reading, type Sample, type SensorId } from '../shared/contract/reading.js';
@@ -40,6 +42,7 @@ export class ReadingBuffer {
   private readonly upsertMeta: Database.Statement;
 
   constructor(private readonly opts: BufferOptions) {
+    mkdirSync(dirname(opts.path), { recursive: true });
     this.db = openDatabase(opts.path, opts.synchronous);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;

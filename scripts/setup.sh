@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the system and its tests need on a fresh Debian machine: the Mosquitto
-# broker (interop tests) and socat (serial tests), then the npm packages (better-sqlite3
-# builds from source with the machine's compiler).
+# broker (interop tests) and socat (serial tests), the npm packages (better-sqlite3 builds
+# from source with the machine's compiler), an Apache Kafka broker's jars from Maven
+# Central and a moto server in a Python venv (both cached under .cache/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +22,5 @@ fi
 
 npm ci --no-audit --no-fund
 npm run build
+bash scripts/services/kafka.sh fetch
+bash scripts/services/moto.sh fetch

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import { agentConfigSchema } from '../agent/agent-config.js';
 import type { Logger } from '../shared/log.js';
@@ -21,7 +20,6 @@ export class SimulatedFleet {
   readonly trucks: SimulatedTruck[] = [];
 
   constructor(opts: SimulatedFleetOptions, log: Logger, registry?: Registry) {
-    mkdirSync(opts.dataDir, { recursive: true });
     const width = String(opts.count).length < 2 ? 2 : String(opts.count).length;
     for (let i = 1; i <= opts.count; i++) {
       const vehicle = `${opts.prefix}${String(i).padStart(width, '0')}`;

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { createLogger } from '../../shared/log.js';
@@ -33,7 +32,6 @@ export function agentCommand(): Command {
       const { overheatAt, ...rest } = flags as Record<string, unknown> & { overheatAt?: string };
       const config = configFrom(agentConfigSchema, rest);
       if (overheatAt !== undefined) config.faults.push({ kind: 'engine_overheat', fromS: Number(overheatAt) });
-      mkdirSync(config.dataDir, { recursive: true });
       const log = createLogger('agent').child({ vehicle: config.vehicle });
       const { agent } = createSimulatedTruck(config, log);
       await agent.start();

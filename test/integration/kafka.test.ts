@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AssignerProtocol, Kafka, logLevel, type Admin } from 'kafkajs';
+import { AssignerProtocol, Kafka, logLevel, Partitioners, type Admin } from 'kafkajs';
 import { KafkaSource, type KafkaRecord } from '../../cloud/sources/kafka-source.js';
 import { KafkaSink } from '../../gateway/sinks/kafka/kafka-sink.js';
 import type { Batch } from '../../shared/contract/batch.js';
@@ -30,6 +30,8 @@ describe('Kafka sink and source against a real broker', () => {
   let sink: KafkaSink;
   let a: KafkaSource;
   let b: KafkaSource;
+  /** A record no gateway would write, put in the stream by hand. */
+  let malformed: { partition: number; offset: number };
 
   const client = () => new Kafka({ brokers: [broker.bootstrap], clientId: 'kafka-test', logLevel: logLevel.NOTHING });
   const source = (name: string) => new KafkaSource({ brokers: [broker.bootstrap], groupId: GROUP, clientId: name, rebuildMs: 60_000 }, log.child({ member: name }));
@@ -60,6 +62,7 @@ describe('Kafka sink and source against a real broker', () => {
       await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
       await consumer.run({
         eachMessage: async ({ partition, message }) => {
+          if (partition === malformed?.partition && Number(message.offset) === malformed.offset) return;
           const vehicle = message.key!.toString();
           seen.push({ partition, offset: Number(message.offset), batch: decodeBatch(vehicle, message.value!), receivedAt: String(message.headers?.receivedAt) });
         },
@@ -144,7 +147,17 @@ describe('Kafka sink and source against a real broker', () => {
     assert.ok(seen.every((s) => /^\d{13}$/.test(s.receivedAt)), 'receivedAt header in ms');
   });
 
-  it('a group of two sources receives every batch exactly once when committing as it goes', async () => {
+  it('a group of two sources receives every batch exactly once when committing as it goes, skipping a malformed record', async () => {
+    const producer = client().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const [meta] = await producer.send({ topic: TOPIC, messages: [{ key: VEHICLES[0]!, value: Buffer.from([0xfb, 0x10, 0x01]) }] });
+    await producer.disconnect();
+    malformed = { partition: meta!.partition, offset: Number(meta!.baseOffset) };
+    // A valid batch after it, so the committed offset moves past it.
+    const after = nextBatch(VEHICLES[0]!);
+    await sink.write(after, Date.now());
+    written.push(after);
+
     const fromA: KafkaRecord[] = [];
     const fromB: KafkaRecord[] = [];
     await waitFor('every batch through the group', async () => {
@@ -190,7 +203,8 @@ describe('Kafka sink and source against a real broker', () => {
     for (const r of held) assert.ok(r.offset >= committed.get(r.partition)!, 'the held records are uncommitted');
 
     const taken: KafkaRecord[] = [];
-    const expected = [...partsB].reduce((n, p) => n + ends.get(p)!, 0);
+    const offsetsOf = (p: number) => Array.from({ length: ends.get(p)! }, (_, i) => i).filter((o) => p !== malformed.partition || o !== malformed.offset);
+    const expected = [...partsB].reduce((n, p) => n + offsetsOf(p).length, 0);
     await waitFor(`b's ${expected} records re-read by a`, async () => {
       await drain(a, taken);
       return taken.filter((r) => partsB.has(r.partition)).length >= expected;
@@ -201,7 +215,7 @@ describe('Kafka sink and source against a real broker', () => {
     // Rebuilt from the start of each partition (all of it is within rebuildMs), once each.
     for (const p of partsB) {
       const got = taken.filter((r) => r.partition === p);
-      assert.deepEqual(got.map((r) => r.offset), Array.from({ length: ends.get(p)! }, (_, i) => i), `partition ${p}`);
+      assert.deepEqual(got.map((r) => r.offset), offsetsOf(p), `partition ${p}`);
       for (const r of got) assert.equal(r.rebuild, r.offset < committed.get(p)!, `partition ${p} offset ${r.offset}`);
     }
     const takenIds = new Map(taken.map((r) => [idOf(r.batch), r]));
