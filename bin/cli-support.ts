@@ -31,8 +31,15 @@ export function stopOnSignals(parts: Stoppable[]): void {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    for (const part of [...parts].reverse()) await part.stop();
-    process.exit(0);
+    let failed = false;
+    // Each part gets its stop even when an earlier one fails, so state is saved where it can be.
+    for (const part of [...parts].reverse()) {
+      await part.stop().catch((err: unknown) => {
+        failed = true;
+        process.stderr.write(`fleet: while stopping: ${(err as Error).stack ?? String(err)}\n`);
+      });
+    }
+    process.exit(failed ? 1 : 0);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
@@ -50,6 +57,17 @@ export function withConfig(cmd: Command): Command {
     .option('-c, --config <file>', 'JSON config file (flags and FLEET_* environment variables override it)')
     .addHelpText('after', '\nEvery setting can also come from the config file (camelCase key) or from FLEET_<SETTING> in the environment.');
 }
+
+/** Where alerts go: the cab through the gateway, a webhook, an SNS topic. */
+export const channelOptions = (cmd: Command): Command =>
+  cmd
+    .option('--mqtt-url <url>', 'gateway URL, for driver alerts (default mqtt://127.0.0.1:1883)')
+    .option('--service-token <token>', 'gateway service password (prefer FLEET_SERVICE_TOKEN)')
+    .option('--webhook-url <url>', 'also POST every alert here as JSON, with an Idempotency-Key header')
+    .option('--webhook-token <token>', 'bearer token for the webhook (prefer FLEET_WEBHOOK_TOKEN)')
+    .option('--sns-topic-arn <arn>', 'also publish every alert to this SNS topic (.fifo: deduplicated by alert id)')
+    .option('--aws-region <region>', 'AWS region (default eu-west-1)')
+    .option('--aws-endpoint <url>', 'AWS endpoint override (an emulator)');
 
 export const opsOptions = (cmd: Command, defaultPort: number): Command =>
   cmd

@@ -4,6 +4,7 @@ import { agentCommand } from './commands/agent.js';
 import { consoleCommand } from './commands/console.js';
 import { demoCommand } from './commands/demo.js';
 import { detectorCommand } from './commands/detector.js';
+import { dispatcherCommand } from './commands/dispatcher.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { replayCommand } from './commands/replay.js';
 import { simCommand } from './commands/sim.js';
@@ -16,6 +17,7 @@ const program = new Command('fleet')
   .addCommand(agentCommand())
   .addCommand(gatewayCommand())
   .addCommand(detectorCommand())
+  .addCommand(dispatcherCommand())
   .addCommand(consoleCommand())
   .addCommand(simCommand())
   .addCommand(replayCommand());

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { int, list, parseFile } from '../shared/config.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES, ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
-import { DEV_SERVICE_TOKEN } from '../gateway/gateway-config.js';
+import { channelSettings } from './alerts/create-channels.js';
 
 export const detectorConfigSchema = z
   .object({
@@ -23,23 +23,18 @@ export const detectorConfigSchema = z
     /** Override the rules file's freshness limit. */
     freshnessMs: int().min(0).optional(),
     consumerGroup: z.string().min(1).default('detector'),
-    mqttUrl: z.string().url().default('mqtt://127.0.0.1:1883'),
-    serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
     pollIntervalMs: int().min(1).max(10_000).default(20),
-    /** Every alert is POSTed here as JSON (with an Idempotency-Key), when set. */
-    webhookUrl: z.string().url().optional(),
-    webhookToken: z.string().optional(),
-    webhookTimeoutMs: int().min(100).default(5000),
-    /** Every alert is published to this SNS topic, when set (a .fifo topic deduplicates by alert id). */
-    snsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN').optional(),
-    awsRegion: z.string().default('eu-west-1'),
-    /** An AWS endpoint override, e.g. an emulator. */
-    awsEndpoint: z.string().url().optional(),
+    /** `here`: this detector sends alerts to the channels itself; `kafka`: it writes them to fleet.alerts for `fleet dispatcher`. */
+    dispatch: z.enum(['here', 'kafka']).default('here'),
+    ...channelSettings,
     opsHost: z.string().default('127.0.0.1'),
     opsPort: int().min(-1).max(65535).default(9103),
   })
   .strict()
-  .refine((c) => c.source !== 'kafka' || c.kafkaBrokers.length > 0, { message: 'the kafka source needs kafkaBrokers', path: ['kafkaBrokers'] });
+  .refine((c) => (c.source !== 'kafka' && c.dispatch !== 'kafka') || c.kafkaBrokers.length > 0, {
+    message: 'the kafka source and kafka dispatch need kafkaBrokers',
+    path: ['kafkaBrokers'],
+  });
 
 export type DetectorConfig = z.infer<typeof detectorConfigSchema>;
 

@@ -4,7 +4,7 @@ import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import { RuleEngine, type AlertEvent } from '../shared/rules/engine.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
-import type { AlertChannel } from './alerts/alert-channel.js';
+import type { AlertChannel, AlertStreamWriter } from './alerts/alert-channel.js';
 import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import type { SourcedRecord, TelemetrySource } from './sources/source.js';
 import { FleetStore } from './store.js';
@@ -13,8 +13,10 @@ export interface DetectorOptions {
   storePath: string;
   pollIntervalMs: number;
   pollMaxRecords: number;
-  /** Where alerts go: the driver's cab, SNS, webhooks. */
+  /** Where alerts go: the driver's cab, SNS, webhooks (none when a stream carries them to dispatchers). */
   channels: AlertChannel[];
+  /** fleet.alerts, when alerts are dispatched elsewhere: written before the stream position is committed. */
+  alertStream?: AlertStreamWriter;
   opsHost: string;
   opsPort: number;
 }
@@ -58,6 +60,7 @@ export class Detector {
   }
 
   async start(): Promise<void> {
+    await this.opts.alertStream?.start();
     this.dispatcher.start();
     if (this.opts.opsPort >= 0) this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health());
     this.running = true;
@@ -73,6 +76,7 @@ export class Detector {
     this.running = false;
     await this.loop;
     await this.dispatcher.stop();
+    await this.opts.alertStream?.close();
     await this.source.close();
     this.ops?.close();
     this.store.close();
@@ -85,7 +89,8 @@ export class Detector {
       try {
         records = await this.source.poll(this.opts.pollMaxRecords);
         if (records.length > 0) {
-          this.handle(records);
+          const events = this.handle(records);
+          await this.opts.alertStream?.write(events);
           await this.source.commit(records.at(-1)!);
           this.dispatcher.kick();
         }
@@ -97,7 +102,7 @@ export class Detector {
   }
 
   /** Exposed for benchmarks and tests that drive the detector without a loop. */
-  handle(records: SourcedRecord[]): void {
+  handle(records: SourcedRecord[]): AlertEvent[] {
     const now = Date.now();
     const events: AlertEvent[] = [];
     let fresh = 0;
@@ -128,5 +133,6 @@ export class Detector {
         this.log.info({ vehicle: e.alert.vehicle, alertId: e.alert.id, rule: e.alert.rule, live: e.alert.live, observed: e.alert.observed }, `alert ${e.kind}`);
       } else this.log.info({ vehicle: e.vehicle, alertId: e.alertId }, 'alert cleared');
     }
+    return events;
   }
 }

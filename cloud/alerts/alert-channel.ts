@@ -1,4 +1,5 @@
 import type { Alert } from '../../shared/contract/alert.js';
+import type { AlertEvent } from '../../shared/rules/engine.js';
 
 /**
  * Somewhere an alert is told: the driver's cab, an SNS topic, a webhook. The dispatcher
@@ -17,6 +18,13 @@ export interface AlertChannel {
    */
   readonly idempotent: boolean;
   send(alert: Alert): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Carries alert events to dispatchers elsewhere (fleet.alerts); a write resolves once durable. */
+export interface AlertStreamWriter {
+  start(): Promise<void>;
+  write(events: AlertEvent[]): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 import { Kafka, logLevel, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
-import { kafkaLogTo } from '../../gateway/sinks/kafka/kafka-sink.js';
 import { decodeBatch } from '../../shared/contract/codec.js';
 import { STREAMS } from '../../shared/contract/topics.js';
+import { kafkaLogTo } from '../../shared/kafka.js';
 import type { Logger } from '../../shared/log.js';
 import type { StreamRecord } from '../../shared/stream-log.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
@@ -88,10 +88,13 @@ export class KafkaSource implements TelemetrySource {
     }
     this.wake();
     if (this.uncommitted.size === 0) return;
-    const offsets = [...this.uncommitted].map(([p, c]) => ({ topic: this.topic, partition: p, offset: String(c.offset), metadata: String(c.receivedAt) }));
-    await this.consumer!.commitOffsets(offsets);
-    for (const [p, c] of this.uncommitted) this.committed.set(p, c.offset);
-    this.uncommitted.clear();
+    const sending = [...this.uncommitted];
+    // The metadata is the committed record's append time: where a new holder rebuilds from.
+    await this.consumer!.commitOffsets(sending.map(([p, c]) => ({ topic: this.topic, partition: p, offset: String(c.offset), metadata: String(c.receivedAt) })));
+    for (const [p, c] of sending) {
+      this.committed.set(p, Math.max(c.offset, this.committed.get(p) ?? 0));
+      if (this.uncommitted.get(p) === c) this.uncommitted.delete(p);
+    }
   }
 
   async close(): Promise<void> {

@@ -14,9 +14,8 @@ LIBS=.cache/kafka/libs
 fetch() {
   if compgen -G "$LIBS/*.jar" >/dev/null; then return 0; fi
   command -v mvn >/dev/null || { echo "kafka.sh: needs Maven (mvn) and Java 17" >&2; exit 1; }
-  local tmp
   tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' RETURN
+  trap 'rm -rf "$tmp"' EXIT
   cat >"$tmp/pom.xml" <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>

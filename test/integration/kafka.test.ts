@@ -31,7 +31,7 @@ describe('Kafka sink and source against a real broker', () => {
   let a: KafkaSource;
   let b: KafkaSource;
   /** A record no gateway would write, put in the stream by hand. */
-  let malformed: { partition: number; offset: number };
+  let malformed: { partition: number; offset: number } | undefined;
 
   const client = () => new Kafka({ brokers: [broker.bootstrap], clientId: 'kafka-test', logLevel: logLevel.NOTHING });
   const source = (name: string) => new KafkaSource({ brokers: [broker.bootstrap], groupId: GROUP, clientId: name, rebuildMs: 60_000 }, log.child({ member: name }));
@@ -74,7 +74,7 @@ describe('Kafka sink and source against a real broker', () => {
     return seen;
   }
 
-  /** Polls and commits as the detector does, with an optional hold on the last poll. */
+  /** One poll, committed at once, as the detector does. */
   async function drain(src: KafkaSource, into: KafkaRecord[]): Promise<KafkaRecord[]> {
     const got = (await src.poll(50)) as KafkaRecord[];
     into.push(...got);
@@ -203,7 +203,7 @@ describe('Kafka sink and source against a real broker', () => {
     for (const r of held) assert.ok(r.offset >= committed.get(r.partition)!, 'the held records are uncommitted');
 
     const taken: KafkaRecord[] = [];
-    const offsetsOf = (p: number) => Array.from({ length: ends.get(p)! }, (_, i) => i).filter((o) => p !== malformed.partition || o !== malformed.offset);
+    const offsetsOf = (p: number) => Array.from({ length: ends.get(p)! }, (_, i) => i).filter((o) => p !== malformed!.partition || o !== malformed!.offset);
     const expected = [...partsB].reduce((n, p) => n + offsetsOf(p).length, 0);
     await waitFor(`b's ${expected} records re-read by a`, async () => {
       await drain(a, taken);

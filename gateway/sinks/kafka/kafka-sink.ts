@@ -1,7 +1,8 @@
-import { CompressionTypes, Kafka, logLevel, Partitioners, type logCreator, type Message, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
 import type { Batch } from '../../../shared/contract/batch.js';
 import { encodeBatch } from '../../../shared/contract/codec.js';
 import { STREAMS } from '../../../shared/contract/topics.js';
+import { ensureTopic, kafkaLogTo } from '../../../shared/kafka.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Sink, SinkHealth } from '../../sink.js';
 
@@ -58,21 +59,9 @@ export class KafkaSink implements Sink {
   }
 
   async start(): Promise<void> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      const wanted = this.opts.partitions ?? 6;
-      // Never left to auto-creation, which would give the broker's default partition count.
-      if (!(await admin.listTopics()).includes(this.topic)) {
-        await admin.createTopics({ topics: [{ topic: this.topic, numPartitions: wanted }], waitForLeaders: true });
-      }
-      const [meta] = (await admin.fetchTopicMetadata({ topics: [this.topic] })).topics;
-      const have = meta?.partitions.length ?? 0;
-      if (have < wanted) this.log.warn({ topic: this.topic, partitions: have, wanted }, 'topic exists with fewer partitions; using it as it is');
-      this.log.info({ topic: this.topic, partitions: have }, 'kafka sink ready');
-    } finally {
-      await admin.disconnect();
-    }
+    // Adding partitions to an existing topic would move vehicles: an operator's decision.
+    const partitions = await ensureTopic(this.kafka, this.topic, this.opts.partitions ?? 6, this.log);
+    this.log.info({ topic: this.topic, partitions }, 'kafka sink ready');
     await this.connected();
   }
 
@@ -95,9 +84,7 @@ export class KafkaSink implements Sink {
 
   async close(): Promise<void> {
     while (this.sending || this.queue.length > 0) await (this.sending ?? this.flush());
-    const producer = this.producer;
-    this.producer = undefined;
-    await producer?.then((p) => p.disconnect(), () => undefined);
+    await this.discardProducer();
   }
 
   private async flush(): Promise<void> {
@@ -152,15 +139,4 @@ export class KafkaSink implements Sink {
     this.producer = undefined;
     await producer?.then((p) => p.disconnect(), () => undefined).catch(() => undefined);
   }
-}
-
-const PINO_LEVELS = { [logLevel.ERROR]: 'error', [logLevel.WARN]: 'warn', [logLevel.INFO]: 'info', [logLevel.DEBUG]: 'debug' } as const;
-
-/** kafkajs's own log lines into ours, so they carry the component and land in the same place. */
-export function kafkaLogTo(log: Logger): logCreator {
-  return () =>
-    ({ namespace, level, log: { message, timestamp: _t, logger: _l, ...rest } }) => {
-      const method = PINO_LEVELS[level as keyof typeof PINO_LEVELS];
-      if (method) log[method]({ kafkajs: namespace, ...rest }, message);
-    };
 }
