@@ -8,8 +8,10 @@
  *  - consume: the same N records from the beginning as a fresh consumer group, committing offsets
  *    by hand every COMMIT_EVERY records (as the detector's source does); timed from subscribe to
  *    the last record, so the group join is included (reported apart as firstRecordMs).
- * Each measurement runs `--runs` times (default 2), the better is reported; the clients' order
- * alternates between runs. After every produce the topic's end offsets must add up to N.
+ * First both clients produce and consume `--warmup` records untimed (the broker's JVM and each
+ * client's code get warm), then each measurement runs `--runs` times (default 2), the better is
+ * reported; the clients' order alternates between runs. After every produce the topic's end
+ * offsets must add up to N, and every consume must read exactly N.
  *
  * stdout: one JSON line per figure, then one with the ratios (platformatic / kafkajs).
  * stderr: progress.
@@ -55,6 +57,7 @@ Options:
   --inflight N     kafkajs sendBatch calls in flight (default 4); @platformatic/kafka sends
                    one call at a time (see docs/KAFKA-CLIENT.md for why)
   --runs N         runs per measurement, the better one is reported (default 2)
+  --warmup N       records each client produces and consumes untimed first (default 5,000; 0: none)
   --help           this text
 `;
 
@@ -62,7 +65,7 @@ const VEHICLES = 1_000;
 const READINGS_PER_RECORD = 50;
 const PARTITIONS = 6;
 /** The consumers commit their position this often (records), and once at the end. */
-const COMMIT_EVERY = 5_000;
+const COMMIT_EVERY = Number(process.env.COMMIT_EVERY ?? 5_000);
 const PROGRESS_EVERY_MS = 1_000;
 
 type ClientName = 'kafkajs' | 'platformatic';
@@ -72,6 +75,7 @@ interface Options {
   batch: number;
   inflight: number;
   runs: number;
+  warmup: number;
   budgetMs: number;
 }
 
@@ -104,6 +108,7 @@ function parseOptions(): Options | undefined {
       batch: { type: 'string', default: '500' },
       inflight: { type: 'string', default: '4' },
       runs: { type: 'string', default: '2' },
+      warmup: { type: 'string', default: '5000' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -123,6 +128,7 @@ function parseOptions(): Options | undefined {
     batch: int('batch', values.batch!, 1),
     inflight: int('inflight', values.inflight!, 1),
     runs: int('runs', values.runs!, 1),
+    warmup: int('warmup', values.warmup!, 0),
     // The whole run, broker start included, must end well inside 2 (quick) or 5 minutes.
     budgetMs: values.quick && values.records === undefined ? 110_000 : 280_000,
   };
@@ -211,7 +217,10 @@ class Progress {
 }
 
 /** kafkajs's log lines go to stderr, never to stdout (which carries only the JSON figures). */
-const kafkajsToStderr: logCreator = () => ({ namespace, log: entry }) => log(`kafkajs ${namespace}: ${entry.message}`);
+const kafkajsToStderr: logCreator =
+  () =>
+  ({ namespace, log: { message, timestamp: _t, logger: _l, ...rest } }) =>
+    log(`kafkajs ${namespace}: ${message} ${JSON.stringify(rest)}`);
 
 function kafkajs(bootstrap: string, clientId: string): Kafka {
   return new Kafka({ brokers: [bootstrap], clientId, logLevel: logLevel.ERROR, logCreator: kafkajsToStderr });
@@ -443,10 +452,14 @@ async function platformaticConsume(bootstrap: string, topic: string, o: Options,
       mode: MessagesStreamModes.COMMITTED,
       fallbackMode: MessagesStreamFallbackModes.EARLIEST,
       autocommit: false,
+      ...(process.env.PLT_HWM ? { highWaterMark: Number(process.env.PLT_HWM) } : {}),
+      ...(process.env.PLT_MAXBYTES ? { maxBytes: Number(process.env.PLT_MAXBYTES) } : {}),
+      ...(process.env.PLT_MAXBPP ? { maxBytesPerPartition: Number(process.env.PLT_MAXBPP) } : {}),
     });
     try {
       await new Promise<void>((resolve, reject) => {
         stream.on('error', reject);
+        if (process.env.FETCHDBG) { let f = 0; let lastC = 0; const t00 = performance.now(); stream.on('fetch', () => { f++; log(`fetch ${f} at ${Math.round(performance.now() - t00)}ms, +${count - lastC} records`); lastC = count; }); }
         stream.on('data', (m: PltMessage<Buffer, Buffer, Buffer, Buffer>) => {
           if (count === 0) firstAt = performance.now() - t0;
           bytes += (m.key?.length ?? 0) + (m.value?.length ?? 0);
@@ -461,8 +474,9 @@ async function platformaticConsume(bootstrap: string, topic: string, o: Options,
           } else if (sinceCommit >= COMMIT_EVERY) {
             // Held while the commit is in flight, as kafkajs's eachBatch awaiting it holds its batch.
             sinceCommit = 0;
+            if (process.env.NOPAUSE) { commit().catch(reject); } else {
             stream.pause();
-            commit().then(() => stream.resume(), reject);
+            commit().then(() => stream.resume(), reject); }
           }
         });
       });
@@ -518,7 +532,13 @@ function figureLine(c: Client, op: 'produce' | 'consume', best: Figure, all: Fig
     recordsPerSec: round(best.records / best.seconds),
     mbPerSec: round(best.bytes / 1e6 / best.seconds, 2),
     seconds: round(best.seconds, 3),
-    ...(op === 'consume' ? { firstRecordMs: round(best.firstRecordMs ?? 0) } : {}),
+    ...(op === 'consume'
+      ? {
+          firstRecordMs: round(best.firstRecordMs ?? 0),
+          // The same, without the group join: from the first record to the last.
+          recordsPerSecAfterFirst: round(best.records / (best.seconds - (best.firstRecordMs ?? 0) / 1000)),
+        }
+      : {}),
     runsRecordsPerSec: all.map((f) => round(f.records / f.seconds)),
     avgRecordBytes: round(w.avgRecordBytes, 1),
     ...(op === 'produce'
@@ -550,7 +570,7 @@ async function run(o: Options, setBroker: (b: KafkaBroker) => void): Promise<voi
   ];
   const w = buildWorkload();
   log(
-    `${o.records.toLocaleString('en')} records of ${round(w.avgRecordBytes, 1)} bytes (key + value) on average, ${VEHICLES} vehicles, ` +
+    `${o.records.toLocaleString('en')} records (after ${o.warmup.toLocaleString('en')} warm-up) of ${round(w.avgRecordBytes, 1)} bytes (key + value) on average, ${VEHICLES} vehicles, ` +
       `${PARTITIONS} partitions, batch ${o.batch}, ${o.runs} run(s) each; node ${process.version}, ${cpus().length} cores`,
   );
   log('starting the Kafka broker');
@@ -559,10 +579,20 @@ async function run(o: Options, setBroker: (b: KafkaBroker) => void): Promise<voi
   setBroker(broker);
   log(`broker ready on ${broker.bootstrap} after ${round((performance.now() - t) / 1000, 1)} s`);
 
-  const topic = (c: Client, r: number) => `bench-${c.name}-${r}`;
+  const topic = (c: Client, r: number) => `bench-${c.name}-${r === 0 ? 'warmup' : r}`;
+  const first = o.warmup > 0 ? 0 : 1;
   for (const c of clients) {
-    await within(`${c.name} createTopics`, 60_000, c.createTopics(broker.bootstrap, Array.from({ length: o.runs }, (_, r) => topic(c, r + 1))));
-    log(`${c.name} ${c.version}: created ${o.runs} topic(s) of ${PARTITIONS} partitions`);
+    const topics = Array.from({ length: o.runs + 1 - first }, (_, r) => topic(c, r + first));
+    await within(`${c.name} createTopics`, 60_000, c.createTopics(broker.bootstrap, topics));
+    log(`${c.name} ${c.version}: created ${topics.join(', ')} (${PARTITIONS} partitions each)`);
+  }
+  if (o.warmup > 0) {
+    const wo = { ...o, records: o.warmup };
+    for (const c of clients) {
+      await within(`${c.name} warm-up produce`, 60_000, c.produce(broker.bootstrap, topic(c, 0), w, wo, `warm-up ${c.name} produce`));
+      await within(`${c.name} warm-up consume`, 60_000, c.consume(broker.bootstrap, topic(c, 0), wo, `warm-up ${c.name} consume`));
+    }
+    log(`warm-up done: ${o.warmup.toLocaleString('en')} records produced and consumed by each client`);
   }
 
   const results = new Map<ClientName, { produce: Figure[]; consume: Figure[] }>(clients.map((c) => [c.name, { produce: [], consume: [] }]));
@@ -604,6 +634,7 @@ async function run(o: Options, setBroker: (b: KafkaBroker) => void): Promise<voi
     consume: round(rate('platformatic', 'consume') / rate('kafkajs', 'consume'), 2),
     records: o.records,
     runs: o.runs,
+    warmup: o.warmup,
     node: process.version,
     cores: cpus().length,
     memGb: round(totalmem() / 2 ** 30, 1),

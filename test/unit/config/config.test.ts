@@ -218,7 +218,7 @@ describe('gatewayConfigSchema through loadConfig', () => {
   it('names source and field of bad values', () => {
     configError(() => loadConfig(gatewayConfigSchema, { flags: { port: '70000' } }), 'flag --port: port:');
     configError(() => loadConfig(gatewayConfigSchema, { env: { FLEET_SERVICE_TOKEN: 'short' } }), 'env FLEET_SERVICE_TOKEN: serviceToken:');
-    const path = file({ sinks: ['kafka'] });
+    const path = file({ sinks: ['carrier-pigeon'] });
     configError(() => loadConfig(gatewayConfigSchema, { file: path }), `${path}: sinks[0]:`);
     const empty = file({ sinks: [] });
     configError(() => loadConfig(gatewayConfigSchema, { file: empty }), `${empty}: sinks:`);
@@ -259,5 +259,12 @@ describe('parseFile', () => {
     const broken = file('{rules: []}');
     configError(() => parseFile(ruleSetSchema, broken), `${broken}: not valid JSON:`);
     configError(() => parseFile(ruleSetSchema, file('[]')), ': (top level): ');
+  });
+});
+
+describe('gatewayConfigSchema sinks', () => {
+  it('takes a comma-separated list from a flag and needs brokers for kafka', () => {
+    assert.deepEqual(loadConfig(gatewayConfigSchema, { flags: { sinks: 'kafka, embedded', kafkaBrokers: '127.0.0.1:9092' } }).sinks, ['kafka', 'embedded']);
+    configError(() => loadConfig(gatewayConfigSchema, { flags: { sinks: 'kafka' } }), 'kafkaBrokers: the kafka sink needs kafkaBrokers');
   });
 });
