@@ -1,63 +1,38 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import type { Reading } from '../../shared/contract/reading.js';
-import { StreamLog } from '../../shared/stream-log.js';
-import { freePort, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { overheatingStream, slowWebhookReceiver, type WebhookReceiver } from '../support/alert-fixtures.js';
+import { kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { startKafka, type KafkaBroker } from '../support/kafka-broker.js';
 
 const VEHICLES = 10;
-const RULES = { windowMs: 1000, rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 100, severity: 'critical' }] };
-
-const overheat = (vehicle: string, now: number): Reading[] =>
-  Array.from({ length: 30 }, (_, i) => ({
-    vehicle, seq: i + 1, ts: now - 3000 + i * 100, clock: 'synced' as const, sensor: 'engine_temp' as const, value: 110, quality: 'good' as const,
-  }));
 
 /** detector → fleet.alerts (Kafka) → `fleet dispatcher` → webhook, with the dispatcher SIGKILLed mid-way. */
 describe('alerts through fleet.alerts to a separate dispatcher', () => {
   const dir = tempDir();
-  const received: string[] = [];
   let kafka: KafkaBroker;
-  let server: Server;
-  let url: string;
+  let webhook: WebhookReceiver;
   const procs: Proc[] = [];
 
   before(async () => {
     kafka = await startKafka();
-    server = createServer((req, res) => {
-      received.push(String(req.headers['idempotency-key']));
-      req.resume();
-      setTimeout(() => res.writeHead(204).end(), 150);
-    });
-    const port = await freePort();
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-    url = `http://127.0.0.1:${port}/alerts`;
+    webhook = await slowWebhookReceiver();
   });
 
   after(async () => {
     for (const p of procs) await kill(p, 'SIGKILL');
-    server.close();
+    webhook.server.close();
     await kafka.stop();
   });
 
   it('delivers each alert id, repeating at most the one a crash left in doubt', async () => {
-    writeFileSync(join(dir, 'rules.json'), JSON.stringify(RULES));
-    const streamPath = join(dir, 'stream.db');
-    const stream = new StreamLog(streamPath);
-    const now = Date.now();
-    stream.append(Array.from({ length: VEHICLES }, (_, i) => {
-      const vehicle = `as-${i + 1}`;
-      return { batch: { vehicle, headTs: now, readings: overheat(vehicle, now) }, receivedAt: now };
-    }));
-    stream.close();
-    procs.push(runFleet(['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', join(dir, 'rules.json'),
+    const { streamPath, rulesFile } = overheatingStream(dir, 'as-', VEHICLES);
+    const { received } = webhook;
+    procs.push(runFleet(['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
       '--dispatch', 'kafka', '--kafka-brokers', kafka.bootstrap, '--ops-port', '-1']));
     const dispatcherArgs = ['dispatcher', '--kafka-brokers', kafka.bootstrap, '--data-dir', join(dir, 'dispatcher'),
-      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', url, '--ops-port', '-1'];
+      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', webhook.url, '--ops-port', '-1'];
     const first = runFleet(dispatcherArgs);
     procs.push(first);
     await waitFor('a few deliveries', () => received.length >= 3, 60_000, 10);

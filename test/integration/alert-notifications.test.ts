@@ -1,35 +1,22 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { awsClientConfig } from '../../shared/aws-client-config.js';
-import type { Reading } from '../../shared/contract/reading.js';
-import { StreamLog } from '../../shared/stream-log.js';
-import { freePort, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { overheatingStream, slowWebhookReceiver, type WebhookReceiver } from '../support/alert-fixtures.js';
+import { kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { startMoto, type MotoServer } from '../support/moto-server.js';
 
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' };
 const REGION = 'us-east-1';
 
 const VEHICLES = 12;
-const RULES = { windowMs: 1000, rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 100, severity: 'critical' }] };
-
-/** Two seconds of an overheating engine per vehicle: one alert each, raised live. */
-function overheat(vehicle: string, now: number): Reading[] {
-  return Array.from({ length: 30 }, (_, i) => ({
-    vehicle, seq: i + 1, ts: now - 3000 + i * 100, clock: 'synced' as const, sensor: 'engine_temp' as const, value: 110, quality: 'good' as const,
-  }));
-}
 
 describe('webhook and SNS notifications across a dispatcher crash', () => {
   const dir = tempDir();
-  const received: string[] = [];
-  let server: Server;
-  let url: string;
+  let webhook: WebhookReceiver;
   let detector: Proc | undefined;
   let moto: MotoServer;
   let topicArn: string;
@@ -49,36 +36,21 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
     await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' } }));
     sns.destroy();
 
-    // A slow receiver, so the SIGKILL lands while deliveries are under way.
-    server = createServer((req, res) => {
-      received.push(String(req.headers['idempotency-key']));
-      req.resume();
-      setTimeout(() => res.writeHead(204).end(), 150);
-    });
-    const port = await freePort();
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-    url = `http://127.0.0.1:${port}/alerts`;
+    webhook = await slowWebhookReceiver();
   });
 
   after(async () => {
     if (detector) await kill(detector, 'SIGKILL');
-    server.close();
+    webhook.server.close();
     sqs.destroy();
     await moto.stop();
   });
 
   it('delivers every alert once to SNS, and to the webhook repeats only what a crash left in doubt, under the same key', async () => {
-    writeFileSync(join(dir, 'rules.json'), JSON.stringify(RULES));
-    const streamPath = join(dir, 'stream.db');
-    const stream = new StreamLog(streamPath);
-    const now = Date.now();
-    stream.append(Array.from({ length: VEHICLES }, (_, i) => {
-      const vehicle = `wh-${i + 1}`;
-      return { batch: { vehicle, headTs: now, readings: overheat(vehicle, now) }, receivedAt: now };
-    }));
-    stream.close();
-    const args = ['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', join(dir, 'rules.json'),
-      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', url, '--ops-port', '-1',
+    const { streamPath, rulesFile } = overheatingStream(dir, 'wh-', VEHICLES);
+    const { received } = webhook;
+    const args = ['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
+      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', webhook.url, '--ops-port', '-1',
       '--sns-topic-arn', topicArn, '--aws-region', REGION, '--aws-endpoint', moto.endpoint];
     detector = runFleet(args, AWS_ENV);
     await waitFor('a few deliveries', () => received.length >= 3, 20_000, 10);
