@@ -35,14 +35,25 @@ export const agentConfigSchema = z
     drainOnStopMs: int().min(0).default(5000),
     opsHost: z.string().default('127.0.0.1'),
     opsPort: int().min(-1).max(65535).default(9101),
-    /** Where readings come from. Only the built-in truck simulator in this release. */
-    sensors: z.literal('simulated').default('simulated'),
+    /** Where readings come from: the built-in truck model, or the devices configured below. */
+    sensors: z.enum(['simulated', 'hardware']).default('simulated'),
+    /** NMEA 0183 GPS receiver on a serial port (8N1). */
+    gpsPath: z.string().min(1).optional(),
+    gpsBaudRate: int().min(300).max(921_600).default(9600),
+    /** ELM327 OBD-II adapter on a serial port (9600 is tried when it does not answer at this rate). */
+    obdPath: z.string().min(1).optional(),
+    obdBaudRate: int().min(300).max(921_600).default(38400),
+    obdPollMs: int().min(100).max(60_000).default(1000),
     simSeed: int().default(1),
     /** Every simulated sensor at this rate; unset keeps each sensor's own default rate. */
     simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
     faults: z.array(fault).default([]),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.sensors !== 'hardware' || c.gpsPath !== undefined || c.obdPath !== undefined, {
+    message: 'hardware sensors need gpsPath or obdPath',
+    path: ['sensors'],
+  });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 

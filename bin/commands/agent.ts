@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { createLogger } from '../../shared/log.js';
+import { createHardwareAgent } from '../../hardware/hardware-agent.js';
 import { createSimulatedTruck } from '../../simulators/simulated-agent.js';
 import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
@@ -23,7 +24,12 @@ export function agentCommand(): Command {
     .option('--reconnect-max-ms <ms>', 'longest reconnect delay (default 30000)')
     .option('--compress', 'deflate batches on the wire')
     .option('--drain-on-stop-ms <ms>', 'on SIGTERM, keep sending the buffer this long before exiting (default 5000)')
-    .addOption(new Option('--sensors <kind>', 'sensor source').choices(['simulated']))
+    .addOption(new Option('--sensors <kind>', 'where readings come from: the truck model, or the devices below (default simulated)').choices(['simulated', 'hardware']))
+    .option('--gps-path <device>', 'NMEA GPS receiver serial port, e.g. /dev/fleet-gps')
+    .option('--gps-baud-rate <baud>', 'GPS serial speed, 8N1 (default 9600)')
+    .option('--obd-path <device>', 'ELM327 OBD-II adapter serial port, e.g. /dev/fleet-obd')
+    .option('--obd-baud-rate <baud>', 'ELM327 serial speed; 9600 is tried when it does not answer (default 38400)')
+    .option('--obd-poll-ms <ms>', 'OBD-II poll cycle: speed, coolant, rpm (default 1000)')
     .option('--sim-seed <n>', 'seed of the simulated truck (default 1)')
     .option('--sim-hz <hz>', 'sample every simulated sensor at this rate')
     .option('--overheat-at <s>', 'simulated engine overheat starting this many seconds after start');
@@ -33,7 +39,7 @@ export function agentCommand(): Command {
       const config = configFrom(agentConfigSchema, rest);
       if (overheatAt !== undefined) config.faults.push({ kind: 'engine_overheat', fromS: Number(overheatAt) });
       const log = createLogger('agent').child({ vehicle: config.vehicle });
-      const { agent } = createSimulatedTruck(config, log);
+      const agent = config.sensors === 'hardware' ? createHardwareAgent(config, log) : createSimulatedTruck(config, log).agent;
       await agent.start();
       stopOnSignals([agent]);
     }),

@@ -1,0 +1,24 @@
+import type { Registry } from 'prom-client';
+import { Agent } from '../agent/agent.js';
+import { agentOptions, type AgentConfig } from '../agent/agent-config.js';
+import { SimulatedDriverAlert } from '../agent/driver-alert.js';
+import type { Sensor } from '../agent/sensor.js';
+import type { Logger } from '../shared/log.js';
+import { GpsSensor } from './gps/gps-sensor.js';
+import { ObdSensor } from './obd/obd-sensor.js';
+
+/** The devices an agent config names, each behind the same Sensor interface as the simulator. */
+export function hardwareSensors(c: AgentConfig): Sensor[] {
+  const sensors: Sensor[] = [];
+  if (c.gpsPath) sensors.push(new GpsSensor({ path: c.gpsPath, baudRate: c.gpsBaudRate }));
+  if (c.obdPath) sensors.push(new ObdSensor({ path: c.obdPath, baudRate: c.obdBaudRate, pollMs: c.obdPollMs }));
+  return sensors;
+}
+
+/** An agent reading real devices. The cab output logs until a GPIO buzzer is configured. */
+export function createHardwareAgent(c: AgentConfig, log: Logger, registry?: Registry): Agent {
+  const driver = new SimulatedDriverAlert((msg, alert) =>
+    log.warn({ alertId: alert.id, rule: alert.rule, severity: alert.severity, observed: alert.observed }, msg),
+  );
+  return new Agent(agentOptions(c), hardwareSensors(c), driver, log, registry);
+}

@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { classify, describeAnswer, Elm327, mode01Data, type Elm327Answer, type Elm327Status } from '../../../hardware/obd/elm327.js';
+import { POLLED_PIDS, supportedPids } from '../../../hardware/obd/pids.js';
+import { Random } from '../../../simulators/random.js';
+
+const decode = (text: string, pid: string, command = `01${pid}`) => {
+  const p = POLLED_PIDS.find((x) => x.pid === pid)!;
+  const r = mode01Data(classify(text, command), pid, p.bytes);
+  return r.ok ? p.decode(r.data) : r.reason;
+};
+
+describe('classify', () => {
+  const cases: [string, Elm327Status, string][] = [
+    ['OK\r\r', 'ok', 'OK'],
+    ['ATE0\rOK\r\r', 'ok', 'OK'],
+    ['ATZ\r\r\rELM327 v1.5\r\r', 'banner', 'ELM327 v1.5'],
+    ['\u00fc\r\rELM327 v2.1\r\r', 'banner', 'ELM327 v2.1'],
+    ['NO DATA\r\r', 'no_data', 'NO DATA'],
+    ['NODATA\r\r', 'no_data', 'NO DATA'],
+    ['UNABLE TO CONNECT\r\r', 'unable_to_connect', 'UNABLE TO CONNECT'],
+    ['BUS INIT: ...ERROR\r\r', 'bus_error', 'BUS INIT: ...ERROR'],
+    ['BUSINIT: ERROR\r\r', 'bus_error', 'BUSINIT: ERROR'],
+    ['BUS BUSY\r\r', 'bus_error', 'BUS BUSY'],
+    ['FB ERROR\r\r', 'bus_error', 'FB ERROR'],
+    ['<DATA ERROR\r\r', 'bus_error', '<DATA ERROR'],
+    ['ERR94\r\r', 'bus_error', 'ERR94'],
+    ['CAN ERROR\r\r', 'can_error', 'CAN ERROR'],
+    ['STOPPED\r\r', 'stopped', 'STOPPED'],
+    ['?\r\r', 'unknown_command', '? (command not understood)'],
+    ['41 0C 1A F8\rBUFFER FULL\r\r', 'buffer_full', 'BUFFER FULL'],
+    ['41 0D 32\r\r', 'data', '41 0D 32'],
+    ['410d32\r\r', 'data', '410D32'],
+    ['SEARCHING...\r', 'garbled', 'garbled answer ""'],
+    ['', 'garbled', 'garbled answer ""'],
+    ['12.6V\r\r', 'garbled', 'garbled answer "12.6V"'],
+    ['41 0D 32\rOK\r\r', 'garbled', 'garbled answer "41 0D 32 | OK"'],
+  ];
+  for (const [text, status, described] of cases) {
+    it(`${JSON.stringify(text)} is ${status}`, () => {
+      const a = classify(text, text.startsWith('AT') ? text.split('\r')[0] : '010D');
+      assert.equal(a.status, status);
+      assert.equal(describeAnswer(a), described);
+    });
+  }
+
+  it('marks answers that came after a protocol search, whatever they are', () => {
+    const data = classify('SEARCHING...\r41 00 BE 1F A8 13\r\r', '0100');
+    assert.deepEqual([data.status, data.searching], ['data', true]);
+    const none = classify('SEARCHING...\rUNABLE TO CONNECT\r\r', '0100');
+    assert.deepEqual([none.status, none.searching], ['unable_to_connect', true]);
+    assert.equal(classify('41 0D 32', '010D').searching, false);
+  });
+
+  it('drops the echo and a successful BUS INIT line, keeps LFs and NULs out', () => {
+    const a = classify('010D\r\nBUS INIT: ...OK\r\n\u000041 0D 32\r\n\r\n', '010D');
+    assert.deepEqual(a.status === 'data' && a.lines, ['41 0D 32']);
+  });
+});
+
+describe('mode01Data', () => {
+  it('decodes speed, coolant and rpm with the J1979 formulas', () => {
+    assert.equal(decode('41 0D 32', '0D'), 50);
+    assert.equal(decode('41 05 7B', '05'), 83);
+    assert.equal(decode('41 05 00', '05'), -40);
+    assert.equal(decode('41 0C 1A F8', '0C'), 1726);
+    assert.equal(decode('41 0C FF FF', '0C'), 16383.75);
+  });
+
+  it('copes with spaces or none, headers, length bytes, checksums and echo', () => {
+    for (const text of ['410D32', '010D\r41 0D 32', '7E8 03 41 0D 32', '7E803410D32', '48 6B 10 41 0D 32 C5', '18 DA F1 10 03 41 0D 32', '18DAF11003410D32']) {
+      assert.equal(decode(text, '0D'), 50, text);
+    }
+  });
+
+  it('takes the first complete answer when several ECUs answer', () => {
+    assert.equal(decode('7E9 02 41 0D\r7E8 03 41 0D 32\r7EA 03 41 0D 33', '0D'), 50);
+  });
+
+  it('refuses another PID, short answers, negative responses and non-data', () => {
+    assert.match(String(decode('41 0C 1A F8', '0D')), /no "41 0D"/);
+    assert.match(String(decode('41 0C 1A', '0C')), /with 2 data byte/);
+    assert.match(String(decode('7F 01 12', '0D')), /no "41 0D"/);
+    assert.match(String(decode('NO DATA', '0D')), /not a data answer: no_data/);
+    assert.match(String(decode('410D3', '0D')), /no "41 0D"/);
+  });
+
+  it('reads the 0100 bitmap', () => {
+    const r = mode01Data(classify('41 00 BE 1F A8 13', '0100'), '00', 4);
+    assert.ok(r.ok);
+    assert.deepEqual(
+      [...supportedPids(r.data)].sort(),
+      ['01', '03', '04', '05', '06', '07', '0C', '0D', '0F', '10', '11', '13', '15', '1C', '1F', '20'],
+    );
+  });
+});
+
+describe('classify and mode01Data on random input', () => {
+  const pieces = ['41', '0D', '05', '0C', ' ', '\r', '\n', '\0', 'SEARCHING...', 'NO DATA', 'BUS INIT: ...', 'ERROR', 'ELM327 v', '?', 'OK', '7E8', 'STOPPED', 'CAN ERROR', '>', 'F'];
+  it('never throws and always gives a known status', () => {
+    const rnd = new Random(327);
+    const known = new Set(['ok', 'banner', 'data', 'no_data', 'unable_to_connect', 'bus_error', 'can_error', 'stopped', 'unknown_command', 'buffer_full', 'garbled']);
+    for (let i = 0; i < 20_000; i++) {
+      let text = '';
+      const n = rnd.int(0, 12);
+      for (let j = 0; j < n; j++) {
+        text += rnd.next() < 0.7 ? pieces[rnd.int(0, pieces.length - 1)] : String.fromCharCode(rnd.int(0, 255));
+      }
+      const a = classify(text, rnd.next() < 0.5 ? '010D' : '');
+      assert.ok(known.has(a.status), `${JSON.stringify(text)} -> ${a.status}`);
+      assert.equal(typeof describeAnswer(a), 'string');
+      for (const p of POLLED_PIDS) {
+        const r = mode01Data(a, p.pid, p.bytes);
+        if (r.ok) assert.ok(Number.isFinite(p.decode(r.data)));
+      }
+    }
+  });
+});
+
+/** The port side of an Elm327: records what is written, answers when told. */
+class FakePort {
+  readonly written: string[] = [];
+  readonly link = new Elm327((d) => this.written.push(d));
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('Elm327 command queue', () => {
+  it('has exactly one command on the wire and reads its answer up to the prompt', async () => {
+    const port = new FakePort();
+    const answers = ['010D', '0105', '010C'].map((c) => port.link.send(c, 1000));
+    await tick();
+    assert.deepEqual(port.written, ['010D\r']);
+    port.link.receive('41 0D');
+    port.link.receive(Buffer.from(' 32\r\r'));
+    await tick();
+    assert.deepEqual(port.written, ['010D\r'], 'no prompt yet, nothing else sent');
+    port.link.receive('>');
+    await tick();
+    assert.deepEqual(port.written, ['010D\r', '0105\r']);
+    port.link.receive('41 05 7B\r\r>41 0C 1A F8\r\r>');
+    await tick();
+    assert.deepEqual(port.written, ['010D\r', '0105\r', '010C\r'], 'input after a prompt is not the next answer');
+    port.link.receive('41 0C 1A F8\r\r>');
+    const [speed, coolant, rpm] = await Promise.all(answers);
+    assert.equal(describeAnswer(speed!), '41 0D 32');
+    assert.equal(describeAnswer(coolant!), '41 05 7B');
+    assert.equal(describeAnswer(rpm!), '41 0C 1A F8');
+    assert.equal(port.link.unsolicited, '41 0C 1A F8\r\r>'.length);
+  });
+
+  it('times a command out, moves on, and a late answer cannot pass for the next PID', async () => {
+    const port = new FakePort();
+    const speed = port.link.send('010D', 30);
+    const coolant = port.link.send('0105', 1000);
+    assert.equal((await speed).status, 'timeout');
+    assert.deepEqual(port.written, ['010D\r', '0105\r']);
+    port.link.receive('41 0D 32\r\r>');
+    const late = await coolant;
+    assert.equal(mode01Data(late, '05', 1).ok, false);
+  });
+
+  it('drops input with no command in flight', () => {
+    const port = new FakePort();
+    port.link.receive('STOPPED\r\r>');
+    assert.equal(port.link.unsolicited, 'STOPPED\r\r>'.length);
+  });
+
+  it('gives up on an answer that never ends in a prompt', async () => {
+    const port = new FakePort();
+    const a = port.link.send('010D', 1000);
+    port.link.receive('4'.repeat(5000));
+    assert.deepEqual(pick(await a), ['garbled', 'over 4096 characters without a prompt']);
+  });
+
+  it('resolves everything in flight or queued as closed when the port goes, and later sends too', async () => {
+    const port = new FakePort();
+    const pending = [port.link.send('ATZ', 1000), port.link.send('ATE0', 1000)];
+    port.link.close();
+    assert.deepEqual((await Promise.all(pending)).map((a) => a.status), ['closed', 'closed']);
+    assert.equal((await port.link.send('010D', 1000)).status, 'closed');
+    assert.deepEqual(port.written, ['ATZ\r']);
+  });
+});
+
+function pick(a: Elm327Answer): [string, string] {
+  return [a.status, a.status === 'garbled' ? a.text : ''];
+}
