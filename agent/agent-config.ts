@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { bool, int } from '../shared/config.js';
+import { bool, int, parseFile } from '../shared/config.js';
+import { DEFAULT_RULES, ruleSetSchema } from '../shared/rules/rule-set.js';
 import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
 import { FAULT_KINDS } from '../simulators/truck-model.js';
 import type { AgentOptions } from './agent.js';
@@ -48,6 +49,10 @@ export const agentConfigSchema = z
     /** Every simulated sensor at this rate; unset keeps each sensor's own default rate. */
     simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
     faults: z.array(fault).default([]),
+    /** Run the detector's rules on the truck too, so the cab is warned with no network. */
+    edgeRules: bool().default(true),
+    /** The rules file (as the detector's); the built-in rules when absent. */
+    rulesFile: z.string().optional(),
   })
   .strict()
   .refine((c) => c.sensors !== 'hardware' || c.gpsPath !== undefined || c.obdPath !== undefined, {
@@ -75,6 +80,7 @@ export function agentOptions(c: AgentConfig): AgentOptions {
     reconnectMaxMs: c.reconnectMaxMs,
     encoding: { encoding: 'binary', compress: c.compress },
     drainOnStopMs: c.drainOnStopMs,
+    edgeRules: c.edgeRules ? (c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES) : undefined,
     opsHost: c.opsHost,
     opsPort: c.opsPort,
   };

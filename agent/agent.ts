@@ -6,7 +6,9 @@ import type { Sample } from '../shared/contract/reading.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import type { Synchronous } from '../shared/sqlite.js';
+import type { RuleSet } from '../shared/rules/rule-set.js';
 import { ReadingBuffer } from './buffer.js';
+import { EdgeRules } from './edge-rules.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
 import { Publisher } from './publisher.js';
@@ -29,7 +31,9 @@ export interface AgentOptions {
   reconnectBaseMs: number;
   reconnectMaxMs: number;
   encoding: EncodeOptions;
-  /** On a deliberate stop, keep sending this long so a clean shutdown leaves little behind. */
+  /** Rules evaluated on the truck itself, so the cab is warned with no network; none to leave it to the cloud. */
+  edgeRules?: RuleSet;
+  /** On a deliberate stop, keep sending this long so a clean stop leaves little behind. */
   drainOnStopMs: number;
   /** Ops endpoint (/healthz, /metrics); port -1 turns it off (e.g. many simulated agents in one process). */
   opsHost: string;
@@ -53,6 +57,7 @@ export class Agent {
   readonly registry: Registry;
   private readonly metrics: AgentMetrics;
   private stopped = false;
+  private readonly edge?: EdgeRules;
 
   constructor(
     readonly opts: AgentOptions,
@@ -98,6 +103,7 @@ export class Agent {
     this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle: opts.vehicle }, readings);
     this.metrics.agents.add(this);
     this.link.on('alert', (payload) => void this.onAlert(payload));
+    if (opts.edgeRules) this.edge = new EdgeRules(opts.edgeRules, (alert) => void this.showAlert(alert), log);
   }
 
   async start(): Promise<void> {
@@ -119,7 +125,7 @@ export class Agent {
     if (this.pending.length === 0) return;
     const samples = this.pending;
     this.pending = [];
-    this.buffer.append(samples);
+    this.edge?.observe(this.buffer.append(samples));
     this.metrics.committed.inc({ vehicle: this.opts.vehicle }, samples.length);
     this.publisher.notify();
   }
@@ -202,6 +208,11 @@ export class Agent {
       this.log.warn({ alertId: alert.id, live: alert.live }, 'alert not for this cab, ignored');
       return;
     }
+    await this.showAlert(alert);
+  }
+
+  /** Shows an alert in the cab once per id, whether the cloud or the edge rules raised it. */
+  private async showAlert(alert: Alert): Promise<void> {
     if (this.stopped || !this.buffer.markAlertShown(alert.id, Date.now())) return;
     this.metrics.alerts.inc({ vehicle: this.opts.vehicle });
     await this.driverAlert.raise(alert);

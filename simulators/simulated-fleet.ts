@@ -31,6 +31,8 @@ export class SimulatedFleet {
         simSeed: i,
         simHz: opts.simHz,
         opsPort: -1,
+        // The demo and the tests follow alerts along the cloud path; edge rules would get there first.
+        edgeRules: false,
         faults: opts.overheat?.truck === i ? [{ kind: 'engine_overheat', fromS: opts.overheat.atS }] : [],
       });
       this.trucks.push(createSimulatedTruck(config, log.child({ vehicle }), registry));

@@ -23,6 +23,8 @@ export function agentCommand(): Command {
     .option('--reconnect-base-ms <ms>', 'first reconnect delay; doubles with jitter (default 500)')
     .option('--reconnect-max-ms <ms>', 'longest reconnect delay (default 30000)')
     .option('--compress', 'deflate batches on the wire')
+    .addOption(new Option('--edge-rules <on>', 'evaluate the rules on the truck too, so the cab is warned with no network (default true)').choices(['true', 'false']))
+    .option('--rules-file <file>', 'rules for the edge evaluation, as the detector uses (default: built-in rules)')
     .option('--drain-on-stop-ms <ms>', 'on SIGTERM, keep sending the buffer this long before exiting (default 5000)')
     .addOption(new Option('--sensors <kind>', 'where readings come from: the truck model, or the devices below (default simulated)').choices(['simulated', 'hardware']))
     .option('--gps-path <device>', 'NMEA GPS receiver serial port, e.g. /dev/fleet-gps')
