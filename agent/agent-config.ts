@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { bool, int, parseFile } from '../shared/config.js';
+import { bool, int, list, parseFile } from '../shared/config.js';
 import { DEFAULT_RULES, ruleSetSchema } from '../shared/rules/rule-set.js';
 import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
 import { FAULT_KINDS } from '../simulators/truck-model.js';
@@ -45,6 +45,12 @@ export const agentConfigSchema = z
     obdPath: z.string().min(1).optional(),
     obdBaudRate: int().min(300).max(921_600).default(38400),
     obdPollMs: int().min(100).max(60_000).default(1000),
+    /** DS18B20 cargo probes on the 1-Wire bus (kernel w1_therm). */
+    oneWire: bool().default(false),
+    oneWireRoot: z.string().default('/sys/bus/w1/devices'),
+    /** Probe ids (28-…) to read; every DS18B20 on the bus when empty. */
+    oneWireIds: list(z.string().regex(/^28-[0-9a-f]{12}$/, 'must be a DS18B20 id like 28-0000075a1b2c')).default([]),
+    oneWireIntervalMs: int().min(1000).default(2000),
     simSeed: int().default(1),
     /** Every simulated sensor at this rate; unset keeps each sensor's own default rate. */
     simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
@@ -55,8 +61,8 @@ export const agentConfigSchema = z
     rulesFile: z.string().optional(),
   })
   .strict()
-  .refine((c) => c.sensors !== 'hardware' || c.gpsPath !== undefined || c.obdPath !== undefined, {
-    message: 'hardware sensors need gpsPath or obdPath',
+  .refine((c) => c.sensors !== 'hardware' || c.gpsPath !== undefined || c.obdPath !== undefined || c.oneWire, {
+    message: 'hardware sensors need gpsPath, obdPath or oneWire',
     path: ['sensors'],
   });
 

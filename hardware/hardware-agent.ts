@@ -6,12 +6,17 @@ import type { Sensor } from '../agent/sensor.js';
 import type { Logger } from '../shared/log.js';
 import { GpsSensor } from './gps/gps-sensor.js';
 import { ObdSensor } from './obd/obd-sensor.js';
+import { Ds18b20Sensor } from './onewire/ds18b20-sensor.js';
 
 /** The devices an agent config names, each behind the same Sensor interface as the simulator. */
 export function hardwareSensors(c: AgentConfig): Sensor[] {
   const sensors: Sensor[] = [];
   if (c.gpsPath) sensors.push(new GpsSensor({ path: c.gpsPath, baudRate: c.gpsBaudRate }));
   if (c.obdPath) sensors.push(new ObdSensor({ path: c.obdPath, baudRate: c.obdBaudRate, pollMs: c.obdPollMs }));
+  if (c.oneWire) {
+    const ids = c.oneWireIds.length > 0 ? c.oneWireIds : undefined;
+    sensors.push(new Ds18b20Sensor({ root: c.oneWireRoot, ids, intervalMs: c.oneWireIntervalMs }));
+  }
   return sensors;
 }
 

@@ -32,6 +32,10 @@ export function agentCommand(): Command {
     .option('--obd-path <device>', 'ELM327 OBD-II adapter serial port, e.g. /dev/fleet-obd')
     .option('--obd-baud-rate <baud>', 'ELM327 serial speed; 9600 is tried when it does not answer (default 38400)')
     .option('--obd-poll-ms <ms>', 'OBD-II poll cycle: speed, coolant, rpm (default 1000)')
+    .addOption(new Option('--one-wire <on>', 'read DS18B20 cargo probes on the 1-Wire bus (default false)').choices(['true', 'false']))
+    .option('--one-wire-root <dir>', '1-Wire sysfs root (default /sys/bus/w1/devices)')
+    .option('--one-wire-ids <list>', 'comma-separated probe ids (28-…); all on the bus by default')
+    .option('--one-wire-interval-ms <ms>', 'how often the probes are read, at least 1000: a conversion takes 750 ms (default 2000)')
     .option('--sim-seed <n>', 'seed of the simulated truck (default 1)')
     .option('--sim-hz <hz>', 'sample every simulated sensor at this rate')
     .option('--overheat-at <s>', 'simulated engine overheat starting this many seconds after start');

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { SensorHealth } from '../../agent/sensor.js';
 import { Elm327Emulator } from '../../simulators/elm327-emulator.js';
 import { NmeaGpsEmulator } from '../../simulators/nmea-gps-emulator.js';
+import { OneWireFixture } from '../../simulators/onewire-fixture.js';
 import { TruckModel } from '../../simulators/truck-model.js';
 import { Cloud } from '../support/cloud.js';
 import { freePort, getJson, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
@@ -14,7 +15,7 @@ import { ptyPair, type PtyPair } from '../support/pty.js';
  * serial devices — with a GPS receiver and an ELM327 adapter emulated on the far ends of
  * real pseudo-terminals, and its readings reaching the gateway and the detector's store.
  */
-describe('agent with serial GPS and OBD-II over pseudo-terminals', () => {
+describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire probe', () => {
   const dir = tempDir();
   let gps: PtyPair;
   let obd: PtyPair;
@@ -34,8 +35,10 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals', () => {
     await obdEmulator.open();
     cloud = await new Cloud({ dir }).start();
     opsPort = await freePort();
+    const bus = new OneWireFixture(join(dir, 'w1'));
+    bus.temperature('28-0000075a1b2c', 4.5);
     agent = runFleet(['agent', '--vehicle', 'hil-1', '--sensors', 'hardware', '--gps-path', gps.a, '--obd-path', obd.a,
-      '--obd-poll-ms', '500', '--mqtt-url', cloud.mqttUrl, '--data-dir', join(dir, 'agent'), '--ops-port', String(opsPort)]);
+      '--obd-poll-ms', '500', '--one-wire', 'true', '--one-wire-root', join(dir, 'w1'), '--one-wire-interval-ms', '1000', '--mqtt-url', cloud.mqttUrl, '--data-dir', join(dir, 'agent'), '--ops-port', String(opsPort)]);
   });
 
   after(async () => {
@@ -47,16 +50,17 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals', () => {
     await cloud.stop();
   });
 
-  it('stores GPS fixes, speed, coolant temperature and rpm read from the devices', async () => {
+  it('stores GPS fixes, speed, coolant temperature, rpm and cargo temperature read from the devices', async () => {
     const bySensor = () =>
       new Map(
         (cloud.detector.store.db.prepare("SELECT sensor, count(*) AS n, avg(value) AS mean FROM readings WHERE vehicle = 'hil-1' GROUP BY sensor").all() as {
           sensor: string; n: number; mean: number;
         }[]).map((r) => [r.sensor, r]),
       );
-    await waitFor('readings of every device sensor stored', () => ['gps', 'speed', 'engine_temp', 'rpm'].every((s) => (bySensor().get(s)?.n ?? 0) >= 3), 30_000, 200);
+    await waitFor('readings of every device sensor stored', () => ['gps', 'speed', 'engine_temp', 'rpm', 'container_temp'].every((s) => (bySensor().get(s)?.n ?? 0) >= 3), 30_000, 200);
     const engine = bySensor().get('engine_temp')!;
     assert.ok(Math.abs(engine.mean - model.state().engineTemp) < 5, `coolant ${engine.mean} °C near the model's ${model.state().engineTemp}`);
+    assert.equal(bySensor().get('container_temp')!.mean, 4.5);
     const fix = cloud.detector.store.db
       .prepare("SELECT lat, lon, fix, quality FROM readings WHERE vehicle = 'hil-1' AND sensor = 'gps' ORDER BY seq DESC LIMIT 1")
       .get() as { lat: number; lon: number; fix: string; quality: string };
@@ -67,6 +71,7 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals', () => {
     const { body } = await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);
     assert.equal(body.sensors.gps0?.state, 'ok');
     assert.equal(body.sensors.obd0?.state, 'ok');
+    assert.equal(body.sensors.w1?.state, 'ok');
   });
 
   it('reports an unplugged adapter on its health endpoint and resumes when it is back', async () => {
