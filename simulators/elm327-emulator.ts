@@ -88,7 +88,7 @@ export class Elm327Emulator {
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
     port.on('data', (chunk: Buffer) => this.receive(chunk.toString('latin1')));
     port.on('close', () => this.unpowered(port));
-    // An unplug surfaces as an error on the way to 'close'; nothing to do but not crash.
+    // Trouble ends in 'close' (handled above); an 'error' with no listener would crash the test.
     port.on('error', () => undefined);
     this.port = port;
   }

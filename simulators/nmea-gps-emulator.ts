@@ -48,7 +48,7 @@ export class NmeaGpsEmulator {
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => this.port.open((err) => (err ? reject(err) : resolve())));
     this.bootAt = Date.now();
-    this.send(BOOT.join('\r\n') + '\r\n');
+    void this.send(BOOT.join('\r\n') + '\r\n');
     this.schedule();
   }
 
@@ -98,11 +98,11 @@ export class NmeaGpsEmulator {
       const split = this.split;
       this.split = undefined;
       if (!split) {
-        this.send(line);
+        void this.send(line);
         continue;
       }
       const half = Math.floor(line.length / 2);
-      this.send(line.slice(0, half));
+      void this.send(line.slice(0, half));
       this.queue = this.queue.then(() => new Promise((r) => setTimeout(r, split.pauseMs)));
       void this.send(line.slice(half)).then(() => split.done(line.trimEnd()));
     }

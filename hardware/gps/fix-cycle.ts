@@ -31,6 +31,8 @@ interface Cycle {
 export class FixCycle {
   private cycle: Cycle = {};
   private lastDone: number | undefined;
+  /** What the last fix was, for cycles that say only "a fix" (their GGA and GSA lost). */
+  private lastDimension: '2d' | '3d' = '2d';
   /** The last RMC date, for cycles whose RMC was lost. */
   private date: { dateMs: number; timeMs: number } | undefined;
 
@@ -53,8 +55,11 @@ export class FixCycle {
     if (timeMs === undefined) return undefined;
     this.lastDone = timeMs;
     const noFix = rmc?.valid === false || gga?.quality === 0 || gsa?.fix === 'none';
-    // Without GSA, a GGA fix with an altitude is 3D (as gpsd reads it); RMC alone says only "a fix".
-    const fix: Fix = { fix: noFix ? 'none' : (gsa?.fix ?? (gga?.altitudeM !== undefined ? '3d' : '2d')) };
+    // Without GSA, a GGA fix with an altitude is 3D (as gpsd reads it); RMC alone says only "a
+    // fix", and a receiver's fix does not change dimension because a sentence was lost.
+    const dimension = gsa?.fix ?? (gga ? (gga.altitudeM !== undefined ? '3d' : '2d') : this.lastDimension);
+    const fix: Fix = { fix: noFix || dimension === 'none' ? 'none' : dimension };
+    if (fix.fix !== 'none') this.lastDimension = fix.fix;
     const at = [gga, rmc].find((s) => s?.lat !== undefined && s.lon !== undefined);
     if (at) {
       fix.lat = at.lat;

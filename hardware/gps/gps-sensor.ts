@@ -46,7 +46,7 @@ export class GpsSensor implements Sensor {
   private port: SerialPort | undefined;
   private stopped = false;
   /** Why the port is closed; undefined while it is open. */
-  private downBecause: string | undefined = 'not opened yet';
+  private downBecause: string | undefined = 'opening';
   private reopenTimer: NodeJS.Timeout | undefined;
   private cycleTimer: NodeJS.Timeout | undefined;
   private rejected = 0;
@@ -101,14 +101,14 @@ export class GpsSensor implements Sensor {
       return { ...h, state: 'down', detail: this.downBecause + retry };
     }
     const now = Date.now();
-    const problem = this.lastProblem && now - this.lastProblem.at <= this.staleAfterMs ? `last refused: ${this.lastProblem.what}` : undefined;
+    const problem = this.lastProblem && now - this.lastProblem.at <= this.staleAfterMs ? this.lastProblem.what : undefined;
     const quietMs = now - (this.lastValidAt ?? this.openedAt);
     if (quietMs > this.staleAfterMs) {
       const heard = this.lastInputAt !== undefined && now - this.lastInputAt <= this.staleAfterMs;
       const why = heard
         ? `only unreadable input for ${seconds(quietMs)} (wrong baud rate?)`
         : `no data from ${this.path} for ${seconds(quietMs)}`;
-      return { ...h, state: 'degraded', detail: join(why, this.lastProblem && `last refused: ${this.lastProblem.what}`) };
+      return { ...h, state: 'degraded', detail: join(why, this.lastProblem?.what) };
     }
     if (this.lastValidAt === undefined) return withDetail({ ...h, state: 'starting' }, problem);
     return withDetail(h, this.lastFix === 'none' ? 'no satellite fix' : undefined, problem);
@@ -123,9 +123,12 @@ export class GpsSensor implements Sensor {
         this.lost(`cannot open ${this.path}: ${(err as Error).message}`);
         return resolve();
       }
-      port.on('data', (chunk: Buffer) => this.safely(() => this.onData(chunk)));
+      // Bytes still in flight after stop() or a disconnect belong to no one.
+      port.on('data', (chunk: Buffer) => {
+        if (this.port === port) this.safely(() => this.onData(chunk));
+      });
       // Read failures arrive as 'close' with a DisconnectedError; this keeps anything else from crashing us.
-      port.on('error', (err: Error) => this.note(`serial port: ${err.message}`));
+      port.on('error', (err: Error) => this.note(`serial port error: ${err.message}`));
       port.on('close', (err: Error | null) => {
         if (this.port !== port) return;
         this.port = undefined;
@@ -172,7 +175,7 @@ export class GpsSensor implements Sensor {
     if (r === undefined) return;
     if (!r.ok && r.reason !== 'unknown') {
       this.rejected++;
-      this.note(`${r.reason}: ${r.detail}`);
+      this.note(`refused ${r.reason}: ${r.detail}`);
       return;
     }
     // GSV, TXT, $PMTK... are sound NMEA we do not read: the receiver is talking at the right rate.
@@ -203,7 +206,7 @@ export class GpsSensor implements Sensor {
     if (f.lat === undefined || f.lon === undefined || f.speedKmh === undefined) return;
     if (f.speedKmh > VALUE_RANGE.gps[1]) {
       this.rejected++;
-      this.note(`speed ${f.speedKmh.toFixed(1)} km/h is beyond any truck`);
+      this.note(`refused a fix: speed ${f.speedKmh.toFixed(1)} km/h is beyond any truck`);
       return;
     }
     // Before this port's first valid fix the receiver's clock may be unset (1980, or a week rollover).

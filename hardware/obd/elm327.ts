@@ -215,7 +215,6 @@ export class Elm327 {
     this.current = head;
     this.buffer = '';
     this.timer = setTimeout(() => this.finish({ status: 'timeout', raw: this.buffer, searching: false }), head.timeoutMs);
-    this.timer.unref();
     this.write(`${head.command}\r`);
   }
 

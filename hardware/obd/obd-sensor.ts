@@ -147,7 +147,7 @@ export class ObdSensor implements Sensor {
       return false;
     }
     if (this.stopped) {
-      port.close();
+      port.close(() => undefined);
       return false;
     }
     const link = new Elm327((data) => port.write(data));

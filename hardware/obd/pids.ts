@@ -20,11 +20,8 @@ export const POLLED_PIDS: readonly PolledPid[] = [
 export function supportedPids(bitmap: readonly number[]): Set<string> {
   const out = new Set<string>();
   for (let i = 0; i < 32; i++) {
-    if ((bitmap[i >> 3]! >> (7 - (i & 7))) & 1) out.add(hex2(i + 1));
+    if ((bitmap[i >> 3]! >> (7 - (i & 7))) & 1) out.add((i + 1).toString(16).toUpperCase().padStart(2, '0'));
   }
   return out;
 }
 
-export function hex2(n: number): string {
-  return n.toString(16).toUpperCase().padStart(2, '0');
-}

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { SerialPort } from 'serialport';
-import { Elm327 } from '../../hardware/obd/elm327.js';
+import { Elm327, mode01Data } from '../../hardware/obd/elm327.js';
 import { ObdSensor } from '../../hardware/obd/obd-sensor.js';
+import { supportedPids } from '../../hardware/obd/pids.js';
 import type { Sample, SensorId } from '../../shared/contract/reading.js';
 import { Elm327Emulator, type EmulatedAnswer } from '../../simulators/elm327-emulator.js';
 import { TruckModel } from '../../simulators/truck-model.js';
@@ -38,8 +39,9 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
     pty = await ptyPair(dir, 'obd');
     emu = new Elm327Emulator({ path: pty.b, model });
     await emu.open();
-    // The first ATZ goes unanswered, as from an adapter strapped for 9600 baud.
-    emu.hang(TIMEOUT_MS / 2);
+    // The first ATZ goes unanswered, as from an adapter strapped for 9600 baud; the retry,
+    // a whole timeout later, falls after the hang.
+    emu.hang(TIMEOUT_MS - 50);
     sensor = new ObdSensor({ path: pty.a, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, reopenMs: 200 });
     await sensor.start((s) => samples.push(s));
   });
@@ -160,7 +162,7 @@ describe('Elm327Emulator, driven by hand', () => {
 
   before(async () => {
     pty = await ptyPair(dir, 'elm');
-    emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 1, startTs: Date.now() }) });
+    emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 1, startTs: Date.now() }), pids: ['05', '0D'] });
     await emu.open();
     port = new SerialPort({ path: pty.a, baudRate: 38400 });
     link = new Elm327((d) => port.write(d));
@@ -184,5 +186,35 @@ describe('Elm327Emulator, driven by hand', () => {
     const speed = await link.send('010D', 1000);
     assert.equal(speed.status === 'data' && speed.lines[0]!.startsWith('7E8 03 41 0D '), true, speed.raw);
     assert.equal((await link.send('0902', 1000)).status, 'no_data');
+    assert.equal((await link.send('010C', 1000)).status, 'no_data');
+    const bitmap = mode01Data(await link.send('0100', 1000), '00', 4);
+    assert.deepEqual(bitmap.ok && [...supportedPids(bitmap.data)], ['05', '0D']);
+  });
+});
+
+describe('ObdSensor started before the adapter is plugged in', () => {
+  const dir = tempDir('fleet-obd-late-');
+  let pty: PtyPair | undefined;
+  let emu: Elm327Emulator | undefined;
+  const sensor = new ObdSensor({ path: `${dir}/late-a`, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, reopenMs: 100 });
+
+  after(async () => {
+    await sensor.stop();
+    await emu?.close();
+    await pty?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is down while the path is missing, then comes up by itself', async () => {
+    const samples: Sample[] = [];
+    await sensor.start((s) => samples.push(s));
+    const down = await waitFor('down', () => (sensor.health().state === 'down' ? sensor.health() : undefined));
+    assert.match(down.detail!, /cannot open .*late-a: .*retrying every 100 ms/);
+    pty = await ptyPair(dir, 'late');
+    emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 2, startTs: Date.now() }) });
+    await emu.open();
+    await waitFor('a sample', () => samples.length > 0);
+    // Which baud rate it ends on depends on whether its ATZ beat the emulator's open (which flushes).
+    assert.equal(sensor.health().state, 'ok');
   });
 });

@@ -90,7 +90,7 @@ describe('mode01Data', () => {
     assert.ok(r.ok);
     assert.deepEqual(
       [...supportedPids(r.data)].sort(),
-      ['01', '03', '04', '05', '06', '07', '0C', '0D', '0F', '10', '11', '13', '15', '1C', '1F', '20'],
+      ['01', '03', '04', '05', '06', '07', '0C', '0D', '0E', '0F', '10', '11', '13', '15', '1C', '1F', '20'],
     );
   });
 });
@@ -114,6 +114,23 @@ describe('classify and mode01Data on random input', () => {
         if (r.ok) assert.ok(Number.isFinite(p.decode(r.data)));
       }
     }
+  });
+
+  it('keeps the queue in step through random chunks: every command gets exactly one answer', async () => {
+    const rnd = new Random(38400);
+    const written: string[] = [];
+    const link = new Elm327((d) => written.push(d));
+    const answers: Promise<Elm327Answer>[] = [];
+    for (let i = 0; i < 2000; i++) {
+      if (rnd.next() < 0.3) answers.push(link.send(rnd.next() < 0.5 ? '010D' : 'ATZ', 1000));
+      let chunk = '';
+      for (let j = rnd.int(0, 6); j > 0; j--) chunk += pieces[rnd.int(0, pieces.length - 1)];
+      link.receive(rnd.next() < 0.5 ? chunk : Buffer.from(chunk, 'latin1'));
+    }
+    link.close();
+    const settled = await Promise.all(answers);
+    assert.equal(settled.length, answers.length);
+    assert.ok(written.length <= answers.length);
   });
 });
 
