@@ -125,7 +125,8 @@ export class Agent {
     if (this.pending.length === 0) return;
     const samples = this.pending;
     this.pending = [];
-    this.edge?.observe(this.buffer.append(samples));
+    const readings = this.buffer.append(samples);
+    this.edge?.observe(readings);
     this.metrics.committed.inc({ vehicle: this.opts.vehicle }, samples.length);
     this.publisher.notify();
   }
