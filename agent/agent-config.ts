@@ -51,6 +51,9 @@ export const agentConfigSchema = z
     /** Probe ids (28-…) to read; every DS18B20 on the bus when empty. */
     oneWireIds: list(z.string().regex(/^28-[0-9a-f]{12}$/, 'must be a DS18B20 id like 28-0000075a1b2c')).default([]),
     oneWireIntervalMs: int().min(1000).default(2000),
+    /** BCM numbers of the cab's LED and buzzer lines; without them alerts are only logged. */
+    ledPin: int().min(0).max(27).optional(),
+    buzzerPin: int().min(0).max(27).optional(),
     simSeed: int().default(1),
     /** Every simulated sensor at this rate; unset keeps each sensor's own default rate. */
     simHz: z.coerce.number<unknown>().positive().max(1000).optional(),

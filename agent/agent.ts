@@ -103,7 +103,9 @@ export class Agent {
     this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle: opts.vehicle }, readings);
     this.metrics.agents.add(this);
     this.link.on('alert', (payload) => void this.onAlert(payload));
-    if (opts.edgeRules) this.edge = new EdgeRules(opts.edgeRules, (alert) => void this.showAlert(alert), log);
+    if (opts.edgeRules) {
+      this.edge = new EdgeRules(opts.edgeRules, (alert) => void this.showAlert(alert), (id) => void this.driverAlert.clear(id), log);
+    }
   }
 
   async start(): Promise<void> {

@@ -15,6 +15,7 @@ export class EdgeRules {
   constructor(
     rules: RuleSet,
     private readonly show: (alert: Alert) => void,
+    private readonly clear: (alertId: string) => void,
     private readonly log: Logger,
   ) {
     // Every local reading is current: nothing the truck sees itself is historical.
@@ -25,7 +26,10 @@ export class EdgeRules {
     const now = Date.now();
     for (const r of readings) {
       for (const e of this.engine.process(r, now)) {
-        if (e.kind === 'cleared') continue;
+        if (e.kind === 'cleared') {
+          this.clear(e.alertId);
+          continue;
+        }
         this.log.warn({ alertId: e.alert.id, rule: e.alert.rule, observed: e.alert.observed }, 'edge rule raised an alert');
         this.show(e.alert);
       }

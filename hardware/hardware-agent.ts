@@ -1,7 +1,8 @@
 import type { Registry } from 'prom-client';
 import { Agent } from '../agent/agent.js';
 import { agentOptions, type AgentConfig } from '../agent/agent-config.js';
-import { SimulatedDriverAlert } from '../agent/driver-alert.js';
+import { SimulatedDriverAlert, type DriverAlert } from '../agent/driver-alert.js';
+import { GpioDriverAlert } from './gpio/gpio-driver-alert.js';
 import type { Sensor } from '../agent/sensor.js';
 import type { Logger } from '../shared/log.js';
 import { GpsSensor } from './gps/gps-sensor.js';
@@ -20,10 +21,13 @@ export function hardwareSensors(c: AgentConfig): Sensor[] {
   return sensors;
 }
 
-/** An agent reading real devices. The cab output logs until a GPIO buzzer is configured. */
+/** An agent reading real devices; the cab gets an LED and a buzzer when their pins are configured, else a log line. */
 export function createHardwareAgent(c: AgentConfig, log: Logger, registry?: Registry): Agent {
-  const driver = new SimulatedDriverAlert((msg, alert) =>
-    log.warn({ alertId: alert.id, rule: alert.rule, severity: alert.severity, observed: alert.observed }, msg),
-  );
+  const driver: DriverAlert =
+    c.ledPin !== undefined && c.buzzerPin !== undefined
+      ? new GpioDriverAlert({ ledPin: c.ledPin, buzzerPin: c.buzzerPin, log })
+      : new SimulatedDriverAlert((msg, alert) =>
+          log.warn({ alertId: alert.id, rule: alert.rule, severity: alert.severity, observed: alert.observed }, msg),
+        );
   return new Agent(agentOptions(c), hardwareSensors(c), driver, log, registry);
 }

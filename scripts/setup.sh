@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the system and its tests need on a fresh Debian machine: the Mosquitto
-# broker (interop tests) and socat (serial tests), the npm packages (better-sqlite3 builds
+# broker (interop tests), socat (serial tests), shellcheck and systemd-analyze (checks of
+# the Raspberry Pi install kit), the npm packages (better-sqlite3 builds
 # from source with the machine's compiler), an Apache Kafka broker's jars from Maven
 # Central and a moto server in a Python venv (both cached under .cache/).
 set -euo pipefail
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v socat >/dev/null || missing+=(socat)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install the Debian packages: ${missing[*]} (needs root)" >&2

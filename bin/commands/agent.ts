@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { createLogger } from '../../shared/log.js';
 import { createHardwareAgent } from '../../hardware/hardware-agent.js';
+import { startWatchdog } from '../../hardware/pi/watchdog.js';
 import { createSimulatedTruck } from '../../simulators/simulated-agent.js';
 import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
@@ -35,6 +36,8 @@ export function agentCommand(): Command {
     .addOption(new Option('--one-wire <on>', 'read DS18B20 cargo probes on the 1-Wire bus (default false)').choices(['true', 'false']))
     .option('--one-wire-root <dir>', '1-Wire sysfs root (default /sys/bus/w1/devices)')
     .option('--one-wire-ids <list>', 'comma-separated probe ids (28-…); all on the bus by default')
+    .option('--led-pin <bcm>', 'BCM number of the cab LED (with --buzzer-pin: alerts drive GPIO)')
+    .option('--buzzer-pin <bcm>', 'BCM number of the cab buzzer transistor')
     .option('--one-wire-interval-ms <ms>', 'how often the probes are read, at least 1000: a conversion takes 750 ms (default 2000)')
     .option('--sim-seed <n>', 'seed of the simulated truck (default 1)')
     .option('--sim-hz <hz>', 'sample every simulated sensor at this rate')
@@ -47,7 +50,8 @@ export function agentCommand(): Command {
       const log = createLogger('agent').child({ vehicle: config.vehicle });
       const agent = config.sensors === 'hardware' ? createHardwareAgent(config, log) : createSimulatedTruck(config, log).agent;
       await agent.start();
-      stopOnSignals([agent]);
+      // Under systemd (Type=notify) this says READY and pings the watchdog from the event loop.
+      stopOnSignals([startWatchdog(log), agent]);
     }),
   );
 }

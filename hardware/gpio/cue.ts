@@ -43,7 +43,8 @@ export const QUIET: Cue = { led: steady(false), buzzer: steady(false) };
  */
 export class WavePlayer {
   private timer?: NodeJS.Timeout;
-  private level?: boolean;
+  /** Lines are opened driven low; undefined after a failed write, so the next one is not skipped. */
+  private level: boolean | undefined = false;
 
   constructor(
     private readonly pin: PinWriter,

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { GpioUnavailableError } from './gpio-chip.js';
 
-/** One output line (the LED's or the buzzer's): all the cue logic needs from the hardware. */
+/** One output line (the LED's or the buzzer's), driven low when opened: all the cue logic needs from the hardware. */
 export interface PinWriter {
   write(on: boolean): void;
 }
