@@ -12,7 +12,7 @@ import { EdgeRules } from './edge-rules.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
 import { Publisher } from './publisher.js';
-import type { Sensor } from './sensor.js';
+import type { Sensor, SensorState } from './sensor.js';
 
 export interface AgentOptions {
   vehicle: string;
@@ -197,6 +197,11 @@ export class Agent {
     this.metrics.buffered.set({ vehicle }, stats.readings);
     this.metrics.evicted.set({ vehicle }, stats.evicted);
     this.metrics.connected.set({ vehicle }, this.link.connected ? 1 : 0);
+    for (const s of this.sensors) {
+      const h = s.health();
+      for (const state of SENSOR_STATES) this.metrics.sensorState.set({ vehicle, sensor: s.name, state }, h.state === state ? 1 : 0);
+      this.metrics.sensorRejected.set({ vehicle, sensor: s.name }, h.rejected);
+    }
   }
 
   private async onAlert(payload: Buffer): Promise<void> {
@@ -221,6 +226,8 @@ export class Agent {
     await this.driverAlert.raise(alert);
   }
 }
+
+const SENSOR_STATES: readonly SensorState[] = ['starting', 'ok', 'degraded', 'down'];
 
 type AgentMetrics = ReturnType<typeof createAgentMetrics>;
 const metricsByRegistry = new WeakMap<Registry, AgentMetrics>();
@@ -253,5 +260,17 @@ function createAgentMetrics(registry: Registry) {
     }),
     evicted: new Gauge({ name: 'fleet_agent_evicted_readings', help: 'Readings evicted by the byte cap since the buffer was created', labelNames, registers }),
     connected: new Gauge({ name: 'fleet_agent_connected', help: '1 while the gateway link is up', labelNames, registers }),
+    sensorState: new Gauge({
+      name: 'fleet_agent_sensor_state',
+      help: "1 for each sensor's current state (starting, ok, degraded, down)",
+      labelNames: ['vehicle', 'sensor', 'state'] as const,
+      registers,
+    }),
+    sensorRejected: new Gauge({
+      name: 'fleet_agent_sensor_rejected',
+      help: 'Input a sensor refused since start (bad checksums, adapter errors, failed CRCs)',
+      labelNames: ['vehicle', 'sensor'] as const,
+      registers,
+    }),
   };
 }

@@ -80,6 +80,8 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
       const { body } = await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);
       return body.sensors.obd0?.state === 'down' || body.sensors.obd0?.state === 'degraded';
     }, 15_000, 200);
+    const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    assert.match(metrics, /fleet_agent_sensor_state\{[^}]*sensor="obd0"[^}]*state="(down|degraded)"[^}]*\} 1/);
     await obd.restart();
     await obdEmulator.close();
     obdEmulator = new Elm327Emulator({ path: obd.b, model });
