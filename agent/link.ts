@@ -31,7 +31,6 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
   private timer?: NodeJS.Timeout;
   private closing = false;
   connected = false;
-  connects = 0;
 
   constructor(
     private readonly opts: LinkOptions,
@@ -58,7 +57,6 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
     this.client.on('connect', (connack) => {
       this.connected = true;
       this.attempt = 0;
-      this.connects++;
       this.log.info({ sessionPresent: connack.sessionPresent }, 'connected to gateway');
       this.publishStatus();
       if (!connack.sessionPresent) {

@@ -30,8 +30,6 @@ export class Publisher {
   private sentUpTo = 0;
   private lingerTimer?: NodeJS.Timeout;
   private pumping = false;
-  published = 0;
-  acked = 0;
   onAck?: (readings: number, batches: number) => void;
 
   constructor(
@@ -88,7 +86,6 @@ export class Publisher {
         this.inflight.push(entry);
         this.sentUpTo = entry.last;
         this.buffer.protectedUpTo = entry.last;
-        this.published++;
         this.link.publish(topics.telemetry(this.opts.vehicle), encodeBatch(batch, this.opts.encoding), (err) =>
           this.settle(entry, err),
         );
@@ -108,7 +105,6 @@ export class Publisher {
       this.sentUpTo = Math.min(this.sentUpTo, entry.first - 1);
     } else {
       this.buffer.acknowledge(entry.first, entry.last);
-      this.acked++;
       this.onAck?.(entry.count, 1);
     }
     this.pump();

@@ -101,7 +101,6 @@ export class FleetStore {
       latest: this.db.prepare('SELECT vehicle, sensor, ts, value, lat, lon, heading FROM latest ORDER BY vehicle'),
       counter: this.db.prepare('SELECT value FROM counters WHERE name = ?'),
       readingCount: this.db.prepare('SELECT count(*) AS n FROM readings'),
-      history: this.db.prepare('SELECT * FROM readings WHERE vehicle = ? AND ts >= ? ORDER BY ts'),
     };
   }
 
@@ -217,10 +216,6 @@ export class FleetStore {
     return out;
   }
 
-  history(vehicle: string, since: number): Reading[] {
-    return (this.st.history.all(vehicle, since) as ReadingRow[]).map(toReading);
-  }
-
   counts(): { readingsStored: number; duplicates: number } {
     return {
       readingsStored: (this.st.readingCount.get() as { n: number }).n,
@@ -250,10 +245,6 @@ interface AlertRow {
   acked_by: string | null; acked_at: number | null; cleared_by: string | null; cleared_at: number | null; driver_sent_at?: number | null;
 }
 
-interface ReadingRow {
-  vehicle: string; seq: number; ts: number; sensor: SensorId; value: number; quality: Reading['quality'];
-  clock: Reading['clock']; lat: number | null; lon: number | null; heading: number | null; fix: 'none' | '2d' | '3d' | null;
-}
 
 function toAlert(r: AlertRow): StoredAlert {
   return {
@@ -265,8 +256,3 @@ function toAlert(r: AlertRow): StoredAlert {
   };
 }
 
-function toReading(r: ReadingRow): Reading {
-  const out: Reading = { vehicle: r.vehicle, seq: r.seq, ts: r.ts, sensor: r.sensor, value: r.value, quality: r.quality, clock: r.clock };
-  if (r.sensor === 'gps') out.position = { lat: r.lat!, lon: r.lon!, heading: r.heading!, fix: r.fix! };
-  return out;
-}

@@ -1,4 +1,4 @@
-import { logLevel, type Kafka, type logCreator } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig, type logCreator } from 'kafkajs';
 import type { Logger } from './log.js';
 
 const PINO_LEVELS = { [logLevel.ERROR]: 'error', [logLevel.WARN]: 'warn', [logLevel.INFO]: 'info', [logLevel.DEBUG]: 'debug' } as const;
@@ -10,6 +10,11 @@ export function kafkaLogTo(log: Logger): logCreator {
       const method = PINO_LEVELS[level as keyof typeof PINO_LEVELS];
       if (method) log[method]({ kafkajs: namespace, ...rest }, message);
     };
+}
+
+/** A kafkajs client that logs through ours; `extra` tunes timeouts and retries per use. */
+export function kafkaClient(brokers: string[], clientId: string, log: Logger, extra: Partial<KafkaConfig> = {}): Kafka {
+  return new Kafka({ brokers, clientId, logLevel: logLevel.WARN, logCreator: kafkaLogTo(log), ...extra });
 }
 
 /**

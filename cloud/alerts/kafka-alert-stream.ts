@@ -1,8 +1,8 @@
-import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
 import { parseAlert } from '../../shared/contract/alert.js';
 import { ContractError } from '../../shared/contract/errors.js';
 import { STREAMS } from '../../shared/contract/topics.js';
-import { ensureTopic, kafkaLogTo } from '../../shared/kafka.js';
+import { ensureTopic, kafkaClient } from '../../shared/kafka.js';
 import type { Logger } from '../../shared/log.js';
 import type { AlertEvent } from '../../shared/rules/engine.js';
 
@@ -29,7 +29,7 @@ export class KafkaAlertStream {
     private readonly log: Logger,
   ) {
     this.topic = opts.topic ?? STREAMS.alerts;
-    this.kafka = new Kafka({ brokers: opts.brokers, clientId: opts.clientId, logLevel: logLevel.WARN, logCreator: kafkaLogTo(log) });
+    this.kafka = kafkaClient(opts.brokers, opts.clientId, log);
   }
 
   async start(): Promise<void> {

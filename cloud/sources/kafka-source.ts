@@ -1,7 +1,7 @@
-import { Kafka, logLevel, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
+import { type Admin, type Kafka, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
 import { decodeBatch } from '../../shared/contract/codec.js';
 import { STREAMS } from '../../shared/contract/topics.js';
-import { kafkaLogTo } from '../../shared/kafka.js';
+import { kafkaClient } from '../../shared/kafka.js';
 import type { Logger } from '../../shared/log.js';
 import type { StreamRecord } from '../../shared/stream-log.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
@@ -60,12 +60,7 @@ export class KafkaSource implements TelemetrySource {
     private readonly log: Logger,
   ) {
     this.topic = opts.topic ?? STREAMS.telemetry;
-    this.kafka = new Kafka({
-      brokers: opts.brokers,
-      clientId: opts.clientId ?? 'fleet-detector',
-      logLevel: logLevel.WARN,
-      logCreator: kafkaLogTo(log),
-    });
+    this.kafka = kafkaClient(opts.brokers, opts.clientId ?? 'fleet-detector', log);
   }
 
   async poll(max: number): Promise<SourcedRecord[]> {

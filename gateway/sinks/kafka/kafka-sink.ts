@@ -1,8 +1,8 @@
-import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type Producer } from 'kafkajs';
+import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import type { Batch } from '../../../shared/contract/batch.js';
 import { encodeBatch } from '../../../shared/contract/codec.js';
 import { STREAMS } from '../../../shared/contract/topics.js';
-import { ensureTopic, kafkaLogTo } from '../../../shared/kafka.js';
+import { ensureTopic, kafkaClient } from '../../../shared/kafka.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Sink, SinkHealth } from '../../sink.js';
 
@@ -48,14 +48,7 @@ export class KafkaSink implements Sink {
     private readonly log: Logger,
   ) {
     this.topic = opts.topic ?? STREAMS.telemetry;
-    this.kafka = new Kafka({
-      brokers: opts.brokers,
-      clientId: opts.clientId ?? 'fleet-gateway',
-      requestTimeout: REQUEST_TIMEOUT_MS,
-      retry: RETRY,
-      logLevel: logLevel.WARN,
-      logCreator: kafkaLogTo(log),
-    });
+    this.kafka = kafkaClient(opts.brokers, opts.clientId ?? 'fleet-gateway', log, { requestTimeout: REQUEST_TIMEOUT_MS, retry: RETRY });
   }
 
   async start(): Promise<void> {
