@@ -58,6 +58,12 @@ export const agentConfigSchema = z
     /** Every simulated sensor at this rate; unset keeps each sensor's own default rate. */
     simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
     faults: z.array(fault).default([]),
+    /** `sync` on a device without a real-time clock: readings wait for GPS or NTP time and are corrected then. */
+    clock: z.enum(['system', 'sync']).default('system'),
+    /** Exists once NTP has set the system clock; systemd-timesyncd creates this one. */
+    clockSyncedFile: z.string().min(1).default('/run/systemd/timesync/synchronized'),
+    /** How long unsynced readings wait for a sync before they go out with the system time (flagged unsynced). */
+    clockHoldMs: int().min(0).default(120_000),
     /** Run the detector's rules on the truck too, so the cab is warned with no network. */
     edgeRules: bool().default(true),
     /** The rules file (as the detector's); the built-in rules when absent. */
@@ -90,6 +96,7 @@ export function agentOptions(c: AgentConfig): AgentOptions {
     encoding: { encoding: 'binary', compress: c.compress },
     drainOnStopMs: c.drainOnStopMs,
     edgeRules: c.edgeRules ? (c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES) : undefined,
+    clock: { trust: c.clock, syncedFile: c.clockSyncedFile, holdMs: c.clockHoldMs },
     opsHost: c.opsHost,
     opsPort: c.opsPort,
   };

@@ -2,12 +2,12 @@ import type { Server } from 'node:http';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { parseAlert, type Alert } from '../shared/contract/alert.js';
 import type { EncodeOptions } from '../shared/contract/codec.js';
-import type { Sample } from '../shared/contract/reading.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import type { Synchronous } from '../shared/sqlite.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
 import { ReadingBuffer } from './buffer.js';
+import { DeviceClock, type DeviceClockOptions, type StampedSample, type Sync } from './device-clock.js';
 import { EdgeRules } from './edge-rules.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
@@ -35,6 +35,8 @@ export interface AgentOptions {
   edgeRules?: RuleSet;
   /** On a deliberate stop, keep sending this long so a clean stop leaves little behind. */
   drainOnStopMs: number;
+  /** Whether the system clock can be trusted from boot, and how to learn when it can. */
+  clock: DeviceClockOptions;
   /** Ops endpoint (/healthz, /metrics); port -1 turns it off (e.g. many simulated agents in one process). */
   opsHost: string;
   opsPort: number;
@@ -49,8 +51,9 @@ export const AGENT_VERSION = '0.1.0';
 export class Agent {
   readonly buffer: ReadingBuffer;
   readonly link: AgentLink;
+  readonly clock: DeviceClock;
   private readonly publisher: Publisher;
-  private pending: Sample[] = [];
+  private pending: StampedSample[] = [];
   private commitTimer?: NodeJS.Timeout;
   private statusTimer?: NodeJS.Timeout;
   private ops?: Server;
@@ -73,6 +76,7 @@ export class Agent {
       maxBytes: opts.bufferMaxBytes,
       synchronous: opts.synchronous,
     });
+    this.clock = new DeviceClock(opts.clock);
     this.link = new AgentLink(
       {
         url: opts.mqttUrl,
@@ -94,6 +98,7 @@ export class Agent {
         lingerMs: opts.lingerMs,
         maxInflight: opts.maxInflight,
         encoding: opts.encoding,
+        holdUnsynced: () => this.clock.holding(),
       },
       this.buffer,
       this.link,
@@ -103,6 +108,11 @@ export class Agent {
     this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle: opts.vehicle }, readings);
     this.metrics.agents.add(this);
     this.link.on('alert', (payload) => void this.onAlert(payload));
+    this.clock.on('synced', (sync: Sync) => this.onClockSynced(sync));
+    this.clock.on('release', () => {
+      this.log.warn({ afterMs: opts.clock.holdMs }, 'no clock sync yet: sending unsynced readings with the system time');
+      this.publisher.notify();
+    });
     if (opts.edgeRules) {
       this.edge = new EdgeRules(opts.edgeRules, (alert) => void this.showAlert(alert), (id) => void this.driverAlert.clear(id), log);
     }
@@ -111,7 +121,9 @@ export class Agent {
   async start(): Promise<void> {
     const { opts } = this;
     this.log.info({ buffered: this.buffer.stats().readings, nextSeq: this.buffer.stats().nextSeq }, 'agent starting');
-    for (const sensor of this.sensors) await sensor.start((s) => this.pending.push(s));
+    this.clock.start();
+    this.log.info(this.clock.status(), this.clock.synced() ? 'clock trusted' : 'clock not synced: readings wait for GPS or NTP time');
+    for (const sensor of this.sensors) await sensor.start((s) => this.pending.push(this.clock.stamp(s)));
     this.commitTimer = setInterval(() => this.commit(), opts.commitIntervalMs);
     this.statusTimer = setInterval(() => this.link.publishStatus(), 10_000);
     this.statusTimer.unref();
@@ -144,6 +156,7 @@ export class Agent {
       evicted: stats.evicted,
       nextSeq: stats.nextSeq,
       inflight: this.publisher.inflightCount(),
+      clock: this.clock.status(),
       sensors,
     };
   }
@@ -169,6 +182,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.statusTimer);
+    this.clock.stop();
     await this.stopSensors();
     if (this.link.connected) await this.drained(this.opts.drainOnStopMs);
     this.publisher.stop();
@@ -186,6 +200,7 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       buffered: stats.readings,
       evicted: stats.evicted,
+      clock: this.clock.status(),
       sensors: Object.fromEntries(this.sensors.map((s) => [s.name, s.health().state])),
     };
   }
@@ -197,11 +212,23 @@ export class Agent {
     this.metrics.buffered.set({ vehicle }, stats.readings);
     this.metrics.evicted.set({ vehicle }, stats.evicted);
     this.metrics.connected.set({ vehicle }, this.link.connected ? 1 : 0);
+    this.metrics.clockSynced.set({ vehicle }, this.clock.synced() ? 1 : 0);
     for (const s of this.sensors) {
       const h = s.health();
       for (const state of SENSOR_STATES) this.metrics.sensorState.set({ vehicle, sensor: s.name, state }, h.state === state ? 1 : 0);
       this.metrics.sensorRejected.set({ vehicle, sensor: s.name }, h.rejected);
     }
+  }
+
+  /** Readings taken before the sync get their UTC now, before any of them leaves the truck. */
+  private onClockSynced(sync: Sync): void {
+    this.commit();
+    const fixed = this.buffer.correctClock(sync);
+    const vehicle = this.opts.vehicle;
+    this.metrics.clockCorrected.inc({ vehicle, how: 'exact' }, fixed.corrected);
+    this.metrics.clockCorrected.inc({ vehicle, how: 'estimated' }, fixed.estimated);
+    this.log.info({ source: sync.source, afterMs: Math.round(this.clock.uptimeMs()), ...fixed }, 'clock synced: earlier readings corrected');
+    this.publisher.notify();
   }
 
   private async onAlert(payload: Buffer): Promise<void> {
@@ -260,6 +287,13 @@ function createAgentMetrics(registry: Registry) {
     }),
     evicted: new Gauge({ name: 'fleet_agent_evicted_readings', help: 'Readings evicted by the byte cap since the buffer was created', labelNames, registers }),
     connected: new Gauge({ name: 'fleet_agent_connected', help: '1 while the gateway link is up', labelNames, registers }),
+    clockSynced: new Gauge({ name: 'fleet_agent_clock_synced', help: '1 once event times come from a trusted clock (system, NTP or GPS)', labelNames, registers }),
+    clockCorrected: new Counter({
+      name: 'fleet_agent_readings_clock_corrected_total',
+      help: 'Readings taken before the clock synced and re-timed after it: exact (this boot) or estimated (an earlier boot)',
+      labelNames: ['vehicle', 'how'] as const,
+      registers,
+    }),
     sensorState: new Gauge({
       name: 'fleet_agent_sensor_state',
       help: "1 for each sensor's current state (starting, ok, degraded, down)",

@@ -2,8 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openDatabase, type Synchronous } from '../shared/sqlite.js';
-import { PRIORITY, type Reading, type Sample, type SensorId } from '../shared/contract/reading.js';
+import { PRIORITY, type Reading, type SensorId } from '../shared/contract/reading.js';
 import { quantize } from '../shared/contract/codec.js';
+import { MIN_TS } from '../shared/contract/validate.js';
+import type { StampedSample, Sync } from './device-clock.js';
 
 /** Approximate bytes a buffered reading costs on disk (row + index entries), used for the cap. */
 const ROW_BYTES = { scalar: 64, gps: 96 } as const;
@@ -24,6 +26,13 @@ export interface BufferStats {
   nextSeq: number;
 }
 
+export interface ClockCorrection {
+  /** Readings of this boot given UTC from their monotonic time. */
+  corrected: number;
+  /** Readings of earlier boots stamped before 2001, given an estimate that keeps their spacing; still `unsynced`. */
+  estimated: number;
+}
+
 /**
  * The agent's durable buffer. A reading exists here before it exists anywhere else, and
  * leaves only when the gateway acknowledged it or when the byte cap evicts it (counted).
@@ -38,6 +47,7 @@ export class ReadingBuffer {
   protectedUpTo = 0;
   private readonly insert: Database.Statement;
   private readonly selectAfter: Database.Statement;
+  private readonly firstHeld: Database.Statement;
   private readonly deleteRange: Database.Statement;
   private readonly upsertMeta: Database.Statement;
 
@@ -49,10 +59,15 @@ export class ReadingBuffer {
       CREATE TABLE IF NOT EXISTS readings (
         seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, clock TEXT NOT NULL, sensor TEXT NOT NULL,
         value REAL NOT NULL, quality TEXT NOT NULL, priority INTEGER NOT NULL,
-        lat REAL, lon REAL, heading REAL, fix TEXT);
+        lat REAL, lon REAL, heading REAL, fix TEXT, mono REAL, boot TEXT);
       CREATE INDEX IF NOT EXISTS readings_by_priority ON readings (priority, seq);
       CREATE TABLE IF NOT EXISTS alerts_shown (id TEXT PRIMARY KEY, shown_at INTEGER NOT NULL) WITHOUT ROWID;
     `);
+    // Buffers written by agents before clock correction lack the columns; their readings keep their times.
+    const columns = (this.db.prepare('PRAGMA table_info(readings)').all() as { name: string }[]).map((c) => c.name);
+    if (!columns.includes('mono')) this.db.exec('ALTER TABLE readings ADD COLUMN mono REAL; ALTER TABLE readings ADD COLUMN boot TEXT;');
+    // Unsynced readings are few and short-lived: a partial index finds them without touching the rest.
+    this.db.exec('CREATE INDEX IF NOT EXISTS readings_unsynced ON readings (seq) WHERE mono IS NOT NULL');
     this.upsertMeta = this.db.prepare(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
@@ -73,22 +88,23 @@ export class ReadingBuffer {
       this.bytes += row.n * rowBytes(row.sensor);
     }
     this.insert = this.db.prepare(
-      `INSERT INTO readings (seq, ts, clock, sensor, value, quality, priority, lat, lon, heading, fix)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO readings (seq, ts, clock, sensor, value, quality, priority, lat, lon, heading, fix, mono, boot)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.selectAfter = this.db.prepare('SELECT * FROM readings WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.selectAfter = this.db.prepare('SELECT * FROM readings WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?');
+    this.firstHeld = this.db.prepare('SELECT min(seq) AS seq FROM readings WHERE mono IS NOT NULL AND ts < ?').pluck();
   }
 
   /** Commits samples in one transaction and gives each its seq; returns the stored readings. */
-  append(samples: Sample[]): Reading[] {
+  append(samples: StampedSample[]): Reading[] {
     if (samples.length === 0) return [];
     const out: Reading[] = [];
     this.db.transaction(() => {
-      for (const s of samples) {
+      for (const { unsynced, ...s } of samples) {
         const r: Reading = { ...s, vehicle: this.opts.vehicle, seq: this.nextSeq++, value: quantize(s.value) };
         const p = r.position;
         this.insert.run(r.seq, r.ts, r.clock, r.sensor, r.value, r.quality, PRIORITY[r.sensor],
-          p?.lat ?? null, p?.lon ?? null, p?.heading ?? null, p?.fix ?? null);
+          p?.lat ?? null, p?.lon ?? null, p?.heading ?? null, p?.fix ?? null, unsynced?.mono ?? null, unsynced?.boot ?? null);
         this.bytes += rowBytes(r.sensor);
         this.count++;
         out.push(r);
@@ -99,9 +115,46 @@ export class ReadingBuffer {
     return out;
   }
 
-  /** The oldest readings after `afterSeq`, in seq order: the next batch to send. */
-  after(afterSeq: number, limit: number): Reading[] {
-    return (this.selectAfter.all(afterSeq, limit) as Row[]).map((row) => toReading(this.opts.vehicle, row));
+  /**
+   * The oldest readings after `afterSeq`, in seq order: the next batch to send. It stops
+   * before the first reading still waiting for a clock sync, since sending later ones first
+   * would break the order: one stamped before 2001 always waits (no receiver would take
+   * it), any unsynced one while `holdUnsynced`.
+   */
+  after(afterSeq: number, limit: number, holdUnsynced = false): Reading[] {
+    const held = (this.firstHeld.get(holdUnsynced ? Number.MAX_SAFE_INTEGER : MIN_TS) as number | null) ?? Number.MAX_SAFE_INTEGER;
+    return (this.selectAfter.all(afterSeq, held, limit) as Row[]).map((row) => toReading(this.opts.vehicle, row));
+  }
+
+  /**
+   * Gives the readings taken before the clock synced their place in UTC, in one transaction.
+   * This boot's are exact up to the monotonic clock's drift and become `synced`. Earlier
+   * boots' monotonic clocks started from zero at an unknown UTC; of those, readings with an
+   * impossible time are placed just before the later boot began, keeping their spacing, and
+   * stay `unsynced` so consumers know the time is an estimate.
+   */
+  correctClock(sync: Sync): ClockCorrection {
+    return this.db.transaction((): ClockCorrection => {
+      const corrected = this.db
+        .prepare("UPDATE readings SET ts = CAST(round(mono + ?) AS INTEGER), clock = 'synced', mono = NULL, boot = NULL WHERE mono IS NOT NULL AND boot = ?")
+        .run(sync.offsetMs, sync.boot).changes;
+      const boots = this.db
+        .prepare('SELECT boot, max(mono) AS lastMono FROM readings WHERE mono IS NOT NULL GROUP BY boot ORDER BY max(seq) DESC')
+        .all() as { boot: string; lastMono: number }[];
+      const implausible = this.db.prepare('SELECT count(*) FROM readings WHERE boot = ? AND ts < ?').pluck();
+      const place = this.db.prepare(
+        'UPDATE readings SET ts = CASE WHEN ts < ? THEN CAST(round(? - (? - mono)) AS INTEGER) ELSE ts END, mono = NULL, boot = NULL WHERE boot = ?',
+      );
+      let estimated = 0;
+      // Newest boot first: each ends just before the boot after it began, and began at least its last reading's monotonic time before that.
+      let endUtc = sync.offsetMs - 1;
+      for (const b of boots) {
+        estimated += implausible.get(b.boot, MIN_TS) as number;
+        place.run(MIN_TS, endUtc, b.lastMono, b.boot);
+        endUtc -= b.lastMono + 1;
+      }
+      return { corrected, estimated };
+    })();
   }
 
   /** Forgets readings the gateway acknowledged (a seq range: gaps in it were evicted). */
@@ -113,7 +166,8 @@ export class ReadingBuffer {
 
   /** Newest committed event time: tells the cloud how far behind a backlog is. */
   newestTs(): number | undefined {
-    return (this.db.prepare('SELECT ts FROM readings ORDER BY seq DESC LIMIT 1').get() as { ts: number } | undefined)?.ts;
+    // One held back for its impossible time would make the batch's headTs impossible too.
+    return (this.db.prepare('SELECT ts FROM readings WHERE ts >= ? ORDER BY seq DESC LIMIT 1').get(MIN_TS) as { ts: number } | undefined)?.ts;
   }
 
   /** Records an alert as shown; false if it was shown before (also before a restart). */

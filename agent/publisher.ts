@@ -11,6 +11,8 @@ export interface PublisherOptions {
   lingerMs: number;
   maxInflight: number;
   encoding: EncodeOptions;
+  /** While true, readings still waiting for a clock sync stay in the buffer (and so do all after them). */
+  holdUnsynced: () => boolean;
 }
 
 interface InFlight {
@@ -79,7 +81,7 @@ export class Publisher {
     this.pumping = true;
     try {
       while (this.link.connected && this.inflight.length < this.opts.maxInflight) {
-        const readings = this.buffer.after(this.sentUpTo, this.opts.batchMaxReadings);
+        const readings = this.buffer.after(this.sentUpTo, this.opts.batchMaxReadings, this.opts.holdUnsynced());
         if (readings.length === 0) return;
         const batch = { vehicle: this.opts.vehicle, headTs: this.buffer.newestTs() ?? readings.at(-1)!.ts, readings };
         const entry = { first: readings[0]!.seq, last: readings.at(-1)!.seq, count: readings.length };

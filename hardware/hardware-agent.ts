@@ -9,10 +9,13 @@ import { GpsSensor } from './gps/gps-sensor.js';
 import { ObdSensor } from './obd/obd-sensor.js';
 import { Ds18b20Sensor } from './onewire/ds18b20-sensor.js';
 
-/** The devices an agent config names, each behind the same Sensor interface as the simulator. */
-export function hardwareSensors(c: AgentConfig): Sensor[] {
+/**
+ * The devices an agent config names, each behind the same Sensor interface as the simulator.
+ * GPS UTC goes to `onGpsTime`: on a truck it is often the first trustworthy clock there is.
+ */
+export function hardwareSensors(c: AgentConfig, onGpsTime: (utcMs: number) => void): Sensor[] {
   const sensors: Sensor[] = [];
-  if (c.gpsPath) sensors.push(new GpsSensor({ path: c.gpsPath, baudRate: c.gpsBaudRate }));
+  if (c.gpsPath) sensors.push(new GpsSensor({ path: c.gpsPath, baudRate: c.gpsBaudRate, onTime: onGpsTime }));
   if (c.obdPath) sensors.push(new ObdSensor({ path: c.obdPath, baudRate: c.obdBaudRate, pollMs: c.obdPollMs }));
   if (c.oneWire) {
     const ids = c.oneWireIds.length > 0 ? c.oneWireIds : undefined;
@@ -29,5 +32,7 @@ export function createHardwareAgent(c: AgentConfig, log: Logger, registry?: Regi
       : new SimulatedDriverAlert((msg, alert) =>
           log.warn({ alertId: alert.id, rule: alert.rule, severity: alert.severity, observed: alert.observed }, msg),
         );
-  return new Agent(agentOptions(c), hardwareSensors(c), driver, log, registry);
+  // The sensors exist before the agent that owns the clock; GPS only speaks once started, by which time it does.
+  const agent: Agent = new Agent(agentOptions(c), hardwareSensors(c, (utc) => agent.clock.gpsTime(utc)), driver, log, registry);
+  return agent;
 }

@@ -1,7 +1,7 @@
 import { SerialPort } from 'serialport';
 import type { Sensor, SensorHealth } from '../../agent/sensor.js';
 import { quantize } from '../../shared/contract/codec.js';
-import type { ClockQuality, Sample, SensorId } from '../../shared/contract/reading.js';
+import type { Sample, SensorId } from '../../shared/contract/reading.js';
 import { describeAnswer, Elm327, mode01Data, type Elm327Answer } from './elm327.js';
 import { POLLED_PIDS, supportedPids, type PolledPid } from './pids.js';
 
@@ -17,9 +17,8 @@ export interface ObdSensorOptions {
   timeoutMs?: number;
   /** While the port is gone or the adapter silent, retry this often. Default 1000. */
   reopenMs?: number;
-  /** Event time of a sample. Default Date.now. */
+  /** Event time of a sample, from the host's clock (the agent's DeviceClock vouches for it or corrects it). Default Date.now. */
   clock?: () => number;
-  clockQuality?: () => ClockQuality;
 }
 
 export interface ObdCounters {
@@ -64,7 +63,6 @@ export class ObdSensor implements Sensor {
   private readonly timeoutMs: number;
   private readonly reopenMs: number;
   private readonly clock: () => number;
-  private readonly clockQuality: () => ClockQuality;
   private port: SerialPort | undefined;
   private link: Elm327 | undefined;
   private running: Promise<void> | undefined;
@@ -91,7 +89,6 @@ export class ObdSensor implements Sensor {
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.reopenMs = opts.reopenMs ?? 1000;
     this.clock = opts.clock ?? Date.now;
-    this.clockQuality = opts.clockQuality ?? (() => 'synced');
     this.counts = { timeouts: 0, noData: 0, rejected: 0, inits: 0, unsupported: [], baudRate: this.baudRate };
   }
 
@@ -253,7 +250,7 @@ export class ObdSensor implements Sensor {
         this.noDataRun.delete(p.sensor);
         const ts = this.clock();
         this.lastSampleAt = ts;
-        emit({ ts, clock: this.clockQuality(), sensor: p.sensor, value: quantize(p.decode(r.data)), quality: 'good' });
+        emit({ ts, clock: 'unsynced', sensor: p.sensor, value: quantize(p.decode(r.data)), quality: 'good' });
         return;
       }
       case 'no_data': {

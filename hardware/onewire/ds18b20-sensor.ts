@@ -16,6 +16,7 @@ export interface Ds18b20Options {
    * at 12 bits, so faster than about once a second only queues reads on the bus.
    */
   intervalMs?: number;
+  /** Event time of a sample, from the host's clock (flagged unsynced for the agent's clock to vouch for). Default Date.now. */
   clock?: () => number;
 }
 
@@ -74,7 +75,7 @@ export class Ds18b20Sensor implements Sensor {
         }
         const ts = (this.opts.clock ?? Date.now)();
         this.lastSampleAt = ts;
-        emit({ ts, clock: 'synced', sensor: 'container_temp', value: quantize(r.celsius), quality: 'good' });
+        emit({ ts, clock: 'unsynced', sensor: 'container_temp', value: quantize(r.celsius), quality: 'good' });
       }
     } finally {
       this.problem = problems.length > 0 ? problems.join('; ') : undefined;

@@ -120,6 +120,8 @@ describe('install.sh', () => {
       assert.equal(config.dataDir, '/var/lib/fleet');
       assert.equal(config.synchronous, 'FULL');
       assert.equal(config.commitIntervalMs, 50);
+      assert.equal(config.clock, 'sync', 'a Pi has no real-time clock');
+      assert.deepEqual([config.ledPin, config.buzzerPin], [17, 27]);
       assert.match(config.mqttUrl, /^mqtts?:\/\//);
     });
 

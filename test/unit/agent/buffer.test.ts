@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { ReadingBuffer, type BufferOptions } from '../../../agent/buffer.js';
+import type { StampedSample } from '../../../agent/device-clock.js';
 import { PRIORITY, type Reading, type Sample, type SensorId } from '../../../shared/contract/reading.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-buffer-test-'));
@@ -295,5 +297,73 @@ describe('ReadingBuffer alerts shown', () => {
     assert.equal(again.markAlertShown('truck-1.hot.1000', T0 + 3), false);
     assert.equal(again.markAlertShown('truck-1.hot.2000', T0 + 3), false);
     assert.equal(again.markAlertShown('truck-1.hot.3000', T0 + 3), true);
+  });
+});
+
+describe('ReadingBuffer clock correction', () => {
+  /** A Pi without a real-time clock: the host clock says 1970 + uptime until a sync. */
+  const host = (mono: number, boot: string): StampedSample => ({
+    ts: mono, clock: 'unsynced', sensor: 'engine_temp', value: 90, quality: 'good', unsynced: { mono, boot },
+  });
+  const SYNC_UTC = Date.UTC(2026, 10, 25, 12);
+
+  it('holds back readings stamped before 2001, and with holdUnsynced every unsynced one, with all after them', () => {
+    const b = openBuffer();
+    b.append([sample('engine_temp'), host(5_000, 'now'), sample('gps'), { ...host(6_000, 'now'), ts: T0 }]);
+    assert.deepEqual(seqs(all(b)), [1], 'stops before the 1970 reading: nothing after it goes first');
+    b.acknowledge(1, 1);
+    assert.deepEqual(seqs(b.after(0, 100)), []);
+    assert.equal(b.newestTs(), T0, 'headTs never comes from a held 1970 reading');
+  });
+
+  it('with a plausible host time holds unsynced readings only while asked to', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), { ...host(5_000, 'now'), ts: T0 + 5 }, sample('rpm')]);
+    assert.deepEqual(seqs(b.after(0, 100, true)), [1]);
+    assert.deepEqual(seqs(b.after(0, 100, false)), [1, 2, 3]);
+    assert.equal(b.after(0, 100)[1]!.clock, 'unsynced');
+  });
+
+  it('gives this boot\'s readings UTC from their monotonic time and flags them synced', () => {
+    const b = openBuffer();
+    b.append([host(30_000, 'now'), host(31_000, 'now'), sample('rpm')]);
+    const fixed = b.correctClock({ source: 'gps', offsetMs: SYNC_UTC - 40_000, boot: 'now' });
+    assert.deepEqual(fixed, { corrected: 2, estimated: 0 });
+    const rs = all(b);
+    assert.deepEqual(rs.map((r) => [r.seq, r.ts, r.clock]), [[1, SYNC_UTC - 10_000, 'synced'], [2, SYNC_UTC - 9_000, 'synced'], [3, rs[2]!.ts, 'synced']]);
+    assert.equal(b.after(0, 100, true).length, 3, 'nothing is held any more');
+    assert.deepEqual(b.correctClock({ source: 'gps', offsetMs: SYNC_UTC, boot: 'now' }), { corrected: 0, estimated: 0 }, 'a second sync changes nothing');
+  });
+
+  it('places an earlier boot\'s 1970 readings just before this boot began, spaced as taken, still unsynced', () => {
+    const b = openBuffer();
+    // boot 1 never synced and was powered off; boot 2 took readings, then GPS came.
+    b.append([host(10_000, 'boot-1'), host(12_000, 'boot-1'), { ...host(13_000, 'boot-1'), ts: T0 }]);
+    b.append([host(2_000, 'boot-2')]);
+    const bootStart = SYNC_UTC - 60_000;
+    const fixed = b.correctClock({ source: 'ntp', offsetMs: bootStart, boot: 'boot-2' });
+    assert.deepEqual(fixed, { corrected: 1, estimated: 2 });
+    assert.deepEqual(all(b).map((r) => [r.ts, r.clock]), [
+      [bootStart - 1 - 3_000, 'unsynced'],
+      [bootStart - 1 - 1_000, 'unsynced'],
+      [T0, 'unsynced'], // a plausible time (fake-hwclock) is kept, still flagged
+      [bootStart + 2_000, 'synced'],
+    ]);
+    b.close();
+    assert.equal(openBuffer().after(0, 100, true).length, 4, 'the correction is committed');
+  });
+
+  it('opens a buffer written before clock correction existed', () => {
+    const old = new Database(path);
+    old.exec(`CREATE TABLE readings (
+        seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, clock TEXT NOT NULL, sensor TEXT NOT NULL,
+        value REAL NOT NULL, quality TEXT NOT NULL, priority INTEGER NOT NULL,
+        lat REAL, lon REAL, heading REAL, fix TEXT);
+      INSERT INTO readings VALUES (7, ${T0}, 'synced', 'speed', 12, 'good', 1, NULL, NULL, NULL, NULL);`);
+    old.close();
+    const b = openBuffer();
+    assert.deepEqual(seqs(all(b)), [7]);
+    assert.deepEqual(seqs(b.append([host(1_000, 'now')])), [8]);
+    assert.deepEqual(b.correctClock({ source: 'gps', offsetMs: SYNC_UTC, boot: 'now' }), { corrected: 1, estimated: 0 });
   });
 });
