@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
+import { agentConfigSchema } from '../../agent/agent-config.js';
 import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
@@ -118,6 +119,27 @@ describe('bad input on the command line', () => {
     const env = runFleet(['agent', '--vehicle', 't1'], { FLEET_BUFFER_MAX_BYTES: 'lots' });
     assert.equal(await env.exited, 2);
     assert.match(env.stderr.join('\n'), /env FLEET_BUFFER_MAX_BYTES: bufferMaxBytes: /);
+  });
+
+  it('a hardware agent config with bad device settings exits 2 naming each field', async () => {
+    const file = join(dir, 'truck.json');
+    writeFileSync(file, JSON.stringify({
+      vehicle: 'truck-9', sensors: 'hardware', gpsPath: '/dev/fleet-gps', gpsBaudRate: 'fast', obdPollMs: 5,
+      oneWireIds: ['28-zz'], ledPin: 40, clock: 'rtc',
+    }));
+    const p = runFleet(['agent', '--config', file]);
+    assert.equal(await p.exited, 2);
+    const err = p.stderr.join('\n');
+    for (const field of ['gpsBaudRate', 'obdPollMs', 'oneWireIds[0]', 'ledPin', 'clock']) assert.ok(err.includes(`${file}: ${field}: `), `${field} named in\n${err}`);
+  });
+
+  it('fleet agent --help offers a flag for every setting but the fault list (a config-file list)', async () => {
+    const p = runFleet(['agent', '--help']);
+    assert.equal(await p.exited, 0);
+    const help = p.lines.join('\n');
+    const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} `;
+    const missing = Object.keys(agentConfigSchema.shape).filter((k) => k !== 'faults' && !help.includes(flag(k)));
+    assert.deepEqual(missing, []);
   });
 
   it('an unknown flag exits 2 with usage help', async () => {
