@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { bool, int, list, parseFile } from '../shared/config.js';
+import { bool, int, list, parseFile, readSettingFile } from '../shared/config.js';
 import { DEFAULT_RULES, ruleSetSchema } from '../shared/rules/rule-set.js';
 import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
 import { FAULT_KINDS } from '../simulators/truck-model.js';
@@ -22,13 +22,21 @@ export const agentConfigSchema = z
     mqttUrl: z.string().url().default('mqtt://127.0.0.1:1883'),
     username: z.string().optional(),
     password: z.string().optional(),
+    /** For an mqtts:// gateway in mtls mode: this vehicle's certificate and key (scripts/pki.sh enroll) and the fleet CA. */
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    tlsCa: z.string().optional(),
     dataDir: z.string().default('var/agent'),
     bufferMaxBytes: int().min(64 * 1024).default(256 * 1024 * 1024),
+    /** Samples held in memory while the disk refuses writes: ~10 MB; at the default rates over an hour and a half. */
+    memoryBufferMaxReadings: int().min(1).max(10_000_000).default(50_000),
     synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
     commitIntervalMs: int().min(1).max(10_000).default(50),
     batchMaxReadings: int().min(1).max(10_000).default(500),
     lingerMs: int().min(0).max(60_000).default(200),
     maxInflight: int().min(1).max(1000).default(8),
+    /** The gateway's own per-vehicle limit is 100/s too; 0 for none. */
+    maxPublishesPerSecond: int().min(0).default(100),
     keepaliveS: int().min(5).max(3600).default(30),
     reconnectBaseMs: int().min(10).default(500),
     reconnectMaxMs: int().min(100).default(30_000),
@@ -70,6 +78,7 @@ export const agentConfigSchema = z
     rulesFile: z.string().optional(),
   })
   .strict()
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsKey'] })
   .refine((c) => c.sensors !== 'hardware' || c.gpsPath !== undefined || c.obdPath !== undefined || c.oneWire, {
     message: 'hardware sensors need gpsPath, obdPath or oneWire',
     path: ['sensors'],
@@ -83,13 +92,19 @@ export function agentOptions(c: AgentConfig): AgentOptions {
     mqttUrl: c.mqttUrl,
     username: c.username,
     password: c.password,
+    tls:
+      c.tlsCert && c.tlsKey
+        ? { cert: readSettingFile('tlsCert', c.tlsCert), key: readSettingFile('tlsKey', c.tlsKey), ca: c.tlsCa ? readSettingFile('tlsCa', c.tlsCa) : undefined }
+        : undefined,
     bufferPath: join(c.dataDir, `${c.vehicle}.buffer.db`),
     bufferMaxBytes: c.bufferMaxBytes,
+    memoryBufferMaxReadings: c.memoryBufferMaxReadings,
     synchronous: c.synchronous,
     commitIntervalMs: c.commitIntervalMs,
     batchMaxReadings: c.batchMaxReadings,
     lingerMs: c.lingerMs,
     maxInflight: c.maxInflight,
+    maxPublishesPerSecond: c.maxPublishesPerSecond,
     keepaliveS: c.keepaliveS,
     reconnectBaseMs: c.reconnectBaseMs,
     reconnectMaxMs: c.reconnectMaxMs,

@@ -7,7 +7,8 @@ import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import type { Synchronous } from '../shared/sqlite.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
 import { ReadingBuffer } from './buffer.js';
-import { DeviceClock, type DeviceClockOptions, type StampedSample, type Sync } from './device-clock.js';
+import { CommitQueue, writeFailure } from './commit-queue.js';
+import { DeviceClock, type DeviceClockOptions, type Sync } from './device-clock.js';
 import { EdgeRules } from './edge-rules.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
@@ -19,14 +20,19 @@ export interface AgentOptions {
   mqttUrl: string;
   username?: string;
   password?: string;
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
   bufferPath: string;
   bufferMaxBytes: number;
+  /** Samples held in memory while the buffer cannot be written (a full disk), at most; beyond it the lowest priority go. */
+  memoryBufferMaxReadings: number;
   synchronous: Synchronous;
   /** Samples are committed together at this interval: one fsync for many readings. */
   commitIntervalMs: number;
   batchMaxReadings: number;
   lingerMs: number;
   maxInflight: number;
+  /** Publishes per second at most, as AWS IoT Core allows 100 per connection; 0 for no limit. */
+  maxPublishesPerSecond: number;
   keepaliveS: number;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
@@ -45,6 +51,12 @@ export interface AgentOptions {
 export const AGENT_VERSION = '0.1.0';
 
 /**
+ * Retrying a refused commit costs one failed transaction; the ceiling bounds how long held
+ * samples wait once space returns.
+ */
+const WRITE_RETRY = { baseMs: 100, maxMs: 2000 };
+
+/**
  * One truck's agent: sensors → durable buffer → gateway, and alerts back to the cab.
  * The order of duties is the guarantee: commit first, publish from the commit, delete on PUBACK.
  */
@@ -53,7 +65,11 @@ export class Agent {
   readonly link: AgentLink;
   readonly clock: DeviceClock;
   private readonly publisher: Publisher;
-  private pending: StampedSample[] = [];
+  private readonly queue: CommitQueue;
+  /** A clock sync whose correction of the buffered readings has not committed yet. */
+  private uncorrected?: Sync;
+  /** Alerts shown while the disk refused to record them, so they are still shown once. */
+  private readonly shownUnrecorded = new Set<string>();
   private commitTimer?: NodeJS.Timeout;
   private statusTimer?: NodeJS.Timeout;
   private ops?: Server;
@@ -83,6 +99,7 @@ export class Agent {
         vehicle: opts.vehicle,
         username: opts.username,
         password: opts.password,
+        tls: opts.tls,
         keepaliveS: opts.keepaliveS,
         reconnectBaseMs: opts.reconnectBaseMs,
         reconnectMaxMs: opts.reconnectMaxMs,
@@ -97,15 +114,23 @@ export class Agent {
         batchMaxReadings: opts.batchMaxReadings,
         lingerMs: opts.lingerMs,
         maxInflight: opts.maxInflight,
+        maxPublishesPerSecond: opts.maxPublishesPerSecond,
         encoding: opts.encoding,
-        holdUnsynced: () => this.clock.holding(),
+        // Until a sync's correction commits, readings taken before it still carry their raw time.
+        holdUnsynced: () => this.clock.holding() || this.uncorrected !== undefined,
+        bufferWrite: (write) => this.queue.attempt(write),
       },
       this.buffer,
       this.link,
       log,
     );
     this.metrics = agentMetrics(this.registry);
-    this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle: opts.vehicle }, readings);
+    const vehicle = opts.vehicle;
+    this.queue = new CommitQueue({ maxHeld: opts.memoryBufferMaxReadings, retryBaseMs: WRITE_RETRY.baseMs, retryMaxMs: WRITE_RETRY.maxMs }, log, {
+      writeError: (code) => this.metrics.writeErrors.inc({ vehicle, code }),
+      dropped: (reason, n) => this.metrics.dropped.inc({ vehicle, reason }, n),
+    });
+    this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle }, readings);
     this.metrics.agents.add(this);
     this.link.on('alert', (payload) => void this.onAlert(payload));
     this.clock.on('synced', (sync: Sync) => this.onClockSynced(sync));
@@ -123,8 +148,9 @@ export class Agent {
     this.log.info({ buffered: this.buffer.stats().readings, nextSeq: this.buffer.stats().nextSeq }, 'agent starting');
     this.clock.start();
     this.log.info(this.clock.status(), this.clock.synced() ? 'clock trusted' : 'clock not synced: readings wait for GPS or NTP time');
-    for (const sensor of this.sensors) await sensor.start((s) => this.pending.push(this.clock.stamp(s)));
-    this.commitTimer = setInterval(() => this.commit(), opts.commitIntervalMs);
+    for (const sensor of this.sensors) await sensor.start((s) => this.queue.push(this.clock.stamp(s)));
+    // While the disk refuses writes, commits are retried only as the backoff allows; the hold is kept within its cap meanwhile.
+    this.commitTimer = setInterval(() => (this.queue.due() ? this.commit() : this.queue.trim()), opts.commitIntervalMs);
     this.statusTimer = setInterval(() => this.link.publishStatus(), 10_000);
     this.statusTimer.unref();
     this.link.start();
@@ -134,27 +160,48 @@ export class Agent {
     }
   }
 
-  /** Commits what the sensors produced since the last commit, then lets the publisher know. */
+  /**
+   * Commits what the sensors produced since the last commit (and whatever a full disk held
+   * back), applies a clock correction still due, then lets the publisher know.
+   */
   commit(): void {
-    if (this.pending.length === 0) return;
-    const samples = this.pending;
-    this.pending = [];
-    const readings = this.buffer.append(samples);
+    if (this.queue.length === 0 && !this.queue.failing && this.uncorrected === undefined) return;
+    const readings = this.queue.commit((samples) => {
+      if (this.queue.failing) this.reclaimSpace();
+      return this.buffer.append(samples);
+    });
+    if (readings === undefined) return;
     this.edge?.observe(readings);
-    this.metrics.committed.inc({ vehicle: this.opts.vehicle }, samples.length);
+    this.metrics.committed.inc({ vehicle: this.opts.vehicle }, readings.length);
+    if (this.uncorrected !== undefined) this.correctClock(this.uncorrected);
     this.publisher.notify();
+  }
+
+  /**
+   * Before retrying a refused commit: the WAL may hold megabytes the database needs a
+   * fraction of, and truncating it can give the room back. Where even that is refused the
+   * commit is tried all the same (the WAL may have room left).
+   */
+  private reclaimSpace(): void {
+    try {
+      this.buffer.checkpoint();
+    } catch (err) {
+      if (writeFailure(err) === undefined) throw err;
+    }
   }
 
   health() {
     const stats = this.buffer.stats();
     const sensors = Object.fromEntries(this.sensors.map((s) => [s.name, s.health()]));
     return {
+      // A full disk degrades the agent but does not make it unhealthy: a restart would not free space and would lose what is held.
       ok: Object.values(sensors).every((h) => h.state !== 'down'),
       vehicle: this.opts.vehicle,
       connected: this.link.connected,
       buffered: stats.readings,
       evicted: stats.evicted,
       nextSeq: stats.nextSeq,
+      storage: this.queue.health(),
       inflight: this.publisher.inflightCount(),
       clock: this.clock.status(),
       sensors,
@@ -166,6 +213,9 @@ export class Agent {
     clearInterval(this.commitTimer);
     for (const sensor of this.sensors) await sensor.stop();
     this.commit();
+    if (this.queue.length > 0) {
+      this.log.error({ lost: this.queue.length }, 'buffer still not writable at stop: the samples held in memory are lost');
+    }
   }
 
   /** Resolves true once every buffered reading is acknowledged, false at the deadline. */
@@ -200,6 +250,7 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       buffered: stats.readings,
       evicted: stats.evicted,
+      storage: this.queue.health().state,
       clock: this.clock.status(),
       sensors: Object.fromEntries(this.sensors.map((s) => [s.name, s.health().state])),
     };
@@ -211,6 +262,7 @@ export class Agent {
     const vehicle = this.opts.vehicle;
     this.metrics.buffered.set({ vehicle }, stats.readings);
     this.metrics.evicted.set({ vehicle }, stats.evicted);
+    this.metrics.held.set({ vehicle }, this.queue.length);
     this.metrics.connected.set({ vehicle }, this.link.connected ? 1 : 0);
     this.metrics.clockSynced.set({ vehicle }, this.clock.synced() ? 1 : 0);
     for (const s of this.sensors) {
@@ -220,15 +272,24 @@ export class Agent {
     }
   }
 
-  /** Readings taken before the sync get their UTC now, before any of them leaves the truck. */
+  /**
+   * Readings taken before the sync get their UTC now, before any of them leaves the truck:
+   * the ones still uncommitted are committed first, and on a full disk the correction waits
+   * for the commit that succeeds.
+   */
   private onClockSynced(sync: Sync): void {
+    this.uncorrected = sync;
     this.commit();
-    const fixed = this.buffer.correctClock(sync);
+  }
+
+  private correctClock(sync: Sync): void {
+    const fixed = this.queue.attempt(() => this.buffer.correctClock(sync));
+    if (fixed === undefined) return;
+    this.uncorrected = undefined;
     const vehicle = this.opts.vehicle;
     this.metrics.clockCorrected.inc({ vehicle, how: 'exact' }, fixed.corrected);
     this.metrics.clockCorrected.inc({ vehicle, how: 'estimated' }, fixed.estimated);
     this.log.info({ source: sync.source, afterMs: Math.round(this.clock.uptimeMs()), ...fixed }, 'clock synced: earlier readings corrected');
-    this.publisher.notify();
   }
 
   private async onAlert(payload: Buffer): Promise<void> {
@@ -246,9 +307,15 @@ export class Agent {
     await this.showAlert(alert);
   }
 
-  /** Shows an alert in the cab once per id, whether the cloud or the edge rules raised it. */
+  /**
+   * Shows an alert in the cab once per id, whether the cloud or the edge rules raised it.
+   * A full disk does not keep it from the driver: the id is then remembered in memory only.
+   */
   private async showAlert(alert: Alert): Promise<void> {
-    if (this.stopped || !this.buffer.markAlertShown(alert.id, Date.now())) return;
+    if (this.stopped || this.shownUnrecorded.has(alert.id)) return;
+    const first = this.queue.attempt(() => this.buffer.markAlertShown(alert.id, Date.now()));
+    if (first === false) return;
+    if (first === undefined) this.shownUnrecorded.add(alert.id);
     this.metrics.alerts.inc({ vehicle: this.opts.vehicle });
     await this.driverAlert.raise(alert);
   }
@@ -286,6 +353,19 @@ function createAgentMetrics(registry: Registry) {
       collect: () => agents.forEach((a) => a.refreshGauges()),
     }),
     evicted: new Gauge({ name: 'fleet_agent_evicted_readings', help: 'Readings evicted by the byte cap since the buffer was created', labelNames, registers }),
+    held: new Gauge({ name: 'fleet_agent_samples_held', help: 'Samples taken but not yet committed (many while the disk refuses writes)', labelNames, registers }),
+    writeErrors: new Counter({
+      name: 'fleet_agent_buffer_write_errors_total',
+      help: 'Buffer writes refused by the disk (SQLITE_FULL, SQLITE_IOERR ...); each is retried',
+      labelNames: ['vehicle', 'code'] as const,
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'fleet_agent_samples_dropped_total',
+      help: 'Samples dropped from memory, never committed, because the buffer stayed unwritable past memoryBufferMaxReadings',
+      labelNames: ['vehicle', 'reason'] as const,
+      registers,
+    }),
     connected: new Gauge({ name: 'fleet_agent_connected', help: '1 while the gateway link is up', labelNames, registers }),
     clockSynced: new Gauge({ name: 'fleet_agent_clock_synced', help: '1 once event times come from a trusted clock (system, NTP or GPS)', labelNames, registers }),
     clockCorrected: new Counter({

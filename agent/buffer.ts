@@ -33,16 +33,25 @@ export interface ClockCorrection {
   estimated: number;
 }
 
+/** What the buffer keeps in memory about its file; it must change only when a write commits. */
+interface BufferState {
+  nextSeq: number;
+  bytes: number;
+  count: number;
+  evicted: number;
+  /** Ranges the gateway acknowledged whose delete has not committed yet (a full disk refuses deletes too). */
+  undeleted: [number, number][];
+}
+
 /**
  * The agent's durable buffer. A reading exists here before it exists anywhere else, and
  * leaves only when the gateway acknowledged it or when the byte cap evicts it (counted).
+ * A write that fails (a full disk) changes nothing, in the file or in memory, so the same
+ * samples can be appended again later under the same seqs.
  */
 export class ReadingBuffer {
   private readonly db: Database.Database;
-  private nextSeq: number;
-  private bytes = 0;
-  private count = 0;
-  private evicted: number;
+  private state: BufferState;
   /** Readings at or below this seq are in flight and must not be evicted. */
   protectedUpTo = 0;
   private readonly insert: Database.Statement;
@@ -54,6 +63,9 @@ export class ReadingBuffer {
   constructor(private readonly opts: BufferOptions) {
     mkdirSync(dirname(opts.path), { recursive: true });
     this.db = openDatabase(opts.path, opts.synchronous);
+    // The buffer is written at its end and read in order: SQLite's 2 MB default page cache does,
+    // while better-sqlite3's 16 MB would fill up on the first scan and stay in a Pi's RSS.
+    this.db.pragma('cache_size = -2000');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS readings (
@@ -78,14 +90,19 @@ export class ReadingBuffer {
       throw new Error(`buffer ${opts.path} belongs to vehicle ${String(owner)}, not ${opts.vehicle}; use another data directory`);
     }
     const maxSeq = (this.db.prepare('SELECT max(seq) AS m FROM readings').get() as { m: number | null }).m ?? 0;
-    this.nextSeq = Math.max(Number(this.meta('next_seq') ?? 1), maxSeq + 1);
-    this.evicted = Number(this.meta('evicted') ?? 0);
+    this.state = {
+      nextSeq: Math.max(Number(this.meta('next_seq') ?? 1), maxSeq + 1),
+      bytes: 0,
+      count: 0,
+      evicted: Number(this.meta('evicted') ?? 0),
+      undeleted: [],
+    };
     for (const row of this.db.prepare('SELECT sensor, count(*) AS n FROM readings GROUP BY sensor').all() as {
       sensor: SensorId;
       n: number;
     }[]) {
-      this.count += row.n;
-      this.bytes += row.n * rowBytes(row.sensor);
+      this.state.count += row.n;
+      this.state.bytes += row.n * rowBytes(row.sensor);
     }
     this.insert = this.db.prepare(
       `INSERT INTO readings (seq, ts, clock, sensor, value, quality, priority, lat, lon, heading, fix, mono, boot)
@@ -95,24 +112,30 @@ export class ReadingBuffer {
     this.firstHeld = this.db.prepare('SELECT min(seq) AS seq FROM readings WHERE mono IS NOT NULL AND ts < ?').pluck();
   }
 
-  /** Commits samples in one transaction and gives each its seq; returns the stored readings. */
+  /**
+   * Commits samples in one transaction and gives each its seq; returns the stored readings.
+   * Acknowledged ranges whose delete failed earlier are deleted first, in the same
+   * transaction, so their pages are reused. Throws what SQLite throws (SQLITE_FULL ...),
+   * having changed nothing.
+   */
   append(samples: StampedSample[]): Reading[] {
-    if (samples.length === 0) return [];
-    const out: Reading[] = [];
-    this.db.transaction(() => {
+    if (samples.length === 0 && this.state.undeleted.length === 0) return [];
+    return this.write(() => {
+      this.deleteAcknowledged();
+      const out: Reading[] = [];
       for (const { unsynced, ...s } of samples) {
-        const r: Reading = { ...s, vehicle: this.opts.vehicle, seq: this.nextSeq++, value: quantize(s.value) };
+        const r: Reading = { ...s, vehicle: this.opts.vehicle, seq: this.state.nextSeq++, value: quantize(s.value) };
         const p = r.position;
         this.insert.run(r.seq, r.ts, r.clock, r.sensor, r.value, r.quality, PRIORITY[r.sensor],
           p?.lat ?? null, p?.lon ?? null, p?.heading ?? null, p?.fix ?? null, unsynced?.mono ?? null, unsynced?.boot ?? null);
-        this.bytes += rowBytes(r.sensor);
-        this.count++;
+        this.state.bytes += rowBytes(r.sensor);
+        this.state.count++;
         out.push(r);
       }
-      this.setMeta('next_seq', this.nextSeq);
-      if (this.bytes > this.opts.maxBytes) this.evict();
-    })();
-    return out;
+      this.setMeta('next_seq', this.state.nextSeq);
+      if (this.state.bytes > this.opts.maxBytes) this.evict();
+      return out;
+    });
   }
 
   /**
@@ -157,11 +180,25 @@ export class ReadingBuffer {
     })();
   }
 
-  /** Forgets readings the gateway acknowledged (a seq range: gaps in it were evicted). */
-  acknowledge(firstSeq: number, lastSeq: number): void {
-    const rows = this.deleteRange.all(firstSeq, lastSeq) as { sensor: SensorId }[];
-    for (const r of rows) this.bytes -= rowBytes(r.sensor);
-    this.count -= rows.length;
+  /**
+   * Forgets readings the gateway acknowledged (a seq range: gaps in it were evicted). When
+   * the delete fails it throws, but the range is remembered and deleted by a later
+   * acknowledge or append; until then its readings still count as buffered. Returns how
+   * many readings were deleted (those of earlier failed ranges included).
+   */
+  acknowledge(firstSeq: number, lastSeq: number): number {
+    this.state.undeleted.push([firstSeq, lastSeq]);
+    return this.write(() => this.deleteAcknowledged());
+  }
+
+  /**
+   * Folds the WAL into the database file and truncates it, the only way the WAL shrinks: it
+   * grows to ~4 MB between automatic checkpoints, while the database may need a fraction of
+   * that. Throws as a write does when the disk refuses. The buffer has no other readers, so
+   * TRUNCATE, which waits for readers, does not wait.
+   */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   /** Newest committed event time: tells the cloud how far behind a backlog is. */
@@ -176,7 +213,8 @@ export class ReadingBuffer {
   }
 
   stats(): BufferStats {
-    return { readings: this.count, bytes: this.bytes, evicted: this.evicted, nextSeq: this.nextSeq };
+    const { count, bytes, evicted, nextSeq } = this.state;
+    return { readings: count, bytes, evicted, nextSeq };
   }
 
   close(): void {
@@ -192,20 +230,46 @@ export class ReadingBuffer {
       'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?) RETURNING sensor',
     );
     const priorities = [...new Set(Object.values(PRIORITY))].sort((a, b) => a - b);
-    let dropped = 0;
+    const { state } = this;
     for (const priority of priorities) {
-      while (this.bytes > this.opts.maxBytes) {
+      while (state.bytes > this.opts.maxBytes) {
         // Rows of this class may be smaller than the excess per row assumed here; the loop takes more if so.
-        const excess = Math.ceil((this.bytes - this.opts.maxBytes) / ROW_BYTES.gps);
+        const excess = Math.ceil((state.bytes - this.opts.maxBytes) / ROW_BYTES.gps);
         const rows = pick.all(priority, this.protectedUpTo, excess) as { sensor: SensorId }[];
         if (rows.length === 0) break;
-        for (const r of rows) this.bytes -= rowBytes(r.sensor);
-        this.count -= rows.length;
-        dropped += rows.length;
+        this.forget(rows);
+        state.evicted += rows.length;
       }
     }
-    this.evicted += dropped;
-    this.setMeta('evicted', this.evicted);
+    this.setMeta('evicted', state.evicted);
+  }
+
+  private deleteAcknowledged(): number {
+    let deleted = 0;
+    for (const [first, last] of this.state.undeleted) deleted += this.forget(this.deleteRange.all(first, last) as { sensor: SensorId }[]);
+    this.state.undeleted = [];
+    return deleted;
+  }
+
+  private forget(rows: { sensor: SensorId }[]): number {
+    for (const r of rows) this.state.bytes -= rowBytes(r.sensor);
+    this.state.count -= rows.length;
+    return rows.length;
+  }
+
+  /**
+   * Runs `body` in one transaction. If it fails, SQLite rolls the file back and this puts
+   * the in-memory state back to match: no seq is skipped, no count drifts from the file.
+   */
+  private write<T>(body: () => T): T {
+    const saved = this.state;
+    this.state = { ...saved };
+    try {
+      return this.db.transaction(body)();
+    } catch (err) {
+      this.state = saved;
+      throw err;
+    }
   }
 
   private meta(key: string): unknown {

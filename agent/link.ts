@@ -9,6 +9,8 @@ export interface LinkOptions {
   vehicle: string;
   username?: string;
   password?: string;
+  /** mqtts: this vehicle's certificate and key, and the CA that signed the gateway's certificate. */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
   keepaliveS: number;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
@@ -30,6 +32,8 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
   private attempt = 0;
   private timer?: NodeJS.Timeout;
   private closing = false;
+  /** Whether the broker confirmed the alert subscription; a link cut before its SUBACK leaves that unknown. */
+  private subscribed = false;
   connected = false;
 
   constructor(
@@ -52,6 +56,7 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
       connectTimeout: 10_000,
       username: this.opts.username,
       password: this.opts.password,
+      ...this.opts.tls,
       will: { topic: topics.status(vehicle), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
     });
     this.client.on('connect', (connack) => {
@@ -59,9 +64,11 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
       this.attempt = 0;
       this.log.info({ sessionPresent: connack.sessionPresent }, 'connected to gateway');
       this.publishStatus();
-      if (!connack.sessionPresent) {
+      // A present session keeps the subscription only if it was made: subscribing again is harmless.
+      if (!connack.sessionPresent || !this.subscribed) {
         this.client!.subscribe(topics.alerts(vehicle), { qos: 1 }, (err) => {
-          if (err) this.log.error({ err: err.message }, 'alert subscription refused');
+          if (err) this.log.error({ err: err.message }, 'alert subscription failed, will subscribe again on the next connect');
+          this.subscribed = !err;
         });
       }
       this.emit('up');

@@ -3,6 +3,7 @@ import { topics } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
 import type { ReadingBuffer } from './buffer.js';
 import type { AgentLink } from './link.js';
+import { RateLimiter } from '../shared/rate-limiter.js';
 
 export interface PublisherOptions {
   vehicle: string;
@@ -13,6 +14,10 @@ export interface PublisherOptions {
   encoding: EncodeOptions;
   /** While true, readings still waiting for a clock sync stay in the buffer (and so do all after them). */
   holdUnsynced: () => boolean;
+  /** Publishes per second at most (AWS IoT Core allows 100 per connection); 0 for no limit. */
+  maxPublishesPerSecond?: number;
+  /** Runs a buffer write, undefined when the disk refused it (the agent reports and retries); without it a refusal throws. */
+  bufferWrite?: <T>(write: () => T) => T | undefined;
 }
 
 interface InFlight {
@@ -32,6 +37,8 @@ export class Publisher {
   private sentUpTo = 0;
   private lingerTimer?: NodeJS.Timeout;
   private pumping = false;
+  private readonly limiter?: RateLimiter;
+  private rateTimer?: NodeJS.Timeout;
   onAck?: (readings: number, batches: number) => void;
 
   constructor(
@@ -40,6 +47,9 @@ export class Publisher {
     private readonly link: AgentLink,
     private readonly log: Logger,
   ) {
+    const rate = opts.maxPublishesPerSecond ?? 0;
+    // No burst: publishes evenly spaced keep every one-second window within the limit.
+    if (rate > 0) this.limiter = new RateLimiter(rate, 1);
     link.on('up', () => this.pump());
     link.on('down', () => this.forgetInFlight());
   }
@@ -56,6 +66,7 @@ export class Publisher {
 
   stop(): void {
     clearTimeout(this.lingerTimer);
+    clearTimeout(this.rateTimer);
   }
 
   /**
@@ -83,6 +94,15 @@ export class Publisher {
       while (this.link.connected && this.inflight.length < this.opts.maxInflight) {
         const readings = this.buffer.after(this.sentUpTo, this.opts.batchMaxReadings, this.opts.holdUnsynced());
         if (readings.length === 0) return;
+        const wait = this.limiter?.delay() ?? 0;
+        if (wait > 0) {
+          this.rateTimer ??= setTimeout(() => {
+            this.rateTimer = undefined;
+            this.pump();
+          }, wait);
+          return;
+        }
+        this.limiter?.reserve();
         const batch = { vehicle: this.opts.vehicle, headTs: this.buffer.newestTs() ?? readings.at(-1)!.ts, readings };
         const entry = { first: readings[0]!.seq, last: readings.at(-1)!.seq, count: readings.length };
         this.inflight.push(entry);
@@ -106,7 +126,10 @@ export class Publisher {
       this.log.warn({ err: err.message, first: entry.first, last: entry.last }, 'batch not acknowledged, will resend');
       this.sentUpTo = Math.min(this.sentUpTo, entry.first - 1);
     } else {
-      this.buffer.acknowledge(entry.first, entry.last);
+      // Should the disk refuse the delete, the buffer deletes the range with its next write; nothing is resent meanwhile.
+      const acknowledge = () => this.buffer.acknowledge(entry.first, entry.last);
+      if (this.opts.bufferWrite) this.opts.bufferWrite(acknowledge);
+      else acknowledge();
       this.onAck?.(entry.count, 1);
     }
     this.pump();

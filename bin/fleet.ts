@@ -4,8 +4,10 @@ import { agentCommand } from './commands/agent.js';
 import { consoleCommand } from './commands/console.js';
 import { demoCommand } from './commands/demo.js';
 import { detectorCommand } from './commands/detector.js';
+import { deviceCommand } from './commands/device.js';
 import { dispatcherCommand } from './commands/dispatcher.js';
 import { gatewayCommand } from './commands/gateway.js';
+import { hashPasswordCommand } from './commands/hash-password.js';
 import { replayCommand } from './commands/replay.js';
 import { simCommand } from './commands/sim.js';
 
@@ -20,7 +22,9 @@ const program = new Command('fleet')
   .addCommand(dispatcherCommand())
   .addCommand(consoleCommand())
   .addCommand(simCommand())
-  .addCommand(replayCommand());
+  .addCommand(replayCommand())
+  .addCommand(deviceCommand())
+  .addCommand(hashPasswordCommand());
 
 // Usage errors (unknown flag, missing value) exit 2 like other bad input.
 program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));

@@ -1,8 +1,11 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { int, list } from '../shared/config.js';
+import { int, list, readSettingFile } from '../shared/config.js';
+import { MAX_BATCH_READINGS } from '../shared/contract/batch.js';
 import { STREAMS } from '../shared/contract/topics.js';
+import { AUTH_MODES } from './authenticator.js';
 import type { GatewayOptions } from './gateway.js';
+import type { TlsFiles } from './listeners.js';
 
 export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
 
@@ -17,6 +20,23 @@ export const gatewayConfigSchema = z
     /** The embedded stream file; the detector reads the same file. */
     streamPath: z.string().optional(),
     maxPayloadBytes: int().min(256).max(64 * 1024 * 1024).default(256 * 1024),
+    maxBatchReadings: int().min(1).max(MAX_BATCH_READINGS).default(MAX_BATCH_READINGS),
+    /** Per client; as AWS IoT Core's per-connection limit. 0 turns it off. */
+    maxPublishesPerSecond: int().min(0).default(100),
+    publishBurst: int().min(1).default(200),
+    maxConnections: int().min(1).default(10_000),
+    /** How vehicles prove their identity; `open` trusts the client id and is only allowed on loopback. */
+    auth: z.enum(AUTH_MODES).default('open'),
+    /** Hashed per-vehicle secrets for `password` mode (`fleet device add`); default DATA_DIR/devices.json. */
+    credentialsFile: z.string().optional(),
+    /** mtls: the gateway's certificate and key, the fleet CA, and its revocation list (scripts/pki.sh). */
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    tlsCa: z.string().optional(),
+    tlsCrl: z.string().optional(),
+    /** A plain listener for cloud services beside mqtts; -1 for none. */
+    serviceHost: z.string().default('127.0.0.1'),
+    servicePort: int().min(-1).max(65535).default(-1),
     serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
     /** Every batch goes to all of these before the PUBACK. */
     sinks: list(z.enum(SINK_KINDS), 1).default(['embedded']),
@@ -37,7 +57,21 @@ export const gatewayConfigSchema = z
     opsPort: int().min(-1).max(65535).default(9102),
   })
   .strict()
-  .refine((c) => !c.sinks.includes('kafka') || c.kafkaBrokers.length > 0, { message: 'the kafka sink needs kafkaBrokers', path: ['kafkaBrokers'] });
+  .refine((c) => !c.sinks.includes('kafka') || c.kafkaBrokers.length > 0, { message: 'the kafka sink needs kafkaBrokers', path: ['kafkaBrokers'] })
+  .refine((c) => c.auth !== 'open' || LOOPBACK.has(c.host), {
+    message: 'open auth trusts any client id, so it only listens on loopback; use password or mtls to listen on other addresses',
+    path: ['auth'],
+  })
+  .refine((c) => c.auth !== 'mtls' || (c.tlsCert && c.tlsKey && c.tlsCa), { message: 'mtls needs tlsCert, tlsKey and tlsCa', path: ['auth'] });
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** The files are read again on every change, but one missing at start is a configuration error. */
+function tlsFiles(c: GatewayConfig): TlsFiles {
+  const files = { tlsCert: c.tlsCert!, tlsKey: c.tlsKey!, tlsCa: c.tlsCa!, ...(c.tlsCrl ? { tlsCrl: c.tlsCrl } : {}) };
+  for (const [setting, path] of Object.entries(files)) readSettingFile(setting, path);
+  return { cert: files.tlsCert, key: files.tlsKey, ca: files.tlsCa, crl: c.tlsCrl };
+}
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
@@ -48,6 +82,15 @@ export function gatewayOptions(c: GatewayConfig): GatewayOptions {
     host: c.host,
     port: c.port,
     maxPayloadBytes: c.maxPayloadBytes,
+    maxBatchReadings: c.maxBatchReadings,
+    maxPublishesPerSecond: c.maxPublishesPerSecond,
+    publishBurst: c.publishBurst,
+    maxConnections: c.maxConnections,
+    auth: c.auth,
+    credentialsPath: c.credentialsFile ?? join(c.dataDir, 'devices.json'),
+    tls: c.auth === 'mtls' ? tlsFiles(c) : undefined,
+    serviceHost: c.serviceHost,
+    servicePort: c.servicePort,
     serviceToken: c.serviceToken,
     deadLetterPath: join(c.dataDir, 'dead-letters.db'),
     sinkRetryBaseMs: c.sinkRetryBaseMs,

@@ -1,23 +1,43 @@
-import { createServer, type Server } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay } from '../shared/backoff.js';
 import type { Batch } from '../shared/contract/batch.js';
 import { decodeBatch } from '../shared/contract/codec.js';
 import { ContractError } from '../shared/contract/errors.js';
-import { VEHICLE_ID } from '../shared/contract/reading.js';
 import { parseTopic, topics } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
+import { mayPublish, maySubscribe, type AccessRefusal, type Identity } from './access.js';
+import { Authenticator, type AuthMode, type ConnectRefusal } from './authenticator.js';
 import { DeadLetterStore } from './dead-letter.js';
+import { DeviceCredentials } from './device-credentials.js';
+import { Listeners, type TlsFiles } from './listeners.js';
+import { GuardedConnection } from './packet-guard.js';
+import { RateLimiter } from '../shared/rate-limiter.js';
 import type { Sink } from './sink.js';
 
 export interface GatewayOptions {
   host: string;
   port: number;
   maxPayloadBytes: number;
-  /** Password of the `service` user (detectors, dispatchers, consoles). */
+  /** Readings per batch at most (the contract allows 10,000). */
+  maxBatchReadings: number;
+  /** Publishes per second per client; beyond it PUBACKs wait (0: no limit). */
+  maxPublishesPerSecond: number;
+  /** Publishes a client may send at once before the rate applies; this many waiting ones more and it is cut off. */
+  publishBurst: number;
+  maxConnections: number;
+  auth: AuthMode;
+  /** Hashed per-vehicle secrets (password mode). */
+  credentialsPath: string;
+  /** mqtts on the main port (mtls mode). */
+  tls?: TlsFiles;
+  /** Plain listener for cloud services beside mqtts (-1: none). */
+  serviceHost: string;
+  servicePort: number;
+  /** Password of the service users (`dispatcher`, `console`). */
   serviceToken: string;
   deadLetterPath: string;
   sinkRetryBaseMs: number;
@@ -27,16 +47,38 @@ export interface GatewayOptions {
 }
 
 /** Why a publish was refused: the metric label and the log line say the same. */
-type Refusal = 'foreign_topic' | 'unknown_topic' | 'downlink_topic' | 'oversize' | 'malformed' | 'bad_status';
+type Refusal = AccessRefusal | 'oversize' | 'too_many_readings' | 'malformed' | 'bad_status' | 'rate_limited' | 'packet_too_large';
 
 /** Refusals that mean the client is misbehaving, not merely sending bad data: the connection is closed. */
-const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set(['foreign_topic', 'unknown_topic', 'downlink_topic']);
+const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set(['foreign_topic', 'unknown_topic', 'downlink_topic', 'service_denied', 'rate_limited']);
+
+/** Room for the fixed header, topic and packet id around the largest payload allowed. */
+const PACKET_OVERHEAD_BYTES = 64 * 1024 + 16;
+
+interface PendingWrite {
+  batch: Batch;
+  receivedAt: number;
+  /** aedes's authorizePublish callback: the PUBACK goes out when it is called without an error. */
+  done: (err?: Error | null) => void;
+}
 
 interface ClientState {
-  service: boolean;
-  /** Sink writes of one client run in order, also when a write is retried. */
-  tail: Promise<void>;
+  identity: Identity;
+  limiter?: RateLimiter;
+  /** Publishes waiting for the rate limiter. */
+  throttled: number;
+  /** Batches that arrived while the client's previous sink writes were under way. */
+  queue: PendingWrite[];
+  writing: boolean;
 }
+
+/**
+ * Sinks that keep the order of the writes made in one event-loop turn and, when a write of a
+ * vehicle fails, fail every later write of that vehicle with it (one transaction, one produce
+ * request, a per-vehicle queue). A client's waiting batches go to these together, so they share
+ * one commit; the others get one batch of a client at a time.
+ */
+const KEEPS_TURN_ORDER: ReadonlySet<string> = new Set(['embedded', 'kafka', 'kinesis']);
 
 /**
  * The MQTT front door. aedes holds a QoS 1 PUBACK until authorizePublish calls back, so
@@ -47,10 +89,14 @@ interface ClientState {
  */
 export class Gateway {
   private broker?: Aedes;
-  private server?: Server;
+  private listeners?: Listeners;
+  private readonly authenticator: Authenticator;
+  private readonly credentials?: DeviceCredentials;
   private ops?: HttpServer;
   private readonly deadLetters: DeadLetterStore;
   private readonly clients = new WeakMap<Client, ClientState>();
+  /** Whether a client's waiting batches may be written together (see KEEPS_TURN_ORDER). */
+  private readonly writesTogether: boolean;
   readonly registry: Registry;
   private readonly metrics;
 
@@ -62,12 +108,27 @@ export class Gateway {
   ) {
     this.registry = registry ?? createRegistry('gateway');
     this.deadLetters = new DeadLetterStore(opts.deadLetterPath);
+    if (opts.auth === 'password') {
+      this.credentials = new DeviceCredentials(opts.credentialsPath, (err) =>
+        err ? log.error({ err: err.message }, 'device credentials not reloaded; the previous ones stay in force') : log.info('device credentials reloaded'),
+      );
+    }
+    this.authenticator = new Authenticator(opts.auth, opts.serviceToken, this.credentials);
+    this.writesTogether = sinks.every((s) => KEEPS_TURN_ORDER.has(s.name));
     const r = [this.registry];
     const broker = () => this.broker;
     this.metrics = {
       batches: new Counter({ name: 'fleet_gateway_batches_accepted_total', help: 'Telemetry batches written to every sink', registers: r }),
       readings: new Counter({ name: 'fleet_gateway_readings_accepted_total', help: 'Readings written to every sink', registers: r }),
       refused: new Counter({ name: 'fleet_gateway_refused_total', help: 'Publishes refused, by reason', labelNames: ['reason'] as const, registers: r }),
+      connectRefused: new Counter({
+        name: 'fleet_gateway_connections_refused_total',
+        help: 'Connections refused (CONNACK with an error, or cut for an oversize packet), by reason',
+        labelNames: ['reason'] as const,
+        registers: r,
+      }),
+      subscribeRefused: new Counter({ name: 'fleet_gateway_subscriptions_refused_total', help: 'Subscriptions refused, by reason', labelNames: ['reason'] as const, registers: r }),
+      throttled: new Counter({ name: 'fleet_gateway_publishes_throttled_total', help: 'Publishes whose PUBACK waited for the per-client rate limit', registers: r }),
       sinkErrors: new Counter({ name: 'fleet_gateway_sink_errors_total', help: 'Failed sink writes (retried)', labelNames: ['sink'] as const, registers: r }),
       pubackDelay: new Histogram({
         name: 'fleet_gateway_sink_write_seconds',
@@ -97,20 +158,35 @@ export class Gateway {
     this.broker.on('clientReady', (c) => this.log.info({ vehicle: this.vehicleOf(c) }, 'client connected'));
     this.broker.on('clientDisconnect', (c) => this.log.info({ vehicle: this.vehicleOf(c) }, 'client disconnected'));
     this.broker.on('clientError', (c, err) => this.log.warn({ vehicle: this.vehicleOf(c), err: err.message }, 'client error'));
-    this.server = createServer(this.broker.handle);
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.opts.port, this.opts.host, resolve);
+    const { opts } = this;
+    this.listeners = new Listeners({
+      host: opts.host,
+      port: opts.port,
+      tls: opts.tls,
+      serviceHost: opts.serviceHost,
+      servicePort: opts.servicePort,
+      maxPacketBytes: opts.maxPayloadBytes + PACKET_OVERHEAD_BYTES,
+      onOversize: (socket, detail) => this.packetTooLarge(socket, detail),
+      onTlsReload: (err) =>
+        err ? this.log.error({ err: err.message }, 'TLS files not reloaded; the previous ones stay in force') : this.log.info('TLS files reloaded'),
     });
-    if (this.opts.opsPort >= 0) {
-      this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health());
+    await this.listeners.start(this.broker.handle);
+    if (opts.opsPort >= 0) {
+      this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health());
     }
-    this.log.info({ port: this.port, sinks: this.sinks.map((s) => s.name) }, 'gateway listening');
+    this.log.info(
+      { port: this.port, servicePort: this.listeners.servicePort, auth: opts.auth, tls: opts.tls !== undefined, sinks: this.sinks.map((s) => s.name) },
+      'gateway listening',
+    );
   }
 
   get port(): number {
-    const addr = this.server?.address();
-    return typeof addr === 'object' && addr ? addr.port : this.opts.port;
+    return this.listeners?.port ?? this.opts.port;
+  }
+
+  /** The plain listener for cloud services, when there is one. */
+  get servicePort(): number | undefined {
+    return this.listeners?.servicePort;
   }
 
   health() {
@@ -127,17 +203,19 @@ export class Gateway {
 
   async stop(): Promise<void> {
     this.ops?.close();
-    // The broker first: it disconnects the clients, which server.close() would otherwise wait for.
-    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    // The broker first: it disconnects the clients, which closing the listeners would otherwise wait for.
+    const closed = this.listeners?.closed();
     await new Promise<void>((resolve) => (this.broker ? this.broker.close(() => resolve()) : resolve()));
     await closed;
     for (const sink of this.sinks) await sink.close();
+    this.credentials?.close();
     this.deadLetters.close();
     this.log.info('gateway stopped');
   }
 
   private vehicleOf(client: Client): string | undefined {
-    return this.clients.get(client)?.service ? undefined : client.id;
+    const who = this.clients.get(client)?.identity;
+    return who?.kind === 'vehicle' ? who.vehicle : undefined;
   }
 
   private authenticate(
@@ -146,42 +224,64 @@ export class Gateway {
     password: Buffer | undefined,
     done: (err: AuthenticateError | null, ok: boolean | null) => void,
   ): void {
-    if (username === 'service') {
-      if (password?.toString() !== this.opts.serviceToken) {
-        this.log.warn({ clientId: client.id }, 'service client refused: bad password');
-        return done(authError('bad service password', 4), false);
-      }
-      this.clients.set(client, { service: true, tail: Promise.resolve() });
-      return done(null, true);
+    const refused = (code: number, reason: ConnectRefusal, detail: string) => {
+      this.metrics.connectRefused.inc({ reason });
+      this.log.warn({ clientId: client.id, username, reason, detail, remote: client.conn instanceof GuardedConnection ? client.conn.socket.remoteAddress : undefined }, 'connection refused');
+      done(authError(`${reason}: ${detail}`, code), false);
+    };
+    if ((this.broker?.connectedClients ?? 0) >= this.opts.maxConnections) {
+      return refused(3, 'too_many_connections', `the gateway holds its limit of ${this.opts.maxConnections} connections`);
     }
-    if (!VEHICLE_ID.test(client.id)) {
-      this.log.warn({ clientId: client.id }, 'client refused: client id is not a valid vehicle id');
-      return done(authError('client id must be a vehicle id', 2), false);
-    }
-    this.clients.set(client, { service: false, tail: Promise.resolve() });
+    const socket = client.conn instanceof GuardedConnection ? client.conn.socket : undefined;
+    if (!socket) return refused(3, 'invalid_client_id', 'connection not accepted through a gateway listener');
+    const result = this.authenticator.check({ clientId: client.id, username, password, socket });
+    if (!result.ok) return refused(result.code, result.reason, result.detail);
+    const { identity } = result;
+    const limited = identity.kind === 'vehicle' && this.opts.maxPublishesPerSecond > 0;
+    this.clients.set(client, {
+      identity,
+      limiter: limited ? new RateLimiter(this.opts.maxPublishesPerSecond, this.opts.publishBurst) : undefined,
+      throttled: 0,
+      queue: [],
+      writing: false,
+    });
     done(null, true);
   }
 
   private authorizeSubscribe(client: Client, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {
-    if (this.clients.get(client)?.service) return done(null, sub);
-    const t = parseTopic(sub.topic);
-    if (t && t.vehicle === client.id && (t.kind === 'alerts' || t.kind === 'rejected')) return done(null, sub);
-    this.log.warn({ vehicle: client.id, topic: sub.topic }, 'subscription refused: a vehicle may only follow its own alerts');
+    const who = this.clients.get(client)?.identity;
+    const decision = who ? maySubscribe(who, sub.topic) : { ok: false as const, reason: 'unknown_topic' as const, detail: 'not authenticated' };
+    if (decision.ok) return done(null, sub);
+    this.metrics.subscribeRefused.inc({ reason: decision.reason });
+    this.log.warn({ vehicle: this.vehicleOf(client), topic: sub.topic, reason: decision.reason, detail: decision.detail }, 'subscription refused');
+    // A null subscription makes aedes answer SUBACK 0x80 (failure) for this filter and keep the connection.
     done(null, null);
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
-    const state = client ? this.clients.get(client) : undefined;
-    if (client === null || state?.service) return done(null);
-    const vehicle = client.id;
-    const t = parseTopic(packet.topic);
-    if (!t) return this.refuse(client, packet, 'unknown_topic', `topic ${packet.topic} is not a fleet topic`, done);
-    if (t.vehicle !== vehicle) {
-      return this.refuse(client, packet, 'foreign_topic', `vehicle ${vehicle} may not publish under ${t.vehicle}`, done);
+    if (client === null) return done(null); // the gateway's own publishes
+    const state = this.clients.get(client);
+    if (!state) return done(new Error('publish before authentication'));
+    const access = mayPublish(state.identity, packet.topic);
+    if (!access.ok) return this.refuse(client, packet, access.reason, access.detail, done);
+    if (state.identity.kind === 'service') return done(null);
+    const wait = state.limiter?.reserve() ?? 0;
+    if (wait === 0) return this.admit(client, state, packet, done);
+    if (state.throttled >= this.opts.publishBurst) {
+      return this.refuse(client, packet, 'rate_limited', `more than ${this.opts.maxPublishesPerSecond} publishes/s with ${state.throttled} already waiting`, done);
     }
-    if (t.kind === 'alerts' || t.kind === 'rejected') {
-      return this.refuse(client, packet, 'downlink_topic', `${t.kind} is a downlink topic`, done);
-    }
+    // Waiting keeps the publish: the PUBACK comes late, and the agent's in-flight window slows it down.
+    state.throttled++;
+    this.metrics.throttled.inc();
+    setTimeout(() => {
+      state.throttled--;
+      if (!client.closed) this.admit(client, state, packet, done);
+    }, wait);
+  }
+
+  /** Checks and queues a vehicle's publish that is within its rights and its rate. */
+  private admit(client: Client, state: ClientState, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    const t = parseTopic(packet.topic)!;
     const payload = packet.payload as Buffer;
     if (payload.length > this.opts.maxPayloadBytes) {
       return this.refuse(client, packet, 'oversize', `payload of ${payload.length} bytes exceeds the limit of ${this.opts.maxPayloadBytes}`, done);
@@ -193,39 +293,72 @@ export class Gateway {
     const receivedAt = Date.now();
     let batch: Batch;
     try {
-      batch = decodeBatch(vehicle, payload, receivedAt);
+      batch = decodeBatch(t.vehicle, payload, receivedAt);
     } catch (err) {
       if (!(err instanceof ContractError)) throw err;
       return this.refuse(client, packet, 'malformed', err.message, done);
     }
-    state!.tail = state!.tail.then(() => this.writeToSinks(client, batch, receivedAt)).then(
-      () => {
-        this.metrics.batches.inc();
-        this.metrics.readings.inc(batch.readings.length);
-        this.metrics.pubackDelay.observe((Date.now() - receivedAt) / 1000);
-        done(null);
-      },
-      (err: Error) => done(err),
-    );
+    if (batch.readings.length > this.opts.maxBatchReadings) {
+      return this.refuse(client, packet, 'too_many_readings', `${batch.readings.length} readings exceed the limit of ${this.opts.maxBatchReadings} per batch`, done);
+    }
+    state.queue.push({ batch, receivedAt, done });
+    if (!state.writing) void this.writeQueued(client, state);
+  }
+
+  /** An MQTT packet larger than any payload we accept: the socket is cut before aedes buffers it. */
+  private packetTooLarge(socket: Socket, detail: string): void {
+    this.metrics.connectRefused.inc({ reason: 'packet_too_large' });
+    this.log.warn({ remote: socket.remoteAddress, reason: 'packet_too_large', detail }, 'connection cut');
   }
 
   /**
-   * Writes to every sink, retrying a failing one with backoff for as long as the client
-   * stays connected: the PUBACK is held meanwhile and the agent keeps buffering.
+   * Writes a client's batches in arrival order, one group at a time: a group is everything
+   * that arrived while the previous one was being written (or a single batch, see
+   * KEEPS_TURN_ORDER). aedes handles the publishes of one socket read concurrently, so with
+   * several in flight per client this is what lets them share a commit instead of each
+   * waiting for the one before it.
    */
-  private async writeToSinks(client: Client, batch: Batch, receivedAt: number): Promise<void> {
+  private async writeQueued(client: Client, state: ClientState): Promise<void> {
+    state.writing = true;
+    while (state.queue.length > 0) {
+      const group = this.writesTogether ? state.queue.splice(0) : state.queue.splice(0, 1);
+      try {
+        await this.writeToSinks(client, group);
+      } catch (err) {
+        for (const w of group) w.done(err as Error);
+        continue;
+      }
+      for (const w of group) {
+        this.metrics.batches.inc();
+        this.metrics.readings.inc(w.batch.readings.length);
+        this.metrics.pubackDelay.observe((Date.now() - w.receivedAt) / 1000);
+        w.done(null);
+      }
+    }
+    state.writing = false;
+  }
+
+  /**
+   * Writes a group to every sink, in order and in one turn, retrying a failing sink with
+   * backoff for as long as the client stays connected: the PUBACKs are held meanwhile and the
+   * agent keeps buffering. A retry resends from the first batch that failed, so the sink
+   * still receives the client's batches in order.
+   */
+  private async writeToSinks(client: Client, group: PendingWrite[]): Promise<void> {
     await Promise.all(
       this.sinks.map(async (sink) => {
+        let left = group;
         for (let attempt = 0; ; attempt++) {
-          try {
-            return await sink.write(batch, receivedAt);
-          } catch (err) {
-            this.metrics.sinkErrors.inc({ sink: sink.name });
-            if (client.closed) throw new Error(`sink ${sink.name} failed and the client left: ${(err as Error).message}`);
-            const delay = backoffDelay(attempt, this.opts.sinkRetryBaseMs, this.opts.sinkRetryMaxMs);
-            this.log.error({ vehicle: batch.vehicle, sink: sink.name, err: (err as Error).message, retryInMs: Math.round(delay) }, 'sink write failed, PUBACK held');
-            await new Promise((r) => setTimeout(r, delay));
-          }
+          const results = await Promise.allSettled(left.map((w) => sink.write(w.batch, w.receivedAt)));
+          const failed = results.findIndex((r) => r.status === 'rejected');
+          if (failed < 0) return;
+          const err = (results[failed] as PromiseRejectedResult).reason as Error;
+          left = left.slice(failed);
+          this.metrics.sinkErrors.inc({ sink: sink.name });
+          if (client.closed) throw new Error(`sink ${sink.name} failed and the client left: ${err.message}`);
+          const delay = backoffDelay(attempt, this.opts.sinkRetryBaseMs, this.opts.sinkRetryMaxMs);
+          this.log.error({ vehicle: client.id, sink: sink.name, err: err.message, retryInMs: Math.round(delay) }, 'sink write failed, PUBACK held');
+          await new Promise((r) => setTimeout(r, delay));
         }
       }),
     );
@@ -234,6 +367,7 @@ export class Gateway {
   private refuse(client: Client, packet: PublishPacket, reason: Refusal, detail: string, done: (err?: Error | null) => void): void {
     const vehicle = client.id;
     this.metrics.refused.inc({ reason });
+    if (CLOSES_CONNECTION.has(reason)) this.metrics.connectRefused.inc({ reason });
     this.log.warn({ vehicle, topic: packet.topic, reason, detail }, 'publish refused');
     if (CLOSES_CONNECTION.has(reason)) return done(new Error(`${reason}: ${detail}`));
     this.deadLetters.put({ vehicle, topic: packet.topic, reason: `${reason}: ${detail}`, receivedAt: Date.now(), payload: packet.payload as Buffer });

@@ -51,14 +51,26 @@ export function loadConfig<S extends z.ZodObject>(schema: S, sources: ConfigSour
       return paths.map((path) => {
         const field = fieldPath(path) || '(top level)';
         const key = String(path[0] ?? '');
+        // Own keys only: `in` also finds Object.prototype's, which blamed a file's unknown
+        // `constructor` or `toString` on a flag of that name (found by fuzzing).
+        const has = (o: object) => Object.hasOwn(o, key);
         const origin =
-          key in fromFlags ? `flag --${kebab(key)}` : key in fromEnv ? `env ${envName(key)}` : sources.file && key in fromFile ? sources.file : 'config';
+          has(fromFlags) ? `flag --${kebab(key)}` : has(fromEnv) ? `env ${envName(key)}` : sources.file && has(fromFile) ? sources.file : 'config';
         return `${origin}: ${field}: ${unknown ? 'unknown setting' : plain(issue.message)}`;
       });
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   return result.data;
+}
+
+/** A file a setting names (a certificate, a key): a missing one is a configuration error naming the setting. */
+export function readSettingFile(setting: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`${setting}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 export function readJsonFile(path: string): unknown {

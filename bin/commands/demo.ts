@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
-import { DEV_WRITE_TOKEN } from '../../cloud/console-config.js';
-import { detectorConfigSchema } from '../../cloud/detector-config.js';
+import { consoleAccessSettings, DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
+import { detectorConfigSchema, loadRules } from '../../cloud/detector-config.js';
 import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
 import { int, list } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { configFrom, runCommand, stopOnSignals, withConfig, type Stoppable } from '../cli-support.js';
+import { consoleAccessOptions, consoleToken } from './console.js';
 import { startDetector } from './detector.js';
 import { startGateway } from './gateway.js';
 
@@ -34,6 +35,7 @@ const demoConfigSchema = z
     kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
     awsRegion: z.string().default('eu-west-1'),
     awsEndpoint: z.string().url().optional(),
+    ...consoleAccessSettings,
   })
   .strict()
   .refine((c) => c.stream !== 'kafka' || c.kafkaBrokers.length > 0, { message: '--stream kafka needs --kafka-brokers', path: ['kafkaBrokers'] });
@@ -61,7 +63,7 @@ export function demoCommand(): Command {
     .option('--kafka-brokers <list>', 'with --stream kafka: comma-separated host:port')
     .option('--aws-region <region>', 'with --stream kinesis: AWS region (default eu-west-1)')
     .option('--aws-endpoint <url>', 'with --stream kinesis: AWS endpoint override (an emulator)');
-  return withConfig(cmd).action((flags) =>
+  return withConfig(consoleAccessOptions(cmd)).action((flags) =>
     runCommand(async () => {
       const c = configFrom(demoConfigSchema, flags);
       await runDemo(c);
@@ -100,9 +102,23 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   );
   parts.push(detector);
 
+  const consoleLog = log.child({ component: 'console' });
+  const token = consoleToken(c, consoleLog);
   const consoleServer = new ConsoleServer(
-    { host: c.host, port: c.consolePort, storePath: join(dataDir, 'cloud', 'fleet.db'), mqttUrl, serviceToken: gatewayConfig.serviceToken, writeToken: DEV_WRITE_TOKEN },
-    log.child({ component: 'console' }),
+    {
+      host: c.host,
+      port: c.consolePort,
+      storePath: join(dataDir, 'cloud', 'fleet.db'),
+      mqttUrl,
+      serviceToken: gatewayConfig.serviceToken,
+      consoleToken: token,
+      consoleUsers: c.consoleUsers,
+      publicReads: c.publicReads,
+      tileUrl: c.tileUrl,
+      tileAttribution: c.tileAttribution,
+      rules: loadRules(c),
+    },
+    consoleLog,
   );
   await consoleServer.start();
   parts.push(consoleServer);
@@ -122,7 +138,9 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   parts.push(fleet);
 
   say(`fleet demo: ${c.trucks} trucks, gateway ${mqttUrl}, stream ${c.stream}, data in ${dataDir}`);
-  say(`fleet console: ${consoleServer.url}  (write token: ${DEV_WRITE_TOKEN})`);
+  // The token is shown only when it is the development default: a configured secret stays off the terminal.
+  const signIn = token === DEV_CONSOLE_TOKEN ? `sign in with any name and token ${token}` : 'sign in with a configured user or the console token';
+  say(`fleet console: ${consoleServer.url}  (${signIn})`);
   const announced = new Set<string>();
   const announcer = setInterval(() => {
     for (const { driver, agent } of fleet.trucks) {

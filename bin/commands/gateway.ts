@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { Gateway } from '../../gateway/gateway.js';
 import { DEV_SERVICE_TOKEN, gatewayConfigSchema, gatewayOptions, type GatewayConfig } from '../../gateway/gateway-config.js';
 import { createSinks } from '../../gateway/sinks/create-sinks.js';
@@ -14,7 +14,19 @@ export function gatewayCommand(): Command {
     .option('--data-dir <dir>', 'embedded stream and dead letters (default var/gateway)')
     .option('--stream-path <file>', 'embedded stream file (default DATA_DIR/stream.db)')
     .option('--max-payload-bytes <n>', 'larger telemetry payloads are dead-lettered (default 262144)')
-    .option('--service-token <token>', 'password of the "service" MQTT user (prefer FLEET_SERVICE_TOKEN)')
+    .option('--max-batch-readings <n>', 'readings per telemetry batch at most; larger batches are dead-lettered (default 10000)')
+    .option('--max-publishes-per-second <n>', 'per vehicle connection; beyond it PUBACKs wait, and a client that keeps on is cut off (default 100, 0 = no limit)')
+    .option('--publish-burst <n>', 'publishes a vehicle may send at once before the rate applies (default 200)')
+    .option('--max-connections <n>', 'connections at most; beyond it CONNACK "server unavailable" (default 10000)')
+    .addOption(new Option('--auth <mode>', 'how vehicles prove their id: open (client id trusted, loopback only), password (fleet device add), mtls (client certificates, scripts/pki.sh) (default open)').choices(['open', 'password', 'mtls']))
+    .option('--credentials-file <file>', 'password mode: hashed vehicle secrets (default DATA_DIR/devices.json), re-read when it changes')
+    .option('--tls-cert <file>', 'mtls: the gateway certificate (PEM)')
+    .option('--tls-key <file>', 'mtls: its private key (PEM)')
+    .option('--tls-ca <file>', 'mtls: the fleet CA that signs vehicle certificates')
+    .option('--tls-crl <file>', 'mtls: the CA\'s revocation list, re-read when it changes')
+    .option('--service-host <host>', 'address of the plain listener for cloud services (default 127.0.0.1)')
+    .option('--service-port <port>', 'plain listener for cloud services beside mqtts, -1 for none (default -1)')
+    .option('--service-token <token>', 'password of the service MQTT users "dispatcher" and "console" (prefer FLEET_SERVICE_TOKEN)')
     .option('--sinks <list>', 'comma-separated: embedded, kafka, kinesis, iot-core; PUBACK once all have a batch (default embedded)')
     .option('--kafka-brokers <list>', 'comma-separated host:port')
     .option('--kafka-topic <name>', 'telemetry topic, created at start if missing (default fleet.telemetry)')

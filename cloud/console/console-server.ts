@@ -1,14 +1,20 @@
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/log.js';
+import { DEFAULT_RULES, type RuleSet } from '../../shared/rules/rule-set.js';
 import { createRegistry, handleOps, type Health } from '../../shared/ops-server.js';
 import { FleetStore, type StoredAlert } from '../store.js';
 import { AlertCounts } from './alert-counts.js';
+import { CLEARED_COOKIE, ConsoleAuth, requireSameOrigin, sessionCookie, type Principal } from './auth.js';
 import { EventStream } from './event-stream.js';
-import { HttpError, hasBearer, readJsonBody, sendJson } from './http.js';
-import { parseActor, parseAlertFilter } from './params.js';
+import { HttpError, readJsonBody, sendJson } from './http.js';
+import { LatestChanges } from './latest-changes.js';
+import { parseActor, parseAlertFilter, parseSignIn, parseVehicle } from './params.js';
+import { parseUsers } from './passwords.js';
+import { ReadingHistory } from './reading-history.js';
+import { StaticFiles } from './static-files.js';
 import { StatusTracker } from './status-tracker.js';
 import { vehicleViews, type VehicleStatusEntry } from './vehicles.js';
 
@@ -20,16 +26,28 @@ export interface ConsoleOptions {
   mqttUrl: string;
   /** Password of the gateway's `service` user. */
   serviceToken: string;
-  /** Bearer token for acknowledging and clearing alerts. */
-  writeToken: string;
+  /** Shared secret: signs in under any name that is not a configured user, or is sent as a bearer token. */
+  consoleToken?: string;
+  /** `name:scrypt$…` entries; a user signs in with their own password. */
+  consoleUsers?: readonly string[];
+  /** Anyone may read without signing in; writing always needs a sign-in or the token. */
+  publicReads?: boolean;
+  /** Map tiles ({z}/{x}/{y}); empty draws a plain grid and needs no network. */
+  tileUrl?: string;
+  tileAttribution?: string;
+  /** The detector's rules, whose thresholds the charts draw. */
+  rules?: RuleSet;
   /** A latest value older than this is shown as stale; 30 s by default. */
   staleAfterMs?: number;
 }
 
-/** tsc does not copy HTML into dist/, so the compiled module (dist/cloud/console/) reads it from the source tree. */
-const PAGE_URL = new URL('../../../cloud/console/page.html', import.meta.url);
 const MAX_BODY_BYTES = 4096;
 const DEFAULT_STALE_AFTER_MS = 30_000;
+/** How far back the map's tracks and the vehicle charts reach. */
+const HISTORY_MS = 15 * 60_000;
+/** One map point per this much time keeps 500 vehicles' tracks a few hundred KB. */
+const TRACK_BUCKET_MS = 10_000;
+const SESSION_TTL_MS = 12 * 3600_000;
 
 type Action = 'acknowledge' | 'clear';
 
@@ -40,21 +58,25 @@ interface Context {
   query: URLSearchParams;
   /** The route pattern's captures, URL-decoded. */
   params: string[];
+  /** Who asks, for a write route (checked before the handler runs). */
+  principal?: Principal;
 }
 
 interface Route {
   /** Metric label: a fixed name, never the raw path. */
   name: string;
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
+  /** Who may call it: anyone, whoever may read, or a signed-in user (checked before the handler runs). */
+  access: 'open' | 'read' | 'write';
   path: RegExp;
   handle: (ctx: Context) => void | Promise<void>;
 }
 
 /**
  * The operator's console: a single page plus the JSON and event-stream API behind it.
- * Alerts and latest values come from the shared store, online/offline from the
- * vehicles' retained MQTT status. Reading is open; acknowledging and clearing need the
- * write token.
+ * Alerts, latest values and history come from the shared store, online/offline from the
+ * vehicles' retained MQTT status. Reading needs a sign-in unless reads are public;
+ * acknowledging and clearing always do.
  */
 export class ConsoleServer {
   readonly registry: Registry;
@@ -62,10 +84,12 @@ export class ConsoleServer {
   private readonly counts: AlertCounts;
   private readonly events: EventStream;
   private readonly status: StatusTracker;
+  private readonly history: ReadingHistory;
+  private readonly auth: ConsoleAuth;
+  private readonly files: StaticFiles;
   private readonly routes: Route[];
   private readonly metrics;
   private server?: Server;
-  private page?: Buffer;
 
   constructor(
     private readonly opts: ConsoleOptions,
@@ -75,7 +99,15 @@ export class ConsoleServer {
     this.registry = registry ?? createRegistry('console');
     this.store = new FleetStore(opts.storePath);
     this.counts = new AlertCounts(this.store);
-    this.events = new EventStream(this.store, log, { pollMs: 200, heartbeatMs: 15_000 });
+    this.history = new ReadingHistory(this.store);
+    this.events = new EventStream(this.store, new LatestChanges(this.store), log, { pollMs: 200, heartbeatMs: 15_000 });
+    this.auth = new ConsoleAuth({
+      token: opts.consoleToken,
+      users: parseUsers(opts.consoleUsers ?? []),
+      publicReads: opts.publicReads ?? false,
+      sessionTtlMs: SESSION_TTL_MS,
+    });
+    this.files = new StaticFiles({ 'content-security-policy': contentSecurityPolicy(opts.tileUrl ?? '') });
     const link = { mqttUrl: opts.mqttUrl, serviceToken: opts.serviceToken };
     this.status = new StatusTracker(link, log, (update) => this.events.status(update));
     this.metrics = this.createMetrics();
@@ -83,8 +115,13 @@ export class ConsoleServer {
   }
 
   async start(): Promise<void> {
-    this.page = await readFile(PAGE_URL);
-    const server = createServer((req, res) => void this.dispatch(req, res));
+    // Connections that have had a request: a parse error there may follow an answer already sent.
+    const answered = new WeakSet<Duplex>();
+    const server = createServer((req, res) => {
+      answered.add(req.socket);
+      void this.dispatch(req, res);
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerMalformedRequest(err, socket, answered.has(socket)));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -128,18 +165,26 @@ export class ConsoleServer {
   }
 
   private createRoutes(): Route[] {
-    const get = (name: string, path: RegExp, handle: Route['handle']): Route => ({ name, method: 'GET', path, handle });
-    const post = (name: string, path: RegExp, handle: Route['handle']): Route => ({ name, method: 'POST', path, handle });
+    const route = (method: Route['method'], access: Route['access']) => (name: string, path: RegExp, handle: Route['handle']): Route => ({ name, method, access, path, handle });
+    const [open, read, write] = [route('GET', 'open'), route('GET', 'read'), route('POST', 'write')];
     return [
-      get('page', /^\/$/, ({ res }) => this.sendPage(res)),
-      get('vehicles', /^\/api\/vehicles$/, ({ res }) => sendJson(res, 200, this.vehicles())),
-      get('alerts', /^\/api\/alerts$/, ({ res, query }) => sendJson(res, 200, this.store.listAlerts(parseAlertFilter(query)))),
-      get('alert', /^\/api\/alerts\/([^/]+)$/, ({ res, params }) => sendJson(res, 200, this.alert(params[0]!))),
-      post('ack', /^\/api\/alerts\/([^/]+)\/ack$/, (ctx) => this.lifecycle(ctx, 'acknowledge')),
-      post('clear', /^\/api\/alerts\/([^/]+)\/clear$/, (ctx) => this.lifecycle(ctx, 'clear')),
-      get('stats', /^\/api\/stats$/, ({ res }) => sendJson(res, 200, this.stats())),
-      get('events', /^\/api\/events$/, ({ res }) => this.events.open(res)),
-      get('ops', /^\/(?:healthz|metrics)$/, ({ res, path }) => this.ops(res, path)),
+      open('page', /^\/$/, ({ res }) => this.files.page(res)),
+      open('app', /^\/app\/(.+)$/, ({ res, params }) => this.files.app(res, params[0]!)),
+      open('vendor', /^\/vendor\/([^/]+)\/(.+)$/, ({ res, params }) => this.files.vendor(res, params[0]!, params[1]!)),
+      open('config', /^\/api\/config$/, ({ req, res }) => sendJson(res, 200, this.pageConfig(req))),
+      route('POST', 'open')('sign-in', /^\/api\/session$/, (ctx) => this.signIn(ctx)),
+      route('DELETE', 'open')('sign-out', /^\/api\/session$/, (ctx) => this.signOut(ctx)),
+      read('vehicles', /^\/api\/vehicles$/, ({ res }) => sendJson(res, 200, this.vehicles())),
+      read('series', /^\/api\/vehicles\/([^/]+)\/series$/, ({ res, params }) =>
+        sendJson(res, 200, this.history.series(parseVehicle(params[0]!), Date.now() - HISTORY_MS))),
+      read('tracks', /^\/api\/tracks$/, ({ res }) => sendJson(res, 200, this.history.tracks(Date.now() - HISTORY_MS, TRACK_BUCKET_MS))),
+      read('alerts', /^\/api\/alerts$/, ({ res, query }) => sendJson(res, 200, this.store.listAlerts(parseAlertFilter(query)))),
+      read('alert', /^\/api\/alerts\/([^/]+)$/, ({ res, params }) => sendJson(res, 200, this.alert(params[0]!))),
+      write('ack', /^\/api\/alerts\/([^/]+)\/ack$/, (ctx) => this.lifecycle(ctx, 'acknowledge')),
+      write('clear', /^\/api\/alerts\/([^/]+)\/clear$/, (ctx) => this.lifecycle(ctx, 'clear')),
+      read('stats', /^\/api\/stats$/, ({ res }) => sendJson(res, 200, this.stats())),
+      read('events', /^\/api\/events$/, ({ res }) => this.events.open(res)),
+      open('ops', /^\/(?:healthz|metrics)$/, ({ res, path }) => this.ops(res, path)),
     ];
   }
 
@@ -152,6 +197,12 @@ export class ConsoleServer {
         name: 'fleet_console_http_requests_total',
         help: 'HTTP requests by route and status code',
         labelNames: ['route', 'status'] as const,
+        registers,
+      }),
+      signIns: new Counter({
+        name: 'fleet_console_sign_ins_total',
+        help: 'Sign-in attempts by result',
+        labelNames: ['result'] as const,
         registers,
       }),
       actions: new Counter({
@@ -185,7 +236,8 @@ export class ConsoleServer {
       const { path, query } = splitUrl(req.url ?? '/');
       const { route: found, params } = this.match(req.method ?? 'GET', path);
       route = found.name;
-      await found.handle({ req, res, path, query, params });
+      const principal = this.authorize(req, found);
+      await found.handle({ req, res, path, query, params, principal });
     } catch (err) {
       this.fail(res, err);
     } finally {
@@ -211,15 +263,53 @@ export class ConsoleServer {
     sendJson(res, 500, { error: 'internal error; see the console log' });
   }
 
-  private sendPage(res: ServerResponse): void {
-    res.writeHead(200, {
-      'content-type': 'text/html; charset=utf-8',
-      'cache-control': 'no-cache',
-      // Everything the page needs is inline or same-origin; nothing else may load.
-      'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-      'x-content-type-options': 'nosniff',
-    });
-    res.end(this.page);
+  /** Refused requests are logged with the route and address, never with what they sent. */
+  private authorize(req: IncomingMessage, route: Route): Principal | undefined {
+    try {
+      if (route.access === 'read') this.auth.requireRead(req, Date.now());
+      return route.access === 'write' ? this.auth.requireWrite(req, Date.now()) : undefined;
+    } catch (err) {
+      this.log.warn({ route: route.name, remote: req.socket.remoteAddress, status: (err as HttpError).status }, 'request refused: not signed in');
+      throw err;
+    }
+  }
+
+  /** What the page needs before it draws anything; no secrets, so it is open. */
+  private pageConfig(req: IncomingMessage) {
+    return {
+      user: this.auth.principal(req, Date.now())?.user ?? null,
+      publicReads: this.auth.publicReads,
+      tileUrl: this.opts.tileUrl ?? '',
+      tileAttribution: this.opts.tileAttribution ?? '',
+      staleAfterMs: this.staleAfterMs,
+      historyMs: HISTORY_MS,
+      rules: (this.opts.rules ?? DEFAULT_RULES).rules,
+    };
+  }
+
+  private async signIn({ req, res }: Context): Promise<void> {
+    // A sign-in forced from another site would tie the victim's page to the attacker's account.
+    if (req.headers.origin !== undefined) requireSameOrigin(req);
+    const { user, password } = parseSignIn(await readJsonBody(req, MAX_BODY_BYTES));
+    const signedIn = await this.auth.signIn(user, password, Date.now());
+    if (!signedIn) {
+      this.metrics.signIns.inc({ result: 'refused' });
+      this.log.warn({ user, remote: req.socket.remoteAddress }, 'sign-in refused');
+      throw new HttpError(401, 'user or password: not recognised');
+    }
+    this.metrics.signIns.inc({ result: 'ok' });
+    this.log.info({ user, remote: req.socket.remoteAddress }, 'signed in');
+    sendJson(res, 200, { user, expiresAt: signedIn.session.expiresAt }, { 'set-cookie': sessionCookie(signedIn.id, SESSION_TTL_MS) });
+  }
+
+  private signOut({ req, res }: Context): void {
+    requireSameOrigin(req);
+    this.auth.signOut(req);
+    sendJson(res, 200, { user: null }, { 'set-cookie': CLEARED_COOKIE });
+  }
+
+  private get staleAfterMs(): number {
+    return this.opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   }
 
   private vehicles() {
@@ -228,7 +318,7 @@ export class ConsoleServer {
       statuses: this.status.snapshot(),
       activeAlerts: this.counts.activeByVehicle(),
     };
-    return vehicleViews(sources, Date.now(), this.opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
+    return vehicleViews(sources, Date.now(), this.staleAfterMs);
   }
 
   private alert(id: string): StoredAlert {
@@ -241,14 +331,10 @@ export class ConsoleServer {
     return { ...this.store.counts(), alerts: this.counts.byState() };
   }
 
-  private async lifecycle({ req, res, params }: Context, action: Action): Promise<void> {
-    if (!hasBearer(req, this.opts.writeToken)) {
-      this.log.warn({ action, remote: req.socket.remoteAddress }, 'write refused: missing or wrong token');
-      throw new HttpError(401, 'a valid write token is required: send Authorization: Bearer <token>', {
-        'www-authenticate': 'Bearer realm="fleet-console"',
-      });
-    }
-    const by = parseActor(await readJsonBody(req, MAX_BODY_BYTES));
+  private async lifecycle({ req, res, params, principal }: Context, action: Action): Promise<void> {
+    const named = parseActor(await readJsonBody(req, MAX_BODY_BYTES));
+    // A signed-in user acts under their own name; a script with the token says who it acts for.
+    const by = principal!.via === 'session' ? principal!.user : named;
     const id = params[0]!;
     const at = Date.now();
     const alert = action === 'acknowledge' ? this.store.acknowledge(id, by, at) : this.store.clear(id, by, at);
@@ -275,6 +361,25 @@ export class ConsoleServer {
   }
 }
 
+/**
+ * Everything the page loads is same-origin, except map tiles from the configured server.
+ * Leaflet and uPlot style elements from script (CSSOM), which style-src does not restrict.
+ */
+function contentSecurityPolicy(tileUrl: string): string {
+  // `{s}` subdomains become a wildcard host.
+  const tiles = /^https?:\/\/[^/]+/.exec(tileUrl)?.[0].replace(/\{s\}/g, '*') ?? '';
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `img-src 'self' data: ${tiles}`.trim(),
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
 function splitUrl(url: string): { path: string; query: URLSearchParams } {
   const q = url.indexOf('?');
   return q < 0 ? { path: url, query: new URLSearchParams() } : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
@@ -291,4 +396,20 @@ function decodeParam(raw: string): string {
 /** Echoing input back in an error is helpful up to a point. */
 function truncate(text: string): string {
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+/**
+ * A request Node's HTTP parser refuses (a control byte in the path, a broken header) never
+ * reaches a route; it still gets a JSON 400 that says what was wrong, like every other refusal.
+ */
+function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex, answeredBefore: boolean): void {
+  // Bytes left over after a request we answered (a body we did not read) end the connection quietly.
+  if (!socket.writable || answeredBefore) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: `request: not valid HTTP (${err.code ?? err.message})` });
+  // An answer to HEAD has no body, even when the rest of the request line was unreadable.
+  const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
+  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`);
 }

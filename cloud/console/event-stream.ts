@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/log.js';
 import type { FleetStore } from '../store.js';
+import type { LatestChanges } from './latest-changes.js';
 import type { StatusUpdate } from './status-tracker.js';
 
 export interface EventStreamOptions {
@@ -14,8 +15,8 @@ const CHANGES_PER_QUERY = 500;
 
 /**
  * `GET /api/events`: Server-Sent Events to every open page. The detector may write the
- * store from another process, so alert changes are found by polling the store's change
- * log rather than by being told; one poll serves all clients.
+ * store from another process, so alert changes and new latest values are found by
+ * polling the store rather than by being told; one poll serves all clients.
  */
 export class EventStream {
   private readonly clients = new Set<ServerResponse>();
@@ -24,6 +25,7 @@ export class EventStream {
 
   constructor(
     private readonly store: FleetStore,
+    private readonly latest: LatestChanges,
     private readonly log: Logger,
     private readonly opts: EventStreamOptions,
   ) {}
@@ -72,9 +74,12 @@ export class EventStream {
         const alert = this.store.getAlert(alertId);
         if (alert) this.writeAll(frame('alert', { ...alert, change }));
       }
+      // One frame per tick for the whole fleet: a page applies it in one go.
+      const values = this.latest.next();
+      if (values.length > 0) this.writeAll(frame('values', values));
     } catch (err) {
       // A locked or briefly unavailable store is retried on the next tick.
-      this.log.warn({ err: (err as Error).message }, 'polling alert changes failed');
+      this.log.warn({ err: (err as Error).message }, 'polling the store failed');
     }
   }
 

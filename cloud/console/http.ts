@@ -24,13 +24,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-/** Whether the request carries `Authorization: Bearer <token>`, compared in constant time so timing reveals nothing of the token. */
-export function hasBearer(req: IncomingMessage, token: string): boolean {
-  const match = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '');
-  return match !== null && sameSecret(match[1]!, token);
+/** The token of `Authorization: Bearer <token>`, if the request has one. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  return /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
-function sameSecret(given: string, expected: string): boolean {
+/** Compared in constant time, so timing reveals nothing of the secret. */
+export function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   // timingSafeEqual needs equal lengths; on a mismatch compare the token with itself so the time is the same.

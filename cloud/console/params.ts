@@ -4,7 +4,8 @@ import type { AlertFilter } from '../store.js';
 import { HttpError } from './http.js';
 
 const MAX_LIMIT = 1000;
-const MAX_BY_LENGTH = 64;
+const MAX_NAME_LENGTH = 64;
+const MAX_SECRET_LENGTH = 256;
 const DEFAULT_ACTOR = 'console';
 
 const FILTER_KEYS = ['state', 'severity', 'vehicle', 'limit'] as const;
@@ -31,21 +32,40 @@ export function parseAlertFilter(query: URLSearchParams): AlertFilter {
   return filter;
 }
 
-/** Who acknowledges or clears, from the optional body `{ "by": "name" }`. */
+/** Who acknowledges or clears, from the optional body `{ "by": "name" }` of a bearer-token request. */
 export function parseActor(body: unknown): string {
   if (body === undefined) return DEFAULT_ACTOR;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpError(400, 'body: must be a JSON object like {"by": "name"}');
+  const { by } = objectWith(body, ['by'], '{"by": "name"}');
+  return by === undefined ? DEFAULT_ACTOR : name(by, 'by');
+}
+
+/** The sign-in body `{ "user": "name", "password": "…" }`; the password may be the console token. */
+export function parseSignIn(body: unknown): { user: string; password: string } {
+  const { user, password } = objectWith(body, ['user', 'password'], '{"user": "name", "password": "secret"}');
+  if (typeof password !== 'string' || password === '' || password.length > MAX_SECRET_LENGTH) {
+    throw new HttpError(400, `password: must be a string of 1 to ${MAX_SECRET_LENGTH} characters`);
   }
-  const unknown = Object.keys(body).filter((k) => k !== 'by');
-  if (unknown.length > 0) throw new HttpError(400, `body: unknown field ${unknown[0]}; only "by" is accepted`);
-  const { by } = body as { by?: unknown };
-  if (by === undefined) return DEFAULT_ACTOR;
+  return { user: name(user, 'user'), password };
+}
+
+/** A vehicle id from the path. */
+export function parseVehicle(value: string): string {
+  return vehicleId(value);
+}
+
+function objectWith(body: unknown, fields: string[], example: string): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `body: must be a JSON object like ${example}`);
+  const unknown = Object.keys(body).filter((k) => !fields.includes(k));
+  if (unknown.length > 0) throw new HttpError(400, `body: unknown field ${unknown[0]}; only ${fields.map((f) => `"${f}"`).join(', ')} accepted`);
+  return body as Record<string, unknown>;
+}
+
+function name(value: unknown, field: string): string {
   // Control characters would let a name forge extra lines in logs and garble the page.
-  if (typeof by !== 'string' || by.trim() === '' || by.length > MAX_BY_LENGTH || /\p{Cc}/u.test(by)) {
-    throw new HttpError(400, `by: must be a name of 1 to ${MAX_BY_LENGTH} printable characters`);
+  if (typeof value !== 'string' || value.trim() === '' || value.length > MAX_NAME_LENGTH || /\p{Cc}/u.test(value)) {
+    throw new HttpError(400, `${field}: must be a name of 1 to ${MAX_NAME_LENGTH} printable characters`);
   }
-  return by.trim();
+  return value.trim();
 }
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], key: string): T {

@@ -33,7 +33,7 @@ export class StatusTracker {
   start(): void {
     this.client = mqtt.connect(this.opts.mqttUrl, {
       clientId: `console-${randomBytes(6).toString('hex')}`,
-      username: 'service',
+      username: 'console',
       password: this.opts.serviceToken,
       protocolVersion: 4,
       clean: true,

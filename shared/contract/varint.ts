@@ -14,6 +14,9 @@ export class ByteWriter {
   }
 
   uvarint(n: number): void {
+    // The loop below never ends on Infinity and writes past its 8 bytes for anything over 2^56:
+    // a caller that encodes an unvalidated number must fail here, not hang (found by fuzzing).
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`uvarint: ${n} is not an integer in [0, 2^53)`);
     this.ensure(8);
     while (n >= 0x80) {
       this.buf[this.len++] = (n % 0x80) | 0x80;

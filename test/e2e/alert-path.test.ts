@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import type { StoredAlert } from '../../cloud/store.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
@@ -48,7 +49,7 @@ describe('overheat → detector → driver and console', () => {
 
     const consoleUrl = cloud.console!.url;
     const listed = await waitFor('the alert on /api/alerts', async () => {
-      const { body } = await getJson<StoredAlert[]>(`${consoleUrl}/api/alerts`);
+      const { body } = await getJson<StoredAlert[]>(`${consoleUrl}/api/alerts`, { headers: { authorization: `Bearer ${DEV_CONSOLE_TOKEN}` } });
       return body.find((a) => a.id === alert.id);
     }, 2000, 20);
     assert.ok(Date.now() - alert.closedAt < 2000 + 50, 'console shows it within 2 s');

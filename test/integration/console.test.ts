@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
+import { hashPassword } from '../../cloud/console/passwords.js';
 import { FleetStore, type StoredAlert } from '../../cloud/store.js';
 import { alertId, type Alert, type Severity } from '../../shared/contract/alert.js';
 import type { Reading } from '../../shared/contract/reading.js';
@@ -89,11 +90,11 @@ interface SseEvent {
 }
 
 /** Reads `/api/events` in the background, collecting parsed events until closed. */
-function openEvents(url: string): { events: SseEvent[]; close(): void } {
+function openEvents(url: string, headers: Record<string, string> = {}): { events: SseEvent[]; close(): void } {
   const events: SseEvent[] = [];
   const abort = new AbortController();
   void (async () => {
-    const res = await fetch(`${url}/api/events`, { signal: abort.signal });
+    const res = await fetch(`${url}/api/events`, { signal: abort.signal, headers });
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
@@ -112,7 +113,7 @@ function openEvents(url: string): { events: SseEvent[]; close(): void } {
 }
 
 async function api(url: string, path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}${path}`, init);
+  const res = await fetch(`${url}${path}`, { ...init, headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
   const text = await res.text();
   return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
 }
@@ -153,7 +154,7 @@ describe('console server', () => {
     await publishStatus(publisher, 'truck-2', true);
 
     server = new ConsoleServer(
-      { host: '127.0.0.1', port: 0, storePath, mqttUrl: `mqtt://127.0.0.1:${broker.port}`, serviceToken: SERVICE_TOKEN, writeToken: WRITE_TOKEN },
+      { host: '127.0.0.1', port: 0, storePath, mqttUrl: `mqtt://127.0.0.1:${broker.port}`, serviceToken: SERVICE_TOKEN, consoleToken: WRITE_TOKEN, publicReads: true },
       createLogger('console', { level: 'silent' }),
     );
     await server.start();
@@ -314,5 +315,145 @@ describe('console server', () => {
     await publishStatus(publisher, 'truck-3', true);
     await waitFor('status after reconnect', () => server.vehicleStatus().get('truck-3')?.online, 8000);
     assert.equal((await api(url, '/healthz')).body.mqtt.connected, true);
+  });
+});
+
+describe('console sign-in, history and live values', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-console-auth-'));
+  const storePath = join(dir, 'fleet.db');
+  const alert = makeAlert('truck-1', 'engine-overheat', 'critical', NOW - 30_000, true);
+  let detectorStore: FleetStore;
+  let broker: Broker;
+  let server: ConsoleServer;
+  let url: string;
+  let origin: string;
+
+  const signIn = (user: string, password: string, headers: Record<string, string> = {}) =>
+    fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ user, password }) });
+  const cookieOf = (res: Response) => res.headers.get('set-cookie')!.split(';')[0]!;
+
+  before(async () => {
+    detectorStore = new FleetStore(storePath);
+    detectorStore.insertReadings([
+      reading('truck-1', 1, 'engine_temp', 90, NOW - 60_000),
+      reading('truck-1', 2, 'engine_temp', 96, NOW - 30_000),
+      reading('truck-1', 3, 'gps', 50, NOW - 30_000),
+      reading('truck-1', 4, 'engine_temp', 99, NOW - 20 * 60_000),
+    ], NOW);
+    detectorStore.applyAlertEvents([{ kind: 'raised', alert }], NOW);
+    broker = await startBroker();
+    server = new ConsoleServer(
+      {
+        host: '127.0.0.1', port: 0, storePath, mqttUrl: `mqtt://127.0.0.1:${broker.port}`, serviceToken: SERVICE_TOKEN,
+        consoleToken: WRITE_TOKEN, consoleUsers: [`alice:${await hashPassword('alice-password')}`],
+      },
+      createLogger('console', { level: 'silent' }),
+    );
+    await server.start();
+    url = server.url;
+    origin = url;
+  });
+
+  after(async () => {
+    await server?.stop();
+    await broker?.close();
+    detectorStore?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the page, its scripts and the vendored libraries under a strict content security policy', async () => {
+    const page = await fetch(`${url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'; style-src 'self'/);
+    assert.match(await page.text(), /<script type="module" src="\/app\/main.js">/);
+    for (const path of ['/app/main.js', '/vendor/leaflet/leaflet-src.esm.js', '/vendor/uplot/uPlot.esm.js']) {
+      const res = await fetch(`${url}${path}`);
+      assert.equal(res.status, 200, path);
+      assert.match(res.headers.get('content-type') ?? '', /text\/javascript/, path);
+    }
+    assert.equal((await fetch(`${url}/vendor/leaflet/leaflet.css`)).headers.get('content-type'), 'text/css; charset=utf-8');
+    for (const path of ['/app/..%2Fhttp.js', '/app/nope.js', '/vendor/zod/index.js', '/app/.hidden.js']) {
+      assert.equal((await fetch(`${url}${path}`)).status, 404, path);
+    }
+  });
+
+  it('keeps reads behind a sign-in, and says so', async () => {
+    const config = await api(url, '/api/config');
+    assert.equal(config.status, 200);
+    assert.equal(config.body.user, null);
+    assert.equal(config.body.publicReads, false);
+    assert.equal(config.body.tileUrl, '');
+    assert.deepEqual(config.body.rules.find((r: any) => r.name === 'engine-overheat').above, 105);
+    for (const path of ['/api/vehicles', '/api/alerts', '/api/tracks', '/api/events', '/api/stats', '/api/vehicles/truck-1/series']) {
+      const res = await api(url, path);
+      assert.equal(res.status, 401, path);
+      assert.match(res.body.error, /sign in/, path);
+    }
+    assert.equal((await api(url, '/healthz')).status, 200, 'ops endpoints stay open');
+  });
+
+  it('signs a user in with their password, into an HttpOnly SameSite=Strict session', async () => {
+    assert.equal((await signIn('alice', 'wrong')).status, 401);
+    assert.equal((await signIn('alice', WRITE_TOKEN)).status, 401, 'the token does not stand in for a configured user');
+    assert.equal((await signIn('alice', 'alice-password', { origin: 'http://evil.example' })).status, 403);
+    const bad = await api(url, '/api/session', { method: 'POST', body: JSON.stringify({ user: 'alice', password: 'x', role: 'admin' }) });
+    assert.deepEqual(bad, { status: 400, body: { error: 'body: unknown field role; only "user", "password" accepted' } });
+    assert.match((await api(url, '/api/session', { method: 'POST', body: JSON.stringify({ user: '', password: 'x' }) })).body.error, /^user: /);
+
+    const ok = await signIn('alice', 'alice-password');
+    assert.equal(ok.status, 200);
+    assert.match(ok.headers.get('set-cookie')!, /^fleet_session=[\w-]{40,}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/);
+    const cookie = cookieOf(ok);
+    assert.equal((await api(url, '/api/config', { headers: { cookie } })).body.user, 'alice');
+    assert.equal((await api(url, '/api/vehicles', { headers: { cookie } })).status, 200);
+  });
+
+  it('records the signed-in user on a write, and refuses one carried by the cookie from another site', async () => {
+    const cookie = cookieOf(await signIn('alice', 'alice-password'));
+    const path = `/api/alerts/${encodeURIComponent(alert.id)}/ack`;
+    const noOrigin = await api(url, path, { method: 'POST', headers: { cookie } });
+    assert.equal(noOrigin.status, 403);
+    assert.match(noOrigin.body.error, /^origin: /);
+    assert.equal((await api(url, path, { method: 'POST', headers: { cookie, origin: 'http://evil.example' } })).status, 403);
+    assert.equal(detectorStore.getAlert(alert.id)!.state, 'active');
+
+    const acked = await api(url, path, { method: 'POST', headers: { cookie, origin, 'content-type': 'application/json' }, body: JSON.stringify({ by: 'mallory' }) });
+    assert.equal(acked.status, 200);
+    assert.equal(acked.body.ackedBy, 'alice', 'a session acts under its own name');
+  });
+
+  it('signs anyone else in by name with the token, and signs out', async () => {
+    const res = await signIn('bob', WRITE_TOKEN);
+    assert.equal(res.status, 200);
+    const cookie = cookieOf(res);
+    assert.equal((await api(url, '/api/config', { headers: { cookie } })).body.user, 'bob');
+    const out = await api(url, '/api/session', { method: 'DELETE', headers: { cookie, origin } });
+    assert.equal(out.status, 200);
+    assert.equal((await api(url, '/api/vehicles', { headers: { cookie } })).status, 401, 'the session is gone');
+  });
+
+  it("gives a vehicle's last 15 minutes and every track, and refuses a bad vehicle id", async () => {
+    const auth = { headers: { authorization: `Bearer ${WRITE_TOKEN}` } };
+    const series = await api(url, '/api/vehicles/truck-1/series', auth);
+    assert.deepEqual(series.body.engine_temp, [[NOW - 60_000, NOW - 30_000], [90, 96]], 'the 20-minute-old reading is left out');
+    assert.deepEqual(series.body.speed, [[], []]);
+    const tracks = await api(url, '/api/tracks', auth);
+    assert.deepEqual(tracks.body, { 'truck-1': [[52.37, 4.89, NOW - 30_000]] });
+    const bad = await api(url, '/api/vehicles/truck%201/series', auth);
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error, /^vehicle: /);
+  });
+
+  it('streams new latest values as they are stored', async () => {
+    const stream = openEvents(url, { authorization: `Bearer ${WRITE_TOKEN}` });
+    try {
+      await waitFor('the first values frame', () => stream.events.find((e) => e.event === 'values'));
+      detectorStore.insertReadings([reading('truck-1', 5, 'engine_temp', 101.5, Date.now())], Date.now());
+      const frame = await waitFor('the new value', () =>
+        stream.events.find((e) => e.event === 'values' && e.data.some((v: any) => v.values.engine_temp?.value === 101.5)));
+      assert.deepEqual(Object.keys(frame.data[0].values), ['engine_temp'], 'only what changed');
+    } finally {
+      stream.close();
+    }
   });
 });

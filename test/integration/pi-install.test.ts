@@ -206,7 +206,7 @@ describe('fleet-agent.service', () => {
       RestartSec: '2',
       User: 'fleet',
       SupplementaryGroups: 'dialout gpio',
-      ExecStart: '/usr/bin/node /opt/fleet/dist/bin/fleet.js agent --config /etc/fleet/agent.json',
+      ExecStart: '/usr/bin/node --max-semi-space-size=1 --max-old-space-size=48 /opt/fleet/dist/bin/fleet.js agent --config /etc/fleet/agent.json',
       StateDirectory: 'fleet',
       ReadWritePaths: '/var/lib/fleet',
       ProtectSystem: 'strict',

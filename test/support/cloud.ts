@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
-import { DEV_WRITE_TOKEN } from '../../cloud/console-config.js';
+import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import type { Detector } from '../../cloud/detector.js';
 import { detectorConfigSchema } from '../../cloud/detector-config.js';
 import type { Gateway } from '../../gateway/gateway.js';
@@ -38,6 +38,12 @@ export class Cloud {
     return `mqtt://127.0.0.1:${this.gatewayConfig.port}`;
   }
 
+  /** Where the cloud's own services connect: the plain service listener when the gateway has one (mtls). */
+  get serviceMqttUrl(): string {
+    const port = this.gatewayConfig.servicePort >= 0 ? this.gatewayConfig.servicePort : this.gatewayConfig.port;
+    return `mqtt://127.0.0.1:${port}`;
+  }
+
   async start(): Promise<this> {
     const { dir } = this.opts;
     this.gatewayConfig = gatewayConfigSchema.parse({ port: await freePort(), dataDir: join(dir, 'gateway'), opsPort: -1, ...this.opts.gateway });
@@ -53,7 +59,7 @@ export class Cloud {
         streamPath: join(dir, 'gateway', 'stream.db'),
         rulesFile,
         freshnessMs: this.opts.freshnessMs,
-        mqttUrl: this.mqttUrl,
+        mqttUrl: this.serviceMqttUrl,
         opsPort: -1,
         ...this.opts.detector,
       }),
@@ -61,7 +67,7 @@ export class Cloud {
     );
     if (this.opts.withConsole) {
       this.console = new ConsoleServer(
-        { host: '127.0.0.1', port: 0, storePath: join(dir, 'cloud', 'fleet.db'), mqttUrl: this.mqttUrl, serviceToken: this.gatewayConfig.serviceToken, writeToken: DEV_WRITE_TOKEN },
+        { host: '127.0.0.1', port: 0, storePath: join(dir, 'cloud', 'fleet.db'), mqttUrl: this.serviceMqttUrl, serviceToken: this.gatewayConfig.serviceToken, consoleToken: DEV_CONSOLE_TOKEN },
         this.log.child({ component: 'console' }),
       );
       await this.console.start();

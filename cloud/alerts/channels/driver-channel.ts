@@ -23,7 +23,7 @@ export class DriverChannel implements AlertChannel {
   constructor(opts: DriverChannelOptions, log: Logger) {
     this.client = mqtt.connect(opts.mqttUrl, {
       clientId: opts.clientId,
-      username: 'service',
+      username: 'dispatcher',
       password: opts.serviceToken,
       protocolVersion: 4,
       clean: true,

@@ -1,6 +1,6 @@
 import { after, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -365,5 +365,81 @@ describe('ReadingBuffer clock correction', () => {
     assert.deepEqual(seqs(all(b)), [7]);
     assert.deepEqual(seqs(b.append([host(1_000, 'now')])), [8]);
     assert.deepEqual(b.correctClock({ source: 'gps', offsetMs: SYNC_UTC, boot: 'now' }), { corrected: 1, estimated: 0 });
+  });
+});
+
+describe('ReadingBuffer when a write fails', () => {
+  /**
+   * Makes the buffer's writes fail inside their transaction, as a full disk does, through a
+   * trigger made by a second connection; returns what lifts it.
+   */
+  function refuse(what: 'INSERT' | 'DELETE'): () => void {
+    const db = new Database(path);
+    db.exec(`CREATE TRIGGER refuse BEFORE ${what} ON readings BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+    return () => {
+      db.exec('DROP TRIGGER refuse');
+      db.close();
+    };
+  }
+
+  it('leaves no trace of a failed append: the same samples get the same seqs later', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), sample('rpm')]);
+    const before = b.stats();
+    const lift = refuse('INSERT');
+    const samples = [sample('engine_temp'), sample('gps'), sample('speed')];
+    assert.throws(() => b.append(samples), /refused/);
+    assert.deepEqual(b.stats(), before, 'nextSeq, readings and bytes as before');
+    lift();
+    assert.deepEqual(seqs(b.append(samples)), [3, 4, 5], 'no seq gap');
+    assert.deepEqual(seqs(all(b)), range(1, 5));
+    b.close();
+    assert.equal(openBuffer().stats().nextSeq, 6);
+  });
+
+  it('rolls back an eviction with the append that needed it', () => {
+    const b = openBuffer({ maxBytes: 4 * SCALAR });
+    b.append([sample('gps'), sample('speed')]);
+    const before = b.stats();
+    const lift = refuse('DELETE');
+    const samples = [sample('engine_temp'), sample('engine_temp'), sample('engine_temp')];
+    assert.throws(() => b.append(samples), /refused/, 'the eviction\'s delete fails after the inserts');
+    assert.deepEqual(b.stats(), before, 'nothing counted as evicted or added');
+    lift();
+    b.append(samples);
+    assert.deepEqual(seqs(all(b)), [2, 3, 4, 5], 'the gps reading made room once the write went through');
+    assert.equal(b.stats().evicted, 1);
+  });
+
+  it('deletes an acknowledged range whose delete failed with its next write', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), sample('gps'), sample('rpm'), sample('speed')]);
+    const lift = refuse('DELETE');
+    assert.throws(() => b.acknowledge(1, 2), /refused/);
+    assert.equal(b.stats().readings, 4, 'still buffered until deleted');
+    lift();
+    assert.deepEqual(seqs(b.append([sample('rpm')])), [5]);
+    assert.deepEqual(seqs(all(b)), [3, 4, 5]);
+    assert.deepEqual(b.stats(), { readings: 3, bytes: 3 * SCALAR, evicted: 0, nextSeq: 6 });
+  });
+
+  it('deletes it with the next acknowledge too, and says how many went', () => {
+    const b = openBuffer();
+    b.append([sample('speed'), sample('speed'), sample('speed')]);
+    const lift = refuse('DELETE');
+    assert.throws(() => b.acknowledge(1, 1), /refused/);
+    lift();
+    assert.equal(b.acknowledge(2, 2), 2);
+    assert.deepEqual(seqs(all(b)), [3]);
+  });
+
+  it('checkpoint gives the WAL\'s space back', () => {
+    const b = openBuffer();
+    b.append(Array.from({ length: 500 }, () => sample('gps')));
+    b.acknowledge(1, 500);
+    assert.ok(statSync(`${path}-wal`).size > 0);
+    b.checkpoint();
+    assert.equal(statSync(`${path}-wal`).size, 0);
+    assert.deepEqual(seqs(b.append([sample('speed')])), [501]);
   });
 });

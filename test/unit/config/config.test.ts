@@ -130,6 +130,13 @@ describe('loadConfig errors', () => {
     configError(() => loadConfig(agentConfigSchema, { file: nested }), `${nested}: faults[0].until:`);
   });
 
+  it('names the file for unknown keys that are Object.prototype names (found by fuzzing)', () => {
+    for (const key of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__']) {
+      const path = file(`{"vehicle": "truck-1", ${JSON.stringify(key)}: 1}`);
+      configError(() => loadConfig(agentConfigSchema, { file: path }), `${path}: ${key}: unknown setting`);
+    }
+  });
+
   it('rejects an unknown flag, naming it', () => {
     configError(() => loadConfig(small, { flags: { colour: 'blue' } }), 'flag --colour: colour:');
   });

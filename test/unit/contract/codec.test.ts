@@ -362,6 +362,14 @@ describe('decodeBatch errors', () => {
   });
 });
 
+describe('ByteWriter', () => {
+  it('refuses numbers a varint cannot carry instead of looping or overrunning (found by fuzzing)', () => {
+    for (const n of [Infinity, -Infinity, NaN, -1, 0.5, 2 ** 53, 1e308]) assert.throws(() => new ByteWriter().uvarint(n), RangeError, String(n));
+    for (const n of [Infinity, -Infinity, NaN, 2 ** 53, -1e308]) assert.throws(() => new ByteWriter().svarint(n), RangeError, String(n));
+    assert.throws(() => encodeBatch(batchOf([{ ...MIXED[0]!, value: 1e308 }])), RangeError);
+  });
+});
+
 describe('decodeBatch under random mutation', () => {
   it('returns a valid batch or throws a ContractError, never anything else', () => {
     const rnd = new Random(20240601);

@@ -1,0 +1,106 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { z } from 'zod';
+import { VEHICLE_ID } from '../shared/contract/reading.js';
+
+/**
+ * Per-vehicle secrets for the gateway's password mode, in a JSON file holding only hashes:
+ * `{"vehicles": {"truck-7": "sha256$…"}, "revoked": {"truck-9": 1764000000000}}`.
+ *
+ * The secrets are 192 random bits made by `fleet device add`, not passwords people choose,
+ * so a plain SHA-256 cannot be reversed by guessing, and checking one stays cheap when a
+ * whole fleet reconnects after a gateway restart (a slow hash would make that take minutes).
+ */
+const fileSchema = z
+  .object({
+    vehicles: z.record(z.string().regex(VEHICLE_ID), z.string().regex(/^sha256\$[\w-]{43}$/)).default({}),
+    revoked: z.record(z.string().regex(VEHICLE_ID), z.number()).default({}),
+  })
+  .strict();
+
+type CredentialsFile = z.infer<typeof fileSchema>;
+
+export type CredentialCheck = 'ok' | 'unknown' | 'revoked' | 'wrong';
+
+const hashOf = (secret: string) => `sha256$${createHash('sha256').update(secret, 'utf8').digest('base64url')}`;
+
+export class DeviceCredentials {
+  private doc: CredentialsFile;
+
+  /** Reads the file now and again whenever it changes, so `fleet device revoke` takes effect without a restart. */
+  constructor(
+    private readonly path: string,
+    onReload: (err?: Error) => void = () => {},
+  ) {
+    this.doc = read(path);
+    watchFile(path, { interval: 1000 }, () => {
+      try {
+        this.doc = read(path);
+        onReload();
+      } catch (err) {
+        // A half-edited file keeps the last good credentials in force.
+        onReload(err as Error);
+      }
+    });
+  }
+
+  check(vehicle: string, secret: string | undefined): CredentialCheck {
+    if (this.doc.revoked[vehicle] !== undefined) return 'revoked';
+    const stored = this.doc.vehicles[vehicle];
+    if (stored === undefined) return 'unknown';
+    if (secret === undefined) return 'wrong';
+    const given = Buffer.from(hashOf(secret));
+    const expected = Buffer.from(stored);
+    return given.length === expected.length && timingSafeEqual(given, expected) ? 'ok' : 'wrong';
+  }
+
+  close(): void {
+    unwatchFile(this.path);
+  }
+
+  /** Creates (or replaces) a vehicle's secret and returns it: the only time it exists in clear. */
+  static add(path: string, vehicle: string): string {
+    const secret = randomBytes(24).toString('base64url');
+    update(path, (doc) => {
+      doc.vehicles[vehicle] = hashOf(secret);
+      delete doc.revoked[vehicle];
+    });
+    return secret;
+  }
+
+  /** Revokes a vehicle: its secret is forgotten and its id refused until it is added again. */
+  static revoke(path: string, vehicle: string, at = Date.now()): boolean {
+    let known = false;
+    update(path, (doc) => {
+      known = doc.vehicles[vehicle] !== undefined;
+      delete doc.vehicles[vehicle];
+      doc.revoked[vehicle] = at;
+    });
+    return known;
+  }
+}
+
+function read(path: string): CredentialsFile {
+  if (!existsSync(path)) return { vehicles: {}, revoked: {} };
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = fileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Rewrites the file through a rename, so the gateway never reads half of it. */
+function update(path: string, change: (doc: CredentialsFile) => void): void {
+  const doc = read(path);
+  change(doc);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
+}
