@@ -5,8 +5,9 @@ import Database from 'better-sqlite3';
 import { Random } from '../../simulators/random.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
 import { kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { reportReliability, SOAK } from '../support/reliability.js';
 
-const KILLS = 20;
+const KILLS = 20 * SOAK;
 const VEHICLE = 'crash-1';
 
 describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', () => {
@@ -29,6 +30,7 @@ describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', 
   });
 
   it('keeps going after every restart and in the end has stored every seq', async () => {
+    const started = Date.now();
     const rng = new Random(2024);
     for (let i = 0; i < KILLS; i++) {
       const before = maxStored();
@@ -54,6 +56,10 @@ describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', 
     assert.deepEqual(storedSeqs(cloud.detector, VEHICLE), Array.from({ length: produced }, (_, i) => i + 1), 'lost = 0');
     const { duplicates } = cloud.detector.store.counts();
     assert.ok(Number.isInteger(duplicates) && duplicates >= 0);
-    process.stdout.write(`# crash-safety: kills=${KILLS} produced=${produced} lost=0 duplicates=${duplicates}\n`);
+    reportReliability({
+      kind: 'chaos', scenario: 'agent SIGKILLed at 200 readings/s', kills: { agent: KILLS }, produced,
+      stored: storedSeqs(cloud.detector, VEHICLE).length, lost: produced - new Set(storedSeqs(cloud.detector, VEHICLE)).size, duplicates,
+      alertsExpected: 0, alertsRaised: cloud.detector.store.listAlerts().length, notificationsPerAlert: null, durationS: Math.round((Date.now() - started) / 1000),
+    });
   });
 });
