@@ -54,6 +54,11 @@ export class DeviceCredentials {
     return given.length === expected.length && timingSafeEqual(given, expected) ? 'ok' : 'wrong';
   }
 
+  /** Whether the vehicle is still enrolled: false once revoked or removed. */
+  admits(vehicle: string): boolean {
+    return this.doc.revoked[vehicle] === undefined && this.doc.vehicles[vehicle] !== undefined;
+  }
+
   close(): void {
     unwatchFile(this.path);
   }

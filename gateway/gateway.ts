@@ -95,6 +95,8 @@ export class Gateway {
   private ops?: HttpServer;
   private readonly deadLetters: DeadLetterStore;
   private readonly clients = new WeakMap<Client, ClientState>();
+  /** Connected clients, so a revocation can reach the sessions already open. */
+  private readonly connected = new Set<Client>();
   /** Whether a client's waiting batches may be written together (see KEEPS_TURN_ORDER). */
   private readonly writesTogether: boolean;
   readonly registry: Registry;
@@ -109,9 +111,11 @@ export class Gateway {
     this.registry = registry ?? createRegistry('gateway');
     this.deadLetters = new DeadLetterStore(opts.deadLetterPath);
     if (opts.auth === 'password') {
-      this.credentials = new DeviceCredentials(opts.credentialsPath, (err) =>
-        err ? log.error({ err: err.message }, 'device credentials not reloaded; the previous ones stay in force') : log.info('device credentials reloaded'),
-      );
+      this.credentials = new DeviceCredentials(opts.credentialsPath, (err) => {
+        if (err) return log.error({ err: err.message }, 'device credentials not reloaded; the previous ones stay in force');
+        log.info('device credentials reloaded');
+        this.disconnectRevoked();
+      });
     }
     this.authenticator = new Authenticator(opts.auth, opts.serviceToken, this.credentials);
     this.writesTogether = sinks.every((s) => KEEPS_TURN_ORDER.has(s.name));
@@ -155,8 +159,14 @@ export class Gateway {
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
     });
-    this.broker.on('clientReady', (c) => this.log.info({ vehicle: this.vehicleOf(c) }, 'client connected'));
-    this.broker.on('clientDisconnect', (c) => this.log.info({ vehicle: this.vehicleOf(c) }, 'client disconnected'));
+    this.broker.on('clientReady', (c) => {
+      this.connected.add(c);
+      this.log.info({ vehicle: this.vehicleOf(c) }, 'client connected');
+    });
+    this.broker.on('clientDisconnect', (c) => {
+      this.connected.delete(c);
+      this.log.info({ vehicle: this.vehicleOf(c) }, 'client disconnected');
+    });
     this.broker.on('clientError', (c, err) => this.log.warn({ vehicle: this.vehicleOf(c), err: err.message }, 'client error'));
     const { opts } = this;
     this.listeners = new Listeners({
@@ -211,6 +221,17 @@ export class Gateway {
     this.credentials?.close();
     this.deadLetters.close();
     this.log.info('gateway stopped');
+  }
+
+  /** A vehicle revoked while connected is cut off at once, not only refused when it comes back. */
+  private disconnectRevoked(): void {
+    for (const client of this.connected) {
+      const vehicle = this.vehicleOf(client);
+      if (vehicle === undefined || this.credentials?.admits(vehicle) !== false) continue;
+      this.metrics.connectRefused.inc({ reason: 'revoked' });
+      this.log.warn({ vehicle, reason: 'revoked' }, 'revoked vehicle disconnected');
+      client.close();
+    }
   }
 
   private vehicleOf(client: Client): string | undefined {

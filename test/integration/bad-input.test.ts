@@ -149,7 +149,7 @@ describe('bad input on the command line', () => {
   });
 
   it('every command has --help', async () => {
-    for (const cmd of ['agent', 'gateway', 'detector', 'dispatcher', 'console', 'sim', 'demo', 'replay']) {
+    for (const cmd of ['agent', 'gateway', 'detector', 'dispatcher', 'console', 'sim', 'demo', 'replay', 'device', 'hash-password']) {
       const p = runFleet([cmd, '--help']);
       assert.equal(await p.exited, 0, cmd);
       assert.match(p.lines.join('\n'), new RegExp(`Usage: fleet ${cmd}`));

@@ -213,12 +213,14 @@ describe('password mode: per-vehicle secrets stored hashed', () => {
     assert.equal(await refusalCode(connect(cloud.mqttUrl, { clientId: 'truck-x', username: 'truck-p', password: secret })), 2, 'a secret is bound to its vehicle');
   });
 
-  it('a revoked vehicle gets CONNACK 5 within seconds', async () => {
+  it('a revoked vehicle is cut off within seconds, and gets CONNACK 5 when it comes back', async () => {
     const secret = await enroll('truck-r');
-    await waitFor('truck-r accepted', () =>
-      connect(cloud.mqttUrl, { clientId: 'truck-r', username: 'truck-r', password: secret }).then((c) => c.endAsync().then(() => true), () => false), 5000, 200);
+    const session = await waitFor('truck-r accepted', () =>
+      connect(cloud.mqttUrl, { clientId: 'truck-r', username: 'truck-r', password: secret }).catch(() => undefined), 5000, 200);
     const p = runFleet(['device', 'revoke', 'truck-r', '--credentials-file', credentials]);
     assert.equal(await p.exited, 0);
+    await waitFor('the open session of truck-r cut off', () => !session.connected, 5000, 50);
+    session.end(true);
     const code = await waitFor('truck-r refused', () =>
       connect(cloud.mqttUrl, { clientId: 'truck-r', username: 'truck-r', password: secret }).then(
         (c) => c.endAsync().then(() => undefined),
