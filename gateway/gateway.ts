@@ -1,5 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay } from '../shared/backoff.js';
@@ -12,6 +14,7 @@ import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import { mayPublish, maySubscribe, type AccessRefusal, type Identity } from './access.js';
 import { Authenticator, type AuthMode, type ConnectRefusal } from './authenticator.js';
 import { DeadLetterStore } from './dead-letter.js';
+import { revokedSerials } from './crl.js';
 import { DeviceCredentials } from './device-credentials.js';
 import { Listeners, type TlsFiles } from './listeners.js';
 import { GuardedConnection } from './packet-guard.js';
@@ -177,8 +180,11 @@ export class Gateway {
       servicePort: opts.servicePort,
       maxPacketBytes: opts.maxPayloadBytes + PACKET_OVERHEAD_BYTES,
       onOversize: (socket, detail) => this.packetTooLarge(socket, detail),
-      onTlsReload: (err) =>
-        err ? this.log.error({ err: err.message }, 'TLS files not reloaded; the previous ones stay in force') : this.log.info('TLS files reloaded'),
+      onTlsReload: (err) => {
+        if (err) return this.log.error({ err: err.message }, 'TLS files not reloaded; the previous ones stay in force');
+        this.log.info('TLS files reloaded');
+        this.disconnectRevoked();
+      },
     });
     await this.listeners.start(this.broker.handle);
     if (opts.opsPort >= 0) {
@@ -225,12 +231,29 @@ export class Gateway {
 
   /** A vehicle revoked while connected is cut off at once, not only refused when it comes back. */
   private disconnectRevoked(): void {
+    const revokedCerts = this.revokedCertificates();
     for (const client of this.connected) {
       const vehicle = this.vehicleOf(client);
-      if (vehicle === undefined || this.credentials?.admits(vehicle) !== false) continue;
+      if (vehicle === undefined) continue;
+      const socket = client.conn instanceof GuardedConnection ? client.conn.socket : undefined;
+      const serial = socket instanceof TLSSocket ? normalSerial(socket.getPeerCertificate().serialNumber ?? '') : undefined;
+      const revoked = this.credentials?.admits(vehicle) === false || (serial !== undefined && revokedCerts.has(serial));
+      if (!revoked) continue;
       this.metrics.connectRefused.inc({ reason: 'revoked' });
-      this.log.warn({ vehicle, reason: 'revoked' }, 'revoked vehicle disconnected');
+      this.log.warn({ vehicle, reason: 'revoked', serial }, 'revoked vehicle disconnected');
       client.close();
+    }
+  }
+
+  /** The serials the configured revocation list names; none when there is no list or it cannot be read. */
+  private revokedCertificates(): Set<string> {
+    const crl = this.opts.tls?.crl;
+    if (!crl) return new Set();
+    try {
+      return revokedSerials(readFileSync(crl, 'latin1'));
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, crl }, 'revocation list unreadable; open sessions not re-checked');
+      return new Set();
     }
   }
 
@@ -399,6 +422,9 @@ export class Gateway {
     done(null);
   }
 }
+
+/** Serials as revokedSerials gives them: upper-case hex without leading zeros. */
+const normalSerial = (hex: string) => hex.toUpperCase().replace(/^0+(?=.)/, '');
 
 function authError(message: string, returnCode: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;

@@ -137,10 +137,11 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
     assert.equal(await metricValue(cloud, 'fleet_gateway_subscriptions_refused_total', { reason: 'foreign_topic' }), 1);
   });
 
-  it('a revoked vehicle is refused from the next connection on, without a gateway restart', async () => {
-    const before = await connect(url, { clientId: 'truck-3', ...tls('truck-3') });
-    await before.endAsync();
+  it('a revoked vehicle is cut off and refused from then on, without a gateway restart', async () => {
+    const session = await connect(url, { clientId: 'truck-3', ...tls('truck-3') });
     pki(ca, 'revoke', 'truck-3');
+    await waitFor('the open session of truck-3 cut off', () => !session.connected, 10_000, 100);
+    session.end(true);
     const code = await waitFor('truck-3 refused', async () => {
       const c = await connect(url, { clientId: 'truck-3', ...tls('truck-3') }).then(
         (client) => {
