@@ -57,6 +57,7 @@ export class ReadingBuffer {
   private readonly insert: Database.Statement;
   private readonly selectAfter: Database.Statement;
   private readonly firstHeld: Database.Statement;
+  private readonly newest: Database.Statement;
   private readonly deleteRange: Database.Statement;
   private readonly upsertMeta: Database.Statement;
 
@@ -110,6 +111,8 @@ export class ReadingBuffer {
     );
     this.selectAfter = this.db.prepare('SELECT * FROM readings WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?');
     this.firstHeld = this.db.prepare('SELECT min(seq) AS seq FROM readings WHERE mono IS NOT NULL AND ts < ?').pluck();
+    // Asked once per batch sent: prepared once.
+    this.newest = this.db.prepare('SELECT ts FROM readings WHERE ts >= ? ORDER BY seq DESC LIMIT 1').pluck();
   }
 
   /**
@@ -204,7 +207,7 @@ export class ReadingBuffer {
   /** Newest committed event time: tells the cloud how far behind a backlog is. */
   newestTs(): number | undefined {
     // One held back for its impossible time would make the batch's headTs impossible too.
-    return (this.db.prepare('SELECT ts FROM readings WHERE ts >= ? ORDER BY seq DESC LIMIT 1').get(MIN_TS) as { ts: number } | undefined)?.ts;
+    return this.newest.get(MIN_TS) as number | undefined;
   }
 
   /** Records an alert as shown; false if it was shown before (also before a restart). */

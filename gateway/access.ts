@@ -1,4 +1,4 @@
-import { parseTopic, TOPIC_ROOT } from '../shared/contract/topics.js';
+import { parseTopic, TOPIC_ROOT, type ParsedTopic } from '../shared/contract/topics.js';
 
 /**
  * Cloud-side parts connect as services, each with the rights its job needs and no more:
@@ -19,9 +19,11 @@ export type AccessDecision = { ok: true } | { ok: false; reason: AccessRefusal; 
 
 const ALLOW: AccessDecision = { ok: true };
 
-/** A vehicle publishes its own telemetry and status; a dispatcher publishes alerts to any cab; a console publishes nothing. */
-export function mayPublish(who: Identity, topic: string): AccessDecision {
-  const t = parseTopic(topic);
+/**
+ * A vehicle publishes its own telemetry and status; a dispatcher publishes alerts to any cab;
+ * a console publishes nothing. `t` is `topic` parsed, which the caller needs too.
+ */
+export function mayPublish(who: Identity, topic: string, t: ParsedTopic | undefined): AccessDecision {
   if (who.kind === 'service') {
     if (who.role === 'dispatcher' && t?.kind === 'alerts') return ALLOW;
     return { ok: false, reason: 'service_denied', detail: `service ${who.role} may not publish on ${topic}` };

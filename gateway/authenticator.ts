@@ -1,7 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { VEHICLE_ID } from '../shared/contract/reading.js';
+import { sameSecret } from '../shared/secrets.js';
 import { isServiceRole, type Identity } from './access.js';
 import type { DeviceCredentials } from './device-credentials.js';
 
@@ -36,7 +36,7 @@ export interface ConnectAttempt {
   username: string | undefined;
   password: Buffer | undefined;
   /** The client's socket; on the mqtts listener a TLSSocket carrying the verified certificate. */
-  socket: Socket;
+  socket: Socket | undefined;
 }
 
 const refuse = (code: ConnackCode, reason: ConnectRefusal, detail: string): AuthResult => ({ ok: false, code, reason, detail });
@@ -105,7 +105,3 @@ function peerIdentity(socket: TLSSocket): PeerIdentity {
 }
 
 const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
-
-function sameSecret(given: Buffer, expected: Buffer): boolean {
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}

@@ -1,7 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { VEHICLE_ID } from '../shared/contract/reading.js';
+import { sameSecret } from '../shared/secrets.js';
 
 /**
  * Per-vehicle secrets for the gateway's password mode, in a JSON file holding only hashes:
@@ -49,9 +50,7 @@ export class DeviceCredentials {
     const stored = this.doc.vehicles[vehicle];
     if (stored === undefined) return 'unknown';
     if (secret === undefined) return 'wrong';
-    const given = Buffer.from(hashOf(secret));
-    const expected = Buffer.from(stored);
-    return given.length === expected.length && timingSafeEqual(given, expected) ? 'ok' : 'wrong';
+    return sameSecret(hashOf(secret), stored) ? 'ok' : 'wrong';
   }
 
   /** Whether the vehicle is still enrolled: false once revoked or removed. */

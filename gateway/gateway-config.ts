@@ -1,11 +1,10 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { int, list, readSettingFile } from '../shared/config.js';
+import { int, list } from '../shared/config.js';
 import { MAX_BATCH_READINGS } from '../shared/contract/batch.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { AUTH_MODES } from './authenticator.js';
 import type { GatewayOptions } from './gateway.js';
-import type { TlsFiles } from './listeners.js';
 
 export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
 
@@ -66,13 +65,6 @@ export const gatewayConfigSchema = z
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-/** The files are read again on every change, but one missing at start is a configuration error. */
-function tlsFiles(c: GatewayConfig): TlsFiles {
-  const files = { tlsCert: c.tlsCert!, tlsKey: c.tlsKey!, tlsCa: c.tlsCa!, ...(c.tlsCrl ? { tlsCrl: c.tlsCrl } : {}) };
-  for (const [setting, path] of Object.entries(files)) readSettingFile(setting, path);
-  return { cert: files.tlsCert, key: files.tlsKey, ca: files.tlsCa, crl: c.tlsCrl };
-}
-
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
 export const streamPathOf = (c: { dataDir: string; streamPath?: string }) => c.streamPath ?? join(c.dataDir, 'stream.db');
@@ -88,7 +80,7 @@ export function gatewayOptions(c: GatewayConfig): GatewayOptions {
     maxConnections: c.maxConnections,
     auth: c.auth,
     credentialsPath: c.credentialsFile ?? join(c.dataDir, 'devices.json'),
-    tls: c.auth === 'mtls' ? tlsFiles(c) : undefined,
+    tls: c.auth === 'mtls' ? { cert: c.tlsCert!, key: c.tlsKey!, ca: c.tlsCa!, crl: c.tlsCrl } : undefined,
     serviceHost: c.serviceHost,
     servicePort: c.servicePort,
     serviceToken: c.serviceToken,

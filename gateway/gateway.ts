@@ -8,7 +8,7 @@ import { backoffDelay } from '../shared/backoff.js';
 import type { Batch } from '../shared/contract/batch.js';
 import { decodeBatch } from '../shared/contract/codec.js';
 import { ContractError } from '../shared/contract/errors.js';
-import { parseTopic, topics } from '../shared/contract/topics.js';
+import { parseTopic, topics, type ParsedTopic } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import { mayPublish, maySubscribe, type AccessRefusal, type Identity } from './access.js';
@@ -235,7 +235,7 @@ export class Gateway {
     for (const client of this.connected) {
       const vehicle = this.vehicleOf(client);
       if (vehicle === undefined) continue;
-      const socket = client.conn instanceof GuardedConnection ? client.conn.socket : undefined;
+      const socket = socketOf(client);
       const serial = socket instanceof TLSSocket ? normalSerial(socket.getPeerCertificate().serialNumber ?? '') : undefined;
       const revoked = this.credentials?.admits(vehicle) === false || (serial !== undefined && revokedCerts.has(serial));
       if (!revoked) continue;
@@ -270,15 +270,13 @@ export class Gateway {
   ): void {
     const refused = (code: number, reason: ConnectRefusal, detail: string) => {
       this.metrics.connectRefused.inc({ reason });
-      this.log.warn({ clientId: client.id, username, reason, detail, remote: client.conn instanceof GuardedConnection ? client.conn.socket.remoteAddress : undefined }, 'connection refused');
+      this.log.warn({ clientId: client.id, username, reason, detail, remote: socketOf(client)?.remoteAddress }, 'connection refused');
       done(authError(`${reason}: ${detail}`, code), false);
     };
     if ((this.broker?.connectedClients ?? 0) >= this.opts.maxConnections) {
       return refused(3, 'too_many_connections', `the gateway holds its limit of ${this.opts.maxConnections} connections`);
     }
-    const socket = client.conn instanceof GuardedConnection ? client.conn.socket : undefined;
-    if (!socket) return refused(3, 'invalid_client_id', 'connection not accepted through a gateway listener');
-    const result = this.authenticator.check({ clientId: client.id, username, password, socket });
+    const result = this.authenticator.check({ clientId: client.id, username, password, socket: socketOf(client) });
     if (!result.ok) return refused(result.code, result.reason, result.detail);
     const { identity } = result;
     const limited = identity.kind === 'vehicle' && this.opts.maxPublishesPerSecond > 0;
@@ -306,11 +304,13 @@ export class Gateway {
     if (client === null) return done(null); // the gateway's own publishes
     const state = this.clients.get(client);
     if (!state) return done(new Error('publish before authentication'));
-    const access = mayPublish(state.identity, packet.topic);
+    const t = parseTopic(packet.topic);
+    const access = mayPublish(state.identity, packet.topic, t);
     if (!access.ok) return this.refuse(client, packet, access.reason, access.detail, done);
-    if (state.identity.kind === 'service') return done(null);
+    // A vehicle's publish within its rights is on one of its own topics, so `t` is set.
+    if (state.identity.kind === 'service' || !t) return done(null);
     const wait = state.limiter?.reserve() ?? 0;
-    if (wait === 0) return this.admit(client, state, packet, done);
+    if (wait === 0) return this.admit(client, state, packet, t, done);
     if (state.throttled >= this.opts.publishBurst) {
       return this.refuse(client, packet, 'rate_limited', `more than ${this.opts.maxPublishesPerSecond} publishes/s with ${state.throttled} already waiting`, done);
     }
@@ -319,13 +319,12 @@ export class Gateway {
     this.metrics.throttled.inc();
     setTimeout(() => {
       state.throttled--;
-      if (!client.closed) this.admit(client, state, packet, done);
+      if (!client.closed) this.admit(client, state, packet, t, done);
     }, wait);
   }
 
   /** Checks and queues a vehicle's publish that is within its rights and its rate. */
-  private admit(client: Client, state: ClientState, packet: PublishPacket, done: (err?: Error | null) => void): void {
-    const t = parseTopic(packet.topic)!;
+  private admit(client: Client, state: ClientState, packet: PublishPacket, t: ParsedTopic, done: (err?: Error | null) => void): void {
     const payload = packet.payload as Buffer;
     if (payload.length > this.opts.maxPayloadBytes) {
       return this.refuse(client, packet, 'oversize', `payload of ${payload.length} bytes exceeds the limit of ${this.opts.maxPayloadBytes}`, done);
@@ -422,6 +421,9 @@ export class Gateway {
     done(null);
   }
 }
+
+/** The client's own socket, under the packet guard every listener puts in front of aedes. */
+const socketOf = (client: Client) => (client.conn instanceof GuardedConnection ? client.conn.socket : undefined);
 
 /** Serials as revokedSerials gives them: upper-case hex without leading zeros. */
 const normalSerial = (hex: string) => hex.toUpperCase().replace(/^0+(?=.)/, '');

@@ -1,7 +1,8 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { readSettingFile } from '../shared/config.js';
 import { GuardedConnection } from './packet-guard.js';
 
 export interface TlsFiles {
@@ -80,9 +81,14 @@ export class Listeners {
   }
 }
 
+/** One missing at start stops the gateway as a configuration error naming the setting; at a reload it is logged. */
 function readTls(files: TlsFiles): SecureContextOptions {
-  const read = (f: string) => readFileSync(f);
-  return { cert: read(files.cert), key: read(files.key), ca: read(files.ca), ...(files.crl ? { crl: read(files.crl) } : {}) };
+  return {
+    cert: readSettingFile('tlsCert', files.cert),
+    key: readSettingFile('tlsKey', files.key),
+    ca: readSettingFile('tlsCa', files.ca),
+    ...(files.crl ? { crl: readSettingFile('tlsCrl', files.crl) } : {}),
+  };
 }
 
 function listenOn(server: Server, port: number, host: string): Promise<void> {

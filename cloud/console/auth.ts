@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { bearerToken, HttpError, sameSecret } from './http.js';
+import { sameSecret } from '../../shared/secrets.js';
+import { bearerToken, HttpError } from './http.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
 export interface Principal {

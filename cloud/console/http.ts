@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** A request the console refuses: thrown anywhere in a handler, answered as JSON `{ error }`. */
@@ -27,14 +26,6 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 /** The token of `Authorization: Bearer <token>`, if the request has one. */
 export function bearerToken(req: IncomingMessage): string | undefined {
   return /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-}
-
-/** Compared in constant time, so timing reveals nothing of the secret. */
-export function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  // timingSafeEqual needs equal lengths; on a mismatch compare the token with itself so the time is the same.
-  return timingSafeEqual(a.length === b.length ? a : b, b) && a.length === b.length;
 }
 
 /** Reads a JSON body of at most `maxBytes`; an empty body is `undefined`. */
