@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { bool, int, list, parseFile, readSettingFile } from '../shared/config.js';
 import { DEFAULT_RULES, ruleSetSchema } from '../shared/rules/rule-set.js';
 import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
-import { FAULT_KINDS } from '../simulators/truck-model.js';
+import { FAULT_KINDS } from '../simulators/faults.js';
 import type { AgentOptions } from './agent.js';
 
 const fault = z

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openDatabase, type Synchronous } from '../shared/sqlite.js';
-import { PRIORITY, type Reading, type SensorId } from '../shared/contract/reading.js';
+import { SENSOR_CATALOGUE, sensorSpec, type Reading, type SensorId } from '../shared/contract/reading.js';
 import { quantize } from '../shared/contract/codec.js';
 import { MIN_TS } from '../shared/contract/validate.js';
 import type { StampedSample, Sync } from './device-clock.js';
@@ -129,7 +129,7 @@ export class ReadingBuffer {
       for (const { unsynced, ...s } of samples) {
         const r: Reading = { ...s, vehicle: this.opts.vehicle, seq: this.state.nextSeq++, value: quantize(s.value) };
         const p = r.position;
-        this.insert.run(r.seq, r.ts, r.clock, r.sensor, r.value, r.quality, PRIORITY[r.sensor],
+        this.insert.run(r.seq, r.ts, r.clock, r.sensor, r.value, r.quality, sensorSpec(r.sensor).priority,
           p?.lat ?? null, p?.lon ?? null, p?.heading ?? null, p?.fix ?? null, unsynced?.mono ?? null, unsynced?.boot ?? null);
         this.state.bytes += rowBytes(r.sensor);
         this.state.count++;
@@ -232,7 +232,7 @@ export class ReadingBuffer {
     const pick = this.db.prepare(
       'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?) RETURNING sensor',
     );
-    const priorities = [...new Set(Object.values(PRIORITY))].sort((a, b) => a - b);
+    const priorities = [...new Set(SENSOR_CATALOGUE.map((s) => s.priority))].sort((a, b) => a - b);
     const { state } = this;
     for (const priority of priorities) {
       while (state.bytes > this.opts.maxBytes) {

@@ -1,5 +1,5 @@
 import { backoffDelay } from '../shared/backoff.js';
-import { PRIORITY } from '../shared/contract/reading.js';
+import { sensorSpec } from '../shared/contract/reading.js';
 import type { Logger } from '../shared/log.js';
 import type { StampedSample } from './device-clock.js';
 
@@ -26,16 +26,19 @@ export function shed(samples: StampedSample[], cap: number): StampedSample[] {
   let excess = samples.length - cap;
   if (excess <= 0) return samples;
   const perPriority = new Map<number, number>();
-  for (const s of samples) perPriority.set(PRIORITY[s.sensor], (perPriority.get(PRIORITY[s.sensor]) ?? 0) + 1);
+  for (const s of samples) {
+    const p = sensorSpec(s.sensor).priority;
+    perPriority.set(p, (perPriority.get(p) ?? 0) + 1);
+  }
   const toDrop = new Map<number, number>();
   for (const [priority, n] of [...perPriority].sort(([a], [b]) => a - b)) {
     toDrop.set(priority, Math.min(n, excess));
     excess -= toDrop.get(priority)!;
   }
   return samples.filter((s) => {
-    const left = toDrop.get(PRIORITY[s.sensor])!;
+    const left = toDrop.get(sensorSpec(s.sensor).priority)!;
     if (left === 0) return true;
-    toDrop.set(PRIORITY[s.sensor], left - 1);
+    toDrop.set(sensorSpec(s.sensor).priority, left - 1);
     return false;
   });
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { int, list } from '../shared/config.js';
 import { MAX_BATCH_READINGS } from '../shared/contract/batch.js';
+import { DEFAULT_CLOCK_AHEAD_MS, MAX_CLOCK_AHEAD_MS } from '../shared/contract/validate.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { AUTH_MODES } from './authenticator.js';
 import type { GatewayOptions } from './gateway.js';
@@ -24,6 +25,8 @@ export const gatewayConfigSchema = z
     maxPublishesPerSecond: int().min(0).default(100),
     publishBurst: int().min(1).default(200),
     maxConnections: int().min(1).default(10_000),
+    /** Readings stamped further ahead of the gateway's clock are refused (dead-lettered), a headTs beyond it replaced. */
+    maxClockAheadMs: int().min(1000).max(MAX_CLOCK_AHEAD_MS).default(DEFAULT_CLOCK_AHEAD_MS),
     /** How vehicles prove their identity; `open` trusts the client id and is only allowed on loopback. */
     auth: z.enum(AUTH_MODES).default('open'),
     /** Hashed per-vehicle secrets for `password` mode (`fleet device add`); default DATA_DIR/devices.json. */
@@ -78,6 +81,7 @@ export function gatewayOptions(c: GatewayConfig): GatewayOptions {
     maxPublishesPerSecond: c.maxPublishesPerSecond,
     publishBurst: c.publishBurst,
     maxConnections: c.maxConnections,
+    maxClockAheadMs: c.maxClockAheadMs,
     auth: c.auth,
     credentialsPath: c.credentialsFile ?? join(c.dataDir, 'devices.json'),
     tls: c.auth === 'mtls' ? { cert: c.tlsCert!, key: c.tlsKey!, ca: c.tlsCa!, crl: c.tlsCrl } : undefined,

@@ -32,6 +32,8 @@ export interface GatewayOptions {
   /** Publishes a client may send at once before the rate applies; this many waiting ones more and it is cut off. */
   publishBurst: number;
   maxConnections: number;
+  /** Readings stamped further ahead of the gateway's clock are refused; a headTs beyond it is replaced. */
+  maxClockAheadMs: number;
   auth: AuthMode;
   /** Hashed per-vehicle secrets (password mode). */
   credentialsPath: string;
@@ -50,7 +52,7 @@ export interface GatewayOptions {
 }
 
 /** Why a publish was refused: the metric label and the log line say the same. */
-type Refusal = AccessRefusal | 'oversize' | 'too_many_readings' | 'malformed' | 'bad_status' | 'rate_limited' | 'packet_too_large';
+type Refusal = AccessRefusal | 'oversize' | 'too_many_readings' | 'malformed' | 'clock_ahead' | 'bad_status' | 'rate_limited' | 'packet_too_large';
 
 /** Refusals that mean the client is misbehaving, not merely sending bad data: the connection is closed. */
 const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set(['foreign_topic', 'unknown_topic', 'downlink_topic', 'service_denied', 'rate_limited']);
@@ -344,8 +346,37 @@ export class Gateway {
     if (batch.readings.length > this.opts.maxBatchReadings) {
       return this.refuse(client, packet, 'too_many_readings', `${batch.readings.length} readings exceed the limit of ${this.opts.maxBatchReadings} per batch`, done);
     }
+    const ahead = this.clockAhead(batch, receivedAt);
+    if (ahead !== undefined) {
+      if (ahead.batch === undefined) return this.refuse(client, packet, 'clock_ahead', ahead.detail, done);
+      this.noteRefused(client.id, packet, 'clock_ahead', ahead.detail);
+      batch = ahead.batch;
+    }
     state.queue.push({ batch, receivedAt, done });
     if (!state.writing) void this.writeQueued(client, state);
+  }
+
+  /**
+   * Holds the batch's event times to the gateway's clock: readings stamped beyond the margin
+   * are split off (the rest of the batch goes on, so one bad clock reading does not hold
+   * back an overheat), and a headTs beyond it is replaced by the receive time. Undefined when
+   * all is in time; `batch` undefined when nothing of it is.
+   */
+  private clockAhead(batch: Batch, receivedAt: number): { batch?: Batch; detail: string } | undefined {
+    const limit = receivedAt + this.opts.maxClockAheadMs;
+    const late = batch.readings.filter((r) => r.ts > limit);
+    if (late.length === 0 && batch.headTs <= limit) return undefined;
+    const margin = `more than ${this.opts.maxClockAheadMs} ms ahead of the gateway's clock (${new Date(receivedAt).toISOString()})`;
+    const problems: string[] = [];
+    if (late.length > 0) {
+      const seqs = late.length > 5 ? `${late.slice(0, 5).map((r) => r.seq).join(', ')} and ${late.length - 5} more` : late.map((r) => r.seq).join(', ');
+      problems.push(`readings with seq ${seqs} are stamped ${margin}, e.g. ts ${late[0]!.ts} (${new Date(late[0]!.ts).toISOString()})`);
+    }
+    if (batch.headTs > limit) problems.push(`batch.headTs ${batch.headTs} is ${margin}; the receive time stands in for it`);
+    const readings = batch.readings.filter((r) => r.ts <= limit);
+    const detail = problems.join('; ');
+    if (readings.length === 0) return { detail };
+    return { batch: { ...batch, readings, headTs: Math.min(batch.headTs, Math.max(receivedAt, readings.at(-1)!.ts)) }, detail };
   }
 
   /** An MQTT packet larger than any payload we accept: the socket is cut before aedes buffers it. */
@@ -415,10 +446,23 @@ export class Gateway {
     if (CLOSES_CONNECTION.has(reason)) return done(new Error(`${reason}: ${detail}`));
     this.deadLetters.put({ vehicle, topic: packet.topic, reason: `${reason}: ${detail}`, receivedAt: Date.now(), payload: packet.payload as Buffer });
     // The publish goes ahead acknowledged, turned into the vehicle's own rejection notice.
-    packet.payload = Buffer.from(JSON.stringify({ reason, detail, topic: packet.topic, at: Date.now() }));
+    packet.payload = rejectionNotice(reason, detail, packet.topic);
     packet.topic = topics.rejected(vehicle);
     packet.retain = false;
     done(null);
+  }
+
+  /**
+   * Part of a publish refused while the rest goes on to the sinks: the whole payload is kept
+   * with the reason (naming what was refused), and the vehicle is told on its own topic.
+   */
+  private noteRefused(vehicle: string, packet: PublishPacket, reason: Refusal, detail: string): void {
+    this.metrics.refused.inc({ reason });
+    this.log.warn({ vehicle, topic: packet.topic, reason, detail }, 'part of a publish refused');
+    this.deadLetters.put({ vehicle, topic: packet.topic, reason: `${reason}: ${detail}`, receivedAt: Date.now(), payload: packet.payload as Buffer });
+    this.publish(topics.rejected(vehicle), rejectionNotice(reason, detail, packet.topic)).catch((err: Error) =>
+      this.log.warn({ vehicle, err: err.message }, 'rejection notice not sent'),
+    );
   }
 }
 
@@ -430,6 +474,10 @@ const normalSerial = (hex: string) => hex.toUpperCase().replace(/^0+(?=.)/, '');
 
 function authError(message: string, returnCode: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+function rejectionNotice(reason: Refusal, detail: string, topic: string): Buffer {
+  return Buffer.from(JSON.stringify({ reason, detail, topic, at: Date.now() }));
 }
 
 function statusProblem(payload: Buffer): string | undefined {

@@ -2,9 +2,9 @@ import type { Registry } from 'prom-client';
 import { Agent } from '../agent/agent.js';
 import { agentOptions, type AgentConfig } from '../agent/agent-config.js';
 import { SimulatedDriverAlert } from '../agent/driver-alert.js';
-import { SENSORS, type SensorId } from '../shared/contract/reading.js';
+import type { SensorId } from '../shared/contract/reading.js';
 import type { Logger } from '../shared/log.js';
-import { simulatedTruckSensors } from './simulated-sensors.js';
+import { DEFAULT_SAMPLE_HZ, simulatedTruckSensors } from './simulated-sensors.js';
 import { TruckModel } from './truck-model.js';
 
 /** Simulated trucks start with a warm engine, as a truck already on the road would. */
@@ -31,7 +31,7 @@ export function createSimulatedTruck(config: AgentConfig, log: Logger, registry?
   });
   const rates: Partial<Record<SensorId, number>> = {};
   if (config.simHz !== undefined) {
-    for (const s of SENSORS) rates[s] = config.simHz;
+    for (const s of Object.keys(DEFAULT_SAMPLE_HZ) as SensorId[]) rates[s] = config.simHz;
   }
   const driver = new SimulatedDriverAlert((msg, alert) =>
     log.warn({ alertId: alert.id, rule: alert.rule, severity: alert.severity, observed: alert.observed }, msg),

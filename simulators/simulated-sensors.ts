@@ -3,12 +3,19 @@ import { quantize } from '../shared/contract/codec.js';
 import { SENSORS, type Sample, type SensorId } from '../shared/contract/reading.js';
 import type { TruckModel } from './truck-model.js';
 
-export const DEFAULT_SAMPLE_HZ: Readonly<Record<SensorId, number>> = {
+/** What a simulated truck carries and how often each is read (sensors not listed are not fitted). */
+export const DEFAULT_SAMPLE_HZ: Readonly<Partial<Record<SensorId, number>>> = {
   engine_temp: 2,
   container_temp: 1,
   speed: 2,
-  rpm: 2,
   gps: 1,
+  rpm: 2,
+  engine_load: 1,
+  intake_temp: 0.5,
+  ambient_temp: 0.2,
+  fuel_level: 0.1,
+  module_voltage: 0.2,
+  cargo_setpoint: 1 / 60,
 };
 
 /** Missing periods before a sensor that has gone quiet reports itself degraded. */
@@ -21,7 +28,7 @@ const QUIET_PERIODS = 3;
 export function sampleRates(rates: Partial<Record<SensorId, number>> = {}): [SensorId, number][] {
   const out: [SensorId, number][] = [];
   for (const sensor of SENSORS) {
-    const hz = rates[sensor] ?? DEFAULT_SAMPLE_HZ[sensor];
+    const hz = rates[sensor] ?? DEFAULT_SAMPLE_HZ[sensor] ?? 0;
     if (!(Number.isFinite(hz) && hz >= 0)) throw new RangeError(`${sensor} rate must be a finite number of Hz >= 0, got ${hz}`);
     if (hz > 0) out.push([sensor, hz]);
   }
@@ -53,7 +60,7 @@ export class SimulatedSensor implements Sensor {
   constructor(
     private readonly model: TruckModel,
     readonly sensor: SensorId,
-    readonly hz: number = DEFAULT_SAMPLE_HZ[sensor],
+    readonly hz: number = DEFAULT_SAMPLE_HZ[sensor] ?? 1,
     private readonly clock: () => number = Date.now,
   ) {
     if (!(Number.isFinite(hz) && hz > 0)) throw new RangeError(`${sensor} rate must be a positive number of Hz, got ${hz}`);

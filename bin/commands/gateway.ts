@@ -18,6 +18,7 @@ export function gatewayCommand(): Command {
     .option('--max-publishes-per-second <n>', 'per vehicle connection; beyond it PUBACKs wait, and a client that keeps on is cut off (default 100, 0 = no limit)')
     .option('--publish-burst <n>', 'publishes a vehicle may send at once before the rate applies (default 200)')
     .option('--max-connections <n>', 'connections at most; beyond it CONNACK "server unavailable" (default 10000)')
+    .option('--max-clock-ahead-ms <ms>', 'readings stamped further ahead of the gateway clock are dead-lettered, a batch headTs beyond it replaced (default 300000)')
     .addOption(new Option('--auth <mode>', 'how vehicles prove their id: open (client id trusted, loopback only), password (fleet device add), mtls (client certificates, scripts/pki.sh) (default open)').choices(['open', 'password', 'mtls']))
     .option('--credentials-file <file>', 'password mode: hashed vehicle secrets (default DATA_DIR/devices.json), re-read when it changes')
     .option('--tls-cert <file>', 'mtls: the gateway certificate (PEM)')

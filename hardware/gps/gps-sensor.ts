@@ -1,7 +1,7 @@
 import { SerialPort } from 'serialport';
 import type { Sensor, SensorHealth } from '../../agent/sensor.js';
 import { quantize } from '../../shared/contract/codec.js';
-import { VALUE_RANGE, type GpsFix, type Quality, type Sample } from '../../shared/contract/reading.js';
+import { sensorSpec, type GpsFix, type Quality, type Sample } from '../../shared/contract/reading.js';
 import { MIN_TS } from '../../shared/contract/validate.js';
 import { FixCycle, type Fix } from './fix-cycle.js';
 import { MAX_SENTENCE, parseLine } from './nmea.js';
@@ -204,7 +204,7 @@ export class GpsSensor implements Sensor {
     if (f.courseDeg !== undefined) this.heading = f.courseDeg;
     // A sample needs a position and a speed; a cycle that lost both RMC and VTG is skipped.
     if (f.lat === undefined || f.lon === undefined || f.speedKmh === undefined) return;
-    if (f.speedKmh > VALUE_RANGE.gps[1]) {
+    if (f.speedKmh > sensorSpec('gps').range[1]) {
       this.rejected++;
       this.note(`refused a fix: speed ${f.speedKmh.toFixed(1)} km/h is beyond any truck`);
       return;

@@ -1,7 +1,9 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { checkBatch, type Batch } from './batch.js';
 import { ContractError } from './errors.js';
-import { CLOCKS, FIXES, QUALITIES, SENSORS, type Position, type Reading } from './reading.js';
+import { show } from './validate.js';
+import { CLOCKS, FIXES, QUALITIES, sensorSpec, type Position, type Reading } from './reading.js';
+import { sensorByCode, V1_MAX_CODE } from './sensors.js';
 import { ByteReader, ByteWriter } from './varint.js';
 
 /**
@@ -12,8 +14,17 @@ import { ByteReader, ByteWriter } from './varint.js';
  * The full layout is in docs/CONTRACT.md.
  */
 export const BINARY_MAGIC = 0xfb;
-const VERSION = 1;
+/**
+ * Version 1 carries the first five sensors (codes 0-4) in the header's 3 sensor bits.
+ * Version 2 is version 1 plus an escape: sensor bits 7 mean a uvarint code follows, so the
+ * catalogue can grow. The encoder writes version 1 whenever the batch fits it, so a truck
+ * with the first five sensors speaks to a gateway of either generation.
+ */
+const VERSIONS = [1, 2] as const;
 const FLAG_DEFLATE = 0x01;
+/** Flag bits no version defines yet: a payload with one set was made by a newer or broken encoder. */
+const RESERVED_FLAGS = 0x0e;
+const DIRECT_CODES = 7;
 /** Values travel as integers of hundredths; the agent stores them already rounded so both agree. */
 export const VALUE_SCALE = 100;
 const COORD_SCALE = 1e7;
@@ -36,10 +47,11 @@ export function encodeBatch(batch: Batch, opts: EncodeOptions = {}): Buffer {
   if (opts.encoding === 'json') {
     return Buffer.from(JSON.stringify({ headTs: batch.headTs, readings: batch.readings.map(stripVehicle) }));
   }
+  const version = batch.readings.every((r) => sensorSpec(r.sensor).code <= V1_MAX_CODE) ? 1 : 2;
   const body = encodeBody(batch);
   const compress = opts.compress ?? false;
   const payload = compress ? deflateRawSync(body) : body;
-  return Buffer.concat([Buffer.from([BINARY_MAGIC, (VERSION << 4) | (compress ? FLAG_DEFLATE : 0)]), payload]);
+  return Buffer.concat([Buffer.from([BINARY_MAGIC, (version << 4) | (compress ? FLAG_DEFLATE : 0)]), payload]);
 }
 
 /** Decodes and validates; throws ContractError naming what is wrong. */
@@ -64,13 +76,15 @@ function encodeBody(batch: Batch): Buffer {
   let prev = rs[0]!;
   rs.forEach((r, i) => {
     const seqDelta = i === 0 ? 1 : r.seq - prev.seq;
-    // header: sensor (3 bits) | quality (2) | clock (1) | explicit seq delta (1)
+    const code = sensorSpec(r.sensor).code;
+    // header: sensor (3 bits, 7 = escaped) | quality (2) | clock (1) | explicit seq delta (1)
     w.byte(
-      SENSORS.indexOf(r.sensor) |
+      Math.min(code, DIRECT_CODES) |
         (QUALITIES.indexOf(r.quality) << 3) |
         (CLOCKS.indexOf(r.clock) << 5) |
         (seqDelta === 1 ? 0 : 0x40),
     );
+    if (code >= DIRECT_CODES) w.uvarint(code);
     if (seqDelta !== 1) w.uvarint(seqDelta);
     if (i > 0) w.svarint(r.ts - prev.ts);
     w.svarint(Math.round(r.value * VALUE_SCALE));
@@ -89,7 +103,10 @@ function encodeBody(batch: Batch): Buffer {
 function decodeBinary(vehicle: string, payload: Buffer): Batch {
   if (payload.length < 2) throw new ContractError('binary payload shorter than its 2-byte header');
   const version = payload[1]! >> 4;
-  if (version !== VERSION) throw new ContractError(`binary payload version ${version} is not supported (expected ${VERSION})`);
+  if (!(VERSIONS as readonly number[]).includes(version)) {
+    throw new ContractError(`binary payload version ${version} is not supported (expected ${VERSIONS.join(' or ')})`);
+  }
+  if (payload[1]! & RESERVED_FLAGS) throw new ContractError(`binary payload flags 0x${(payload[1]! & 0x0f).toString(16)} set a reserved bit`);
   let body = payload.subarray(2);
   if (payload[1]! & FLAG_DEFLATE) {
     let consumed: number;
@@ -117,11 +134,15 @@ function decodeBinary(vehicle: string, payload: Buffer): Batch {
   for (let i = 0; i < n; i++) {
     const where = `readings[${i}]`;
     const h = rd.byte(`${where} header`);
-    const sensor = SENSORS[h & 0x07];
     const quality = QUALITIES[(h >> 3) & 0x03];
-    if (sensor === undefined) throw new ContractError(`${where}: unknown sensor code ${h & 0x07}`);
     if (quality === undefined) throw new ContractError(`${where}: unknown quality code ${(h >> 3) & 0x03}`);
     if (h & 0x80) throw new ContractError(`${where}: reserved header bit is set`);
+    const code = (h & 0x07) === DIRECT_CODES && version >= 2 ? rd.uvarint(`${where} sensor code`) : h & 0x07;
+    const spec = sensorByCode(code);
+    if (spec === undefined || (version === 1 && code > V1_MAX_CODE) || (code >= DIRECT_CODES) !== ((h & 0x07) === DIRECT_CODES)) {
+      throw new ContractError(`${where}: unknown sensor code ${code}${version === 1 ? ' in a version 1 payload' : ''}`);
+    }
+    const sensor = spec.id;
     if (i > 0) {
       seq += h & 0x40 ? rd.uvarint(`${where} seq delta`) : 1;
       ts += rd.svarint(`${where} ts delta`);
@@ -155,7 +176,10 @@ function decodeJson(vehicle: string, payload: Buffer): Batch {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new ContractError('JSON payload must be an object {"headTs", "readings": [...]}');
   }
-  const { headTs, readings } = doc as { headTs?: unknown; readings?: unknown };
+  const { headTs, readings, vehicle: claimed } = doc as { headTs?: unknown; readings?: unknown; vehicle?: unknown };
+  if (claimed !== undefined && claimed !== vehicle) {
+    throw new ContractError(`batch.vehicle: ${show(claimed)} does not match the topic's vehicle ${show(vehicle)}`);
+  }
   if (!Array.isArray(readings)) throw new ContractError('JSON payload: "readings" must be an array');
   const withVehicle = readings.map((r: unknown) =>
     typeof r === 'object' && r !== null ? { vehicle, ...(r as object) } : r,

@@ -3,37 +3,8 @@
  * See docs/CONTRACT.md for the wire form and the reasons behind each field.
  */
 
-export const SENSORS = ['engine_temp', 'container_temp', 'speed', 'gps', 'rpm'] as const;
-export type SensorId = (typeof SENSORS)[number];
-
-export const UNITS: Record<SensorId, string> = {
-  engine_temp: 'degC',
-  container_temp: 'degC',
-  speed: 'km/h',
-  gps: 'km/h',
-  rpm: 'rpm',
-};
-
-/** Physical limits: a value outside them is a broken sensor or a broken encoder, never data. */
-export const VALUE_RANGE: Record<SensorId, readonly [number, number]> = {
-  engine_temp: [-60, 250],
-  container_temp: [-80, 200],
-  speed: [0, 400],
-  gps: [0, 400],
-  rpm: [0, 20000],
-};
-
-/**
- * Eviction priority when the agent's buffer is full: lowest goes first.
- * GPS at 1 Hz is the most replaceable; temperatures carry the safety case.
- */
-export const PRIORITY: Record<SensorId, number> = {
-  gps: 0,
-  speed: 1,
-  rpm: 1,
-  container_temp: 2,
-  engine_temp: 2,
-};
+export { SENSORS, SENSOR_CATALOGUE, isSensorId, sensorSpec, type SensorId, type SensorSpec } from './sensors.js';
+import type { SensorId } from './sensors.js';
 
 export const QUALITIES = ['good', 'uncertain', 'bad'] as const;
 export type Quality = (typeof QUALITIES)[number];
@@ -63,7 +34,7 @@ export interface Reading {
   ts: number;
   clock: ClockQuality;
   sensor: SensorId;
-  /** For `gps` the ground speed; the position rides in `position`. */
+  /** In the catalogue's unit for `sensor`; for `gps` the ground speed, the position riding in `position`. */
   value: number;
   quality: Quality;
   position?: Position;

@@ -1,13 +1,23 @@
 import { ContractError } from './errors.js';
 import {
-  CLOCKS, FIXES, QUALITIES, SENSORS, VALUE_RANGE, VEHICLE_ID,
+  CLOCKS, FIXES, QUALITIES, SENSORS, VEHICLE_ID, sensorSpec,
   type Position, type Reading, type SensorId,
 } from './reading.js';
 
 /** Earliest plausible event time: anything before is a device that never had a clock. */
 export const MIN_TS = Date.UTC(2001, 0, 1);
-/** How far in the future a device clock may run before its readings are refused. */
+/**
+ * The furthest ahead of its receiver's clock a reading can be and still decode: a record
+ * already in the stream is never refused for it. The gateway holds devices to a much
+ * tighter margin (DEFAULT_CLOCK_AHEAD_MS, its `maxClockAheadMs`), which may not exceed this.
+ */
 export const MAX_CLOCK_AHEAD_MS = 24 * 3600_000;
+/**
+ * How far ahead of the gateway's clock a reading or a batch's headTs may be. Beyond it the
+ * device's clock is wrong, and one such reading would move the vehicle's event time into
+ * the future: its later readings would all be "late" and its alerts "historical".
+ */
+export const DEFAULT_CLOCK_AHEAD_MS = 5 * 60_000;
 
 export function checkVehicleId(id: unknown, where = 'vehicle'): string {
   if (typeof id !== 'string' || !VEHICLE_ID.test(id)) {
@@ -38,7 +48,7 @@ export function checkReading(r: Reading, now: number, where = 'reading'): Readin
 }
 
 function checkValue(sensor: SensorId, value: unknown, where: string): void {
-  const [lo, hi] = VALUE_RANGE[sensor];
+  const [lo, hi] = sensorSpec(sensor).range;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < lo || value > hi) {
     throw new ContractError(`${where}: ${sensor} must be a number in [${lo}, ${hi}], got ${show(value)}`);
   }

@@ -8,7 +8,7 @@ import { checksum, hex2, parseLine, type NmeaSentence, type ParseResult } from '
 import { classify, describeAnswer, Elm327, mode01Data, type Elm327Answer } from '../../hardware/obd/elm327.js';
 import { ObdSensor } from '../../hardware/obd/obd-sensor.js';
 import { POLLED_PIDS } from '../../hardware/obd/pids.js';
-import { FIXES, VALUE_RANGE, type Sample } from '../../shared/contract/reading.js';
+import { FIXES, sensorSpec, type Sample } from '../../shared/contract/reading.js';
 import { Elm327Emulator } from '../../simulators/elm327-emulator.js';
 import { NmeaGpsEmulator } from '../../simulators/nmea-gps-emulator.js';
 import { TruckModel } from '../../simulators/truck-model.js';
@@ -204,7 +204,7 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
       for (let n = cases(600); lines.length < n; ) {
         const line = mutatedSentence(m).replace(/\n/g, '');
         const r = parseLine(line);
-        if (line.length > 200 || (r?.ok && 'speedKmh' in r.sentence && (r.sentence.speedKmh ?? 0) > VALUE_RANGE.gps[1])) continue;
+        if (line.length > 200 || (r?.ok && 'speedKmh' in r.sentence && (r.sentence.speedKmh ?? 0) > sensorSpec('gps').range[1])) continue;
         lines.push(line);
         tally.check(line, () => {
           const why = lineOutcome(r);

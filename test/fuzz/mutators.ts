@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Batch } from '../../shared/contract/batch.js';
 import { quantize } from '../../shared/contract/codec.js';
-import { CLOCKS, FIXES, QUALITIES, SENSORS, VALUE_RANGE, type Reading } from '../../shared/contract/reading.js';
+import { CLOCKS, FIXES, QUALITIES, SENSORS, sensorSpec, type Reading } from '../../shared/contract/reading.js';
 import { Random } from '../../simulators/random.js';
 import { reportReliability, SOAK, type FuzzFigures } from '../support/reliability.js';
 
@@ -373,7 +373,7 @@ export function seedBatch(rnd: Random, vehicle: string, now: number, maxReadings
   let ts = now - rnd.int(0, 3_600_000);
   for (let i = rnd.int(1, maxReadings); i > 0; i--) {
     const sensor = SENSORS[rnd.int(0, SENSORS.length - 1)]!;
-    const [lo, hi] = VALUE_RANGE[sensor];
+    const [lo, hi] = sensorSpec(sensor).range;
     const r: Reading = {
       vehicle,
       seq,

@@ -2,7 +2,7 @@ import { IoTDataPlaneClient, PublishCommand, UpdateThingShadowCommand } from '@a
 import { awsClientConfig, type AwsOptions } from '../../../shared/aws-client-config.js';
 import type { Batch } from '../../../shared/contract/batch.js';
 import { encodeBatch } from '../../../shared/contract/codec.js';
-import type { GpsFix, Reading } from '../../../shared/contract/reading.js';
+import type { GpsFix, Reading, SensorId } from '../../../shared/contract/reading.js';
 import { topics } from '../../../shared/contract/topics.js';
 import type { Sink, SinkHealth } from '../../sink.js';
 
@@ -15,14 +15,10 @@ export interface IotCoreSinkOptions extends AwsOptions {
 }
 
 /** What a vehicle's classic shadow reports: its newest value of each sensor. */
-export interface ReportedState {
-  ts?: number;
-  engine_temp?: number;
-  container_temp?: number;
-  speed?: number;
-  rpm?: number;
-  position?: { lat: number; lon: number; heading: number; fix: GpsFix };
-}
+/** The shadow's reported state: the newest value of each sensor, the position for gps. */
+export type ReportedState = { ts?: number; position?: { lat: number; lon: number; heading: number; fix: GpsFix } } & Partial<
+  Record<Exclude<SensorId, 'gps'>, number>
+>;
 
 interface ShadowState {
   reported: ReportedState;

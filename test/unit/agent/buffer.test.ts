@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ReadingBuffer, type BufferOptions } from '../../../agent/buffer.js';
 import type { StampedSample } from '../../../agent/device-clock.js';
-import { PRIORITY, type Reading, type Sample, type SensorId } from '../../../shared/contract/reading.js';
+import { sensorSpec, type Reading, type Sample, type SensorId } from '../../../shared/contract/reading.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-buffer-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -189,11 +189,11 @@ describe('ReadingBuffer eviction', () => {
     const alive = new Set(seqs(surviving));
     const oldestAlive = new Map<number, number>();
     for (const r of surviving) {
-      if (r.seq > protectedUpTo && !oldestAlive.has(PRIORITY[r.sensor])) oldestAlive.set(PRIORITY[r.sensor], r.seq);
+      if (r.seq > protectedUpTo && !oldestAlive.has(sensorSpec(r.sensor).priority)) oldestAlive.set(sensorSpec(r.sensor).priority, r.seq);
     }
     for (const r of appended) {
       if (alive.has(r.seq)) continue;
-      const p = PRIORITY[r.sensor];
+      const p = sensorSpec(r.sensor).priority;
       assert.ok(r.seq > protectedUpTo, `seq ${r.seq} was in flight`);
       for (const [q, seq] of oldestAlive) {
         assert.ok(q >= p, `${r.sensor} seq ${r.seq} evicted while seq ${seq} of priority ${q} survived`);
@@ -219,14 +219,14 @@ describe('ReadingBuffer eviction', () => {
       assert.equal(stats.readings, surviving.length);
       assert.equal(stats.evicted, appended.length - surviving.length);
       checkEvictionOrder(appended, surviving, 0);
-      const count = (p: number) => surviving.filter((r) => PRIORITY[r.sensor] === p).length;
+      const count = (p: number) => surviving.filter((r) => sensorSpec(r.sensor).priority === p).length;
       if (count(0) === 0 && count(1) === 60) sawOnlyGpsGone = true;
-      if (count(1) === 0 && count(2) === appended.filter((r) => PRIORITY[r.sensor] === 2).length) sawSpeedRpmGone = true;
+      if (count(1) === 0 && count(2) === appended.filter((r) => sensorSpec(r.sensor).priority === 2).length) sawSpeedRpmGone = true;
     }
     assert.ok(sawOnlyGpsGone, 'never saw all gps gone with speed and rpm intact');
     assert.ok(sawSpeedRpmGone, 'never saw speed and rpm gone with every temperature intact');
     const surviving = all(b);
-    assert.ok(surviving.every((r) => PRIORITY[r.sensor] === 2));
+    assert.ok(surviving.every((r) => sensorSpec(r.sensor).priority === 2));
     assert.ok(b.stats().evicted > 120, 'temperatures were evicted too, at the end');
   });
 

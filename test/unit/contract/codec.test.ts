@@ -100,6 +100,23 @@ describe('codec round-trip', () => {
     });
   }
 
+  it('writes version 1 for the first five sensors and version 2 beyond them, both round-tripping', () => {
+    assert.equal(encodeBatch(batchOf(MIXED))[1]! >> 4, 1);
+    const extended = batchOf([
+      ...TYPICAL.slice(0, 3),
+      { seq: 123_470, ts: T + 600, clock: 'synced', sensor: 'engine_load', value: 63.53, quality: 'good' },
+      { seq: 123_471, ts: T + 600, clock: 'synced', sensor: 'ambient_temp', value: -12, quality: 'good' },
+      { seq: 123_472, ts: T + 610, clock: 'synced', sensor: 'module_voltage', value: 14.12, quality: 'good' },
+      { seq: 123_480, ts: T + 700, clock: 'synced', sensor: 'generic', value: -123456789.12, quality: 'uncertain' },
+      { seq: 123_481, ts: T + 700, clock: 'synced', sensor: 'cargo_setpoint', value: -18, quality: 'good' },
+    ]);
+    for (const compress of [false, true]) {
+      const payload = encodeBatch(extended, { compress });
+      assert.equal(payload[1]! >> 4, 2);
+      assert.deepEqual(decodeBatch(V, payload, NOW), extended);
+    }
+  });
+
   it('round-trips the JSON form, which carries no vehicle', () => {
     const batch = batchOf(MIXED);
     const payload = encodeBatch(batch, { encoding: 'json' });
@@ -197,10 +214,18 @@ describe('decodeBatch errors', () => {
   });
 
   it('refuses an unknown version', () => {
-    for (const [flags, version] of [[0x20, 2], [0x00, 0], [0xf1, 15]] as const) {
+    for (const [flags, version] of [[0x30, 3], [0x00, 0], [0xf1, 15]] as const) {
       const payload = Buffer.from(valid);
       payload[1] = flags;
-      rejects(() => decodeBatch(V, payload, NOW), `binary payload version ${version} is not supported (expected 1)`);
+      rejects(() => decodeBatch(V, payload, NOW), `binary payload version ${version} is not supported (expected 1 or 2)`);
+    }
+  });
+
+  it('refuses the reserved flag bits', () => {
+    for (const flag of [0x02, 0x04, 0x08]) {
+      const payload = Buffer.from(valid);
+      payload[1] = 0x10 | flag;
+      rejects(() => decodeBatch(V, payload, NOW), `binary payload flags 0x${flag.toString(16)} set a reserved bit`);
     }
   });
 
@@ -222,8 +247,20 @@ describe('decodeBatch errors', () => {
         w.svarint(100);
         tail?.(w);
       });
-    rejects(() => decodeBatch(V, one(5), NOW), 'readings[0]: unknown sensor code 5');
-    rejects(() => decodeBatch(V, one(7), NOW), 'readings[0]: unknown sensor code 7');
+    // Version 1 knows the first five sensors only; version 2 escapes codes from 7 on.
+    rejects(() => decodeBatch(V, one(5), NOW), 'readings[0]: unknown sensor code 5 in a version 1 payload');
+    rejects(() => decodeBatch(V, one(7), NOW), 'readings[0]: unknown sensor code 7 in a version 1 payload');
+    const v2 = (header: number, tail: (w: ByteWriter) => void) =>
+      rawBinary((w) => {
+        w.uvarint(1); w.uvarint(T); w.uvarint(1); w.uvarint(T);
+        w.byte(header);
+        tail(w);
+      }, 0x20);
+    assert.equal(decodeBatch(V, v2(5, (w) => w.svarint(4200)), NOW).readings[0]!.sensor, 'engine_load');
+    assert.equal(decodeBatch(V, v2(7, (w) => { w.uvarint(9); w.svarint(1410); }), NOW).readings[0]!.sensor, 'module_voltage');
+    rejects(() => decodeBatch(V, v2(7, (w) => { w.uvarint(99); w.svarint(1); }), NOW), 'readings[0]: unknown sensor code 99');
+    // A code that fits the header must not be escaped: one reading, one encoding.
+    rejects(() => decodeBatch(V, v2(7, (w) => { w.uvarint(2); w.svarint(1); }), NOW), 'readings[0]: unknown sensor code 2');
     rejects(() => decodeBatch(V, one(3 << 3), NOW), 'readings[0]: unknown quality code 3');
     rejects(() => decodeBatch(V, one(0x80), NOW), 'readings[0]: reserved header bit is set');
     const gps = (fix: number) => one(3, (w) => { w.svarint(0); w.svarint(0); w.uvarint(0); w.byte(fix); });
@@ -280,6 +317,14 @@ describe('decodeBatch errors', () => {
       () => decodeBatch(V, jsonBatch([good(), good({ seq: 2, vehicle: 'truck-8' })]), NOW),
       'readings[1].vehicle: "truck-8" does not match the topic\'s vehicle "truck-7"',
     );
+  });
+
+  it('refuses a JSON batch whose own vehicle is not the topic\'s', () => {
+    rejects(
+      () => decodeBatch(V, json({ vehicle: 'truck-8', headTs: T, readings: [good()] }), NOW),
+      'batch.vehicle: "truck-8" does not match the topic\'s vehicle "truck-7"',
+    );
+    assert.equal(decodeBatch(V, json({ vehicle: V, headTs: T, readings: [good()] }), NOW).vehicle, V);
   });
 
   it('refuses seq that does not increase', () => {
@@ -342,7 +387,7 @@ describe('decodeBatch errors', () => {
   it('refuses an unknown sensor, quality or clock', () => {
     rejects(
       () => decodeBatch(V, jsonBatch([good({ sensor: 'oil_temp' })]), NOW),
-      'readings[0].sensor: must be one of engine_temp, container_temp, speed, gps, rpm, got "oil_temp"',
+      /^readings\[0\]\.sensor: must be one of engine_temp, container_temp, speed, gps, rpm, engine_load, .*, got "oil_temp"$/,
     );
     rejects(() => decodeBatch(V, jsonBatch([good({ quality: 'great' })]), NOW), 'readings[0].quality: must be one of good, uncertain, bad, got "great"');
     rejects(() => decodeBatch(V, jsonBatch([good({ clock: undefined })]), NOW), 'readings[0].clock: must be one of synced, unsynced, got undefined');

@@ -1,0 +1,67 @@
+import { SENSORS, type SensorId } from '../shared/contract/reading.js';
+
+/**
+ * What can go wrong on a simulated truck. Physical faults change the truck itself (the
+ * sensors read it faithfully); sensor faults change only what one sensor reports.
+ */
+export const PHYSICAL_FAULTS = [
+  /** Coolant loss or a failed pump: the engine runs to ~125 °C within minutes. */
+  'engine_overheat',
+  /** A clogged radiator or a thermostat stuck nearly shut: the engine creeps past 105 °C over ten minutes or more. */
+  'engine_overheat_slow',
+  /** The radiator fan no longer turns: fine at speed, too hot when slow, climbing or idling. */
+  'fan_failure',
+  /** The reefer's compressor stops: the cargo warms toward ambient. */
+  'cargo_heating',
+  /** The GPS reports positions kilometres away (multipath, spoofing, a receiver glitch). */
+  'gps_jump',
+] as const;
+
+export const SENSOR_FAULTS = [
+  /** The sensor repeats the value it had when it stuck. */
+  'stuck_sensor',
+  /** A loose contact: large noise and missing readings. */
+  'noisy_sensor',
+  /** The sensor reports nothing. */
+  'dropout',
+  /** The calibration walks away: the reading gains `magnitude` units an hour. */
+  'sensor_drift',
+] as const;
+
+export const FAULT_KINDS = [...PHYSICAL_FAULTS, ...SENSOR_FAULTS] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+export type SensorFaultKind = (typeof SENSOR_FAULTS)[number];
+
+/** Faults take effect on the model's step grid. */
+export interface Fault {
+  kind: FaultKind;
+  /** The sensor a sensor fault hits; physical faults ignore it. */
+  sensor?: SensorId;
+  /** Event time (ms) the fault starts. */
+  from: number;
+  /** Event time (ms) it ends, exclusive; absent means until cleared. */
+  to?: number;
+  /**
+   * Strength: units/hour for sensor_drift, the noise's standard deviation for noisy_sensor,
+   * kilometres for gps_jump; each kind has a default.
+   */
+  magnitude?: number;
+}
+
+export function isSensorFault(kind: FaultKind): kind is SensorFaultKind {
+  return (SENSOR_FAULTS as readonly string[]).includes(kind);
+}
+
+export function checkFault(f: Fault): void {
+  if (!FAULT_KINDS.includes(f.kind)) throw new RangeError(`unknown fault kind ${JSON.stringify(f.kind)}`);
+  if (isSensorFault(f.kind) && !SENSORS.includes(f.sensor!)) {
+    throw new RangeError(`a ${f.kind} fault needs a sensor (one of ${SENSORS.join(', ')})`);
+  }
+  if (!Number.isFinite(f.from)) throw new RangeError(`fault.from must be a finite ms timestamp, got ${f.from}`);
+  if (f.to !== undefined && !(f.to > f.from)) throw new RangeError(`fault.to (${f.to}) must be after fault.from (${f.from})`);
+  if (f.magnitude !== undefined && !Number.isFinite(f.magnitude)) throw new RangeError(`fault.magnitude must be a finite number, got ${f.magnitude}`);
+}
+
+export function isActive(f: Fault, ts: number): boolean {
+  return f.from <= ts && (f.to === undefined || ts < f.to);
+}
