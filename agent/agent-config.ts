@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { bool, int, list, parseFile, readSettingFile } from '../shared/config.js';
-import { DEFAULT_RULES, ruleSetSchema } from '../shared/rules/rule-set.js';
+import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
+import { ruleSetSchema } from '../shared/rules/rule-set.js';
 import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
 import { FAULT_KINDS } from '../simulators/faults.js';
 import type { AgentOptions } from './agent.js';

@@ -16,7 +16,7 @@ import type { SourcedRecord, TelemetrySource } from '../cloud/sources/source.js'
 import type { Reading, SensorId } from '../shared/contract/reading.js';
 import { createLogger } from '../shared/log.js';
 import { RuleEngine } from '../shared/rules/engine.js';
-import { DEFAULT_RULES } from '../shared/rules/rule-set.js';
+import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { tempDir } from '../test/support/harness.js';
 import { emit, round, runPart } from './support.js';
 

@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { agentConfigSchema } from '../agent/agent-config.js';
-import { DEFAULT_RULES } from '../shared/rules/rule-set.js';
+import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { createLogger } from '../shared/log.js';
 import { createSimulatedTruck, type SimulatedTruck } from '../simulators/simulated-agent.js';
 import { FLEET_BIN, tempDir } from '../test/support/harness.js';

@@ -6,6 +6,7 @@ import { demoCommand } from './commands/demo.js';
 import { detectorCommand } from './commands/detector.js';
 import { deviceCommand } from './commands/device.js';
 import { dispatcherCommand } from './commands/dispatcher.js';
+import { evalCommand } from './commands/eval.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { hashPasswordCommand } from './commands/hash-password.js';
 import { replayCommand } from './commands/replay.js';
@@ -23,6 +24,7 @@ const program = new Command('fleet')
   .addCommand(consoleCommand())
   .addCommand(simCommand())
   .addCommand(replayCommand())
+  .addCommand(evalCommand())
   .addCommand(deviceCommand())
   .addCommand(hashPasswordCommand());
 

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { int, list, parseFile } from '../shared/config.js';
 import { STREAMS } from '../shared/contract/topics.js';
-import { DEFAULT_RULES, ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
+import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
+import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
 import { channelSettings } from './alerts/create-channels.js';
 
 export const detectorConfigSchema = z

@@ -118,13 +118,15 @@ export class TruckModel {
   private readonly jumpBearing: number;
   private payloadKg: number;
   private fuelPct: number;
-  private ignition = true;
+  private ignitionOn = true;
   private doorOpen = false;
   private distanceM = 0;
   private faults: Fault[] = [];
   private readonly frozen = new Map<Fault, SensorReading>();
   private readonly plan: PlanEvent[];
   private nextPlan = 0;
+  /** state() at the current step: every sensor read at one instant reads the same truck. */
+  private current: TruckState | undefined;
 
   constructor(opts: TruckModelOptions) {
     if (!Number.isFinite(opts.startTs)) throw new RangeError(`startTs must be a finite ms timestamp, got ${opts.startTs}`);
@@ -156,6 +158,11 @@ export class TruckModel {
     return this.now;
   }
 
+  /** Whether the engine runs (OBD-II answers only then). */
+  get ignition(): boolean {
+    return this.ignitionOn;
+  }
+
   /** Moves to event time `ts`. Time never runs backwards: an earlier `ts` changes nothing. */
   advance(ts: number): TruckState {
     if (!Number.isFinite(ts)) throw new RangeError(`ts must be a finite ms timestamp, got ${ts}`);
@@ -167,24 +174,26 @@ export class TruckModel {
   }
 
   state(): TruckState {
+    if (this.current !== undefined) return { ...this.current, ts: this.now };
     const p = this.route.at(this.distanceM);
-    return {
+    this.current = {
       ts: this.now,
-      ignition: this.ignition,
+      ignition: this.ignitionOn,
       engineTemp: this.engine.temp,
       containerTemp: this.reefer.temp,
       setPoint: this.reefer.setPoint,
       doorOpen: this.doorOpen,
       ambientTemp: this.ambientAt(this.gridTs),
       speedKmh: this.drive.speedKmh,
-      rpm: this.ignition ? this.drive.rpm(this.idleRpm) : 0,
-      load: this.ignition ? this.drive.load : 0,
+      rpm: this.ignitionOn ? this.drive.rpm(this.idleRpm) : 0,
+      load: this.ignitionOn ? this.drive.load : 0,
       grade: this.terrain.gradeAt(this.distanceM),
       fuelPct: this.fuelPct,
       lat: p.lat,
       lon: p.lon,
       heading: p.heading,
     };
+    return { ...this.current };
   }
 
   /** What `sensor` reports now; undefined while it has nothing to say (ignition off, no reefer, a dropout). */
@@ -223,10 +232,10 @@ export class TruckModel {
     const on = (kind: Fault['kind']) => this.faults.some((f) => f.kind === kind && isActive(f, this.gridTs));
     const ambient = this.ambientAt(this.gridTs);
     const grade = this.terrain.gradeAt(this.distanceM);
-    if (this.ignition) this.drive.step(dtS, grade, 15_000 + this.payloadKg);
+    if (this.ignitionOn) this.drive.step(dtS, grade, 15_000 + this.payloadKg);
     this.distanceM += (this.drive.speedKmh / 3.6) * dtS;
     this.engine.step(dtS, {
-      running: this.ignition,
+      running: this.ignitionOn,
       load: this.drive.load,
       speedKmh: this.drive.speedKmh,
       ambient,
@@ -235,10 +244,11 @@ export class TruckModel {
       fanFailed: on('fan_failure'),
     });
     this.reefer.step(dtS, { ambient, sun: this.sunAt(this.gridTs), doorOpen: this.doorOpen, failed: on('cargo_heating') });
-    if (this.ignition) this.fuelPct = Math.max(2, this.fuelPct - ((0.5 + 10 * this.drive.load) * dtS) / 3600);
+    if (this.ignitionOn) this.fuelPct = Math.max(2, this.fuelPct - ((0.5 + 10 * this.drive.load) * dtS) / 3600);
     // A tank running low is filled at the next stop.
     if (this.fuelPct < 12 && this.drive.speedKmh === 0) this.fuelPct = 95;
     this.gridTs += this.stepMs;
+    this.current = undefined;
     this.applyPlan();
     this.freezeStuck();
   }
@@ -246,15 +256,15 @@ export class TruckModel {
   private applyPlan(): void {
     while (this.nextPlan < this.plan.length && this.plan[this.nextPlan]!.at <= this.gridTs) {
       const e = this.plan[this.nextPlan++]!;
-      if (e.kind === 'ignition') this.ignition = e.on;
+      if (e.kind === 'ignition') this.ignitionOn = e.on;
       else if (e.kind === 'hold') this.drive.held = e.on;
       else if (e.kind === 'door') this.doorOpen = e.open;
       else {
-        this.reefer.setPoint = e.setPoint;
+        this.reefer.reload(e.setPoint, this.ambientAt(this.gridTs));
         this.payloadKg = e.payloadKg;
       }
     }
-    if (!this.ignition) {
+    if (!this.ignitionOn) {
       this.drive.held = true;
       this.drive.speedKmh = 0;
     }
@@ -270,8 +280,9 @@ export class TruckModel {
   }
 
   private trueReading(sensor: SensorId): SensorReading | undefined {
-    if (OBD_SENSORS.has(sensor) && !this.ignition) return undefined;
-    const s = this.state();
+    if (OBD_SENSORS.has(sensor) && !this.ignitionOn) return undefined;
+    if (this.current === undefined) this.state();
+    const s = this.current!;
     switch (sensor) {
       case 'engine_temp':
         return { value: s.engineTemp };

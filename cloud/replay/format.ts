@@ -1,65 +1,83 @@
-import type { ReplayAlert, ReplayResult, ScoreRow } from './replay.js';
+import type { ReplayAlert, ReplayRecord, ReplaySummary, ScoreRow } from './replay.js';
 
 export const FORMATS = ['table', 'json'] as const;
 export type ReplayFormat = (typeof FORMATS)[number];
 
 /**
- * Renders a replay as lines (without newlines): a human table, or JSON lines for scripts
- * (alerts, then score rows if any, then one summary). Lines rather than one string, because
- * the score rows of a long recording can outgrow the largest string V8 allows.
+ * Renders a replay as lines (without newlines), as it runs: JSON lines for scripts, each
+ * with its `record` kind (`score`, `alert`, `summary`), or a human table (score rows as they
+ * come, the alerts once the file is done, then the summary).
  */
-export function* formatReplay(result: ReplayResult, format: ReplayFormat): Generator<string> {
-  yield* format === 'json' ? jsonLines(result) : table(result);
-}
-
-function* jsonLines(result: ReplayResult): Generator<string> {
-  for (const alert of result.alerts) yield JSON.stringify(alert);
-  for (const row of result.scores ?? []) yield JSON.stringify(row);
-  yield JSON.stringify(summary(result));
-}
-
-function* table(result: ReplayResult): Generator<string> {
-  if (result.alerts.length === 0) yield 'No alerts.';
-  else {
-    yield* columns(
-      ['ID', 'SEVERITY', 'RULE', 'VEHICLE', 'WINDOW START', 'OBSERVED VS EXPECTED', 'CLEARED'],
-      result.alerts.map(alertCells),
-    );
+export async function* formatReplay(records: AsyncIterable<ReplayRecord>, format: ReplayFormat): AsyncGenerator<string> {
+  if (format === 'json') {
+    for await (const r of records) yield JSON.stringify(r);
+    return;
   }
-  if (result.scores !== undefined) {
-    yield '';
-    yield* columns(['TIME', 'VEHICLE', 'SENSOR', 'VALUE', 'SCORE', 'RULE'], result.scores.map(scoreCells));
+  const alerts: ReplayAlert[] = [];
+  let scoresHeader = false;
+  for await (const r of records) {
+    if (r.record === 'score') {
+      if (!scoresHeader) {
+        yield line(SCORE_COLUMNS);
+        scoresHeader = true;
+      }
+      yield line(scoreCells(r));
+    } else if (r.record === 'alert') {
+      const { record: _record, ...alert } = r;
+      alerts.push(alert);
+    } else {
+      if (scoresHeader) yield '';
+      yield* alertTable(alerts);
+      yield '';
+      yield summaryLine(r);
+    }
   }
-  yield '';
-  const s = summary(result);
-  yield `${s.rows} rows, ${s.windows} windows, ${s.alerts} alerts, ${s.late} late rows ignored`;
 }
 
-function summary(result: ReplayResult): { rows: number; windows: number; alerts: number; late: number } {
-  return { rows: result.rows, windows: result.windows, alerts: result.alerts.length, late: result.late };
+/** Score rows are printed as they come, so their columns have fixed widths. */
+const SCORE_COLUMNS: [string, number][] = [
+  ['TIME', 24],
+  ['VEHICLE', 12],
+  ['SENSOR', 14],
+  ['VALUE', 10],
+  ['SCORE', 6],
+  ['RULE', 20],
+  ['ONSET', 0],
+];
+
+function line(cells: [string, number][]): string {
+  return cells.map(([text, width]) => text.padEnd(width)).join('  ').trimEnd();
 }
 
-function alertCells(a: ReplayAlert): string[] {
-  return [
+function scoreCells(r: ScoreRow): [string, number][] {
+  const values = [iso(r.ts), r.vehicle, r.sensor, num(r.value), r.score.toFixed(3), r.rule ?? '-', r.onset?.join(',') ?? ''];
+  return values.map((v, i) => [v, SCORE_COLUMNS[i]![1]]);
+}
+
+function* alertTable(alerts: ReplayAlert[]): Generator<string> {
+  if (alerts.length === 0) {
+    yield 'No alerts.';
+    return;
+  }
+  const header = ['ID', 'SEVERITY', 'RULE', 'VEHICLE', 'WINDOW START', 'OBSERVED VS EXPECTED', 'CLEARED'];
+  const rows = alerts.map((a) => [
     a.id,
     a.severity,
     a.rule,
     a.vehicle,
     iso(a.windowStart),
     `${num(a.observed)} vs ${num(a.expected)}`,
-    a.clearedAt === undefined ? 'no' : iso(a.clearedAt),
-  ];
-}
-
-function scoreCells(r: ScoreRow): string[] {
-  return [iso(r.ts), r.vehicle, r.sensor, num(r.value), r.score.toFixed(3), r.rule ?? '-'];
-}
-
-function* columns(header: string[], rows: string[][]): Generator<string> {
+    a.clearedAt === undefined ? 'no' : `${iso(a.clearedAt)}${a.clearReason === 'level_shift' ? ' (level shift)' : ''}`,
+  ]);
   const widths = header.map((h, i) => rows.reduce((w, row) => Math.max(w, row[i]!.length), h.length));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  yield line(header);
-  for (const row of rows) yield line(row);
+  const fit = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  yield fit(header);
+  for (const row of rows) yield fit(row);
+}
+
+function summaryLine(s: ReplaySummary): string {
+  const ignored = s.outliers > 0 ? `, ${s.outliers} rows far ahead of their vehicle's time ignored` : '';
+  return `${s.rows} rows, ${s.windows} windows, ${s.alerts} alerts, ${s.late} late rows ignored${ignored}`;
 }
 
 function iso(ts: number): string {

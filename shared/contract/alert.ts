@@ -6,6 +6,13 @@ export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 export const ALERT_STATES = ['active', 'acknowledged', 'cleared'] as const;
+
+/**
+ * Why the detector ended an episode: back in range, or a persistent change accepted as
+ * the new normal (the rule re-learnt), so no episode stays open for ever.
+ */
+export const CLEAR_REASONS = ['recovered', 'level_shift'] as const;
+export type ClearReason = (typeof CLEAR_REASONS)[number];
 export type AlertState = (typeof ALERT_STATES)[number];
 
 export interface Alert {
@@ -25,6 +32,8 @@ export interface Alert {
   message: string;
   /** Historical alerts came from a backlog; the driver is never told about the past. */
   live: boolean;
+  /** Whether the driver's cab is told (sensor-health rules tell only the fleet team). Absent means true. */
+  driver?: boolean;
   raisedAt: number;
   /** When the reading that closed the window reached the gateway: the start of alert latency. */
   closedAt: number;
@@ -54,5 +63,6 @@ export function parseAlert(payload: Buffer | string): Alert {
     throw new ContractError(`alert.id: ${show(a.id)} is not ${alertId(a.vehicle, a.rule, a.episodeStart)}`);
   }
   if (typeof a.live !== 'boolean') throw new ContractError(`alert.live: must be true or false, got ${show(a.live)}`);
+  if (a.driver !== undefined && typeof a.driver !== 'boolean') throw new ContractError(`alert.driver: must be true or false, got ${show(a.driver)}`);
   return a;
 }
