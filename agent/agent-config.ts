@@ -50,7 +50,7 @@ export const agentConfigSchema = z
     /** NMEA 0183 GPS receiver on a serial port (8N1). */
     gpsPath: z.string().min(1).optional(),
     gpsBaudRate: int().min(300).max(921_600).default(9600),
-    /** ELM327 OBD-II adapter on a serial port (9600 is tried when it does not answer at this rate). */
+    /** ELM327 OBD-II adapter on a serial port: tried at the rate that worked last, this one, then the common rates. */
     obdPath: z.string().min(1).optional(),
     obdBaudRate: int().min(300).max(921_600).default(38400),
     obdPollMs: int().min(100).max(60_000).default(1000),

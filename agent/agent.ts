@@ -77,6 +77,8 @@ export class Agent {
   private readonly metrics: AgentMetrics;
   private stopped = false;
   private readonly edge?: EdgeRules;
+  /** Each sensor's implausible total as last exported: the counter grows by what was added since. */
+  private readonly implausibleExported = new Map<string, number>();
 
   constructor(
     readonly opts: AgentOptions,
@@ -269,6 +271,10 @@ export class Agent {
       const h = s.health();
       for (const state of SENSOR_STATES) this.metrics.sensorState.set({ vehicle, sensor: s.name, state }, h.state === state ? 1 : 0);
       this.metrics.sensorRejected.set({ vehicle, sensor: s.name }, h.rejected);
+      const implausible = h.implausible ?? 0;
+      const exported = this.implausibleExported.get(s.name) ?? 0;
+      this.metrics.sensorImplausible.inc({ vehicle, sensor: s.name }, Math.max(0, implausible - exported));
+      this.implausibleExported.set(s.name, implausible);
     }
   }
 
@@ -383,6 +389,12 @@ function createAgentMetrics(registry: Registry) {
     sensorRejected: new Gauge({
       name: 'fleet_agent_sensor_rejected',
       help: 'Input a sensor refused since start (bad checksums, adapter errors, failed CRCs)',
+      labelNames: ['vehicle', 'sensor'] as const,
+      registers,
+    }),
+    sensorImplausible: new Counter({
+      name: 'fleet_agent_sensor_implausible_total',
+      help: 'Values a sensor read intact that cannot be true (OBD-II no-value encodings such as 16383.75 rpm), committed with quality bad',
       labelNames: ['vehicle', 'sensor'] as const,
       registers,
     }),

@@ -9,6 +9,11 @@ export interface SensorHealth {
   lastSampleAt?: number;
   /** Input the sensor refused (bad checksums, adapter errors ...), since start. */
   rejected: number;
+  /**
+   * Values the device sent intact that cannot be true (an OBD-II no-value encoding such as
+   * 16383.75 rpm), since start: passed on with quality `bad`, counted apart from `rejected`.
+   */
+  implausible?: number;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { SerialPort } from 'serialport';
 import type { SensorId } from '../shared/contract/reading.js';
 import type { TruckModel } from './truck-model.js';
@@ -8,12 +9,21 @@ export interface Elm327EmulatorOptions {
   model: TruckModel;
   /** Event time the model is advanced to for each answer. */
   clock?: () => number;
-  /** Mode-01 PIDs the vehicle answers, besides 00; default 05, 0C, 0D. */
+  /** Mode-01 PIDs the vehicle answers, besides the 00/20/40 bitmaps; default every PID it can encode. */
   pids?: readonly string[];
   /** How long the adapter takes to answer; a command arriving meanwhile interrupts it. */
   latencyMs?: number;
-  /** Extra time the protocol search before the first vehicle answer takes. */
+  /** Extra time the protocol search before the first vehicle answer takes, and the first request after the key goes off. */
   searchMs?: number;
+  /**
+   * The adapter's line speed. A pty carries no baud rate, so the adapter compares this with
+   * the speed the host set on its end (`hostPath`, read with stty) and, where they differ,
+   * hears nothing it understands and answers noise, as a real adapter at another rate does.
+   * Without it the adapter understands the host at any rate.
+   */
+  baudRate?: number;
+  /** The host's end of the serial pair; needed with `baudRate`. */
+  hostPath?: string;
 }
 
 /** A command and what the adapter printed for it (undefined while hung, or not yet). */
@@ -32,59 +42,83 @@ export interface EmulatedAnswer {
 const BANNER = 'ELM327 v1.5';
 /** The 11-bit CAN id of the engine ECU's answers, shown with ATH1. */
 const ECU_HEADER = '7E8';
+/** What ATRV reads on the OBD port's battery pin: a resting battery, and the alternator charging. */
+const VOLTS_OFF = 12.4;
+const VOLTS_RUNNING = 14.1;
+/** How a host at another line speed sees the adapter's answer: framing noise, never a `>` or a CR. */
+const NOISE = Buffer.from([0x80, 0x00, 0xf8, 0x80, 0x00]);
 
+/** SAE J1979 encodings, the inverse of the driver's formulas. */
 const ENCODERS: Readonly<Record<string, { sensor: SensorId; encode(v: number): number[] }>> = {
-  '0D': { sensor: 'speed', encode: (v) => [clampByte(Math.round(v))] },
-  '05': { sensor: 'engine_temp', encode: (v) => [clampByte(Math.round(v) + 40)] },
-  '0C': {
-    sensor: 'rpm',
-    encode: (v) => {
-      const quarters = Math.min(0xffff, Math.max(0, Math.round(v * 4)));
-      return [quarters >> 8, quarters & 0xff];
-    },
-  },
+  '04': { sensor: 'engine_load', encode: (v) => [clamp((v * 255) / 100, 0xff)] },
+  '05': { sensor: 'engine_temp', encode: (v) => [clamp(v + 40, 0xff)] },
+  '0C': { sensor: 'rpm', encode: (v) => word(clamp(v * 4, 0xffff)) },
+  '0D': { sensor: 'speed', encode: (v) => [clamp(v, 0xff)] },
+  '0F': { sensor: 'intake_temp', encode: (v) => [clamp(v + 40, 0xff)] },
+  '2F': { sensor: 'fuel_level', encode: (v) => [clamp((v * 255) / 100, 0xff)] },
+  '42': { sensor: 'module_voltage', encode: (v) => word(clamp(v * 1000, 0xffff)) },
+  '46': { sensor: 'ambient_temp', encode: (v) => [clamp(v + 40, 0xff)] },
 };
 
 /**
  * An ELM327 v1.5 on a serial port with a TruckModel behind it: AT settings that change what
  * it prints (echo, linefeeds, spaces, headers), protocol search before the first vehicle
- * answer, NO DATA for what the vehicle does not answer, and faults on demand. Unplugging is
- * the serial pair's business (a pty pair's stop/restart): after a replug call `open()`
- * again, which powers the adapter up afresh.
+ * answer, the supported-PID bitmaps chained as J1979 has them, NO DATA for what the vehicle
+ * does not answer, an ignition key, a line speed, and faults on demand. Unplugging is the
+ * serial pair's business (a pty pair's stop/restart): after a replug call `open()` again,
+ * which powers the adapter up afresh.
  */
 export class Elm327Emulator {
-  /** Every command received, in order, over every power-up. */
+  /** Every command the adapter understood, in order, over every power-up. */
   readonly exchanges: Exchange[] = [];
   readonly answered: EmulatedAnswer[] = [];
   /** Commands that arrived while the previous one was still being answered (the host broke the one-in-flight rule). */
   interrupted = 0;
+  /** Commands sent at a line speed other than the adapter's: answered with noise. */
+  misheard = 0;
   private port: SerialPort | undefined;
   private input = '';
   private readonly pids: ReadonlySet<string>;
   private readonly clock: () => number;
   private readonly latencyMs: number;
   private readonly searchMs: number;
-  private readonly injected: string[] = [];
+  private readonly injected: { text: string; command?: string }[] = [];
   private hangUntil = 0;
   private busy: { timer: NodeJS.Timeout; exchange: Exchange } | undefined;
+  /** Commands wait here for the line-speed check, so they are still taken in order. */
+  private heard: Promise<void> = Promise.resolve();
   private echo = true;
   private linefeeds = false;
   private spaces = true;
   private headers = false;
   private protocolFound = false;
+  private key = true;
+  /** The ECU just went quiet: the adapter waits out its whole search before saying NO DATA. */
+  private searchAfterKeyOff = false;
 
   constructor(private readonly opts: Elm327EmulatorOptions) {
-    this.pids = new Set(opts.pids ?? ['05', '0C', '0D']);
+    if (opts.baudRate !== undefined && opts.hostPath === undefined) throw new Error('baudRate needs hostPath: the host end whose speed stands for the host');
+    this.pids = new Set(opts.pids ?? Object.keys(ENCODERS));
     this.clock = opts.clock ?? Date.now;
     this.latencyMs = opts.latencyMs ?? 10;
     this.searchMs = opts.searchMs ?? 100;
+  }
+
+  /** The ignition key. Off: the ECUs are unpowered, every vehicle request answers NO DATA, ATRV reads a resting battery. */
+  get ignition(): boolean {
+    return this.key;
+  }
+
+  set ignition(on: boolean) {
+    if (this.key && !on) this.searchAfterKeyOff = true;
+    this.key = on;
   }
 
   /** Opens the port and powers the adapter up (defaults: echo on, protocol not yet found). */
   async open(): Promise<void> {
     await this.close();
     this.reset();
-    const port = new SerialPort({ path: this.opts.path, baudRate: 38400, autoOpen: false });
+    const port = new SerialPort({ path: this.opts.path, baudRate: this.opts.baudRate ?? 38400, autoOpen: false });
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
     port.on('data', (chunk: Buffer) => this.receive(chunk.toString('latin1')));
     port.on('close', () => this.unpowered(port));
@@ -99,9 +133,12 @@ export class Elm327Emulator {
     if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
   }
 
-  /** The next command gets `text` as its answer instead of its own (e.g. `UNABLE TO CONNECT`). */
-  answerNext(text: string): void {
-    this.injected.push(text);
+  /**
+   * The next command (the next `command` when given, e.g. `010C`) gets `text` as its answer
+   * instead of its own (e.g. `UNABLE TO CONNECT`).
+   */
+  answerNext(text: string, command?: string): void {
+    this.injected.push({ text, command });
   }
 
   /** Commands arriving in the next `ms` go unanswered, prompt and all. */
@@ -131,8 +168,21 @@ export class Elm327Emulator {
     while ((cr = this.input.indexOf('\r')) >= 0) {
       const command = this.input.slice(0, cr).replace(/\n/g, '');
       this.input = this.input.slice(cr + 1);
-      this.handle(command);
+      if (this.opts.baudRate === undefined) this.handle(command);
+      else this.heard = this.heard.then(() => this.atHostSpeed()).then((same) => (same ? this.handle(command) : this.mishear()));
     }
+  }
+
+  /** Whether the host's end is set to the adapter's rate. */
+  private atHostSpeed(): Promise<boolean> {
+    return new Promise((resolve) => {
+      execFile('stty', ['-F', this.opts.hostPath!, 'speed'], (err, stdout) => resolve(err === null && Number(stdout.trim()) === this.opts.baudRate));
+    });
+  }
+
+  private mishear(): void {
+    this.misheard++;
+    this.port?.write(NOISE);
   }
 
   private handle(command: string): void {
@@ -145,12 +195,17 @@ export class Elm327Emulator {
       this.answer(this.busy.exchange, this.frame('', ['STOPPED']));
     }
     if (Date.now() < this.hangUntil) return;
-    const searching = !this.protocolFound && isObdRequest(command);
+    const request = isObdRequest(command);
+    let delayMs = this.latencyMs;
+    if (request && (!this.protocolFound || (this.searchAfterKeyOff && !this.key))) delayMs += this.searchMs;
+    if (request) this.searchAfterKeyOff = false;
     // Echo happens as the characters arrive, so ATE0 is itself still echoed.
     const echoed = this.echo ? `${command}\r` : '';
-    const lines = this.injected.length > 0 ? [this.injected.shift()!] : this.respond(command);
+    const key = command.replace(/\s+/g, '').toUpperCase();
+    const i = this.injected.findIndex((x) => x.command === undefined || x.command === key);
+    const lines = i >= 0 ? [this.injected.splice(i, 1)[0]!.text] : this.respond(command);
     const text = this.frame(echoed, lines);
-    const timer = setTimeout(() => this.answer(exchange, text), this.latencyMs + (searching ? this.searchMs : 0));
+    const timer = setTimeout(() => this.answer(exchange, text), delayMs);
     this.busy = { timer, exchange };
   }
 
@@ -169,7 +224,7 @@ export class Elm327Emulator {
       this.protocolFound = true;
       lines.push('SEARCHING...');
     }
-    const data = c.startsWith('01') && c.length === 4 ? this.mode01(c.slice(2)) : undefined;
+    const data = this.key && c.startsWith('01') && c.length === 4 ? this.mode01(c.slice(2)) : undefined;
     lines.push(data === undefined ? 'NO DATA' : this.format([0x41, parseInt(c.slice(2), 16), ...data]));
     return lines;
   }
@@ -179,6 +234,7 @@ export class Elm327Emulator {
       if (c === 'Z') this.reset();
       return [BANNER];
     }
+    if (c === 'RV') return [`${(this.running() ? VOLTS_RUNNING : VOLTS_OFF).toFixed(1)}V`];
     const flag = /^([ELSH])([01])$/.exec(c);
     if (flag) {
       const on = flag[2] === '1';
@@ -195,8 +251,14 @@ export class Elm327Emulator {
     return ['?'];
   }
 
+  /** The key is on and the model's engine runs (its day plan may have stopped it). */
+  private running(): boolean {
+    return this.key && this.opts.model.advance(this.clock()).ignition;
+  }
+
   private mode01(pid: string): number[] | undefined {
-    if (pid === '00') return supportedBitmap(this.pids);
+    const n = parseInt(pid, 16);
+    if (n % 0x20 === 0) return this.bitmap(n);
     const encoder = ENCODERS[pid];
     if (!this.pids.has(pid) || encoder === undefined) return undefined;
     const ts = this.clock();
@@ -206,6 +268,21 @@ export class Elm327Emulator {
     const bytes = encoder.encode(reading.value);
     this.answered.push({ ts, pid, bytes });
     return bytes;
+  }
+
+  /**
+   * PIDs base+1 … base+0x20, bit 7 of the first byte first. The last bit says the next range
+   * has a bitmap of its own; a range no earlier bitmap announced is not answered at all.
+   */
+  private bitmap(base: number): number[] | undefined {
+    const numbers = [...this.pids].map((p) => parseInt(p, 16));
+    const hasRange = (b: number) => b === 0 || numbers.some((n) => n > b);
+    if (!hasRange(base)) return undefined;
+    const out = [0, 0, 0, 0];
+    const set = (n: number) => (out[(n - base - 1) >> 3]! |= 0x80 >> ((n - base - 1) & 7));
+    for (const n of numbers) if (n > base && n < base + 0x20) set(n);
+    if (hasRange(base + 0x20)) set(base + 0x20);
+    return out;
   }
 
   private format(bytes: number[]): string {
@@ -224,15 +301,10 @@ function isObdRequest(c: string): boolean {
   return /^([0-9A-F]{2})+$/i.test(c.replace(/\s+/g, ''));
 }
 
-function supportedBitmap(pids: ReadonlySet<string>): number[] {
-  const out = [0, 0, 0, 0];
-  for (const pid of pids) {
-    const n = parseInt(pid, 16);
-    if (n >= 1 && n <= 32) out[(n - 1) >> 3]! |= 0x80 >> ((n - 1) & 7);
-  }
-  return out;
+function clamp(n: number, max: number): number {
+  return Math.min(max, Math.max(0, Math.round(n)));
 }
 
-function clampByte(n: number): number {
-  return Math.min(255, Math.max(0, n));
+function word(n: number): number[] {
+  return [n >> 8, n & 0xff];
 }

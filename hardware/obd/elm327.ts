@@ -29,6 +29,8 @@ interface AnswerBase {
 export type Elm327Answer = AnswerBase &
   (
     | { status: 'banner'; version: string }
+    /** The adapter's supply voltage (ATRV), which is the vehicle battery's. */
+    | { status: 'voltage'; volts: number }
     /** Hex lines, upper case, echo and progress lines dropped. */
     | { status: 'data'; lines: string[] }
     /** The line the adapter said, e.g. `BUS INIT: ...ERROR`, or text that is no answer at all. */
@@ -51,6 +53,7 @@ const STATUS_WORDS: readonly [RegExp, PlainStatus | 'bus_error'][] = [
 /** Lines the adapter prints on the way to an answer. */
 const PROGRESS = /^(SEARCHING\.*|BUSINIT:?\.*(OK)?)$/;
 const HEX = /^[0-9A-F]+$/;
+const VOLTS = /^(\d{1,2}(?:\.\d{1,2})?)V$/;
 const BANNER = /ELM327\s*(v[\w.]+)?/i;
 
 /** Classifies one answer (the text before `>`) to `command`. */
@@ -76,6 +79,8 @@ export function classify(text: string, command = ''): Elm327Answer {
     return status === 'bus_error' ? { ...base, status, text: line } : { ...base, status };
   }
   const keys = lines.map(squash);
+  const volts = keys.length === 1 ? VOLTS.exec(keys[0]!) : null;
+  if (volts) return { ...base, status: 'voltage', volts: Number(volts[1]) };
   if (keys.length > 0 && keys.every((k) => k === 'OK')) return { ...base, status: 'ok' };
   if (keys.length > 0 && keys.every((k) => HEX.test(k))) return { ...base, status: 'data', lines: lines.map((l) => l.toUpperCase()) };
   return { ...base, status: 'garbled', text: lines.join(' | ') };
@@ -98,6 +103,8 @@ export function describeAnswer(answer: Elm327Answer): string {
   switch (answer.status) {
     case 'banner':
       return `ELM327 ${answer.version}`.trim();
+    case 'voltage':
+      return `${answer.volts} V`;
     case 'data':
       return answer.lines.join(' ');
     case 'bus_error':

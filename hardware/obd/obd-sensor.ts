@@ -2,16 +2,21 @@ import { SerialPort } from 'serialport';
 import type { Sensor, SensorHealth } from '../../agent/sensor.js';
 import { quantize } from '../../shared/contract/codec.js';
 import type { Sample, SensorId } from '../../shared/contract/reading.js';
+import type { Logger } from '../../shared/log.js';
+import { probeOrder, readRememberedBaud, rememberBaud } from './baud-rates.js';
 import { describeAnswer, Elm327, mode01Data, type Elm327Answer } from './elm327.js';
-import { POLLED_PIDS, supportedPids, type PolledPid } from './pids.js';
+import { EcuSilence, engineRunning } from './ignition.js';
+import { duePids, pidHex, POLLED_PIDS, readPid, supportedPids, type PolledPid } from './pids.js';
 
 export interface ObdSensorOptions {
   /** Default `obd0`. */
   name?: string;
   path: string;
-  /** Tried first; 9600 is tried when the adapter does not answer ATZ at it. Default 38400. */
+  /** Tried after the rate remembered in `stateFile` and before the other common rates. Default 38400. */
   baudRate?: number;
-  /** One poll cycle (010D, 0105, 010C) starts every pollMs. Default 1000. */
+  /** Where the rate the adapter answered at is kept, so that the next start tries it first. */
+  stateFile?: string;
+  /** One poll cycle (coolant, speed, rpm, load and one slower PID) starts every pollMs. Default 1000. */
   pollMs?: number;
   /** Per command. Default 2000. */
   timeoutMs?: number;
@@ -19,6 +24,8 @@ export interface ObdSensorOptions {
   reopenMs?: number;
   /** Event time of a sample, from the host's clock (the agent's DeviceClock vouches for it or corrects it). Default Date.now. */
   clock?: () => number;
+  /** Health changes (with their reasons), the adapter found, the vehicle's PIDs, the ECU back after a silence. */
+  log?: Logger;
 }
 
 export interface ObdCounters {
@@ -28,41 +35,51 @@ export interface ObdCounters {
   noData: number;
   /** Adapter errors and answers that made no sense (also in health().rejected). */
   rejected: number;
+  /** Values that cannot be true (a no-value encoding), emitted with quality bad (also in health().implausible). */
+  implausible: number;
   /** Init sequences completed: the first, and one per reconnect. */
   inits: number;
-  /** PIDs the vehicle reported in its 0100 bitmap since the last init. */
+  /** PIDs the vehicle reported in its 0100/0120/0140 bitmaps since the last init. */
   vehiclePids?: string[];
-  /** Not polled until the next init: the vehicle lacks the PID or kept answering NO DATA. */
+  /** Sensors the vehicle's bitmaps lack: not polled until the next init. */
   unsupported: SensorId[];
-  /** The rate the adapter last answered ATZ at. */
+  /** The rate the adapter last answered at. */
   baudRate: number;
   /** From the last ATZ banner. */
   adapterVersion?: string;
+  /** The adapter's supply voltage (the vehicle battery's) when last read: whenever the ECU goes quiet. */
+  supplyVolts?: number;
 }
 
 /** After ATZ; ATS0/ATH0 shorten answers (the parser copes either way). */
 const INIT_SETTINGS = ['ATE0', 'ATL0', 'ATS0', 'ATH0', 'ATSP0'];
-const FALLBACK_BAUD = 9600;
-/** NO DATA this many polls in a row and a PID is given up on until the next init. */
+/** NO DATA this many polls in a row and health names the PID; it is still polled, as the ECU may answer again. */
 const NO_DATA_LIMIT = 3;
-/** The first OBD request after ATSP0 makes the adapter try each bus in turn, which takes seconds. */
+/** The first OBD request after ATSP0 or a silence makes the adapter try each bus in turn, which takes seconds. */
 const SEARCH_TIMEOUT_MS = 10_000;
+/** ATI is answered by the adapter itself at once: a short wait finds a wrong line speed quickly. */
+const PROBE_TIMEOUT_MS = 500;
+/** The bitmap of the highest range with a PID polled here (0142, 0146). */
+const LAST_BITMAP = 0x40;
 
 /**
- * Engine speed, coolant temperature and rpm from an ELM327 OBD-II adapter on a serial port.
+ * Engine and context readings from an ELM327 OBD-II adapter on a serial port.
  *
- * One loop owns the port: open, init, poll, and after any loss reopen. Trouble never
- * throws; it shows in health(): `down` while the port is gone or the adapter silent,
- * `degraded` while the vehicle side errs (UNABLE TO CONNECT, bus errors, timeouts).
+ * One loop owns the port: open, find the line speed, init, poll, and after any loss reopen.
+ * Trouble never throws; it shows in health(): `down` while the port is gone or the adapter
+ * silent, `degraded` while the vehicle side errs (UNABLE TO CONNECT, bus errors, timeouts, a
+ * PID answering NO DATA, implausible values) or the ECU is silent (engine off).
  */
 export class ObdSensor implements Sensor {
   readonly name: string;
   private readonly path: string;
   private readonly baudRate: number;
+  private readonly stateFile: string | undefined;
   private readonly pollMs: number;
   private readonly timeoutMs: number;
   private readonly reopenMs: number;
   private readonly clock: () => number;
+  private readonly log: Logger | undefined;
   private port: SerialPort | undefined;
   private link: Elm327 | undefined;
   private running: Promise<void> | undefined;
@@ -78,18 +95,35 @@ export class ObdSensor implements Sensor {
   private problem: string | undefined;
   private cycleProblems: string[] = [];
   private lastSampleAt: number | undefined;
-  private readonly noDataRun = new Map<SensorId, number>();
+  /** The rate in the state file. */
+  private remembered: number | undefined;
+  private cycle = 0;
+  private readonly silence = new EcuSilence();
+  /** The adapter answered ATRV with `?`: a clone without it; not asked again until the next init. */
+  private noVoltage = false;
+  /** PIDs answering NO DATA, and how many polls in a row. */
+  private readonly noDataRun = new Map<PolledPid, number>();
+  /** PIDs whose last value could not be true, and why. */
+  private readonly implausibleNow = new Map<PolledPid, string>();
+  /** The health last logged. */
+  private reported = '';
   private readonly counts: ObdCounters;
 
   constructor(opts: ObdSensorOptions) {
     this.name = opts.name ?? 'obd0';
     this.path = opts.path;
     this.baudRate = opts.baudRate ?? 38400;
+    this.stateFile = opts.stateFile;
     this.pollMs = opts.pollMs ?? 1000;
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.reopenMs = opts.reopenMs ?? 1000;
     this.clock = opts.clock ?? Date.now;
-    this.counts = { timeouts: 0, noData: 0, rejected: 0, inits: 0, unsupported: [], baudRate: this.baudRate };
+    this.log = opts.log;
+    const remembered = this.stateFile === undefined ? undefined : readRememberedBaud(this.stateFile);
+    if (remembered !== undefined && 'problem' in remembered) {
+      this.log?.warn({ sensor: this.name, reason: remembered.problem }, 'OBD baud rate file unusable: probing from the configured rate');
+    } else this.remembered = remembered?.baudRate;
+    this.counts = { timeouts: 0, noData: 0, rejected: 0, implausible: 0, inits: 0, unsupported: [], baudRate: this.remembered ?? this.baudRate };
   }
 
   /** Returns at once: a missing adapter must not hold up the agent's start. */
@@ -97,6 +131,7 @@ export class ObdSensor implements Sensor {
     if (this.running !== undefined) throw new Error(`${this.name} is already started`);
     this.running = this.run(emit).catch((err: Error) => {
       this.down = `sensor loop failed: ${err.message}`;
+      this.report();
     });
   }
 
@@ -110,10 +145,13 @@ export class ObdSensor implements Sensor {
   }
 
   health(): SensorHealth {
-    const h: SensorHealth = { state: 'ok', rejected: this.counts.rejected };
+    const h: SensorHealth = { state: 'ok', rejected: this.counts.rejected, implausible: this.counts.implausible };
     if (this.lastSampleAt !== undefined) h.lastSampleAt = this.lastSampleAt;
     if (this.running === undefined || this.stopped) return { ...h, state: 'down', detail: this.stopped ? 'stopped' : 'not started' };
     if (this.down !== undefined) return { ...h, state: 'down', detail: this.down };
+    if (this.silence.since !== undefined) {
+      return { ...h, state: 'degraded', detail: [this.silenceDetail(this.silence.since), this.problem].filter((d) => d !== undefined).join('; ') };
+    }
     if (this.problem !== undefined) return { ...h, state: 'degraded', detail: this.problem };
     if (!this.initialised) return { ...h, state: 'starting', detail: `initialising the adapter on ${this.path}` };
     return this.lastSampleAt === undefined ? { ...h, state: 'starting' } : h;
@@ -126,12 +164,14 @@ export class ObdSensor implements Sensor {
   private async run(emit: (sample: Sample) => void): Promise<void> {
     while (!this.stopped) {
       const ready = (this.link !== undefined || (await this.open())) && (this.initialised || (await this.init()));
+      this.report();
       if (!ready) {
         await this.sleep(this.reopenMs);
         continue;
       }
       const began = Date.now();
       await this.pollCycle(emit);
+      this.report();
       await this.sleep(this.pollMs - (Date.now() - began));
     }
   }
@@ -174,7 +214,7 @@ export class ObdSensor implements Sensor {
 
   private async init(): Promise<boolean> {
     this.cycleProblems = [];
-    if (!(await this.reset())) return false;
+    if (!(await this.findLineSpeed()) || !(await this.reset())) return false;
     for (const setting of INIT_SETTINGS) {
       const answer = await this.command(setting, this.timeoutMs);
       if (answer.status === 'timeout' || answer.status === 'closed') {
@@ -186,59 +226,147 @@ export class ObdSensor implements Sensor {
     }
     this.counts.unsupported = [];
     delete this.counts.vehiclePids;
-    this.noDataRun.clear();
+    this.forgetPids();
+    this.silence.end(this.clock());
+    this.noVoltage = false;
     this.initialised = true;
     this.counts.inits++;
-    await this.readVehiclePids();
+    if ((await this.readVehiclePids()) === 'silent') await this.silentFromNow();
     return true;
   }
 
-  /** ATZ at the last good rate, then the configured one, then 9600. */
-  private async reset(): Promise<boolean> {
-    const rates = [...new Set([this.counts.baudRate, this.baudRate, FALLBACK_BAUD])];
+  /** ATI at each rate in turn, from the last that worked, until the adapter answers; the rate found is remembered. */
+  private async findLineSpeed(): Promise<boolean> {
+    const rates = probeOrder(this.counts.baudRate, this.baudRate);
     for (const baudRate of rates) {
       const port = this.port;
-      if (port === undefined) return false;
+      const link = this.link;
+      if (port === undefined || link === undefined) return false;
       // A rate the port refuses shows as the silence that follows.
       if (port.baudRate !== baudRate) await new Promise<void>((resolve) => port.update({ baudRate }, () => resolve()));
-      const answer = await this.command('ATZ', this.timeoutMs);
+      // At another rate the adapter hears noise and answers noise: no prompt, or one among garbage.
+      const answer = await link.send('ATI', Math.min(this.timeoutMs, PROBE_TIMEOUT_MS));
       if (answer.status === 'closed') return false;
-      if (answer.status === 'timeout') continue;
+      if (answer.status === 'timeout' || answer.status === 'garbled') continue;
       this.counts.baudRate = baudRate;
-      this.down = undefined;
-      if (answer.status === 'banner') this.counts.adapterVersion = answer.version;
+      this.remember(baudRate);
       return true;
     }
-    this.down = `adapter on ${this.path} does not answer ATZ at ${rates.join(' or ')} baud`;
+    this.down = `adapter on ${this.path} does not answer at ${rates.join(', ')} baud`;
     return false;
   }
 
-  /** 0100: which PIDs the vehicle has. Left unknown on failure, and asked again next cycle. */
-  private async readVehiclePids(): Promise<void> {
-    const answer = await this.command('0100', Math.max(this.timeoutMs, SEARCH_TIMEOUT_MS));
-    if (answer.status !== 'data') {
-      if (answer.status !== 'closed' && answer.status !== 'timeout') this.reject(`0100: ${describeAnswer(answer)}`);
-      return;
+  private remember(baudRate: number): void {
+    if (this.stateFile === undefined || baudRate === this.remembered) return;
+    try {
+      rememberBaud(this.stateFile, baudRate);
+      this.remembered = baudRate;
+    } catch (err) {
+      this.log?.warn({ sensor: this.name, file: this.stateFile, reason: (err as Error).message }, 'cannot keep the OBD adapter baud rate: the next start probes again');
     }
-    const bitmap = mode01Data(answer, '00', 4);
-    if (!bitmap.ok) return this.reject(`0100: ${bitmap.reason}`);
-    const pids = supportedPids(bitmap.data);
+  }
+
+  /** ATZ at the rate found. */
+  private async reset(): Promise<boolean> {
+    const answer = await this.command('ATZ', this.timeoutMs);
+    if (answer.status === 'closed') return false;
+    if (answer.status === 'timeout') {
+      this.down = `adapter on ${this.path} answered ATI at ${this.counts.baudRate} baud, then not ATZ`;
+      return false;
+    }
+    this.down = undefined;
+    if (answer.status === 'banner') this.counts.adapterVersion = answer.version;
+    this.log?.info({ sensor: this.name, path: this.path, baudRate: this.counts.baudRate, adapter: describeAnswer(answer) }, 'OBD adapter found');
+    return true;
+  }
+
+  /**
+   * Which PIDs the vehicle has, from the 0100 bitmap and those it chains to (0120, 0140).
+   * `silent`: the ECU did not answer 0100, which every ECU answers when powered. `failed`:
+   * left unknown and asked again next cycle, every PID being polled meanwhile.
+   */
+  private async readVehiclePids(): Promise<'read' | 'silent' | 'failed'> {
+    const pids = new Set<string>();
+    for (let base = 0; base <= LAST_BITMAP; base += 0x20) {
+      const range = pidHex(base);
+      if (base > 0 && !pids.has(range)) break;
+      const command = `01${range}`;
+      const timeoutMs = base === 0 ? Math.max(this.timeoutMs, SEARCH_TIMEOUT_MS) : this.timeoutMs;
+      const answer = await this.command(command, timeoutMs);
+      if (base === 0 && isSilence(answer)) return 'silent';
+      const bitmap = mode01Data(answer, range, 4);
+      if (!bitmap.ok) {
+        if (answer.status === 'timeout') this.note(`${command}: no answer within ${timeoutMs} ms`);
+        else if (answer.status !== 'closed') this.reject(`${command}: ${answer.status === 'data' ? bitmap.reason : describeAnswer(answer)}`);
+        return 'failed';
+      }
+      for (const pid of supportedPids(bitmap.data, base)) pids.add(pid);
+    }
     this.counts.vehiclePids = [...pids];
-    for (const p of POLLED_PIDS) if (!pids.has(p.pid)) this.giveUp(p.sensor);
+    this.counts.unsupported = POLLED_PIDS.filter((p) => !pids.has(p.pid)).map((p) => p.sensor);
+    this.log?.info({ sensor: this.name, vehiclePids: this.counts.vehiclePids, unsupported: this.counts.unsupported }, 'OBD vehicle PIDs read');
+    return 'read';
   }
 
   private async pollCycle(emit: (sample: Sample) => void): Promise<void> {
     this.cycleProblems = [];
-    if (this.counts.vehiclePids === undefined) await this.readVehiclePids();
-    for (const p of POLLED_PIDS) {
+    if (this.silence.since !== undefined) {
+      if (!(await this.askSilentEcu())) return this.endCycle();
+    } else if (this.counts.vehiclePids === undefined && (await this.readVehiclePids()) === 'silent') {
+      await this.silentFromNow();
+      return this.endCycle();
+    }
+    const polled = POLLED_PIDS.filter((p) => !this.counts.unsupported.includes(p.sensor));
+    if (polled.length === 0) this.note(`the vehicle supports none of ${POLLED_PIDS.map((p) => `01${p.pid}`).join(', ')}`);
+    let answered = false;
+    let quiet = false;
+    for (const p of duePids(polled, this.cycle++)) {
       if (this.link === undefined) return;
-      if (this.counts.unsupported.includes(p.sensor)) continue;
-      this.take(p, await this.command(`01${p.pid}`, this.timeoutMs), emit);
+      const answer = await this.command(`01${p.pid}`, this.timeoutMs);
+      answered ||= answer.status === 'data';
+      quiet ||= isSilence(answer);
+      this.take(p, answer, emit);
     }
-    if (POLLED_PIDS.every((p) => this.counts.unsupported.includes(p.sensor))) {
-      this.note(`the vehicle answers none of ${POLLED_PIDS.map((p) => `01${p.pid}`).join(', ')}`);
+    // Every PID quiet at once is the ECU, not the PIDs: the engine stopped, or the ECU went away.
+    const silent = quiet && !answered;
+    if (this.silence.cycle(silent, this.clock(), silent ? await this.engineOff() : undefined)) this.forgetPids();
+    this.endCycle();
+  }
+
+  /** While the ECU is silent: the supply voltage each cycle, and the ECU asked again when due. True once it answers. */
+  private async askSilentEcu(): Promise<boolean> {
+    if (!this.silence.probeDue(await this.engineOff())) return false;
+    if ((await this.readVehiclePids()) !== 'read') return false;
+    const silentMs = this.silence.end(this.clock());
+    this.log?.info({ sensor: this.name, silentMs, supplyVolts: this.counts.supplyVolts }, 'OBD ECU answers again: polling resumes');
+    return true;
+  }
+
+  /** The ECU did not answer 0100, which every powered ECU answers; the supply voltage says whether the engine stopped. */
+  private async silentFromNow(): Promise<void> {
+    this.silence.begin(this.clock());
+    this.forgetPids();
+    await this.engineOff();
+  }
+
+  /** What each PID said before a silence was the silence coming, not a fault of its own. */
+  private forgetPids(): void {
+    this.noDataRun.clear();
+    this.implausibleNow.clear();
+  }
+
+  /** ATRV: whether the supply voltage says the engine is off; undefined when the adapter cannot say. */
+  private async engineOff(): Promise<boolean | undefined> {
+    if (this.noVoltage) return undefined;
+    const answer = await this.command('ATRV', this.timeoutMs);
+    if (answer.status === 'voltage') {
+      this.counts.supplyVolts = answer.volts;
+      return !engineRunning(answer.volts);
     }
-    this.problem = this.cycleProblems.length > 0 ? this.cycleProblems.join('; ') : undefined;
+    if (answer.status === 'timeout') this.note(`ATRV: no answer within ${this.timeoutMs} ms`);
+    else if (answer.status !== 'closed') this.reject(`ATRV: ${describeAnswer(answer)}`);
+    this.noVoltage = answer.status === 'unknown_command';
+    return undefined;
   }
 
   private take(p: PolledPid, answer: Elm327Answer, emit: (sample: Sample) => void): void {
@@ -247,19 +375,23 @@ export class ObdSensor implements Sensor {
       case 'data': {
         const r = mode01Data(answer, p.pid, p.bytes);
         if (!r.ok) return this.reject(`${command}: ${r.reason}`);
-        this.noDataRun.delete(p.sensor);
+        this.noDataRun.delete(p);
+        const { value, implausible } = readPid(p, r.data);
+        // Kept and sent, but marked bad: stored for the record, never in a rule's window.
+        if (implausible !== undefined) {
+          this.counts.implausible++;
+          this.implausibleNow.set(p, implausible);
+        } else this.implausibleNow.delete(p);
         const ts = this.clock();
         this.lastSampleAt = ts;
-        emit({ ts, clock: 'unsynced', sensor: p.sensor, value: quantize(p.decode(r.data)), quality: 'good' });
+        emit({ ts, clock: 'unsynced', sensor: p.sensor, value: quantize(value), quality: implausible === undefined ? 'good' : 'bad' });
         return;
       }
-      case 'no_data': {
+      case 'no_data':
+        // The ECU had nothing to say now (busy, or the engine stopping): asked again next time.
         this.counts.noData++;
-        const run = (this.noDataRun.get(p.sensor) ?? 0) + 1;
-        this.noDataRun.set(p.sensor, run);
-        if (run >= NO_DATA_LIMIT) this.giveUp(p.sensor);
+        this.noDataRun.set(p, (this.noDataRun.get(p) ?? 0) + 1);
         return;
-      }
       case 'timeout':
         return this.note(`${command}: no answer within ${this.timeoutMs} ms`);
       case 'closed':
@@ -284,11 +416,39 @@ export class ObdSensor implements Sensor {
 
   private note(detail: string): void {
     this.cycleProblems.push(detail);
-    this.problem = this.cycleProblems.join('; ');
+    this.endCycle();
   }
 
-  private giveUp(sensor: SensorId): void {
-    if (!this.counts.unsupported.includes(sensor)) this.counts.unsupported.push(sensor);
+  /**
+   * The problem health shows: this cycle's (and the last's until this one ends), plus what
+   * lasts across cycles (a PID that keeps answering NO DATA, one whose values cannot be true),
+   * which would otherwise come and go with the slow PIDs' turns.
+   */
+  private endCycle(): void {
+    const lasting = [
+      ...[...this.noDataRun].filter(([, run]) => run >= NO_DATA_LIMIT).map(([p]) => `01${p.pid} (${p.sensor}): NO DATA ${NO_DATA_LIMIT} or more polls in a row`),
+      ...[...this.implausibleNow].map(([p, why]) => `01${p.pid} (${p.sensor}): ${why}; marked bad`),
+    ];
+    const all = [...this.cycleProblems, ...lasting];
+    this.problem = all.length > 0 ? all.join('; ') : undefined;
+  }
+
+  private silenceDetail(since: number): string {
+    const volts = this.counts.supplyVolts;
+    const engine = volts === undefined ? '' : engineRunning(volts) ? ' (the supply voltage says the engine runs)' : ' (the supply voltage says the engine is off)';
+    return `engine off / ECU silent: no answer from the vehicle since ${new Date(since).toISOString()}${engine}; polling resumes when it answers`;
+  }
+
+  /** Logs each change of health, with its reason. */
+  private report(): void {
+    if (this.log === undefined) return;
+    const h = this.health();
+    const now = `${h.state} ${h.detail ?? ''}`;
+    if (now === this.reported) return;
+    this.reported = now;
+    const fields = { sensor: this.name, state: h.state, detail: h.detail, rejected: h.rejected, implausible: h.implausible };
+    if (h.state === 'ok' || h.state === 'starting') this.log.info(fields, 'OBD sensor health');
+    else this.log.warn(fields, 'OBD sensor health');
   }
 
   /** A wait that stop() cuts short. */
@@ -305,4 +465,12 @@ export class ObdSensor implements Sensor {
       };
     });
   }
+}
+
+/**
+ * What the adapter says when no ECU answers: NO DATA, UNABLE TO CONNECT (its protocol search
+ * found no ECU) and, on K-line vehicles, BUS INIT: ...ERROR (the ECU did not wake up).
+ */
+function isSilence(answer: Elm327Answer): boolean {
+  return answer.status === 'no_data' || answer.status === 'unable_to_connect' || (answer.status === 'bus_error' && /^BUS\s*INIT/i.test(answer.text));
 }

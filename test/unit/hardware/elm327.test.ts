@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { classify, describeAnswer, Elm327, mode01Data, type Elm327Answer, type Elm327Status } from '../../../hardware/obd/elm327.js';
-import { POLLED_PIDS, supportedPids } from '../../../hardware/obd/pids.js';
+import { POLLED_PIDS, readPid, supportedPids } from '../../../hardware/obd/pids.js';
 import { Random } from '../../../simulators/random.js';
 
-const decode = (text: string, pid: string, command = `01${pid}`) => {
+const pidRead = (text: string, pid: string) => {
   const p = POLLED_PIDS.find((x) => x.pid === pid)!;
-  const r = mode01Data(classify(text, command), pid, p.bytes);
-  return r.ok ? p.decode(r.data) : r.reason;
+  const r = mode01Data(classify(text, `01${pid}`), pid, p.bytes);
+  return r.ok ? readPid(p, r.data) : r.reason;
+};
+const decode = (text: string, pid: string) => {
+  const r = pidRead(text, pid);
+  return typeof r === 'string' ? r : r.value;
 };
 
 describe('classify', () => {
@@ -33,7 +37,11 @@ describe('classify', () => {
     ['410d32\r\r', 'data', '410D32'],
     ['SEARCHING...\r', 'garbled', 'garbled answer ""'],
     ['', 'garbled', 'garbled answer ""'],
-    ['12.6V\r\r', 'garbled', 'garbled answer "12.6V"'],
+    ['12.6V\r\r', 'voltage', '12.6 V'],
+    ['ATRV\r14.1V\r\r', 'voltage', '14.1 V'],
+    ['12V\r\r', 'voltage', '12 V'],
+    ['12.6\r\r', 'garbled', 'garbled answer "12.6"'],
+    ['1.2.6V\r\r', 'garbled', 'garbled answer "1.2.6V"'],
     ['41 0D 32\rOK\r\r', 'garbled', 'garbled answer "41 0D 32 | OK"'],
   ];
   for (const [text, status, described] of cases) {
@@ -59,12 +67,43 @@ describe('classify', () => {
 });
 
 describe('mode01Data', () => {
-  it('decodes speed, coolant and rpm with the J1979 formulas', () => {
+  it('decodes every polled PID with the J1979 formulas', () => {
     assert.equal(decode('41 0D 32', '0D'), 50);
     assert.equal(decode('41 05 7B', '05'), 83);
-    assert.equal(decode('41 05 00', '05'), -40);
+    assert.equal(decode('41 05 01', '05'), -39);
     assert.equal(decode('41 0C 1A F8', '0C'), 1726);
-    assert.equal(decode('41 0C FF FF', '0C'), 16383.75);
+    assert.equal(decode('41 04 80', '04'), (128 * 100) / 255);
+    assert.equal(decode('41 04 FF', '04'), 100);
+    assert.equal(decode('41 0F 3C', '0F'), 20);
+    assert.equal(decode('41 46 32', '46'), 10);
+    assert.equal(decode('41 2F 66', '2F'), 40);
+    assert.equal(decode('41 42 37 14', '42'), 14.1);
+    assert.deepEqual(POLLED_PIDS.map((p) => p.sensor).sort(), [
+      'ambient_temp', 'engine_load', 'engine_temp', 'fuel_level', 'intake_temp', 'module_voltage', 'rpm', 'speed',
+    ]);
+  });
+
+  it('flags the all-ones and all-zeros encodings where they cannot be true, and only there', () => {
+    const implausible: [string, string, number, RegExp][] = [
+      ['41 0C FF FF', '0C', 16383.75, /all-ones encoding FF FF/],
+      ['41 05 00', '05', -40, /all-zeros encoding 00/],
+      ['41 05 FF', '05', 215, /all-ones/],
+      ['41 0D FF', '0D', 255, /all-ones/],
+      ['41 0F 00', '0F', -40, /all-zeros/],
+      ['41 46 FF', '46', 215, /all-ones/],
+      ['41 42 00 00', '42', 0, /all-zeros/],
+      ['41 42 FF FF', '42', 65.535, /all-ones/],
+    ];
+    for (const [text, pid, value, why] of implausible) {
+      const r = pidRead(text, pid);
+      assert.ok(typeof r !== 'string' && r.value === value && r.implausible !== undefined, `${text}: ${JSON.stringify(r)}`);
+      assert.match(r.implausible, why);
+    }
+    // Standing still, a stalled engine with the key on, coasting, full throttle, a full or empty tank.
+    for (const [text, pid] of [['41 0D 00', '0D'], ['41 0C 00 00', '0C'], ['41 04 00', '04'], ['41 04 FF', '04'], ['41 2F FF', '2F'], ['41 2F 00', '2F']]) {
+      const r = pidRead(text!, pid!);
+      assert.ok(typeof r !== 'string' && r.implausible === undefined, `${text}: ${JSON.stringify(r)}`);
+    }
   });
 
   it('copes with spaces or none, headers, length bytes, checksums and echo', () => {
@@ -85,6 +124,15 @@ describe('mode01Data', () => {
     assert.match(String(decode('410D3', '0D')), /no "41 0D"/);
   });
 
+  it('reads the 0120 and 0140 bitmaps as the PIDs after 20 and 40', () => {
+    const r = mode01Data(classify('41 20 00 02 00 01', '0120'), '20', 4);
+    assert.ok(r.ok);
+    assert.deepEqual([...supportedPids(r.data, 0x20)], ['2F', '40']);
+    const s = mode01Data(classify('41 40 44 00 00 00', '0140'), '40', 4);
+    assert.ok(s.ok);
+    assert.deepEqual([...supportedPids(s.data, 0x40)], ['42', '46']);
+  });
+
   it('reads the 0100 bitmap', () => {
     const r = mode01Data(classify('41 00 BE 1F A8 13', '0100'), '00', 4);
     assert.ok(r.ok);
@@ -96,10 +144,10 @@ describe('mode01Data', () => {
 });
 
 describe('classify and mode01Data on random input', () => {
-  const pieces = ['41', '0D', '05', '0C', ' ', '\r', '\n', '\0', 'SEARCHING...', 'NO DATA', 'BUS INIT: ...', 'ERROR', 'ELM327 v', '?', 'OK', '7E8', 'STOPPED', 'CAN ERROR', '>', 'F'];
+  const pieces = ['41', '0D', '05', '0C', ' ', '\r', '\n', '\0', 'SEARCHING...', 'NO DATA', 'BUS INIT: ...', 'ERROR', 'ELM327 v', '?', 'OK', '7E8', 'STOPPED', 'CAN ERROR', '>', 'F', '12.4V', '.', 'V', '42', '2F'];
   it('never throws and always gives a known status', () => {
     const rnd = new Random(327);
-    const known = new Set(['ok', 'banner', 'data', 'no_data', 'unable_to_connect', 'bus_error', 'can_error', 'stopped', 'unknown_command', 'buffer_full', 'garbled']);
+    const known = new Set(['ok', 'banner', 'voltage', 'data', 'no_data', 'unable_to_connect', 'bus_error', 'can_error', 'stopped', 'unknown_command', 'buffer_full', 'garbled']);
     for (let i = 0; i < 20_000; i++) {
       let text = '';
       const n = rnd.int(0, 12);
@@ -111,7 +159,7 @@ describe('classify and mode01Data on random input', () => {
       assert.equal(typeof describeAnswer(a), 'string');
       for (const p of POLLED_PIDS) {
         const r = mode01Data(a, p.pid, p.bytes);
-        if (r.ok) assert.ok(Number.isFinite(p.decode(r.data)));
+        if (r.ok) assert.ok(Number.isFinite(readPid(p, r.data).value));
       }
     }
   });
