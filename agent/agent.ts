@@ -8,7 +8,7 @@ import type { Synchronous } from '../shared/sqlite.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
 import { ReadingBuffer } from './buffer.js';
 import { CommitQueue, writeFailure } from './commit-queue.js';
-import { DeviceClock, type DeviceClockOptions, type Sync } from './device-clock.js';
+import { DeviceClock, systemHost, type DeviceClockOptions, type GpsRefusal, type Sync } from './device-clock.js';
 import { EdgeRules } from './edge-rules.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
@@ -77,6 +77,8 @@ export class Agent {
   private readonly metrics: AgentMetrics;
   private stopped = false;
   private readonly edge?: EdgeRules;
+  /** Each sensor's ignored count at the last scrape, to add what is new to the counter. */
+  private readonly ignoredSeen = new Map<string, number>();
 
   constructor(
     readonly opts: AgentOptions,
@@ -92,7 +94,8 @@ export class Agent {
       maxBytes: opts.bufferMaxBytes,
       synchronous: opts.synchronous,
     });
-    this.clock = new DeviceClock(opts.clock);
+    // A GPS time before the newest reading already stored is a receiver's wrong date, not time running backwards.
+    this.clock = new DeviceClock(opts.clock, systemHost, () => this.buffer.newestTs());
     this.link = new AgentLink(
       {
         url: opts.mqttUrl,
@@ -134,6 +137,10 @@ export class Agent {
     this.metrics.agents.add(this);
     this.link.on('alert', (payload) => void this.onAlert(payload));
     this.clock.on('synced', (sync: Sync) => this.onClockSynced(sync));
+    this.clock.on('gpsRefused', ({ reason, first }: GpsRefusal) => {
+      this.metrics.gpsTimeRefused.inc({ vehicle });
+      if (first) this.log.warn({ reason }, 'GPS time refused: GPS samples take the system clock until the receiver agrees with it');
+    });
     this.clock.on('release', () => {
       this.log.warn({ afterMs: opts.clock.holdMs }, 'no clock sync yet: sending unsynced readings with the system time');
       this.publisher.notify();
@@ -269,6 +276,12 @@ export class Agent {
       const h = s.health();
       for (const state of SENSOR_STATES) this.metrics.sensorState.set({ vehicle, sensor: s.name, state }, h.state === state ? 1 : 0);
       this.metrics.sensorRejected.set({ vehicle, sensor: s.name }, h.rejected);
+      // The sensor keeps the running total; the counter takes what is new since the last scrape.
+      const newlyIgnored = (h.ignored ?? 0) - (this.ignoredSeen.get(s.name) ?? 0);
+      if (newlyIgnored > 0) {
+        this.metrics.sensorIgnored.inc({ vehicle, sensor: s.name }, newlyIgnored);
+        this.ignoredSeen.set(s.name, h.ignored!);
+      }
     }
   }
 
@@ -384,6 +397,18 @@ function createAgentMetrics(registry: Registry) {
       name: 'fleet_agent_sensor_rejected',
       help: 'Input a sensor refused since start (bad checksums, adapter errors, failed CRCs)',
       labelNames: ['vehicle', 'sensor'] as const,
+      registers,
+    }),
+    sensorIgnored: new Counter({
+      name: 'fleet_agent_sensor_ignored_total',
+      help: 'Sound input a sensor set aside, no error: NMEA sentences the GPS driver does not read, placeholder values',
+      labelNames: ['vehicle', 'sensor'] as const,
+      registers,
+    }),
+    gpsTimeRefused: new Counter({
+      name: 'fleet_agent_gps_time_refused_total',
+      help: 'GPS times the clock refused: further than 60 s from the system clock (NTP), the GPS time in use or before the newest stored reading',
+      labelNames,
       registers,
     }),
   };

@@ -9,6 +9,11 @@ export interface SensorHealth {
   lastSampleAt?: number;
   /** Input the sensor refused (bad checksums, adapter errors ...), since start. */
   rejected: number;
+  /**
+   * Sound input the sensor set aside, since start: no error, e.g. NMEA sentences a GPS driver
+   * does not read and placeholder values such as a receiver's date `000000`.
+   */
+  ignored?: number;
 }
 
 /**
