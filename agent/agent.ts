@@ -8,7 +8,7 @@ import type { Synchronous } from '../shared/sqlite.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
 import { ReadingBuffer } from './buffer.js';
 import { CommitQueue, writeFailure } from './commit-queue.js';
-import { DeviceClock, type DeviceClockOptions, type Sync } from './device-clock.js';
+import { DeviceClock, systemHost, type DeviceClockOptions, type GpsRefusal, type Sync } from './device-clock.js';
 import { EdgeRules } from './edge-rules.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
@@ -77,8 +77,8 @@ export class Agent {
   private readonly metrics: AgentMetrics;
   private stopped = false;
   private readonly edge?: EdgeRules;
-  /** Each sensor's implausible total as last exported: the counter grows by what was added since. */
-  private readonly implausibleExported = new Map<string, number>();
+  /** Sensors keep running totals; each counter grows by what a total gained since the last scrape. */
+  private readonly exported = new Map<Counter<'vehicle' | 'sensor'>, Map<string, number>>();
 
   constructor(
     readonly opts: AgentOptions,
@@ -94,7 +94,8 @@ export class Agent {
       maxBytes: opts.bufferMaxBytes,
       synchronous: opts.synchronous,
     });
-    this.clock = new DeviceClock(opts.clock);
+    // A GPS time before the newest reading already stored is a receiver's wrong date, not time running backwards.
+    this.clock = new DeviceClock(opts.clock, systemHost, () => this.buffer.newestTs());
     this.link = new AgentLink(
       {
         url: opts.mqttUrl,
@@ -136,6 +137,10 @@ export class Agent {
     this.metrics.agents.add(this);
     this.link.on('alert', (payload) => void this.onAlert(payload));
     this.clock.on('synced', (sync: Sync) => this.onClockSynced(sync));
+    this.clock.on('gpsRefused', ({ reason, first }: GpsRefusal) => {
+      this.metrics.gpsTimeRefused.inc({ vehicle });
+      if (first) this.log.warn({ reason }, 'GPS time refused: GPS samples take the system clock until the receiver agrees with it');
+    });
     this.clock.on('release', () => {
       this.log.warn({ afterMs: opts.clock.holdMs }, 'no clock sync yet: sending unsynced readings with the system time');
       this.publisher.notify();
@@ -271,11 +276,18 @@ export class Agent {
       const h = s.health();
       for (const state of SENSOR_STATES) this.metrics.sensorState.set({ vehicle, sensor: s.name, state }, h.state === state ? 1 : 0);
       this.metrics.sensorRejected.set({ vehicle, sensor: s.name }, h.rejected);
-      const implausible = h.implausible ?? 0;
-      const exported = this.implausibleExported.get(s.name) ?? 0;
-      this.metrics.sensorImplausible.inc({ vehicle, sensor: s.name }, Math.max(0, implausible - exported));
-      this.implausibleExported.set(s.name, implausible);
+      this.exportTotal(this.metrics.sensorImplausible, s.name, h.implausible ?? 0);
+      this.exportTotal(this.metrics.sensorIgnored, s.name, h.ignored ?? 0);
     }
+  }
+
+  /** Adds to a per-sensor counter what the sensor's running total gained since the last scrape. */
+  private exportTotal(counter: Counter<'vehicle' | 'sensor'>, sensor: string, total: number): void {
+    let seen = this.exported.get(counter);
+    if (seen === undefined) this.exported.set(counter, (seen = new Map()));
+    const gained = total - (seen.get(sensor) ?? 0);
+    if (gained > 0) counter.inc({ vehicle: this.opts.vehicle, sensor }, gained);
+    seen.set(sensor, total);
   }
 
   /**
@@ -396,6 +408,18 @@ function createAgentMetrics(registry: Registry) {
       name: 'fleet_agent_sensor_implausible_total',
       help: 'Values a sensor read intact that cannot be true (OBD-II no-value encodings such as 16383.75 rpm), committed with quality bad',
       labelNames: ['vehicle', 'sensor'] as const,
+      registers,
+    }),
+    sensorIgnored: new Counter({
+      name: 'fleet_agent_sensor_ignored_total',
+      help: 'Sound input a sensor set aside, no error: NMEA sentences the GPS driver does not read, placeholder values',
+      labelNames: ['vehicle', 'sensor'] as const,
+      registers,
+    }),
+    gpsTimeRefused: new Counter({
+      name: 'fleet_agent_gps_time_refused_total',
+      help: 'GPS times the clock refused: further than 60 s from the system clock (NTP), the GPS time in use or before the newest stored reading',
+      labelNames,
       registers,
     }),
   };

@@ -66,15 +66,31 @@ export interface ClockStatus {
   source?: ClockSource;
   /** True while unsynced readings are held back waiting for a sync. */
   holding: boolean;
+  /** Why the last GPS time was refused, until one is taken again. */
+  gpsRefused?: string;
 }
+
+/** Passed with the `gpsRefused` event. */
+export interface GpsRefusal {
+  reason: string;
+  /** The first of a run of refusals: the one worth a log line. */
+  first: boolean;
+}
+
+/**
+ * How far a GPS time may stray from a clock already trusted. GPS UTC itself is exact, but a
+ * receiver that has not yet received the leap seconds reports GPS time, 18 s off; anything
+ * beyond this is a receiver whose date is wrong.
+ */
+export const GPS_TIME_TOLERANCE_MS = 60_000;
 
 /**
  * The agent's idea of UTC. Sensors stamp readings `synced` when their time comes from an
  * authority (GPS UTC, a simulation) and `unsynced` when it is the host's system clock; this
  * clock vouches for host stamps once it trusts the host, rebases them onto GPS time when only
  * GPS is known, and otherwise marks where they sit on the monotonic time line so that the
- * buffer can correct them when a sync arrives. Emits `synced` (a Sync) once, and `release`
- * when the hold ends without one.
+ * buffer can correct them when a sync arrives. Emits `synced` (a Sync) once, `release` when
+ * the hold ends without one, and `gpsRefused` (a GpsRefusal) for each GPS time it refuses.
  */
 export class DeviceClock extends EventEmitter {
   private readonly boot: string;
@@ -85,10 +101,13 @@ export class DeviceClock extends EventEmitter {
   private poll: NodeJS.Timeout | undefined;
   private holdTimer: NodeJS.Timeout | undefined;
   private held: boolean;
+  private gpsRefused: string | undefined;
 
   constructor(
     private readonly opts: DeviceClockOptions,
     private readonly host: ClockHost = systemHost,
+    /** The newest event time the device has stored: time does not run backwards past it. */
+    private readonly newestStoredTs: () => number | undefined = () => undefined,
   ) {
     super();
     if (!(Number.isFinite(opts.holdMs) && opts.holdMs >= 0)) throw new RangeError(`clock hold must be ≥ 0 ms, got ${opts.holdMs}`);
@@ -132,13 +151,43 @@ export class DeviceClock extends EventEmitter {
   status(): ClockStatus {
     const s: ClockStatus = { trust: this.opts.trust, synced: this.synced(), holding: this.holding() };
     if (this.source) s.source = this.source;
+    if (this.gpsRefused !== undefined) s.gpsRefused = this.gpsRefused;
     return s;
   }
 
-  /** GPS UTC as it arrived (RMC with a valid fix). Later fixes keep the offset current. */
-  gpsTime(utcMs: number): void {
+  /**
+   * GPS UTC as it arrived (a burst with a fix and a date). Later fixes keep the offset current.
+   * Returns why it is refused, if it is: it disagrees with a clock already trusted (the system
+   * clock once NTP set it, the GPS time in use, the newest stored reading) by more than
+   * GPS_TIME_TOLERANCE_MS. A receiver's date can be wrong (week rollover, a reset); the clock
+   * every reading takes must not be.
+   */
+  gpsTime(utcMs: number): string | undefined {
+    const refused = this.disagreement(utcMs);
+    if (refused !== undefined) {
+      const refusal: GpsRefusal = { reason: refused, first: this.gpsRefused === undefined };
+      this.gpsRefused = refused;
+      this.emit('gpsRefused', refusal);
+      return refused;
+    }
+    this.gpsRefused = undefined;
     this.gpsOffsetMs = utcMs - this.host.monotonicMs();
     if (!this.synced()) this.becomeSynced('gps', this.gpsOffsetMs);
+    return undefined;
+  }
+
+  private disagreement(utcMs: number): string | undefined {
+    const gps = `GPS time ${new Date(utcMs).toISOString()} is`;
+    const off = (trusted: number, what: string) =>
+      Math.abs(utcMs - trusted) > GPS_TIME_TOLERANCE_MS ? `${gps} ${span(utcMs - trusted)} ${what}` : undefined;
+    if (this.hostTrusted) return off(this.host.wallMs(), this.source === 'ntp' ? 'the system clock (NTP)' : 'the system clock');
+    if (this.gpsOffsetMs !== undefined) return off(this.host.monotonicMs() + this.gpsOffsetMs, 'the GPS time in use');
+    // Only a floor: the device may have been off for a month since.
+    const newest = this.newestStoredTs();
+    if (newest !== undefined && utcMs < newest - GPS_TIME_TOLERANCE_MS) {
+      return `${gps} ${span(utcMs - newest)} the newest stored reading (${new Date(newest).toISOString()})`;
+    }
+    return undefined;
   }
 
   /** A sensor's sample with its time made trustworthy where it can be, or marked for correction. */
@@ -170,4 +219,12 @@ export class DeviceClock extends EventEmitter {
   uptimeMs(): number {
     return this.host.monotonicMs() - this.startedMono;
   }
+}
+
+/** A time difference in words: "19.6 years behind", "2.0 days ahead of", "90 s behind". */
+function span(diffMs: number): string {
+  const ms = Math.abs(diffMs);
+  const units: [number, string][] = [[365.25 * 86_400_000, 'years'], [86_400_000, 'days'], [3_600_000, 'h'], [60_000, 'min']];
+  const [size, unit] = units.find(([size]) => ms >= size) ?? [1000, 's'];
+  return `${(ms / size).toFixed(unit === 's' ? 0 : 1)} ${unit} ${diffMs < 0 ? 'behind' : 'ahead of'}`;
 }

@@ -14,6 +14,11 @@ export interface SensorHealth {
    * 16383.75 rpm), since start: passed on with quality `bad`, counted apart from `rejected`.
    */
   implausible?: number;
+  /**
+   * Sound input the sensor set aside, since start: no error, e.g. NMEA sentences a GPS driver
+   * does not read and placeholder values such as a receiver's date `000000`.
+   */
+  ignored?: number;
 }
 
 /**

@@ -12,10 +12,11 @@ import { Ds18b20Sensor } from './onewire/ds18b20-sensor.js';
 
 /**
  * The devices an agent config names, each behind the same Sensor interface as the simulator.
- * GPS UTC goes to `onGpsTime`: on a truck it is often the first trustworthy clock there is.
+ * GPS UTC goes to `onGpsTime`: on a truck it is often the first trustworthy clock there is, and
+ * its answer (why it refuses that time, if it does) decides whether GPS samples may carry it.
  * The OBD adapter's line speed is remembered next to the buffer, so a restart finds it at once.
  */
-export function hardwareSensors(c: AgentConfig, onGpsTime: (utcMs: number) => void, log?: Logger): Sensor[] {
+export function hardwareSensors(c: AgentConfig, onGpsTime: (utcMs: number) => string | undefined, log?: Logger): Sensor[] {
   const sensors: Sensor[] = [];
   if (c.gpsPath) sensors.push(new GpsSensor({ path: c.gpsPath, baudRate: c.gpsBaudRate, onTime: onGpsTime }));
   if (c.obdPath) {

@@ -2,9 +2,10 @@ import { SerialPort } from 'serialport';
 import type { Sensor, SensorHealth } from '../../agent/sensor.js';
 import { quantize } from '../../shared/contract/codec.js';
 import { sensorSpec, type GpsFix, type Quality, type Sample } from '../../shared/contract/reading.js';
-import { MIN_TS } from '../../shared/contract/validate.js';
+import { motionBetween, type Position } from './derived-motion.js';
 import { FixCycle, type Fix } from './fix-cycle.js';
 import { MAX_SENTENCE, parseLine } from './nmea.js';
+import { correctWeekRollover } from './week-rollover.js';
 
 export interface GpsSensorOptions {
   /** Instance name within the agent. */
@@ -18,22 +19,44 @@ export interface GpsSensorOptions {
   /** While the port is down, how often to try opening it again. */
   reopenMs?: number;
   /**
-   * Called with GPS UTC (ms) as each valid RMC arrives, so the agent can discipline its clock.
-   * It lags true UTC by the serial transfer of the burst so far: tens of ms at 9600 baud.
+   * Called with GPS UTC (ms, the week rollover corrected) as each burst with a fix and a date
+   * arrives, so the agent can discipline its clock; returns why it refuses that time, if it
+   * does, and a refused time stamps no sample. It lags true UTC by the serial transfer of the
+   * burst so far: tens of ms at 9600 baud.
    */
-  onTime?: (utcMs: number) => void;
+  onTime?: (utcMs: number) => string | undefined;
 }
 
 /** Sentences of one fix arrive back to back; this much quiet means the burst is over. */
 const CYCLE_GAP_MS = 400;
 /** An unterminated line is cut to its tail, which is where a sentence would start. */
 const MAX_PENDING = 2 * MAX_SENTENCE;
+/** Positions further apart in time than this say too little about the speed in between. */
+const MAX_DERIVE_GAP_MS = 3000;
+const DAY_MS = 86_400_000;
 
 const QUALITY: Record<GpsFix, Quality> = { '3d': 'good', '2d': 'uncertain', none: 'bad' };
 
+/** What the receiver leaves out, as health says it. */
+const LACKS = {
+  speed: 'speed derived from positions (no speed in RMC or VTG)',
+  date: 'no date from the receiver (no RMC or ZDA): samples take the system clock',
+} as const;
+
+/** The GPS time offered to the agent for one cycle, and its answer. */
+interface Offered {
+  /** As the receiver said it, to find its cycle. */
+  rawUtcMs: number;
+  utcMs: number;
+  /** Weeks the rollover correction added. */
+  weeks: number;
+  refused?: string;
+  at: number;
+}
+
 /**
- * An NMEA 0183 receiver on a serial port: one `gps` sample per receiver cycle with a position.
- * Cycles without one (no fix yet: empty lat/lon) give no sample; they show in health instead.
+ * An NMEA 0183 receiver on a serial port: one `gps` sample per receiver cycle with a fix and a
+ * position. Cycles without a fix give no sample; they show in health instead.
  */
 export class GpsSensor implements Sensor {
   readonly name: string;
@@ -41,7 +64,7 @@ export class GpsSensor implements Sensor {
   private readonly baudRate: number;
   private readonly staleAfterMs: number;
   private readonly reopenMs: number;
-  private readonly onTime: ((utcMs: number) => void) | undefined;
+  private readonly onTime: GpsSensorOptions['onTime'];
   private emit: ((sample: Sample) => void) | undefined;
   private port: SerialPort | undefined;
   private stopped = false;
@@ -50,6 +73,7 @@ export class GpsSensor implements Sensor {
   private reopenTimer: NodeJS.Timeout | undefined;
   private cycleTimer: NodeJS.Timeout | undefined;
   private rejected = 0;
+  private ignored = 0;
   private lastProblem: { at: number; what: string } | undefined;
   private lastSampleAt: number | undefined;
   // Per open port: a replugged receiver starts over (and its clock may be unset again).
@@ -59,7 +83,12 @@ export class GpsSensor implements Sensor {
   private lastValidAt: number | undefined;
   private lastInputAt: number | undefined;
   private lastFix: GpsFix | undefined;
-  private timeTrusted = false;
+  private lastFixAt: number | undefined;
+  private offered: Offered | undefined;
+  /** The last fix's position, to derive the speed of the next for receivers that send none. */
+  private previous: (Position & { timeMs: number }) | undefined;
+  /** What the last fix lacked (LACKS), for health. */
+  private lacks: string[] = [];
   /** Receivers leave the course empty when standing still; the truck still points the same way. */
   private heading = 0;
 
@@ -93,7 +122,7 @@ export class GpsSensor implements Sensor {
   }
 
   health(): SensorHealth {
-    const h: SensorHealth = { state: 'ok', rejected: this.rejected };
+    const h: SensorHealth = { state: 'ok', rejected: this.rejected, ignored: this.ignored };
     if (this.lastSampleAt !== undefined) h.lastSampleAt = this.lastSampleAt;
     if (!this.emit) return { ...h, state: 'down', detail: 'not started' };
     if (this.downBecause !== undefined) {
@@ -101,17 +130,26 @@ export class GpsSensor implements Sensor {
       return { ...h, state: 'down', detail: this.downBecause + retry };
     }
     const now = Date.now();
-    const problem = this.lastProblem && now - this.lastProblem.at <= this.staleAfterMs ? this.lastProblem.what : undefined;
+    const recent = (at: number | undefined) => at !== undefined && now - at <= this.staleAfterMs;
+    const problem = recent(this.lastProblem?.at) ? this.lastProblem!.what : undefined;
     const quietMs = now - (this.lastValidAt ?? this.openedAt);
     if (quietMs > this.staleAfterMs) {
-      const heard = this.lastInputAt !== undefined && now - this.lastInputAt <= this.staleAfterMs;
+      const heard = recent(this.lastInputAt);
       const why = heard
         ? `only unreadable input for ${seconds(quietMs)} (wrong baud rate?)`
         : `no data from ${this.path} for ${seconds(quietMs)}`;
       return { ...h, state: 'degraded', detail: join(why, this.lastProblem?.what) };
     }
     if (this.lastValidAt === undefined) return withDetail({ ...h, state: 'starting' }, problem);
-    return withDetail(h, this.lastFix === 'none' ? 'no satellite fix' : undefined, problem);
+    // Receivers differ in how they say they lost the fix (a flag, zeros, blank fields, or nothing): no fix lately is what counts.
+    const fixed = this.lastFix !== 'none' && recent(this.lastFixAt);
+    const offered = recent(this.offered?.at) ? this.offered : undefined;
+    const notes = fixed ? [...this.lacks] : ['no satellite fix'];
+    if (offered?.weeks) notes.push(`receiver dates ${offered.weeks} weeks behind, corrected (GPS week rollover)`);
+    if (offered?.refused !== undefined) {
+      return withDetail({ ...h, state: 'degraded' }, `GPS time refused: ${offered.refused}; samples take the system clock`, ...notes, problem);
+    }
+    return withDetail(h, ...notes, problem);
   }
 
   private open(): Promise<void> {
@@ -149,8 +187,8 @@ export class GpsSensor implements Sensor {
     this.openedAt = Date.now();
     this.pending = '';
     this.cycle = new FixCycle();
-    this.lastValidAt = this.lastInputAt = this.lastFix = undefined;
-    this.timeTrusted = false;
+    this.lastValidAt = this.lastInputAt = this.lastFix = this.lastFixAt = this.offered = this.previous = undefined;
+    this.lacks = [];
   }
 
   private lost(why: string): void {
@@ -180,17 +218,30 @@ export class GpsSensor implements Sensor {
     }
     // GSV, TXT, $PMTK... are sound NMEA we do not read: the receiver is talking at the right rate.
     this.lastValidAt = Date.now();
+    if (!r.ok || r.placeholder !== undefined) this.ignored++;
     if (!r.ok) return;
-    const s = r.sentence;
-    if (s.type === 'RMC' && s.valid && s.dateMs !== undefined && s.timeMs !== undefined && s.dateMs + s.timeMs >= MIN_TS) {
-      this.timeTrusted = true;
-      this.safely(() => this.onTime?.(s.dateMs! + s.timeMs!));
-    }
-    const done = this.cycle.push(s);
+    const done = this.cycle.push(r.sentence);
     if (done) this.report(done);
+    this.offerTime();
     clearTimeout(this.cycleTimer);
     this.cycleTimer = setTimeout(() => this.safely(() => this.endCycle()), CYCLE_GAP_MS);
     this.cycleTimer.unref();
+  }
+
+  /**
+   * Offers the current cycle's GPS time to the agent as soon as it is known (its burst is still
+   * arriving, so the time is as fresh as it gets), once per cycle, the week rollover corrected.
+   */
+  private offerTime(): void {
+    const raw = this.cycle.validTime();
+    if (raw === undefined || raw === this.offered?.rawUtcMs) return;
+    const { utcMs, weeks } = correctWeekRollover(raw);
+    const offered: Offered = { rawUtcMs: raw, utcMs, weeks, at: Date.now() };
+    this.offered = offered;
+    this.safely(() => {
+      const refused = this.onTime?.(utcMs);
+      if (refused !== undefined) offered.refused = refused;
+    });
   }
 
   private endCycle(): void {
@@ -201,27 +252,48 @@ export class GpsSensor implements Sensor {
 
   private report(f: Fix): void {
     this.lastFix = f.fix;
-    if (f.courseDeg !== undefined) this.heading = f.courseDeg;
-    // A sample needs a position and a speed; a cycle that lost both RMC and VTG is skipped.
-    if (f.lat === undefined || f.lon === undefined || f.speedKmh === undefined) return;
-    if (f.speedKmh > sensorSpec('gps').range[1]) {
+    // No position without a fix: receivers zero-fill the fields (0°, 0°) or repeat the last one.
+    if (f.fix === 'none' || f.lat === undefined || f.lon === undefined) return;
+    this.lastFixAt = Date.now();
+    const position = { lat: f.lat, lon: f.lon };
+    const derived = f.speedKmh === undefined ? this.derivedMotion(position, f.timeMs) : undefined;
+    this.previous = f.timeMs === undefined ? undefined : { ...position, timeMs: f.timeMs };
+    this.lacks = [...(f.speedKmh === undefined ? [LACKS.speed] : []), ...(f.utcMs === undefined ? [LACKS.date] : [])];
+    const speedKmh = f.speedKmh ?? derived?.speedKmh;
+    const courseDeg = f.courseDeg ?? derived?.courseDeg;
+    if (courseDeg !== undefined) this.heading = courseDeg;
+    // The first fix of a receiver that sends no speed: nothing to derive it from yet.
+    if (speedKmh === undefined) return;
+    if (speedKmh > sensorSpec('gps').range[1]) {
+      // A derived speed that high is a jump in position, not the receiver's claim: nothing to count.
+      if (derived) return;
       this.rejected++;
-      this.note(`refused a fix: speed ${f.speedKmh.toFixed(1)} km/h is beyond any truck`);
+      this.note(`refused a fix: speed ${speedKmh.toFixed(1)} km/h is beyond any truck`);
       return;
     }
-    // Before this port's first valid fix the receiver's clock may be unset (1980, or a week rollover).
-    const gpsTime = this.timeTrusted && f.utcMs !== undefined && f.utcMs >= MIN_TS;
+    // GPS time only where the agent took it for this very cycle.
+    const o = this.offered;
+    const gpsTime = o !== undefined && o.refused === undefined && f.utcMs === o.rawUtcMs ? o.utcMs : undefined;
     const sample: Sample = {
-      ts: gpsTime ? f.utcMs! : Date.now(),
-      clock: gpsTime ? 'synced' : 'unsynced',
+      ts: gpsTime ?? Date.now(),
+      clock: gpsTime !== undefined ? 'synced' : 'unsynced',
       sensor: 'gps',
-      value: quantize(f.speedKmh),
-      quality: QUALITY[f.fix],
+      value: quantize(speedKmh),
+      // A speed from two positions is an average over a second and carries their jitter: never better than uncertain.
+      quality: derived && f.fix === '3d' ? 'uncertain' : QUALITY[f.fix],
       // The heading rounded to the wire's tenth of a degree here, so 359.97 cannot become 360.0 there.
-      position: { lat: f.lat, lon: f.lon, heading: (Math.round(this.heading * 10) / 10) % 360, fix: f.fix },
+      position: { ...position, heading: (Math.round(this.heading * 10) / 10) % 360, fix: f.fix },
     };
     this.lastSampleAt = Date.now();
     this.safely(() => this.emit?.(sample));
+  }
+
+  /** Speed and course from the last fix's position, for receivers that send no speed. */
+  private derivedMotion(to: Position, timeMs: number | undefined): { speedKmh: number; courseDeg?: number } | undefined {
+    const from = this.previous;
+    if (from === undefined || timeMs === undefined) return undefined;
+    const dtMs = (timeMs - from.timeMs + DAY_MS) % DAY_MS;
+    return dtMs > 0 && dtMs <= MAX_DERIVE_GAP_MS ? motionBetween(from, to, dtMs) : undefined;
   }
 
   private note(what: string): void {

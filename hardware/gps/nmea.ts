@@ -1,9 +1,10 @@
 import type { GpsFix } from '../../shared/contract/reading.js';
 
 /**
- * A small NMEA 0183 reader for the four sentences a position needs: GGA, RMC, VTG, GSA, from
- * any talker. It returns a refusal instead of throwing, for any input, and nothing from a
- * sentence is used unless its checksum matches (the npm `gps` parser updates its state first).
+ * A small NMEA 0183 reader for the sentences a position, a speed and a date come in: GGA, RMC,
+ * GNS, GLL, VTG, GSA, ZDA, from any talker. It returns a refusal instead of throwing, for any
+ * input, and nothing from a sentence is used unless its checksum matches (the npm `gps` parser
+ * updates its state first).
  */
 
 export interface Gga {
@@ -33,6 +34,38 @@ export interface Rmc {
   dateMs?: number;
 }
 
+/** NMEA 4's position sentence for multi-constellation receivers (some send it instead of GGA and RMC). */
+export interface Gns {
+  type: 'GNS';
+  talker: string;
+  timeMs?: number;
+  /** A mode other than N for at least one constellation. */
+  valid: boolean;
+  lat?: number;
+  lon?: number;
+  altitudeM?: number;
+}
+
+/** Position and time of day, no date, no speed. */
+export interface Gll {
+  type: 'GLL';
+  talker: string;
+  timeMs?: number;
+  /** Status A and (NMEA 2.3+) a mode other than N. */
+  valid: boolean;
+  lat?: number;
+  lon?: number;
+}
+
+/** Time and full date: how receivers without RMC give the date. */
+export interface Zda {
+  type: 'ZDA';
+  talker: string;
+  timeMs?: number;
+  /** UTC midnight of the date, ms since the epoch. */
+  dateMs?: number;
+}
+
 export interface Vtg {
   type: 'VTG';
   talker: string;
@@ -46,14 +79,22 @@ export interface Gsa {
   fix: GpsFix;
 }
 
-export type NmeaSentence = Gga | Rmc | Vtg | Gsa;
+export type NmeaSentence = Gga | Rmc | Gns | Gll | Vtg | Gsa | Zda;
 
-/** `checksum`: missing or wrong `*hh`; `unknown`: a sentence we do not read; `malformed`: anything else. */
+/**
+ * `checksum`: missing or wrong `*hh`; `malformed`: a sentence we read whose fields are not what
+ * NMEA says, or control characters; `unknown`: sound NMEA we do not read (GSV, TXT,
+ * proprietary `$P...` of any length), which is no error.
+ */
 export type Refusal = 'checksum' | 'unknown' | 'malformed';
 
-export type ParseResult = { ok: true; sentence: NmeaSentence } | { ok: false; reason: Refusal; detail: string };
+/**
+ * `placeholder` names a field a receiver filled with a stand-in for "not known yet" (MediaTek's
+ * date `000000`): read as empty, no error.
+ */
+export type ParseResult = { ok: true; sentence: NmeaSentence; placeholder?: string } | { ok: false; reason: Refusal; detail: string };
 
-/** The standard says 82 with `$` and CRLF; real receivers overrun it a little. */
+/** The standard says 82 with `$` and CRLF; real receivers overrun it a little (proprietary ones a lot). */
 export const MAX_SENTENCE = 120;
 export const KMH_PER_KNOT = 1.852;
 
@@ -61,7 +102,6 @@ export const KMH_PER_KNOT = 1.852;
 class FieldError extends Error {}
 
 export function parseNmea(line: string): ParseResult {
-  if (line.length > MAX_SENTENCE) return refuse('malformed', `longer than ${MAX_SENTENCE} characters`);
   if (!line.startsWith('$')) return refuse('malformed', 'does not start with $');
   const star = line.lastIndexOf('*');
   if (star < 0) return refuse('checksum', 'no *hh checksum');
@@ -75,29 +115,25 @@ export function parseNmea(line: string): ParseResult {
   if (!/^[\x20-\x7e]*$/.test(body)) return refuse('malformed', 'contains non-printable characters');
   const fields = body.split(',');
   const address = fields[0]!;
-  if (!/^[A-Z]{2}[A-Z]{3}$/.test(address) || address.startsWith('P')) {
+  const read = READERS.get(address.slice(2));
+  // Proprietary sentences ($PUBX, $PGLOR, $PMTK...) run long; with a good checksum they are sound, just not ours.
+  if (!/^[A-Z]{2}[A-Z]{3}$/.test(address) || address.startsWith('P') || read === undefined) {
     return refuse('unknown', `${show(address)} is not a sentence this reader uses`);
   }
-  const talker = address.slice(0, 2);
-  const type = address.slice(2);
+  if (line.length > MAX_SENTENCE) return refuse('malformed', `longer than ${MAX_SENTENCE} characters`);
+  const placeholders: string[] = [];
   try {
-    switch (type) {
-      case 'GGA':
-        return accept(gga(talker, fields));
-      case 'RMC':
-        return accept(rmc(talker, fields));
-      case 'VTG':
-        return accept(vtg(talker, fields));
-      case 'GSA':
-        return accept(gsa(talker, fields));
-      default:
-        return refuse('unknown', `${address} is not a sentence this reader uses`);
-    }
+    const sentence = read(address.slice(0, 2), fields, placeholders);
+    return placeholders.length > 0 ? { ok: true, sentence, placeholder: `${address}: ${placeholders.join(', ')}` } : { ok: true, sentence };
   } catch (err) {
     if (err instanceof FieldError) return refuse('malformed', `${address}: ${err.message}`);
     throw err;
   }
 }
+
+type Reader = (talker: string, fields: string[], placeholders: string[]) => NmeaSentence;
+
+const READERS = new Map<string, Reader>([['GGA', gga], ['RMC', rmc], ['GNS', gns], ['GLL', gll], ['VTG', vtg], ['GSA', gsa], ['ZDA', zda]]);
 
 /** XOR of the characters between `$` and `*`. */
 export function checksum(body: string): number {
@@ -121,7 +157,7 @@ function gga(talker: string, f: string[]): Gga {
   return s;
 }
 
-function rmc(talker: string, f: string[]): Rmc {
+function rmc(talker: string, f: string[], placeholders: string[]): Rmc {
   need(f, 10);
   const status = f[2]!;
   if (status !== 'A' && status !== 'V') throw new FieldError(`status ${show(status)} is not A or V`);
@@ -133,7 +169,34 @@ function rmc(talker: string, f: string[]): Rmc {
   const knots = num(f[7]!, 'speed', 0, 1e5);
   if (knots !== undefined) s.speedKmh = knots * KMH_PER_KNOT;
   assign(s, 'courseDeg', course(f[8]!));
-  assign(s, 'dateMs', date(f[9]!));
+  // MediaTek chips send 000000 until they know the date.
+  if (f[9] === '000000') placeholders.push('date "000000"');
+  else assign(s, 'dateMs', date(f[9]!));
+  return s;
+}
+
+function gns(talker: string, f: string[]): Gns {
+  need(f, 10);
+  // One letter per constellation (GPS, GLONASS, Galileo, BeiDou ...): N no fix, A, D, P, R, F, E, M, S a fix of some kind.
+  const mode = f[6]!;
+  if (!/^[NADPRFEMS]{1,8}$/.test(mode)) throw new FieldError(`mode ${show(mode)} is not one of N, A, D, P, R, F, E, M, S per constellation`);
+  // The NMEA 4.1 navigational status (field 13) is not read: u-blox sends V there for "not given".
+  const s: Gns = { type: 'GNS', talker, valid: /[^N]/.test(mode) };
+  assign(s, 'timeMs', time(f[1]!));
+  assign(s, 'lat', coord(f[2]!, f[3]!, 'lat'));
+  assign(s, 'lon', coord(f[4]!, f[5]!, 'lon'));
+  assign(s, 'altitudeM', num(f[9]!, 'altitude', -20_000, 1e6));
+  return s;
+}
+
+function gll(talker: string, f: string[]): Gll {
+  need(f, 7);
+  const status = f[6]!;
+  if (status !== 'A' && status !== 'V') throw new FieldError(`status ${show(status)} is not A or V`);
+  const s: Gll = { type: 'GLL', talker, valid: status === 'A' && f[7] !== 'N' };
+  assign(s, 'lat', coord(f[1]!, f[2]!, 'lat'));
+  assign(s, 'lon', coord(f[3]!, f[4]!, 'lon'));
+  assign(s, 'timeMs', time(f[5]!));
   return s;
 }
 
@@ -153,6 +216,17 @@ function gsa(talker: string, f: string[]): Gsa {
   const mode = f[2]!;
   if (mode !== '1' && mode !== '2' && mode !== '3') throw new FieldError(`fix mode ${show(mode)} is not 1, 2 or 3`);
   return { type: 'GSA', talker, fix: mode === '3' ? '3d' : mode === '2' ? '2d' : 'none' };
+}
+
+function zda(talker: string, f: string[], placeholders: string[]): Zda {
+  need(f, 5);
+  const s: Zda = { type: 'ZDA', talker };
+  assign(s, 'timeMs', time(f[1]!));
+  const [d, mo, y] = [f[2]!, f[3]!, f[4]!];
+  // Before they know the date, receivers send it empty or as 00,00,0000.
+  if (/^0*$/.test(d + mo + y) && d + mo + y !== '') placeholders.push(`date ${show(`${d},${mo},${y}`)}`);
+  else if (d + mo + y !== '') assign(s, 'dateMs', fullDate(d, mo, y));
+  return s;
 }
 
 function need(f: string[], n: number): void {
@@ -180,10 +254,21 @@ function date(v: string): number | undefined {
   const m = /^(\d\d)(\d\d)(\d\d)$/.exec(v);
   const [d, mo, yy] = [Number(m?.[1]), Number(m?.[2]), Number(m?.[3])];
   // Two-digit years: GPS began in 1980, so 80-99 are 1900s.
-  const year = yy >= 80 ? 1900 + yy : 2000 + yy;
-  const ms = Date.UTC(year, mo - 1, d);
-  if (!m || new Date(ms).getUTCDate() !== d || mo < 1 || mo > 12) throw new FieldError(`date ${show(v)} is not ddmmyy`);
+  const ms = calendarDay(yy >= 80 ? 1900 + yy : 2000 + yy, mo, d);
+  if (!m || ms === undefined) throw new FieldError(`date ${show(v)} is not ddmmyy`);
   return ms;
+}
+
+function fullDate(d: string, mo: string, y: string): number {
+  const ms = /^\d\d$/.test(d) && /^\d\d$/.test(mo) && /^\d{4}$/.test(y) ? calendarDay(Number(y), Number(mo), Number(d)) : undefined;
+  if (ms === undefined || Number(y) < 1980) throw new FieldError(`date ${show(`${d},${mo},${y}`)} is not dd,mm,yyyy from 1980 on`);
+  return ms;
+}
+
+/** UTC midnight of a day that exists, else undefined. */
+function calendarDay(year: number, month: number, day: number): number | undefined {
+  const ms = Date.UTC(year, month - 1, day);
+  return month >= 1 && month <= 12 && new Date(ms).getUTCDate() === day ? ms : undefined;
 }
 
 /** ddmm.mmmm / dddmm.mmmm plus hemisphere, to signed decimal degrees. */
@@ -214,10 +299,6 @@ function num(v: string, what: string, min: number, max: number): number | undefi
 function int(v: string, what: string, min: number, max: number): number | undefined {
   if (v !== '' && !/^\d+$/.test(v)) throw new FieldError(`${what} ${show(v)} is not an integer`);
   return num(v, what, min, max);
-}
-
-function accept(sentence: NmeaSentence): ParseResult {
-  return { ok: true, sentence };
 }
 
 function refuse(reason: Refusal, detail: string): ParseResult {

@@ -23,7 +23,7 @@ const CAPTURED_LINES = readdirSync(CAPTURES)
   .flatMap((f) => readFileSync(new URL(f, CAPTURES), 'latin1').split('\n'))
   .map((l) => l.trimEnd())
   .filter((l) => l.startsWith('$'));
-const NMEA_WORDS = ['$', '*', ',', '.', '-', '\r\n', '\n', 'GP', 'GN', 'GGA', 'RMC', 'VTG', 'GSA', 'N', 'S', 'E', 'W', 'A', 'V', '99', '60', '235960', '999999.99', '1e9'];
+const NMEA_WORDS = ['$', '*', ',', '.', '-', '\r\n', '\n', 'GP', 'GN', 'GGA', 'RMC', 'GNS', 'GLL', 'VTG', 'GSA', 'ZDA', 'P', 'N', 'S', 'E', 'W', 'A', 'V', 'NN', '99', '60', '00', '000000', '0000', '0000.0000', '235960', '999999.99', '1e9'];
 const ELM_ANSWERS = [
   'ATZ\r\r\rELM327 v1.5\r\r', 'OK\r\r', 'ATE0\rOK\r\r', 'SEARCHING...\r41 00 BE 1F A8 13\r\r', '4100BE1FA813\r\r', '41 0D 32\r\r', '410D32\r\r',
   '7E8 03 41 0D 32\r\r', '7E803410D32\r\r', '41 05 7B\r\r', '41 0C 1A F8\r\r', '7E8 04 41 0C 1A F8\r7E9 04 41 0C 1A F0\r\r', '48 6B 10 41 0C 1A F8 7C\r\r',
@@ -52,13 +52,15 @@ function checkSentence(s: NmeaSentence): void {
   const within = (v: number | undefined, lo: number, hi: number, what: string) =>
     assert.ok(v === undefined || (Number.isFinite(v) && v >= lo && v <= hi), `${s.type} ${what} ${v}`);
   if (s.type === 'GSA') return assert.ok(FIXES.includes(s.fix));
-  if (s.type === 'GGA' || s.type === 'RMC') {
+  if (s.type !== 'VTG') within(s.timeMs, 0, 86_401_000, 'time');
+  if (s.type === 'GGA' || s.type === 'RMC' || s.type === 'GNS' || s.type === 'GLL') {
     within(s.lat, -90, 90, 'lat');
     within(s.lon, -180, 180, 'lon');
-    within(s.timeMs, 0, 86_401_000, 'time');
   }
+  if (s.type === 'RMC' || s.type === 'GNS' || s.type === 'GLL') assert.equal(typeof s.valid, 'boolean');
   if (s.type === 'GGA') assert.ok(Number.isInteger(s.quality) && s.quality >= 0 && s.quality <= 9);
   if (s.type === 'RMC') within(s.dateMs, Date.UTC(1980, 0, 1), Date.UTC(2080, 0, 1), 'date');
+  if (s.type === 'ZDA') within(s.dateMs, Date.UTC(1980, 0, 1), Date.UTC(10_000, 0, 1), 'date');
   if (s.type === 'RMC' || s.type === 'VTG') {
     within(s.speedKmh, 0, Infinity, 'speed');
     assert.ok(s.courseDeg === undefined || (s.courseDeg >= 0 && s.courseDeg < 360), `course ${s.courseDeg}`);
@@ -70,6 +72,8 @@ function checkFix(f: Fix): void {
   assert.ok(f.lat === undefined || (f.lat >= -90 && f.lat <= 90), `fix lat ${f.lat}`);
   assert.ok(f.lon === undefined || (f.lon >= -180 && f.lon <= 180), `fix lon ${f.lon}`);
   assert.ok(f.utcMs === undefined || Number.isFinite(f.utcMs), `fix utc ${f.utcMs}`);
+  // No position, speed or course without a fix.
+  if (f.fix === 'none') assert.deepEqual([f.lat, f.lon, f.speedKmh, f.courseDeg], [undefined, undefined, undefined, undefined]);
 }
 
 /** A line's outcome: undefined (accepted, or no sentence at all) or the refusal's reason, after checking its shape. */
@@ -77,6 +81,7 @@ function lineOutcome(r: ParseResult | undefined): string | undefined {
   if (r === undefined) return undefined;
   if (r.ok) {
     checkSentence(r.sentence);
+    assert.ok(r.placeholder === undefined || r.placeholder.trim() !== '', 'placeholder without a name');
     return undefined;
   }
   assert.ok(REFUSALS.has(r.reason), `unknown refusal ${r.reason}`);
@@ -202,8 +207,10 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
       const device = new SerialPort({ path: pty.b, baudRate: 9600, autoOpen: false });
       await new Promise<void>((resolve, reject) => device.open((err) => (err ? reject(err) : resolve())));
       // Every line shorter than the sensor's pending buffer and with no fix beyond a truck's
-      // speed, so its refusals are exactly the lines parseLine refuses.
+      // speed, so its refusals are exactly the lines parseLine refuses, and what it ignores the
+      // sound lines it does not read or that hold a placeholder.
       let expected = 0;
+      let ignored = 0;
       const lines: string[] = [];
       for (let n = cases(600); lines.length < n; ) {
         const line = mutatedSentence(m).replace(/\n/g, '');
@@ -213,6 +220,7 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
         tally.check(line, () => {
           const why = lineOutcome(r);
           if (why !== undefined && why !== 'unknown') expected++;
+          if (why === 'unknown' || (r?.ok && r.placeholder !== undefined)) ignored++;
           return why;
         });
       }
@@ -220,7 +228,9 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
         await new Promise<void>((resolve) => device.write(piece, () => device.drain(() => resolve())));
       }
       await waitFor(`the sensor to refuse ${expected} lines`, () => sensor.health().rejected >= expected, 15_000);
+      await waitFor(`the sensor to ignore ${ignored} lines`, () => (sensor.health().ignored ?? 0) >= ignored, 5_000);
       assert.equal(sensor.health().rejected, expected, 'refused lines counted exactly once');
+      assert.equal(sensor.health().ignored, ignored, 'ignored lines counted exactly once, apart from the refused');
       await new Promise<void>((resolve) => device.close(() => resolve()));
 
       // The receiver talks sense again: samples flow and the sensor is ok with no problem left.

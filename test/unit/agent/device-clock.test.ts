@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DeviceClock, type ClockHost, type Sync } from '../../../agent/device-clock.js';
+import { DeviceClock, GPS_TIME_TOLERANCE_MS, type ClockHost, type GpsRefusal, type Sync } from '../../../agent/device-clock.js';
 import type { Sample } from '../../../shared/contract/reading.js';
 import { waitFor } from '../../support/harness.js';
 
@@ -22,12 +22,16 @@ class Board implements ClockHost {
 const UTC = Date.UTC(2026, 10, 25, 12);
 const hostSample = (board: Board): Sample => ({ ts: board.wallMs(), clock: 'unsynced', sensor: 'engine_temp', value: 90, quality: 'good' });
 
-function syncClock(board: Board, holdMs = 60_000) {
-  const clock = new DeviceClock({ trust: 'sync', syncedFile: '/run/ntp-synced', holdMs }, board);
+function syncClock(board: Board, holdMs = 60_000, newestStored?: number) {
+  const clock = new DeviceClock({ trust: 'sync', syncedFile: '/run/ntp-synced', holdMs }, board, () => newestStored);
   const syncs: Sync[] = [];
+  const refusals: GpsRefusal[] = [];
   clock.on('synced', (s: Sync) => syncs.push(s));
-  return { clock, syncs };
+  clock.on('gpsRefused', (r: GpsRefusal) => refusals.push(r));
+  return { clock, syncs, refusals };
 }
+
+const YEAR_1024_WEEKS = 1024 * 7 * 86_400_000;
 
 describe('DeviceClock', () => {
   it('with a trusted system clock vouches for host stamps and never holds', () => {
@@ -108,6 +112,61 @@ describe('DeviceClock', () => {
     } finally {
       clock.stop();
     }
+  });
+
+  it('refuses a GPS time that disagrees with the system clock NTP set, and keeps that clock', async () => {
+    const board = new Board();
+    board.wall = UTC;
+    board.ntpFile = true;
+    const { clock, syncs, refusals } = syncClock(board);
+    clock.start();
+    try {
+      assert.equal(clock.status().source, 'ntp');
+      assert.equal(clock.gpsTime(UTC - 2 * 86_400_000), 'GPS time 2026-11-23T12:00:00.000Z is 2.0 days behind the system clock (NTP)');
+      assert.equal(clock.gpsTime(UTC + 3 * 3_600_000 + 1), 'GPS time 2026-11-25T15:00:00.001Z is 3.0 h ahead of the system clock (NTP)');
+      assert.deepEqual(refusals.map((r) => r.first), [true, false], 'one run of refusals');
+      assert.equal(clock.status().gpsRefused, 'GPS time 2026-11-25T15:00:00.001Z is 3.0 h ahead of the system clock (NTP)');
+      // A receiver that has not yet received the leap seconds is 18 s off: taken.
+      assert.equal(clock.gpsTime(UTC + 18_000), undefined);
+      assert.equal(clock.status().gpsRefused, undefined);
+      assert.deepEqual(syncs.map((s) => s.source), ['ntp']);
+      assert.equal(clock.stamp(hostSample(board)).ts, UTC, 'host stamps keep the system time');
+    } finally {
+      clock.stop();
+    }
+  });
+
+  it('once synced from GPS, refuses a GPS time that jumps (a receiver restarted with a wrong date) and keeps the one in use', () => {
+    const board = new Board();
+    const { clock, syncs, refusals } = syncClock(board);
+    assert.equal(clock.gpsTime(UTC), undefined);
+    board.advance(1000);
+    const wrong = UTC + 1000 - YEAR_1024_WEEKS;
+    assert.equal(clock.gpsTime(wrong), `GPS time ${new Date(wrong).toISOString()} is 19.6 years behind the GPS time in use`);
+    assert.deepEqual(refusals, [{ reason: clock.status().gpsRefused, first: true }]);
+    assert.equal(clock.stamp(hostSample(board)).ts, UTC + 1000, 'still the first GPS time plus the monotonic clock');
+    // Within the tolerance the receiver keeps the offset current, and the refusal is over.
+    board.advance(1000);
+    assert.equal(clock.gpsTime(UTC + 2000 + GPS_TIME_TOLERANCE_MS - 1), undefined);
+    assert.equal(clock.status().gpsRefused, undefined);
+    assert.equal(syncs.length, 1);
+  });
+
+  it('refuses, before any sync, a GPS time behind the newest stored reading; a later one syncs', () => {
+    const board = new Board();
+    const newest = UTC - 3_600_000;
+    const { clock, syncs } = syncClock(board, 60_000, newest);
+    assert.equal(clock.gpsTime(newest - 2 * 86_400_000), 'GPS time 2026-11-23T11:00:00.000Z is 2.0 days behind the newest stored reading (2026-11-25T11:00:00.000Z)');
+    assert.deepEqual(clock.status(), {
+      trust: 'sync',
+      synced: false,
+      holding: true,
+      gpsRefused: 'GPS time 2026-11-23T11:00:00.000Z is 2.0 days behind the newest stored reading (2026-11-25T11:00:00.000Z)',
+    });
+    assert.equal(syncs.length, 0, 'readings stay held');
+    // Days later than the newest reading is fine: the truck may have stood still for a month.
+    assert.equal(clock.gpsTime(UTC + 30 * 86_400_000), undefined);
+    assert.deepEqual(syncs.map((s) => s.source), ['gps']);
   });
 
   it('refuses a negative hold', () => {

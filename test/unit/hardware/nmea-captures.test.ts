@@ -88,16 +88,85 @@ describe('FixCycle', () => {
     assert.equal(next.speedKmh, undefined);
   });
 
+  it('reads receivers without RMC: GNS or GLL for the position, ZDA for the date, VTG for the speed', () => {
+    const gnsOnly = new FixCycle();
+    gnsOnly.push(sentence(nmea('GNGNS,120000.00,5000.00000,N,00800.00000,E,AAN,09,0.90,250.0,47.0,,,V')));
+    assert.deepEqual(gnsOnly.flush(), { fix: '3d', timeMs: 43_200_000, lat: 50, lon: 8 }, 'no date, no speed: only what it said');
+    const timing = new FixCycle();
+    for (const b of ['GPGGA,120000.00,5000.00000,N,00800.00000,E,1,09,0.90,250.0,M,47.0,M,,', 'GPZDA,120000.00,01,06,2025,00,00', 'GPVTG,90.00,T,,M,10.000,N,18.520,K,A']) {
+      timing.push(sentence(nmea(b)));
+    }
+    assert.deepEqual(timing.flush(), { fix: '3d', timeMs: 43_200_000, utcMs: Date.parse('2025-06-01T12:00:00Z'), lat: 50, lon: 8, speedKmh: 18.52, courseDeg: 90 });
+    const gll = new FixCycle();
+    gll.push(sentence(nmea('GPGLL,5000.00000,N,00800.00000,E,120000.00,A,A')));
+    assert.deepEqual(gll.flush(), { fix: '2d', timeMs: 43_200_000, lat: 50, lon: 8 });
+  });
+
+  it('gives no position, speed or course without a fix: zero-filled no-fix sentences are not at 0°, 0°', () => {
+    const c = new FixCycle();
+    c.push(sentence(nmea('GPGGA,000012.000,0000.0000,N,00000.0000,E,0,0,,0.0,M,0.0,M,,')));
+    c.push(sentence(nmea('GPRMC,000012.000,V,0000.0000,N,00000.0000,E,0.00,0.00,280606,,,N')));
+    assert.deepEqual(c.flush(), { fix: 'none', timeMs: 12_000, utcMs: Date.UTC(2006, 5, 28) + 12_000 });
+  });
+
+  it('trusts a time only with a fix, and carries only the date of a cycle with a fix', () => {
+    const c = new FixCycle();
+    // A receiver restarted with its firmware's date, no fix yet.
+    c.push(sentence(nmea('GPRMC,101500.000,V,0000.0000,N,00000.0000,E,0.00,0.00,280606,,,N')));
+    assert.equal(c.validTime(), undefined);
+    c.flush();
+    c.push(sentence(nmea('GPGGA,101501.000,5000.0,N,00800.0,E,1,08,0.9,100.0,M,47.0,M,,')));
+    assert.equal(c.validTime(), undefined, 'no date of a fix to go with it');
+    assert.equal(c.flush()!.utcMs, undefined);
+    const rmc = sentence(nmea('GPRMC,101502.000,A,5000.0,N,00800.0,E,0.0,,010625,,,A'));
+    c.push(rmc);
+    assert.equal(c.validTime(), Date.parse('2025-06-01T10:15:02Z'), 'known as the burst arrives');
+    c.push(sentence(nmea('GPGGA,101503.000,5000.0,N,00800.0,E,1,08,0.9,100.0,M,47.0,M,,')));
+    assert.equal(c.validTime(), Date.parse('2025-06-01T10:15:03Z'), 'the date of the last fix carried');
+    c.push(sentence(nmea('GPGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99')));
+    assert.equal(c.validTime(), undefined, 'a sentence of the cycle says no fix');
+  });
+
+  it('a burst with blank time fields is a cycle of its own: it never takes the place of the fix before it', () => {
+    const c = new FixCycle();
+    for (const s of cycle('030719.000')) c.push(s);
+    // Lost the fix 200 ms later, before the quiet gap ended the cycle.
+    const done = c.push(sentence(nmea('GPGGA,,,,,,0,,,,,,,,')));
+    assert.equal(done!.utcMs, T + ((3 * 60 + 7) * 60 + 19) * 1000);
+    assert.ok(Math.abs(done!.lat! - -37.784788333) < 1e-8);
+    for (const b of ['GNGNS,,,,,,NN,,,,,,', 'GNGNS,,,,,,NN,,,,,,', 'GPRMC,,V,,,,,,,,,,N', 'GPVTG,,T,,M,,N,,K,N', 'GPGSA,A,1,,,,,,,,,,,,,,,']) {
+      assert.equal(c.push(sentence(nmea(b))), undefined);
+    }
+    // The next blank burst, before any quiet gap: it starts with the same sentence.
+    assert.deepEqual(c.push(sentence(nmea('GPGGA,,,,,,0,,,,,,,,'))), { fix: 'none' });
+    assert.deepEqual(c.flush(), { fix: 'none' });
+  });
+
+  it('an empty VTG or GSA never takes the place of a full one in the same cycle', () => {
+    const c = new FixCycle();
+    c.push(sentence(nmea('GNRMC,120000.00,A,5000.00000,N,00800.00000,E,,,010125,,,A')));
+    c.push(sentence(nmea('GNVTG,45.00,T,,M,10.000,N,18.520,K,A')));
+    c.push(sentence(nmea('GNGSA,A,3,02,05,07,09,13,15,20,30,,,,,1.60,0.90,1.30')));
+    c.push(sentence(nmea('GNVTG,,T,,M,,N,,K,N')));
+    c.push(sentence(nmea('GNGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99')));
+    const f = c.flush()!;
+    assert.deepEqual([f.fix, f.speedKmh, f.courseDeg], ['3d', 18.52, 45]);
+  });
+
   it('says no fix if any sentence of the cycle says so', () => {
     const noFix = [
       ['GPRMC,120000.00,V,5000.0,N,00800.0,E,0.0,,010125,,,N', 'GPGSA,A,3,,,,,,,,,,,,,1,1,1'],
       ['GPGGA,120000.00,5000.0,N,00800.0,E,0,00,,,,,,,', 'GPGSA,A,3,,,,,,,,,,,,,1,1,1'],
       ['GPRMC,120000.00,A,5000.0,N,00800.0,E,0.0,,010125,,,A', 'GPGSA,A,1,,,,,,,,,,,,,1,1,1'],
+      ['GNGNS,120000.00,5000.0,N,00800.0,E,NNN,00,,,,,,V'],
+      ['GPGLL,5000.0,N,00800.0,E,120000.00,V,N', 'GPGSA,A,3,,,,,,,,,,,,,1,1,1'],
     ];
     for (const bodies of noFix) {
       const c = new FixCycle();
       for (const b of bodies) c.push(sentence(nmea(b)));
-      assert.equal(c.flush()!.fix, 'none', bodies.join(' '));
+      const f = c.flush()!;
+      assert.equal(f.fix, 'none', bodies.join(' '));
+      assert.equal(f.lat, undefined, 'and no position');
     }
     const rmcOnly = new FixCycle();
     rmcOnly.push(sentence(nmea('GPRMC,120000.00,A,5000.0,N,00800.0,E,0.0,,010125,,,A')));

@@ -23,12 +23,15 @@ const TALKERS = ['GP', 'GN', 'GL', 'GA', 'BD', 'GB', 'GQ', 'GI'];
 const BODIES = {
   GGA: 'GGA,030719.000,3747.0873,S,17518.8938,E,1,08,1.1,59.9,M,23.7,M,,0000',
   RMC: 'RMC,150119.000,A,5104.0859,N,11405.7387,W,0.09,194.17,090322,,,D',
+  GNS: 'GNS,014035.00,4332.69262,S,17235.48549,E,RR,13,0.9,25.63,11.24,,',
+  GLL: 'GLL,5155.55442,N,00434.65873,E,083723.00,A,A',
   VTG: 'VTG,054.7,T,034.4,M,005.5,N,010.2,K,A',
   GSA: 'GSA,A,3,17,28,06,01,30,20,26,13,,,,,1.8,1.1,1.5',
+  ZDA: 'ZDA,150119.000,09,03,2022,,',
 };
 
-describe('parseNmea: the four sentences', () => {
-  it('reads GGA, RMC, VTG and GSA from every talker', () => {
+describe('parseNmea: the sentences a position, speed and date come in', () => {
+  it('reads GGA, RMC, GNS, GLL, VTG, GSA and ZDA from every talker', () => {
     for (const talker of TALKERS) {
       for (const [type, body] of Object.entries(BODIES)) {
         const s = ok(nmea(talker + body));
@@ -69,6 +72,53 @@ describe('parseNmea: the four sentences', () => {
     assert.equal((ok(nmea('GPRMC,120000,A,5000.0,N,00800.0,E,1.0,360.0,010125,,')) as { courseDeg: number }).courseDeg, 0);
   });
 
+  it('GNS: a mode letter per constellation, valid when any has a fix; altitude', () => {
+    const s = ok(nmea(`GN${BODIES.GNS}`));
+    assert.equal(s.type, 'GNS');
+    if (s.type !== 'GNS') return;
+    assert.equal(s.valid, true);
+    assert.equal(s.timeMs, ((1 * 60 + 40) * 60 + 35) * 1000);
+    assert.ok(Math.abs(s.lat! - -(43 + 32.69262 / 60)) < 1e-9);
+    assert.ok(Math.abs(s.lon! - (172 + 35.48549 / 60)) < 1e-9);
+    assert.equal(s.altitudeM, 25.63);
+    assert.equal((ok(nmea('GNGNS,122310.2,3722.425671,N,12258.856215,W,NAN,14,0.9,1005.543,6.5,,,V')) as { valid: boolean }).valid, true, 'GLONASS has one');
+    // u-blox fills the NMEA 4.1 navigational status with V ("not given"): not a verdict on the fix.
+    assert.equal((ok(nmea('GNGNS,122310.2,3722.425671,N,12258.856215,W,AA,14,0.9,1005.543,6.5,,,V')) as { valid: boolean }).valid, true);
+    assert.deepEqual(ok(nmea('GNGNS,,,,,,NN,,,,,,')), { type: 'GNS', talker: 'GN', valid: false });
+  });
+
+  it('GLL: position, time and status', () => {
+    assert.deepEqual(ok(nmea(`GP${BODIES.GLL}`)), {
+      type: 'GLL',
+      talker: 'GP',
+      valid: true,
+      lat: 51 + 55.55442 / 60,
+      lon: 4 + 34.65873 / 60,
+      timeMs: ((8 * 60 + 37) * 60 + 23) * 1000,
+    });
+    assert.equal((ok(nmea('GPGLL,5155.55442,N,00434.65873,E,083723.00,A,N')) as { valid: boolean }).valid, false, 'mode N');
+    assert.deepEqual(ok(nmea('GPGLL,,,,,,V,N')), { type: 'GLL', talker: 'GP', valid: false });
+  });
+
+  it('ZDA: time and the full date', () => {
+    assert.deepEqual(ok(nmea(`GP${BODIES.ZDA}`)), { type: 'ZDA', talker: 'GP', timeMs: ((15 * 60 + 1) * 60 + 19) * 1000, dateMs: Date.UTC(2022, 2, 9) });
+    // The HP 58534A writes the local zone as +00.
+    assert.equal((ok(nmea('GPZDA,222449,25,10,2010,+00,00')) as { dateMs: number }).dateMs, Date.UTC(2010, 9, 25));
+    assert.deepEqual(ok(nmea('GPZDA,,,,,00,00')), { type: 'ZDA', talker: 'GP' });
+  });
+
+  it('placeholders for "not known yet" read as empty, and are named', () => {
+    const mtk = parseNmea(nmea('GPRMC,000012.000,V,0000.0000,N,00000.0000,E,0.00,0.00,000000,,,N'));
+    assert.deepEqual(mtk, {
+      ok: true,
+      sentence: { type: 'RMC', talker: 'GP', valid: false, timeMs: 12_000, lat: 0, lon: 0, speedKmh: 0, courseDeg: 0 },
+      placeholder: 'GPRMC: date "000000"',
+    });
+    const zda = parseNmea(nmea('GPZDA,000012.000,00,00,0000,00,00'));
+    assert.deepEqual(zda, { ok: true, sentence: { type: 'ZDA', talker: 'GP', timeMs: 12_000 }, placeholder: 'GPZDA: date "00,00,0000"' });
+    assert.equal((parseNmea(nmea(`GP${BODIES.RMC}`)) as { placeholder?: string }).placeholder, undefined);
+  });
+
   it('VTG: km/h as given, knots only when km/h is empty', () => {
     assert.deepEqual(ok(nmea('GPVTG,054.7,T,034.4,M,005.5,N,010.2,K,A')), { type: 'VTG', talker: 'GP', courseDeg: 54.7, speedKmh: 10.2 });
     const knotsOnly = ok(nmea('GPVTG,,T,,M,10.0,N,,K,A')) as { speedKmh: number };
@@ -98,20 +148,24 @@ describe('parseNmea: refusals', () => {
     refused('$GPGGA,030719.000,3747.0873,S,17518.8939,E,1,08,1.1,59.9,M,23.7,M,,0000*7D', 'checksum');
   });
 
-  it('unknown: sentences this reader does not use, proprietary ones, odd addresses', () => {
+  it('unknown: sentences this reader does not use, proprietary ones of any length, odd addresses', () => {
     refused('$GPGSV,3,1,12,17,72,207,32,28,59,095,31,06,35,347,25,01,29,132,23*7B', 'unknown', /GPGSV/);
     refused('$GPTXT,01,01,02,u-blox ag - www.u-blox.com*50', 'unknown');
+    refused(nmea(`GPTXT,${'x'.repeat(200)}`), 'unknown');
     refused('$PMTK011,MTKGPS*08', 'unknown');
     refused('$PQVERNO,R,L70BGR03A05S,2019/10/09,21:12*23', 'unknown');
+    refused(nmea('PUBX,00,081350.00,4717.113210,N,00833.915187,E,546.589,G3,2.1,2.0,0.007,77.52,0.007,,0.92,1.19,0.77,9,0,0'), 'unknown');
+    refused(nmea(`PGLOR,1,SAT,${Array.from({ length: 14 }, (_, i) => `G${String(i + 1).padStart(2, '0')},035,11`).join(',')}`), 'unknown', /PGLOR/);
     refused(nmea('gpgga,030719.000'), 'unknown');
     refused(nmea('GPGGAX,1'), 'unknown');
     refused(nmea(''), 'unknown');
   });
 
-  it('malformed: not a sentence, too long, control characters', () => {
+  it('malformed: not a sentence, a sentence we read too long, control characters', () => {
     refused('GPGGA,030719.000*00', 'malformed', /start with \$/);
     refused('', 'malformed');
-    refused(nmea(`GPTXT,${'x'.repeat(200)}`), 'malformed', /longer than/);
+    refused(nmea(`GPGGA,030719.000,3747.0873,S,17518.8938,E,1,08,1.1,59.9,M,23.7,M,,${'0'.repeat(100)}`), 'malformed', /longer than/);
+    refused(nmea(`PGLOR,${'x'.repeat(200)}\x01`), 'malformed', /non-printable/);
     refused(nmea('GPGGA,030719.000,3747.0873,S,17518.8938,E,1,08,1.1,59.9,M,23.7,M,,\x01'), 'malformed', /non-printable/);
   });
 
@@ -139,6 +193,16 @@ describe('parseNmea: refusals', () => {
       ['GPRMC,150119.000,A,5104.0859,N,11405.7387,W,0.09,194.17,0903,,,D', /date "0903"/],
       ['GPVTG,054.7,T,034.4,M,005.5,N,fast,K,A', /speed km\/h "fast"/],
       ['GPGSA,A,4,17,28,06,01,30,20,26,13,,,,,1.8,1.1,1.5', /fix mode "4"/],
+      ['GNGNS,014035.00,4332.69262,S', /needs at least 9/],
+      ['GNGNS,014035.00,4332.69262,S,17235.48549,E,,13,0.9,25.63,11.24,,', /mode "" is not one of N, A/],
+      ['GNGNS,014035.00,4332.69262,S,17235.48549,E,RX,13,0.9,25.63,11.24,,', /mode "RX"/],
+      ['GPGLL,5155.55442,N,00434.65873,E,083723.00', /needs at least 6/],
+      ['GPGLL,5155.55442,N,00434.65873,E,083723.00,X,A', /status "X"/],
+      ['GPZDA,150119.000,09,03', /needs at least 4/],
+      ['GPZDA,150119.000,31,02,2022,,', /date "31,02,2022"/],
+      ['GPZDA,150119.000,09,03,22,,', /date "09,03,22"/],
+      ['GPZDA,150119.000,09,03,1979,,', /from 1980 on/],
+      ['GPZDA,150119.000,09,,2022,,', /date "09,,2022"/],
     ];
     for (const [body, detail] of cases) refused(nmea(body), 'malformed', detail);
   });
@@ -158,7 +222,7 @@ describe('parseLine', () => {
 });
 
 describe('parseNmea: fuzz', () => {
-  const SEEDS = [...Object.values(BODIES).map((b) => 'GP' + b), 'GPGSV,3,1,12,17,72,207,32', 'PMTK011,MTKGPS'];
+  const SEEDS = [...Object.values(BODIES).map((b) => 'GP' + b), 'GPGSV,3,1,12,17,72,207,32', 'PMTK011,MTKGPS', 'GPRMC,000012.000,V,0000.0000,N,00000.0000,E,0.00,0.00,000000,,,N'];
   const ALPHABET = '$*,.-+0123456789ABCDEFNSEWAVTKMn \r\n\x00\xff';
 
   function mutate(rng: Random, body: string): string {
@@ -185,7 +249,8 @@ describe('parseNmea: fuzz', () => {
     for (const [k, v] of Object.entries(r.sentence)) {
       if (typeof v === 'number') assert.ok(Number.isFinite(v), `${k} in ${JSON.stringify(line)}`);
     }
-    const s = r.sentence as { lat?: number; lon?: number; courseDeg?: number; speedKmh?: number; timeMs?: number };
+    const s = r.sentence as { lat?: number; lon?: number; courseDeg?: number; speedKmh?: number; timeMs?: number; dateMs?: number };
+    if (s.dateMs !== undefined) assert.ok(s.dateMs >= Date.UTC(1980, 0, 1) && s.dateMs % 86_400_000 === 0, line);
     if (s.lat !== undefined) assert.ok(Math.abs(s.lat) <= 90, line);
     if (s.lon !== undefined) assert.ok(Math.abs(s.lon) <= 180, line);
     if (s.courseDeg !== undefined) assert.ok(s.courseDeg >= 0 && s.courseDeg < 360, line);
