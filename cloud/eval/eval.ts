@@ -60,7 +60,7 @@ export interface SetFigures {
   precision: number;
   recall: number;
   f1: number;
-  /** Share of readings outside any fault whose score exceeds 0.9. */
+  /** Share of the readings of fault-free days whose score exceeds 0.9. */
   normalRowsAbove09: number;
   /** Area under the precision-recall curve of the row scores against the labels. */
   aucPr: number;
@@ -112,8 +112,10 @@ export function figures(set: SeedSet, days: DayResult[], windowMs: number): SetF
   const recall = instances === 0 ? 1 : detected / instances;
   const normal = sumBins(days.map((d) => d.normalRows));
   const faulty = sumBins(days.map((d) => d.faultRows));
-  const normalTotal = normal.reduce((a, b) => a + b, 0);
-  const above09 = normal.slice(Math.floor(0.9 * SCORE_BINS) + 1).reduce((a, b) => a + b, 0);
+  // Rows of fault-free days only: on a faulted day the fault's aftermath outlasts any label.
+  const faultFreeRows = sumBins(faultFree.map((d) => d.normalRows));
+  const normalTotal = faultFreeRows.reduce((a, b) => a + b, 0);
+  const above09 = faultFreeRows.slice(Math.floor(0.9 * SCORE_BINS) + 1).reduce((a, b) => a + b, 0);
   return {
     set,
     days: days.length,

@@ -44,7 +44,7 @@ export function* reportLines(sets: SetFigures[]): Generator<string> {
   yield row('false alerts per fault-free truck-day', (s) => `${s.falseAlertsPerDay.toFixed(3)}${byRule(s)}`, `≤ ${FLOORS.falseAlertsPerDay}`);
   yield row('alerts raised', (s) => String(s.alerts));
   yield row('precision / recall / F1', (s) => `${s.precision.toFixed(3)} / ${s.recall.toFixed(3)} / ${s.f1.toFixed(3)}`);
-  yield row('readings outside faults scoring above 0.9', (s) => pct(s.normalRowsAbove09, 3), `< ${pct(FLOORS.normalRowsAbove09, 1)}`);
+  yield row('readings of fault-free days scoring above 0.9', (s) => pct(s.normalRowsAbove09, 3), `< ${pct(FLOORS.normalRowsAbove09, 1)}`);
   yield row('area under the precision-recall curve of row scores', (s) => s.aucPr.toFixed(3));
 }
 
@@ -59,7 +59,7 @@ export function missedFloors(heldOut: SetFigures): string[] {
       missed.push(`overheat detected ${f.medianWindowsAfterCrossing} windows after crossing > ${FLOORS.overheatWindowsAfterCrossing}`);
     }
   }
-  if (heldOut.normalRowsAbove09 >= FLOORS.normalRowsAbove09) missed.push(`${pct(heldOut.normalRowsAbove09, 3)} of normal readings score above 0.9`);
+  if (heldOut.normalRowsAbove09 >= FLOORS.normalRowsAbove09) missed.push(`${pct(heldOut.normalRowsAbove09, 3)} of fault-free readings score above 0.9`);
   return missed;
 }
 

@@ -19,7 +19,7 @@ export interface DayResult {
   detectedAt?: number;
   /** For overheats: the start of the first window whose engine mean crossed 105 °C. */
   crossedAt?: number;
-  /** Readings of scored windows by score bin, for rows labelled normal and anomalous. */
+  /** Readings of scored windows by score bin, for rows labelled normal (outside the fault) and anomalous. */
   normalRows: number[];
   faultRows: number[];
   readings: number;

@@ -1,10 +1,13 @@
 import { alertId, type Alert, type ClearReason } from '../contract/alert.js';
 import type { Reading, SensorId } from '../contract/reading.js';
 import { detectorOf } from './detectors/index.js';
-import { boundScore } from './evidence.js';
+import { boundScore, boundsWorth } from './evidence.js';
 import type { Verdict, WindowView } from './detectors/detector.js';
 import type { Rule, RuleSet } from './rule-set.js';
 import { WindowStats } from './window.js';
+
+/** Gaps in sampling shorter than this (a reconnecting adapter, a slow GPS) are never taken for a clock fault. */
+const JUMP_MIN_MS = 60_000;
 
 /** Rules about a sensor's health rather than what it measures. */
 const HEALTH_RULES: ReadonlySet<Rule['type']> = new Set(['stuck', 'dropout', 'jump']);
@@ -88,11 +91,14 @@ export class RuleEngine {
   /** Every sensor some rule reads: only these get windows. */
   private readonly watched: Set<SensorId>;
   readonly counters: EngineCounters = { readings: 0, late: 0, outliers: 0, windows: 0 };
+  /** A reading further than this ahead of its vehicle's time waits for a second one to confirm the jump. */
+  private readonly jumpMs: number;
   onWindow?: (w: WindowResult) => void;
   /** A reading that no window will judge: late (its window closed) or an outlier (far ahead, unconfirmed). */
   onDropped?: (r: Reading, why: 'late' | 'outlier') => void;
 
   constructor(readonly ruleSet: RuleSet) {
+    this.jumpMs = Math.max(2 * ruleSet.windowMs, JUMP_MIN_MS);
     this.watched = new Set();
     for (const rule of ruleSet.rules) {
       for (const sensor of sensorsRead(rule)) this.watched.add(sensor);
@@ -101,6 +107,8 @@ export class RuleEngine {
       if (detectorOf(rule).reading) push(this.readingRules, rule.sensor, rule);
     }
     this.dropoutRules = ruleSet.rules.filter((r) => r.type === 'dropout');
+    // Health first: a window that shows a sensor broken must mute that window's value alerts too.
+    for (const rules of this.windowRules.values()) rules.sort((a, b) => Number(HEALTH_RULES.has(b.type)) - Number(HEALTH_RULES.has(a.type)));
     this.healthRuleNames = new Set(ruleSet.rules.filter((r) => HEALTH_RULES.has(r.type)).map((r) => r.name));
   }
 
@@ -114,13 +122,13 @@ export class RuleEngine {
     if (v.suspect !== undefined) {
       const held = v.suspect;
       v.suspect = undefined;
-      if (r.ts > v.watermark + this.ruleSet.windowMs) {
+      if (r.ts > v.watermark + this.jumpMs) {
         this.feed(v, held.r, held.arrivedAt, held.headTs, events); // a second reading confirms the jump
       } else {
         this.counters.outliers++;
         this.onDropped?.(held.r, 'outlier');
       }
-    } else if (v.watermark > 0 && r.ts > v.watermark + this.ruleSet.windowMs) {
+    } else if (v.watermark > 0 && r.ts > v.watermark + this.jumpMs) {
       if (r.seq > v.lastSeq) v.lastSeq = r.seq;
       v.suspect = { r, arrivedAt, headTs };
       return events;
@@ -367,8 +375,7 @@ export class RuleEngine {
   private shownScore(v: VehicleState, rule: Rule, verdict: Verdict): number {
     const run = v.runs[rule.name];
     if (!verdict.breach || run === undefined) return verdict.score;
-    const boundsWorth = -Math.log2(1 - verdict.score);
-    return boundScore(Math.min(boundsWorth, 1) * (run.n / rule.forWindows));
+    return boundScore(Math.min(boundsWorth(verdict.score), 1) * (run.n / rule.forWindows));
   }
 
   private close(v: VehicleState, rule: Rule, episode: Episode, at: number, reason: ClearReason, events: AlertEvent[]): void {

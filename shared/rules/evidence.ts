@@ -2,12 +2,17 @@ import type { Direction } from './rule-set.js';
 
 /**
  * Scores: every rule reports how anomalous a window is on one scale, so rules and series
- * can be compared and ranked. 0 is normal, 0.5 is exactly at the rule's bound, and each
- * further "bound's worth" of evidence halves the distance to 1, which is never reached:
- * a huge deviation still ranks above a large one.
+ * can be compared and ranked. 0 is normal, 0.5 is exactly at the rule's bound, and x
+ * bounds' worth of evidence scores x / (1 + x): twice the bound 0.67, ten times 0.91. It
+ * never reaches 1, even in floating point, so a huge deviation still ranks above a large one.
  */
 export function boundScore(boundsWorth: number): number {
-  return boundsWorth <= 0 ? 0 : 1 - 0.5 ** boundsWorth;
+  return boundsWorth <= 0 ? 0 : boundsWorth / (1 + boundsWorth);
+}
+
+/** The bounds' worth of evidence a score stands for: boundScore's inverse. */
+export function boundsWorth(score: number): number {
+  return score / (1 - score);
 }
 
 /** −log10 of the standard normal's upper tail Q(u), exact enough far into the tail where Q underflows. */
@@ -85,12 +90,18 @@ export interface Judgement {
  * medians: excursions that come and go (a reefer's defrost, a door opened) do not widen
  * them; the rule's persistence (forWindows) is what keeps such excursions from alerting.
  */
-export function judge(s: EvidenceState, innovation: number, opts: { minStd: number; direction: Direction; memoryWindows: number }): Judgement {
+export function judge(
+  s: EvidenceState,
+  innovation: number,
+  opts: { minStd: number; direction: Direction; memoryWindows: number },
+  /** False while the rule warms up: its scale is not known yet, so its z says nothing about spreads. */
+  warm: boolean,
+): Judgement {
   const std = Math.max(s.mad * MAD_TO_STD, opts.minStd);
   const z = innovation / std;
   let u = 0;
   let uEither = 0;
-  s.judged++;
+  if (warm) s.judged++;
   const step = medianStep(s.judged, opts.memoryWindows);
   for (let i = 0; i < HORIZONS.length; i++) {
     const h = ALPHAS[i]!;
@@ -99,11 +110,14 @@ export function judge(s: EvidenceState, innovation: number, opts: { minStd: numb
     const m = (s.mean[i] = h === 1 ? z : s.mean[i]! + h * (Math.max(-CLIP, Math.min(CLIP, z)) - s.mean[i]!));
     // Under independent normal innovations an EW mean of z has standard deviation
     // √(h / (2 − h)); the observed spread can only make the test stricter, never looser.
-    const spread = Math.max(Math.sqrt(h / (2 - h)), s.spread[i]! * MAD_TO_STD);
+    const iid = Math.sqrt(h / (2 - h));
+    const spread = Math.max(iid, s.spread[i]! * MAD_TO_STD);
     const signed = opts.direction === 'above' ? m : opts.direction === 'below' ? -m : Math.abs(m);
     u = Math.max(u, signed / spread);
     uEither = Math.max(uEither, Math.abs(m) / spread);
-    s.spread[i] = runningMedian(s.spread[i]!, Math.abs(m), step);
+    // The spread starts from what independent normal innovations would give, not from the
+    // first value seen, which a start far from normal could make huge.
+    if (warm) s.spread[i] = runningMedian(s.spread[i]! > 0 ? s.spread[i]! : iid / MAD_TO_STD, Math.abs(m), step);
   }
   // The longer horizons confirm what the window shows; they never accuse a window that is
   // itself within OWN_STD standard deviations: the tail of an excursion that has passed, or

@@ -59,11 +59,11 @@ export const context: Detector<ContextRule, ContextState> = {
     const expected = dot(s.w, phi) + s.offset;
     const residual = y - expected;
     const warm = s.windows >= rule.warmupWindows;
-    const j = judge(s.evidence, residual, rule);
+    const j = judge(s.evidence, residual, rule, warm);
     const breach = warm && j.u > rule.k;
     s.recent = inEpisode || breach ? s.recent + ewAlpha(2) * (residual - s.recent) : residual;
-    // Only windows unremarkable in either direction teach the rule what is normal.
-    if (!inEpisode && !breach && j.uEither <= rule.k) {
+    // While warming up every window teaches; after that only windows unremarkable either way.
+    if (!warm || (!inEpisode && !breach && j.uEither <= rule.k)) {
       learn(s.evidence, residual, rule.halfLifeWindows);
       // Once trusted, one odd window moves the relation at most a few standard deviations' worth.
       const e = warm ? Math.max(-4 * j.std, Math.min(4 * j.std, residual)) : residual;

@@ -43,11 +43,11 @@ export const deviation: Detector<DeviationRule, DeviationState> = {
     }
     const innovation = mean - s.level;
     const warm = s.windows >= rule.warmupWindows;
-    const j = judge(s.evidence, innovation, rule);
+    const j = judge(s.evidence, innovation, rule, warm);
     const breach = warm && j.u > rule.k;
     s.recent = inEpisode || breach ? s.recent + ewAlpha(2) * (mean - s.recent) : mean;
-    // Only windows unremarkable in either direction teach the rule what is normal.
-    if (!inEpisode && !breach && j.uEither <= rule.k) {
+    // While warming up every window teaches; after that only windows unremarkable either way.
+    if (!warm || (!inEpisode && !breach && j.uEither <= rule.k)) {
       learn(s.evidence, innovation, rule.halfLifeWindows);
       s.windows++;
       const a = Math.max(1 / s.windows, ewAlpha(rule.halfLifeWindows));

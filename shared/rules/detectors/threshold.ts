@@ -17,7 +17,7 @@ export const threshold: Detector<ThresholdRule, null> = {
     if (useAbove) {
       const bound = rule.above!;
       return {
-        breach: x > bound,
+        breach: x > bound - (inEpisode ? rule.hysteresis : 0),
         observed: mean,
         expected: ref + bound,
         score: boundScore(1 + (x - bound) / rule.scoreSpan),
