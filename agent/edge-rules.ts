@@ -30,6 +30,8 @@ export class EdgeRules {
           this.clear(e.alertId);
           continue;
         }
+        // Sensor-health rules are for the fleet team: the cab hears only of what the driver can act on.
+        if (e.alert.driver === false) continue;
         this.log.warn({ alertId: e.alert.id, rule: e.alert.rule, observed: e.alert.observed }, 'edge rule raised an alert');
         this.show(e.alert);
       }
