@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { runFleet } from '../support/harness.js';
+
+const examples = (name: string) => fileURLToPath(new URL(`../../../cloud/replay/examples/${name}`, import.meta.url));
+
+describe('fleet replay on the command line', () => {
+  it('writes only JSON lines with their record kind to a pipe, and no progress', async () => {
+    const proc = runFleet(['replay', '--rules', examples('rules.json'), '--csv', examples('engine-overheat.csv'), '--scores', '--format', 'json']);
+    assert.equal(await proc.exited, 0, proc.stderr.join('\n'));
+    assert.deepEqual(proc.stderr, [], 'progress went to a pipe');
+    const records = proc.lines.filter((l) => l !== '').map((l) => JSON.parse(l) as { record: string });
+    assert.deepEqual(
+      Object.fromEntries(['score', 'alert', 'summary'].map((k) => [k, records.filter((r) => r.record === k).length])),
+      { score: 180, alert: 2, summary: 1 },
+    );
+    assert.equal(records.at(-1)!.record, 'summary');
+  });
+
+  it('answers a bad rules file with the file and field, and exit 2', async () => {
+    const proc = runFleet(['replay', '--rules', examples('engine-overheat.csv'), '--csv', examples('engine-overheat.csv')]);
+    assert.equal(await proc.exited, 2);
+    assert.match(proc.stderr.join('\n'), /^fleet: .*engine-overheat\.csv: not valid JSON/m);
+  });
+});
