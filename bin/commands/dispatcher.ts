@@ -37,9 +37,10 @@ export function dispatcherCommand(): Command {
       const c = configFrom(dispatcherConfigSchema, flags);
       const log = createLogger('dispatcher');
       const registry = createRegistry('dispatcher');
+      const channels = createChannels(c, `dispatcher-${c.consumerGroup}-${process.pid}`, log);
       mkdirSync(c.dataDir, { recursive: true });
       const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
-      const dispatcher = new AlertDispatcher(ledger, createChannels(c, `dispatcher-${c.consumerGroup}-${process.pid}`, log), log, registry);
+      const dispatcher = new AlertDispatcher(ledger, channels, log, registry);
       const stream = new KafkaAlertStream({ brokers: c.kafkaBrokers, topic: c.alertsTopic, clientId: 'fleet-dispatcher' }, log);
       const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ok: true })) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.

@@ -6,7 +6,7 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { awsClientConfig } from '../../shared/aws-client-config.js';
 import { overheatingStream, slowWebhookReceiver, type WebhookReceiver } from '../support/alert-fixtures.js';
-import { kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { exitWithin, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { startMoto, type MotoServer } from '../support/moto-server.js';
 
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' };
@@ -78,5 +78,33 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
       onQueue.push(...(r.Messages ?? []).map((m) => (JSON.parse(m.Body!) as { id: string }).id));
     }
     assert.deepEqual(onQueue.sort(), ids, 'each alert reached the SNS topic exactly once');
+  });
+});
+
+describe('detector and dispatcher with the built-in service token', () => {
+  const dir = tempDir();
+  const unset = { FLEET_SERVICE_TOKEN: '' };
+  /** TEST-NET-1: an address beyond loopback that nothing answers. */
+  const remoteGateway = 'mqtt://192.0.2.7:1883';
+  const detectorArgs = ['detector', '--data-dir', join(dir, 'cloud'), '--stream-path', join(dir, 'stream.db'), '--mqtt-url', remoteGateway, '--ops-port', '-1'];
+
+  it('refuse to send it to a gateway beyond loopback, naming FLEET_SERVICE_TOKEN', async () => {
+    const dispatcherArgs = ['dispatcher', '--kafka-brokers', '127.0.0.1:9', '--data-dir', join(dir, 'dispatcher'), '--mqtt-url', remoteGateway, '--ops-port', '-1'];
+    for (const args of [detectorArgs, dispatcherArgs]) {
+      const p = runFleet(args, unset);
+      const code = await exitWithin(p, 20_000);
+      assert.equal(code, 2, `${args[0]}: ${p.stderr.join('\n')}`);
+      assert.match(p.stderr.join('\n'), /serviceToken: .*192\.0\.2\.7.*set FLEET_SERVICE_TOKEN/, args[0]);
+    }
+  });
+
+  it('start with a configured service token towards the same gateway', async () => {
+    const p = runFleet(detectorArgs, { FLEET_SERVICE_TOKEN: 'a-configured-service-token' });
+    try {
+      await waitFor('the detector running', () => p.lines.some((l) => l.includes('"detector started"')) || p.child.exitCode !== null, 20_000);
+      assert.equal(p.child.exitCode, null, p.stderr.join('\n'));
+    } finally {
+      await kill(p);
+    }
   });
 });

@@ -8,11 +8,13 @@ import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { hashPassword } from '../../cloud/console/passwords.js';
+import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import { FleetStore, type StoredAlert } from '../../cloud/store.js';
 import { alertId, type Alert, type Severity } from '../../shared/contract/alert.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
+import { exitWithin, kill, runFleet, tempDir } from '../support/harness.js';
 
 const SERVICE_TOKEN = 'service-secret';
 const WRITE_TOKEN = 'write-secret';
@@ -454,6 +456,47 @@ describe('console sign-in, history and live values', () => {
       assert.deepEqual(Object.keys(frame.data[0].values), ['engine_temp'], 'only what changed');
     } finally {
       stream.close();
+    }
+  });
+});
+
+describe('fleet console and its built-in secrets', () => {
+  const dir = tempDir('fleet-console-secrets-');
+  // Whatever the machine running the tests has set, these runs see no configured secret.
+  const unset = { FLEET_CONSOLE_TOKEN: '', FLEET_CONSOLE_USERS: '', FLEET_SERVICE_TOKEN: '' };
+  const consoleArgs = (...more: string[]) => ['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://127.0.0.1:1', ...more];
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses to listen beyond loopback with the development console token, naming the variables to set', async () => {
+    for (const args of [consoleArgs('--host', '0.0.0.0'), consoleArgs('--host', '0.0.0.0', '--console-token', DEV_CONSOLE_TOKEN)]) {
+      const p = runFleet(args, unset);
+      const code = await exitWithin(p, 20_000);
+      const stderr = p.stderr.join('\n');
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr} ${p.lines.join('\n')}`);
+      assert.match(stderr, /consoleToken: .*0\.0\.0\.0.*set FLEET_CONSOLE_TOKEN or FLEET_CONSOLE_USERS/);
+      assert.ok(!p.lines.some((l) => l.startsWith('fleet console:')), 'it never listened');
+    }
+  });
+
+  it('refuses to send the development service token to a gateway beyond loopback, naming FLEET_SERVICE_TOKEN', async () => {
+    const p = runFleet(['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://192.0.2.7:1883'], { ...unset, FLEET_CONSOLE_TOKEN: 'a-configured-console-token' });
+    assert.equal(await exitWithin(p, 20_000), 2, p.stderr.join('\n'));
+    assert.match(p.stderr.join('\n'), /serviceToken: .*192\.0\.2\.7.*set FLEET_SERVICE_TOKEN/);
+  });
+
+  it('starts beyond loopback with a configured token, and on loopback with the development one', async () => {
+    for (const [args, env] of [
+      [consoleArgs('--host', '0.0.0.0'), { ...unset, FLEET_CONSOLE_TOKEN: 'a-configured-console-token' }],
+      [consoleArgs('--host', '127.0.0.1'), unset],
+    ] as const) {
+      const p = runFleet([...args], env);
+      try {
+        await waitFor(`${args.join(' ')} listening`, () => p.lines.some((l) => l.startsWith('fleet console: http://')) || p.child.exitCode !== null, 20_000);
+        assert.equal(p.child.exitCode, null, p.stderr.join('\n'));
+      } finally {
+        await kill(p);
+      }
     }
   });
 });
