@@ -15,7 +15,8 @@ export function consoleCommand(): Command {
     .option('--mqtt-url <url>', 'gateway URL, for online/offline status (default mqtt://127.0.0.1:1883)')
     .option('--service-token <token>', 'gateway service password (prefer FLEET_SERVICE_TOKEN)')
     .option('--rules-file <file>', "the detector's rules, whose thresholds the charts draw (default: built-in rules)")
-    .option('--stale-after-ms <ms>', 'values older than this show as stale (default 30000)');
+    .option('--stale-after-ms <ms>', 'values older than this show as stale (default 30000)')
+    .option('--max-connections <n>', 'open connections at most; more are closed unanswered (default 1000)');
   return withConfig(consoleAccessOptions(cmd)).action((flags) =>
     runCommand(async () => {
       const config = configFrom(consoleConfigSchema, flags);
