@@ -35,7 +35,7 @@ export interface ChannelReceipts {
   /** A receiver can be reached again (a vehicle came online): what waits for it is due now. */
   reachable(vehicle: string): void;
   /** A report that could not be read, with what was wrong. */
-  refused(detail: string, vehicle: string | undefined): void;
+  refused(detail: string, vehicle: string): void;
 }
 
 /** Carries alert events to dispatchers elsewhere (fleet.alerts); a write resolves once durable. */

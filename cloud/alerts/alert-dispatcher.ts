@@ -151,15 +151,19 @@ export class AlertDispatcher {
   /** Sends again what is due and still fresh, and records as expired what is no longer fresh; false when a send failed. */
   private async resendUnacknowledged(state: ChannelState): Promise<boolean> {
     const { channel } = state;
-    for (const alert of this.ledger.awaitingAck(channel.name)) {
+    const awaiting = this.ledger.awaitingAck(channel.name);
+    // Acknowledged through another dispatcher sharing this ledger: forgotten here too.
+    const ids = new Set(awaiting.map((a) => a.id));
+    for (const id of state.resends.keys()) if (!ids.has(id)) state.resends.delete(id);
+    for (const alert of awaiting) {
       if (this.stopping) return true;
       if (!this.fresh(alert)) {
         this.expire(state, alert);
         continue;
       }
-      // Unknown after a restart: due at once.
-      const copies = state.resends.get(alert.id)?.copies ?? 0;
-      if ((state.resends.get(alert.id)?.dueAt ?? 0) > Date.now()) continue;
+      // Not known after a restart: due at once.
+      const { copies, dueAt } = state.resends.get(alert.id) ?? { copies: 0, dueAt: 0 };
+      if (dueAt > Date.now()) continue;
       if (!(await this.attempt(state, alert))) return false;
       this.scheduleResend(state, alert, copies + 1);
       this.metrics.resent.inc({ channel: channel.name });
@@ -239,11 +243,10 @@ export class AlertDispatcher {
         this.log.info({ vehicle, alertId, channel }, 'alert delivered: acknowledged by the receiver');
       },
       reachable: (vehicle) => {
-        let due = false;
-        for (const r of state.resends.values()) {
-          if (r.vehicle === vehicle) (r.dueAt = 0), (due = true);
-        }
-        if (due) this.kick();
+        for (const r of state.resends.values()) if (r.vehicle === vehicle) r.dueAt = 0;
+        // Word from the receivers' side means the channel works again: no need to sit out its backoff.
+        state.retryAt = 0;
+        this.kick();
       },
       refused: (detail, vehicle) => {
         this.metrics.receiptsRefused.inc({ channel });

@@ -53,10 +53,6 @@ export class DriverChannel implements AlertChannel {
     });
   }
 
-  get connected(): boolean {
-    return this.client?.connected ?? false;
-  }
-
   async send(alert: Alert): Promise<void> {
     if (!this.client?.connected) throw new Error('gateway not connected');
     await this.client.publishAsync(topics.alerts(alert.vehicle), JSON.stringify(wireAlert(alert)), { qos: 0 });
