@@ -135,7 +135,7 @@ export class Agent {
     });
     this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle }, readings);
     this.metrics.agents.add(this);
-    this.link.on('alert', (payload) => void this.onAlert(payload));
+    this.link.on('alert', (payload) => void this.onAlert(payload).catch((err: Error) => this.log.error({ err: err.message }, 'alert could not be shown')));
     this.clock.on('synced', (sync: Sync) => this.onClockSynced(sync));
     this.clock.on('gpsRefused', ({ reason, first }: GpsRefusal) => {
       this.metrics.gpsTimeRefused.inc({ vehicle });
@@ -323,6 +323,8 @@ export class Agent {
       return;
     }
     await this.showAlert(alert);
+    // Every copy is acknowledged, shown now or before: the cloud sends it again until it hears back.
+    if (!this.stopped) this.link.acknowledgeAlert(alert.id);
   }
 
   /**

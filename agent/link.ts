@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
 import { backoffDelay } from '../shared/backoff.js';
+import { encodeAlertAck } from '../shared/contract/alert-ack.js';
 import { topics, type VehicleStatus } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
 
@@ -63,12 +64,16 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
       this.connected = true;
       this.attempt = 0;
       this.log.info({ sessionPresent: connack.sessionPresent }, 'connected to gateway');
-      this.publishStatus();
+      // Online is said once alerts can reach the cab: the cloud sends what the cab has not
+      // acknowledged yet when it sees the vehicle come online.
       // A present session keeps the subscription only if it was made: subscribing again is harmless.
-      if (!connack.sessionPresent || !this.subscribed) {
+      if (connack.sessionPresent && this.subscribed) {
+        this.publishStatus();
+      } else {
         this.client!.subscribe(topics.alerts(vehicle), { qos: 1 }, (err) => {
           if (err) this.log.error({ err: err.message }, 'alert subscription failed, will subscribe again on the next connect');
           this.subscribed = !err;
+          this.publishStatus();
         });
       }
       this.emit('up');
@@ -93,6 +98,14 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
     if (!this.connected) return;
     const doc: VehicleStatus = { online: true, at: Date.now(), ...this.status() };
     this.client!.publish(topics.status(this.opts.vehicle), JSON.stringify(doc), { qos: 1, retain: true });
+  }
+
+  /** Tells the cloud the cab has this alert; sent again after a reconnect if the gateway did not take it. */
+  acknowledgeAlert(alertId: string): void {
+    const payload = encodeAlertAck({ id: alertId, at: Date.now() });
+    this.client!.publish(topics.alertAcks(this.opts.vehicle), payload, { qos: 1 }, (err) => {
+      if (err) this.log.warn({ alertId, err: err.message }, 'alert acknowledgement not sent; the cloud will send the alert again');
+    });
   }
 
   /** Says goodbye cleanly: a deliberate stop sets the status offline itself (no Will). */

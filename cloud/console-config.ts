@@ -33,6 +33,8 @@ export const consoleConfigSchema = z
     /** The detector's rules, so charts draw the same thresholds; built-in rules when absent. */
     rulesFile: z.string().optional(),
     staleAfterMs: int().min(1000).default(30_000),
+    /** Open connections at most; each page holds one for its event stream. */
+    maxConnections: int().min(1).default(1000),
     ...consoleAccessSettings,
   })
   .strict();

@@ -68,6 +68,7 @@ export class FleetStore {
         acked_by TEXT, acked_at INTEGER, cleared_by TEXT, cleared_at INTEGER) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (raised_at);
       CREATE TABLE IF NOT EXISTS alert_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, kind TEXT NOT NULL, at INTEGER NOT NULL);
+      -- The delivery ledger (alerts/delivery-ledger.ts); here because alert rows show the driver's delivery.
       CREATE TABLE IF NOT EXISTS deliveries (
         alert_id TEXT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL,
         PRIMARY KEY (alert_id, channel)) WITHOUT ROWID;
@@ -90,12 +91,6 @@ export class FleetStore {
       change: this.db.prepare('INSERT INTO alert_changes (alert_id, kind, at) VALUES (?, ?, ?)'),
       getAlert: this.db.prepare(`${SELECT_ALERTS} WHERE id = ?`),
       openAlerts: this.db.prepare(`${SELECT_ALERTS} WHERE vehicle = ? AND state != 'cleared'`),
-      undelivered: this.db.prepare(`SELECT a.* FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id AND d.channel = @channel
-        WHERE d.alert_id IS NULL AND (@liveOnly = 0 OR (a.live = 1 AND a.state != 'cleared')) ORDER BY a.raised_at LIMIT 100`),
-      claim: this.db.prepare(`INSERT OR IGNORE INTO deliveries (alert_id, channel, state, at) VALUES (?, ?, 'sending', ?)`),
-      delivered: this.db.prepare(`UPDATE deliveries SET state = 'sent', at = ? WHERE alert_id = ? AND channel = ?`),
-      release: this.db.prepare(`DELETE FROM deliveries WHERE alert_id = ? AND channel = ? AND state = 'sending'`),
-      inDoubt: this.db.prepare(`SELECT alert_id AS alertId FROM deliveries WHERE channel = ? AND state = 'sending'`),
       changesAfter: this.db.prepare('SELECT id, alert_id AS alertId, kind, at FROM alert_changes WHERE id > ? ORDER BY id LIMIT ?'),
       lastChange: this.db.prepare('SELECT coalesce(max(id), 0) AS id FROM alert_changes'),
       latest: this.db.prepare('SELECT vehicle, sensor, ts, value, lat, lon, heading FROM latest ORDER BY vehicle'),
@@ -172,33 +167,6 @@ export class FleetStore {
     return (this.db.prepare(sql).all(...args, f.limit ?? 500) as AlertRow[]).map(toAlert);
   }
 
-  /** Alerts a channel has not been given yet (live and not cleared ones only, for a live-only channel). */
-  undelivered(channel: string, liveOnly: boolean): StoredAlert[] {
-    return (this.st.undelivered.all({ channel, liveOnly: liveOnly ? 1 : 0 }) as AlertRow[]).map(toAlert);
-  }
-
-  /** Marks a delivery as under way before it is attempted; false if it was claimed before. */
-  claimDelivery(alertId: string, channel: string, at: number): boolean {
-    return this.st.claim.run(alertId, channel, at).changes === 1;
-  }
-
-  completeDelivery(alertId: string, channel: string, at: number): void {
-    this.transaction(() => {
-      this.st.delivered.run(at, alertId, channel);
-      this.st.change.run(alertId, `delivered:${channel}`, at);
-    });
-  }
-
-  /** Gives a failed delivery back, to be tried again. */
-  releaseDelivery(alertId: string, channel: string): void {
-    this.st.release.run(alertId, channel);
-  }
-
-  /** Deliveries a crash interrupted: whether they reached the channel is unknown. */
-  deliveriesInDoubt(channel: string): string[] {
-    return (this.st.inDoubt.all(channel) as { alertId: string }[]).map((r) => r.alertId);
-  }
-
   changesAfter(id: number, limit = 500): AlertChange[] {
     return this.st.changesAfter.all(id, limit) as AlertChange[];
   }
@@ -235,18 +203,21 @@ export class FleetStore {
   }
 }
 
-/** An alert row with its driver delivery time, which the console shows. */
-const SELECT_ALERTS = `SELECT alerts.*, (SELECT at FROM deliveries d WHERE d.alert_id = alerts.id AND d.channel = 'driver' AND d.state = 'sent') AS driver_sent_at FROM alerts`;
+/**
+ * An alert row with when the driver's cab was given it: when it was sent, and once the cab
+ * acknowledged it, when that came. Never sent, or expired unacknowledged: null.
+ */
+const SELECT_ALERTS = `SELECT alerts.*, (SELECT at FROM deliveries d WHERE d.alert_id = alerts.id AND d.channel = 'driver'
+  AND d.state IN ('sent', 'acknowledged')) AS driver_sent_at FROM alerts`;
 
-interface AlertRow {
+export interface AlertRow {
   id: string; vehicle: string; rule: string; severity: Severity; sensor: SensorId;
   episode_start: number; window_start: number; window_end: number; observed: number; expected: number;
   message: string; live: number; raised_at: number; closed_at: number; state: AlertState;
   acked_by: string | null; acked_at: number | null; cleared_by: string | null; cleared_at: number | null; driver_sent_at?: number | null;
 }
 
-
-function toAlert(r: AlertRow): StoredAlert {
+export function toAlert(r: AlertRow): StoredAlert {
   return {
     id: r.id, vehicle: r.vehicle, rule: r.rule, severity: r.severity, sensor: r.sensor,
     episodeStart: r.episode_start, windowStart: r.window_start, windowEnd: r.window_end,

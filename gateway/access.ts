@@ -2,8 +2,8 @@ import { parseTopic, TOPIC_ROOT, type ParsedTopic } from '../shared/contract/top
 
 /**
  * Cloud-side parts connect as services, each with the rights its job needs and no more:
- * `dispatcher` (the detector or dispatcher's driver channel) sends alerts down to cabs;
- * `console` follows every vehicle's status and alerts.
+ * `dispatcher` (the detector or dispatcher's driver channel) sends alerts down to cabs and
+ * follows their status and acknowledgements; `console` follows every vehicle's status and alerts.
  */
 export const SERVICE_ROLES = ['dispatcher', 'console'] as const;
 export type ServiceRole = (typeof SERVICE_ROLES)[number];
@@ -20,8 +20,9 @@ export type AccessDecision = { ok: true } | { ok: false; reason: AccessRefusal; 
 const ALLOW: AccessDecision = { ok: true };
 
 /**
- * A vehicle publishes its own telemetry and status; a dispatcher publishes alerts to any cab;
- * a console publishes nothing. `t` is `topic` parsed, which the caller needs too.
+ * A vehicle publishes its own telemetry, status and alert acknowledgements; a dispatcher
+ * publishes alerts to any cab; a console publishes nothing. `t` is `topic` parsed, which the
+ * caller needs too.
  */
 export function mayPublish(who: Identity, topic: string, t: ParsedTopic | undefined): AccessDecision {
   if (who.kind === 'service') {
@@ -34,10 +35,13 @@ export function mayPublish(who: Identity, topic: string, t: ParsedTopic | undefi
   return ALLOW;
 }
 
-/** A vehicle follows its own alerts and rejections; a console follows every vehicle's status and alerts (`+` allowed). */
+/**
+ * A vehicle follows its own alerts and rejections; a console follows every vehicle's status
+ * and alerts, a dispatcher every vehicle's status and alert acknowledgements (`+` allowed).
+ */
 export function maySubscribe(who: Identity, filter: string): AccessDecision {
   if (who.kind === 'service') {
-    if (who.role === 'console' && CONSOLE_FILTER.test(filter)) return ALLOW;
+    if (SERVICE_FILTERS[who.role].test(filter)) return ALLOW;
     return { ok: false, reason: 'service_denied', detail: `service ${who.role} may not subscribe to ${filter}` };
   }
   const t = parseTopic(filter);
@@ -45,4 +49,5 @@ export function maySubscribe(who: Identity, filter: string): AccessDecision {
   return { ok: false, reason: 'foreign_topic', detail: `vehicle ${who.vehicle} may only follow its own alerts, not ${filter}` };
 }
 
-const CONSOLE_FILTER = new RegExp(`^${TOPIC_ROOT.replace('/', '\\/')}\\/(\\+|[A-Za-z0-9_-]{1,64})\\/(status|alerts)$`);
+const serviceFilter = (kinds: string) => new RegExp(`^${TOPIC_ROOT.replace('/', '\\/')}\\/(\\+|[A-Za-z0-9_-]{1,64})\\/(${kinds})$`);
+const SERVICE_FILTERS: Record<ServiceRole, RegExp> = { console: serviceFilter('status|alerts'), dispatcher: serviceFilter('status|alert-acks') };

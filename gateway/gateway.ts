@@ -5,6 +5,7 @@ import { TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay } from '../shared/backoff.js';
+import { readAlertAck } from '../shared/contract/alert-ack.js';
 import type { Batch } from '../shared/contract/batch.js';
 import { decodeBatch } from '../shared/contract/codec.js';
 import { ContractError } from '../shared/contract/errors.js';
@@ -334,6 +335,11 @@ export class Gateway {
     if (t.kind === 'status') {
       const problem = statusProblem(payload);
       return problem ? this.refuse(client, packet, 'bad_status', problem, done) : done(null);
+    }
+    if (t.kind === 'alert-acks') {
+      // Passed on to the dispatchers as it is; only its shape is checked here.
+      const read = readAlertAck(t.vehicle, payload);
+      return 'problem' in read ? this.refuse(client, packet, 'malformed', read.problem, done) : done(null);
     }
     const receivedAt = Date.now();
     let batch: Batch;

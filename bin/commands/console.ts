@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
-import { consoleConfigSchema, DEV_CONSOLE_TOKEN, effectiveToken } from '../../cloud/console-config.js';
+import { consoleConfigSchema, DEV_CONSOLE_TOKEN, effectiveToken, type ConsoleAccess } from '../../cloud/console-config.js';
 import { loadRules } from '../../cloud/detector-config.js';
+import { requireConsoleSecret, requireServiceSecret } from '../../cloud/dev-secrets.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { configFrom, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
 
@@ -14,10 +15,12 @@ export function consoleCommand(): Command {
     .option('--mqtt-url <url>', 'gateway URL, for online/offline status (default mqtt://127.0.0.1:1883)')
     .option('--service-token <token>', 'gateway service password (prefer FLEET_SERVICE_TOKEN)')
     .option('--rules-file <file>', "the detector's rules, whose thresholds the charts draw (default: built-in rules)")
-    .option('--stale-after-ms <ms>', 'values older than this show as stale (default 30000)');
+    .option('--stale-after-ms <ms>', 'values older than this show as stale (default 30000)')
+    .option('--max-connections <n>', 'open connections at most; more are closed unanswered (default 1000)');
   return withConfig(consoleAccessOptions(cmd)).action((flags) =>
     runCommand(async () => {
       const config = configFrom(consoleConfigSchema, flags);
+      requireServiceSecret(config.mqttUrl, config.serviceToken);
       const log = createLogger('console');
       const server = new ConsoleServer({ ...config, consoleToken: consoleToken(config, log), rules: loadRules(config) }, log);
       await server.start();
@@ -36,9 +39,13 @@ export const consoleAccessOptions = (cmd: Command): Command =>
     .option('--tile-url <url>', 'map tile URL with {z}/{x}/{y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, a plain grid)')
     .option('--tile-attribution <text>', 'attribution shown under the map tiles');
 
-/** The configured token, or the development one (with a warning) when nobody could sign in otherwise. */
-export function consoleToken(c: Parameters<typeof effectiveToken>[0], log: Logger): string | undefined {
+/**
+ * The configured token, or the development one (with a warning) when nobody could sign in
+ * otherwise; that one only for a console listening on loopback.
+ */
+export function consoleToken(c: ConsoleAccess & { host: string }, log: Logger): string | undefined {
   const token = effectiveToken(c);
+  requireConsoleSecret(c.host, token);
   if (token === DEV_CONSOLE_TOKEN) log.warn('using the development console token; set FLEET_CONSOLE_TOKEN or FLEET_CONSOLE_USERS in production');
   return token;
 }

@@ -35,8 +35,10 @@ export function detectorCommand(): Command {
 }
 
 export async function startDetector(config: DetectorConfig, log: Logger): Promise<Detector> {
-  mkdirSync(config.dataDir, { recursive: true });
   const rules = loadRules(config);
+  // Before anything is opened: a channel setting refused stops the detector with nothing left behind.
+  const channels = config.dispatch === 'here' ? createChannels(config, `detector-${config.consumerGroup}-${process.pid}`, log) : [];
+  mkdirSync(config.dataDir, { recursive: true });
   // Two windows back: the open window plus the one whose verdict may not have been committed.
   const source = createSource(config, 2 * rules.windowMs, log);
   const detector = new Detector(
@@ -44,7 +46,7 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
       storePath: storePathOf(config),
       pollIntervalMs: config.pollIntervalMs,
       pollMaxRecords: 1000,
-      channels: config.dispatch === 'here' ? createChannels(config, `detector-${config.consumerGroup}-${process.pid}`, log) : [],
+      channels,
       alertStream: config.dispatch === 'kafka' ? new KafkaAlertStream({ brokers: config.kafkaBrokers, clientId: 'fleet-detector' }, log) : undefined,
       opsHost: config.opsHost,
       opsPort: config.opsPort,

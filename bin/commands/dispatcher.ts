@@ -19,6 +19,8 @@ const dispatcherConfigSchema = z
     consumerGroup: z.string().min(1).default('dispatcher'),
     /** The delivery ledger: which alert went to which channel. */
     dataDir: z.string().default('var/dispatcher'),
+    /** As the detector's rules: the cab is given an alert only this long after its window closed. */
+    freshnessMs: int().min(0).default(60_000),
     ...channelSettings,
     opsHost: z.string().default('127.0.0.1'),
     opsPort: int().min(-1).max(65535).default(9105),
@@ -31,15 +33,17 @@ export function dispatcherCommand(): Command {
     .option('--kafka-brokers <list>', 'comma-separated host:port of the Kafka cluster carrying fleet.alerts')
     .option('--alerts-topic <name>', 'alert topic (default fleet.alerts)')
     .option('--consumer-group <name>', 'dispatchers sharing it share the partitions (default dispatcher)')
-    .option('--data-dir <dir>', 'delivery ledger directory (default var/dispatcher)');
+    .option('--data-dir <dir>', 'delivery ledger directory (default var/dispatcher)')
+    .option('--freshness-ms <ms>', "the detector's freshness limit: an alert the cab has not acknowledged by then is recorded as expired (default 60000)");
   return opsOptions(withConfig(channelOptions(cmd)), 9105).action((flags) =>
     runCommand(async () => {
       const c = configFrom(dispatcherConfigSchema, flags);
       const log = createLogger('dispatcher');
       const registry = createRegistry('dispatcher');
+      const channels = createChannels(c, `dispatcher-${c.consumerGroup}-${process.pid}`, log);
       mkdirSync(c.dataDir, { recursive: true });
       const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
-      const dispatcher = new AlertDispatcher(ledger, createChannels(c, `dispatcher-${c.consumerGroup}-${process.pid}`, log), log, registry);
+      const dispatcher = new AlertDispatcher(ledger, channels, log, registry, { freshnessMs: c.freshnessMs });
       const stream = new KafkaAlertStream({ brokers: c.kafkaBrokers, topic: c.alertsTopic, clientId: 'fleet-dispatcher' }, log);
       const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ok: true })) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.

@@ -1,14 +1,42 @@
 import { Counter, type Registry } from 'prom-client';
 import { backoffDelay } from '../../shared/backoff.js';
 import type { Logger } from '../../shared/log.js';
-import type { FleetStore } from '../store.js';
-import type { AlertChannel } from './alert-channel.js';
+import type { FleetStore, StoredAlert } from '../store.js';
+import type { AlertChannel, ChannelReceipts } from './alert-channel.js';
+import { DeliveryLedger } from './delivery-ledger.js';
+
+export interface DispatcherOptions {
+  /**
+   * A live-only channel (the cab) is given an alert only this long after the reading that
+   * closed its window arrived, as the detector's freshness limit: the driver is never told
+   * about the past. Unacknowledged by then, the delivery is recorded as expired.
+   */
+  freshnessMs: number;
+  /** Backoff of a channel whose sends fail (or of the ledger, when it refuses a write). */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Backoff between copies of an alert a receiver has not acknowledged yet. */
+  resendBaseMs: number;
+  resendMaxMs: number;
+  pollMs: number;
+}
+
+export const DEFAULT_DISPATCHER_OPTIONS: DispatcherOptions = {
+  freshnessMs: 60_000,
+  retryBaseMs: 500,
+  retryMaxMs: 30_000,
+  resendBaseMs: 1000,
+  resendMaxMs: 15_000,
+  pollMs: 500,
+};
 
 interface ChannelState {
   channel: AlertChannel;
   busy: boolean;
   failures: number;
   retryAt: number;
+  /** Alerts sent to a receiver that acknowledges and not acknowledged yet: when to send each again. */
+  resends: Map<string, { vehicle: string; copies: number; dueAt: number }>;
 }
 
 /**
@@ -17,36 +45,49 @@ interface ChannelState {
  * the ledger before it is attempted and completed after; a failed one is released and
  * retried with backoff. After a crash, a claim without completion is retried only on a
  * channel whose receiver drops repeats; elsewhere it is logged as in doubt, not resent.
+ * A channel whose receiver acknowledges (the cab) gets each alert again, on a backoff and
+ * when the receiver comes back, until it is acknowledged or no longer fresh.
  */
 export class AlertDispatcher {
+  private readonly ledger: DeliveryLedger;
   private readonly states: ChannelState[];
+  private readonly opts: DispatcherOptions;
   private timer?: NodeJS.Timeout;
   private stopping = false;
   private readonly metrics;
 
   constructor(
-    private readonly store: FleetStore,
+    store: FleetStore,
     channels: AlertChannel[],
     private readonly log: Logger,
     registry: Registry,
-    private readonly opts = { retryBaseMs: 500, retryMaxMs: 30_000, pollMs: 500 },
+    opts: Partial<DispatcherOptions> = {},
   ) {
-    this.states = channels.map((channel) => ({ channel, busy: false, failures: 0, retryAt: 0 }));
+    this.ledger = new DeliveryLedger(store);
+    this.opts = { ...DEFAULT_DISPATCHER_OPTIONS, ...opts };
+    this.states = channels.map((channel) => ({ channel, busy: false, failures: 0, retryAt: 0, resends: new Map() }));
     const labelNames = ['channel'] as const;
+    const registers = [registry];
     this.metrics = {
-      delivered: new Counter({ name: 'fleet_alert_deliveries_total', help: 'Alerts delivered, by channel', labelNames, registers: [registry] }),
-      failed: new Counter({ name: 'fleet_alert_delivery_failures_total', help: 'Failed delivery attempts (retried), by channel', labelNames, registers: [registry] }),
+      delivered: new Counter({ name: 'fleet_alert_deliveries_total', help: 'Alerts delivered (for the cab: acknowledged by it), by channel', labelNames, registers }),
+      failed: new Counter({ name: 'fleet_alert_delivery_failures_total', help: 'Failed delivery attempts (retried), by channel', labelNames, registers }),
+      resent: new Counter({ name: 'fleet_alert_resends_total', help: 'Alerts sent again because their receiver had not acknowledged them', labelNames, registers }),
+      expired: new Counter({ name: 'fleet_alert_expired_total', help: 'Alerts no longer fresh before their receiver acknowledged them', labelNames, registers }),
+      receiptsRefused: new Counter({ name: 'fleet_alert_receipts_refused_total', help: 'Acknowledgements that could not be read', labelNames, registers }),
+      ledgerErrors: new Counter({ name: 'fleet_alert_ledger_errors_total', help: 'Delivery ledger reads or writes refused (e.g. SQLITE_BUSY); each retried', registers }),
     };
   }
 
   start(): void {
-    for (const { channel } of this.states) {
-      for (const alertId of this.store.deliveriesInDoubt(channel.name)) {
-        if (channel.idempotent) this.store.releaseDelivery(alertId, channel.name);
+    for (const state of this.states) {
+      const { channel } = state;
+      for (const alertId of this.ledger.inDoubt(channel.name)) {
+        if (channel.idempotent) this.ledger.release(alertId, channel.name);
         else this.log.warn({ alertId, channel: channel.name }, 'delivery interrupted by a crash; not resent, since this channel cannot drop repeats');
       }
+      channel.start(this.receipts(state));
     }
-    // New alerts are kicked by the detector; the timer catches retries and other writers.
+    // New alerts are kicked by the detector; the timer catches retries, re-sends and other writers.
     this.timer = setInterval(() => this.kick(), this.opts.pollMs);
   }
 
@@ -60,33 +101,164 @@ export class AlertDispatcher {
     clearInterval(this.timer);
     this.stopping = true;
     const deadline = Date.now() + timeoutMs;
-    while (this.states.some((s) => s.busy) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (this.states.some((s) => s.busy) && Date.now() < deadline) await sleep(20);
     for (const { channel } of this.states) await channel.close();
   }
 
+  /** Never rejects: whatever goes wrong is logged and tried again later. */
   private async drain(state: ChannelState): Promise<void> {
-    const { channel } = state;
     state.busy = true;
     try {
-      for (const alert of this.store.undelivered(channel.name, channel.liveOnly)) {
-        if (this.stopping) return;
-        if (!this.store.claimDelivery(alert.id, channel.name, Date.now())) continue;
-        try {
-          await channel.send(alert);
-        } catch (err) {
-          this.store.releaseDelivery(alert.id, channel.name);
-          this.metrics.failed.inc({ channel: channel.name });
-          state.retryAt = Date.now() + backoffDelay(state.failures++, this.opts.retryBaseMs, this.opts.retryMaxMs);
-          this.log.warn({ vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, err: (err as Error).message }, 'alert delivery failed, will retry');
-          return;
-        }
-        state.failures = 0;
-        this.store.completeDelivery(alert.id, channel.name, Date.now());
-        this.metrics.delivered.inc({ channel: channel.name });
-        this.log.info({ vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, live: alert.live }, 'alert delivered');
-      }
+      if (state.channel.acknowledges && !(await this.resendUnacknowledged(state))) return;
+      await this.deliverNew(state);
+    } catch (err) {
+      // The ledger refused (SQLITE_BUSY while another process writes the store, a full disk).
+      // Every send so far is recorded (see `record`), so the same round is simply tried again.
+      this.metrics.ledgerErrors.inc();
+      state.retryAt = Date.now() + backoffDelay(state.failures++, this.opts.retryBaseMs, this.opts.retryMaxMs);
+      this.log.error({ channel: state.channel.name, ...ledgerError(err) }, 'delivery ledger unavailable, will retry');
     } finally {
       state.busy = false;
     }
   }
+
+  /** Sends what the channel has not been given yet, until a send fails. */
+  private async deliverNew(state: ChannelState): Promise<void> {
+    const { channel } = state;
+    for (const alert of this.ledger.undelivered(channel.name, channel.liveOnly)) {
+      if (this.stopping) return;
+      if (channel.liveOnly && !this.fresh(alert)) {
+        this.expire(state, alert);
+        continue;
+      }
+      if (!this.ledger.claim(alert.id, channel.name, Date.now())) continue;
+      if (!(await this.attempt(state, alert))) {
+        await this.record(() => this.ledger.release(alert.id, channel.name));
+        return;
+      }
+      const recorded = await this.record(() => this.ledger.sent(alert.id, channel.name, Date.now(), channel.acknowledges));
+      const fields = { vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, live: alert.live };
+      if (!channel.acknowledges) {
+        this.metrics.delivered.inc({ channel: channel.name });
+        this.log.info(fields, 'alert delivered');
+      } else if (recorded) {
+        this.scheduleResend(state, alert, 1);
+        this.log.info(fields, 'alert sent, waiting for the acknowledgement');
+      }
+    }
+  }
+
+  /** Sends again what is due and still fresh, and records as expired what is no longer fresh; false when a send failed. */
+  private async resendUnacknowledged(state: ChannelState): Promise<boolean> {
+    const { channel } = state;
+    const awaiting = this.ledger.awaitingAck(channel.name);
+    // Acknowledged through another dispatcher sharing this ledger: forgotten here too.
+    const ids = new Set(awaiting.map((a) => a.id));
+    for (const id of state.resends.keys()) if (!ids.has(id)) state.resends.delete(id);
+    for (const alert of awaiting) {
+      if (this.stopping) return true;
+      if (!this.fresh(alert)) {
+        this.expire(state, alert);
+        continue;
+      }
+      // Not known after a restart: due at once.
+      const { copies, dueAt } = state.resends.get(alert.id) ?? { copies: 0, dueAt: 0 };
+      if (dueAt > Date.now()) continue;
+      if (!(await this.attempt(state, alert))) return false;
+      this.scheduleResend(state, alert, copies + 1);
+      this.metrics.resent.inc({ channel: channel.name });
+      this.log.info({ vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, copies: copies + 1 }, 'alert sent again: not acknowledged yet');
+    }
+    return true;
+  }
+
+  /** One send; a failure backs the channel off. */
+  private async attempt(state: ChannelState, alert: StoredAlert): Promise<boolean> {
+    try {
+      await state.channel.send(alert);
+      state.failures = 0;
+      return true;
+    } catch (err) {
+      this.metrics.failed.inc({ channel: state.channel.name });
+      state.retryAt = Date.now() + backoffDelay(state.failures++, this.opts.retryBaseMs, this.opts.retryMaxMs);
+      this.log.warn({ vehicle: alert.vehicle, alertId: alert.id, channel: state.channel.name, err: (err as Error).message }, 'alert delivery failed, will retry');
+      return false;
+    }
+  }
+
+  /**
+   * A ledger write that follows a send must not be lost, or the alert would be sent twice
+   * (or never counted): it is retried until it succeeds, unless the dispatcher stops (the
+   * delivery is then in doubt, which a restart resolves).
+   */
+  private async record<T>(write: () => T): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return write();
+      } catch (err) {
+        this.metrics.ledgerErrors.inc();
+        if (this.stopping) throw err;
+        this.log.error(ledgerError(err), 'delivery ledger refused a write, will retry');
+        await sleep(backoffDelay(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs));
+      }
+    }
+  }
+
+  private fresh(alert: StoredAlert): boolean {
+    return Date.now() - alert.closedAt <= this.opts.freshnessMs;
+  }
+
+  private expire(state: ChannelState, alert: StoredAlert): void {
+    const { channel } = state;
+    state.resends.delete(alert.id);
+    if (!this.ledger.expired(alert.id, channel.name, Date.now())) return;
+    this.metrics.expired.inc({ channel: channel.name });
+    this.log.warn(
+      { vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, closedAt: alert.closedAt, freshnessMs: this.opts.freshnessMs },
+      'alert expired: no longer fresh, and the receiver never acknowledged it',
+    );
+  }
+
+  private scheduleResend(state: ChannelState, alert: StoredAlert, copies: number): void {
+    const delay = backoffDelay(copies - 1, this.opts.resendBaseMs, this.opts.resendMaxMs);
+    state.resends.set(alert.id, { vehicle: alert.vehicle, copies, dueAt: Date.now() + delay });
+  }
+
+  private receipts(state: ChannelState): ChannelReceipts {
+    const channel = state.channel.name;
+    return {
+      acknowledged: (alertId, vehicle) => {
+        let recorded: boolean;
+        try {
+          recorded = this.ledger.acknowledged(alertId, channel, Date.now());
+        } catch (err) {
+          this.metrics.ledgerErrors.inc();
+          this.log.error({ vehicle, alertId, channel, ...ledgerError(err) }, 'delivery ledger refused an acknowledgement; the alert will be sent again');
+          return;
+        }
+        state.resends.delete(alertId);
+        // A repeat, or an alert another dispatcher sent: nothing to do.
+        if (!recorded) return void this.log.debug({ vehicle, alertId, channel }, 'acknowledgement of an alert not waiting for one');
+        this.metrics.delivered.inc({ channel });
+        this.log.info({ vehicle, alertId, channel }, 'alert delivered: acknowledged by the receiver');
+      },
+      reachable: (vehicle) => {
+        for (const r of state.resends.values()) if (r.vehicle === vehicle) r.dueAt = 0;
+        // Word from the receivers' side means the channel works again: no need to sit out its backoff.
+        state.retryAt = 0;
+        this.kick();
+      },
+      refused: (detail, vehicle) => {
+        this.metrics.receiptsRefused.inc({ channel });
+        this.log.warn({ vehicle, channel, detail }, 'acknowledgement refused');
+      },
+    };
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SQLite's code (SQLITE_BUSY, SQLITE_FULL …) says more than its message. */
+function ledgerError(err: unknown): { err: string; code?: string } {
+  return { err: (err as Error).message, code: (err as { code?: string }).code };
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { int } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
 import { DEV_SERVICE_TOKEN } from '../../gateway/gateway-config.js';
+import { requireServiceSecret } from '../dev-secrets.js';
 import type { AlertChannel } from './alert-channel.js';
 import { DriverChannel } from './channels/driver-channel.js';
 import { SnsChannel } from './channels/sns-channel.js';
@@ -26,6 +27,7 @@ export type ChannelSettings = z.infer<z.ZodObject<typeof channelSettings>>;
 
 /** The driver's cab always; a webhook and an SNS topic when configured. */
 export function createChannels(c: ChannelSettings, clientId: string, log: Logger): AlertChannel[] {
+  requireServiceSecret(c.mqttUrl, c.serviceToken);
   const channels: AlertChannel[] = [new DriverChannel({ mqttUrl: c.mqttUrl, serviceToken: c.serviceToken, clientId }, log)];
   if (c.webhookUrl) channels.push(new WebhookChannel({ url: c.webhookUrl, token: c.webhookToken, timeoutMs: c.webhookTimeoutMs }));
   if (c.snsTopicArn) channels.push(new SnsChannel({ topicArn: c.snsTopicArn, region: c.awsRegion, endpoint: c.awsEndpoint }));

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/log.js';
 import { DEFAULT_RULES } from '../../shared/rules/default-rules.js';
@@ -10,11 +10,12 @@ import { FleetStore, type StoredAlert } from '../store.js';
 import { AlertCounts } from './alert-counts.js';
 import { CLEARED_COOKIE, ConsoleAuth, requireSameOrigin, sessionCookie, type Principal } from './auth.js';
 import { EventStream } from './event-stream.js';
-import { HttpError, readJsonBody, sendJson } from './http.js';
+import { ClientAborted, HttpError, readJsonBody, sendJson, type BodyLimits } from './http.js';
 import { LatestChanges } from './latest-changes.js';
 import { parseActor, parseAlertFilter, parseSignIn, parseVehicle } from './params.js';
 import { parseUsers } from './passwords.js';
 import { ReadingHistory } from './reading-history.js';
+import { SignInThrottle } from './sign-in-throttle.js';
 import { StaticFiles } from './static-files.js';
 import { StatusTracker } from './status-tracker.js';
 import { vehicleViews, type VehicleStatusEntry } from './vehicles.js';
@@ -40,9 +41,17 @@ export interface ConsoleOptions {
   rules?: RuleSet;
   /** A latest value older than this is shown as stale; 30 s by default. */
   staleAfterMs?: number;
+  /** Open connections at most (pages hold one each for their event stream); 1000 by default. */
+  maxConnections?: number;
 }
 
-const MAX_BODY_BYTES = 4096;
+const BODY_LIMITS: BodyLimits = { maxBytes: 4096, timeoutMs: 5000 };
+/**
+ * A request's headers must arrive within this, and the whole request within twice this (a
+ * body is cut off sooner, by BODY_LIMITS): slow clients cannot hold connections for long.
+ */
+const HEADERS_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_CONNECTIONS = 1000;
 const DEFAULT_STALE_AFTER_MS = 30_000;
 /** How far back the map's tracks and the vehicle charts reach. */
 const HISTORY_MS = 15 * 60_000;
@@ -88,6 +97,7 @@ export class ConsoleServer {
   private readonly history: ReadingHistory;
   private readonly auth: ConsoleAuth;
   private readonly files: StaticFiles;
+  private readonly throttle = new SignInThrottle();
   private readonly routes: Route[];
   private readonly metrics;
   private server?: Server;
@@ -118,11 +128,20 @@ export class ConsoleServer {
   async start(): Promise<void> {
     // Connections that have had a request: a parse error there may follow an answer already sent.
     const answered = new WeakSet<Duplex>();
-    const server = createServer((req, res) => {
-      answered.add(req.socket);
-      void this.dispatch(req, res);
+    const server = createServer(
+      // Checked every second rather than Node's 30: a slow client is answered close to its deadline.
+      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 2 * HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
+      (req, res) => {
+        answered.add(req.socket);
+        void this.dispatch(req, res);
+      },
+    );
+    server.maxConnections = this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    server.on('drop', (peer) => {
+      this.metrics.connectionsRefused.inc({ reason: 'too_many_connections' });
+      this.log.warn({ remote: peer?.remoteAddress, maxConnections: server.maxConnections }, 'connection refused: too many open connections');
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerMalformedRequest(err, socket, answered.has(socket)));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.answerMalformedRequest(err, socket, answered.has(socket)));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -202,8 +221,19 @@ export class ConsoleServer {
       }),
       signIns: new Counter({
         name: 'fleet_console_sign_ins_total',
-        help: 'Sign-in attempts by result',
+        help: 'Sign-in attempts by result (ok, refused, throttled)',
         labelNames: ['result'] as const,
+        registers,
+      }),
+      connectionsRefused: new Counter({
+        name: 'fleet_console_connections_refused_total',
+        help: 'Connections closed unanswered, by reason',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
+      aborted: new Counter({
+        name: 'fleet_console_requests_aborted_total',
+        help: 'Requests whose client went away before sending all of it',
         registers,
       }),
       actions: new Counter({
@@ -240,18 +270,25 @@ export class ConsoleServer {
       const principal = this.authorize(req, found);
       await found.handle({ req, res, path, query, params, principal });
     } catch (err) {
+      if (err instanceof ClientAborted) {
+        this.metrics.aborted.inc();
+        this.log.info({ route, remote: req.socket.remoteAddress }, 'request aborted by the client');
+        return;
+      }
       this.fail(res, err);
     } finally {
-      this.metrics.requests.inc({ route, status: res.statusCode });
+      // An aborted request got no answer, so it has no status to count.
+      if (res.headersSent) this.metrics.requests.inc({ route, status: res.statusCode });
     }
   }
 
+  /** HEAD is answered wherever GET is, by the same handler: Node leaves out the body. */
   private match(method: string, path: string): { route: Route; params: string[] } {
     const onPath = this.routes.filter((r) => r.path.test(path));
     if (onPath.length === 0) throw new HttpError(404, `no such path ${truncate(path)}`);
-    const route = onPath.find((r) => r.method === method);
+    const route = onPath.find((r) => r.method === (method === 'HEAD' ? 'GET' : method));
     if (!route) {
-      const allowed = onPath.map((r) => r.method).join(', ');
+      const allowed = onPath.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])).join(', ');
       throw new HttpError(405, `${truncate(method)} is not allowed on ${truncate(path)}; use ${allowed}`, { allow: allowed });
     }
     return { route, params: route.path.exec(path)!.slice(1).map(decodeParam) };
@@ -291,15 +328,25 @@ export class ConsoleServer {
   private async signIn({ req, res }: Context): Promise<void> {
     // A sign-in forced from another site would tie the victim's page to the attacker's account.
     if (req.headers.origin !== undefined) requireSameOrigin(req);
-    const { user, password } = parseSignIn(await readJsonBody(req, MAX_BODY_BYTES));
+    const { user, password } = parseSignIn(await readJsonBody(req, BODY_LIMITS));
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    const throttled = this.throttle.attempt(remote, user, Date.now());
+    if (throttled) {
+      const seconds = Math.ceil(throttled.retryAfterMs / 1000);
+      this.metrics.signIns.inc({ result: 'throttled' });
+      this.log.warn({ user, remote, by: throttled.by, retryAfterS: seconds }, 'sign-in throttled');
+      const whose = throttled.by === 'address' ? 'from this address' : 'for this user';
+      throw new HttpError(429, `sign-in: too many failed attempts ${whose}; try again in ${seconds} s`, { 'retry-after': String(seconds) });
+    }
     const signedIn = await this.auth.signIn(user, password, Date.now());
     if (!signedIn) {
       this.metrics.signIns.inc({ result: 'refused' });
-      this.log.warn({ user, remote: req.socket.remoteAddress }, 'sign-in refused');
+      this.log.warn({ user, remote }, 'sign-in refused');
       throw new HttpError(401, 'user or password: not recognised');
     }
+    this.throttle.succeeded(remote, user, Date.now());
     this.metrics.signIns.inc({ result: 'ok' });
-    this.log.info({ user, remote: req.socket.remoteAddress }, 'signed in');
+    this.log.info({ user, remote }, 'signed in');
     sendJson(res, 200, { user, expiresAt: signedIn.session.expiresAt }, { 'set-cookie': sessionCookie(signedIn.id, SESSION_TTL_MS) });
   }
 
@@ -333,7 +380,7 @@ export class ConsoleServer {
   }
 
   private async lifecycle({ req, res, params, principal }: Context, action: Action): Promise<void> {
-    const named = parseActor(await readJsonBody(req, MAX_BODY_BYTES));
+    const named = parseActor(await readJsonBody(req, BODY_LIMITS));
     // A signed-in user acts under their own name; a script with the token says who it acts for.
     const by = principal!.via === 'session' ? principal!.user : named;
     const id = params[0]!;
@@ -349,6 +396,28 @@ export class ConsoleServer {
     const { status, type, body } = await handleOps(path, this.registry, () => this.health());
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
     res.end(body);
+  }
+
+  /**
+   * A request Node's HTTP parser refuses (a control byte in the path, a broken header) or that
+   * does not arrive in time never reaches a route; it still gets a JSON answer that says what
+   * was wrong, like every other refusal.
+   */
+  private answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex, answeredBefore: boolean): void {
+    // Bytes left over after a request we answered (a body we did not read) end the connection quietly.
+    if (!socket.writable || answeredBefore) {
+      socket.destroy();
+      return;
+    }
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const [status, reason] = timedOut ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+    const error = timedOut ? `request: headers not received within ${HEADERS_TIMEOUT_MS / 1000} s` : `request: not valid HTTP (${err.code ?? err.message})`;
+    this.metrics.requests.inc({ route: 'none', status });
+    this.log.info({ remote: (socket as Socket).remoteAddress, status, error }, 'request refused before routing');
+    const body = JSON.stringify({ error });
+    // An answer to HEAD has no body, even when the rest of the request line was unreadable.
+    const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`);
   }
 
   /** Event streams never end by themselves, so open connections are closed rather than awaited. */
@@ -399,18 +468,3 @@ function truncate(text: string): string {
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
 
-/**
- * A request Node's HTTP parser refuses (a control byte in the path, a broken header) never
- * reaches a route; it still gets a JSON 400 that says what was wrong, like every other refusal.
- */
-function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex, answeredBefore: boolean): void {
-  // Bytes left over after a request we answered (a body we did not read) end the connection quietly.
-  if (!socket.writable || answeredBefore) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: `request: not valid HTTP (${err.code ?? err.message})` });
-  // An answer to HEAD has no body, even when the rest of the request line was unreadable.
-  const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
-  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`);
-}

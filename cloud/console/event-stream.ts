@@ -50,6 +50,8 @@ export class EventStream {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
+    // HEAD asks for the headers only: there is no stream to keep open.
+    if (res.req.method === 'HEAD') return void res.end();
     res.write(`retry: 2000\n${frame('hello', { lastChangeId: this.lastChangeId, at: Date.now() })}`);
     this.clients.add(res);
     res.once('close', () => this.clients.delete(res));

@@ -28,9 +28,22 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   return /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
-/** Reads a JSON body of at most `maxBytes`; an empty body is `undefined`. */
-export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  const text = await readText(req, maxBytes);
+/** The client went away before its request was complete: nothing to answer, and nothing wrong here. */
+export class ClientAborted extends Error {
+  constructor() {
+    super('the client closed the connection before its request was complete');
+  }
+}
+
+export interface BodyLimits {
+  maxBytes: number;
+  /** From the handler's start: a client that trickles its body out holds nothing for long. */
+  timeoutMs: number;
+}
+
+/** Reads a JSON body within `limits`; an empty body is `undefined`. */
+export async function readJsonBody(req: IncomingMessage, limits: BodyLimits): Promise<unknown> {
+  const text = await readText(req, limits);
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text);
@@ -39,21 +52,29 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   }
 }
 
-function readText(req: IncomingMessage, maxBytes: number): Promise<string> {
+function readText(req: IncomingMessage, { maxBytes, timeoutMs }: BodyLimits): Promise<string> {
   if (Number(req.headers['content-length'] ?? 0) > maxBytes) return Promise.reject(tooLarge(maxBytes));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // Not a destroy on refusal: that would take the socket with it before the answer is sent.
+    const settle = (err: Error | undefined) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks).toString('utf8'));
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= maxBytes) return void chunks.push(chunk);
-      // Not a destroy: that would take the socket with it before the 413 is sent.
-      req.off('data', onData);
-      reject(tooLarge(maxBytes));
+      if (size <= maxBytes) chunks.push(chunk);
+      else settle(tooLarge(maxBytes));
     };
+    // The rest of the body is never read, so the connection cannot be reused.
+    const timer = setTimeout(() => settle(new HttpError(408, `body: not received within ${timeoutMs / 1000} s`, { connection: 'close' })), timeoutMs);
     req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    req.once('end', () => settle(undefined));
+    req.once('error', () => settle(new ClientAborted()));
+    req.once('close', () => req.complete || settle(new ClientAborted()));
   });
 }
 

@@ -40,12 +40,14 @@ export class ReadingHistory {
   /** Every vehicle's positions since `since`, at most one per `bucketMs`. */
   tracks(since: number, bucketMs: number): Record<string, TrackPoint[]> {
     return this.store.transaction(() => {
-      const out: Record<string, TrackPoint[]> = {};
-      for (const { vehicle } of this.st.gpsVehicles.all(since) as { vehicle: string }[]) {
-        const rows = this.st.track.all(vehicle, since, bucketMs) as { lat: number; lon: number; ts: number }[];
-        out[vehicle] = rows.map((r) => [r.lat, r.lon, r.ts]);
-      }
-      return out;
+      const vehicles = this.st.gpsVehicles.all(since) as { vehicle: string }[];
+      // fromEntries makes own properties: a vehicle named `__proto__` is a key like any other.
+      return Object.fromEntries(
+        vehicles.map(({ vehicle }) => {
+          const rows = this.st.track.all(vehicle, since, bucketMs) as { lat: number; lon: number; ts: number }[];
+          return [vehicle, rows.map((r): TrackPoint => [r.lat, r.lon, r.ts])];
+        }),
+      );
     });
   }
 }

@@ -8,19 +8,23 @@ import { HttpError } from './http.js';
 /** tsc copies no HTML, CSS or browser JS into dist/, so the compiled module (dist/cloud/console/) serves them from the source tree. */
 const WEB_DIR = fileURLToPath(new URL('../../../cloud/console/web/', import.meta.url));
 const require = createRequire(import.meta.url);
-/** Third-party browser code comes from our own node_modules: depots often have no internet. */
-const VENDOR_DIRS: Record<string, string> = {
-  leaflet: join(dirname(require.resolve('leaflet/package.json')), 'dist'),
-  uplot: join(dirname(require.resolve('uplot/package.json')), 'dist'),
-};
+/**
+ * Third-party browser code comes from our own node_modules: depots often have no internet.
+ * Maps, not object literals: a path segment such as `constructor` or `__proto__` must find
+ * nothing rather than something inherited.
+ */
+const VENDOR_DIRS = new Map([
+  ['leaflet', join(dirname(require.resolve('leaflet/package.json')), 'dist')],
+  ['uplot', join(dirname(require.resolve('uplot/package.json')), 'dist')],
+]);
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
-};
+const TYPES = new Map([
+  ['.html', 'text/html; charset=utf-8'],
+  ['.js', 'text/javascript; charset=utf-8'],
+  ['.css', 'text/css; charset=utf-8'],
+  ['.png', 'image/png'],
+  ['.svg', 'image/svg+xml'],
+]);
 /** One or two plain path segments: nothing that could climb out of the folder. */
 const SAFE_PATH = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)?$/;
 
@@ -42,13 +46,13 @@ export class StaticFiles {
   }
 
   vendor(res: ServerResponse, library: string, path: string): Promise<void> {
-    const dir = VENDOR_DIRS[library];
+    const dir = VENDOR_DIRS.get(library);
     if (!dir) throw new HttpError(404, `no vendored library ${library}`);
     return this.send(res, join(dir, safe(path)));
   }
 
   private async send(res: ServerResponse, file: string): Promise<void> {
-    const type = TYPES[extname(file)];
+    const type = TYPES.get(extname(file));
     if (!type) throw new HttpError(404, `no such file ${file.slice(file.lastIndexOf('/') + 1)}`);
     const body = await this.read(file);
     res.writeHead(200, { ...this.headers, 'content-type': type, 'content-length': body.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });

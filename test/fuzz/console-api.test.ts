@@ -88,6 +88,8 @@ describe('fuzz: the console HTTP API', () => {
       '/api/vehicles', '/api/vehicles/truck-1/series', '/api/tracks', '/api/alerts', '/api/alerts?state=active&severity=critical&limit=5',
       '/api/alerts?vehicle=truck-2', `/api/alerts/${ids[0]}`, `/api/alerts/${ids[1]}/ack`, `/api/alerts/${ids[2]}/clear`, '/api/stats',
       '/api/config', '/api/session', '/healthz', '/', '/app/main.js', '/vendor/leaflet/leaflet.js', '/nope',
+      // Names every object inherits, where a lookup by path segment could find them.
+      '/vendor/constructor/leaflet.js', '/vendor/__proto__/x.js', '/app/main.toString', '/api/alerts/hasOwnProperty',
     ];
     const bodies = [{ user: 'a', password: TOKEN }, { by: 'operator' }, {}, { user: 'x', password: 'y', extra: 1 }];
     const originOk = `http://127.0.0.1:${port}`;
@@ -97,7 +99,7 @@ describe('fuzz: the console HTTP API', () => {
       const authorized = m.chance(0.5);
       const method = m.chance(0.7) ? m.pick(['GET', 'POST', 'DELETE']) : m.pick(METHODS);
       let path = m.pick(paths);
-      if (m.chance(0.6)) path = m.mutateText(path, { dictionary: ['%', '%00', '%zz', '..', '//', '?', '&', '=', '#', '\u00ff', ' '], maxRounds: 3 });
+      if (m.chance(0.6)) path = m.mutateText(path, { dictionary: ['%', '%00', '%zz', '..', '//', '?', '&', '=', '#', '\u00ff', ' ', 'constructor', '__proto__', 'valueOf'], maxRounds: 3 });
       const headers: Record<string, string> = {};
       if (authorized) headers.authorization = `Bearer ${TOKEN}`;
       else if (m.chance(0.3)) headers.authorization = m.mutateText(`Bearer ${TOKEN}`, { maxRounds: 2 });

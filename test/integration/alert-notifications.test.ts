@@ -1,12 +1,23 @@
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import { Registry } from 'prom-client';
+import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
+import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
+import { FleetStore } from '../../cloud/store.js';
+import { DEV_SERVICE_TOKEN } from '../../gateway/gateway-config.js';
+import { topics } from '../../shared/contract/topics.js';
+import { createLogger } from '../../shared/log.js';
+import { Cloud } from '../support/cloud.js';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { awsClientConfig } from '../../shared/aws-client-config.js';
+import { z } from 'zod';
 import { overheatingStream, slowWebhookReceiver, type WebhookReceiver } from '../support/alert-fixtures.js';
-import { kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { exitWithin, freePort, kill, runFleet, sleep, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { startMoto, type MotoServer } from '../support/moto-server.js';
 
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' };
@@ -78,5 +89,136 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
       onQueue.push(...(r.Messages ?? []).map((m) => (JSON.parse(m.Body!) as { id: string }).id));
     }
     assert.deepEqual(onQueue.sort(), ids, 'each alert reached the SNS topic exactly once');
+  });
+});
+
+describe('detector and dispatcher with the built-in service token', () => {
+  const dir = tempDir();
+  const unset = { FLEET_SERVICE_TOKEN: '' };
+  /** TEST-NET-1: an address beyond loopback that nothing answers. */
+  const remoteGateway = 'mqtt://192.0.2.7:1883';
+  const detectorArgs = ['detector', '--data-dir', join(dir, 'cloud'), '--stream-path', join(dir, 'stream.db'), '--mqtt-url', remoteGateway, '--ops-port', '-1'];
+
+  it('refuse to send it to a gateway beyond loopback, naming FLEET_SERVICE_TOKEN', async () => {
+    const dispatcherArgs = ['dispatcher', '--kafka-brokers', '127.0.0.1:9', '--data-dir', join(dir, 'dispatcher'), '--mqtt-url', remoteGateway, '--ops-port', '-1'];
+    for (const args of [detectorArgs, dispatcherArgs]) {
+      const p = runFleet(args, unset);
+      const code = await exitWithin(p, 20_000);
+      assert.equal(code, 2, `${args[0]}: ${p.stderr.join('\n')}`);
+      assert.match(p.stderr.join('\n'), /serviceToken: .*192\.0\.2\.7.*set FLEET_SERVICE_TOKEN/, args[0]);
+    }
+  });
+
+  it('start with a configured service token towards the same gateway', async () => {
+    const p = runFleet(detectorArgs, { FLEET_SERVICE_TOKEN: 'a-configured-service-token' });
+    try {
+      await waitFor('the detector running', () => p.lines.some((l) => l.includes('"detector started"')) || p.child.exitCode !== null, 20_000);
+      assert.equal(p.child.exitCode, null, p.stderr.join('\n'));
+    } finally {
+      await kill(p);
+    }
+  });
+});
+
+describe('a detector whose store another process holds locked', () => {
+  const dir = tempDir();
+  const VEHICLES_LOCKED = 12;
+  let webhook: WebhookReceiver;
+  let detector: Proc | undefined;
+
+  before(async () => {
+    webhook = await slowWebhookReceiver();
+  });
+
+  after(async () => {
+    if (detector) await kill(detector, 'SIGKILL');
+    webhook.server.close();
+  });
+
+  it('rides out SQLITE_BUSY in its delivery ledger: logged, counted, retried, nothing lost or repeated', async () => {
+    const { streamPath, rulesFile } = overheatingStream(dir, 'lk-', VEHICLES_LOCKED);
+    const opsPort = await freePort();
+    detector = runFleet(['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
+      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', webhook.url, '--ops-port', String(opsPort)]);
+    await waitFor('a first delivery', () => webhook.received.length >= 1, 20_000, 5);
+    // A writer that holds the store longer than its 5 s busy timeout, as a console or a backup might.
+    const holder = new Database(join(dir, 'cloud', 'fleet.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    await sleep(6500);
+    holder.exec('COMMIT');
+    holder.close();
+    await waitFor(`all ${VEHICLES_LOCKED} alerts delivered`, () => new Set(webhook.received).size === VEHICLES_LOCKED || detector!.child.exitCode !== null, 30_000);
+    assert.equal(detector.child.exitCode, null, `the detector exited: ${detector.stderr.join('\n')}`);
+    assert.equal(new Set(webhook.received).size, VEHICLES_LOCKED);
+    assert.equal(webhook.received.length, VEHICLES_LOCKED, 'no alert repeated');
+    const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    assert.match(metrics, /fleet_alert_ledger_errors_total\{[^}]*\} [1-9]/);
+    assert.ok(detector.lines.some((l) => l.includes('SQLITE_BUSY') && l.includes('"msg":"delivery ledger')), 'the refusal is logged with its reason');
+  });
+});
+
+describe('the driver channel', () => {
+  it('opens no connection before the dispatcher starts it', async () => {
+    const dir = tempDir();
+    const connections: Socket[] = [];
+    const gateway = createServer((s) => connections.push(s));
+    const port = await freePort();
+    await new Promise<void>((r) => gateway.listen(port, '127.0.0.1', r));
+    const store = new FleetStore(join(dir, 'fleet.db'));
+    const settings = z.object(channelSettings).parse({ mqttUrl: `mqtt://127.0.0.1:${port}` });
+    const log = createLogger('test', { level: 'silent' });
+    const dispatcher = new AlertDispatcher(store, createChannels(settings, 'driver-channel-test', log), log, new Registry());
+    try {
+      // Enough for a connection made at construction to have arrived, loaded machine or not.
+      await sleep(1000);
+      assert.equal(connections.length, 0, 'constructing the channels connected to the gateway');
+      dispatcher.start();
+      await waitFor('the connection once started', () => connections.length > 0, 10_000);
+    } finally {
+      await dispatcher.stop();
+      for (const s of connections) s.destroy();
+      gateway.close();
+      store.close();
+    }
+  });
+});
+
+describe('cab acknowledgements through the gateway', () => {
+  const dir = tempDir();
+  let cloud: Cloud;
+
+  before(async () => {
+    cloud = await new Cloud({ dir }).start();
+  });
+
+  after(async () => {
+    await cloud.stop();
+  });
+
+  it('pass a valid one on to the dispatchers, and dead-letter a malformed one without cutting the cab off', async () => {
+    const dispatcher = await mqtt.connectAsync(cloud.serviceMqttUrl, { clientId: 'ack-reader', username: 'dispatcher', password: DEV_SERVICE_TOKEN, reconnectPeriod: 0 });
+    const consoleService = await mqtt.connectAsync(cloud.serviceMqttUrl, { clientId: 'ack-console', username: 'console', password: DEV_SERVICE_TOKEN, reconnectPeriod: 0 });
+    const cab = await mqtt.connectAsync(cloud.mqttUrl, { clientId: 'ack-1', reconnectPeriod: 0 });
+    try {
+      const acks: string[] = [];
+      const rejections: { reason: string; detail: string }[] = [];
+      dispatcher.on('message', (_t, p) => acks.push(p.toString()));
+      cab.on('message', (_t, p) => rejections.push(JSON.parse(p.toString())));
+      assert.deepEqual((await dispatcher.subscribeAsync(topics.allAlertAcks, { qos: 1 })).map((g) => g.qos), [1]);
+      await assert.rejects(consoleService.subscribeAsync(topics.allAlertAcks, { qos: 1 }), (err: Error & { packet?: { granted: number[] } }) => err.packet?.granted[0] === 128, 'a console has no business with them');
+      await cab.subscribeAsync(topics.rejected('ack-1'), { qos: 1 });
+
+      await cab.publishAsync(topics.alertAcks('ack-1'), Buffer.from('{"id": "ack-2.hot.1", "at": 1}'), { qos: 1 });
+      const valid = JSON.stringify({ id: 'ack-1.hot.1764000010000', at: Date.now() });
+      await cab.publishAsync(topics.alertAcks('ack-1'), Buffer.from(valid), { qos: 1 });
+      await waitFor('the valid acknowledgement passed on', () => acks.length > 0);
+      await waitFor('the rejection notice', () => rejections.length > 0);
+      assert.deepEqual(acks, [valid]);
+      assert.equal(rejections[0]!.reason, 'malformed');
+      assert.match(rejections[0]!.detail, /^ack\.id: must be an alert id of ack-1/);
+      assert.equal(cab.connected, true);
+    } finally {
+      await Promise.all([dispatcher.endAsync(true), consoleService.endAsync(true), cab.endAsync(true)]);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect as connectTcp, createServer, type AddressInfo, type Server, type Socket as NetSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,11 +9,13 @@ import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { hashPassword } from '../../cloud/console/passwords.js';
+import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import { FleetStore, type StoredAlert } from '../../cloud/store.js';
 import { alertId, type Alert, type Severity } from '../../shared/contract/alert.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
+import { exitWithin, kill, runFleet, tempDir } from '../support/harness.js';
 
 const SERVICE_TOKEN = 'service-secret';
 const WRITE_TOKEN = 'write-secret';
@@ -454,6 +457,235 @@ describe('console sign-in, history and live values', () => {
       assert.deepEqual(Object.keys(frame.data[0].values), ['engine_temp'], 'only what changed');
     } finally {
       stream.close();
+    }
+  });
+});
+
+describe('fleet console and its built-in secrets', () => {
+  const dir = tempDir('fleet-console-secrets-');
+  // Whatever the machine running the tests has set, these runs see no configured secret.
+  const unset = { FLEET_CONSOLE_TOKEN: '', FLEET_CONSOLE_USERS: '', FLEET_SERVICE_TOKEN: '' };
+  const consoleArgs = (...more: string[]) => ['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://127.0.0.1:1', ...more];
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses to listen beyond loopback with the development console token, naming the variables to set', async () => {
+    for (const args of [consoleArgs('--host', '0.0.0.0'), consoleArgs('--host', '0.0.0.0', '--console-token', DEV_CONSOLE_TOKEN)]) {
+      const p = runFleet(args, unset);
+      const code = await exitWithin(p, 20_000);
+      const stderr = p.stderr.join('\n');
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr} ${p.lines.join('\n')}`);
+      assert.match(stderr, /consoleToken: .*0\.0\.0\.0.*set FLEET_CONSOLE_TOKEN or FLEET_CONSOLE_USERS/);
+      assert.ok(!p.lines.some((l) => l.startsWith('fleet console:')), 'it never listened');
+    }
+  });
+
+  it('refuses to send the development service token to a gateway beyond loopback, naming FLEET_SERVICE_TOKEN', async () => {
+    const p = runFleet(['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://192.0.2.7:1883'], { ...unset, FLEET_CONSOLE_TOKEN: 'a-configured-console-token' });
+    assert.equal(await exitWithin(p, 20_000), 2, p.stderr.join('\n'));
+    assert.match(p.stderr.join('\n'), /serviceToken: .*192\.0\.2\.7.*set FLEET_SERVICE_TOKEN/);
+  });
+
+  it('starts beyond loopback with a configured token, and on loopback with the development one', async () => {
+    for (const [args, env] of [
+      [consoleArgs('--host', '0.0.0.0'), { ...unset, FLEET_CONSOLE_TOKEN: 'a-configured-console-token' }],
+      [consoleArgs('--host', '127.0.0.1'), unset],
+    ] as const) {
+      const p = runFleet([...args], env);
+      try {
+        await waitFor(`${args.join(' ')} listening`, () => p.lines.some((l) => l.startsWith('fleet console: http://')) || p.child.exitCode !== null, 20_000);
+        assert.equal(p.child.exitCode, null, p.stderr.join('\n'));
+      } finally {
+        await kill(p);
+      }
+    }
+  });
+});
+
+/** One request on its own connection from a chosen loopback address, as a client elsewhere would make it. */
+function requestFrom(localAddress: string, port: number, method: string, path: string, body?: unknown): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: any }> {
+  return new Promise((resolve, reject) => {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = text === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) };
+    const req = httpRequest({ host: '127.0.0.1', port, localAddress, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw && res.headers['content-type']?.includes('json') ? JSON.parse(raw) : raw });
+      });
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+/** Raw bytes on a socket; resolves with whatever the server wrote before it closed, and how long that took. */
+function rawExchange(port: number, bytes: string, opts: { giveUpMs: number; abortAfterMs?: number }): Promise<{ answer: string; ms: number; closed: boolean }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connectTcp(port, '127.0.0.1');
+    let answer = '';
+    const finish = (closed: boolean) => {
+      clearTimeout(giveUp);
+      socket.destroy();
+      resolve({ answer, ms: Date.now() - started, closed });
+    };
+    const giveUp = setTimeout(() => finish(false), opts.giveUpMs);
+    socket.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => finish(true));
+    socket.write(bytes);
+    if (opts.abortAfterMs !== undefined) setTimeout(() => socket.destroy(), opts.abortAfterMs);
+  });
+}
+
+describe('console against careless and hostile clients', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-console-hostile-'));
+  const logFile = join(dir, 'console.log');
+  let server: ConsoleServer;
+  let url: string;
+  let port: number;
+
+  const logLines = () => readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; [k: string]: unknown });
+  const metrics = async () => (await api(url, '/metrics')).body as string;
+
+  before(async () => {
+    server = new ConsoleServer(
+      {
+        host: '127.0.0.1', port: 0, storePath: join(dir, 'fleet.db'), mqttUrl: 'mqtt://127.0.0.1:1', serviceToken: SERVICE_TOKEN, consoleToken: WRITE_TOKEN,
+        consoleUsers: [`alice:${await hashPassword('alice-password')}`, `carol:${await hashPassword('carol-password')}`],
+      },
+      createLogger('console', { file: logFile }),
+    );
+    await server.start();
+    url = server.url;
+    port = server.port;
+  });
+
+  after(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers prototype names in a path with 404, signed in or not', async () => {
+    const names = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+    const paths = names.flatMap((n) => [`/vendor/${n}/leaflet.js`, `/vendor/leaflet/x.${n}`, `/app/x.${n}`, `/app/${n}`, `/${n}`]);
+    for (const path of paths) {
+      for (const headers of [{}, { authorization: `Bearer ${WRITE_TOKEN}` }] as Record<string, string>[]) {
+        const res = await api(url, path, { headers });
+        assert.equal(res.status, 404, `${path}: ${JSON.stringify(res.body)}`);
+        assert.match(res.body.error, /^no (such|vendored) /, path);
+      }
+    }
+    // Vehicle ids may be such names too: they stay keys of their own.
+    const store = new FleetStore(join(dir, 'fleet.db'));
+    store.insertReadings(['__proto__', 'constructor'].map((v) => reading(v, 1, 'gps', 40, Date.now() - 1000)), Date.now());
+    store.close();
+    const tracks = await api(url, '/api/tracks', { headers: { authorization: `Bearer ${WRITE_TOKEN}` } });
+    assert.deepEqual(Object.keys(tracks.body).sort(), ['__proto__', 'constructor']);
+  });
+
+  it('answers HEAD wherever GET answers, with the same headers and no body', async () => {
+    const bearer = { authorization: `Bearer ${WRITE_TOKEN}` };
+    for (const path of ['/', '/app/main.js', '/vendor/leaflet/leaflet.js', '/api/config', '/healthz', '/api/vehicles', '/api/stats']) {
+      const [get, head] = [await fetch(`${url}${path}`, { headers: bearer }), await fetch(`${url}${path}`, { method: 'HEAD', headers: bearer })];
+      await get.arrayBuffer();
+      assert.equal(head.status, get.status, path);
+      assert.equal(head.status, 200, path);
+      assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), path);
+      assert.equal(await head.text(), '', path);
+    }
+    const events = await fetch(`${url}/api/events`, { method: 'HEAD', headers: bearer });
+    assert.equal(events.status, 200);
+    assert.match(events.headers.get('content-type') ?? '', /text\/event-stream/);
+    assert.equal(await events.text(), '', 'a HEAD of the event stream ends at once');
+    assert.equal((await fetch(`${url}/api/vehicles`, { method: 'HEAD' })).status, 401, 'reads still need a sign-in');
+    const session = await fetch(`${url}/api/session`, { method: 'HEAD' });
+    assert.equal(session.status, 405);
+    assert.equal(session.headers.get('allow'), 'POST, DELETE');
+    assert.equal((await fetch(`${url}/api/vehicles`, { method: 'DELETE' })).headers.get('allow'), 'GET, HEAD');
+  });
+
+  it('throttles failed sign-ins from one address with 429 and Retry-After, and counts them', async () => {
+    const statuses: number[] = [];
+    let throttled: Awaited<ReturnType<typeof requestFrom>> | undefined;
+    for (let i = 0; i < 40; i++) {
+      const res = await requestFrom('127.0.0.2', port, 'POST', '/api/session', { user: `guess-${i}`, password: `wrong-${i}` });
+      statuses.push(res.status);
+      if (res.status === 429) throttled ??= res;
+    }
+    assert.ok(throttled, `no 429 among ${statuses.join(' ')}`);
+    assert.ok(statuses.filter((s) => s === 401).length <= 10, `refused before the throttle: ${statuses.join(' ')}`);
+    assert.deepEqual(new Set(statuses.slice(statuses.indexOf(429))), new Set([429]), 'once throttled, every attempt is');
+    assert.match(String(throttled.headers['retry-after']), /^[1-9]\d*$/);
+    assert.match(throttled.body.error, /^sign-in: too many failed attempts from this address; try again in \d+ s$/);
+    assert.equal((await requestFrom('127.0.0.2', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status, 429, 'even the right password waits');
+    assert.equal((await requestFrom('127.0.0.3', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status, 200, 'other addresses are not held up');
+    assert.match(await metrics(), /fleet_console_sign_ins_total\{result="throttled"[^}]*\} [1-9]/);
+    await waitFor('the throttle logged', () => logLines().some((l) => l.msg === 'sign-in throttled' && l.remote === '127.0.0.2'));
+  });
+
+  it('throttles failed sign-ins for one user name however many addresses they come from', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      statuses.push((await requestFrom(`127.0.1.${i + 1}`, port, 'POST', '/api/session', { user: 'carol', password: `guess-${i}` })).status);
+    }
+    const first429 = statuses.indexOf(429);
+    assert.ok(first429 > 0 && first429 <= 10, `statuses: ${statuses.join(' ')}`);
+    const locked = await requestFrom('127.0.2.1', port, 'POST', '/api/session', { user: 'carol', password: 'carol-password' });
+    assert.equal(locked.status, 429);
+    assert.match(locked.body.error, /^sign-in: too many failed attempts for this user; try again in \d+ s$/);
+    assert.equal((await requestFrom('127.0.2.1', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status, 200, 'other users are not held up');
+  });
+
+  it('answers a request whose headers or body never finish with 408 within seconds', async () => {
+    const slowHeaders = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: console\r\n', { giveUpMs: 20_000 });
+    assert.match(slowHeaders.answer, /^HTTP\/1\.1 408 /, `after ${slowHeaders.ms} ms: ${slowHeaders.answer}`);
+    assert.ok(slowHeaders.closed);
+    const slowBody = await rawExchange(port, 'POST /api/session HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user":', { giveUpMs: 20_000 });
+    assert.match(slowBody.answer, /^HTTP\/1\.1 408 /, `after ${slowBody.ms} ms: ${slowBody.answer}`);
+    assert.match(slowBody.answer, /"error":"body: not received within \d+ s"/);
+    assert.ok(slowBody.closed);
+    assert.match(await metrics(), /fleet_console_http_requests_total\{route="sign-in",status="408"[^}]*\} 1\n/);
+  });
+
+  it('logs a client that goes away mid-request as an abort, not an error', async () => {
+    await rawExchange(port, 'POST /api/session HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user":', { giveUpMs: 5000, abortAfterMs: 100 });
+    await waitFor('the abort logged', () => logLines().find((l) => l.msg === 'request aborted by the client'));
+    const aborted = logLines().find((l) => l.msg === 'request aborted by the client')!;
+    assert.ok(aborted.level <= 30, `logged at level ${aborted.level}`);
+    assert.equal(aborted.route, 'sign-in');
+    assert.deepEqual(logLines().filter((l) => l.level >= 50).map((l) => l.msg), [], 'no errors logged');
+    assert.match(await metrics(), /fleet_console_requests_aborted_total\{[^}]*\} 1\n/);
+  });
+
+  it('refuses connections beyond its cap, and serves again once they close', async () => {
+    const capped = new ConsoleServer(
+      { host: '127.0.0.1', port: 0, storePath: join(dir, 'fleet.db'), mqttUrl: 'mqtt://127.0.0.1:1', serviceToken: SERVICE_TOKEN, consoleToken: WRITE_TOKEN, maxConnections: 4 },
+      createLogger('console', { level: 'silent' }),
+    );
+    await capped.start();
+    const idle: NetSocket[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const s = connectTcp(capped.port, '127.0.0.1');
+        await new Promise((r) => s.once('connect', r));
+        idle.push(s);
+      }
+      const refused = await rawExchange(capped.port, 'GET /healthz HTTP/1.1\r\nHost: console\r\n\r\n', { giveUpMs: 5000 });
+      assert.deepEqual({ answer: refused.answer, closed: refused.closed }, { answer: '', closed: true }, 'the fifth connection is closed unanswered');
+      for (const s of idle) s.destroy();
+      const served = await waitFor('a connection accepted again', async () => {
+        const res = await rawExchange(capped.port, 'GET /healthz HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\r\n', { giveUpMs: 5000 });
+        return res.answer.startsWith('HTTP/1.1 200') && res;
+      });
+      assert.ok(served);
+      const text = await (await fetch(`${capped.url}/metrics`)).text();
+      assert.match(text, /fleet_console_connections_refused_total\{reason="too_many_connections"[^}]*\} [1-9]/);
+    } finally {
+      for (const s of idle) s.destroy();
+      await capped.stop();
     }
   });
 });

@@ -78,6 +78,13 @@ export async function kill(proc: Proc, signal: NodeJS.Signals = 'SIGTERM'): Prom
   await proc.exited;
 }
 
+/** The exit code, or 'still running' (and then killed) when the process does not exit in time. */
+export async function exitWithin(proc: Proc, timeoutMs: number): Promise<number | null | 'still running'> {
+  const code = await Promise.race([proc.exited, sleep(timeoutMs).then(() => 'still running' as const)]);
+  await kill(proc, 'SIGKILL');
+  return code;
+}
+
 export async function getJson<T>(url: string, init?: RequestInit): Promise<{ status: number; body: T }> {
   const res = await fetch(url, init);
   return { status: res.status, body: (await res.json()) as T };

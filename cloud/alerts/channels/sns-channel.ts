@@ -15,6 +15,7 @@ export interface SnsChannelOptions extends AwsOptions {
 export class SnsChannel implements AlertChannel {
   readonly name = 'sns';
   readonly liveOnly = false;
+  readonly acknowledges = false;
   readonly idempotent: boolean;
   private readonly client: SNSClient;
 
@@ -22,6 +23,9 @@ export class SnsChannel implements AlertChannel {
     this.client = new SNSClient(awsClientConfig(opts));
     this.idempotent = opts.topicArn.endsWith('.fifo');
   }
+
+  /** Nothing to open: each send is its own request. */
+  start(): void {}
 
   async send(alert: Alert): Promise<void> {
     await this.client.send(

@@ -15,9 +15,13 @@ export interface WebhookChannelOptions {
 export class WebhookChannel implements AlertChannel {
   readonly name = 'webhook';
   readonly liveOnly = false;
+  readonly acknowledges = false;
   readonly idempotent = true;
 
   constructor(private readonly opts: WebhookChannelOptions) {}
+
+  /** Nothing to open: each send is its own request. */
+  start(): void {}
 
   async send(alert: Alert): Promise<void> {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'idempotency-key': alert.id };
