@@ -16,3 +16,19 @@ export function openDatabase(path: string, synchronous: Synchronous): Database.D
   db.pragma('busy_timeout = 5000');
   return db;
 }
+
+/**
+ * Brings a database's schema up to date: migration i (0-based) takes it from version i to
+ * i + 1, and `user_version` records where it stands, so each runs once, in order, in one
+ * transaction with the version bump. Migrations are only ever appended.
+ */
+export function migrate(db: Database.Database, migrations: readonly string[]): void {
+  const at = db.pragma('user_version', { simple: true }) as number;
+  if (at > migrations.length) throw new Error(`${db.name} has schema version ${at}, newer than this release knows (${migrations.length}); upgrade before opening it`);
+  for (let v = at; v < migrations.length; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -10,8 +10,11 @@ import type { AlertEvent } from '../../shared/rules/engine.js';
 export interface AlertChannel {
   /** Unique per dispatcher; the delivery ledger's key. */
   readonly name: string;
-  /** The driver is told only about the present; the fleet team about everything. */
-  readonly liveOnly: boolean;
+  /**
+   * The driver's cab: told only about the present, and only of alerts meant for the driver
+   * (sensor-health alerts are the fleet team's); other channels are told everything.
+   */
+  readonly cab: boolean;
   /**
    * True when the receiving end drops a repeat of the same alert id (the agent does;
    * a webhook gets an Idempotency-Key; an SNS FIFO topic a deduplication id). Only such

@@ -7,7 +7,7 @@ import { DeliveryLedger } from './delivery-ledger.js';
 
 export interface DispatcherOptions {
   /**
-   * A live-only channel (the cab) is given an alert only this long after the reading that
+   * The cab is given an alert only this long after the reading that
    * closed its window arrived, as the detector's freshness limit: the driver is never told
    * about the past. Unacknowledged by then, the delivery is recorded as expired.
    */
@@ -125,9 +125,9 @@ export class AlertDispatcher {
   /** Sends what the channel has not been given yet, until a send fails. */
   private async deliverNew(state: ChannelState): Promise<void> {
     const { channel } = state;
-    for (const alert of this.ledger.undelivered(channel.name, channel.liveOnly)) {
+    for (const alert of this.ledger.undelivered(channel.name, channel.cab)) {
       if (this.stopping) return;
-      if (channel.liveOnly && !this.fresh(alert)) {
+      if (channel.cab && !this.fresh(alert)) {
         this.expire(state, alert);
         continue;
       }

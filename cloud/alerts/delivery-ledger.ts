@@ -19,7 +19,7 @@ export class DeliveryLedger {
     const db = (this.db = store.db);
     this.st = {
       undelivered: db.prepare(`SELECT a.* FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id AND d.channel = @channel
-        WHERE d.alert_id IS NULL AND (@liveOnly = 0 OR (a.live = 1 AND a.state != 'cleared')) ORDER BY a.raised_at LIMIT 100`),
+        WHERE d.alert_id IS NULL AND (@cab = 0 OR (a.live = 1 AND a.driver = 1 AND a.state != 'cleared')) ORDER BY a.raised_at LIMIT 100`),
       awaitingAck: db.prepare(`SELECT a.* FROM alerts a JOIN deliveries d ON d.alert_id = a.id AND d.channel = ?
         WHERE d.state = 'sent' ORDER BY d.at LIMIT 1000`),
       claim: db.prepare(`INSERT OR IGNORE INTO deliveries (alert_id, channel, state, at) VALUES (?, ?, 'sending', ?)`),
@@ -35,9 +35,9 @@ export class DeliveryLedger {
     };
   }
 
-  /** Alerts a channel has not been given yet (live and not cleared ones only, for a live-only channel). */
-  undelivered(channel: string, liveOnly: boolean): StoredAlert[] {
-    return (this.st.undelivered.all({ channel, liveOnly: liveOnly ? 1 : 0 }) as AlertRow[]).map(toAlert);
+  /** Alerts a channel has not been given yet (for the cab: live ones meant for the driver, not cleared). */
+  undelivered(channel: string, cab: boolean): StoredAlert[] {
+    return (this.st.undelivered.all({ channel, cab: cab ? 1 : 0 }) as AlertRow[]).map(toAlert);
   }
 
   /** Alerts handed to a channel whose receiver has not acknowledged them yet, longest waiting first. */

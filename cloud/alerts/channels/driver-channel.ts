@@ -20,7 +20,7 @@ export interface DriverChannelOptions {
  */
 export class DriverChannel implements AlertChannel {
   readonly name = 'driver';
-  readonly liveOnly = true;
+  readonly cab = true;
   readonly idempotent = true; // the agent shows each alert id once
   readonly acknowledges = true;
   private client?: MqttClient;

@@ -14,7 +14,7 @@ export interface SnsChannelOptions extends AwsOptions {
  */
 export class SnsChannel implements AlertChannel {
   readonly name = 'sns';
-  readonly liveOnly = false;
+  readonly cab = false;
   readonly acknowledges = false;
   readonly idempotent: boolean;
   private readonly client: SNSClient;

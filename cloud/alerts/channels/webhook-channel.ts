@@ -14,7 +14,7 @@ export interface WebhookChannelOptions {
  */
 export class WebhookChannel implements AlertChannel {
   readonly name = 'webhook';
-  readonly liveOnly = false;
+  readonly cab = false;
   readonly acknowledges = false;
   readonly idempotent = true;
 
