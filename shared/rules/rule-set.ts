@@ -84,6 +84,13 @@ const deviation = z
      */
     settleOn: sensor.optional(),
     settleWindows: windows(1).default(720),
+    /**
+     * `auto`: learn how the series moves with the time of day, and expect it once that
+     * explains the data better than a level alone (a daily load cycle, business hours).
+     */
+    seasonality: z.enum(['auto', 'none']).default('auto'),
+    /** A floor on the spread as a share of the series' typical size, for series of any unit (`generic`). */
+    minStdFraction: z.number().min(0).max(1).default(0),
   })
   .strict();
 

@@ -1,5 +1,5 @@
 import { sensorSpec } from '../../contract/reading.js';
-import { boundScore, ewAlpha, judge, learn, newEvidence, settle, tailLog10, type EvidenceState } from '../evidence.js';
+import { boundScore, evidenceWorth, ewAlpha, judge, learn, newEvidence, settle, type EvidenceState } from '../evidence.js';
 import type { ContextRule } from '../rule-set.js';
 import { fmt, type Detector, type Verdict } from './detector.js';
 
@@ -75,7 +75,7 @@ export const context: Detector<ContextRule, ContextState> = {
       breach,
       observed: y,
       expected,
-      score: boundScore(tailLog10(j.u) / tailLog10(rule.k)),
+      score: boundScore(evidenceWorth(j.u, rule.k)),
       message: () => `${rule.sensor} mean ${fmt(y)} where ${rule.inputs.join(', ')} make ${fmt(expected)} normal for this vehicle (${fmt(j.z)} std, evidence ${fmt(j.u)}, limit ${rule.k})`,
     };
   },

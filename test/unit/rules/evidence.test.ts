@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { boundScore, boundsWorth, judge, learn, newEvidence, tailLog10 } from '../../../shared/rules/evidence.js';
+import { boundScore, boundsWorth, evidenceWorth, judge, learn, newEvidence } from '../../../shared/rules/evidence.js';
 
 describe('scores', () => {
   it('are 0 when normal, 0.5 at the bound, and rise toward 1 without reaching it', () => {
@@ -16,16 +16,15 @@ describe('scores', () => {
     for (const s of [0.1, 0.5, 0.9, 0.999]) assert.ok(Math.abs(boundScore(boundsWorth(s)) - s) < 1e-12);
   });
 
-  it('measure evidence by the normal tail: −log10 Q(u), exact where Q itself underflows', () => {
-    const cases: [number, number][] = [
-      [0, 0.30103],
-      [1, 0.79955],
-      [3, 2.86899],
-      [6, 8.99634],
-      [10, 23.1124],
-      [40, 349.5],
-    ];
-    for (const [u, expected] of cases) assert.ok(Math.abs(tailLog10(u) - expected) / expected < 2e-3, `u = ${u}: ${tailLog10(u)} vs ${expected}`);
+  it('give evidence of any size a rank below 1: logarithmic in the evidence, 0.5 at the bound', () => {
+    assert.equal(boundScore(evidenceWorth(6, 6)), 0.5);
+    assert.ok(boundScore(evidenceWorth(3, 6)) < 0.5);
+    let last = 0.5;
+    for (const u of [12, 60, 1e6, 1e100, 1e300]) {
+      const s = boundScore(evidenceWorth(u, 6));
+      assert.ok(s > last && s < 1, `u = ${u} scores ${s}`);
+      last = s;
+    }
   });
 });
 

@@ -23,6 +23,7 @@ describe('ruleSetSchema', () => {
         {
           name: 'r', type: 'deviation', sensor: 'rpm', k: 2, severity: 'warning', driver: true, forWindows: 1, clearAfterWindows: 1,
           direction: 'both', minStd: 0.5, warmupWindows: 30, levelShiftAfterWindows: 60, halfLifeWindows: 360, memoryWindows: 8640, settleWindows: 720,
+          seasonality: 'auto', minStdFraction: 0,
         },
       ],
     });
