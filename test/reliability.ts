@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ROOT } from './support/paths.js';
 import type { ChaosFigures, FuzzFigures, ReliabilityFigures } from './support/reliability.js';
 
 const USAGE = `Usage: npm run reliability -- [--soak N]
@@ -22,8 +22,8 @@ Options:
   --soak N   scale every scenario up N times (kills, outages, fuzz cases); default 1, as in CI
   --help     this text`;
 
-const DIST_TEST = fileURLToPath(new URL('.', import.meta.url));
-const DOC = fileURLToPath(new URL('../../docs/RELIABILITY.md', import.meta.url));
+const DOC = join(ROOT, 'docs', 'RELIABILITY.md');
+const VITEST = join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
 
 const { values } = parseArgs({ options: { soak: { type: 'string', default: '1' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
@@ -36,17 +36,12 @@ if (!Number.isInteger(soak) || soak < 1) {
   process.exit(2);
 }
 
-const files = ['chaos', 'fuzz'].flatMap((kind) =>
-  readdirSync(join(DIST_TEST, kind))
-    .filter((f) => f.endsWith('.test.js'))
-    .sort()
-    .map((f) => join(DIST_TEST, kind, f)),
-);
 const out = mkdtempSync(join(tmpdir(), 'fleet-reliability-'));
 const started = Date.now();
-process.stderr.write(`reliability: ${files.length} suites, soak ×${soak}; figures in ${out}\n`);
+process.stderr.write(`reliability: the chaos and fuzz suites, soak ×${soak}; figures in ${out}\n`);
 const code = await new Promise<number>((resolve) => {
-  const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  const child = spawn(process.execPath, [VITEST, 'run', '--project', 'chaos', '--project', 'fuzz'], {
+    cwd: ROOT,
     env: { ...process.env, RELIABILITY_OUT: out, RELIABILITY_SOAK: String(soak) },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import type { WriteHealth } from '../../agent/commit-queue.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
@@ -55,7 +55,7 @@ describe('chaos: the agent\'s disk full', () => {
   let cloud: Cloud | undefined;
   let agent: Proc | undefined;
 
-  before(() => {
+  beforeAll(() => {
     mkdirSync(dataDir);
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${FS_SIZE}`, 'tmpfs', dataDir], { stdio: 'pipe' });
@@ -65,7 +65,7 @@ describe('chaos: the agent\'s disk full', () => {
     }
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (agent) await kill(agent, 'SIGKILL');
     await cloud?.stop();
     // Lazy, so a file still open cannot keep the mount behind.

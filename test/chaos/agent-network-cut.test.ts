@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { agentConfigSchema, agentOptions } from '../../agent/agent-config.js';
 import { SimulatedDriverAlert } from '../../agent/driver-alert.js';
@@ -81,7 +81,7 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
   let sensor: FastForwardSensor;
   const t0 = Date.now() - CUTS * (LIVE_MS + CUT_MS) - LIVE_MS;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, rules: RULES }).start();
     proxy = await TcpProxy.start(Number(new URL(cloud.mqttUrl).port));
     const rulesFile = join(dir, 'edge-rules.json');
@@ -110,7 +110,7 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
     await agent.start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await agent?.stop();
     await proxy?.close();
     await cloud?.stop();

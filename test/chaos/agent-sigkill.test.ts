@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { Random } from '../../simulators/random.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
@@ -20,11 +20,11 @@ describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', 
     runFleet(['agent', '--vehicle', VEHICLE, '--mqtt-url', cloud.mqttUrl, '--data-dir', dataDir, '--sim-hz', '40', '--ops-port', '-1', '--reconnect-max-ms', '1000']);
   const maxStored = () => storedSeqs(cloud.detector, VEHICLE).at(-1) ?? 0;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir }).start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (agent) await kill(agent, 'SIGKILL');
     await cloud.stop();
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { FleetStore } from '../../cloud/store.js';
 import { Random } from '../../simulators/random.js';
@@ -54,7 +54,7 @@ describe('chaos: random SIGKILLs of agents, gateway, detector, dispatcher and th
   // The gateway retries Kafka at most every second, so a restarted broker is found again at once.
   const start = (name: string, argv: string[]) => running.set(name, runFleet(argv, { FLEET_LOG_LEVEL: 'warn', FLEET_SINK_RETRY_MAX_MS: '1000' }));
 
-  before(async () => {
+  beforeAll(async () => {
     mkdirSync(join(dir, 'cloud'), { recursive: true });
     writeFileSync(join(dir, 'rules.json'), JSON.stringify(RULES));
     kafka = await startKafka({ partitionsDefault: 3 });
@@ -67,7 +67,7 @@ describe('chaos: random SIGKILLs of agents, gateway, detector, dispatcher and th
     for (const v of [...KILLABLE, ...OVERHEATING]) start(v, agentArgs(v));
   });
 
-  after(async () => {
+  afterAll(async () => {
     for (const p of running.values()) await kill(p, 'SIGKILL');
     webhook?.server.close();
     await kafka?.stop();

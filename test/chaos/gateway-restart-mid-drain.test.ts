@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { Cloud, storedSeqs } from '../support/cloud.js';
 import { kill, runFleet, sleep, tempDir, waitFor, type Proc } from '../support/harness.js';
@@ -22,12 +22,12 @@ describe('chaos: the gateway restarted in the middle of a backlog drain', () => 
   let cloud: Cloud;
   let agent: Proc | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, gateway: { maxPublishesPerSecond: 20, publishBurst: 20 } }).start();
     await cloud.stopGateway();
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (agent) await kill(agent, 'SIGKILL');
     await cloud.stop();
   });

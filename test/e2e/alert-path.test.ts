@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import type { StoredAlert } from '../../cloud/store.js';
@@ -25,7 +25,7 @@ describe('overheat → detector → driver and console', () => {
   let cloud: Cloud;
   let fleet: SimulatedFleet;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, rules: FAST_RULES, withConsole: true }).start();
     fleet = new SimulatedFleet(
       { count: 3, prefix: 'tk-', mqttUrl: cloud.mqttUrl, dataDir: join(dir, 'trucks'), simHz: 5, overheat: { truck: 2, atS: 1 } },
@@ -34,7 +34,7 @@ describe('overheat → detector → driver and console', () => {
     await fleet.start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await fleet.stop();
     await cloud.stop();
   });
@@ -134,7 +134,7 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
     stream.close();
   }
 
-  before(async () => {
+  beforeAll(async () => {
     mqttPort = await freePort();
     const rulesFile = join(dir, 'rules.json');
     writeFileSync(rulesFile, JSON.stringify(RULES));
@@ -144,7 +144,7 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
     await waitFor('the detector running', () => detector.lines.some((l) => l.includes('"msg":"detector started"')), 20_000);
   });
 
-  after(async () => {
+  afterAll(async () => {
     for (const p of procs) await kill(p, 'SIGKILL');
   });
 

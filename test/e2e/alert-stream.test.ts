@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { overheatingStream, slowWebhookReceiver, type WebhookReceiver } from '../support/alert-fixtures.js';
 import { kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
@@ -15,12 +15,12 @@ describe('alerts through fleet.alerts to a separate dispatcher', () => {
   let webhook: WebhookReceiver;
   const procs: Proc[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     kafka = await startKafka();
     webhook = await slowWebhookReceiver();
   });
 
-  after(async () => {
+  afterAll(async () => {
     for (const p of procs) await kill(p, 'SIGKILL');
     webhook.server.close();
     await kafka.stop();

@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { hashPassword } from '../../cloud/console/passwords.js';
 import type { StoredAlert } from '../../cloud/store.js';
 import { launchChromium } from '../support/browser.js';
 import { freePort, getJson, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { ROOT } from '../support/paths.js';
 
 const TOKEN = 'console-test-token';
 const PASSWORD = 'correct horse battery staple';
-const SCREENSHOT = fileURLToPath(new URL('../../../docs/console.png', import.meta.url));
+const SCREENSHOT = join(ROOT, 'docs', 'console.png');
 /** 2-second windows and a 95 °C limit: the simulated overheat crosses it about ten seconds in. */
 const FAST_RULES = {
   windowMs: 2000,
@@ -33,7 +33,7 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
 
   const api = <T>(path: string) => getJson<T>(`${url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
 
-  before(async () => {
+  beforeAll(async () => {
     const [mqttPort, consolePort] = [await freePort(), await freePort()];
     const rulesFile = join(dir, 'rules.json');
     writeFileSync(rulesFile, JSON.stringify(FAST_RULES));
@@ -50,7 +50,7 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close();
     if (agent) await kill(agent, 'SIGKILL');
     if (demo) await kill(demo);

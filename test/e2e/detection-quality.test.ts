@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { runFleet } from '../support/harness.js';
 
 describe('fleet eval: the default rules on labelled truck-days', () => {

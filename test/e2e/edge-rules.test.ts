@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { createLogger } from '../../shared/log.js';
 import { createSimulatedTruck, type SimulatedTruck } from '../../simulators/simulated-agent.js';
@@ -11,7 +11,7 @@ describe('edge rules on the agent', () => {
   const dir = tempDir();
   let truck: SimulatedTruck | undefined;
 
-  after(async () => {
+  afterAll(async () => {
     await truck?.agent.stop();
   });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
 import { sleep, tempDir, waitFor } from '../support/harness.js';
@@ -22,7 +22,7 @@ describe('gateway outage with 5 producing agents', () => {
   let cloud: Cloud;
   let fleet: SimulatedFleet;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, rules: RULES, freshnessMs: 10_000 }).start();
     fleet = new SimulatedFleet(
       {
@@ -39,7 +39,7 @@ describe('gateway outage with 5 producing agents', () => {
     await fleet.start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await fleet.stop();
     await cloud.stop();
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { createSimulatedTruck } from '../../simulators/simulated-agent.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
@@ -17,13 +17,13 @@ describe('the fleet over Kafka when things go wrong', () => {
   let kafka: KafkaBroker;
   let cloud: Cloud;
 
-  before(async () => {
+  beforeAll(async () => {
     kafka = await startKafka();
     const stream = { kafkaBrokers: [kafka.bootstrap] };
     cloud = await new Cloud({ dir, gateway: { sinks: ['kafka'], ...stream }, detector: { source: 'kafka', ...stream } }).start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await cloud.stop();
     await kafka.stop();
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { startGateway } from '../../bin/commands/gateway.js';
 import { FleetStore } from '../../cloud/store.js';
 import type { Gateway } from '../../gateway/gateway.js';
@@ -23,7 +23,7 @@ describe('detectors scaled out over Kafka partitions', () => {
   let fleet: SimulatedFleet;
   const detectors: Proc[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     kafka = await startKafka();
     gateway = await startGateway(
       gatewayConfigSchema.parse({ port: await freePort(), dataDir: join(dir, 'gateway'), opsPort: -1, sinks: ['kafka'], kafkaBrokers: [kafka.bootstrap], kafkaPartitions: 6 }),
@@ -40,7 +40,7 @@ describe('detectors scaled out over Kafka partitions', () => {
     await fleet.start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await fleet.stop();
     for (const d of detectors) await kill(d, 'SIGKILL');
     await gateway.stop();

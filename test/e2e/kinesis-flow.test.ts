@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { GetThingShadowCommand, IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { CreateThingCommand, IoTClient } from '@aws-sdk/client-iot';
 import { awsClientConfig } from '../../shared/aws-client-config.js';
@@ -19,7 +19,7 @@ describe('the fleet over Kinesis and IoT Core on moto', () => {
   let cloud: Cloud;
   let fleet: SimulatedFleet;
 
-  before(async () => {
+  beforeAll(async () => {
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
     moto = await startMoto();
     const aws = { awsRegion: REGION, awsEndpoint: moto.endpoint };
@@ -37,7 +37,7 @@ describe('the fleet over Kinesis and IoT Core on moto', () => {
     await fleet.start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await fleet.stop();
     await cloud.stop();
     await moto.stop();

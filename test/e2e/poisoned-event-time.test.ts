@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { parseAlert, type Alert } from '../../shared/contract/alert.js';
@@ -65,11 +65,11 @@ describe('event time that cannot be poisoned: gateway → detector → cab', () 
   const dir = tempDir();
   let cloud: Cloud;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, rules: RULES }).start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await cloud.stop();
   });
 

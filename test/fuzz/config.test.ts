@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import type { z } from 'zod';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { detectorConfigSchema } from '../../cloud/detector-config.js';
@@ -69,7 +69,7 @@ function reasonOfConfigError(message: string, file: string, bytes: Buffer): stri
 
 describe('fuzz: config files (loadConfig with the agent, gateway and detector schemas)', () => {
   const dir = tempDir('fleet-fuzz-config-');
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   for (const [command, { schema, valid }] of Object.entries(COMMANDS) as [Command, (typeof COMMANDS)[Command]][]) {
     it(`${command}: mutated config files load or fail with a ConfigError naming the file and the field`, () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { FleetStore } from '../../cloud/store.js';
 import { alertId, type Alert } from '../../shared/contract/alert.js';
@@ -57,7 +57,7 @@ describe('fuzz: the console HTTP API', () => {
   let server: ConsoleServer;
   let port: number;
 
-  before(async () => {
+  beforeAll(async () => {
     store = new FleetStore(storePath);
     for (let i = 1; i <= 5; i++) {
       const a = alert(`truck-${i}`, NOW - i * 60_000);
@@ -73,7 +73,7 @@ describe('fuzz: the console HTTP API', () => {
     await server.start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await server.stop();
     store.close();
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { deflateRawSync } from 'node:zlib';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { checkBatch, type Batch } from '../../shared/contract/batch.js';
 import { decodeBatch, encodeBatch, quantize } from '../../shared/contract/codec.js';
 import { ContractError } from '../../shared/contract/errors.js';

@@ -1,6 +1,7 @@
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import { SerialPort } from 'serialport';
 import { FixCycle, type Fix } from '../../hardware/gps/fix-cycle.js';
 import { GpsSensor } from '../../hardware/gps/gps-sensor.js';
@@ -15,12 +16,13 @@ import { TruckModel } from '../../simulators/truck-model.js';
 import { tempDir, waitFor } from '../support/harness.js';
 import { ptyPair } from '../support/pty.js';
 import { cases, FuzzTally, fuzzRandom, Mutator } from './mutators.js';
+import { SHARED_DATA } from '../support/paths.js';
 
 /** From dist/test/fuzz/ up to the repository's parent: real receivers' captures (see its README). */
-const CAPTURES = new URL('../../../../shared/data/nmea/', import.meta.url);
+const CAPTURES = join(SHARED_DATA, 'nmea');
 const CAPTURED_LINES = readdirSync(CAPTURES)
   .filter((f) => f.endsWith('.log'))
-  .flatMap((f) => readFileSync(new URL(f, CAPTURES), 'latin1').split('\n'))
+  .flatMap((f) => readFileSync(join(CAPTURES, f), 'latin1').split('\n'))
   .map((l) => l.trimEnd())
   .filter((l) => l.startsWith('$'));
 const NMEA_WORDS = ['$', '*', ',', '.', '-', '\r\n', '\n', 'GP', 'GN', 'GGA', 'RMC', 'GNS', 'GLL', 'VTG', 'GSA', 'ZDA', 'P', 'N', 'S', 'E', 'W', 'A', 'V', 'NN', '99', '60', '00', '000000', '0000', '0000.0000', '235960', '999999.99', '1e9'];
@@ -191,7 +193,7 @@ describe('fuzz: the ELM327 protocol in-process (classify, mode01Data, Elm327)', 
 
 describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
   const dir = tempDir('fleet-fuzz-drivers-');
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('GpsSensor: mutated byte streams in random pieces are counted and refused, then a clean receiver is read', async () => {
     const m = new Mutator(fuzzRandom('gps pty'));

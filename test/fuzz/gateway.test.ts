@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { decodeBatch, encodeBatch } from '../../shared/contract/codec.js';
@@ -110,7 +110,7 @@ describe('fuzz: the gateway over MQTT', () => {
   const clients: MqttClient[] = [];
   const notices = new Map<string, Notice[]>();
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, gateway: { maxPayloadBytes: MAX_PAYLOAD } }).start();
     for (let i = 0; i < CLIENTS; i++) {
       const vehicle = `fuzz-${i}`;
@@ -122,7 +122,7 @@ describe('fuzz: the gateway over MQTT', () => {
     }
   });
 
-  after(async () => {
+  afterAll(async () => {
     for (const c of clients) await c.endAsync(true);
     await cloud.stop();
   });

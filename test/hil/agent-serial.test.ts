@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { SensorHealth } from '../../agent/sensor.js';
 import { Elm327Emulator } from '../../simulators/elm327-emulator.js';
 import { NmeaGpsEmulator } from '../../simulators/nmea-gps-emulator.js';
@@ -26,7 +26,7 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
   let opsPort: number;
   const model = new TruckModel({ seed: 11, startTs: Date.now() - 15 * 60_000 });
 
-  before(async () => {
+  beforeAll(async () => {
     gps = await ptyPair(dir, 'gps');
     obd = await ptyPair(dir, 'obd');
     gpsEmulator = new NmeaGpsEmulator({ path: gps.b, model, noFixMs: 1000 });
@@ -41,7 +41,7 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
       '--obd-poll-ms', '500', '--one-wire', 'true', '--one-wire-root', join(dir, 'w1'), '--one-wire-interval-ms', '1000', '--mqtt-url', cloud.mqttUrl, '--data-dir', join(dir, 'agent'), '--ops-port', String(opsPort)]);
   });
 
-  after(async () => {
+  afterAll(async () => {
     await kill(agent, 'SIGTERM');
     await gpsEmulator.stop();
     await obdEmulator.close();

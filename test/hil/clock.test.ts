@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { ClockStatus } from '../../agent/device-clock.js';
 import type { SensorHealth } from '../../agent/sensor.js';
 import { MIN_TS } from '../../shared/contract/validate.js';
@@ -109,7 +109,7 @@ describe('agent booted without a real-time clock', () => {
   const truck = new Truck(dir, 'rtc-less', new TruckModel({ seed: 5, startTs: startedAt }));
   let cloud: Cloud;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir }).start();
     await truck.start({
       mqttUrl: cloud.mqttUrl,
@@ -119,7 +119,7 @@ describe('agent booted without a real-time clock', () => {
     });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await truck.stop();
     await cloud.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -172,7 +172,7 @@ describe('agent booted without a real-time clock, its GPS past the week rollover
   const truck = new Truck(dir, 'rollover', new TruckModel({ seed: 6, startTs: startedAt }));
   let cloud: Cloud;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir }).start();
     await truck.start({
       mqttUrl: cloud.mqttUrl,
@@ -182,7 +182,7 @@ describe('agent booted without a real-time clock, its GPS past the week rollover
     });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await truck.stop();
     await cloud.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -213,7 +213,7 @@ describe('agent with an NTP-synced clock and a GPS two days behind', () => {
   const truck = new Truck(dir, 'gps-behind', new TruckModel({ seed: 8, startTs: startedAt }));
   let cloud: Cloud;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir }).start();
     const ntpSynced = join(dir, 'ntp-synced');
     writeFileSync(ntpSynced, '');
@@ -224,7 +224,7 @@ describe('agent with an NTP-synced clock and a GPS two days behind', () => {
     });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await truck.stop();
     await cloud.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -264,7 +264,7 @@ describe('agent restarted without a real-time clock, its GPS behind its newest s
   const model = new TruckModel({ seed: 9, startTs: Date.now() });
   mkdirSync(join(dir, 'agent'), { recursive: true });
 
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('refuses the GPS time, keeps holding the readings, and says why', async () => {
     const first = new Truck(dir, 'restarted', model);

@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -142,8 +142,8 @@ describe('GPS over a serial line (socat pty)', () => {
   const { got, times } = rig;
   const good = () => got.filter((g) => g.sample.quality === 'good');
 
-  before(() => rig.start('standard'));
-  after(() => rig.stop());
+  beforeAll(() => rig.start('standard'));
+  afterAll(() => rig.stop());
 
   it('while the receiver searches: health ok with "no satellite fix", and no samples', async () => {
     // No position means nothing to report: a sample with a made-up position would be worse than none.
@@ -257,8 +257,8 @@ describe('GPS: a GNS-only receiver (position and time; no speed, no date)', () =
   const route = new Route(11);
   const rig = new Rig(route, { profile: 'gns-only', noFixMs: 1500 });
 
-  before(() => rig.start('gns'));
-  after(() => rig.stop());
+  beforeAll(() => rig.start('gns'));
+  afterAll(() => rig.stop());
 
   it('gives a sample for every fix after the first, speed and heading from the positions, and says what it lacks', async () => {
     const fixes = await rig.next(4);
@@ -286,8 +286,8 @@ describe('GPS: a GGA + GSA + ZDA receiver (the date in ZDA, no speed)', () => {
   const route = new Route(12);
   const rig = new Rig(route, { profile: 'gga-gsa-zda', noFixMs: 1500 });
 
-  before(() => rig.start('gga-gsa-zda'));
-  after(() => rig.stop());
+  beforeAll(() => rig.start('gga-gsa-zda'));
+  afterAll(() => rig.stop());
 
   it('gives samples stamped with GPS UTC from ZDA, the speed derived from positions, and offers the time to the clock', async () => {
     const fixes = await rig.next(3);
@@ -310,8 +310,8 @@ describe('GPS: a GGA + VTG + ZDA receiver (no RMC)', () => {
   const route = new Route(13);
   const rig = new Rig(route, { profile: 'gga-vtg-zda', noFixMs: 1500 });
 
-  before(() => rig.start('gga-vtg-zda'));
-  after(() => rig.stop());
+  beforeAll(() => rig.start('gga-vtg-zda'));
+  afterAll(() => rig.stop());
 
   it('gives good samples stamped with GPS UTC (date from ZDA, speed from VTG), and offers the time to the clock', async () => {
     const fixes = await rig.next(3);
@@ -332,8 +332,8 @@ describe('GPS: a receiver that zero-fills its no-fix sentences (MediaTek), with 
   const rig = new Rig(route, { profile: 'zero-filled', noFixMs: 4000, proprietary: true });
   const nullIsland = () => rig.got.filter((g) => Math.abs(g.sample.position!.lat) < 1 && Math.abs(g.sample.position!.lon) < 1);
 
-  before(() => rig.start('zero-filled'));
-  after(() => rig.stop());
+  beforeAll(() => rig.start('zero-filled'));
+  afterAll(() => rig.stop());
 
   it('while it searches: no sample at 0°, 0° and "no satellite fix"; its placeholders and long proprietary lines are ignored, not refused', async () => {
     // Two seconds of its four searching: several zero-filled bursts, each with a 000000 date, and the proprietary lines.
@@ -381,8 +381,8 @@ describe('GPS: a 5 Hz receiver that blanks every field, the time too, when it lo
   const route = new Route(15);
   const rig = new Rig(route, { profile: 'blank-on-loss', noFixMs: 1500, rateHz: 5 });
 
-  before(() => rig.start('blank'));
-  after(() => rig.stop());
+  beforeAll(() => rig.start('blank'));
+  afterAll(() => rig.stop());
 
   it('with a fix: five samples a second with GPS UTC', async () => {
     const fixes = (await rig.next(6)).map((g) => g.sample);
@@ -421,8 +421,8 @@ describe('GPS: a receiver past its week rollover (dates 1024 weeks back)', () =>
   const clock = new DeviceClock({ trust: 'sync', syncedFile: join(dir, 'never-synced'), holdMs: 0 });
   const rig = new Rig(route, { profile: 'week-rollover', noFixMs: 1500 }, (utc) => clock.gpsTime(utc));
 
-  before(() => rig.start('rollover'));
-  after(async () => {
+  beforeAll(() => rig.start('rollover'));
+  afterAll(async () => {
     await rig.stop();
     rmSync(dir, { recursive: true, force: true });
   });

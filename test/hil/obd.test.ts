@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { SerialPort } from 'serialport';
 import type { SensorHealth } from '../../agent/sensor.js';
@@ -71,7 +71,7 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
   const commands = () => emu.exchanges.map((e) => e.command);
   const allSensorsFrom = (from: number) => OBD_SENSORS.every((id) => count(id, from) > 0);
 
-  before(async () => {
+  beforeAll(async () => {
     pty = await ptyPair(dir, 'obd');
     // Strapped for 9600 baud: the sensor's first guess, 38400, is misheard.
     emu = new Elm327Emulator({ path: pty.b, model, baudRate: 9600, hostPath: pty.a });
@@ -80,7 +80,7 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
     await sensor.start((s) => samples.push(s));
   });
 
-  after(async () => {
+  afterAll(async () => {
     await sensor?.stop();
     await emu?.close();
     await pty?.stop();
@@ -237,7 +237,7 @@ describe('Elm327Emulator, driven by hand', () => {
   let port: SerialPort;
   let link: Elm327;
 
-  before(async () => {
+  beforeAll(async () => {
     pty = await ptyPair(dir, 'elm');
     emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 1, startTs: Date.now() }), pids: ['05', '0D', '46'] });
     await emu.open();
@@ -246,7 +246,7 @@ describe('Elm327Emulator, driven by hand', () => {
     port.on('data', (c: Buffer) => link.receive(c));
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (port?.isOpen) await new Promise((r) => port.close(r));
     await emu?.close();
     await pty?.stop();
@@ -325,7 +325,7 @@ describe('ObdSensor started before the adapter is plugged in', () => {
   let emu: Elm327Emulator | undefined;
   const sensor = new ObdSensor({ path: `${dir}/late-a`, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, reopenMs: 100 });
 
-  after(async () => {
+  afterAll(async () => {
     await sensor.stop();
     await emu?.close();
     await pty?.stop();
@@ -352,7 +352,7 @@ describe('ObdSensor started with the ignition off', () => {
   const samples: Sample[] = [];
   let sensor: ObdSensor;
 
-  before(async () => {
+  beforeAll(async () => {
     pty = await ptyPair(dir, 'key');
     emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 3, startTs: Date.now() - 15 * 60_000 }) });
     emu.ignition = false;
@@ -361,7 +361,7 @@ describe('ObdSensor started with the ignition off', () => {
     await sensor.start((s) => samples.push(s));
   });
 
-  after(async () => {
+  afterAll(async () => {
     await sensor?.stop();
     await emu?.close();
     await pty?.stop();
@@ -382,7 +382,7 @@ describe('ObdSensor started with the ignition off', () => {
 
 describe('ObdSensor against adapters at other line speeds', () => {
   const dir = tempDir('fleet-obd-baud-');
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** An adapter at `baudRate` on a fresh pty pair, and a sensor configured for 38400 that must find it. */
   async function adapterAt(baudRate: number, name: string) {
@@ -457,7 +457,7 @@ describe('the agent, its ELM327 adapter powered with the ignition off', () => {
     }
   };
 
-  before(async () => {
+  beforeAll(async () => {
     pty = await ptyPair(dir, 'obd');
     emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 12, startTs: Date.now() - 15 * 60_000 }), baudRate: 38400, hostPath: pty.a });
     emu.ignition = false;
@@ -467,7 +467,7 @@ describe('the agent, its ELM327 adapter powered with the ignition off', () => {
       '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--data-dir', dataDir, '--ops-port', String(opsPort)]);
   });
 
-  after(async () => {
+  afterAll(async () => {
     await kill(agent, 'SIGTERM');
     await emu?.close();
     await pty?.stop();

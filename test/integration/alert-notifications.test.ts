@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { Registry } from 'prom-client';
@@ -34,7 +34,7 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
   let queueUrl: string;
   let sqs: SQSClient;
 
-  before(async () => {
+  beforeAll(async () => {
     Object.assign(process.env, AWS_ENV);
     moto = await startMoto();
     const aws = awsClientConfig({ region: REGION, endpoint: moto.endpoint });
@@ -50,7 +50,7 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
     webhook = await slowWebhookReceiver();
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (detector) await kill(detector, 'SIGKILL');
     webhook.server.close();
     sqs.destroy();
@@ -126,11 +126,11 @@ describe('a detector whose store another process holds locked', () => {
   let webhook: WebhookReceiver;
   let detector: Proc | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     webhook = await slowWebhookReceiver();
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (detector) await kill(detector, 'SIGKILL');
     webhook.server.close();
   });
@@ -187,11 +187,11 @@ describe('cab acknowledgements through the gateway', () => {
   const dir = tempDir();
   let cloud: Cloud;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir }).start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await cloud.stop();
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { agentConfigSchema } from '../../agent/agent-config.js';
@@ -29,7 +29,7 @@ describe('bad input at the gateway', () => {
   let bad: MqttClient;
   const rejections: { reason: string; detail: string }[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, gateway: { maxPayloadBytes: 4096 } }).start();
     good = await mqtt.connectAsync(cloud.mqttUrl, { clientId: 'good-1', reconnectPeriod: 0 });
     bad = await mqtt.connectAsync(cloud.mqttUrl, { clientId: 'bad-1', reconnectPeriod: 0 });
@@ -37,7 +37,7 @@ describe('bad input at the gateway', () => {
     await bad.subscribeAsync(topics.rejected('bad-1'), { qos: 1 });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await good.endAsync(true);
     await bad.endAsync(true);
     await cloud.stop();

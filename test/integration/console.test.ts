@@ -4,7 +4,7 @@ import { request as httpRequest } from 'node:http';
 import { connect as connectTcp, createServer, type AddressInfo, type Server, type Socket as NetSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
@@ -140,7 +140,7 @@ describe('console server', () => {
   let server: ConsoleServer;
   let url: string;
 
-  before(async () => {
+  beforeAll(async () => {
     detectorStore = new FleetStore(storePath);
     detectorStore.insertReadings([
       reading('truck-1', 1, 'engine_temp', 92.5, NOW - 1000),
@@ -164,7 +164,7 @@ describe('console server', () => {
     url = server.url;
   });
 
-  after(async () => {
+  afterAll(async () => {
     await server?.stop();
     await publisher?.endAsync(true);
     await broker?.close();
@@ -335,7 +335,7 @@ describe('console sign-in, history and live values', () => {
     fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ user, password }) });
   const cookieOf = (res: Response) => res.headers.get('set-cookie')!.split(';')[0]!;
 
-  before(async () => {
+  beforeAll(async () => {
     detectorStore = new FleetStore(storePath);
     detectorStore.insertReadings([
       reading('truck-1', 1, 'engine_temp', 90, NOW - 60_000),
@@ -357,7 +357,7 @@ describe('console sign-in, history and live values', () => {
     origin = url;
   });
 
-  after(async () => {
+  afterAll(async () => {
     await server?.stop();
     await broker?.close();
     detectorStore?.close();
@@ -467,7 +467,7 @@ describe('fleet console and its built-in secrets', () => {
   const unset = { FLEET_CONSOLE_TOKEN: '', FLEET_CONSOLE_USERS: '', FLEET_SERVICE_TOKEN: '' };
   const consoleArgs = (...more: string[]) => ['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://127.0.0.1:1', ...more];
 
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('refuses to listen beyond loopback with the development console token, naming the variables to set', async () => {
     for (const args of [consoleArgs('--host', '0.0.0.0'), consoleArgs('--host', '0.0.0.0', '--console-token', DEV_CONSOLE_TOKEN)]) {
@@ -550,7 +550,7 @@ describe('console against careless and hostile clients', () => {
   const logLines = () => readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; [k: string]: unknown });
   const metrics = async () => (await api(url, '/metrics')).body as string;
 
-  before(async () => {
+  beforeAll(async () => {
     server = new ConsoleServer(
       {
         host: '127.0.0.1', port: 0, storePath: join(dir, 'fleet.db'), mqttUrl: 'mqtt://127.0.0.1:1', serviceToken: SERVICE_TOKEN, consoleToken: WRITE_TOKEN,
@@ -563,7 +563,7 @@ describe('console against careless and hostile clients', () => {
     port = server.port;
   });
 
-  after(async () => {
+  afterAll(async () => {
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   });

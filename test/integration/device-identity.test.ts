@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
 import { freePort, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { ROOT } from '../support/paths.js';
 
-const PKI = fileURLToPath(new URL('../../../scripts/pki.sh', import.meta.url));
+const PKI = join(ROOT, 'scripts', 'pki.sh');
 const pki = (dir: string, ...args: string[]) => execFileSync('bash', [PKI, dir, ...args], { encoding: 'utf8' });
 
 const batch = (vehicle: string, seq: number, count = 1) => {
@@ -76,7 +76,7 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
   const clients: MqttClient[] = [];
   let agent: Proc | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     pki(ca, 'init');
     pki(ca, 'server', 'gateway', 'IP:127.0.0.1', 'DNS:localhost');
     for (const v of ['truck-1', 'truck-2', 'truck-3', 'truck-agent']) pki(ca, 'enroll', v);
@@ -93,7 +93,7 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
     url = `mqtts://127.0.0.1:${cloud.gateway.port}`;
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (agent) await kill(agent, 'SIGTERM');
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await cloud.stop();
@@ -183,11 +183,11 @@ describe('password mode: per-vehicle secrets stored hashed', () => {
   const credentials = join(dir, 'devices.json');
   let cloud: Cloud;
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({ dir, gateway: { auth: 'password', credentialsFile: credentials } }).start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await cloud.stop();
   });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { connect as tcpConnect } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
@@ -32,14 +32,14 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     return m.values.filter((v) => reason === undefined || v.labels.reason === reason).reduce((n, v) => n + v.value, 0);
   };
 
-  before(async () => {
+  beforeAll(async () => {
     cloud = await new Cloud({
       dir,
       gateway: { maxConnections: MAX_CONNECTIONS, maxPublishesPerSecond: RATE, publishBurst: BURST, maxPayloadBytes: 4096, maxBatchReadings: 10 },
     }).start();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await cloud.stop();
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AssignerProtocol, Kafka, logLevel, Partitioners, type Admin } from 'kafkajs';
 import { KafkaSource, type KafkaRecord } from '../../cloud/sources/kafka-source.js';
@@ -94,7 +94,7 @@ describe('Kafka sink and source against a real broker', () => {
     return new Map(offsets!.partitions.map((p) => [p.partition, Math.max(0, Number(p.offset))]));
   }
 
-  before(async () => {
+  beforeAll(async () => {
     broker = await startKafka();
     admin = client().admin();
     await admin.connect();
@@ -111,7 +111,7 @@ describe('Kafka sink and source against a real broker', () => {
     }, 30_000, 250);
   });
 
-  after(async () => {
+  afterAll(async () => {
     try {
       await Promise.race([Promise.allSettled([a?.close(), b?.close(), sink?.close(), admin?.disconnect()]), delay(15_000, undefined, { ref: false })]);
     } finally {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { CreateThingCommand, IoTClient } from '@aws-sdk/client-iot';
 import { GetThingShadowCommand, IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import {
@@ -26,6 +26,7 @@ import { parseTopic } from '../../shared/contract/topics.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { sleep, tempDir, waitFor } from '../support/harness.js';
 import { recordedRequests, startMoto, startRecording, type MotoServer } from '../support/moto-server.js';
+import { ROOT } from '../support/paths.js';
 
 const CREDS = { region: 'us-east-1', accessKeyId: 'test', secretAccessKey: 'test' };
 const VEHICLES = Array.from({ length: 20 }, (_, i) => `truck-${String(i).padStart(2, '0')}`);
@@ -78,12 +79,12 @@ describe('Kinesis and IoT Core on a moto server', () => {
     new KinesisSource({ ...aws(), streamName, checkpointPath: join(dir, checkpoint), rebuildMs, idleReadMs: 50, listShardsMs: 100 });
   const shardsOf = async (streamName: string) => (await kinesis.send(new ListShardsCommand({ StreamName: streamName }))).Shards ?? [];
 
-  before(async () => {
+  beforeAll(async () => {
     moto = await startMoto();
     kinesis = new KinesisClient(awsClientConfig(aws()));
   });
 
-  after(async () => {
+  afterAll(async () => {
     kinesis?.destroy();
     await moto?.stop();
   });
@@ -270,7 +271,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
 
     it('ships sample configs the gateway accepts', () => {
       for (const sink of ['kinesis', 'iot-core']) {
-        const sample = readFileSync(new URL(`../../../gateway/sinks/${sink}/sample.json`, import.meta.url), 'utf8');
+        const sample = readFileSync(join(ROOT, 'gateway', 'sinks', sink, 'sample.json'), 'utf8');
         assert.ok(gatewayConfigSchema.parse(JSON.parse(sample)).sinks.includes(sink as 'kinesis'), sink);
       }
     });

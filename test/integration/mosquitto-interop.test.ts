@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import mqtt from 'mqtt';
 import { decodeBatch } from '../../shared/contract/codec.js';
 import { parseTopic, topics } from '../../shared/contract/topics.js';
@@ -14,7 +14,7 @@ describe('agent through Mosquitto (a separate broker process)', () => {
   let mosquitto: ChildProcess;
   let port: number;
 
-  before(async () => {
+  beforeAll(async () => {
     port = await freePort();
     const conf = join(dir, 'mosquitto.conf');
     writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
@@ -26,7 +26,7 @@ describe('agent through Mosquitto (a separate broker process)', () => {
     }, 10_000, 100);
   });
 
-  after(() => {
+  afterAll(() => {
     mosquitto.kill('SIGTERM');
   });
 

@@ -1,15 +1,15 @@
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { startWatchdog } from '../../hardware/pi/watchdog.js';
 import { loadConfig } from '../../shared/config.js';
 import { sleep, tempDir, waitFor } from '../support/harness.js';
+import { ROOT } from '../support/paths.js';
 
 /**
  * The Raspberry Pi kit on this machine, with the real tools: shellcheck on install.sh,
@@ -17,11 +17,11 @@ import { sleep, tempDir, waitFor } from '../support/harness.js';
  * by systemd-sysusers --root, the unit enabled by systemctl --root), and the watchdog
  * talking to systemd-notify. Needs the Debian packages shellcheck, systemd and python3.
  */
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = `${ROOT}/`;
 const KIT = join(REPO, 'hardware/pi');
 const INSTALL = join(KIT, 'install.sh');
 const dir = tempDir('fleet-pi-install-');
-after(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(cmd: string, args: string[]): SpawnSyncReturns<string> {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
@@ -75,7 +75,7 @@ describe('install.sh', () => {
   describe('--root into a Bookworm-like tree', () => {
     const root = bookwormTree('root');
     let first: SpawnSyncReturns<string>;
-    before(() => {
+    beforeAll(() => {
       first = install(root);
       assert.equal(first.status, 0, explain(first));
     });
@@ -254,7 +254,7 @@ describe('startWatchdog with systemd-notify', () => {
   const log = { info: () => {}, error: (obj: unknown, msg?: string) => void errors.push(`${msg} ${JSON.stringify(obj)}`) };
   const notes = (msg: string) => received.filter((r) => r.msg === msg);
 
-  before(async () => {
+  beforeAll(async () => {
     // Stands in for systemd's end of NOTIFY_SOCKET: Node cannot bind a unix datagram socket.
     const script = [
       'import socket, sys, time',
@@ -273,7 +273,7 @@ describe('startWatchdog with systemd-notify', () => {
     await waitFor('the notify socket receiver', () => ready, 10_000);
   });
 
-  after(() => receiver.kill());
+  afterAll(() => receiver.kill());
 
   it('sends READY=1 once, then WATCHDOG=1 every WATCHDOG_USEC/2, and none while the event loop is blocked', async () => {
     received.length = 0;

@@ -1,9 +1,10 @@
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { runFleet } from '../support/harness.js';
+import { ROOT } from '../support/paths.js';
 
-const examples = (name: string) => fileURLToPath(new URL(`../../../cloud/replay/examples/${name}`, import.meta.url));
+const examples = (name: string) => join(ROOT, 'cloud', 'replay', 'examples', name);
 
 describe('fleet replay on the command line', () => {
   it('writes only JSON lines with their record kind to a pipe, and no progress', async () => {

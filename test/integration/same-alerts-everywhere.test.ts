@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import { finished } from 'node:stream/promises';
 import { EdgeRules } from '../../agent/edge-rules.js';
 import { evalDays } from '../../cloud/eval/eval.js';
@@ -34,7 +34,7 @@ const NO_SOURCE: TelemetrySource = { name: 'none', poll: async () => [], commit:
 describe('agent, cloud detector and replay raise the same alerts from the same readings', () => {
   const dir = tempDir();
   const log = createLogger('test', { file: join(dir, 'test.log') });
-  after(() => log.flush());
+  afterAll(() => log.flush());
 
   // A day of each kind the rules must tell apart, from the evaluation's own seed set.
   const faults: EvalFault[] = ['fan_failure', 'cargo_heating', 'stuck_sensor'];

@@ -3,10 +3,10 @@ import { mkdtempSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 /** The compiled CLI, as users run it. */
-export const FLEET_BIN = fileURLToPath(new URL('../../bin/fleet.js', import.meta.url));
+export { FLEET_BIN } from './paths.js';
+import { FLEET_BIN } from './paths.js';
 
 export function tempDir(prefix = 'fleet-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

@@ -3,13 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { freePort, tempDir, waitFor } from './harness.js';
+import { ROOT } from './paths.js';
 
 const run = promisify(execFile);
-/** The repository root, from dist/test/support/. */
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LIBS = join(ROOT, '.cache', 'kafka', 'libs');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;

@@ -1,10 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort, sleep, tempDir } from './harness.js';
+import { ROOT } from './paths.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MOTO_SH = join(ROOT, 'scripts/services/moto.sh');
 const MOTO_SERVER = join(ROOT, '.cache/moto-venv/bin/moto_server');
 const START_TIMEOUT_MS = 30_000;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { afterAll, afterEach, beforeEach, describe, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
 import { Agent } from '../../../agent/agent.js';
 import { agentConfigSchema, agentOptions } from '../../../agent/agent-config.js';
@@ -12,7 +12,7 @@ import type { Sample, SensorId } from '../../../shared/contract/reading.js';
 import { createLogger } from '../../../shared/log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-agent-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const T0 = Date.UTC(2024, 5, 1, 8);
 
@@ -63,7 +63,7 @@ describe('agent with a full disk', () => {
   });
 
   afterEach(async () => {
-    mock.restoreAll();
+    vi.restoreAllMocks();
     await agent.stop();
   });
 
@@ -75,20 +75,20 @@ describe('agent with a full disk', () => {
   it('keeps running, holds the samples, reports degraded health, then commits them with contiguous seqs', async () => {
     sensor.take('speed', 'engine_temp');
     agent.commit();
-    const append = mock.method(agent.buffer, 'append', () => {
+    const append = vi.spyOn(agent.buffer, 'append').mockImplementation(() => {
       throw diskFull();
     });
     sensor.take('rpm', 'container_temp');
     agent.commit();
     sensor.take('speed');
     agent.commit();
-    assert.equal(append.mock.callCount(), 2);
+    assert.equal(append.mock.calls.length, 2);
     const health = agent.health();
     assert.equal(health.ok, true, 'degraded, not down');
     assert.deepEqual(health.storage, { state: 'degraded', detail: 'buffer disk full: 3 samples held in memory', held: 3, dropped: 0, writeErrors: 2 });
     assert.deepEqual(await metric('fleet_agent_buffer_write_errors_total'), [[{ vehicle: 'full-1', code: 'SQLITE_FULL' }, 2]]);
 
-    append.mock.restore();
+    append.mockRestore();
     agent.commit();
     const readings = agent.buffer.after(0, 100);
     assert.deepEqual(readings.map((r) => [r.seq, r.sensor]), [[1, 'speed'], [2, 'engine_temp'], [3, 'rpm'], [4, 'container_temp'], [5, 'speed']]);
@@ -96,20 +96,20 @@ describe('agent with a full disk', () => {
   });
 
   it('drops the lowest-priority samples past memoryBufferMaxReadings, and counts them', async () => {
-    mock.method(agent.buffer, 'append', () => {
+    vi.spyOn(agent.buffer, 'append').mockImplementation(() => {
       throw diskFull();
     });
     sensor.take('gps', 'engine_temp', 'gps', 'speed', 'container_temp', 'gps');
     agent.commit();
     assert.deepEqual(agent.health().storage, { state: 'degraded', detail: 'buffer disk full: 4 samples held in memory', held: 4, dropped: 2, writeErrors: 1 });
     assert.deepEqual(await metric('fleet_agent_samples_dropped_total'), [[{ vehicle: 'full-1', reason: 'disk_full' }, 2]]);
-    mock.restoreAll();
+    vi.restoreAllMocks();
     agent.commit();
     assert.deepEqual(agent.buffer.after(0, 100).map((r) => r.sensor), ['engine_temp', 'speed', 'container_temp', 'gps'], 'the two older gps went');
   });
 
   it('does not swallow what is not a storage failure', () => {
-    mock.method(agent.buffer, 'append', () => {
+    vi.spyOn(agent.buffer, 'append').mockImplementation(() => {
       throw new TypeError('a bug');
     });
     sensor.take('speed');

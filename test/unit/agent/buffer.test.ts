@@ -1,4 +1,4 @@
-import { after, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeEach, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import type { StampedSample } from '../../../agent/device-clock.js';
 import { sensorSpec, type Reading, type Sample, type SensorId } from '../../../shared/contract/reading.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-buffer-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const T0 = Date.UTC(2024, 5, 1, 8);
 const V = 'truck-1';
@@ -23,7 +23,7 @@ const open: ReadingBuffer[] = [];
 beforeEach(() => {
   path = join(dir, `buffer-${++fileNo}.db`);
 });
-after(() => {
+afterAll(() => {
   for (const b of open) {
     try {
       b.close();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { DeviceClock, GPS_TIME_TOLERANCE_MS, type ClockHost, type GpsRefusal, type Sync } from '../../../agent/device-clock.js';
 import type { Sample } from '../../../shared/contract/reading.js';
 import { waitFor } from '../../support/harness.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { DeliveryLedger } from '../../../cloud/alerts/delivery-ledger.js';
 import { FleetStore } from '../../../cloud/store.js';

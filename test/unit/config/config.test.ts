@@ -1,4 +1,4 @@
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { bool, ConfigError, envName, int, loadConfig, num, parseFile, plain } fr
 import { ruleSetSchema } from '../../../shared/rules/rule-set.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-config-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let n = 0;
 function file(content: unknown): string {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { SignInThrottle } from '../../../cloud/console/sign-in-throttle.js';
 
 const OPTS = { burst: 3, refillMs: 1000, maxKeys: 100 };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { encodeAlertAck, parseAlertAck } from '../../../shared/contract/alert-ack.js';
 import { ContractError } from '../../../shared/contract/errors.js';
 import { parseTopic, topics } from '../../../shared/contract/topics.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { mayPublish, maySubscribe, type Identity } from '../../../gateway/access.js';
 import { parseTopic, topics } from '../../../shared/contract/topics.js';
 

@@ -3,12 +3,12 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { revokedSerials } from '../../../gateway/crl.js';
 import { tempDir } from '../../support/harness.js';
+import { ROOT } from '../../support/paths.js';
 
-const PKI = fileURLToPath(new URL('../../../../scripts/pki.sh', import.meta.url));
+const PKI = join(ROOT, 'scripts', 'pki.sh');
 
 describe('revokedSerials', () => {
   it('reads the serials of an openssl revocation list as Node names a certificate\'s serial', () => {

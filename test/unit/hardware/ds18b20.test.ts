@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { Ds18b20Sensor } from '../../../hardware/onewire/ds18b20-sensor.js';
 import { parseW1Slave } from '../../../hardware/onewire/w1-slave.js';
 import type { Sample } from '../../../shared/contract/reading.js';

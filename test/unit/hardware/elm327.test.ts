@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { classify, describeAnswer, Elm327, mode01Data, type Elm327Answer, type Elm327Status } from '../../../hardware/obd/elm327.js';
 import { POLLED_PIDS, readPid, supportedPids } from '../../../hardware/obd/pids.js';
 import { Random } from '../../../simulators/random.js';

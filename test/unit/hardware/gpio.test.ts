@@ -1,4 +1,4 @@
-import { after, afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { afterAll, afterEach, beforeEach, describe, it, vi } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,7 +10,7 @@ import { GpioDriverAlert } from '../../../hardware/gpio/gpio-driver-alert.js';
 import type { PinWriter } from '../../../hardware/gpio/pin-writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-gpio-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let treeNo = 0;
 /** A fake /sys/class/gpio: one gpiochipN directory per chip, with the files the kernel gives it. */
@@ -137,12 +137,12 @@ describe('GpioDriverAlert: cues through an injected pin writer', () => {
     // One millisecond at a time, so each fake write is stamped with the time its timer fired.
     for (let i = 0; i < ms; i++) {
       clock.now++;
-      mock.timers.tick(1);
+      vi.advanceTimersByTime(1);
     }
   };
 
   beforeEach(() => {
-    mock.timers.enable({ apis: ['setTimeout'] });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     clock.now = 0;
     led = new FakePin(clock);
     buzzer = new FakePin(clock);
@@ -163,7 +163,7 @@ describe('GpioDriverAlert: cues through an injected pin writer', () => {
 
   afterEach(async () => {
     await cab.close();
-    mock.timers.reset();
+    vi.useRealTimers();
   });
 
   it('opens the lines at base + BCM of the chip found at run time', () => {

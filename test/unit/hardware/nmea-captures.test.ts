@@ -1,11 +1,13 @@
-import { describe, it } from 'node:test';
+import { join } from 'node:path';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { FixCycle, type Fix } from '../../../hardware/gps/fix-cycle.js';
 import { checksum, hex2, parseLine, parseNmea, type NmeaSentence } from '../../../hardware/gps/nmea.js';
+import { SHARED_DATA } from '../../support/paths.js';
 
 /** From dist/test/unit/hardware/ up to the repository's parent, where the shared data lives. */
-const CAPTURES = new URL('../../../../../shared/data/nmea/', import.meta.url);
+const CAPTURES = join(SHARED_DATA, 'nmea');
 
 const nmea = (body: string) => `$${body}*${hex2(checksum(body))}`;
 
@@ -190,14 +192,14 @@ describe('real receiver captures against gpsd', () => {
 
   for (const capture of ['bu353s4.log', 'ublox-lea-5h.log', 'quectel-L70.log']) {
     it(`${capture}: the same fixes as gpsd`, () => {
-      const log = readFileSync(new URL(capture, CAPTURES), 'latin1');
+      const log = readFileSync(join(CAPTURES, capture), 'latin1');
       // `#` lines are the capture's header (one of them names sentences after a `$`).
       const { fixes, refused } = readStream(log.split('\n').filter((l) => !l.startsWith('#')).join('\n'));
       assert.deepEqual(refused, [], 'a real receiver sends nothing we should refuse');
 
       // gpsd reports a TPV as each sentence comes in; the last one for a time is the whole fix.
       const expected = new Map<number, Tpv>();
-      for (const line of readFileSync(new URL(`${capture}.chk`, CAPTURES), 'utf8').split('\n')) {
+      for (const line of readFileSync(join(CAPTURES, `${capture}.chk`), 'utf8').split('\n')) {
         if (!line.startsWith('{')) continue;
         const rec = JSON.parse(line) as Partial<Tpv> & { class: string };
         if (rec.class === 'TPV' && rec.time !== undefined && rec.lat !== undefined) expected.set(Date.parse(rec.time), rec as Tpv);

@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { correctWeekRollover, DATE_FLOOR_MS, WEEK_ROLLOVER_MS } from '../../../hardware/gps/week-rollover.js';
 

@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { checksum, hex2, parseLine, parseNmea, type NmeaSentence, type ParseResult, type Refusal } from '../../../hardware/gps/nmea.js';
 import { Random } from '../../../simulators/random.js';

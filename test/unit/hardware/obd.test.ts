@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import { probeOrder, readRememberedBaud, rememberBaud } from '../../../hardware/obd/baud-rates.js';
 import { EcuSilence, engineRunning, OFF_PROBE_CYCLES } from '../../../hardware/obd/ignition.js';
 import { duePids, POLLED_PIDS } from '../../../hardware/obd/pids.js';
@@ -17,7 +17,7 @@ describe('probeOrder', () => {
 
 describe('the remembered baud rate file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-obd-baud-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is written where the directory does not exist yet, and read back', () => {
     const path = join(dir, 'nested', 'truck.obd.json');

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import { parseTimestamp, readCsv, type CsvOptions, type CsvRow } from '../../../cloud/replay/csv.js';
 import { BASE, tempFiles } from './files.js';
 
 const files = tempFiles();
-after(() => files.cleanup());
+afterAll(() => files.cleanup());
 
 async function read(content: string, opts?: CsvOptions): Promise<CsvRow[]> {
   const rows: CsvRow[] = [];

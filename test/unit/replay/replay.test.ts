@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { afterAll, describe, it } from 'vitest';
 import { formatReplay } from '../../../cloud/replay/format.js';
 import { replay, type ReplayAlert, type ReplayOptions, type ReplaySummary, type ScoreRow } from '../../../cloud/replay/replay.js';
 import { BASE, seconds, tempFiles } from './files.js';
 
 const files = tempFiles();
-after(() => files.cleanup());
+afterAll(() => files.cleanup());
 
 const RULES = {
   windowMs: 10_000,

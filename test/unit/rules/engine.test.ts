@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import type { Alert } from '../../../shared/contract/alert.js';
 import type { SensorId } from '../../../shared/contract/reading.js';

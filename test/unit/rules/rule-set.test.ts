@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { DEFAULT_RULES } from '../../../shared/rules/default-rules.js';
 import { ruleSetSchema } from '../../../shared/rules/rule-set.js';
