@@ -48,7 +48,8 @@ export function gatewayCommand(): Command {
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
-  mkdirSync(config.dataDir, { recursive: true });
+  // The stream and the dead letters are vehicles' data: not for other users of the machine.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   if (config.serviceToken === DEV_SERVICE_TOKEN) log.warn('using the development service token; set FLEET_SERVICE_TOKEN in production');
   const gateway = new Gateway(gatewayOptions(config), createSinks(config, log), log);
   await gateway.start();

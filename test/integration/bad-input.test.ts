@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -9,7 +10,7 @@ import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
-import { runFleet, tempDir, waitFor } from '../support/harness.js';
+import { freePort, kill, runFleet, tempDir, waitFor } from '../support/harness.js';
 
 const reading = (vehicle: string, seq: number): Reading => ({
   vehicle, seq, ts: Date.now(), clock: 'synced', sensor: 'engine_temp', value: 88.5, quality: 'good',
@@ -93,6 +94,36 @@ describe('bad input at the gateway', () => {
 
 describe('bad input on the command line', () => {
   const dir = tempDir();
+
+  it('a port already in use exits 2 naming the port and the flag that moves it', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = String((holder.address() as { port: number }).port);
+    const noGateway = `mqtt://127.0.0.1:${await freePort()}`;
+    const cases: [string[], string][] = [
+      [['gateway', '--port', port, '--ops-port', '-1', '--data-dir', join(dir, 'gw1')], '--port'],
+      [['gateway', '--port', '0', '--ops-port', port, '--data-dir', join(dir, 'gw2')], '--ops-port'],
+      [['detector', '--ops-port', port, '--data-dir', join(dir, 'det'), '--stream-path', join(dir, 'gw2', 'stream.db'), '--mqtt-url', noGateway], '--ops-port'],
+      [['agent', '--vehicle', 'port-1', '--ops-port', port, '--data-dir', join(dir, 'agent'), '--mqtt-url', noGateway], '--ops-port'],
+      [['demo', '--port', '0', '--console-port', port, '--trucks', '1', '--duration', '1', '--data-dir', join(dir, 'demo')], '--console-port'],
+    ];
+    try {
+      for (const [args, flag] of cases) {
+        const p = runFleet(args);
+        try {
+          assert.equal(await p.exited, 2, `${args[0]} ${flag}: ${p.stderr.join('\n')}`);
+        } finally {
+          await kill(p);
+        }
+        const err = p.stderr.join('\n');
+        assert.match(err, new RegExp(`^fleet: port ${port} on 127\\.0\\.0\\.1 is already in use by another process: choose another with ${flag} `), err);
+        assert.doesNotMatch(err, /\n\s+at |sonic boom/, 'no stack trace');
+      }
+    } finally {
+      holder.close();
+    }
+  });
+
 
   it('a config file with a bad field exits 2 naming the file and the field', async () => {
     const file = join(dir, 'gateway.json');
