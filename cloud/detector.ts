@@ -36,6 +36,8 @@ export class Detector {
   private loop?: Promise<void>;
   private ops?: Server;
   private readonly metrics;
+  /** The engine's running count of late readings as the metric last took it. */
+  private lateExported = 0;
 
   constructor(
     private readonly opts: DetectorOptions,
@@ -54,7 +56,7 @@ export class Detector {
       readings: new Counter({ name: 'fleet_detector_readings_total', help: 'Distinct readings evaluated', registers: r }),
       duplicates: new Counter({ name: 'fleet_detector_duplicates_total', help: 'Repeated (vehicle, seq) readings dropped', registers: r }),
       alerts: new Counter({ name: 'fleet_detector_alert_events_total', help: 'Alert events by kind and liveness', labelNames: ['kind', 'live'] as const, registers: r }),
-      late: new Gauge({ name: 'fleet_detector_late_readings', help: 'Readings that arrived after their window closed', registers: r, collect(this: Gauge) { this.set(engine.counters.late); } }),
+      late: new Counter({ name: 'fleet_detector_late_readings_total', help: 'Readings that arrived after their window closed (not evaluated)', registers: r }),
       vehicles: new Gauge({ name: 'fleet_detector_vehicles', help: 'Vehicles with window state', registers: r, collect(this: Gauge) { this.set(engine.vehicleCount); } }),
     };
   }
@@ -125,6 +127,8 @@ export class Detector {
       this.store.applyAlertEvents(events, now);
     });
     this.metrics.readings.inc(fresh);
+    this.metrics.late.inc(this.engine.counters.late - this.lateExported);
+    this.lateExported = this.engine.counters.late;
     if (duplicates > 0) this.metrics.duplicates.inc(duplicates);
     for (const e of events) {
       const live = e.kind === 'cleared' ? 'n/a' : String(e.alert.live);
