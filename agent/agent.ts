@@ -77,7 +77,11 @@ export class Agent {
   private readonly metrics: AgentMetrics;
   private stopped = false;
   private readonly edge?: EdgeRules;
-  /** Sensors keep running totals; each counter grows by what a total gained since the last scrape. */
+  /**
+   * Running totals (the buffer's evictions, each sensor's counts) as the last scrape exported
+   * them: each counter grows by what its total gained since (see refreshMetrics).
+   */
+  private evictedScraped = 0;
   private readonly exported = new Map<Counter<'vehicle' | 'sensor'>, Map<string, number>>();
 
   constructor(
@@ -128,12 +132,15 @@ export class Agent {
       log,
     );
     this.metrics = agentMetrics(this.registry);
+    this.evictedScraped = this.buffer.stats().evicted;
     const vehicle = opts.vehicle;
     this.queue = new CommitQueue({ maxHeld: opts.memoryBufferMaxReadings, retryBaseMs: WRITE_RETRY.baseMs, retryMaxMs: WRITE_RETRY.maxMs }, log, {
       writeError: (code) => this.metrics.writeErrors.inc({ vehicle, code }),
       dropped: (reason, n) => this.metrics.dropped.inc({ vehicle, reason }, n),
     });
     this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle }, readings);
+    this.publisher.onSetAside = (readings) => this.metrics.setAside.inc({ vehicle }, readings);
+    this.publisher.onRejection = (reason) => this.metrics.rejections.inc({ vehicle, reason });
     this.metrics.agents.add(this);
     this.link.on('alert', (payload) => void this.onAlert(payload).catch((err: Error) => this.log.error({ err: err.message }, 'alert could not be shown')));
     this.clock.on('synced', (sync: Sync) => this.onClockSynced(sync));
@@ -210,6 +217,7 @@ export class Agent {
       nextSeq: stats.nextSeq,
       storage: this.queue.health(),
       inflight: this.publisher.inflightCount(),
+      setAside: this.publisher.setAsideCount(),
       clock: this.clock.status(),
       sensors,
     };
@@ -263,19 +271,24 @@ export class Agent {
     };
   }
 
-  /** Gauges are read at scrape time rather than kept current on the hot path. */
-  refreshGauges(): void {
+  /**
+   * Gauges, and the counters whose running totals live elsewhere (the buffer, the sensors), are
+   * read at scrape time rather than kept current on the hot path; a counter goes up by what
+   * its total grew since the last scrape.
+   */
+  refreshMetrics(): void {
     const stats = this.buffer.stats();
     const vehicle = this.opts.vehicle;
     this.metrics.buffered.set({ vehicle }, stats.readings);
-    this.metrics.evicted.set({ vehicle }, stats.evicted);
+    this.metrics.evicted.inc({ vehicle }, stats.evicted - this.evictedScraped);
+    this.evictedScraped = stats.evicted;
     this.metrics.held.set({ vehicle }, this.queue.length);
     this.metrics.connected.set({ vehicle }, this.link.connected ? 1 : 0);
     this.metrics.clockSynced.set({ vehicle }, this.clock.synced() ? 1 : 0);
     for (const s of this.sensors) {
       const h = s.health();
       for (const state of SENSOR_STATES) this.metrics.sensorState.set({ vehicle, sensor: s.name, state }, h.state === state ? 1 : 0);
-      this.metrics.sensorRejected.set({ vehicle, sensor: s.name }, h.rejected);
+      this.exportTotal(this.metrics.sensorRejected, s.name, h.rejected);
       this.exportTotal(this.metrics.sensorImplausible, s.name, h.implausible ?? 0);
       this.exportTotal(this.metrics.sensorIgnored, s.name, h.ignored ?? 0);
     }
@@ -370,9 +383,26 @@ function createAgentMetrics(registry: Registry) {
       help: 'Readings waiting for a PUBACK',
       labelNames,
       registers,
-      collect: () => agents.forEach((a) => a.refreshGauges()),
+      collect: () => agents.forEach((a) => a.refreshMetrics()),
     }),
-    evicted: new Gauge({ name: 'fleet_agent_evicted_readings', help: 'Readings evicted by the byte cap since the buffer was created', labelNames, registers }),
+    evicted: new Counter({
+      name: 'fleet_agent_evicted_readings_total',
+      help: "Readings evicted by the byte cap since the agent started (/healthz has the buffer's total since it was created)",
+      labelNames,
+      registers,
+    }),
+    setAside: new Counter({
+      name: 'fleet_agent_readings_set_aside_total',
+      help: 'Readings of batches set aside after the link was lost each time they were sent; still in the buffer, unsent until restart',
+      labelNames,
+      registers,
+    }),
+    rejections: new Counter({
+      name: 'fleet_agent_rejections_total',
+      help: "Payloads the gateway refused (and dead-lettered), by the reason on the vehicle's rejected topic",
+      labelNames: ['vehicle', 'reason'] as const,
+      registers,
+    }),
     held: new Gauge({ name: 'fleet_agent_samples_held', help: 'Samples taken but not yet committed (many while the disk refuses writes)', labelNames, registers }),
     writeErrors: new Counter({
       name: 'fleet_agent_buffer_write_errors_total',
@@ -400,9 +430,9 @@ function createAgentMetrics(registry: Registry) {
       labelNames: ['vehicle', 'sensor', 'state'] as const,
       registers,
     }),
-    sensorRejected: new Gauge({
-      name: 'fleet_agent_sensor_rejected',
-      help: 'Input a sensor refused since start (bad checksums, adapter errors, failed CRCs)',
+    sensorRejected: new Counter({
+      name: 'fleet_agent_sensor_rejected_total',
+      help: 'Input a sensor refused (bad checksums, adapter errors, failed CRCs)',
       labelNames: ['vehicle', 'sensor'] as const,
       registers,
     }),

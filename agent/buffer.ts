@@ -62,7 +62,7 @@ export class ReadingBuffer {
   private readonly upsertMeta: Database.Statement;
 
   constructor(private readonly opts: BufferOptions) {
-    mkdirSync(dirname(opts.path), { recursive: true });
+    mkdirSync(dirname(opts.path), { recursive: true, mode: 0o750 });
     this.db = openDatabase(opts.path, opts.synchronous);
     // The buffer is written at its end and read in order: SQLite's 2 MB default page cache does,
     // while better-sqlite3's 16 MB would fill up on the first scan and stay in a Pi's RSS.

@@ -28,13 +28,13 @@ const STOP_TIMEOUT_MS = 2000;
  * marks the vehicle offline; reconnects back off with jitter (mqtt.js's fixed period
  * would make a whole fleet reconnect in step).
  */
-export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] }> {
+export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer]; rejected: [Buffer] }> {
   private client?: MqttClient;
   private attempt = 0;
   private timer?: NodeJS.Timeout;
   private closing = false;
-  /** Whether the broker confirmed the alert subscription; a link cut before its SUBACK leaves that unknown. */
-  private subscribed = false;
+  /** Topics whose subscription the broker confirmed; a link cut before its SUBACK leaves that unknown. */
+  private readonly subscribed = new Set<string>();
   connected = false;
 
   constructor(
@@ -64,15 +64,19 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
       this.connected = true;
       this.attempt = 0;
       this.log.info({ sessionPresent: connack.sessionPresent }, 'connected to gateway');
+      // A present session keeps a subscription only if it was made: subscribing again is harmless.
+      // `rejected` carries the gateway's reason for each payload it refused (at QoS 1 in the
+      // session, so a notice sent as the gateway cut the connection arrives on the next one).
       // Online is said once alerts can reach the cab: the cloud sends what the cab has not
       // acknowledged yet when it sees the vehicle come online.
-      // A present session keeps the subscription only if it was made: subscribing again is harmless.
-      if (connack.sessionPresent && this.subscribed) {
-        this.publishStatus();
-      } else {
-        this.client!.subscribe(topics.alerts(vehicle), { qos: 1 }, (err) => {
-          if (err) this.log.error({ err: err.message }, 'alert subscription failed, will subscribe again on the next connect');
-          this.subscribed = !err;
+      const wanted = [topics.alerts(vehicle), topics.rejected(vehicle)].filter((t) => !(connack.sessionPresent && this.subscribed.has(t)));
+      if (wanted.length === 0) this.publishStatus();
+      else {
+        this.client!.subscribe(wanted, { qos: 1 }, (err, granted) => {
+          if (err) {
+            this.log.error({ topics: wanted, err: err.message }, 'subscription failed, will subscribe again on the next connect');
+            for (const t of wanted) this.subscribed.delete(t);
+          } else for (const g of granted ?? []) this.subscribed.add(g.topic);
           this.publishStatus();
         });
       }
@@ -80,6 +84,7 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer] 
     });
     this.client.on('message', (topic, payload) => {
       if (topic === topics.alerts(vehicle)) this.emit('alert', payload);
+      else if (topic === topics.rejected(vehicle)) this.emit('rejected', payload);
     });
     this.client.on('error', (err) => this.log.warn({ err: err.message }, 'gateway link error'));
     this.client.on('close', () => {

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
-import { ConfigError, loadConfig } from '../shared/config.js';
+import { ConfigError, envName, flagName, loadConfig } from '../shared/config.js';
 import { ContractError } from '../shared/contract/errors.js';
 
 /** Things a command holds open until a signal or its own end. */
@@ -8,21 +8,35 @@ export interface Stoppable {
   stop(): Promise<void>;
 }
 
+/** The settings the command runs with, once loaded: a port found taken is named by the setting that chose it. */
+let settings: Record<string, unknown> = {};
+
 /**
- * Runs a command's body: bad input (config, contract) exits 2 with the message alone;
- * anything else exits 1 with the stack, since it is a bug to report.
+ * Runs a command's body: bad input (config, contract, a port already taken) exits 2 with the
+ * message alone; anything else exits 1 with the stack, since it is a bug to report.
  */
 export async function runCommand(body: () => Promise<void>): Promise<void> {
   try {
     await body();
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof ContractError) {
-      process.stderr.write(`fleet: ${err.message}\n`);
+    const message = err instanceof ConfigError || err instanceof ContractError ? err.message : portProblem(err as NodeJS.ErrnoException);
+    if (message !== undefined) {
+      process.stderr.write(`fleet: ${message}\n`);
       process.exit(2);
     }
     process.stderr.write(`fleet: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   }
+}
+
+/** A listen refused because the port is taken (or privileged), with the flag that moves it. */
+function portProblem(err: NodeJS.ErrnoException & { port?: number; address?: string }): string | undefined {
+  if ((err.code !== 'EADDRINUSE' && err.code !== 'EACCES') || err.syscall !== 'listen' || err.port === undefined) return undefined;
+  const where = `port ${err.port} on ${err.address ?? 'all addresses'}`;
+  const problem = err.code === 'EADDRINUSE' ? `${where} is already in use by another process` : `${where} needs privileges this process does not have`;
+  const setting = Object.keys(settings).find((key) => /port$/i.test(key) && Number(settings[key]) === err.port);
+  const fix = setting ? `choose another with ${flagName(setting)} (or ${envName(setting)}; 0 picks a free one)` : 'stop what holds it or choose another port';
+  return `${problem}: ${fix}`;
 }
 
 /** Stops the parts in reverse order on SIGINT/SIGTERM, then exits 0. */
@@ -48,7 +62,9 @@ export function stopOnSignals(parts: Stoppable[]): void {
 /** A command's settings from its `--config` file, FLEET_* environment and the other flags. */
 export function configFrom<S extends z.ZodObject>(schema: S, flags: Record<string, unknown>): z.infer<S> {
   const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
-  return loadConfig(schema, { file, env: process.env, flags: rest });
+  const config = loadConfig(schema, { file, env: process.env, flags: rest });
+  settings = config;
+  return config;
 }
 
 /** `--config FILE` on every command: settings come from it, then FLEET_* env, then flags. */

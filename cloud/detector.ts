@@ -36,6 +36,8 @@ export class Detector {
   private loop?: Promise<void>;
   private ops?: Server;
   private readonly metrics;
+  /** The engine's running counts of late and outlier readings as the metrics last took them. */
+  private readonly exported = { late: 0, outliers: 0 };
 
   constructor(
     private readonly opts: DetectorOptions,
@@ -54,7 +56,12 @@ export class Detector {
       readings: new Counter({ name: 'fleet_detector_readings_total', help: 'Distinct readings evaluated', registers: r }),
       duplicates: new Counter({ name: 'fleet_detector_duplicates_total', help: 'Repeated (vehicle, seq) readings dropped', registers: r }),
       alerts: new Counter({ name: 'fleet_detector_alert_events_total', help: 'Alert events by kind and liveness', labelNames: ['kind', 'live'] as const, registers: r }),
-      late: new Gauge({ name: 'fleet_detector_late_readings', help: 'Readings that arrived after their window closed', registers: r, collect(this: Gauge) { this.set(engine.counters.late); } }),
+      late: new Counter({ name: 'fleet_detector_late_readings_total', help: 'Readings that arrived after their window closed (not evaluated)', registers: r }),
+      outliers: new Counter({
+        name: 'fleet_detector_outlier_readings_total',
+        help: "Readings far ahead of their vehicle's time that no later reading confirmed: a clock fault, not evaluated",
+        registers: r,
+      }),
       vehicles: new Gauge({ name: 'fleet_detector_vehicles', help: 'Vehicles with window state', registers: r, collect(this: Gauge) { this.set(engine.vehicleCount); } }),
     };
   }
@@ -125,6 +132,10 @@ export class Detector {
       this.store.applyAlertEvents(events, now);
     });
     this.metrics.readings.inc(fresh);
+    for (const kind of ['late', 'outliers'] as const) {
+      this.metrics[kind].inc(this.engine.counters[kind] - this.exported[kind]);
+      this.exported[kind] = this.engine.counters[kind];
+    }
     if (duplicates > 0) this.metrics.duplicates.inc(duplicates);
     for (const e of events) {
       const live = e.kind === 'cleared' ? 'n/a' : String(e.alert.live);

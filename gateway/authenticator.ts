@@ -48,13 +48,15 @@ export class Authenticator {
     private readonly mode: AuthMode,
     serviceToken: string,
     private readonly credentials?: DeviceCredentials,
+    /** Whether the fleet CA's revocation list names a certificate serial (as normalSerial gives it). */
+    private readonly revoked: (serial: string) => boolean = () => false,
   ) {
     this.serviceToken = Buffer.from(serviceToken);
     if (mode === 'password' && !credentials) throw new Error('password mode needs device credentials');
   }
 
   check(a: ConnectAttempt): AuthResult {
-    const cert = a.socket instanceof TLSSocket ? peerIdentity(a.socket) : undefined;
+    const cert = a.socket instanceof TLSSocket ? peerIdentity(a.socket, this.revoked) : undefined;
     if (isServiceRole(a.username)) {
       if (a.password && sameSecret(a.password, this.serviceToken)) return { ok: true, identity: { kind: 'service', role: a.username } };
       return refuse(4, 'bad_service_token', `service ${a.username}: wrong or missing service token`);
@@ -89,19 +91,33 @@ export class Authenticator {
 type PeerIdentity = { ok: true; cn: string; ou: string | undefined } | { ok: false; reason: 'no_certificate' | 'untrusted_certificate' | 'revoked'; detail: string };
 
 /** The verified subject of a TLS client, or why there is none (the TLS layer lets it through so MQTT can say why). */
-function peerIdentity(socket: TLSSocket): PeerIdentity {
-  // OpenSSL can leave a failed verification's error behind for the next write, which then kills
-  // the socket (seen with a foreign CA of the same name as ours): it is gone, but the log says why.
-  if (socket.destroyed) return { ok: false, reason: 'untrusted_certificate', detail: `TLS connection lost during verification: ${String(socket.authorizationError)}` };
+function peerIdentity(socket: TLSSocket, revoked: (serial: string) => boolean): PeerIdentity {
   const peer = socket.getPeerCertificate();
   if (!peer || Object.keys(peer).length === 0) return { ok: false, reason: 'no_certificate', detail: 'no client certificate presented' };
   const cn = first(peer.subject?.CN) ?? '';
+  const serial = normalSerial(peer.serialNumber ?? '');
   if (!socket.authorized) {
-    const why = String(socket.authorizationError);
-    if (why === 'CERT_REVOKED') return { ok: false, reason: 'revoked', detail: `certificate ${cn} (serial ${peer.serialNumber}) is revoked` };
-    return { ok: false, reason: 'untrusted_certificate', detail: `certificate ${cn} not accepted: ${why}` };
+    const code = String(socket.authorizationError);
+    return { ok: false, reason: 'untrusted_certificate', detail: `certificate ${cn} (serial ${serial}) not accepted: ${VERIFY_ERRORS[code] ?? 'it does not verify against the fleet CA'} (${code})` };
   }
+  if (revoked(serial)) return { ok: false, reason: 'revoked', detail: `certificate ${cn} (serial ${serial}) is revoked` };
   return { ok: true, cn, ou: first(peer.subject?.OU) };
 }
+
+/** OpenSSL's verification codes a device is most likely to meet, in words. */
+const VERIFY_ERRORS: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'it is self-signed, not issued by the fleet CA',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its chain ends in a CA other than the fleet CA',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'it is not signed by the fleet CA (another CA, perhaps of the same name)',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'it is not issued by the fleet CA',
+  UNABLE_TO_GET_ISSUER_CERT: 'it is not issued by the fleet CA',
+  CERT_SIGNATURE_FAILURE: 'its signature does not verify against the fleet CA',
+  CERT_HAS_EXPIRED: 'it has expired',
+  CERT_NOT_YET_VALID: 'it is not valid yet (or the gateway\'s clock is behind)',
+  INVALID_PURPOSE: 'it is not a client certificate (extended key usage)',
+};
+
+/** Serials as revokedSerials gives them: upper-case hex without leading zeros. */
+export const normalSerial = (hex: string) => hex.toUpperCase().replace(/^0+(?=.)/, '');
 
 const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);

@@ -1,3 +1,5 @@
+import { ConfigError, readSettingFile } from '../shared/config.js';
+
 /**
  * The serial numbers a PEM certificate revocation list (RFC 5280 CertificateList) revokes,
  * in the form Node gives a peer certificate's `serialNumber` (hex, upper case, no leading
@@ -45,4 +47,14 @@ function read(der: Buffer, at: number): { start: number; end: number } {
   const end = start + length;
   if (end > der.length) throw new Error('revocation list is truncated');
   return { start, end };
+}
+
+/** The serials the revocation list at `path` names; a list that cannot be read or parsed is a configuration error naming tlsCrl. */
+export function readRevocationList(path: string): Set<string> {
+  const pem = readSettingFile('tlsCrl', path).toString('latin1');
+  try {
+    return revokedSerials(pem);
+  } catch (err) {
+    throw new ConfigError(`tlsCrl: ${path}: ${(err as Error).message}`);
+  }
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { z } from 'zod';
 import { VEHICLE_ID } from '../shared/contract/reading.js';
 import { sameSecret } from '../shared/secrets.js';
@@ -104,6 +105,8 @@ function read(path: string): CredentialsFile {
 function update(path: string, change: (doc: CredentialsFile) => void): void {
   const doc = read(path);
   change(doc);
+  // `fleet device add` may come before the gateway ever ran: its data directory, as the gateway makes it.
+  mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, path);

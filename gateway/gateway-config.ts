@@ -9,7 +9,10 @@ import type { GatewayOptions } from './gateway.js';
 
 export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
 
-/** Used when no token is configured; the gateway warns, since anyone on the network can then act as a service. */
+/**
+ * Used when no token is configured. It is public (it is in this file), so whoever reaches the
+ * gateway with it can send alerts to any cab: allowed only while every listener is on loopback.
+ */
 export const DEV_SERVICE_TOKEN = 'fleet-dev-service-token';
 
 export const gatewayConfigSchema = z
@@ -24,7 +27,10 @@ export const gatewayConfigSchema = z
     /** Per client; as AWS IoT Core's per-connection limit. 0 turns it off. */
     maxPublishesPerSecond: int().min(0).default(100),
     publishBurst: int().min(1).default(200),
+    /** Counting connections not yet authenticated. */
     maxConnections: int().min(1).default(10_000),
+    /** A connection that has not sent its CONNECT (or finished its TLS handshake) by then is cut. */
+    connectTimeoutMs: int().min(100).max(120_000).default(5000),
     /** Readings stamped further ahead of the gateway's clock are refused (dead-lettered), a headTs beyond it replaced. */
     maxClockAheadMs: int().min(1000).max(MAX_CLOCK_AHEAD_MS).default(DEFAULT_CLOCK_AHEAD_MS),
     /** How vehicles prove their identity; `open` trusts the client id and is only allowed on loopback. */
@@ -40,6 +46,9 @@ export const gatewayConfigSchema = z
     serviceHost: z.string().default('127.0.0.1'),
     servicePort: int().min(-1).max(65535).default(-1),
     serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
+    /** Refused payloads kept (dead letters), in bytes; the oldest make room. One vehicle may fill only its share. */
+    deadLetterMaxBytes: int().min(64 * 1024).default(256 * 1024 * 1024),
+    deadLetterMaxBytesPerVehicle: int().min(1024).default(16 * 1024 * 1024),
     /** Every batch goes to all of these before the PUBACK. */
     sinks: list(z.enum(SINK_KINDS), 1).default(['embedded']),
     kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
@@ -64,7 +73,19 @@ export const gatewayConfigSchema = z
     message: 'open auth trusts any client id, so it only listens on loopback; use password or mtls to listen on other addresses',
     path: ['auth'],
   })
-  .refine((c) => c.auth !== 'mtls' || (c.tlsCert && c.tlsKey && c.tlsCa), { message: 'mtls needs tlsCert, tlsKey and tlsCa', path: ['auth'] });
+  .refine((c) => c.auth !== 'mtls' || (c.tlsCert && c.tlsKey && c.tlsCa), { message: 'mtls needs tlsCert, tlsKey and tlsCa', path: ['auth'] })
+  .refine((c) => c.serviceToken !== DEV_SERVICE_TOKEN || (LOOPBACK.has(c.host) && (c.servicePort < 0 || LOOPBACK.has(c.serviceHost))), {
+    message: 'the development service token is public, so it is only allowed while the gateway listens on loopback; set FLEET_SERVICE_TOKEN (or --service-token) to a secret of your own',
+    path: ['serviceToken'],
+  })
+  .refine((c) => c.deadLetterMaxBytesPerVehicle >= 2 * c.maxPayloadBytes, {
+    message: 'must hold at least two of the largest payloads (2 × maxPayloadBytes)',
+    path: ['deadLetterMaxBytesPerVehicle'],
+  })
+  .refine((c) => c.deadLetterMaxBytes >= c.deadLetterMaxBytesPerVehicle, {
+    message: 'must be at least deadLetterMaxBytesPerVehicle',
+    path: ['deadLetterMaxBytes'],
+  });
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -81,6 +102,7 @@ export function gatewayOptions(c: GatewayConfig): GatewayOptions {
     maxPublishesPerSecond: c.maxPublishesPerSecond,
     publishBurst: c.publishBurst,
     maxConnections: c.maxConnections,
+    connectTimeoutMs: c.connectTimeoutMs,
     maxClockAheadMs: c.maxClockAheadMs,
     auth: c.auth,
     credentialsPath: c.credentialsFile ?? join(c.dataDir, 'devices.json'),
@@ -89,6 +111,8 @@ export function gatewayOptions(c: GatewayConfig): GatewayOptions {
     servicePort: c.servicePort,
     serviceToken: c.serviceToken,
     deadLetterPath: join(c.dataDir, 'dead-letters.db'),
+    deadLetterMaxBytes: c.deadLetterMaxBytes,
+    deadLetterMaxBytesPerVehicle: c.deadLetterMaxBytesPerVehicle,
     sinkRetryBaseMs: c.sinkRetryBaseMs,
     sinkRetryMaxMs: c.sinkRetryMaxMs,
     opsHost: c.opsHost,

@@ -1,8 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
-import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay } from '../shared/backoff.js';
 import { readAlertAck } from '../shared/contract/alert-ack.js';
@@ -13,12 +12,13 @@ import { parseTopic, topics, type ParsedTopic } from '../shared/contract/topics.
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import { mayPublish, maySubscribe, type AccessRefusal, type Identity } from './access.js';
-import { Authenticator, type AuthMode, type ConnectRefusal } from './authenticator.js';
+import { Authenticator, normalSerial, type AuthMode, type ConnectRefusal } from './authenticator.js';
 import { DeadLetterStore } from './dead-letter.js';
-import { revokedSerials } from './crl.js';
+import { readRevocationList } from './crl.js';
 import { DeviceCredentials } from './device-credentials.js';
 import { Listeners, type TlsFiles } from './listeners.js';
-import { GuardedConnection } from './packet-guard.js';
+import { GuardedConnection, type GuardViolation } from './packet-guard.js';
+import { statusProblem } from './status-check.js';
 import { RateLimiter } from '../shared/rate-limiter.js';
 import type { Sink } from './sink.js';
 
@@ -32,7 +32,10 @@ export interface GatewayOptions {
   maxPublishesPerSecond: number;
   /** Publishes a client may send at once before the rate applies; this many waiting ones more and it is cut off. */
   publishBurst: number;
+  /** Connections at most, counting those not yet authenticated. */
   maxConnections: number;
+  /** A connection that has not sent CONNECT by then (or finished its TLS handshake) is cut. */
+  connectTimeoutMs: number;
   /** Readings stamped further ahead of the gateway's clock are refused; a headTs beyond it is replaced. */
   maxClockAheadMs: number;
   auth: AuthMode;
@@ -46,6 +49,9 @@ export interface GatewayOptions {
   /** Password of the service users (`dispatcher`, `console`). */
   serviceToken: string;
   deadLetterPath: string;
+  /** The dead-letter store's size at most, and one vehicle's share of it; the oldest letters make room. */
+  deadLetterMaxBytes: number;
+  deadLetterMaxBytesPerVehicle: number;
   sinkRetryBaseMs: number;
   sinkRetryMaxMs: number;
   opsHost: string;
@@ -53,12 +59,15 @@ export interface GatewayOptions {
 }
 
 /** Why a publish was refused: the metric label and the log line say the same. */
-type Refusal = AccessRefusal | 'oversize' | 'too_many_readings' | 'malformed' | 'clock_ahead' | 'bad_status' | 'rate_limited' | 'packet_too_large';
+type Refusal = AccessRefusal | 'oversize' | 'too_many_readings' | 'malformed' | 'clock_ahead' | 'bad_status' | 'rate_limited';
+
+/** Why a connection was refused or cut before it could publish (fleet_gateway_connections_refused_total). */
+type ConnectionRefusal = ConnectRefusal | GuardViolation | 'unsupported_protocol' | 'tls_handshake' | 'protocol_error';
 
 /** Refusals that mean the client is misbehaving, not merely sending bad data: the connection is closed. */
 const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set(['foreign_topic', 'unknown_topic', 'downlink_topic', 'service_denied', 'rate_limited']);
 
-/** Room for the fixed header, topic and packet id around the largest payload allowed. */
+/** Room for the fixed header, topic and packet id around the largest payload allowed: other packets may be this long. */
 const PACKET_OVERHEAD_BYTES = 64 * 1024 + 16;
 
 interface PendingWrite {
@@ -100,6 +109,8 @@ export class Gateway {
   private readonly credentials?: DeviceCredentials;
   private ops?: HttpServer;
   private readonly deadLetters: DeadLetterStore;
+  /** Serials the fleet CA's revocation list names (mtls), re-read when it changes. */
+  private revoked: ReadonlySet<string> = new Set();
   private readonly clients = new WeakMap<Client, ClientState>();
   /** Connected clients, so a revocation can reach the sessions already open. */
   private readonly connected = new Set<Client>();
@@ -115,7 +126,7 @@ export class Gateway {
     registry?: Registry,
   ) {
     this.registry = registry ?? createRegistry('gateway');
-    this.deadLetters = new DeadLetterStore(opts.deadLetterPath);
+    this.deadLetters = new DeadLetterStore(opts.deadLetterPath, { maxBytes: opts.deadLetterMaxBytes, maxBytesPerVehicle: opts.deadLetterMaxBytesPerVehicle });
     if (opts.auth === 'password') {
       this.credentials = new DeviceCredentials(opts.credentialsPath, (err) => {
         if (err) return log.error({ err: err.message }, 'device credentials not reloaded; the previous ones stay in force');
@@ -123,17 +134,18 @@ export class Gateway {
         this.disconnectRevoked();
       });
     }
-    this.authenticator = new Authenticator(opts.auth, opts.serviceToken, this.credentials);
+    this.authenticator = new Authenticator(opts.auth, opts.serviceToken, this.credentials, (serial) => this.revoked.has(serial));
     this.writesTogether = sinks.every((s) => KEEPS_TURN_ORDER.has(s.name));
     const r = [this.registry];
     const broker = () => this.broker;
+    const deadLetters = this.deadLetters;
     this.metrics = {
       batches: new Counter({ name: 'fleet_gateway_batches_accepted_total', help: 'Telemetry batches written to every sink', registers: r }),
       readings: new Counter({ name: 'fleet_gateway_readings_accepted_total', help: 'Readings written to every sink', registers: r }),
       refused: new Counter({ name: 'fleet_gateway_refused_total', help: 'Publishes refused, by reason', labelNames: ['reason'] as const, registers: r }),
       connectRefused: new Counter({
         name: 'fleet_gateway_connections_refused_total',
-        help: 'Connections refused (CONNACK with an error, or cut for an oversize packet), by reason',
+        help: 'Connections refused (CONNACK with an error) or cut before or outside MQTT (no CONNECT in time, a failed TLS handshake, an oversize packet), by reason',
         labelNames: ['reason'] as const,
         registers: r,
       }),
@@ -145,6 +157,20 @@ export class Gateway {
         help: 'Time from receiving a batch to every sink having it (the PUBACK delay)',
         buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
         registers: r,
+      }),
+      deadLettersDropped: new Counter({
+        name: 'fleet_gateway_dead_letters_dropped_total',
+        help: "Dead letters deleted, oldest first, to make room for newer ones within a cap: the vehicle's share or the store's",
+        labelNames: ['cap'] as const,
+        registers: r,
+      }),
+      deadLetterBytes: new Gauge({
+        name: 'fleet_gateway_dead_letter_bytes',
+        help: 'Bytes of payload, topic and reason held in the dead-letter store',
+        registers: r,
+        collect(this: Gauge) {
+          this.set(deadLetters.stats().bytes);
+        },
       }),
       clients: new Gauge({
         name: 'fleet_gateway_connected_clients',
@@ -158,9 +184,17 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    const crl = this.opts.tls?.crl;
+    if (crl) this.revoked = readRevocationList(crl);
     for (const sink of this.sinks) await sink.start();
     this.broker = await Aedes.createBroker({
       id: 'fleet-gateway',
+      // The packet guard cuts a connection without CONNECT first, naming why; aedes's own timer is a backstop.
+      connectTimeout: 2 * this.opts.connectTimeoutMs,
+      preConnect: (client, packet, done) => {
+        this.checkProtocol(client, packet);
+        done(null, true);
+      },
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
@@ -173,7 +207,8 @@ export class Gateway {
       this.connected.delete(c);
       this.log.info({ vehicle: this.vehicleOf(c) }, 'client disconnected');
     });
-    this.broker.on('clientError', (c, err) => this.log.warn({ vehicle: this.vehicleOf(c), err: err.message }, 'client error'));
+    this.broker.on('clientError', (c, err) => this.clientFailed(c, err));
+    this.broker.on('connectionError', (c, err) => this.clientFailed(c, err));
     const { opts } = this;
     this.listeners = new Listeners({
       host: opts.host,
@@ -181,11 +216,13 @@ export class Gateway {
       tls: opts.tls,
       serviceHost: opts.serviceHost,
       servicePort: opts.servicePort,
-      maxPacketBytes: opts.maxPayloadBytes + PACKET_OVERHEAD_BYTES,
-      onOversize: (socket, detail) => this.packetTooLarge(socket, detail),
+      limits: { maxPayloadBytes: opts.maxPayloadBytes, maxPacketBytes: opts.maxPayloadBytes + PACKET_OVERHEAD_BYTES, connectTimeoutMs: opts.connectTimeoutMs },
+      onViolation: (conn, reason, detail) => this.connectionCut(conn, reason, detail),
+      onTlsFailure: (socket, detail) => this.connectionRefused('tls_handshake', detail, { remote: socket.remoteAddress }),
       onTlsReload: (err) => {
         if (err) return this.log.error({ err: err.message }, 'TLS files not reloaded; the previous ones stay in force');
         this.log.info('TLS files reloaded');
+        this.reloadRevocations();
         this.disconnectRevoked();
       },
     });
@@ -210,7 +247,26 @@ export class Gateway {
 
   health() {
     const sinks = Object.fromEntries(this.sinks.map((s) => [s.name, s.health()]));
-    return { ok: Object.values(sinks).every((h) => h.ok), clients: this.broker?.connectedClients ?? 0, sinks };
+    const clients = this.broker?.connectedClients ?? 0;
+    return {
+      ok: Object.values(sinks).every((h) => h.ok),
+      clients,
+      connections: { open: this.openConnections(), authenticated: clients, max: this.opts.maxConnections },
+      deadLetters: this.deadLetterHealth(),
+      sinks,
+    };
+  }
+
+  /** The dead-letter store's fill, and in words what it had to delete. */
+  private deadLetterHealth() {
+    const s = this.deadLetters.stats();
+    const detail = s.dropped > 0 ? `${s.dropped} oldest dead letters deleted since start to stay within ${this.opts.deadLetterMaxBytes} bytes (${this.opts.deadLetterMaxBytesPerVehicle} per vehicle)` : undefined;
+    return { letters: s.letters, bytes: s.bytes, maxBytes: this.opts.deadLetterMaxBytes, dropped: s.dropped, ...(detail ? { detail } : {}) };
+  }
+
+  /** Sockets open on the listeners, authenticated or not. */
+  private openConnections(): number {
+    return this.listeners?.openConnections ?? 0;
   }
 
   /** Publishes as the gateway itself (used by in-process parts). */
@@ -234,13 +290,12 @@ export class Gateway {
 
   /** A vehicle revoked while connected is cut off at once, not only refused when it comes back. */
   private disconnectRevoked(): void {
-    const revokedCerts = this.revokedCertificates();
     for (const client of this.connected) {
       const vehicle = this.vehicleOf(client);
       if (vehicle === undefined) continue;
       const socket = socketOf(client);
       const serial = socket instanceof TLSSocket ? normalSerial(socket.getPeerCertificate().serialNumber ?? '') : undefined;
-      const revoked = this.credentials?.admits(vehicle) === false || (serial !== undefined && revokedCerts.has(serial));
+      const revoked = this.credentials?.admits(vehicle) === false || (serial !== undefined && this.revoked.has(serial));
       if (!revoked) continue;
       this.metrics.connectRefused.inc({ reason: 'revoked' });
       this.log.warn({ vehicle, reason: 'revoked', serial }, 'revoked vehicle disconnected');
@@ -248,16 +303,45 @@ export class Gateway {
     }
   }
 
-  /** The serials the configured revocation list names; none when there is no list or it cannot be read. */
-  private revokedCertificates(): Set<string> {
+  /** A revocation list that cannot be read or parsed leaves the previous one in force. */
+  private reloadRevocations(): void {
     const crl = this.opts.tls?.crl;
-    if (!crl) return new Set();
+    if (!crl) return;
     try {
-      return revokedSerials(readFileSync(crl, 'latin1'));
+      this.revoked = readRevocationList(crl);
     } catch (err) {
-      this.log.error({ err: (err as Error).message, crl }, 'revocation list unreadable; open sessions not re-checked');
-      return new Set();
+      this.log.error({ err: (err as Error).message, crl }, 'revocation list not reloaded; the previous one stays in force');
     }
+  }
+
+  /** aedes answers an MQTT version it does not speak (MQTT 5) with its own CONNACK; the gateway says why and counts it. */
+  private checkProtocol(client: Client, packet: ConnectPacket): void {
+    if (packet.protocolVersion === 4 || packet.protocolVersion === 3) return;
+    const version = packet.protocolVersion === 5 ? 'MQTT 5' : `protocol level ${packet.protocolVersion}`;
+    this.connectionRefused('unsupported_protocol', `${version}: the gateway speaks MQTT 3.1.1 (protocol level 4)`, {
+      clientId: packet.clientId,
+      remote: socketOf(client)?.remoteAddress,
+    });
+  }
+
+  /** A refusal before the connection could publish: counted by reason and logged with it. */
+  private connectionRefused(reason: ConnectionRefusal, detail: string, who: { vehicle?: string; clientId?: string; username?: string; remote?: string }): void {
+    this.metrics.connectRefused.inc({ reason });
+    this.log.warn({ ...who, reason, detail }, 'connection refused');
+  }
+
+  /**
+   * An error on a client's connection. CONNACK refusals carry aedes's `errorCode` and were
+   * reported where they were decided; a socket error, or a write to a connection already
+   * closed, is a client gone, not a refusal. Bytes aedes cannot take from a client that has
+   * not authenticated are a refusal.
+   */
+  private clientFailed(client: Client, err: Error & { errorCode?: number; code?: string }): void {
+    if (err.errorCode !== undefined) return;
+    const who = { vehicle: this.vehicleOf(client), remote: socketOf(client)?.remoteAddress, err: err.message };
+    if (client.closed || err.code !== undefined) return this.log.info(who, 'client connection lost');
+    if (this.clients.has(client)) return this.log.warn(who, 'client error');
+    this.connectionRefused('protocol_error', err.message, who);
   }
 
   private vehicleOf(client: Client): string | undefined {
@@ -272,12 +356,14 @@ export class Gateway {
     done: (err: AuthenticateError | null, ok: boolean | null) => void,
   ): void {
     const refused = (code: number, reason: ConnectRefusal, detail: string) => {
-      this.metrics.connectRefused.inc({ reason });
-      this.log.warn({ clientId: client.id, username, reason, detail, remote: socketOf(client)?.remoteAddress }, 'connection refused');
+      this.connectionRefused(reason, detail, { clientId: client.id, username, remote: socketOf(client)?.remoteAddress });
       done(authError(`${reason}: ${detail}`, code), false);
     };
-    if ((this.broker?.connectedClients ?? 0) >= this.opts.maxConnections) {
-      return refused(3, 'too_many_connections', `the gateway holds its limit of ${this.opts.maxConnections} connections`);
+    // This connection is among the open ones, as is every other not yet authenticated.
+    const open = this.openConnections();
+    if (open > this.opts.maxConnections) {
+      const pending = open - (this.broker?.connectedClients ?? 0);
+      return refused(3, 'too_many_connections', `the gateway holds its limit of ${this.opts.maxConnections} connections (${pending} of them, this one included, not yet authenticated)`);
     }
     const result = this.authenticator.check({ clientId: client.id, username, password, socket: socketOf(client) });
     if (!result.ok) return refused(result.code, result.reason, result.detail);
@@ -305,15 +391,24 @@ export class Gateway {
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
     if (client === null) return done(null); // the gateway's own publishes
+    // Taken first, so that every PUBLISH is looked at in the order the guard saw them.
+    const sentBytes = client.conn instanceof GuardedConnection ? client.conn.takeShortened(packet.topic) : undefined;
     const state = this.clients.get(client);
     if (!state) return done(new Error('publish before authentication'));
     const t = parseTopic(packet.topic);
     const access = mayPublish(state.identity, packet.topic, t);
     if (!access.ok) return this.refuse(client, packet, access.reason, access.detail, done);
     // A vehicle's publish within its rights is on one of its own topics, so `t` is set.
-    if (state.identity.kind === 'service' || !t) return done(null);
+    if (state.identity.kind === 'service' || !t) {
+      if (sentBytes === undefined) return done(null);
+      // Never forwarded cut short; a service has no rejected topic to be told on.
+      const detail = oversizeDetail(sentBytes, this.opts.maxPayloadBytes);
+      this.metrics.refused.inc({ reason: 'oversize' });
+      this.log.warn({ topic: packet.topic, reason: 'oversize', detail }, 'service publish refused, connection closed');
+      return done(new Error(`oversize: ${detail}`));
+    }
     const wait = state.limiter?.reserve() ?? 0;
-    if (wait === 0) return this.admit(client, state, packet, t, done);
+    if (wait === 0) return this.admit(client, state, packet, t, sentBytes, done);
     if (state.throttled >= this.opts.publishBurst) {
       return this.refuse(client, packet, 'rate_limited', `more than ${this.opts.maxPublishesPerSecond} publishes/s with ${state.throttled} already waiting`, done);
     }
@@ -322,18 +417,20 @@ export class Gateway {
     this.metrics.throttled.inc();
     setTimeout(() => {
       state.throttled--;
-      if (!client.closed) this.admit(client, state, packet, t, done);
+      if (!client.closed) this.admit(client, state, packet, t, sentBytes, done);
     }, wait);
   }
 
-  /** Checks and queues a vehicle's publish that is within its rights and its rate. */
-  private admit(client: Client, state: ClientState, packet: PublishPacket, t: ParsedTopic, done: (err?: Error | null) => void): void {
+  /**
+   * Checks and queues a vehicle's publish that is within its rights and its rate. `sentBytes`
+   * is set when the packet guard cut the payload short: the size the vehicle sent.
+   */
+  private admit(client: Client, state: ClientState, packet: PublishPacket, t: ParsedTopic, sentBytes: number | undefined, done: (err?: Error | null) => void): void {
     const payload = packet.payload as Buffer;
-    if (payload.length > this.opts.maxPayloadBytes) {
-      return this.refuse(client, packet, 'oversize', `payload of ${payload.length} bytes exceeds the limit of ${this.opts.maxPayloadBytes}`, done);
-    }
+    if (sentBytes !== undefined) return this.refuse(client, packet, 'oversize', oversizeDetail(sentBytes, this.opts.maxPayloadBytes), done);
+    const receivedAt = Date.now();
     if (t.kind === 'status') {
-      const problem = statusProblem(payload);
+      const problem = statusProblem(payload, receivedAt, this.opts.maxClockAheadMs);
       return problem ? this.refuse(client, packet, 'bad_status', problem, done) : done(null);
     }
     if (t.kind === 'alert-acks') {
@@ -341,7 +438,6 @@ export class Gateway {
       const read = readAlertAck(t.vehicle, payload);
       return 'problem' in read ? this.refuse(client, packet, 'malformed', read.problem, done) : done(null);
     }
-    const receivedAt = Date.now();
     let batch: Batch;
     try {
       batch = decodeBatch(t.vehicle, payload, receivedAt);
@@ -385,10 +481,20 @@ export class Gateway {
     return { batch: { ...batch, readings, headTs: Math.min(batch.headTs, Math.max(receivedAt, readings.at(-1)!.ts)) }, detail };
   }
 
-  /** An MQTT packet larger than any payload we accept: the socket is cut before aedes buffers it. */
-  private packetTooLarge(socket: Socket, detail: string): void {
-    this.metrics.connectRefused.inc({ reason: 'packet_too_large' });
-    this.log.warn({ remote: socket.remoteAddress, reason: 'packet_too_large', detail }, 'connection cut');
+  /**
+   * The packet guard cut a connection: a packet other than PUBLISH too large to buffer, or
+   * no CONNECT in time. A vehicle is told why on its rejected topic first (its persistent
+   * session keeps the notice for its next connection).
+   */
+  private connectionCut(conn: GuardedConnection, reason: GuardViolation, detail: string): void {
+    const client = [...this.connected].find((c) => c.conn === conn);
+    const vehicle = client && this.vehicleOf(client);
+    this.metrics.connectRefused.inc({ reason });
+    this.log.warn({ vehicle, remote: conn.socket.remoteAddress, reason, detail }, 'connection cut');
+    if (vehicle === undefined) return;
+    this.publish(topics.rejected(vehicle), rejectionNotice(reason, detail, '')).catch((err: Error) =>
+      this.log.warn({ vehicle, err: err.message }, 'rejection notice not sent'),
+    );
   }
 
   /**
@@ -450,12 +556,19 @@ export class Gateway {
     if (CLOSES_CONNECTION.has(reason)) this.metrics.connectRefused.inc({ reason });
     this.log.warn({ vehicle, topic: packet.topic, reason, detail }, 'publish refused');
     if (CLOSES_CONNECTION.has(reason)) return done(new Error(`${reason}: ${detail}`));
-    this.deadLetters.put({ vehicle, topic: packet.topic, reason: `${reason}: ${detail}`, receivedAt: Date.now(), payload: packet.payload as Buffer });
+    this.keepDeadLetter(vehicle, packet, reason, detail);
     // The publish goes ahead acknowledged, turned into the vehicle's own rejection notice.
     packet.payload = rejectionNotice(reason, detail, packet.topic);
     packet.topic = topics.rejected(vehicle);
     packet.retain = false;
     done(null);
+  }
+
+  /** Keeps a refused payload with its reason; older letters make room within the store's caps, and are counted. */
+  private keepDeadLetter(vehicle: string, packet: PublishPacket, reason: Refusal, detail: string): void {
+    const dropped = this.deadLetters.put({ vehicle, topic: packet.topic, reason: `${reason}: ${detail}`, receivedAt: Date.now(), payload: packet.payload as Buffer });
+    if (dropped.vehicle > 0) this.metrics.deadLettersDropped.inc({ cap: 'vehicle' }, dropped.vehicle);
+    if (dropped.store > 0) this.metrics.deadLettersDropped.inc({ cap: 'store' }, dropped.store);
   }
 
   /**
@@ -465,7 +578,7 @@ export class Gateway {
   private noteRefused(vehicle: string, packet: PublishPacket, reason: Refusal, detail: string): void {
     this.metrics.refused.inc({ reason });
     this.log.warn({ vehicle, topic: packet.topic, reason, detail }, 'part of a publish refused');
-    this.deadLetters.put({ vehicle, topic: packet.topic, reason: `${reason}: ${detail}`, receivedAt: Date.now(), payload: packet.payload as Buffer });
+    this.keepDeadLetter(vehicle, packet, reason, detail);
     this.publish(topics.rejected(vehicle), rejectionNotice(reason, detail, packet.topic)).catch((err: Error) =>
       this.log.warn({ vehicle, err: err.message }, 'rejection notice not sent'),
     );
@@ -473,24 +586,15 @@ export class Gateway {
 }
 
 /** The client's own socket, under the packet guard every listener puts in front of aedes. */
-const socketOf = (client: Client) => (client.conn instanceof GuardedConnection ? client.conn.socket : undefined);
+const socketOf = (client: Client): Socket | undefined => (client.conn instanceof GuardedConnection ? client.conn.socket : undefined);
 
-/** Serials as revokedSerials gives them: upper-case hex without leading zeros. */
-const normalSerial = (hex: string) => hex.toUpperCase().replace(/^0+(?=.)/, '');
+const oversizeDetail = (sentBytes: number, limit: number) =>
+  `payload of ${sentBytes} bytes exceeds the limit of ${limit}; its first ${limit} bytes are kept`;
 
 function authError(message: string, returnCode: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
-function rejectionNotice(reason: Refusal, detail: string, topic: string): Buffer {
+function rejectionNotice(reason: Refusal | GuardViolation, detail: string, topic: string): Buffer {
   return Buffer.from(JSON.stringify({ reason, detail, topic, at: Date.now() }));
-}
-
-function statusProblem(payload: Buffer): string | undefined {
-  try {
-    const doc = JSON.parse(payload.toString()) as { online?: unknown };
-    return typeof doc === 'object' && doc !== null && typeof doc.online === 'boolean' ? undefined : 'status must be a JSON object with boolean "online"';
-  } catch {
-    return 'status is not valid JSON';
-  }
 }

@@ -107,6 +107,8 @@ export function parseFile<S extends z.ZodType>(schema: S, path: string): z.infer
 
 export const envName = (key: string) => `FLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** The command-line flag that sets a setting: `opsPort` → `--ops-port`. */
+export const flagName = (key: string) => `--${kebab(key)}`;
 
 /** `rules[0].above`: how a user finds the field in their JSON. */
 function fieldPath(path: readonly PropertyKey[]): string {

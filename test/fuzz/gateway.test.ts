@@ -35,17 +35,23 @@ function expectTelemetry(vehicle: string, payload: Buffer): Expected {
   }
 }
 
-/** docs/CONTRACT.md: a status is a JSON object with a boolean `online`. */
+/**
+ * docs/CONTRACT.md: a status is a JSON object of at most 4096 bytes with a boolean `online` and
+ * `at`, whole ms between 2001 and the gateway's clock plus its margin (5 minutes by default).
+ */
 function expectStatus(payload: Buffer): Expected {
   if (payload.length > MAX_PAYLOAD) return { accepted: false, reason: 'oversize' };
+  if (payload.length > 4096) return { accepted: false, reason: 'bad_status' };
   let doc: unknown;
   try {
     doc = JSON.parse(payload.toString());
   } catch {
     return { accepted: false, reason: 'bad_status' };
   }
-  const ok = typeof doc === 'object' && doc !== null && typeof (doc as { online?: unknown }).online === 'boolean';
-  return ok ? { accepted: true, readings: 0 } : { accepted: false, reason: 'bad_status' };
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { accepted: false, reason: 'bad_status' };
+  const { online, at } = doc as { online?: unknown; at?: unknown };
+  const plausible = typeof at === 'number' && Number.isInteger(at) && at >= Date.UTC(2001, 0, 1) && at <= Date.now() + 300_000;
+  return typeof online === 'boolean' && plausible ? { accepted: true, readings: 0 } : { accepted: false, reason: 'bad_status' };
 }
 
 async function metric(cloud: Cloud, name: string, reason?: string): Promise<number> {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
@@ -9,7 +10,7 @@ import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
-import { runFleet, tempDir, waitFor } from '../support/harness.js';
+import { freePort, kill, runFleet, tempDir, waitFor } from '../support/harness.js';
 
 const reading = (vehicle: string, seq: number): Reading => ({
   vehicle, seq, ts: Date.now(), clock: 'synced', sensor: 'engine_temp', value: 88.5, quality: 'good',
@@ -84,6 +85,23 @@ describe('bad input at the gateway', () => {
     intruder.end(true);
   });
 
+  it('counts readings that arrive after their window closed in a counter', async () => {
+    const late = await cloud.detector.registry.getSingleMetric('fleet_detector_late_readings_total')?.get();
+    assert.equal(late?.type, 'counter', 'fleet_detector_late_readings_total is a counter');
+    const before = late.values[0]?.value ?? 0;
+    const t = Date.now();
+    const send = (seq: number, ts: number) =>
+      good.publishAsync(topics.telemetry('good-1'), encodeBatch({ vehicle: 'good-1', headTs: ts, readings: [{ ...reading('good-1', seq), ts }] }), { qos: 1 });
+    // A reading 30 s on closes the window of the one before it; one more in that window is late.
+    await send(100, t);
+    await send(101, t + 30_000);
+    await send(102, t + 1);
+    await waitFor('the late reading stored', () => storedSeqs(cloud.detector, 'good-1').includes(102));
+    const after = await cloud.detector.registry.getSingleMetric('fleet_detector_late_readings_total')!.get();
+    assert.equal(after.values[0]!.value - before, 1);
+    assert.match(await cloud.detector.registry.metrics(), /# TYPE fleet_detector_late_readings_total counter/);
+  });
+
   it("refuses a vehicle's subscription to another vehicle's alerts", async () => {
     // The broker answers SUBACK 0x80 (failure), which mqtt.js reports as an error.
     await assert.rejects(bad.subscribeAsync(topics.alerts('good-1'), { qos: 1 }), /Subscribe error/);
@@ -91,8 +109,128 @@ describe('bad input at the gateway', () => {
   });
 });
 
+describe('what the gateway keeps of bad input: status documents and dead letters', () => {
+  const dir = tempDir();
+  let cloud: Cloud;
+  const clients: MqttClient[] = [];
+  const PER_VEHICLE = 600_000;
+  const STORE = 1_000_000;
+
+  const follow = async (vehicle: string) => {
+    const c = await mqtt.connectAsync(cloud.mqttUrl, { clientId: vehicle, reconnectPeriod: 0 });
+    clients.push(c);
+    const notices: { reason: string; detail: string }[] = [];
+    c.on('message', (_t, p) => notices.push(JSON.parse(p.toString()) as { reason: string; detail: string }));
+    await c.subscribeAsync(topics.rejected(vehicle), { qos: 1 });
+    return { c, notices };
+  };
+  const letters = () => {
+    const db = new Database(join(dir, 'gateway', 'dead-letters.db'), { readonly: true });
+    const rows = db.prepare('SELECT vehicle, payload, length(payload) + length(CAST(topic AS BLOB)) + length(CAST(reason AS BLOB)) AS bytes FROM dead_letters ORDER BY id').all() as {
+      vehicle: string;
+      payload: Buffer;
+      bytes: number;
+    }[];
+    db.close();
+    return rows;
+  };
+  const dropped = async (cap: string) => {
+    const m = await cloud.gateway.registry.getSingleMetric('fleet_gateway_dead_letters_dropped_total')!.get();
+    return m.values.find((v) => v.labels.cap === cap)?.value ?? 0;
+  };
+
+  beforeAll(async () => {
+    cloud = await new Cloud({ dir, gateway: { deadLetterMaxBytesPerVehicle: PER_VEHICLE, deadLetterMaxBytes: STORE } }).start();
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cloud.stop();
+  });
+
+  it('refuses a status without a plausible `at`, or larger than 4 KiB, and says why', async () => {
+    const { c, notices } = await follow('status-1');
+    const now = Date.now();
+    const bad: [unknown, RegExp][] = [
+      [{ online: true }, /status\.at: must be ms since epoch .*got undefined/],
+      [{ online: true, at: 'yesterday' }, /status\.at: .*got "yesterday"/],
+      [{ online: false, at: 12 }, /status\.at: must be ms since epoch between 2001-01-01T00:00:00\.000Z/],
+      [{ online: true, at: now + 86_400_000 }, /status\.at: .*got \d{13}/],
+      [{ online: true, at: now + 0.5 }, /status\.at: /],
+      [{ online: 'yes', at: now }, /status\.online: must be true or false/],
+      [{ online: true, at: now, note: 'x'.repeat(5000) }, /status of \d+ bytes exceeds the limit of 4096/],
+    ];
+    await c.publishAsync(topics.status('status-1'), JSON.stringify({ online: true, at: now, agentVersion: '0.1.0' }), { qos: 1, retain: true });
+    for (const [doc] of bad) await c.publishAsync(topics.status('status-1'), JSON.stringify(doc), { qos: 1, retain: true });
+    await waitFor(`${bad.length} rejection notices`, () => notices.length >= bad.length);
+    assert.equal(notices.length, bad.length, 'the valid status is not refused');
+    bad.forEach(([, detail], i) => {
+      assert.equal(notices[i]!.reason, 'bad_status');
+      assert.match(notices[i]!.detail, detail);
+    });
+  });
+
+  it('keeps dead letters within a byte cap per vehicle and for the store, deleting the oldest and counting them', async () => {
+    // Malformed payloads of 250 kB, as fast as a vehicle may send them.
+    const junk = (marker: number) => Buffer.alloc(250_000, 0x20 + marker);
+    const flood1 = await follow('flood-1');
+    for (let i = 0; i < 6; i++) await flood1.c.publishAsync(topics.telemetry('flood-1'), junk(i), { qos: 1 });
+    let rows = letters().filter((r) => r.vehicle === 'flood-1');
+    assert.deepEqual(rows.map((r) => r.payload[0]), [0x24, 0x25], "the vehicle's two newest letters, within its share");
+    assert.ok(rows.reduce((n, r) => n + r.bytes, 0) <= PER_VEHICLE);
+    assert.equal(await dropped('vehicle'), 4);
+    // Another vehicle's letters push the store past its cap: the oldest of all go (the status test's first, then flood-1's).
+    const label = (r: { vehicle: string; payload: Buffer }) => (r.vehicle.startsWith('flood') ? `${r.vehicle}:${r.payload[0]! - 0x20}` : r.vehicle);
+    const held = letters().map(label);
+    const flood2 = await follow('flood-2');
+    for (let i = 0; i < 2; i++) await flood2.c.publishAsync(topics.telemetry('flood-2'), junk(i), { qos: 1 });
+    rows = letters();
+    assert.ok(rows.reduce((n, r) => n + r.bytes, 0) <= STORE, 'the store within its cap');
+    assert.deepEqual(rows.map(label), ['flood-1:5', 'flood-2:0', 'flood-2:1'], 'the newest letters are kept');
+    const deleted = held.length + 2 - rows.length;
+    assert.ok(held.includes('flood-1:4') && deleted >= 1);
+    assert.equal(await dropped('store'), deleted);
+    assert.equal(flood1.notices.length + flood2.notices.length, 8, 'every refused payload was still acknowledged and reported');
+    const health = cloud.gateway.health();
+    assert.equal(health.deadLetters.dropped, 4 + deleted);
+    assert.equal(health.deadLetters.bytes, rows.reduce((n, r) => n + r.bytes, 0));
+    assert.match(health.deadLetters.detail ?? '', new RegExp(`${4 + deleted} oldest dead letters deleted since start to stay within 1000000 bytes`));
+    const bytes = await cloud.gateway.registry.getSingleMetric('fleet_gateway_dead_letter_bytes')!.get();
+    assert.equal(bytes.values[0]!.value, health.deadLetters.bytes);
+  });
+});
+
 describe('bad input on the command line', () => {
   const dir = tempDir();
+
+  it('a port already in use exits 2 naming the port and the flag that moves it', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = String((holder.address() as { port: number }).port);
+    const noGateway = `mqtt://127.0.0.1:${await freePort()}`;
+    const cases: [string[], string][] = [
+      [['gateway', '--port', port, '--ops-port', '-1', '--data-dir', join(dir, 'gw1')], '--port'],
+      [['gateway', '--port', '0', '--ops-port', port, '--data-dir', join(dir, 'gw2')], '--ops-port'],
+      [['detector', '--ops-port', port, '--data-dir', join(dir, 'det'), '--stream-path', join(dir, 'gw2', 'stream.db'), '--mqtt-url', noGateway], '--ops-port'],
+      [['agent', '--vehicle', 'port-1', '--ops-port', port, '--data-dir', join(dir, 'agent'), '--mqtt-url', noGateway], '--ops-port'],
+      [['demo', '--port', '0', '--console-port', port, '--trucks', '1', '--duration', '1', '--data-dir', join(dir, 'demo')], '--console-port'],
+    ];
+    try {
+      for (const [args, flag] of cases) {
+        const p = runFleet(args);
+        try {
+          assert.equal(await p.exited, 2, `${args[0]} ${flag}: ${p.stderr.join('\n')}`);
+        } finally {
+          await kill(p);
+        }
+        const err = p.stderr.join('\n');
+        assert.match(err, new RegExp(`^fleet: port ${port} on 127\\.0\\.0\\.1 is already in use by another process: choose another with ${flag} `), err);
+        assert.doesNotMatch(err, /\n\s+at |sonic boom/, 'no stack trace');
+      }
+    } finally {
+      holder.close();
+    }
+  });
 
   it('a config file with a bad field exits 2 naming the file and the field', async () => {
     const file = join(dir, 'gateway.json');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -8,7 +9,7 @@ import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
-import { freePort, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
+import { freePort, kill, runFleet, tempDir, waitFor, within, type Proc } from '../support/harness.js';
 import { ROOT } from '../support/paths.js';
 
 const PKI = join(ROOT, 'scripts', 'pki.sh');
@@ -66,6 +67,8 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
   const dir = tempDir();
   const ca = join(dir, 'pki');
   const rogue = join(dir, 'rogue-pki');
+  /** A foreign CA under the fleet CA's own name. */
+  const twin = join(dir, 'twin-pki');
   let cloud: Cloud;
   let url: string;
   const tls = (name: string, from = ca) => ({
@@ -83,6 +86,10 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
     pki(ca, 'service', 'console');
     execFileSync('bash', [PKI, rogue, 'init'], { env: { ...process.env, PKI_CA_NAME: 'rogue CA' } });
     pki(rogue, 'enroll', 'truck-1');
+    pki(twin, 'init');
+    pki(twin, 'enroll', 'truck-1');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30',
+      '-subj', '/OU=vehicle/CN=truck-1', '-keyout', join(dir, 'self.key'), '-out', join(dir, 'self.crt')], { stdio: 'ignore' });
     cloud = await new Cloud({
       dir,
       gateway: {
@@ -120,8 +127,37 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
       const text = readFileSync(join(dir, 'cloud.log'), 'utf8');
       return text.includes('"reason":"identity_mismatch"') && text;
     }, 5000);
-    assert.match(log, /"reason":"untrusted_certificate","detail":"certificate truck-1 not accepted: [A-Z_]+".*"msg":"connection refused"/);
+    assert.match(log, /"reason":"untrusted_certificate","detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: [^"]+ \([A-Z_]+\)".*"msg":"connection refused"/);
     assert.match(log, /"reason":"identity_mismatch","detail":"certificate is for truck-1, client id is truck-2"/);
+  });
+
+  it('refuses a certificate of a foreign CA named like the fleet CA, and a self-signed one, with CONNACK 5 and the real reason', async () => {
+    const untrusted = () => metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason: 'untrusted_certificate' });
+    const before = await untrusted();
+    const files = (cert: string, key: string) => ({ cert: readFileSync(cert), key: readFileSync(key), ca: readFileSync(join(ca, 'ca.crt')) });
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await refusalCode(connect(url, { clientId: 'truck-1', ...tls('truck-1', twin) })), 5, 'foreign CA of the same name');
+      assert.equal(await refusalCode(connect(url, { clientId: 'truck-1', ...files(join(dir, 'self.crt'), join(dir, 'self.key')) })), 5, 'self-signed');
+    }
+    assert.equal((await untrusted()) - before, 6);
+    const log = await waitFor('both refusals logged', () => {
+      const text = readFileSync(join(dir, 'cloud.log'), 'utf8');
+      return text.includes('DEPTH_ZERO_SELF_SIGNED_CERT') && text;
+    }, 5000);
+    assert.match(log, /"detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: it is not signed by the fleet CA \(another CA, perhaps of the same name\) \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)"/);
+    assert.match(log, /"detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: it is self-signed, not issued by the fleet CA \(DEPTH_ZERO_SELF_SIGNED_CERT\)"/);
+    assert.doesNotMatch(log, /UNABLE_TO_GET_CRL/);
+  });
+
+  it('logs and counts a failed TLS handshake, which never reaches MQTT', async () => {
+    const before = await metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason: 'tls_handshake' });
+    // Plain MQTT on the mqtts port.
+    const socket = tcpConnect(cloud.gateway.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.once('connect', () => socket.write(Buffer.from([0x10, 12, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 30, 0, 0])));
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await waitFor('the handshake failure counted', async () => (await metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason: 'tls_handshake' })) === before + 1, 5000);
+    await waitFor('and logged', () => /"reason":"tls_handshake","detail":"[^"]+","msg":"connection refused"/.test(readFileSync(join(dir, 'cloud.log'), 'utf8')), 5000);
   });
 
   it('a vehicle cannot publish under another vehicle or follow its alerts', async () => {
@@ -228,6 +264,24 @@ describe('password mode: per-vehicle secrets stored hashed', () => {
         (e: Error & { code?: number }) => e.code,
       ), 5000, 200);
     assert.equal(code, 5);
+  });
+
+  it('refuses to start with the development service token beyond loopback, naming the variable to set', async () => {
+    const args = ['gateway', '--auth', 'password', '--host', '0.0.0.0', '--port', '0', '--ops-port', '-1', '--data-dir', join(dir, 'public')];
+    const p = runFleet(args, { FLEET_SERVICE_TOKEN: '' });
+    try {
+      assert.equal(await within('the gateway to exit', p.exited, 10_000), 2, p.lines.join('\n'));
+    } finally {
+      await kill(p);
+    }
+    assert.match(p.stderr.join('\n'), /serviceToken: the development service token is public, so it is only allowed while the gateway listens on loopback; set FLEET_SERVICE_TOKEN/);
+    // With a token of its own it listens there.
+    const own = runFleet(args, { FLEET_SERVICE_TOKEN: 'a-secret-of-our-own' });
+    try {
+      await waitFor('the gateway listening on every address', () => own.lines.some((l) => l.includes('"msg":"gateway listening"')), 10_000);
+    } finally {
+      await kill(own);
+    }
   });
 
   it('refuses to listen beyond loopback in open mode', async () => {

@@ -147,6 +147,30 @@ describe('Kafka sink and source against a real broker', () => {
     assert.ok(seen.every((s) => /^\d{13}$/.test(s.receivedAt)), 'receivedAt header in ms');
   });
 
+  it('compresses a produce request only where gzip makes it smaller: several records, or one long one', async () => {
+    const topic = 'gzip-check';
+    const gzip = new KafkaSink({ brokers: [broker.bootstrap], topic, partitions: 1, clientId: 'test-gzip', compression: 'gzip' }, log.child({ sink: 'gzip' }));
+    await gzip.start();
+    try {
+      const batchOf = (readings: number): Batch => {
+        const now = Date.now();
+        const rs: Reading[] = Array.from({ length: readings }, (_, i) => ({ vehicle: 'truck-gz', seq: i + 1, ts: now - readings + i, clock: 'synced', sensor: 'engine_temp', value: 80 + (i % 7), quality: 'good' }));
+        return { vehicle: 'truck-gz', headTs: now, readings: rs };
+      };
+      // One request each: a lone small batch, five small ones in one turn, a lone batch of 200 readings.
+      await gzip.write(batchOf(10), Date.now());
+      await Promise.all(Array.from({ length: 5 }, () => gzip.write(batchOf(10), Date.now())));
+      await gzip.write(batchOf(200), Date.now());
+    } finally {
+      await gzip.close();
+    }
+    const batches = (await broker.dumpLog(topic, 0)).split('\n').filter((l) => l.startsWith('baseOffset'));
+    assert.deepEqual(
+      batches.map((l) => `${/ count: (\d+)/.exec(l)?.[1]} ${/compresscodec: (\w+)/.exec(l)?.[1]}`),
+      ['1 none', '5 gzip', '1 gzip'],
+    );
+  });
+
   it('a group of two sources receives every batch exactly once when committing as it goes, skipping a malformed record', async () => {
     const producer = client().producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();

@@ -45,6 +45,13 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
   }
 }
 
+/** Resolves with `p`, or fails naming what did not happen in time (a promise that never settles would hang the test). */
+export function within<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 export interface Proc {
   child: ChildProcess;
   lines: string[];

@@ -21,6 +21,8 @@ export interface KafkaBroker {
   kill(): void;
   /** The same broker again: same log dirs, same ports. */
   restart(): Promise<void>;
+  /** Kafka's own DumpLogSegments on a partition's log: a line per record batch, with its count and compression codec. */
+  dumpLog(topic: string, partition: number): Promise<string>;
 }
 
 /**
@@ -78,6 +80,12 @@ export async function startKafka(opts: { partitionsDefault?: number } = {}): Pro
       if (child) throw new Error('the broker is still running: stop() or kill() it first');
       await gone;
       await launch();
+    },
+    async dumpLog(topic, partition) {
+      const logDir = join(dir, 'data', `${topic}-${partition}`);
+      const segments = readdirSync(logDir).filter((f) => f.endsWith('.log')).map((f) => join(logDir, f));
+      const { stdout } = await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.DumpLogSegments', '--files', segments.join(',')], { timeout: 60_000 });
+      return stdout;
     },
   };
 }
