@@ -298,8 +298,9 @@ export class Agent {
   private exportTotal(counter: Counter<'vehicle' | 'sensor'>, sensor: string, total: number): void {
     let seen = this.exported.get(counter);
     if (seen === undefined) this.exported.set(counter, (seen = new Map()));
-    const gained = total - (seen.get(sensor) ?? 0);
-    if (gained > 0) counter.inc({ vehicle: this.opts.vehicle, sensor }, gained);
+    // Counted from 0 even while nothing happens, so that rate() and alerts see the series.
+    const gained = Math.max(0, total - (seen.get(sensor) ?? 0));
+    counter.inc({ vehicle: this.opts.vehicle, sensor }, gained);
     seen.set(sensor, total);
   }
 

@@ -11,9 +11,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tempDir } from '../test/support/harness.js';
 import { benchScript, emit, round, runPart, spawnNode, startGatewayProcess, type NodeChild } from './support.js';
+import { projectPath } from '../shared/package-root.js';
 
 const USAGE = `Usage: node dist/bench/agent.js [--quick] [--help]
 
@@ -30,7 +30,7 @@ const DRAIN_BATCH = 500;
 
 /** The Node.js flags the agent runs with on a Pi, read from the unit file that starts it there. */
 function deployedNodeFlags(): string[] {
-  const unit = readFileSync(fileURLToPath(new URL('../../hardware/pi/fleet-agent.service', import.meta.url)), 'utf8');
+  const unit = readFileSync(projectPath('hardware', 'pi', 'fleet-agent.service'), 'utf8');
   const exec = /^ExecStart=\S*node((?:\s+--\S+)*)\s/m.exec(unit);
   if (!exec) throw new Error('hardware/pi/fleet-agent.service: no ExecStart running node');
   return exec[1]!.trim().split(/\s+/).filter(Boolean);

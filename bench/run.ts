@@ -6,9 +6,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchScript, emit, machine, progress, round, spawnNode, type Figure, type PartName } from './support.js';
+import { projectPath } from '../shared/package-root.js';
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only PARTS] [--help]
        node dist/bench/run.js [options]
@@ -47,7 +47,7 @@ const PARTS: Part[] = [
   { name: 'kafka-client', module: 'kafka-client', figures: kafkaClientFigures },
 ];
 
-const BENCHMARKS_MD = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
+const BENCHMARKS_MD = projectPath('BENCHMARKS.md');
 const BEGIN = '<!-- bench:begin (rewritten by npm run bench) -->';
 const END = '<!-- bench:end -->';
 

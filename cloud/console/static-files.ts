@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectPath } from '../../shared/package-root.js';
 import { HttpError } from './http.js';
 
-/** tsc copies no HTML, CSS or browser JS into dist/, so the compiled module (dist/cloud/console/) serves them from the source tree. */
-const WEB_DIR = fileURLToPath(new URL('../../../cloud/console/web/', import.meta.url));
+/** tsc copies no HTML, CSS or browser JS into dist/, so the compiled module serves them from the source tree. */
+const WEB_DIR = projectPath('cloud', 'console', 'web');
 const require = createRequire(import.meta.url);
 /**
  * Third-party browser code comes from our own node_modules: depots often have no internet.

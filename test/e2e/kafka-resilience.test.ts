@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { agentConfigSchema } from '../../agent/agent-config.js';
+import { SENSORS } from '../../shared/contract/sensors.js';
 import { createSimulatedTruck } from '../../simulators/simulated-agent.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { simulateSamples } from '../../simulators/fast-forward.js';
@@ -59,7 +60,7 @@ describe('the fleet over Kafka when things go wrong', () => {
     model.advance(now - HOUR);
     const config = agentConfigSchema.parse({ vehicle: 'backlog-1', mqttUrl: cloud.mqttUrl, dataDir: join(dir, 'backlog'), opsPort: -1, simHz: 0.5 });
     const truck = createSimulatedTruck(config, cloud.log.child({ vehicle: 'backlog-1' }));
-    const samples = [...simulateSamples(model, now - HOUR, now, { engine_temp: 10, container_temp: 0, speed: 0, rpm: 0, gps: 0 })];
+    const samples = [...simulateSamples(model, now - HOUR, now, Object.fromEntries(SENSORS.map((s) => [s, s === 'engine_temp' ? 10 : 0])))];
     assert.equal(samples.length, 36_000);
     for (let i = 0; i < samples.length; i += 2000) truck.agent.buffer.append(samples.slice(i, i + 2000));
 

@@ -506,6 +506,6 @@ describe('the agent, its ELM327 adapter powered with the ignition off', () => {
     assert.match(metrics, new RegExp(`fleet_agent_sensor_implausible_total\\{vehicle="${vehicle}",sensor="obd0"[^}]*\\} 1\\b`));
     const logged = await waitFor('the reason logged', () => obdLog().find((l) => /0105 \(engine_temp\): -40 is the all-zeros encoding 00/.test(l.detail ?? '')));
     assert.equal(logged.vehicle, vehicle);
-    assert.match(metrics, new RegExp(`fleet_agent_sensor_rejected\\{vehicle="${vehicle}",sensor="obd0"[^}]*\\} 0\\b`));
+    assert.match(metrics, new RegExp(`fleet_agent_sensor_rejected_total\\{vehicle="${vehicle}",sensor="obd0"[^}]*\\} 0\\b`));
   });
 });
