@@ -15,7 +15,7 @@ const KILLS = 50 * SOAK;
 /** Trucks that are killed at random, and trucks that overheat and are left running (each raises one alert). */
 const KILLABLE = ['ck-1', 'ck-2', 'ck-3'];
 const OVERHEATING = ['ck-hot-1', 'ck-hot-2'];
-const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 95, severity: 'critical' }] };
+const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
 
 type Part = 'agent' | 'gateway' | 'detector' | 'dispatcher' | 'kafka';
 /** How often each part is picked; the broker's JVM takes seconds to come back, so it is picked least. */

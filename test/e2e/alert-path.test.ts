@@ -12,12 +12,12 @@ import { Cloud, storedSeqs } from '../support/cloud.js';
 import { freePort, getJson, kill, portOpen, runFleet, sleep, tempDir, waitFor, type Proc } from '../support/harness.js';
 
 /**
- * Threshold at 95 °C over 2-second windows: the simulated overheat crosses it within
- * about ten seconds instead of forty, which keeps the test short without changing the path.
+ * The default 105 °C limit over 2-second windows (a healthy engine runs up to ~96 °C on a
+ * climb): the simulated overheat crosses it about 35 s after onset.
  */
 const FAST_RULES = {
   windowMs: 2000,
-  rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 95, severity: 'critical' }],
+  rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
 };
 
 describe('overheat → detector → driver and console', () => {
@@ -47,7 +47,7 @@ describe('overheat → detector → driver and console', () => {
     assert.equal(alert.rule, 'engine-overheat');
     assert.equal(alert.live, true);
     assert.equal(alert.id, `tk-02.engine-overheat.${alert.episodeStart}`);
-    assert.ok(alert.observed > 95, `observed ${alert.observed}`);
+    assert.ok(alert.observed > 105, `observed ${alert.observed}`);
     const cabLatency = shown.shownAt - alert.closedAt;
     assert.ok(cabLatency >= 0 && cabLatency < 2000, `cab latency ${cabLatency} ms`);
 

@@ -10,7 +10,7 @@ import { tempDir, waitFor } from '../support/harness.js';
 import { startMoto, type MotoServer } from '../support/moto-server.js';
 
 const REGION = 'us-east-1';
-const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 95, severity: 'critical' }] };
+const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
 
 /** Trucks → gateway → Kinesis (2 shards, on moto) → detector, with IoT Core beside it. */
 describe('the fleet over Kinesis and IoT Core on moto', () => {
