@@ -156,8 +156,8 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
     boilingEngine('cab-soon');
     boilingEngine('cab-late');
     const [soon, late] = await waitFor('both alerts raised', () => {
-      const ids = [alertOf('cab-soon'), alertOf('cab-late')];
-      return ids.every(Boolean) && (ids as string[]);
+      const [soon, late] = [alertOf('cab-soon'), alertOf('cab-late')];
+      return soon !== undefined && late !== undefined && ([soon, late] as const);
     }, 20_000);
     await waitFor('both alerts handed to the gateway', () => driverDelivery(soon) !== undefined && driverDelivery(late) !== undefined, 20_000);
     assert.notEqual(driverDelivery(soon), 'acknowledged', 'an offline cab cannot have acknowledged it');

@@ -1,0 +1,31 @@
+// Type-aware rules catch what tsc does not: a promise nobody awaits or catches (an
+// unhandled rejection ends a Node process), a promise passed where a callback's result is
+// ignored, and assertions that hide nothing.
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', '.cache/', 'coverage/', 'cloud/console/web/vendor/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['vitest.config.ts'] }, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unnecessary-type-assertion': 'error',
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The console's page: plain ES modules the browser loads as they are.
+    files: ['cloud/console/web/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
+);
