@@ -132,10 +132,10 @@ function parseOptions(): Options | undefined {
   const records = values.records !== undefined ? int('records', values.records, 1) : values.quick ? QUICK_RECORDS : FULL_RECORDS;
   return {
     records,
-    batch: int('batch', values.batch!, 1),
-    inflight: int('inflight', values.inflight!, 1),
-    runs: int('runs', values.runs!, 1),
-    warmup: int('warmup', values.warmup!, 0),
+    batch: int('batch', values.batch, 1),
+    inflight: int('inflight', values.inflight, 1),
+    runs: int('runs', values.runs, 1),
+    warmup: int('warmup', values.warmup, 0),
     // The whole run, broker start included, must end well inside 2 (quick) or 5 minutes.
     budgetMs: values.quick && values.records === undefined ? 110_000 : 280_000,
   };
@@ -512,7 +512,8 @@ async function platformaticConsume(bootstrap: string, topic: string, o: Options,
     if (count !== n) throw new Error(`${label}: read ${count} records, expected ${n}`);
     return { seconds: lastAt / 1000, records: count, bytes, firstRecordMs: firstAt };
   } finally {
-    await consumer.close(true);
+    // Typed as returning nothing when forced: the callback form is the one the types promise to finish.
+    await new Promise<void>((resolve, reject) => consumer.close(true, (err) => (err ? reject(err) : resolve())));
   }
 }
 

@@ -26,7 +26,7 @@ export async function startMosquitto(opts: { core?: number } = {}): Promise<Mosq
     [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_inflight_messages 0', 'max_queued_messages 0', 'log_dest stderr', 'log_type error', ''].join('\n'),
   );
   const [cmd, args] = opts.core !== undefined ? ['taskset', ['-c', String(opts.core), MOSQUITTO, '-c', conf]] : [MOSQUITTO, ['-c', conf]];
-  const child = spawn(cmd as string, args as string[], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   process.on('exit', () => child.kill('SIGKILL'));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await waitFor(`mosquitto on port ${port}`, () => {

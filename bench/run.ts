@@ -54,7 +54,10 @@ const END = '<!-- bench:end -->';
 /** bench/kafka-client.ts prints one line per client and operation: the client in use against the alternative. */
 function kafkaClientFigures(lines: Record<string, unknown>[]): Figure[] {
   const rate = (client: string, op: string) => Number(lines.find((l) => l.client === client && l.op === op)?.recordsPerSec);
-  const version = (client: string) => String(lines.find((l) => l.client === client)?.version ?? '');
+  const version = (client: string) => {
+    const v = lines.find((l) => l.client === client)?.version;
+    return typeof v === 'string' ? v : '';
+  };
   return ['produce', 'consume'].map((op) =>
     emit('kafka-client', {
       figure: `${op} records/s, kafkajs ${version('kafkajs')} (in use)`,

@@ -105,12 +105,12 @@ export function spawnNode(script: string, args: string[], opts: { core?: number;
   const node = [...(opts.nodeArgs ?? []), script, ...args];
   const [cmd, argv] = opts.core !== undefined && HAS_TASKSET ? ['taskset', ['-c', String(opts.core), process.execPath, ...node]] : [process.execPath, node];
   const spawnedAt = Date.now();
-  const child = spawn(cmd as string, argv as string[], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...opts.env } });
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...opts.env } });
   const lines: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   let rest = '';
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
     const parts = (rest + chunk).split('\n');
     rest = parts.pop()!;
     for (const p of parts) if (p.trim().startsWith('{')) lines.push(JSON.parse(p) as Record<string, unknown>);
@@ -155,7 +155,7 @@ export function partOptions(usage: string, extra: Record<string, { type: 'string
     process.stdout.write(usage);
     return undefined;
   }
-  return { quick: values.quick === true, values: values as CommonOptions['values'] };
+  return { quick: values.quick === true, values: values };
 }
 
 /**

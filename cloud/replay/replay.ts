@@ -130,7 +130,10 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<ReplayRecord>
       if (rows !== undefined && rows[rows.length - 1] === queue[head - 1]) pending.delete(key);
       out.push({ record: 'score', ...row });
     }
-    if (head > 4096 && head * 2 > queue.length) queue.splice(0, head), (head = 0);
+    if (head > 4096 && head * 2 > queue.length) {
+      queue.splice(0, head);
+      head = 0;
+    }
   };
 
   let rows = 0;

@@ -274,7 +274,7 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
         const rejectedBefore = sensor.health().rejected;
         emulator.answerNext(text);
         await tally.checkAsync(text, async () => {
-          const exchange = await waitFor('the injected answer', () => emulator.exchanges[injectedAt]?.answer !== undefined && emulator.exchanges[injectedAt]!, 5000, 2);
+          const exchange = await waitFor('the injected answer', () => emulator.exchanges[injectedAt]?.answer !== undefined && emulator.exchanges[injectedAt], 5000, 2);
           const answer = classify(exchange.answer!.slice(0, exchange.answer!.indexOf('>')), exchange.command);
           const why = answerOutcome(answer, exchange.command);
           const want = rejectedBefore + (why === undefined ? 0 : 1);

@@ -137,9 +137,10 @@ export class Mutator {
       return doc;
     }
     if (op === 4 && Array.isArray(here) && here.length > 0) {
-      const i = this.rnd.int(0, here.length - 1);
-      if (this.chance(0.5)) here.splice(i, 1);
-      else here.splice(i, 0, ...Array.from({ length: this.rnd.int(1, 3) }, () => structuredClone(here[i])));
+      const items: unknown[] = here;
+      const i = this.rnd.int(0, items.length - 1);
+      if (this.chance(0.5)) items.splice(i, 1);
+      else items.splice(i, 0, ...Array.from({ length: this.rnd.int(1, 3) }, () => structuredClone(items[i])));
       return doc;
     }
     if (op === 5) return replace(this.nest(here, this.rnd.int(1, 50)));

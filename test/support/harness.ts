@@ -64,8 +64,8 @@ export function runFleet(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(process.execPath, [FLEET_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const stderr: string[] = [];
-  collect(child.stdout!, lines);
-  collect(child.stderr!, stderr);
+  collect(child.stdout, lines);
+  collect(child.stderr, stderr);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, lines, stderr, exited };
 }

@@ -37,7 +37,7 @@ export async function startMoto(): Promise<MotoServer> {
   });
   // moto logs every request on stderr: drain it (a full pipe would stall the server), keep the tail.
   const tail: string[] = [];
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     tail.push(chunk);
     if (tail.length > 20) tail.shift();
   });

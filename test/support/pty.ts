@@ -57,7 +57,7 @@ async function startSocat(a: string, b: string): Promise<ChildProcess> {
   });
   let log = '';
   let exited: string | undefined;
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (log += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (log += s));
   child.once('error', (err) => (exited = err.message));
   child.once('exit', (code, signal) => (exited ??= `exited with ${signal ?? code}`));
   const deadline = Date.now() + READY_MS;

@@ -50,7 +50,7 @@ export const context: Detector<ContextRule, ContextState> = {
       const sm = s.smoothed[i]!;
       rule.lagsWindows.forEach((lag, l) => {
         sm[l] = Number.isNaN(sm[l]!) ? scaled : sm[l]! + ewAlpha(lag) * (scaled - sm[l]!);
-        phi.push(sm[l]!);
+        phi.push(sm[l]);
       });
     }
     if (view.stats === undefined) return undefined;

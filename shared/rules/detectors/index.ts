@@ -17,8 +17,8 @@ export const DETECTORS: { [T in Rule['type']]: Detector<Extract<Rule, { type: T 
   stuck,
   dropout,
   jump,
-} as never;
+};
 
 export function detectorOf(rule: Rule): Detector<Rule, unknown> {
-  return DETECTORS[rule.type] as Detector<Rule, unknown>;
+  return DETECTORS[rule.type];
 }

@@ -64,7 +64,7 @@ describe('parseNmea: the sentences a position, speed and date come in', () => {
     assert.ok(Math.abs(s.speedKmh! - 0.09 * 1.852) < 1e-9);
     assert.equal(s.courseDeg, 194.17);
     assert.equal(s.dateMs, Date.UTC(2022, 2, 9));
-    assert.equal(s.dateMs! + s.timeMs!, Date.parse('2022-03-09T15:01:19Z'));
+    assert.equal(s.dateMs + s.timeMs!, Date.parse('2022-03-09T15:01:19Z'));
     const v = ok(nmea('GNRMC,000012.00,V,,,,,,,060180,,,N'));
     assert.deepEqual(v, { type: 'RMC', talker: 'GN', valid: false, timeMs: 12_000, dateMs: Date.UTC(1980, 0, 6) });
     // NMEA 2.3 mode N: not valid, whatever the status says.

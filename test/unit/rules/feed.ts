@@ -58,5 +58,5 @@ export const cleared = (events: AlertEvent[]) => events.flatMap((e) => (e.kind =
 
 /** raisedAt is wall-clock time; everything else must be reproducible. */
 export function normalize(x: unknown): unknown {
-  return JSON.parse(JSON.stringify(x), (k, v) => (k === 'raisedAt' ? 0 : v));
+  return JSON.parse(JSON.stringify(x), (k, v: unknown) => (k === 'raisedAt' ? 0 : v));
 }

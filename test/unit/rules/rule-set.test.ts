@@ -11,7 +11,7 @@ describe('ruleSetSchema', () => {
   const parse = (doc: unknown) => {
     const r = ruleSetSchema.safeParse(doc);
     assert.equal(r.success, false, 'expected the rule set to be refused');
-    return r.error!.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    return r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
   };
 
   it('fills defaults', () => {
