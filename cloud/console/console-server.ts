@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/log.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_STALE_AFTER_MS } from '../console-config.js';
 import { DEFAULT_RULES } from '../../shared/rules/default-rules.js';
 import type { RuleSet } from '../../shared/rules/rule-set.js';
 import { createRegistry, handleOps, type Health } from '../../shared/ops-server.js';
@@ -51,8 +52,6 @@ const BODY_LIMITS: BodyLimits = { maxBytes: 4096, timeoutMs: 5000 };
  * body is cut off sooner, by BODY_LIMITS): slow clients cannot hold connections for long.
  */
 const HEADERS_TIMEOUT_MS = 5000;
-const DEFAULT_MAX_CONNECTIONS = 1000;
-const DEFAULT_STALE_AFTER_MS = 30_000;
 /** How far back the map's tracks and the vehicle charts reach. */
 const HISTORY_MS = 15 * 60_000;
 /** One map point per this much time keeps 500 vehicles' tracks a few hundred KB. */
