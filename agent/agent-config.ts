@@ -95,31 +95,14 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
 export function agentOptions(c: AgentConfig): AgentOptions {
   return {
-    vehicle: c.vehicle,
-    mqttUrl: c.mqttUrl,
-    username: c.username,
-    password: c.password,
+    ...c,
     tls:
       c.tlsCert && c.tlsKey
         ? { cert: readSettingFile('tlsCert', c.tlsCert), key: readSettingFile('tlsKey', c.tlsKey), ca: c.tlsCa ? readSettingFile('tlsCa', c.tlsCa) : undefined }
         : undefined,
     bufferPath: join(c.dataDir, `${c.vehicle}.buffer.db`),
-    bufferMaxBytes: c.bufferMaxBytes,
-    memoryBufferMaxReadings: c.memoryBufferMaxReadings,
-    synchronous: c.synchronous,
-    commitIntervalMs: c.commitIntervalMs,
-    batchMaxReadings: c.batchMaxReadings,
-    lingerMs: c.lingerMs,
-    maxInflight: c.maxInflight,
-    maxPublishesPerSecond: c.maxPublishesPerSecond,
-    keepaliveS: c.keepaliveS,
-    reconnectBaseMs: c.reconnectBaseMs,
-    reconnectMaxMs: c.reconnectMaxMs,
     encoding: { encoding: 'binary', compress: c.compress },
-    drainOnStopMs: c.drainOnStopMs,
     edgeRules: c.edgeRules ? (c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES) : undefined,
     clock: { trust: c.clock, syncedFile: c.clockSyncedFile, holdMs: c.clockHoldMs },
-    opsHost: c.opsHost,
-    opsPort: c.opsPort,
   };
 }

@@ -96,27 +96,9 @@ export const credentialsPathOf = (c: { dataDir: string; credentialsFile?: string
 
 export function gatewayOptions(c: GatewayConfig): GatewayOptions {
   return {
-    host: c.host,
-    port: c.port,
-    maxPayloadBytes: c.maxPayloadBytes,
-    maxBatchReadings: c.maxBatchReadings,
-    maxPublishesPerSecond: c.maxPublishesPerSecond,
-    publishBurst: c.publishBurst,
-    maxConnections: c.maxConnections,
-    connectTimeoutMs: c.connectTimeoutMs,
-    maxClockAheadMs: c.maxClockAheadMs,
-    auth: c.auth,
+    ...c,
     credentialsPath: credentialsPathOf(c),
     tls: c.auth === 'mtls' ? { cert: c.tlsCert!, key: c.tlsKey!, ca: c.tlsCa!, crl: c.tlsCrl } : undefined,
-    serviceHost: c.serviceHost,
-    servicePort: c.servicePort,
-    serviceToken: c.serviceToken,
     deadLetterPath: join(c.dataDir, 'dead-letters.db'),
-    deadLetterMaxBytes: c.deadLetterMaxBytes,
-    deadLetterMaxBytesPerVehicle: c.deadLetterMaxBytesPerVehicle,
-    sinkRetryBaseMs: c.sinkRetryBaseMs,
-    sinkRetryMaxMs: c.sinkRetryMaxMs,
-    opsHost: c.opsHost,
-    opsPort: c.opsPort,
   };
 }
