@@ -4,8 +4,8 @@ import { parseAlert, type Alert } from '../shared/contract/alert.js';
 import type { EncodeOptions } from '../shared/contract/codec.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
-import type { Synchronous } from '../shared/sqlite.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
+import type { AgentConfig } from './agent-config.js';
 import { ReadingBuffer } from './buffer.js';
 import { CommitQueue, writeFailure } from './commit-queue.js';
 import { DeviceClock, systemHost, type DeviceClockOptions, type GpsRefusal, type Sync } from './device-clock.js';
@@ -15,38 +15,39 @@ import { AgentLink } from './link.js';
 import { Publisher } from './publisher.js';
 import type { Sensor, SensorState } from './sensor.js';
 
-export interface AgentOptions {
-  vehicle: string;
-  mqttUrl: string;
-  username?: string;
-  password?: string;
+/**
+ * The agent's settings as agent-config.ts declares and validates them, with its files read
+ * (certificates, rules) and its paths and groups worked out by agentOptions.
+ */
+export type AgentOptions = Pick<
+  AgentConfig,
+  | 'vehicle'
+  | 'mqttUrl'
+  | 'username'
+  | 'password'
+  | 'bufferMaxBytes'
+  | 'memoryBufferMaxReadings'
+  | 'synchronous'
+  | 'commitIntervalMs'
+  | 'batchMaxReadings'
+  | 'lingerMs'
+  | 'maxInflight'
+  | 'maxPublishesPerSecond'
+  | 'keepaliveS'
+  | 'reconnectBaseMs'
+  | 'reconnectMaxMs'
+  | 'drainOnStopMs'
+  | 'opsHost'
+  | 'opsPort'
+> & {
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
   bufferPath: string;
-  bufferMaxBytes: number;
-  /** Samples held in memory while the buffer cannot be written (a full disk), at most; beyond it the lowest priority go. */
-  memoryBufferMaxReadings: number;
-  synchronous: Synchronous;
-  /** Samples are committed together at this interval: one fsync for many readings. */
-  commitIntervalMs: number;
-  batchMaxReadings: number;
-  lingerMs: number;
-  maxInflight: number;
-  /** Publishes per second at most, as AWS IoT Core allows 100 per connection; 0 for no limit. */
-  maxPublishesPerSecond: number;
-  keepaliveS: number;
-  reconnectBaseMs: number;
-  reconnectMaxMs: number;
   encoding: EncodeOptions;
   /** Rules evaluated on the truck itself, so the cab is warned with no network; none to leave it to the cloud. */
   edgeRules?: RuleSet;
-  /** On a deliberate stop, keep sending this long so a clean stop leaves little behind. */
-  drainOnStopMs: number;
   /** Whether the system clock can be trusted from boot, and how to learn when it can. */
   clock: DeviceClockOptions;
-  /** Ops endpoint (/healthz, /metrics); port -1 turns it off (e.g. many simulated agents in one process). */
-  opsHost: string;
-  opsPort: number;
-}
+};
 
 export const AGENT_VERSION = '0.1.0';
 

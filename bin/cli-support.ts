@@ -1,7 +1,8 @@
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { z } from 'zod';
 import { ConfigError, envName, flagName, loadConfig } from '../shared/config.js';
 import { ContractError } from '../shared/contract/errors.js';
+import { addSettingFlags } from './flags-from-schema.js';
 
 /** Things a command holds open until a signal or its own end. */
 export interface Stoppable {
@@ -59,33 +60,32 @@ export function stopOnSignals(parts: Stoppable[]): void {
   process.once('SIGTERM', () => void stop());
 }
 
-/** A command's settings from its `--config` file, FLEET_* environment and the other flags. */
-export function configFrom<S extends z.ZodObject>(schema: S, flags: Record<string, unknown>): z.infer<S> {
-  const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
-  const config = loadConfig(schema, { file, env: process.env, flags: rest });
-  settings = config;
-  return config;
-}
-
-/** `--config FILE` on every command: settings come from it, then FLEET_* env, then flags. */
-export function withConfig(cmd: Command): Command {
-  return cmd
+/**
+ * A long-running command's settings: a flag for each (from its schema), and beneath the
+ * flags a `--config FILE` and FLEET_* environment variables.
+ */
+export function withSettings(cmd: Command, schema: z.ZodObject): Command {
+  return addSettingFlags(cmd, schema)
     .option('-c, --config <file>', 'JSON config file (flags and FLEET_* environment variables override it)')
     .addHelpText('after', '\nEvery setting can also come from the config file (camelCase key) or from FLEET_<SETTING> in the environment.');
 }
 
-/** Where alerts go: the cab through the gateway, a webhook, an SNS topic. */
-export const channelOptions = (cmd: Command): Command =>
-  cmd
-    .option('--mqtt-url <url>', 'gateway URL, for driver alerts (default mqtt://127.0.0.1:1883)')
-    .option('--service-token <token>', 'gateway service password (prefer FLEET_SERVICE_TOKEN)')
-    .option('--webhook-url <url>', 'also POST every alert here as JSON, with an Idempotency-Key header')
-    .option('--webhook-token <token>', 'bearer token for the webhook (prefer FLEET_WEBHOOK_TOKEN)')
-    .option('--sns-topic-arn <arn>', 'also publish every alert to this SNS topic (.fifo: deduplicated by alert id)')
-    .option('--aws-region <region>', 'AWS region (default eu-west-1)')
-    .option('--aws-endpoint <url>', 'AWS endpoint override (an emulator)');
+/** A command's settings from its `--config` file, FLEET_* environment and the other flags. */
+export function configFrom<S extends z.ZodObject>(schema: S, flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
+  const config = loadConfig(schema, { file, env, flags: rest });
+  settings = config;
+  return config;
+}
 
-export const opsOptions = (cmd: Command, defaultPort: number): Command =>
-  cmd
-    .addOption(new Option('--ops-host <host>', 'address of the /healthz and /metrics endpoint').default(undefined, '127.0.0.1'))
-    .addOption(new Option('--ops-port <port>', `port of /healthz and /metrics (0 = any free port, -1 = off)`).default(undefined, String(defaultPort)));
+/**
+ * A one-off tool's settings (replay, eval, device): flags alone. Its inputs are named on
+ * each run, and a FLEET_VEHICLE meant for an agent must not quietly filter a replay.
+ */
+export function withFlags(cmd: Command, schema: z.ZodObject): Command {
+  return addSettingFlags(cmd, schema, { mandatory: true });
+}
+
+export function flagsFrom<S extends z.ZodObject>(schema: S, flags: Record<string, unknown>): z.infer<S> {
+  return loadConfig(schema, { flags });
+}

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { int, list, parseFile } from '../shared/config.js';
+import { int, parseFile } from '../shared/config.js';
+import { DATA_DIRS, OPS_PORTS, STORE_FILE, STREAM_FILE } from '../shared/defaults.js';
+import { kafkaBrokers, opsSettings } from '../shared/settings.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
@@ -8,28 +10,22 @@ import { channelSettings } from './alerts/create-channels.js';
 
 export const detectorConfigSchema = z
   .object({
-    dataDir: z.string().default('var/cloud'),
-    /** Where telemetry comes from: the gateway's embedded stream, a Kafka topic or a Kinesis stream. */
-    source: z.enum(['embedded', 'kafka', 'kinesis']).default('embedded'),
-    /** The embedded stream the gateway writes. */
-    streamPath: z.string().default('var/gateway/stream.db'),
-    kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
-    kafkaTopic: z.string().min(1).default(STREAMS.telemetry),
-    kinesisStream: z.string().min(1).default(STREAMS.telemetry),
-    /** The operational store the console reads. */
-    storePath: z.string().optional(),
-    rulesFile: z.string().optional(),
-    /** Override the rules file's window length. */
-    windowMs: int().min(100).optional(),
-    /** Override the rules file's freshness limit. */
-    freshnessMs: int().min(0).optional(),
-    consumerGroup: z.string().min(1).default('detector'),
-    pollIntervalMs: int().min(1).max(10_000).default(20),
-    /** `here`: this detector sends alerts to the channels itself; `kafka`: it writes them to fleet.alerts for `fleet dispatcher`. */
-    dispatch: z.enum(['here', 'kafka']).default('here'),
+    dataDir: z.string().default(DATA_DIRS.cloud).describe('operational store directory'),
+    source: z.enum(['embedded', 'kafka', 'kinesis']).default('embedded').describe('where telemetry comes from'),
+    streamPath: z.string().default(`${DATA_DIRS.gateway}/${STREAM_FILE}`).describe('embedded stream written by the gateway'),
+    kafkaBrokers: kafkaBrokers().default([]),
+    kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic'),
+    kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream'),
+    // The console reads the same file.
+    storePath: z.string().optional().meta({ description: 'operational store', defaultText: `DATA_DIR/${STORE_FILE}` }),
+    rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
+    windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
+    freshnessMs: int().min(0).optional().meta({ description: 'alerts from windows older than this behind the vehicle are historical', defaultText: "the rules file's" }),
+    consumerGroup: z.string().min(1).default('detector').describe('consumer group / position name; detectors sharing it share the partitions'),
+    pollIntervalMs: int().min(1).max(10_000).default(20).describe('idle poll interval of the stream'),
+    dispatch: z.enum(['here', 'kafka']).default('here').describe('here: send alerts to the channels; kafka: write them to fleet.alerts for `fleet dispatcher`'),
     ...channelSettings,
-    opsHost: z.string().default('127.0.0.1'),
-    opsPort: int().min(-1).max(65535).default(9103),
+    ...opsSettings(OPS_PORTS.detector),
   })
   .strict()
   .refine((c) => (c.source !== 'kafka' && c.dispatch !== 'kafka') || c.kafkaBrokers.length > 0, {
@@ -39,7 +35,7 @@ export const detectorConfigSchema = z
 
 export type DetectorConfig = z.infer<typeof detectorConfigSchema>;
 
-export const storePathOf = (c: { dataDir: string; storePath?: string }) => c.storePath ?? join(c.dataDir, 'fleet.db');
+export const storePathOf = (c: { dataDir: string; storePath?: string }) => c.storePath ?? join(c.dataDir, STORE_FILE);
 
 export function loadRules(c: Pick<DetectorConfig, 'rulesFile' | 'windowMs' | 'freshnessMs'>): RuleSet {
   const rules = c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES;

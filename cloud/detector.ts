@@ -6,20 +6,19 @@ import { RuleEngine, type AlertEvent } from '../shared/rules/engine.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
 import type { AlertChannel, AlertStreamWriter } from './alerts/alert-channel.js';
 import { AlertDispatcher } from './alerts/alert-dispatcher.js';
+import type { DetectorConfig } from './detector-config.js';
 import type { SourcedRecord, TelemetrySource } from './sources/source.js';
 import { FleetStore } from './store.js';
 
-export interface DetectorOptions {
+/** Some of the detector's settings as detector-config.ts declares them, and the parts made from the others. */
+export type DetectorOptions = Pick<DetectorConfig, 'pollIntervalMs' | 'opsHost' | 'opsPort'> & {
   storePath: string;
-  pollIntervalMs: number;
   pollMaxRecords: number;
   /** Where alerts go: the driver's cab, SNS, webhooks (none when a stream carries them to dispatchers). */
   channels: AlertChannel[];
   /** fleet.alerts, when alerts are dispatched elsewhere: written before the stream position is committed. */
   alertStream?: AlertStreamWriter;
-  opsHost: string;
-  opsPort: number;
-}
+};
 
 /**
  * The windowed anomaly detector: stream → dedupe → event-time windows → alerts. Readings

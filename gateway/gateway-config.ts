@@ -4,6 +4,8 @@ import { int, list } from '../shared/config.js';
 import { MAX_BATCH_READINGS } from '../shared/contract/batch.js';
 import { DEFAULT_CLOCK_AHEAD_MS, MAX_CLOCK_AHEAD_MS } from '../shared/contract/validate.js';
 import { STREAMS } from '../shared/contract/topics.js';
+import { DATA_DIRS, LOOPBACK_HOST, MQTT_PORT, OPS_PORTS, STREAM_FILE } from '../shared/defaults.js';
+import { awsSettings, kafkaBrokers, opsSettings } from '../shared/settings.js';
 import { AUTH_MODES } from './authenticator.js';
 import type { GatewayOptions } from './gateway.js';
 
@@ -15,57 +17,55 @@ export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
  */
 export const DEV_SERVICE_TOKEN = 'fleet-dev-service-token';
 
+/** Hashed vehicle secrets (`fleet device add`), in the gateway's data directory unless set. */
+const CREDENTIALS_FILE = 'devices.json';
+
+/** The password of the gateway's service users, which the cloud parts connect with. */
+export const serviceTokenSetting = z
+  .string()
+  .min(8)
+  .default(DEV_SERVICE_TOKEN)
+  .meta({ description: 'gateway service password', defaultText: 'the development token, loopback only', secret: true });
+
 export const gatewayConfigSchema = z
   .object({
-    host: z.string().default('127.0.0.1'),
-    port: int().min(0).max(65535).default(1883),
-    dataDir: z.string().default('var/gateway'),
-    /** The embedded stream file; the detector reads the same file. */
-    streamPath: z.string().optional(),
-    maxPayloadBytes: int().min(256).max(64 * 1024 * 1024).default(256 * 1024),
-    maxBatchReadings: int().min(1).max(MAX_BATCH_READINGS).default(MAX_BATCH_READINGS),
-    /** Per client; as AWS IoT Core's per-connection limit. 0 turns it off. */
-    maxPublishesPerSecond: int().min(0).default(100),
-    publishBurst: int().min(1).default(200),
-    /** Counting connections not yet authenticated. */
-    maxConnections: int().min(1).default(10_000),
-    /** A connection that has not sent its CONNECT (or finished its TLS handshake) by then is cut. */
-    connectTimeoutMs: int().min(100).max(120_000).default(5000),
-    /** Readings stamped further ahead of the gateway's clock are refused (dead-lettered), a headTs beyond it replaced. */
-    maxClockAheadMs: int().min(1000).max(MAX_CLOCK_AHEAD_MS).default(DEFAULT_CLOCK_AHEAD_MS),
-    /** How vehicles prove their identity; `open` trusts the client id and is only allowed on loopback. */
-    auth: z.enum(AUTH_MODES).default('open'),
-    /** Hashed per-vehicle secrets for `password` mode (`fleet device add`); default DATA_DIR/devices.json. */
-    credentialsFile: z.string().optional(),
-    /** mtls: the gateway's certificate and key, the fleet CA, and its revocation list (scripts/pki.sh). */
-    tlsCert: z.string().optional(),
-    tlsKey: z.string().optional(),
-    tlsCa: z.string().optional(),
-    tlsCrl: z.string().optional(),
-    /** A plain listener for cloud services beside mqtts; -1 for none. */
-    serviceHost: z.string().default('127.0.0.1'),
-    servicePort: int().min(-1).max(65535).default(-1),
-    serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
-    /** Refused payloads kept (dead letters), in bytes; the oldest make room. One vehicle may fill only its share. */
-    deadLetterMaxBytes: int().min(64 * 1024).default(256 * 1024 * 1024),
-    deadLetterMaxBytesPerVehicle: int().min(1024).default(16 * 1024 * 1024),
-    /** Every batch goes to all of these before the PUBACK. */
-    sinks: list(z.enum(SINK_KINDS), 1).default(['embedded']),
-    kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
-    kafkaTopic: z.string().min(1).default(STREAMS.telemetry),
-    kafkaPartitions: int().min(1).max(10_000).default(6),
-    kafkaCompression: z.enum(['none', 'gzip']).default('gzip'),
-    kinesisStream: z.string().min(1).default(STREAMS.telemetry),
-    kinesisShards: int().min(1).max(10_000).default(2),
-    awsRegion: z.string().default('eu-west-1'),
-    /** An AWS endpoint override, e.g. an emulator. */
-    awsEndpoint: z.string().url().optional(),
-    /** A vehicle's IoT Core shadow is updated at most this often. */
-    iotShadowIntervalMs: int().min(100).default(5000),
-    sinkRetryBaseMs: int().min(1).default(200),
-    sinkRetryMaxMs: int().min(10).default(10_000),
-    opsHost: z.string().default('127.0.0.1'),
-    opsPort: int().min(-1).max(65535).default(9102),
+    host: z.string().default(LOOPBACK_HOST).describe('listen address'),
+    port: int().min(0).max(65535).default(MQTT_PORT).describe('MQTT port (0 = any free port)'),
+    dataDir: z.string().default(DATA_DIRS.gateway).describe("the gateway's data directory: embedded stream, dead letters, vehicle credentials"),
+    // The detector reads the same file.
+    streamPath: z.string().optional().meta({ description: 'embedded stream file', defaultText: `DATA_DIR/${STREAM_FILE}` }),
+    maxPayloadBytes: int().min(256).max(64 * 1024 * 1024).default(256 * 1024).describe('larger payloads are acknowledged and dead-lettered, their first N bytes kept'),
+    maxBatchReadings: int().min(1).max(MAX_BATCH_READINGS).default(MAX_BATCH_READINGS).describe('readings per telemetry batch at most; larger batches are dead-lettered'),
+    // As AWS IoT Core's per-connection limit.
+    maxPublishesPerSecond: int().min(0).default(100).describe('per vehicle connection; beyond it PUBACKs wait, and a client that keeps on is cut off (0 = no limit)'),
+    publishBurst: int().min(1).default(200).describe('publishes a vehicle may send at once before the rate applies'),
+    maxConnections: int().min(1).default(10_000).describe('connections at most, counting those not yet authenticated; beyond it CONNACK "server unavailable"'),
+    connectTimeoutMs: int().min(100).max(120_000).default(5000).describe('a connection that has not sent CONNECT (or finished its TLS handshake) by then is cut'),
+    maxClockAheadMs: int().min(1000).max(MAX_CLOCK_AHEAD_MS).default(DEFAULT_CLOCK_AHEAD_MS).describe('readings stamped further ahead of the gateway clock are dead-lettered, a batch headTs beyond it replaced'),
+    // `open` trusts the client id: only allowed on loopback (see the refinements below).
+    auth: z.enum(AUTH_MODES).default('open').describe('how vehicles prove their id: open (client id trusted, loopback only), password (fleet device add), mtls (client certificates, scripts/pki.sh)'),
+    credentialsFile: z.string().optional().meta({ description: 'password mode: hashed vehicle secrets, re-read when it changes', defaultText: `DATA_DIR/${CREDENTIALS_FILE}` }),
+    tlsCert: z.string().optional().describe('mtls: the gateway certificate (PEM)'),
+    tlsKey: z.string().optional().describe('mtls: its private key (PEM)'),
+    tlsCa: z.string().optional().describe('mtls: the fleet CA that signs vehicle certificates'),
+    tlsCrl: z.string().optional().describe("mtls: the CA's revocation list, re-read when it changes"),
+    serviceHost: z.string().default(LOOPBACK_HOST).describe('address of the plain listener for cloud services'),
+    servicePort: int().min(-1).max(65535).default(-1).describe('plain listener for cloud services beside mqtts, -1 for none'),
+    serviceToken: serviceTokenSetting.describe('password of the service MQTT users "dispatcher" and "console"'),
+    deadLetterMaxBytes: int().min(64 * 1024).default(256 * 1024 * 1024).describe('refused payloads kept in DATA_DIR/dead-letters.db at most; the oldest make room'),
+    deadLetterMaxBytesPerVehicle: int().min(1024).default(16 * 1024 * 1024).describe("one vehicle's share of them, at least 2 × max payload"),
+    sinks: list(z.enum(SINK_KINDS), 1).default(['embedded']).describe('comma-separated; the PUBACK waits until all have a batch'),
+    kafkaBrokers: kafkaBrokers().default([]),
+    kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic, created at start if missing'),
+    kafkaPartitions: int().min(1).max(10_000).default(6).describe('partitions when the topic is created'),
+    kafkaCompression: z.enum(['none', 'gzip']).default('gzip').describe('compression of produce requests, where it makes them smaller (several records, or one of at least 256 bytes)'),
+    kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream, created at start if missing'),
+    kinesisShards: int().min(1).max(10_000).default(2).describe('shards when the stream is created'),
+    ...awsSettings,
+    iotShadowIntervalMs: int().min(100).default(5000).describe("a vehicle's IoT Core shadow is updated at most this often"),
+    sinkRetryBaseMs: int().min(1).default(200).describe('first retry delay of a batch a sink refused; doubles with jitter while the PUBACK waits'),
+    sinkRetryMaxMs: int().min(10).default(10_000).describe('longest retry delay of a batch a sink refused'),
+    ...opsSettings(OPS_PORTS.gateway),
   })
   .strict()
   .refine((c) => !c.sinks.includes('kafka') || c.kafkaBrokers.length > 0, { message: 'the kafka sink needs kafkaBrokers', path: ['kafkaBrokers'] })
@@ -87,35 +87,18 @@ export const gatewayConfigSchema = z
     path: ['deadLetterMaxBytes'],
   });
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const LOOPBACK = new Set([LOOPBACK_HOST, '::1', 'localhost']);
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
-export const streamPathOf = (c: { dataDir: string; streamPath?: string }) => c.streamPath ?? join(c.dataDir, 'stream.db');
+export const streamPathOf = (c: { dataDir: string; streamPath?: string }) => c.streamPath ?? join(c.dataDir, STREAM_FILE);
+export const credentialsPathOf = (c: { dataDir: string; credentialsFile?: string }) => c.credentialsFile ?? join(c.dataDir, CREDENTIALS_FILE);
 
 export function gatewayOptions(c: GatewayConfig): GatewayOptions {
   return {
-    host: c.host,
-    port: c.port,
-    maxPayloadBytes: c.maxPayloadBytes,
-    maxBatchReadings: c.maxBatchReadings,
-    maxPublishesPerSecond: c.maxPublishesPerSecond,
-    publishBurst: c.publishBurst,
-    maxConnections: c.maxConnections,
-    connectTimeoutMs: c.connectTimeoutMs,
-    maxClockAheadMs: c.maxClockAheadMs,
-    auth: c.auth,
-    credentialsPath: c.credentialsFile ?? join(c.dataDir, 'devices.json'),
+    ...c,
+    credentialsPath: credentialsPathOf(c),
     tls: c.auth === 'mtls' ? { cert: c.tlsCert!, key: c.tlsKey!, ca: c.tlsCa!, crl: c.tlsCrl } : undefined,
-    serviceHost: c.serviceHost,
-    servicePort: c.servicePort,
-    serviceToken: c.serviceToken,
     deadLetterPath: join(c.dataDir, 'dead-letters.db'),
-    deadLetterMaxBytes: c.deadLetterMaxBytes,
-    deadLetterMaxBytesPerVehicle: c.deadLetterMaxBytesPerVehicle,
-    sinkRetryBaseMs: c.sinkRetryBaseMs,
-    sinkRetryMaxMs: c.sinkRetryMaxMs,
-    opsHost: c.opsHost,
-    opsPort: c.opsPort,
   };
 }

@@ -12,7 +12,7 @@ import { parseTopic, topics, type ParsedTopic } from '../shared/contract/topics.
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
 import { mayPublish, maySubscribe, type AccessRefusal, type Identity } from './access.js';
-import { Authenticator, normalSerial, type AuthMode, type ConnectRefusal } from './authenticator.js';
+import { Authenticator, normalSerial, type ConnectRefusal } from './authenticator.js';
 import { DeadLetterStore } from './dead-letter.js';
 import { readRevocationList } from './crl.js';
 import { DeviceCredentials } from './device-credentials.js';
@@ -20,43 +20,41 @@ import { Listeners, type TlsFiles } from './listeners.js';
 import { GuardedConnection, type GuardViolation } from './packet-guard.js';
 import { statusProblem } from './status-check.js';
 import { RateLimiter } from '../shared/rate-limiter.js';
+import type { GatewayConfig } from './gateway-config.js';
 import type { Sink } from './sink.js';
 
-export interface GatewayOptions {
-  host: string;
-  port: number;
-  maxPayloadBytes: number;
-  /** Readings per batch at most (the contract allows 10,000). */
-  maxBatchReadings: number;
-  /** Publishes per second per client; beyond it PUBACKs wait (0: no limit). */
-  maxPublishesPerSecond: number;
-  /** Publishes a client may send at once before the rate applies; this many waiting ones more and it is cut off. */
-  publishBurst: number;
-  /** Connections at most, counting those not yet authenticated. */
-  maxConnections: number;
-  /** A connection that has not sent CONNECT by then (or finished its TLS handshake) is cut. */
-  connectTimeoutMs: number;
-  /** Readings stamped further ahead of the gateway's clock are refused; a headTs beyond it is replaced. */
-  maxClockAheadMs: number;
-  auth: AuthMode;
+/**
+ * The gateway's settings as gateway-config.ts declares and validates them, with its file
+ * paths worked out by gatewayOptions.
+ */
+export type GatewayOptions = Pick<
+  GatewayConfig,
+  | 'host'
+  | 'port'
+  | 'maxPayloadBytes'
+  | 'maxBatchReadings'
+  | 'maxPublishesPerSecond'
+  | 'publishBurst'
+  | 'maxConnections'
+  | 'connectTimeoutMs'
+  | 'maxClockAheadMs'
+  | 'auth'
+  | 'serviceHost'
+  | 'servicePort'
+  | 'serviceToken'
+  | 'deadLetterMaxBytes'
+  | 'deadLetterMaxBytesPerVehicle'
+  | 'sinkRetryBaseMs'
+  | 'sinkRetryMaxMs'
+  | 'opsHost'
+  | 'opsPort'
+> & {
   /** Hashed per-vehicle secrets (password mode). */
   credentialsPath: string;
   /** mqtts on the main port (mtls mode). */
   tls?: TlsFiles;
-  /** Plain listener for cloud services beside mqtts (-1: none). */
-  serviceHost: string;
-  servicePort: number;
-  /** Password of the service users (`dispatcher`, `console`). */
-  serviceToken: string;
   deadLetterPath: string;
-  /** The dead-letter store's size at most, and one vehicle's share of it; the oldest letters make room. */
-  deadLetterMaxBytes: number;
-  deadLetterMaxBytesPerVehicle: number;
-  sinkRetryBaseMs: number;
-  sinkRetryMaxMs: number;
-  opsHost: string;
-  opsPort: number;
-}
+};
 
 /** Why a publish was refused: the metric label and the log line say the same. */
 type Refusal = AccessRefusal | 'oversize' | 'too_many_readings' | 'malformed' | 'clock_ahead' | 'bad_status' | 'rate_limited';

@@ -9,6 +9,23 @@ export class ConfigError extends Error {
   }
 }
 
+declare module 'zod' {
+  /**
+   * What a setting's schema says beyond its type and `.describe()` text, for the flags and
+   * help made from it (bin/flags-from-schema.ts).
+   */
+  interface GlobalMeta {
+    /** The value's name in the help where the key's last word does not say it: `--rules <file>`. */
+    arg?: string;
+    /** The default as help shows it, where the schema cannot hold it (it is worked out at run time). */
+    defaultText?: string;
+    /** A secret: its help points to the environment variable, which stays out of shell history and `ps`. */
+    secret?: boolean;
+    /** Not a command-line flag (config file, or environment, only); say why in a comment beside it. */
+    flag?: false;
+  }
+}
+
 /** Environment and flags arrive as strings: these accept both the string and the typed form. */
 export const num = () => z.coerce.number<unknown>().refine(Number.isFinite, 'expected a finite number');
 export const int = () => z.coerce.number<unknown>().int('expected a whole number');

@@ -16,13 +16,18 @@ export interface SimulatedTruck {
   driver: SimulatedDriverAlert;
 }
 
+/** The configured faults, and the engine overheat `overheatAt` asks for. */
+export function simulatedFaults(config: Pick<AgentConfig, 'faults' | 'overheatAt'>): AgentConfig['faults'] {
+  return config.overheatAt === undefined ? config.faults : [...config.faults, { kind: 'engine_overheat', fromS: config.overheatAt }];
+}
+
 /** A real agent (buffer, link, publisher) fed by the truck model instead of hardware. */
 export function createSimulatedTruck(config: AgentConfig, log: Logger, registry?: Registry): SimulatedTruck {
   const startedAt = Date.now();
   const model = new TruckModel({
     seed: config.simSeed,
     startTs: startedAt - WARM_UP_MS,
-    faults: config.faults.map((f) => ({
+    faults: simulatedFaults(config).map((f) => ({
       kind: f.kind,
       sensor: f.sensor,
       from: startedAt + f.fromS * 1000,

@@ -1,40 +1,46 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { z } from 'zod';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
-import { consoleAccessSettings, DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
+import { consoleAccessSettings, consoleConfigSchema, DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import { detectorConfigSchema, loadRules } from '../../cloud/detector-config.js';
+import { simHzSetting } from '../../agent/agent-config.js';
 import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
-import { int, list } from '../../shared/config.js';
+import { bool, int } from '../../shared/config.js';
+import { LOOPBACK_HOST } from '../../shared/defaults.js';
+import { awsSettings } from '../../shared/settings.js';
 import { createLogger } from '../../shared/log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
-import { configFrom, runCommand, stopOnSignals, withConfig, type Stoppable } from '../cli-support.js';
-import { consoleAccessOptions, consoleToken } from './console.js';
+import { configFrom, runCommand, stopOnSignals, withSettings, type Stoppable } from '../cli-support.js';
+import { consoleToken } from './console.js';
 import { startDetector } from './detector.js';
 import { startGateway } from './gateway.js';
+import { simConfigSchema } from './sim.js';
 
-const demoConfigSchema = z
+/** The demo runs a detector: these settings mean what they mean to `fleet detector`. */
+const detectorSettings = detectorConfigSchema.shape;
+
+export const demoConfigSchema = z
   .object({
-    trucks: int().min(1).max(5000).default(10),
-    duration: z.coerce.number<unknown>().min(0).default(0),
-    json: z.boolean().default(false),
-    dataDir: z.string().optional(),
-    host: z.string().default('127.0.0.1'),
-    port: int().min(0).max(65535).default(1883),
-    consolePort: int().min(0).max(65535).default(8080),
-    overheatTruck: int().min(1).default(3),
-    overheatAt: z.coerce.number<unknown>().min(0).default(20),
-    simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
-    rulesFile: z.string().optional(),
-    windowMs: int().min(100).optional(),
-    freshnessMs: int().min(0).optional(),
-    /** The stream between gateway and detector. */
-    stream: z.enum(['embedded', 'kafka', 'kinesis']).default('embedded'),
-    kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).default([]),
-    awsRegion: z.string().default('eu-west-1'),
-    awsEndpoint: z.string().url().optional(),
+    trucks: int().min(1).max(5000).default(10).describe('simulated trucks'),
+    duration: z.coerce.number<unknown>().min(0).default(0).meta({ description: 'run this many seconds, then drain, report and exit', arg: 's', defaultText: 'until Ctrl-C' }),
+    json: bool().default(false).describe('with --duration: print a JSON summary as the last line'),
+    dataDir: z.string().optional().meta({ description: 'keep state here', defaultText: 'a fresh temporary directory' }),
+    host: z.string().default(LOOPBACK_HOST).describe('listen address of gateway and console'),
+    port: gatewayConfigSchema.shape.port.describe('MQTT port of the gateway (0 = any free port)'),
+    consolePort: consoleConfigSchema.shape.port.describe('HTTP port of the console (0 = any free port)'),
+    overheatTruck: int().min(1).default(3).describe('the truck (1-based) whose engine overheats'),
+    overheatAt: simConfigSchema.shape.overheatAt,
+    simHz: simHzSetting,
+    rulesFile: detectorSettings.rulesFile.describe('detector rules (JSON)'),
+    windowMs: detectorSettings.windowMs.describe('detector window length'),
+    freshnessMs: detectorSettings.freshnessMs.describe('detector freshness limit: alerts from windows older than this behind the vehicle are historical'),
+    stream: detectorSettings.source.describe('the stream between gateway and detector'),
+    kafkaBrokers: detectorSettings.kafkaBrokers.describe('with --stream kafka: comma-separated host:port'),
+    awsRegion: awsSettings.awsRegion.describe('with --stream kinesis: AWS region'),
+    awsEndpoint: awsSettings.awsEndpoint.describe('with --stream kinesis: AWS endpoint override (an emulator)'),
     ...consoleAccessSettings,
   })
   .strict()
@@ -44,26 +50,8 @@ const demoConfigSchema = z
 const DRAIN_TIMEOUT_MS = 20_000;
 
 export function demoCommand(): Command {
-  const cmd = new Command('demo')
-    .description('run the whole system on one machine: gateway, embedded stream, detector, console and simulated trucks')
-    .option('--trucks <n>', 'simulated trucks (default 10)')
-    .option('--duration <s>', 'run this many seconds, then drain, report and exit (default: until Ctrl-C)')
-    .option('--json', 'with --duration: print a JSON summary as the last line')
-    .option('--data-dir <dir>', 'keep state here (default: a fresh temporary directory)')
-    .option('--host <host>', 'listen address of gateway and console (default 127.0.0.1)')
-    .option('--port <port>', 'MQTT port of the gateway (default 1883, 0 = any free port)')
-    .option('--console-port <port>', 'HTTP port of the console (default 8080, 0 = any free port)')
-    .option('--overheat-truck <n>', 'the truck (1-based) whose engine overheats (default 3)')
-    .option('--overheat-at <s>', 'seconds after start the overheat begins (default 20)')
-    .option('--sim-hz <hz>', 'sample every sensor at this rate')
-    .option('--rules-file <file>', 'detector rules (JSON)')
-    .option('--window-ms <ms>', 'detector window length (default 10000)')
-    .option('--freshness-ms <ms>', 'detector freshness limit (default 60000)')
-    .addOption(new Option('--stream <kind>', 'the stream between gateway and detector (default embedded)').choices(['embedded', 'kafka', 'kinesis']))
-    .option('--kafka-brokers <list>', 'with --stream kafka: comma-separated host:port')
-    .option('--aws-region <region>', 'with --stream kinesis: AWS region (default eu-west-1)')
-    .option('--aws-endpoint <url>', 'with --stream kinesis: AWS endpoint override (an emulator)');
-  return withConfig(consoleAccessOptions(cmd)).action((flags) =>
+  const cmd = new Command('demo').description('run the whole system on one machine: gateway, embedded stream, detector, console and simulated trucks');
+  return withSettings(cmd, demoConfigSchema).action((flags) =>
     runCommand(async () => {
       const c = configFrom(demoConfigSchema, flags);
       await runDemo(c);

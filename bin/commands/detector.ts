@@ -1,31 +1,16 @@
 import { mkdirSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { createChannels } from '../../cloud/alerts/create-channels.js';
 import { KafkaAlertStream } from '../../cloud/alerts/kafka-alert-stream.js';
 import { Detector } from '../../cloud/detector.js';
 import { detectorConfigSchema, loadRules, storePathOf, type DetectorConfig } from '../../cloud/detector-config.js';
 import { createSource } from '../../cloud/sources/create-source.js';
 import { createLogger, type Logger } from '../../shared/log.js';
-import { channelOptions, configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export function detectorCommand(): Command {
-  const cmd = new Command('detector')
-    .description('run the windowed anomaly detector: read the stream, evaluate rules in event time, raise and dispatch alerts')
-    .option('--data-dir <dir>', 'operational store directory (default var/cloud)')
-    .addOption(new Option('--source <kind>', 'where telemetry comes from (default embedded)').choices(['embedded', 'kafka', 'kinesis']))
-    .option('--stream-path <file>', 'embedded stream written by the gateway (default var/gateway/stream.db)')
-    .option('--kafka-brokers <list>', 'comma-separated host:port')
-    .option('--kafka-topic <name>', 'telemetry topic (default fleet.telemetry)')
-    .option('--kinesis-stream <name>', 'telemetry stream (default fleet.telemetry)')
-    .option('--store-path <file>', 'operational store (default DATA_DIR/fleet.db)')
-    .option('--rules-file <file>', 'rules (JSON); built-in defaults when absent')
-    .option('--window-ms <ms>', 'window length, overriding the rules file')
-    .option('--freshness-ms <ms>', 'alerts from windows older than this behind the vehicle are historical')
-    .option('--consumer-group <name>', 'consumer group / position name; detectors sharing it share the partitions (default detector)')
-    .option('--poll-interval-ms <ms>', 'idle poll interval of the stream (default 20)')
-    .addOption(new Option('--dispatch <where>', 'here: send alerts to the channels; kafka: write them to fleet.alerts for `fleet dispatcher` (default here)').choices(['here', 'kafka']))
-;
-  return opsOptions(withConfig(channelOptions(cmd)), 9103).action((flags) =>
+  const cmd = new Command('detector').description('run the windowed anomaly detector: read the stream, evaluate rules in event time, raise and dispatch alerts');
+  return withSettings(cmd, detectorConfigSchema).action((flags) =>
     runCommand(async () => {
       const config = configFrom(detectorConfigSchema, flags);
       const detector = await startDetector(config, createLogger('detector'));

@@ -6,36 +6,30 @@ import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
 import { KafkaAlertStream } from '../../cloud/alerts/kafka-alert-stream.js';
 import { FleetStore } from '../../cloud/store.js';
-import { int, list } from '../../shared/config.js';
+import { int } from '../../shared/config.js';
+import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
+import { kafkaBrokers, opsSettings } from '../../shared/settings.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
-import { channelOptions, configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
-const dispatcherConfigSchema = z
+export const dispatcherConfigSchema = z
   .object({
-    kafkaBrokers: list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port'), 1),
-    alertsTopic: z.string().min(1).default(STREAMS.alerts),
-    consumerGroup: z.string().min(1).default('dispatcher'),
-    /** The delivery ledger: which alert went to which channel. */
-    dataDir: z.string().default('var/dispatcher'),
-    /** As the detector's rules: the cab is given an alert only this long after its window closed. */
-    freshnessMs: int().min(0).default(60_000),
+    kafkaBrokers: kafkaBrokers(1).describe('comma-separated host:port of the Kafka cluster carrying fleet.alerts'),
+    alertsTopic: z.string().min(1).default(STREAMS.alerts).describe('alert topic'),
+    consumerGroup: z.string().min(1).default('dispatcher').describe('dispatchers sharing it share the partitions'),
+    dataDir: z.string().default(DATA_DIRS.dispatcher).describe('delivery ledger directory: which alert went to which channel'),
+    // As the detector's rules: the cab is given an alert only this long after its window closed.
+    freshnessMs: int().min(0).default(60_000).describe("the detector's freshness limit: an alert the cab has not acknowledged by then is recorded as expired"),
     ...channelSettings,
-    opsHost: z.string().default('127.0.0.1'),
-    opsPort: int().min(-1).max(65535).default(9105),
+    ...opsSettings(OPS_PORTS.dispatcher),
   })
   .strict();
 
 export function dispatcherCommand(): Command {
-  const cmd = new Command('dispatcher')
-    .description('consume fleet.alerts and tell the driver, a webhook and an SNS topic, each at most once per alert')
-    .option('--kafka-brokers <list>', 'comma-separated host:port of the Kafka cluster carrying fleet.alerts')
-    .option('--alerts-topic <name>', 'alert topic (default fleet.alerts)')
-    .option('--consumer-group <name>', 'dispatchers sharing it share the partitions (default dispatcher)')
-    .option('--data-dir <dir>', 'delivery ledger directory (default var/dispatcher)')
-    .option('--freshness-ms <ms>', "the detector's freshness limit: an alert the cab has not acknowledged by then is recorded as expired (default 60000)");
-  return opsOptions(withConfig(channelOptions(cmd)), 9105).action((flags) =>
+  const cmd = new Command('dispatcher').description('consume fleet.alerts and tell the driver, a webhook and an SNS topic, each at most once per alert');
+  return withSettings(cmd, dispatcherConfigSchema).action((flags) =>
     runCommand(async () => {
       const c = configFrom(dispatcherConfigSchema, flags);
       const log = createLogger('dispatcher');

@@ -1,40 +1,45 @@
 import { once } from 'node:events';
-import { Command, Option } from 'commander';
-import { FORMATS, formatReplay, type ReplayFormat } from '../../cloud/replay/format.js';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { FORMATS, formatReplay } from '../../cloud/replay/format.js';
 import { replay } from '../../cloud/replay/replay.js';
-import { ConfigError } from '../../shared/config.js';
-import { SENSORS, type SensorId } from '../../shared/contract/reading.js';
-import { runCommand } from '../cli-support.js';
+import { bool, int } from '../../shared/config.js';
+import { SENSORS } from '../../shared/contract/reading.js';
+import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
+
+export const replayConfigSchema = z
+  .object({
+    rules: z.string().meta({ description: 'rules file (JSON), as the detector uses', arg: 'file' }),
+    csv: z.string().meta({ description: 'readings: "timestamp,value" or "timestamp,vehicle,sensor,value"; timestamp in ms or ISO-8601', arg: 'file' }),
+    // The range (100 ms to a day) is the rules file's, checked by replay itself.
+    window: int().optional().meta({ description: 'window length', arg: 'ms', defaultText: "the rules file's" }),
+    scores: bool().default(false).describe("add every row with the detector's confidence that it is anomalous, in [0, 1] (0.5 = at a rule's bound), and where episodes start"),
+    vehicle: z.string().optional().describe('vehicle of two-column files; a filter on four-column files'),
+    sensor: z.enum(SENSORS).optional().describe('sensor of two-column files (generic: any series, any unit); a filter on four-column files'),
+    format: z.enum(FORMATS).default('table').describe('output: table, or JSON lines each with a "record" field (score, alert, summary)'),
+  })
+  .strict();
 
 export function replayCommand(): Command {
-  return new Command('replay')
-    .description('run recorded readings through the detector in event time and print the alerts (tune rules on history)')
-    .requiredOption('--rules <file>', 'rules file (JSON), as the detector uses')
-    .requiredOption('--csv <file>', 'readings: "timestamp,value" or "timestamp,vehicle,sensor,value"; timestamp in ms or ISO-8601')
-    .option('--window <ms>', 'window length, overriding the rules file')
-    .option('--scores', "add every row with the detector's confidence that it is anomalous, in [0, 1] (0.5 = at a rule's bound), and where episodes start")
-    .option('--vehicle <id>', 'vehicle of two-column files; a filter on four-column files')
-    .addOption(new Option('--sensor <id>', 'sensor of two-column files (generic: any series, any unit); a filter on four-column files').choices(SENSORS))
-    .addOption(new Option('--format <format>', 'output: table, or JSON lines each with a "record" field (score, alert, summary)').choices(FORMATS).default('table'))
-    .action((flags: { rules: string; csv: string; window?: string; scores?: boolean; vehicle?: string; sensor?: SensorId; format: ReplayFormat }) =>
-      runCommand(async () => {
-        const windowMs = flags.window === undefined ? undefined : Number(flags.window);
-        if (windowMs !== undefined && !Number.isInteger(windowMs)) throw new ConfigError(`--window: expected milliseconds, got "${flags.window}"`);
-        // Progress only where someone watches: a pipe or a file gets just the records.
-        const tty = process.stderr.isTTY;
-        const records = replay({
-          rulesFile: flags.rules,
-          csvFile: flags.csv,
-          windowMs,
-          scores: flags.scores,
-          vehicle: flags.vehicle,
-          sensor: flags.sensor,
-          onProgress: tty ? (rows) => process.stderr.write(`\rreplayed ${rows} rows`) : undefined,
-        });
-        for await (const line of formatReplay(records, flags.format)) {
-          if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
-        }
-        if (tty) process.stderr.write('\n');
-      }),
-    );
+  const cmd = new Command('replay').description('run recorded readings through the detector in event time and print the alerts (tune rules on history)');
+  return withFlags(cmd, replayConfigSchema).action((flags) =>
+    runCommand(async () => {
+      const s = flagsFrom(replayConfigSchema, flags);
+      // Progress only where someone watches: a pipe or a file gets just the records.
+      const tty = process.stderr.isTTY;
+      const records = replay({
+        rulesFile: s.rules,
+        csvFile: s.csv,
+        windowMs: s.window,
+        scores: s.scores,
+        vehicle: s.vehicle,
+        sensor: s.sensor,
+        onProgress: tty ? (rows) => process.stderr.write(`\rreplayed ${rows} rows`) : undefined,
+      });
+      for await (const line of formatReplay(records, s.format)) {
+        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+      }
+      if (tty) process.stderr.write('\n');
+    }),
+  );
 }

@@ -1,36 +1,30 @@
 import { Command } from 'commander';
 import { z } from 'zod';
+import { simHzSetting } from '../../agent/agent-config.js';
 import { int } from '../../shared/config.js';
+import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
+import { gatewayUrl, opsSettings } from '../../shared/settings.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
-import { configFrom, opsOptions, runCommand, stopOnSignals, withConfig } from '../cli-support.js';
+import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
-const simConfigSchema = z
+export const simConfigSchema = z
   .object({
-    trucks: int().min(1).max(10_000).default(10),
-    prefix: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).default('truck-'),
-    mqttUrl: z.string().url().default('mqtt://127.0.0.1:1883'),
-    dataDir: z.string().default('var/sim'),
-    simHz: z.coerce.number<unknown>().positive().max(1000).optional(),
-    overheatTruck: int().min(1).optional(),
-    overheatAt: z.coerce.number<unknown>().min(0).default(20),
-    opsHost: z.string().default('127.0.0.1'),
-    opsPort: int().min(-1).max(65535).default(9104),
+    trucks: int().min(1).max(10_000).default(10).describe('number of trucks'),
+    prefix: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).default('truck-').describe('vehicle id prefix'),
+    mqttUrl: gatewayUrl,
+    dataDir: z.string().default(DATA_DIRS.sim).describe('where the trucks keep their buffers'),
+    simHz: simHzSetting,
+    overheatTruck: int().min(1).optional().describe('this truck (1-based) overheats'),
+    overheatAt: z.coerce.number<unknown>().min(0).default(20).meta({ description: 'seconds after start the overheat begins', arg: 's' }),
+    ...opsSettings(OPS_PORTS.sim),
   })
   .strict();
 
 export function simCommand(): Command {
-  const cmd = new Command('sim')
-    .description('run simulated trucks: each a real agent with its own buffer and MQTT session, fed by a truck model')
-    .option('--trucks <n>', 'number of trucks (default 10)')
-    .option('--prefix <text>', 'vehicle id prefix (default truck-)')
-    .option('--mqtt-url <url>', 'gateway URL (default mqtt://127.0.0.1:1883)')
-    .option('--data-dir <dir>', 'where the trucks keep their buffers (default var/sim)')
-    .option('--sim-hz <hz>', 'sample every sensor at this rate (default: engine 2, cargo 1, speed 2, rpm 2, gps 1 Hz)')
-    .option('--overheat-truck <n>', 'this truck (1-based) overheats')
-    .option('--overheat-at <s>', 'seconds after start the overheat begins (default 20)');
-  return opsOptions(withConfig(cmd), 9104).action((flags) =>
+  const cmd = new Command('sim').description('run simulated trucks: each a real agent with its own buffer and MQTT session, fed by a truck model');
+  return withSettings(cmd, simConfigSchema).action((flags) =>
     runCommand(async () => {
       const c = configFrom(simConfigSchema, flags);
       const log = createLogger('sim');

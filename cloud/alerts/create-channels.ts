@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { int } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
-import { DEV_SERVICE_TOKEN } from '../../gateway/gateway-config.js';
+import { serviceTokenSetting } from '../../gateway/gateway-config.js';
+import { awsSettings, gatewayUrl } from '../../shared/settings.js';
 import { requireServiceSecret } from '../dev-secrets.js';
 import type { AlertChannel } from './alert-channel.js';
 import { DriverChannel } from './channels/driver-channel.js';
@@ -10,17 +11,17 @@ import { WebhookChannel } from './channels/webhook-channel.js';
 
 /** Settings of the alert channels, shared by every command that dispatches alerts. */
 export const channelSettings = {
-  mqttUrl: z.string().url().default('mqtt://127.0.0.1:1883'),
-  serviceToken: z.string().min(8).default(DEV_SERVICE_TOKEN),
-  /** Every alert is POSTed here as JSON (with an Idempotency-Key), when set. */
-  webhookUrl: z.string().url().optional(),
-  webhookToken: z.string().optional(),
-  webhookTimeoutMs: int().min(100).default(5000),
-  /** Every alert is published to this SNS topic, when set (a .fifo topic deduplicates by alert id). */
-  snsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN').optional(),
-  awsRegion: z.string().default('eu-west-1'),
-  /** An AWS endpoint override, e.g. an emulator. */
-  awsEndpoint: z.string().url().optional(),
+  mqttUrl: gatewayUrl.describe('gateway URL, for driver alerts'),
+  serviceToken: serviceTokenSetting,
+  webhookUrl: z.string().url().optional().describe('also POST every alert here as JSON, with an Idempotency-Key header'),
+  webhookToken: z.string().optional().meta({ description: 'bearer token for the webhook', secret: true }),
+  webhookTimeoutMs: int().min(100).default(5000).describe('a webhook request not answered by then counts as failed and is tried again'),
+  snsTopicArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:sns:/, 'must be an SNS topic ARN')
+    .optional()
+    .describe('also publish every alert to this SNS topic (.fifo: deduplicated by alert id)'),
+  ...awsSettings,
 };
 
 export type ChannelSettings = z.infer<z.ZodObject<typeof channelSettings>>;

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/log.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_STALE_AFTER_MS, type ConsoleConfig } from '../console-config.js';
 import { DEFAULT_RULES } from '../../shared/rules/default-rules.js';
 import type { RuleSet } from '../../shared/rules/rule-set.js';
 import { createRegistry, handleOps, type Health } from '../../shared/ops-server.js';
@@ -20,30 +21,15 @@ import { StaticFiles } from './static-files.js';
 import { StatusTracker } from './status-tracker.js';
 import { vehicleViews, type VehicleStatusEntry } from './vehicles.js';
 
-export interface ConsoleOptions {
-  host: string;
-  port: number;
-  /** The detector's SQLite file; it may be written by another process at the same time (WAL). */
-  storePath: string;
-  mqttUrl: string;
-  /** Password of the gateway's `service` user. */
-  serviceToken: string;
-  /** Shared secret: signs in under any name that is not a configured user, or is sent as a bearer token. */
-  consoleToken?: string;
-  /** `name:scrypt$…` entries; a user signs in with their own password. */
-  consoleUsers?: readonly string[];
-  /** Anyone may read without signing in; writing always needs a sign-in or the token. */
-  publicReads?: boolean;
-  /** Map tiles ({z}/{x}/{y}); empty draws a plain grid and needs no network. */
-  tileUrl?: string;
-  tileAttribution?: string;
-  /** The detector's rules, whose thresholds the charts draw. */
-  rules?: RuleSet;
-  /** A latest value older than this is shown as stale; 30 s by default. */
-  staleAfterMs?: number;
-  /** Open connections at most (pages hold one each for their event stream); 1000 by default. */
-  maxConnections?: number;
-}
+/**
+ * The console's settings as console-config.ts declares them; those with a default may be
+ * left out (tests build servers with a few), and the rules arrive read from their file.
+ */
+export type ConsoleOptions = Pick<ConsoleConfig, 'host' | 'port' | 'storePath' | 'mqttUrl' | 'serviceToken' | 'consoleToken'> &
+  Partial<Pick<ConsoleConfig, 'consoleUsers' | 'publicReads' | 'tileUrl' | 'tileAttribution' | 'staleAfterMs' | 'maxConnections'>> & {
+    /** The detector's rules, whose thresholds the charts draw. */
+    rules?: RuleSet;
+  };
 
 const BODY_LIMITS: BodyLimits = { maxBytes: 4096, timeoutMs: 5000 };
 /**
@@ -51,8 +37,6 @@ const BODY_LIMITS: BodyLimits = { maxBytes: 4096, timeoutMs: 5000 };
  * body is cut off sooner, by BODY_LIMITS): slow clients cannot hold connections for long.
  */
 const HEADERS_TIMEOUT_MS = 5000;
-const DEFAULT_MAX_CONNECTIONS = 1000;
-const DEFAULT_STALE_AFTER_MS = 30_000;
 /** How far back the map's tracks and the vehicle charts reach. */
 const HISTORY_MS = 15 * 60_000;
 /** One map point per this much time keeps 500 vehicles' tracks a few hundred KB. */

@@ -259,6 +259,25 @@ describe('bad input on the command line', () => {
     assert.match(env.stderr.join('\n'), /env FLEET_BUFFER_MAX_BYTES: bufferMaxBytes: /);
   });
 
+  it('bad values of every kind of flag, on every kind of command, exit 2 naming the flag and what is wrong', async () => {
+    const cases: [string[], RegExp, NodeJS.ProcessEnv?][] = [
+      [['gateway', '--kafka-compression', 'zstd'], /^ {2}flag --kafka-compression: kafkaCompression: expected one of "none"\|"gzip"$/m],
+      [['gateway', '--sink-retry-base-ms', 'soon'], /^ {2}flag --sink-retry-base-ms: sinkRetryBaseMs: expected number/m],
+      [['gateway'], /^ {2}env FLEET_SINK_RETRY_MAX_MS: sinkRetryMaxMs: expected number to be >=10$/m, { FLEET_SINK_RETRY_MAX_MS: '5' }],
+      [['detector', '--webhook-timeout-ms', '10'], /^ {2}flag --webhook-timeout-ms: webhookTimeoutMs: expected number to be >=100$/m],
+      [['agent', '--vehicle', 't1', '--compress', 'maybe'], /^ {2}flag --compress: compress: expected boolean/m],
+      [['sim', '--sinks', 'kafka'], /unknown option '--sinks'/],
+      [['replay', '--rules', 'r.json', '--csv', 'x.csv', '--window', 'soon'], /^ {2}flag --window: window: expected number/m],
+      [['replay', '--csv', 'x.csv'], /required option '--rules <file>' not specified/],
+      [['eval', '--workers', '0'], /^ {2}flag --workers: workers: expected number to be >=1$/m],
+    ];
+    for (const [args, message, env] of cases) {
+      const p = runFleet(args, env);
+      assert.equal(await p.exited, 2, `${args.join(' ')}: ${p.stderr.join('\n')}`);
+      assert.match(p.stderr.join('\n'), message, args.join(' '));
+    }
+  });
+
   it('a hardware agent config with bad device settings exits 2 naming each field', async () => {
     const file = join(dir, 'truck.json');
     writeFileSync(file, JSON.stringify({
@@ -278,6 +297,8 @@ describe('bad input on the command line', () => {
     const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} `;
     const missing = Object.keys(agentConfigSchema.shape).filter((k) => k !== 'faults' && !help.includes(flag(k)));
     assert.deepEqual(missing, []);
+    assert.ok(!help.includes('--faults'), 'faults are objects: config file only');
+    assert.match(help, /--mqtt-url <url> +gateway URL \(default: mqtt:\/\/127\.0\.0\.1:1883\)/);
   });
 
   it('an unknown flag exits 2 with usage help', async () => {
@@ -287,8 +308,8 @@ describe('bad input on the command line', () => {
   });
 
   it('every command has --help', async () => {
-    for (const cmd of ['agent', 'gateway', 'detector', 'dispatcher', 'console', 'sim', 'demo', 'replay', 'device', 'hash-password']) {
-      const p = runFleet([cmd, '--help']);
+    for (const cmd of ['agent', 'gateway', 'detector', 'dispatcher', 'console', 'sim', 'demo', 'replay', 'eval', 'device', 'device add', 'hash-password']) {
+      const p = runFleet([...cmd.split(' '), '--help']);
       assert.equal(await p.exited, 0, cmd);
       assert.match(p.lines.join('\n'), new RegExp(`Usage: fleet ${cmd}`));
     }
