@@ -35,9 +35,12 @@ const NUMBER_UNITS = new Set(['ms', 's', 'hz', 'bytes', 'port']);
 /** Choices longer than this are listed in the help, not in the flag's value, to keep the help's columns narrow. */
 const MAX_CHOICES_SHOWN = 24;
 
+/** A schema's settings by key (zod types an object's shape loosely). */
+export const settingsOf = (schema: z.ZodObject): [string, z.ZodType][] => Object.entries<z.ZodType>(schema.shape);
+
 /** The flag of every setting not marked `flag: false`, in the schema's order. */
 export function settingFlags(schema: z.ZodObject): SettingFlag[] {
-  return Object.entries(schema.shape)
+  return settingsOf(schema)
     .filter(([, setting]) => metaOf(setting).flag !== false)
     .map(([key, setting]) => {
       const value = valueOf(setting);
@@ -60,7 +63,7 @@ export function settingFlags(schema: z.ZodObject): SettingFlag[] {
 
 /** Settings that are deliberately not flags (see `flag: false` where each is declared). */
 export function flaglessSettings(schema: z.ZodObject): string[] {
-  return Object.entries(schema.shape)
+  return settingsOf(schema)
     .filter(([, setting]) => metaOf(setting).flag === false)
     .map(([key]) => key);
 }
@@ -146,5 +149,5 @@ function valueText(key: string, value: SettingValue): string {
 function shownDefault(value: unknown): string | undefined {
   if (value === undefined || value === '') return undefined;
   if (Array.isArray(value)) return value.length === 0 ? undefined : value.join(',');
-  return String(value);
+  return `${value as string | number | boolean}`;
 }

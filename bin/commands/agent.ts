@@ -8,7 +8,7 @@ import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-supp
 
 export function agentCommand(): Command {
   const cmd = new Command('agent').description('run one truck agent: sample sensors, buffer durably in SQLite, publish to the gateway over MQTT');
-  return withSettings(cmd, agentConfigSchema).action((flags) =>
+  return withSettings(cmd, agentConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(agentConfigSchema, flags);
       const log = createLogger('agent').child({ vehicle: config.vehicle });

@@ -8,7 +8,7 @@ import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-supp
 
 export function consoleCommand(): Command {
   const cmd = new Command('console').description('serve the fleet console and its HTTP API (also /healthz and /metrics)');
-  return withSettings(cmd, consoleConfigSchema).action((flags) =>
+  return withSettings(cmd, consoleConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(consoleConfigSchema, flags);
       requireServiceSecret(config.mqttUrl, config.serviceToken);

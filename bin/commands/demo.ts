@@ -51,7 +51,7 @@ const DRAIN_TIMEOUT_MS = 20_000;
 
 export function demoCommand(): Command {
   const cmd = new Command('demo').description('run the whole system on one machine: gateway, embedded stream, detector, console and simulated trucks');
-  return withSettings(cmd, demoConfigSchema).action((flags) =>
+  return withSettings(cmd, demoConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(demoConfigSchema, flags);
       await runDemo(c);

@@ -10,7 +10,7 @@ import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-supp
 
 export function detectorCommand(): Command {
   const cmd = new Command('detector').description('run the windowed anomaly detector: read the stream, evaluate rules in event time, raise and dispatch alerts');
-  return withSettings(cmd, detectorConfigSchema).action((flags) =>
+  return withSettings(cmd, detectorConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(detectorConfigSchema, flags);
       const detector = await startDetector(config, createLogger('detector'));

@@ -29,7 +29,7 @@ export const dispatcherConfigSchema = z
 
 export function dispatcherCommand(): Command {
   const cmd = new Command('dispatcher').description('consume fleet.alerts and tell the driver, a webhook and an SNS topic, each at most once per alert');
-  return withSettings(cmd, dispatcherConfigSchema).action((flags) =>
+  return withSettings(cmd, dispatcherConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(dispatcherConfigSchema, flags);
       const log = createLogger('dispatcher');

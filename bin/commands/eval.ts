@@ -27,7 +27,7 @@ export const evalConfigSchema = z
 
 export function evalCommand(): Command {
   const cmd = new Command('eval').description('score the detector on simulated, labelled truck-days: recall and time to detect per fault, false alerts per truck-day');
-  return withFlags(cmd, evalConfigSchema).action((flags) =>
+  return withFlags(cmd, evalConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const s = flagsFrom(evalConfigSchema, flags);
       const rules = s.rules ? parseFile(ruleSetSchema, s.rules) : DEFAULT_RULES;

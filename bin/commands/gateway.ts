@@ -8,7 +8,7 @@ import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-supp
 
 export function gatewayCommand(): Command {
   const cmd = new Command('gateway').description('run the MQTT gateway (aedes): validate telemetry, write it to the sinks, PUBACK after they have it');
-  return withSettings(cmd, gatewayConfigSchema).action((flags) =>
+  return withSettings(cmd, gatewayConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(gatewayConfigSchema, flags);
       const log = createLogger('gateway');

@@ -22,7 +22,7 @@ export const replayConfigSchema = z
 
 export function replayCommand(): Command {
   const cmd = new Command('replay').description('run recorded readings through the detector in event time and print the alerts (tune rules on history)');
-  return withFlags(cmd, replayConfigSchema).action((flags) =>
+  return withFlags(cmd, replayConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const s = flagsFrom(replayConfigSchema, flags);
       // Progress only where someone watches: a pipe or a file gets just the records.

@@ -24,7 +24,7 @@ export const simConfigSchema = z
 
 export function simCommand(): Command {
   const cmd = new Command('sim').description('run simulated trucks: each a real agent with its own buffer and MQTT session, fed by a truck model');
-  return withSettings(cmd, simConfigSchema).action((flags) =>
+  return withSettings(cmd, simConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(simConfigSchema, flags);
       const log = createLogger('sim');

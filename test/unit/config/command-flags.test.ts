@@ -16,6 +16,7 @@ import { simCommand, simConfigSchema } from '../../../bin/commands/sim.js';
 import { consoleConfigSchema } from '../../../cloud/console-config.js';
 import { detectorConfigSchema } from '../../../cloud/detector-config.js';
 import { credentialsPathOf, gatewayConfigSchema, gatewayOptions } from '../../../gateway/gateway-config.js';
+import { settingsOf } from '../../../bin/flags-from-schema.js';
 import { flagName } from '../../../shared/config.js';
 import { simulatedFaults } from '../../../simulators/simulated-agent.js';
 import { settingsFromArgv } from '../../support/command-flags.js';
@@ -83,8 +84,8 @@ describe('--help', () => {
     ];
     for (const [cmd, schema] of commands) {
       const lines = helpLines(cmd);
-      for (const [flag, line] of lines) assert.match(line, /^(-c, )?--[a-z-]+( <.+>| \[true\|false\])?  \S.*/, `${cmd.name()} ${flag}: ${line}`);
-      for (const [key, setting] of Object.entries(schema.shape)) {
+      for (const [flag, line] of lines) assert.match(line, /^(-c, )?--[a-z-]+( <.+>| \[true\|false\])? {2}\S.*/, `${cmd.name()} ${flag}: ${line}`);
+      for (const [key, setting] of settingsOf(schema)) {
         const value: unknown = setting.safeParse(undefined).data;
         const hasDefault = value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0);
         if (hasDefault) assert.match(lines.get(flagName(key)) ?? '', /\(default: [^)]+\)/, `${cmd.name()} ${key}`);
@@ -92,11 +93,11 @@ describe('--help', () => {
     }
     const gateway = helpLines(gatewayCommand());
     assert.equal(gateway.get('--kafka-compression'), '--kafka-compression <none|gzip>  compression of produce requests, where it makes them smaller (several records, or one of at least 256 bytes) (default: gzip)');
-    assert.match(gateway.get('--sink-retry-base-ms')!, /^--sink-retry-base-ms <ms>  first retry delay .* \(default: 200\)$/);
-    assert.match(gateway.get('--sink-retry-max-ms')!, /^--sink-retry-max-ms <ms>  longest retry delay .* \(default: 10000\)$/);
+    assert.match(gateway.get('--sink-retry-base-ms')!, /^--sink-retry-base-ms <ms> {2}first retry delay .* \(default: 200\)$/);
+    assert.match(gateway.get('--sink-retry-max-ms')!, /^--sink-retry-max-ms <ms> {2}longest retry delay .* \(default: 10000\)$/);
     assert.match(gateway.get('--port')!, /\(default: 1883\)$/);
-    assert.match(helpLines(detectorCommand()).get('--webhook-timeout-ms')!, /^--webhook-timeout-ms <ms>  .* \(default: 5000\)$/);
-    assert.match(helpLines(agentCommand()).get('--mqtt-url')!, /^--mqtt-url <url>  gateway URL \(default: mqtt:\/\/127\.0\.0\.1:1883\)$/);
+    assert.match(helpLines(detectorCommand()).get('--webhook-timeout-ms')!, /^--webhook-timeout-ms <ms> {2}.* \(default: 5000\)$/);
+    assert.match(helpLines(agentCommand()).get('--mqtt-url')!, /^--mqtt-url <url> {2}gateway URL \(default: mqtt:\/\/127\.0\.0\.1:1883\)$/);
     assert.match(helpLines(agentCommand()).get('--ops-port')!, /\(default: 9101\)$/);
     assert.match(helpLines(consoleCommand()).get('--console-token')!, /\(prefer FLEET_CONSOLE_TOKEN\)$/);
   });
