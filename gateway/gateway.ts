@@ -20,7 +20,7 @@ import { Listeners, type TlsFiles } from './listeners.js';
 import { GuardedConnection, type GuardViolation } from './packet-guard.js';
 import { statusProblem } from './status-check.js';
 import { RateLimiter } from '../shared/rate-limiter.js';
-import type { Sink } from './sink.js';
+import { sinkRecord, type Sink, type SinkRecord } from './sink.js';
 
 export interface GatewayOptions {
   host: string;
@@ -71,8 +71,7 @@ const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set(['foreign_topic', 'unkno
 const PACKET_OVERHEAD_BYTES = 64 * 1024 + 16;
 
 interface PendingWrite {
-  batch: Batch;
-  receivedAt: number;
+  record: SinkRecord;
   /** aedes's authorizePublish callback: the PUBACK goes out when it is called without an error. */
   done: (err?: Error | null) => void;
 }
@@ -454,7 +453,8 @@ export class Gateway {
       this.noteRefused(client.id, packet, 'clock_ahead', ahead.detail);
       batch = ahead.batch;
     }
-    state.queue.push({ batch, receivedAt, done });
+    // Encoded once here: every sink carries the same bytes.
+    state.queue.push({ record: sinkRecord(batch, receivedAt), done });
     if (!state.writing) void this.writeQueued(client, state);
   }
 
@@ -516,8 +516,8 @@ export class Gateway {
       }
       for (const w of group) {
         this.metrics.batches.inc();
-        this.metrics.readings.inc(w.batch.readings.length);
-        this.metrics.pubackDelay.observe((Date.now() - w.receivedAt) / 1000);
+        this.metrics.readings.inc(w.record.batch.readings.length);
+        this.metrics.pubackDelay.observe((Date.now() - w.record.receivedAt) / 1000);
         w.done(null);
       }
     }
@@ -535,7 +535,7 @@ export class Gateway {
       this.sinks.map(async (sink) => {
         let left = group;
         for (let attempt = 0; ; attempt++) {
-          const results = await Promise.allSettled(left.map((w) => sink.write(w.batch, w.receivedAt)));
+          const results = await Promise.allSettled(left.map((w) => sink.write(w.record)));
           const failed = results.findIndex((r) => r.status === 'rejected');
           if (failed < 0) return;
           const err = (results[failed] as PromiseRejectedResult).reason as Error;

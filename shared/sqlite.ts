@@ -24,15 +24,23 @@ export function openDatabase(path: string, synchronous: Synchronous): Database.D
 /**
  * Brings a database's schema up to date: migration i (0-based) takes it from version i to
  * i + 1, and `user_version` records where it stands, so each runs once, in order, in one
- * transaction with the version bump. Migrations are only ever appended.
+ * transaction with the version bump. Migrations are only ever appended. Several processes
+ * open the same file (gateway and detectors, detector and console): each step re-reads the
+ * version inside its write transaction, so a step another process just ran is not run again.
  */
 export function migrate(db: Database.Database, migrations: readonly string[]): void {
-  const at = db.pragma('user_version', { simple: true }) as number;
-  if (at > migrations.length) throw new Error(`${db.name} has schema version ${at}, newer than this release knows (${migrations.length}); upgrade before opening it`);
-  for (let v = at; v < migrations.length; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
+  const version = (): number => {
+    const at = db.pragma('user_version', { simple: true }) as number;
+    if (at > migrations.length) throw new Error(`${db.name} has schema version ${at}, newer than this release knows (${migrations.length}); upgrade before opening it`);
+    return at;
+  };
+  const step = db.transaction((): boolean => {
+    const at = version();
+    if (at === migrations.length) return false;
+    db.exec(migrations[at]!);
+    db.pragma(`user_version = ${at + 1}`);
+    return true;
+  });
+  // A current file (the usual case) is only read; a step takes the write lock.
+  if (version() < migrations.length) while (step.immediate());
 }

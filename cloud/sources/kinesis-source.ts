@@ -7,13 +7,12 @@ import {
   type Shard,
 } from '@aws-sdk/client-kinesis';
 import type Database from 'better-sqlite3';
-import { decodeRecordData } from '../../gateway/sinks/kinesis/kinesis-sink.js';
 import { awsClientConfig, type AwsOptions } from '../../shared/aws-client-config.js';
 import { backoffDelay } from '../../shared/backoff.js';
+import { decodeStreamRecord } from '../../shared/contract/stream-record.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import type { Logger } from '../../shared/log.js';
 import { openDatabase } from '../../shared/sqlite.js';
-import type { StreamRecord } from '../../shared/stream-log.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
 
 export interface KinesisSourceOptions extends AwsOptions {
@@ -129,7 +128,7 @@ export class KinesisSource implements TelemetrySource {
     return out;
   }
 
-  async commit(record: StreamRecord): Promise<void> {
+  async commit(record: SourcedRecord): Promise<void> {
     const end = this.delivered.findIndex((p) => p.offset > record.offset);
     const done = end === -1 ? this.delivered.splice(0) : this.delivered.splice(0, end);
     const last = new Map<string, Position>();
@@ -222,9 +221,10 @@ export class KinesisSource implements TelemetrySource {
       shard.lastRead = sequence;
       this.delivered.push({ offset, shardId: shard.id, sequence, arrivedAt });
       try {
-        const { receivedAt, batch } = decodeRecordData(r.PartitionKey ?? '', r.Data ?? new Uint8Array(), arrivedAt);
+        // A bare payload an IoT rule routed here has no receive time of its own: its arrival stands in.
+        const record = decodeStreamRecord(r.Data ?? new Uint8Array(), { key: r.PartitionKey ?? '', receivedAt: arrivedAt });
         const rebuild = shard.rebuildThrough !== undefined && BigInt(sequence) <= shard.rebuildThrough;
-        records.push({ offset, vehicle: batch.vehicle, receivedAt, batch, rebuild, shardId: shard.id, sequenceNumber: sequence });
+        records.push({ ...record, offset, rebuild, shardId: shard.id, sequenceNumber: sequence });
       } catch (err) {
         this.counters.invalid++;
         this.opts.log?.warn({ stream: this.streamName, shard: shard.id, sequence, vehicle: r.PartitionKey, err: (err as Error).message }, 'kinesis record skipped');
