@@ -49,7 +49,7 @@ export class Detector {
     this.engine = new RuleEngine(rules);
     this.store = new FleetStore(opts.storePath);
     this.registry = registry ?? createRegistry('detector');
-    this.dispatcher = new AlertDispatcher(this.store, opts.channels, log, this.registry, { freshnessMs: rules.freshnessMs });
+    this.dispatcher = new AlertDispatcher(this.store.deliveries, opts.channels, log, this.registry, { freshnessMs: rules.freshnessMs });
     const r = [this.registry];
     const engine = this.engine;
     this.metrics = {

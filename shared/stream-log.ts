@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { migrate, openDatabase } from './sqlite.js';
+import { openDatabase, type Migration } from './sqlite.js';
 
 /** One entry of the log: a stream record's bytes under its key, as a Kafka record is. */
 export interface LogEntry {
@@ -13,10 +13,10 @@ export interface LogEntry {
 }
 
 /**
- * The log's schema, one step per release that changed it (see migrate()). The first is the
+ * The log's schema, one step per release that changed it (see shared/sqlite.ts). The first is the
  * schema as it stood before versions were kept, so it adopts such a file unchanged.
  */
-const STREAM_LOG_MIGRATIONS = [
+const STREAM_LOG_MIGRATIONS: Migration[] = [
   `CREATE TABLE IF NOT EXISTS telemetry (
      offset INTEGER PRIMARY KEY AUTOINCREMENT, vehicle TEXT NOT NULL, received_at INTEGER NOT NULL, payload BLOB NOT NULL);
    CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (received_at);
@@ -35,8 +35,7 @@ export class StreamLog {
 
   constructor(path: string) {
     // PUBACK follows this commit, so it must survive a power cut, not only a crash.
-    this.db = openDatabase(path, 'FULL');
-    migrate(this.db, STREAM_LOG_MIGRATIONS);
+    this.db = openDatabase(path, 'FULL', STREAM_LOG_MIGRATIONS);
     this.st = {
       insert: this.db.prepare('INSERT INTO telemetry (vehicle, received_at, payload) VALUES (?, ?, ?)'),
       read: this.db.prepare('SELECT offset, vehicle AS key, received_at AS receivedAt, payload AS value FROM telemetry WHERE offset > ? ORDER BY offset LIMIT ?'),

@@ -1,9 +1,9 @@
 import { Counter, type Registry } from 'prom-client';
 import { backoffDelay } from '../../shared/backoff.js';
 import type { Logger } from '../../shared/log.js';
-import type { FleetStore, StoredAlert } from '../store.js';
+import type { StoredAlert } from '../store/stored-alert.js';
 import type { AlertChannel, ChannelReceipts } from './alert-channel.js';
-import { DeliveryLedger } from './delivery-ledger.js';
+import type { DeliveryLedger } from './delivery-ledger.js';
 
 export interface DispatcherOptions {
   /**
@@ -49,7 +49,6 @@ interface ChannelState {
  * when the receiver comes back, until it is acknowledged or no longer fresh.
  */
 export class AlertDispatcher {
-  private readonly ledger: DeliveryLedger;
   private readonly states: ChannelState[];
   private readonly opts: DispatcherOptions;
   private timer?: NodeJS.Timeout;
@@ -57,13 +56,12 @@ export class AlertDispatcher {
   private readonly metrics;
 
   constructor(
-    store: FleetStore,
+    private readonly ledger: DeliveryLedger,
     channels: AlertChannel[],
     private readonly log: Logger,
     registry: Registry,
     opts: Partial<DispatcherOptions> = {},
   ) {
-    this.ledger = new DeliveryLedger(store);
     this.opts = { ...DEFAULT_DISPATCHER_OPTIONS, ...opts };
     this.states = channels.map((channel) => ({ channel, busy: false, failures: 0, retryAt: 0, resends: new Map() }));
     const labelNames = ['channel'] as const;

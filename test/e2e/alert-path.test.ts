@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
-import type { StoredAlert } from '../../cloud/store.js';
+import type { StoredAlert } from '../../cloud/store/stored-alert.js';
 import { sinkRecord } from '../../gateway/sink.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { StreamLog } from '../../shared/stream-log.js';

@@ -167,7 +167,7 @@ describe('the driver channel', () => {
     const store = new FleetStore(join(dir, 'fleet.db'));
     const settings = z.object(channelSettings).parse({ mqttUrl: `mqtt://127.0.0.1:${port}` });
     const log = createLogger('test', { level: 'silent' });
-    const dispatcher = new AlertDispatcher(store, createChannels(settings, 'driver-channel-test', log), log, new Registry());
+    const dispatcher = new AlertDispatcher(store.deliveries, createChannels(settings, 'driver-channel-test', log), log, new Registry());
     try {
       // Enough for a connection made at construction to have arrived, loaded machine or not.
       await sleep(1000);
