@@ -76,7 +76,15 @@ export class Detector {
   }
 
   health() {
-    return { ok: this.running, source: this.source.name, channels: this.opts.channels.map((c) => c.name), ...this.engine.counters, ...this.store.counts() };
+    const dispatcher = this.dispatcher.health();
+    return {
+      ok: this.running && dispatcher.ok,
+      source: this.source.name,
+      channels: this.opts.channels.map((c) => c.name),
+      ...(dispatcher.ledger ? { ledger: dispatcher.ledger } : {}),
+      ...this.engine.counters,
+      ...this.store.counts(),
+    };
   }
 
   async stop(): Promise<void> {
