@@ -1,4 +1,4 @@
-import type { Alert, AlertState, ClearReason } from '../../shared/contract/alert.js';
+import { ALERT_FIELDS, wireAlert, type Alert, type AlertState, type ClearReason } from '../../shared/contract/alert.js';
 
 /** What the store keeps beside the contract's alert: its lifecycle, and when the cab was given it. */
 export interface AlertLifecycle {
@@ -16,43 +16,36 @@ export interface AlertLifecycle {
 /** An alert as the console and the API see it: the contract's alert, every field set, and its lifecycle. */
 export type StoredAlert = Required<Alert> & AlertLifecycle;
 
-/**
- * Where each field lives in the `alerts` table: the one mapping between the contract's
- * alert and its row. A field added to the contract must be given a column here.
- */
-const ALERT_COLUMNS: Record<keyof Alert, string> = {
-  id: 'id', vehicle: 'vehicle', rule: 'rule', severity: 'severity', sensor: 'sensor',
-  episodeStart: 'episode_start', windowStart: 'window_start', windowEnd: 'window_end',
-  observed: 'observed', expected: 'expected', message: 'message', live: 'live', driver: 'driver',
-  raisedAt: 'raised_at', closedAt: 'closed_at',
+/** Lifecycle fields kept in columns of their own (when the cab had it comes from the ledger's table). */
+const LIFECYCLE_FIELDS: Record<Exclude<keyof AlertLifecycle, 'driverSentAt'>, true> = {
+  state: true, ackedBy: true, ackedAt: true, clearedBy: true, clearedAt: true, clearReason: true,
 };
 
-const LIFECYCLE_COLUMNS: Record<Exclude<keyof AlertLifecycle, 'driverSentAt'>, string> = {
-  state: 'state', ackedBy: 'acked_by', ackedAt: 'acked_at', clearedBy: 'cleared_by', clearedAt: 'cleared_at', clearReason: 'clear_reason',
-};
+/** Each field's column is its name in snake case: `episodeStart` lives in `episode_start`. */
+const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** SQLite has no booleans: these are 0 or 1 in their columns. */
 type AlertRow = Omit<StoredAlert, 'live' | 'driver'> & { live: number; driver: number };
 
-const aliased = (columns: Record<string, string>) => Object.entries(columns).map(([field, column]) => `alerts.${column} AS ${field}`);
+const aliased = (fields: string[]) => fields.map((field) => `alerts.${columnOf(field)} AS ${field}`);
 
 /**
  * The select list of a StoredAlert from `alerts`, in the field order the API shows. The
  * driver's delivery comes from the ledger's table beside it.
  */
 export const STORED_ALERT_COLUMNS = [
-  ...aliased(ALERT_COLUMNS),
-  ...aliased(LIFECYCLE_COLUMNS),
+  ...aliased(ALERT_FIELDS),
+  ...aliased(Object.keys(LIFECYCLE_FIELDS)),
   `(SELECT at FROM deliveries cab WHERE cab.alert_id = alerts.id AND cab.channel = 'driver' AND cab.state IN ('sent', 'acknowledged')) AS driverSentAt`,
 ].join(', ');
 
 /** Stores a new alert; one already there (a replay raises the same id) is left as it is. */
-export const INSERT_ALERT = `INSERT OR IGNORE INTO alerts (${Object.values(ALERT_COLUMNS).join(', ')})
-  VALUES (${Object.keys(ALERT_COLUMNS).map((field) => `@${field}`).join(', ')})`;
+export const INSERT_ALERT = `INSERT OR IGNORE INTO alerts (${ALERT_FIELDS.map(columnOf).join(', ')})
+  VALUES (${ALERT_FIELDS.map((field) => `@${field}`).join(', ')})`;
 
-/** The named parameters of INSERT_ALERT. */
+/** The named parameters of INSERT_ALERT: the alert's fields, its flags as 0 or 1 (absent `driver` means the cab is told). */
 export function alertParams(a: Alert): Record<keyof Alert, string | number> {
-  return { ...(a as Required<Alert>), live: a.live ? 1 : 0, driver: a.driver === false ? 0 : 1 };
+  return { ...(wireAlert(a) as Required<Alert>), live: a.live ? 1 : 0, driver: a.driver === false ? 0 : 1 };
 }
 
 export function toStoredAlert(row: unknown): StoredAlert {
