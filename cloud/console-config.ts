@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { bool, int, list } from '../shared/config.js';
-import { DEV_SERVICE_TOKEN } from '../gateway/gateway-config.js';
+import { DEV_SERVICE_TOKEN } from '../shared/service-token.js';
 import { USER_ENTRY } from './console/passwords.js';
 
 /** Used when neither a token nor users are configured; the console warns at start. */

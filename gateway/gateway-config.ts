@@ -4,16 +4,11 @@ import { int, list } from '../shared/config.js';
 import { MAX_BATCH_READINGS } from '../shared/contract/batch.js';
 import { DEFAULT_CLOCK_AHEAD_MS, MAX_CLOCK_AHEAD_MS } from '../shared/contract/validate.js';
 import { STREAMS } from '../shared/contract/topics.js';
+import { DEV_SERVICE_TOKEN } from '../shared/service-token.js';
 import { AUTH_MODES } from './authenticator.js';
 import type { GatewayOptions } from './gateway.js';
 
 export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
-
-/**
- * Used when no token is configured. It is public (it is in this file), so whoever reaches the
- * gateway with it can send alerts to any cab: allowed only while every listener is on loopback.
- */
-export const DEV_SERVICE_TOKEN = 'fleet-dev-service-token';
 
 export const gatewayConfigSchema = z
   .object({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { int } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
-import { DEV_SERVICE_TOKEN } from '../../gateway/gateway-config.js';
+import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
 import { requireServiceSecret } from '../dev-secrets.js';
 import type { AlertChannel } from './alert-channel.js';
 import { DriverChannel } from './channels/driver-channel.js';

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
 import { FleetStore } from '../../cloud/store.js';
-import { DEV_SERVICE_TOKEN } from '../../gateway/gateway-config.js';
+import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
 import { topics } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
 import { Cloud } from '../support/cloud.js';
