@@ -6,7 +6,7 @@ import { gatewayUrl, opsSettings } from '../shared/settings.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema } from '../shared/rules/rule-set.js';
 import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
-import { FAULT_KINDS } from '../simulators/faults.js';
+import { FAULT_KINDS } from '../shared/fault-kinds.js';
 import type { AgentOptions } from './agent.js';
 
 const fault = z

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
-import { openDatabase, type Synchronous } from '../shared/sqlite.js';
+import { openDatabase, type Migration, type Synchronous } from '../shared/sqlite.js';
 import { SENSOR_CATALOGUE, sensorSpec, type Reading, type SensorId } from '../shared/contract/reading.js';
 import { quantize } from '../shared/contract/codec.js';
 import { MIN_TS } from '../shared/contract/validate.js';
@@ -10,6 +10,29 @@ import type { StampedSample, Sync } from './device-clock.js';
 /** Approximate bytes a buffered reading costs on disk (row + index entries), used for the cap. */
 const ROW_BYTES = { scalar: 64, gps: 96 } as const;
 const rowBytes = (sensor: SensorId) => (sensor === 'gps' ? ROW_BYTES.gps : ROW_BYTES.scalar);
+
+/**
+ * The buffer's schema, one step per release that changed it (see shared/sqlite.ts). The first
+ * adopts a file made before versions were kept, in either shape such files have: agents from
+ * before clock correction wrote readings without `mono` and `boot` (their readings keep their
+ * times). Every later change is a step of its own.
+ */
+const BUFFER_MIGRATIONS: Migration[] = [
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS readings (
+        seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, clock TEXT NOT NULL, sensor TEXT NOT NULL,
+        value REAL NOT NULL, quality TEXT NOT NULL, priority INTEGER NOT NULL,
+        lat REAL, lon REAL, heading REAL, fix TEXT);
+      CREATE INDEX IF NOT EXISTS readings_by_priority ON readings (priority, seq);
+      CREATE TABLE IF NOT EXISTS alerts_shown (id TEXT PRIMARY KEY, shown_at INTEGER NOT NULL) WITHOUT ROWID;`);
+    const columns = (db.prepare('PRAGMA table_info(readings)').all() as { name: string }[]).map((c) => c.name);
+    if (!columns.includes('mono')) db.exec('ALTER TABLE readings ADD COLUMN mono REAL; ALTER TABLE readings ADD COLUMN boot TEXT;');
+    // Unsynced readings are few and short-lived: a partial index finds them without touching the rest.
+    db.exec('CREATE INDEX IF NOT EXISTS readings_unsynced ON readings (seq) WHERE mono IS NOT NULL');
+  },
+];
 
 export interface BufferOptions {
   path: string;
@@ -63,24 +86,10 @@ export class ReadingBuffer {
 
   constructor(private readonly opts: BufferOptions) {
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o750 });
-    this.db = openDatabase(opts.path, opts.synchronous);
+    this.db = openDatabase(opts.path, opts.synchronous, BUFFER_MIGRATIONS);
     // The buffer is written at its end and read in order: SQLite's 2 MB default page cache does,
     // while better-sqlite3's 16 MB would fill up on the first scan and stay in a Pi's RSS.
     this.db.pragma('cache_size = -2000');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS readings (
-        seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, clock TEXT NOT NULL, sensor TEXT NOT NULL,
-        value REAL NOT NULL, quality TEXT NOT NULL, priority INTEGER NOT NULL,
-        lat REAL, lon REAL, heading REAL, fix TEXT, mono REAL, boot TEXT);
-      CREATE INDEX IF NOT EXISTS readings_by_priority ON readings (priority, seq);
-      CREATE TABLE IF NOT EXISTS alerts_shown (id TEXT PRIMARY KEY, shown_at INTEGER NOT NULL) WITHOUT ROWID;
-    `);
-    // Buffers written by agents before clock correction lack the columns; their readings keep their times.
-    const columns = (this.db.prepare('PRAGMA table_info(readings)').all() as { name: string }[]).map((c) => c.name);
-    if (!columns.includes('mono')) this.db.exec('ALTER TABLE readings ADD COLUMN mono REAL; ALTER TABLE readings ADD COLUMN boot TEXT;');
-    // Unsynced readings are few and short-lived: a partial index finds them without touching the rest.
-    this.db.exec('CREATE INDEX IF NOT EXISTS readings_unsynced ON readings (seq) WHERE mono IS NOT NULL');
     this.upsertMeta = this.db.prepare(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { bool, int, list } from '../shared/config.js';
-import { serviceTokenSetting } from '../gateway/gateway-config.js';
 import { CONSOLE_PORT, DATA_DIRS, LOOPBACK_HOST, STORE_FILE } from '../shared/defaults.js';
 import { gatewayUrl } from '../shared/settings.js';
+import { serviceTokenSetting } from '../shared/service-token.js';
 import { USER_ENTRY } from './console/passwords.js';
 
 /** Used when neither a token nor users are configured; the console warns at start. */

@@ -48,7 +48,7 @@ export class Detector {
     this.engine = new RuleEngine(rules);
     this.store = new FleetStore(opts.storePath);
     this.registry = registry ?? createRegistry('detector');
-    this.dispatcher = new AlertDispatcher(this.store, opts.channels, log, this.registry, { freshnessMs: rules.freshnessMs });
+    this.dispatcher = new AlertDispatcher(this.store.deliveries, opts.channels, log, this.registry, { freshnessMs: rules.freshnessMs });
     const r = [this.registry];
     const engine = this.engine;
     this.metrics = {
@@ -75,7 +75,15 @@ export class Detector {
   }
 
   health() {
-    return { ok: this.running, source: this.source.name, channels: this.opts.channels.map((c) => c.name), ...this.engine.counters, ...this.store.counts() };
+    const dispatcher = this.dispatcher.health();
+    return {
+      ok: this.running && dispatcher.ok,
+      source: this.source.name,
+      channels: this.opts.channels.map((c) => c.name),
+      ...(dispatcher.ledger ? { ledger: dispatcher.ledger } : {}),
+      ...this.engine.counters,
+      ...this.store.counts(),
+    };
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,5 @@
-import { DEV_SERVICE_TOKEN } from '../gateway/gateway-config.js';
 import { ConfigError } from '../shared/config.js';
+import { DEV_SERVICE_TOKEN } from '../shared/service-token.js';
 import { DEV_CONSOLE_TOKEN } from './console-config.js';
 
 /**

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { openDatabase } from '../shared/sqlite.js';
+import { openDatabase, type Migration } from '../shared/sqlite.js';
 
 export interface DeadLetter {
   vehicle: string;
@@ -21,6 +21,17 @@ export interface Dropped {
   vehicle: number;
   store: number;
 }
+
+/**
+ * The store's schema, one step per release that changed it (see shared/sqlite.ts). The first
+ * is the schema as it stood before versions were kept, so it adopts such a file unchanged.
+ */
+const DEAD_LETTER_MIGRATIONS: Migration[] = [
+  `CREATE TABLE IF NOT EXISTS dead_letters (
+     id INTEGER PRIMARY KEY, vehicle TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
+     received_at INTEGER NOT NULL, payload BLOB NOT NULL);
+   CREATE INDEX IF NOT EXISTS dead_letters_by_vehicle ON dead_letters (vehicle, id);`,
+];
 
 /** A letter's size as the caps count it; SQL's `length` of a BLOB is its bytes. */
 const SIZE_SQL = 'length(payload) + length(CAST(topic AS BLOB)) + length(CAST(reason AS BLOB))';
@@ -48,11 +59,7 @@ export class DeadLetterStore {
     private readonly limits: DeadLetterLimits,
   ) {
     // Committed before the PUBACK that acknowledges the bad payload.
-    this.db = openDatabase(path, 'FULL');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS dead_letters (
-      id INTEGER PRIMARY KEY, vehicle TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
-      received_at INTEGER NOT NULL, payload BLOB NOT NULL);
-      CREATE INDEX IF NOT EXISTS dead_letters_by_vehicle ON dead_letters (vehicle, id);`);
+    this.db = openDatabase(path, 'FULL', DEAD_LETTER_MIGRATIONS);
     this.insert = this.db.prepare('INSERT INTO dead_letters (vehicle, topic, reason, received_at, payload) VALUES (?, ?, ?, ?, ?)');
     const returning = `RETURNING vehicle, ${SIZE_SQL} AS bytes`;
     this.deleteOldest = this.db.prepare(`DELETE FROM dead_letters WHERE id = (SELECT min(id) FROM dead_letters) ${returning}`);

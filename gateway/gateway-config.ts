@@ -6,26 +6,14 @@ import { DEFAULT_CLOCK_AHEAD_MS, MAX_CLOCK_AHEAD_MS } from '../shared/contract/v
 import { STREAMS } from '../shared/contract/topics.js';
 import { DATA_DIRS, LOOPBACK_HOST, MQTT_PORT, OPS_PORTS, STREAM_FILE } from '../shared/defaults.js';
 import { awsSettings, kafkaBrokers, opsSettings } from '../shared/settings.js';
+import { DEV_SERVICE_TOKEN, serviceTokenSetting } from '../shared/service-token.js';
 import { AUTH_MODES } from './authenticator.js';
 import type { GatewayOptions } from './gateway.js';
 
 export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
 
-/**
- * Used when no token is configured. It is public (it is in this file), so whoever reaches the
- * gateway with it can send alerts to any cab: allowed only while every listener is on loopback.
- */
-export const DEV_SERVICE_TOKEN = 'fleet-dev-service-token';
-
 /** Hashed vehicle secrets (`fleet device add`), in the gateway's data directory unless set. */
 const CREDENTIALS_FILE = 'devices.json';
-
-/** The password of the gateway's service users, which the cloud parts connect with. */
-export const serviceTokenSetting = z
-  .string()
-  .min(8)
-  .default(DEV_SERVICE_TOKEN)
-  .meta({ description: 'gateway service password', defaultText: 'the development token, loopback only', secret: true });
 
 export const gatewayConfigSchema = z
   .object({

@@ -21,7 +21,7 @@ import { GuardedConnection, type GuardViolation } from './packet-guard.js';
 import { statusProblem } from './status-check.js';
 import { RateLimiter } from '../shared/rate-limiter.js';
 import type { GatewayConfig } from './gateway-config.js';
-import type { Sink } from './sink.js';
+import { sinkRecord, type Sink, type SinkRecord } from './sink.js';
 
 /**
  * The gateway's settings as gateway-config.ts declares and validates them, with its file
@@ -69,8 +69,7 @@ const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set(['foreign_topic', 'unkno
 const PACKET_OVERHEAD_BYTES = 64 * 1024 + 16;
 
 interface PendingWrite {
-  batch: Batch;
-  receivedAt: number;
+  record: SinkRecord;
   /** aedes's authorizePublish callback: the PUBACK goes out when it is called without an error. */
   done: (err?: Error | null) => void;
 }
@@ -452,7 +451,8 @@ export class Gateway {
       this.noteRefused(client.id, packet, 'clock_ahead', ahead.detail);
       batch = ahead.batch;
     }
-    state.queue.push({ batch, receivedAt, done });
+    // Encoded once here: every sink carries the same bytes.
+    state.queue.push({ record: sinkRecord(batch, receivedAt), done });
     if (!state.writing) void this.writeQueued(client, state);
   }
 
@@ -514,8 +514,8 @@ export class Gateway {
       }
       for (const w of group) {
         this.metrics.batches.inc();
-        this.metrics.readings.inc(w.batch.readings.length);
-        this.metrics.pubackDelay.observe((Date.now() - w.receivedAt) / 1000);
+        this.metrics.readings.inc(w.record.batch.readings.length);
+        this.metrics.pubackDelay.observe((Date.now() - w.record.receivedAt) / 1000);
         w.done(null);
       }
     }
@@ -533,7 +533,7 @@ export class Gateway {
       this.sinks.map(async (sink) => {
         let left = group;
         for (let attempt = 0; ; attempt++) {
-          const results = await Promise.allSettled(left.map((w) => sink.write(w.batch, w.receivedAt)));
+          const results = await Promise.allSettled(left.map((w) => sink.write(w.record)));
           const failed = results.findIndex((r) => r.status === 'rejected');
           if (failed < 0) return;
           const err = (results[failed] as PromiseRejectedResult).reason as Error;

@@ -1,6 +1,7 @@
 import { quantize } from '../shared/contract/codec.js';
 import type { Reading, SensorId } from '../shared/contract/reading.js';
-import type { Fault, FaultKind } from './faults.js';
+import type { FaultKind } from '../shared/fault-kinds.js';
+import type { Fault } from './faults.js';
 import { Random } from './random.js';
 import { SET_POINTS } from './reefer-model.js';
 import { TruckModel, type PlanEvent } from './truck-model.js';

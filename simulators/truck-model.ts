@@ -7,7 +7,7 @@ import { ReeferModel } from './reefer-model.js';
 import { generateRoute, Route, type Waypoint } from './route.js';
 import { Terrain } from './terrain.js';
 
-export { FAULT_KINDS, type Fault, type FaultKind } from './faults.js';
+export type { Fault } from './faults.js';
 
 /** A change a day's plan makes at a moment: the driver's and the loader's doings. */
 export type PlanEvent =

@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { Command } from 'commander';
 import { Gateway } from '../../gateway/gateway.js';
-import { DEV_SERVICE_TOKEN, gatewayConfigSchema, gatewayOptions, type GatewayConfig } from '../../gateway/gateway-config.js';
+import { gatewayConfigSchema, gatewayOptions, type GatewayConfig } from '../../gateway/gateway-config.js';
 import { createSinks } from '../../gateway/sinks/create-sinks.js';
 import { createLogger, type Logger } from '../../shared/log.js';
+import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export function gatewayCommand(): Command {

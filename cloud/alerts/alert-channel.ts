@@ -47,13 +47,3 @@ export interface AlertStreamWriter {
   write(events: AlertEvent[]): Promise<void>;
   close(): Promise<void>;
 }
-
-/** The alert as it travels: the contract's fields, not the store's lifecycle. */
-export function wireAlert(a: Alert): Alert {
-  return {
-    id: a.id, vehicle: a.vehicle, rule: a.rule, severity: a.severity, sensor: a.sensor,
-    episodeStart: a.episodeStart, windowStart: a.windowStart, windowEnd: a.windowEnd,
-    observed: a.observed, expected: a.expected, message: a.message, live: a.live,
-    raisedAt: a.raisedAt, closedAt: a.closedAt,
-  };
-}

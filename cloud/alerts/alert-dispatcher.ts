@@ -1,9 +1,9 @@
 import { Counter, type Registry } from 'prom-client';
 import { backoffDelay } from '../../shared/backoff.js';
 import type { Logger } from '../../shared/log.js';
-import type { FleetStore, StoredAlert } from '../store.js';
+import type { StoredAlert } from '../store/stored-alert.js';
 import type { AlertChannel, ChannelReceipts } from './alert-channel.js';
-import { DeliveryLedger } from './delivery-ledger.js';
+import type { DeliveryLedger } from './delivery-ledger.js';
 
 export interface DispatcherOptions {
   /**
@@ -33,10 +33,19 @@ export const DEFAULT_DISPATCHER_OPTIONS: DispatcherOptions = {
 interface ChannelState {
   channel: AlertChannel;
   busy: boolean;
+  /** Whether the deliveries a crash left in doubt were looked at (the first round does it). */
+  settled: boolean;
   failures: number;
   retryAt: number;
   /** Alerts sent to a receiver that acknowledges and not acknowledged yet: when to send each again. */
   resends: Map<string, { vehicle: string; copies: number; dueAt: number }>;
+}
+
+/** Unhealthy while the ledger refuses reads or writes: alerts wait meanwhile. */
+export interface DispatcherHealth {
+  ok: boolean;
+  /** Since when and how often the ledger refused, and its last reason. */
+  ledger?: string;
 }
 
 /**
@@ -49,23 +58,23 @@ interface ChannelState {
  * when the receiver comes back, until it is acknowledged or no longer fresh.
  */
 export class AlertDispatcher {
-  private readonly ledger: DeliveryLedger;
   private readonly states: ChannelState[];
   private readonly opts: DispatcherOptions;
   private timer?: NodeJS.Timeout;
   private stopping = false;
+  /** Set while the ledger refuses (from its first refusal until a round goes through). */
+  private ledgerTrouble?: { since: number; refusals: number; reason: string };
   private readonly metrics;
 
   constructor(
-    store: FleetStore,
+    private readonly ledger: DeliveryLedger,
     channels: AlertChannel[],
     private readonly log: Logger,
     registry: Registry,
     opts: Partial<DispatcherOptions> = {},
   ) {
-    this.ledger = new DeliveryLedger(store);
     this.opts = { ...DEFAULT_DISPATCHER_OPTIONS, ...opts };
-    this.states = channels.map((channel) => ({ channel, busy: false, failures: 0, retryAt: 0, resends: new Map() }));
+    this.states = channels.map((channel) => ({ channel, busy: false, settled: false, failures: 0, retryAt: 0, resends: new Map() }));
     const labelNames = ['channel'] as const;
     const registers = [registry];
     this.metrics = {
@@ -78,17 +87,17 @@ export class AlertDispatcher {
     };
   }
 
+  /** Touches no ledger: one that refuses now is waited for by the rounds, rather than stopping the process. */
   start(): void {
-    for (const state of this.states) {
-      const { channel } = state;
-      for (const alertId of this.ledger.inDoubt(channel.name)) {
-        if (channel.idempotent) this.ledger.release(alertId, channel.name);
-        else this.log.warn({ alertId, channel: channel.name }, 'delivery interrupted by a crash; not resent, since this channel cannot drop repeats');
-      }
-      channel.start(this.receipts(state));
-    }
+    for (const state of this.states) state.channel.start(this.receipts(state));
     // New alerts are kicked by the detector; the timer catches retries, re-sends and other writers.
     this.timer = setInterval(() => this.kick(), this.opts.pollMs);
+  }
+
+  health(): DispatcherHealth {
+    const t = this.ledgerTrouble;
+    if (!t) return { ok: true };
+    return { ok: false, ledger: `delivery ledger refused ${t.refusals} times since ${new Date(t.since).toISOString()}; last: ${t.reason}` };
   }
 
   kick(): void {
@@ -109,17 +118,39 @@ export class AlertDispatcher {
   private async drain(state: ChannelState): Promise<void> {
     state.busy = true;
     try {
-      if (state.channel.acknowledges && !(await this.resendUnacknowledged(state))) return;
-      await this.deliverNew(state);
+      if (!state.settled) this.settleInDoubt(state);
+      if (!state.channel.acknowledges || (await this.resendUnacknowledged(state))) await this.deliverNew(state);
+      this.ledgerTrouble = undefined;
     } catch (err) {
       // The ledger refused (SQLITE_BUSY while another process writes the store, a full disk).
       // Every send so far is recorded (see `record`), so the same round is simply tried again.
-      this.metrics.ledgerErrors.inc();
       state.retryAt = Date.now() + backoffDelay(state.failures++, this.opts.retryBaseMs, this.opts.retryMaxMs);
-      this.log.error({ channel: state.channel.name, ...ledgerError(err) }, 'delivery ledger unavailable, will retry');
+      this.ledgerRefused(err, { channel: state.channel.name }, 'delivery ledger unavailable, will retry');
     } finally {
       state.busy = false;
     }
+  }
+
+  /**
+   * Deliveries a crash interrupted are tried again on a channel whose receiver drops
+   * repeats; elsewhere they are only logged, since a repeat would reach someone twice.
+   */
+  private settleInDoubt(state: ChannelState): void {
+    const { channel } = state;
+    for (const alertId of this.ledger.inDoubt(channel.name)) {
+      if (channel.idempotent) this.ledger.release(alertId, channel.name);
+      else this.log.warn({ alertId, channel: channel.name }, 'delivery interrupted by a crash; not resent, since this channel cannot drop repeats');
+    }
+    state.settled = true;
+  }
+
+  /** A ledger refusal: counted, logged with SQLite's code, and shown on health until a round goes through. */
+  private ledgerRefused(err: unknown, fields: Record<string, unknown>, msg: string): void {
+    const { message, code } = ledgerError(err);
+    this.metrics.ledgerErrors.inc();
+    const t = this.ledgerTrouble;
+    this.ledgerTrouble = { since: t?.since ?? Date.now(), refusals: (t?.refusals ?? 0) + 1, reason: code ? `${code}: ${message}` : message };
+    this.log.error({ ...fields, err: message, code }, msg);
   }
 
   /** Sends what the channel has not been given yet, until a send fails. */
@@ -196,9 +227,8 @@ export class AlertDispatcher {
       try {
         return write();
       } catch (err) {
-        this.metrics.ledgerErrors.inc();
         if (this.stopping) throw err;
-        this.log.error(ledgerError(err), 'delivery ledger refused a write, will retry');
+        this.ledgerRefused(err, {}, 'delivery ledger refused a write, will retry');
         await sleep(backoffDelay(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs));
       }
     }
@@ -232,8 +262,7 @@ export class AlertDispatcher {
         try {
           recorded = this.ledger.acknowledged(alertId, channel, Date.now());
         } catch (err) {
-          this.metrics.ledgerErrors.inc();
-          this.log.error({ vehicle, alertId, channel, ...ledgerError(err) }, 'delivery ledger refused an acknowledgement; the alert will be sent again');
+          this.ledgerRefused(err, { vehicle, alertId, channel }, 'delivery ledger refused an acknowledgement; the alert will be sent again');
           return;
         }
         state.resends.delete(alertId);
@@ -259,6 +288,6 @@ export class AlertDispatcher {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SQLite's code (SQLITE_BUSY, SQLITE_FULL …) says more than its message. */
-function ledgerError(err: unknown): { err: string; code?: string } {
-  return { err: (err as Error).message, code: (err as { code?: string }).code };
+function ledgerError(err: unknown): { message: string; code?: string } {
+  return { message: (err as Error).message, code: (err as { code?: string }).code };
 }

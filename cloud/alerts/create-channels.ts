@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { int } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
-import { serviceTokenSetting } from '../../gateway/gateway-config.js';
 import { awsSettings, gatewayUrl } from '../../shared/settings.js';
+import { serviceTokenSetting } from '../../shared/service-token.js';
 import { requireServiceSecret } from '../dev-secrets.js';
 import type { AlertChannel } from './alert-channel.js';
 import { DriverChannel } from './channels/driver-channel.js';

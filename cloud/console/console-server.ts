@@ -7,8 +7,8 @@ import { DEFAULT_MAX_CONNECTIONS, DEFAULT_STALE_AFTER_MS, type ConsoleConfig } f
 import { DEFAULT_RULES } from '../../shared/rules/default-rules.js';
 import type { RuleSet } from '../../shared/rules/rule-set.js';
 import { createRegistry, handleOps, type Health } from '../../shared/ops-server.js';
-import { FleetStore, type StoredAlert } from '../store.js';
-import { AlertCounts } from './alert-counts.js';
+import { FleetStore } from '../store.js';
+import type { StoredAlert } from '../store/stored-alert.js';
 import { CLEARED_COOKIE, ConsoleAuth, requireSameOrigin, sessionCookie, type Principal } from './auth.js';
 import { EventStream } from './event-stream.js';
 import { ClientAborted, HttpError, readJsonBody, sendJson, type BodyLimits } from './http.js';
@@ -75,7 +75,6 @@ interface Route {
 export class ConsoleServer {
   readonly registry: Registry;
   private readonly store: FleetStore;
-  private readonly counts: AlertCounts;
   private readonly events: EventStream;
   private readonly status: StatusTracker;
   private readonly history: ReadingHistory;
@@ -93,7 +92,6 @@ export class ConsoleServer {
   ) {
     this.registry = registry ?? createRegistry('console');
     this.store = new FleetStore(opts.storePath);
-    this.counts = new AlertCounts(this.store);
     this.history = new ReadingHistory(this.store);
     this.events = new EventStream(this.store, new LatestChanges(this.store), log, { pollMs: 200, heartbeatMs: 15_000 });
     this.auth = new ConsoleAuth({
@@ -348,7 +346,7 @@ export class ConsoleServer {
     const sources = {
       latest: this.store.latestValues(),
       statuses: this.status.snapshot(),
-      activeAlerts: this.counts.activeByVehicle(),
+      activeAlerts: this.store.activeAlertsByVehicle(),
     };
     return vehicleViews(sources, Date.now(), this.staleAfterMs);
   }
@@ -360,7 +358,7 @@ export class ConsoleServer {
   }
 
   private stats() {
-    return { ...this.store.counts(), alerts: this.counts.byState() };
+    return { ...this.store.counts(), alerts: this.store.alertCountsByState() };
   }
 
   private async lifecycle({ req, res, params, principal }: Context, action: Action): Promise<void> {

@@ -15,17 +15,6 @@ export interface VehicleValues {
   values: Partial<Record<SensorId, LiveValue>>;
 }
 
-interface LatestRow {
-  vehicle: string;
-  sensor: SensorId;
-  seq: number;
-  ts: number;
-  value: number;
-  lat: number | null;
-  lon: number | null;
-  heading: number | null;
-}
-
 /**
  * Finds the latest values that moved since the previous call. The detector may write
  * from another process, so this compares the `latest` table's seqs with the ones it saw
@@ -33,15 +22,12 @@ interface LatestRow {
  */
 export class LatestChanges {
   private readonly seen = new Map<string, number>();
-  private readonly st;
 
-  constructor(store: FleetStore) {
-    this.st = store.db.prepare('SELECT vehicle, sensor, seq, ts, value, lat, lon, heading FROM latest');
-  }
+  constructor(private readonly store: FleetStore) {}
 
   next(): VehicleValues[] {
     const byVehicle = new Map<string, VehicleValues>();
-    for (const r of this.st.all() as LatestRow[]) {
+    for (const r of this.store.latestRows()) {
       const key = `${r.vehicle}\u0000${r.sensor}`;
       if (this.seen.get(key) === r.seq) continue;
       this.seen.set(key, r.seq);

@@ -1,4 +1,5 @@
-import { StreamLog, type StreamRecord } from '../../shared/stream-log.js';
+import { decodeStreamRecord } from '../../shared/contract/stream-record.js';
+import { StreamLog } from '../../shared/stream-log.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
 
 /**
@@ -20,12 +21,16 @@ export class EmbeddedSource implements TelemetrySource {
   }
 
   async poll(max: number): Promise<SourcedRecord[]> {
-    const records = this.log.readAfter(this.cursor, max);
-    if (records.length > 0) this.cursor = records.at(-1)!.offset;
-    return records.map((r) => ({ ...r, rebuild: r.offset <= this.committedAtStart }));
+    const entries = this.log.readAfter(this.cursor, max);
+    if (entries.length > 0) this.cursor = entries.at(-1)!.offset;
+    return entries.map((e) => ({
+      ...decodeStreamRecord(e.value, { key: e.key, receivedAt: e.receivedAt }),
+      offset: e.offset,
+      rebuild: e.offset <= this.committedAtStart,
+    }));
   }
 
-  async commit(record: StreamRecord): Promise<void> {
+  async commit(record: SourcedRecord): Promise<void> {
     this.log.commit(this.group, record.offset);
   }
 

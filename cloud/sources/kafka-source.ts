@@ -1,9 +1,8 @@
 import { type Admin, type Kafka, type Consumer, type EachBatchPayload, type KafkaMessage } from 'kafkajs';
-import { decodeBatch } from '../../shared/contract/codec.js';
+import { decodeStreamRecord, kafkaCarrier } from '../../shared/contract/stream-record.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import { kafkaClient } from '../../shared/kafka.js';
 import type { Logger } from '../../shared/log.js';
-import type { StreamRecord } from '../../shared/stream-log.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
 
 export interface KafkaSourceOptions {
@@ -71,7 +70,7 @@ export class KafkaSource implements TelemetrySource {
   }
 
   /** Commits, per partition, everything handed out up to and including `record`. */
-  async commit(record: StreamRecord): Promise<void> {
+  async commit(record: SourcedRecord): Promise<void> {
     const { partition, offset } = record as KafkaRecord;
     const upTo = this.handedOut.findIndex((r) => r.partition === partition && r.offset === offset);
     // Handed out before a rebalance: its partition is read again from the committed offset.
@@ -195,11 +194,8 @@ export class KafkaSource implements TelemetrySource {
     try {
       const vehicle = m.key?.toString('utf8');
       if (!vehicle || !m.value) throw new Error('record has no key (vehicle) or no value');
-      const header = Number(String(m.headers?.receivedAt));
-      const receivedAt = Number.isFinite(header) ? header : Number(m.timestamp);
-      // Validated by the gateway; the arrival time stands for "now" so old records still decode.
-      const batch = decodeBatch(vehicle, m.value, receivedAt);
-      return [{ partition, offset, vehicle, receivedAt, batch, rebuild: offset < (this.committed.get(partition) ?? 0) }];
+      const record = decodeStreamRecord(m.value, kafkaCarrier(vehicle, m.headers, m.timestamp));
+      return [{ ...record, partition, offset, rebuild: offset < (this.committed.get(partition) ?? 0) }];
     } catch (err) {
       this.log.error({ topic: this.topic, partition, offset, err: (err as Error).message }, 'malformed telemetry record skipped');
       return [];

@@ -6,14 +6,12 @@ import {
   type GetShardIteratorCommandInput,
   type Shard,
 } from '@aws-sdk/client-kinesis';
-import type Database from 'better-sqlite3';
-import { decodeRecordData } from '../../gateway/sinks/kinesis/kinesis-sink.js';
 import { awsClientConfig, type AwsOptions } from '../../shared/aws-client-config.js';
 import { backoffDelay } from '../../shared/backoff.js';
+import { decodeStreamRecord } from '../../shared/contract/stream-record.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import type { Logger } from '../../shared/log.js';
-import { openDatabase } from '../../shared/sqlite.js';
-import type { StreamRecord } from '../../shared/stream-log.js';
+import { KinesisCheckpoints, type Checkpoint } from './kinesis-checkpoints.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
 
 export interface KinesisSourceOptions extends AwsOptions {
@@ -42,11 +40,6 @@ export interface ShardStatus {
   shardId: string;
   parents: string[];
   phase: ShardPhase;
-}
-
-interface Checkpoint {
-  sequence: string;
-  arrivedAt: number;
 }
 
 interface ShardState {
@@ -83,9 +76,8 @@ export class KinesisSource implements TelemetrySource {
   /** Records that did not decode; they are skipped and their position committed with the next. */
   readonly counters = { invalid: 0 };
   private readonly client: KinesisClient;
-  private readonly db: Database.Database;
-  private readonly saveCheckpoint: Database.Statement;
-  private readonly checkpoints = new Map<string, Checkpoint>();
+  private readonly store: KinesisCheckpoints;
+  private readonly checkpoints: Map<string, Checkpoint>;
   private readonly shards = new Map<string, ShardState>();
   private listedAt = -Infinity;
   private offset = 0;
@@ -94,21 +86,8 @@ export class KinesisSource implements TelemetrySource {
   constructor(private readonly opts: KinesisSourceOptions) {
     this.streamName = opts.streamName ?? STREAMS.telemetry;
     this.client = new KinesisClient(awsClientConfig(opts));
-    // A commit says these records need never be read again: keep that promise across a power cut.
-    this.db = openDatabase(opts.checkpointPath, 'FULL');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS kinesis_checkpoints (
-      stream TEXT NOT NULL, shard TEXT NOT NULL, sequence TEXT NOT NULL, arrived_at INTEGER NOT NULL,
-      PRIMARY KEY (stream, shard)) WITHOUT ROWID`);
-    this.saveCheckpoint = this.db.prepare(
-      `INSERT INTO kinesis_checkpoints (stream, shard, sequence, arrived_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (stream, shard) DO UPDATE SET sequence = excluded.sequence, arrived_at = excluded.arrived_at`,
-    );
-    const rows = this.db.prepare('SELECT shard, sequence, arrived_at FROM kinesis_checkpoints WHERE stream = ?').all(this.streamName) as {
-      shard: string;
-      sequence: string;
-      arrived_at: number;
-    }[];
-    for (const r of rows) this.checkpoints.set(r.shard, { sequence: r.sequence, arrivedAt: r.arrived_at });
+    this.store = new KinesisCheckpoints(opts.checkpointPath);
+    this.checkpoints = this.store.of(this.streamName);
   }
 
   async poll(max: number): Promise<KinesisRecord[]> {
@@ -129,20 +108,20 @@ export class KinesisSource implements TelemetrySource {
     return out;
   }
 
-  async commit(record: StreamRecord): Promise<void> {
+  async commit(record: SourcedRecord): Promise<void> {
     const end = this.delivered.findIndex((p) => p.offset > record.offset);
     const done = end === -1 ? this.delivered.splice(0) : this.delivered.splice(0, end);
     const last = new Map<string, Position>();
     for (const p of done) last.set(p.shardId, p);
-    this.db.transaction(() => {
-      for (const p of last.values()) {
-        const current = this.checkpoints.get(p.shardId);
-        // Re-read rebuild records come before the checkpoint: they must not move it back.
-        if (current && BigInt(p.sequence) <= BigInt(current.sequence)) continue;
-        this.saveCheckpoint.run(this.streamName, p.shardId, p.sequence, p.arrivedAt);
-        this.checkpoints.set(p.shardId, { sequence: p.sequence, arrivedAt: p.arrivedAt });
-      }
-    })();
+    const moved = new Map<string, Checkpoint>();
+    for (const p of last.values()) {
+      const current = this.checkpoints.get(p.shardId);
+      // Re-read rebuild records come before the checkpoint: they must not move it back.
+      if (current && BigInt(p.sequence) <= BigInt(current.sequence)) continue;
+      moved.set(p.shardId, { sequence: p.sequence, arrivedAt: p.arrivedAt });
+    }
+    this.store.save(this.streamName, moved);
+    for (const [shard, c] of moved) this.checkpoints.set(shard, c);
   }
 
   /** Each shard and where its reading stands, for health and tests. */
@@ -157,7 +136,7 @@ export class KinesisSource implements TelemetrySource {
 
   async close(): Promise<void> {
     this.client.destroy();
-    this.db.close();
+    this.store.close();
   }
 
   private async listShards(): Promise<void> {
@@ -222,9 +201,10 @@ export class KinesisSource implements TelemetrySource {
       shard.lastRead = sequence;
       this.delivered.push({ offset, shardId: shard.id, sequence, arrivedAt });
       try {
-        const { receivedAt, batch } = decodeRecordData(r.PartitionKey ?? '', r.Data ?? new Uint8Array(), arrivedAt);
+        // A bare payload an IoT rule routed here has no receive time of its own: its arrival stands in.
+        const record = decodeStreamRecord(r.Data ?? new Uint8Array(), { key: r.PartitionKey ?? '', receivedAt: arrivedAt });
         const rebuild = shard.rebuildThrough !== undefined && BigInt(sequence) <= shard.rebuildThrough;
-        records.push({ offset, vehicle: batch.vehicle, receivedAt, batch, rebuild, shardId: shard.id, sequenceNumber: sequence });
+        records.push({ ...record, offset, rebuild, shardId: shard.id, sequenceNumber: sequence });
       } catch (err) {
         this.counters.invalid++;
         this.opts.log?.warn({ stream: this.streamName, shard: shard.id, sequence, vehicle: r.PartitionKey, err: (err as Error).message }, 'kinesis record skipped');

@@ -1,6 +1,9 @@
-import type { StreamRecord } from '../../shared/stream-log.js';
+import type { StreamRecord } from '../../shared/contract/stream-record.js';
 
+/** A stream record as a source hands it out: decoded, with its position in the stream. */
 export interface SourcedRecord extends StreamRecord {
+  /** Position in the source's own order (the embedded log's offset, a Kafka offset within its partition, a count for Kinesis). */
+  offset: number;
   /**
    * Re-read after a restart to rebuild window state: its readings were stored and
    * evaluated before, so they feed the windows again but raise nothing new in the store.
@@ -9,14 +12,15 @@ export interface SourcedRecord extends StreamRecord {
 }
 
 /**
- * Where the detector reads telemetry from: the embedded stream here; Kafka consumer
- * groups and Kinesis shards later. Records come in order per vehicle.
+ * Where the detector reads telemetry from: the embedded stream, Kafka consumer groups or
+ * Kinesis shards. Records come in order per vehicle; each source decodes them with
+ * shared/contract/stream-record.ts.
  */
 export interface TelemetrySource {
   readonly name: string;
   /** Up to `max` records, or none when caught up. */
   poll(max: number): Promise<SourcedRecord[]>;
   /** Everything up to this record's position has been fully handled. */
-  commit(record: StreamRecord): Promise<void>;
+  commit(record: SourcedRecord): Promise<void>;
   close(): Promise<void>;
 }

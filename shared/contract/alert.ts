@@ -39,6 +39,25 @@ export interface Alert {
   closedAt: number;
 }
 
+/**
+ * Every field of the alert, typed against Alert so that neither can gain a field the other
+ * lacks. The alert's other forms derive from it: the store's row (cloud/store/stored-alert.ts)
+ * and the alert as it travels (wireAlert).
+ */
+const FIELDS: Record<keyof Alert, true> = {
+  id: true, vehicle: true, rule: true, severity: true, sensor: true, episodeStart: true, windowStart: true, windowEnd: true,
+  observed: true, expected: true, message: true, live: true, driver: true, raisedAt: true, closedAt: true,
+};
+export const ALERT_FIELDS = Object.keys(FIELDS) as (keyof Alert)[];
+
+/**
+ * The alert as it travels (to the cab, webhooks, SNS, fleet.alerts): its own fields, in
+ * order, of whatever carries more (a stored alert's lifecycle stays in the store).
+ */
+export function wireAlert(a: Alert): Alert {
+  return Object.fromEntries(ALERT_FIELDS.filter((f) => a[f] !== undefined).map((f) => [f, a[f]])) as unknown as Alert;
+}
+
 export function alertId(vehicle: string, rule: string, episodeStart: number): string {
   return `${vehicle}.${rule}.${episodeStart}`;
 }
@@ -64,5 +83,5 @@ export function parseAlert(payload: Buffer | string): Alert {
   }
   if (typeof a.live !== 'boolean') throw new ContractError(`alert.live: must be true or false, got ${show(a.live)}`);
   if (a.driver !== undefined && typeof a.driver !== 'boolean') throw new ContractError(`alert.driver: must be true or false, got ${show(a.driver)}`);
-  return a;
+  return wireAlert(a);
 }

@@ -29,6 +29,12 @@ export class ByteWriter {
     this.uvarint(n >= 0 ? n * 2 : -n * 2 - 1);
   }
 
+  append(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.len);
+    this.len += bytes.length;
+  }
+
   bytes(): Buffer {
     return this.buf.subarray(0, this.len);
   }
@@ -65,6 +71,18 @@ export class ByteReader {
   svarint(what: string): number {
     const z = this.uvarint(what);
     return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  }
+
+  /** The next `n` bytes as they are. */
+  take(n: number, what: string): Buffer {
+    if (n > this.remaining) throw new ContractError(`payload ends inside ${what}: ${n} bytes announced, ${this.remaining} left`);
+    this.pos += n;
+    return this.buf.subarray(this.pos - n, this.pos);
+  }
+
+  /** Everything not read yet. */
+  rest(): Buffer {
+    return this.take(this.remaining, 'the rest');
   }
 
   get remaining(): number {

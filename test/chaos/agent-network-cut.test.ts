@@ -13,6 +13,7 @@ import { TruckModel } from '../../simulators/truck-model.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
 import { sleep, tempDir, waitFor } from '../support/harness.js';
 import { reportReliability, SOAK } from '../support/reliability.js';
+import { queryFile, queryValue } from '../support/sqlite.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const VEHICLE = 'cut-1';
@@ -134,7 +135,7 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
       await waitFor(`cut ${cut}: every sample committed`, () => committed() === sensor.produced, 20_000);
       await sleep(CUT_HOLD_MS);
       assert.equal(agent.link.connected, false, 'still cut off');
-      const through = cloud.detector.store.db.prepare('SELECT count(*) FROM readings WHERE vehicle = ? AND ts >= ?').pluck().get(VEHICLE, cutStart);
+      const through = queryValue(cloud.detector.store.path, 'SELECT count(*) FROM readings WHERE vehicle = ? AND ts >= ?', VEHICLE, cutStart);
       assert.equal(through, 0, 'nothing of the cut went through');
       const shown = await waitFor(`cut ${cut}: the cab alert from the edge rules`, () => driver.shown.length === cut && driver.shown.at(-1)!, 5000);
       assert.equal(shown.alert.rule, 'engine-overheat');
@@ -146,10 +147,7 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
 
     const seqs = storedSeqs(cloud.detector, VEHICLE);
     assert.deepEqual(seqs, Array.from({ length: sensor.produced }, (_, i) => i + 1), 'every seq stored once');
-    const rows = cloud.detector.store.db.prepare('SELECT ts, received_at AS receivedAt FROM readings WHERE vehicle = ? ORDER BY seq').all(VEHICLE) as {
-      ts: number;
-      receivedAt: number;
-    }[];
+    const rows = queryFile<{ ts: number; receivedAt: number }>(cloud.detector.store.path, 'SELECT ts, received_at AS receivedAt FROM readings WHERE vehicle = ? ORDER BY seq', VEHICLE);
     assert.ok(rows.every((r, i) => i === 0 || (r.ts >= rows[i - 1]!.ts && r.receivedAt >= rows[i - 1]!.receivedAt)), 'stored in seq order, seqs in event-time order');
 
     await waitFor(`${CUTS} alerts raised`, () => cloud.detector.store.listAlerts().length >= CUTS, 10_000);

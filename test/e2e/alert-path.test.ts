@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
-import type { StoredAlert } from '../../cloud/store.js';
+import type { StoredAlert } from '../../cloud/store/stored-alert.js';
+import { sinkRecord } from '../../gateway/sink.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { StreamLog } from '../../shared/stream-log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
@@ -130,7 +131,7 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
       vehicle, seq: 1_000_000 + j, ts: now - 2000 + j * 50, clock: 'synced', sensor: 'engine_temp', value: 140, quality: 'good',
     }));
     const stream = new StreamLog(streamPath);
-    stream.append([{ batch: { vehicle, headTs: now, readings }, receivedAt: now }]);
+    stream.append([sinkRecord({ vehicle, headTs: now, readings }, now)]);
     stream.close();
   }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { hashPassword } from '../../cloud/console/passwords.js';
-import type { StoredAlert } from '../../cloud/store.js';
+import type { StoredAlert } from '../../cloud/store/stored-alert.js';
 import { launchChromium } from '../support/browser.js';
 import { freePort, getJson, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { ROOT } from '../support/paths.js';

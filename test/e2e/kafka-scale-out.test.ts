@@ -10,6 +10,7 @@ import { createLogger } from '../../shared/log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { freePort, kill, runFleet, sleep, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { startKafka, type KafkaBroker } from '../support/kafka-broker.js';
+import { queryFile } from '../support/sqlite.js';
 
 const TRUCKS = 20;
 const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
@@ -61,7 +62,7 @@ describe('detectors scaled out over Kafka partitions', () => {
       for (const { agent } of fleet.trucks) {
         const vehicle = agent.opts.vehicle;
         const produced = agent.buffer.stats().nextSeq - 1;
-        const seqs = () => (store.db.prepare('SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq').all(vehicle) as { seq: number }[]).map((r) => r.seq);
+        const seqs = () => queryFile<{ seq: number }>(store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map((r) => r.seq);
         await waitFor(`${vehicle}: ${produced} readings stored`, () => seqs().length === produced, 60_000, 200);
         assert.deepEqual(seqs(), Array.from({ length: produced }, (_, i) => i + 1), `${vehicle}: no reading skipped`);
       }

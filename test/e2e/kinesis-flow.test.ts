@@ -8,6 +8,7 @@ import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
 import { tempDir, waitFor } from '../support/harness.js';
 import { startMoto, type MotoServer } from '../support/moto-server.js';
+import { queryFile } from '../support/sqlite.js';
 
 const REGION = 'us-east-1';
 const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
@@ -59,9 +60,8 @@ describe('the fleet over Kinesis and IoT Core on moto', () => {
     for (const { agent } of fleet.trucks) {
       const vehicle = agent.opts.vehicle;
       const last = agent.buffer.stats().nextSeq - 1;
-      const lastGps = cloud.detector.store.db
-        .prepare("SELECT lat, lon FROM readings WHERE vehicle = ? AND sensor = 'gps' ORDER BY seq DESC LIMIT 1")
-        .get(vehicle) as { lat: number; lon: number };
+      const [lastGps] = queryFile<{ lat: number; lon: number }>(cloud.detector.store.path, "SELECT lat, lon FROM readings WHERE vehicle = ? AND sensor = 'gps' ORDER BY seq DESC LIMIT 1", vehicle);
+      assert.ok(lastGps, `${vehicle}: a position stored`);
       await waitFor(`${vehicle}'s shadow at its last position (seq ${last})`, async () => {
         const out = await data.send(new GetThingShadowCommand({ thingName: vehicle }));
         const doc = JSON.parse(new TextDecoder().decode(out.payload)) as { state: { reported: { position?: { lat: number; lon: number } } } };

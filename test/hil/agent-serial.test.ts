@@ -9,6 +9,7 @@ import { TruckModel } from '../../simulators/truck-model.js';
 import { Cloud } from '../support/cloud.js';
 import { freePort, getJson, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { ptyPair, type PtyPair } from '../support/pty.js';
+import { queryFile, queryValue } from '../support/sqlite.js';
 
 /**
  * The agent as it runs in a truck — the same `fleet agent` entry point, its config naming
@@ -53,17 +54,15 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
   it('stores GPS fixes, speed, coolant temperature, rpm and cargo temperature read from the devices', async () => {
     const bySensor = () =>
       new Map(
-        (cloud.detector.store.db.prepare("SELECT sensor, count(*) AS n, avg(value) AS mean FROM readings WHERE vehicle = 'hil-1' GROUP BY sensor").all() as {
-          sensor: string; n: number; mean: number;
-        }[]).map((r) => [r.sensor, r]),
+        queryFile<{ sensor: string; n: number; mean: number }>(cloud.detector.store.path, "SELECT sensor, count(*) AS n, avg(value) AS mean FROM readings WHERE vehicle = 'hil-1' GROUP BY sensor").map((r) => [r.sensor, r]),
       );
     await waitFor('readings of every device sensor stored', () => ['gps', 'speed', 'engine_temp', 'rpm', 'container_temp'].every((s) => (bySensor().get(s)?.n ?? 0) >= 3), 30_000, 200);
     const engine = bySensor().get('engine_temp')!;
     assert.ok(Math.abs(engine.mean - model.state().engineTemp) < 5, `coolant ${engine.mean} °C near the model's ${model.state().engineTemp}`);
     assert.equal(bySensor().get('container_temp')!.mean, 4.5);
-    const fix = cloud.detector.store.db
-      .prepare("SELECT lat, lon, fix, quality FROM readings WHERE vehicle = 'hil-1' AND sensor = 'gps' ORDER BY seq DESC LIMIT 1")
-      .get() as { lat: number; lon: number; fix: string; quality: string };
+    const [fix] = queryFile<{ lat: number; lon: number; fix: string; quality: string }>(
+      cloud.detector.store.path, "SELECT lat, lon, fix, quality FROM readings WHERE vehicle = 'hil-1' AND sensor = 'gps' ORDER BY seq DESC LIMIT 1");
+    assert.ok(fix, 'a position stored');
     assert.equal(fix.fix, '3d');
     assert.equal(fix.quality, 'good');
     assert.ok(Math.abs(fix.lat - model.state().lat) < 0.01 && Math.abs(fix.lon - model.state().lon) < 0.01, 'position follows the truck');
@@ -86,7 +85,7 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
     await obdEmulator.close();
     obdEmulator = new Elm327Emulator({ path: obd.b, model });
     await obdEmulator.open();
-    const count = () => (cloud.detector.store.db.prepare("SELECT count(*) AS n FROM readings WHERE vehicle = 'hil-1' AND sensor = 'rpm'").get() as { n: number }).n;
+    const count = () => queryValue<number>(cloud.detector.store.path, "SELECT count(*) FROM readings WHERE vehicle = 'hil-1' AND sensor = 'rpm'")!;
     const before = count();
     await waitFor('rpm readings again', () => count() > before + 2, 30_000, 200);
     const { body } = await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);

@@ -12,6 +12,7 @@ import { Cloud } from '../support/cloud.js';
 import { bootedWithoutRtcEnv } from '../support/faketime.js';
 import { freePort, getJson, kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { ptyPair, type PtyPair } from '../support/pty.js';
+import { queryFile } from '../support/sqlite.js';
 
 interface Health {
   buffered: number;
@@ -95,7 +96,7 @@ interface StoredRow {
 }
 
 function storedRows(cloud: Cloud, vehicle: string): StoredRow[] {
-  return cloud.detector.store.db.prepare('SELECT seq, ts, clock, sensor FROM readings WHERE vehicle = ? ORDER BY seq').all(vehicle) as StoredRow[];
+  return queryFile<StoredRow>(cloud.detector.store.path, 'SELECT seq, ts, clock, sensor FROM readings WHERE vehicle = ? ORDER BY seq', vehicle);
 }
 
 /**

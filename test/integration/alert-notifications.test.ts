@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
 import { FleetStore } from '../../cloud/store.js';
-import { DEV_SERVICE_TOKEN } from '../../gateway/gateway-config.js';
+import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
 import { topics } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
 import { Cloud } from '../support/cloud.js';
@@ -135,7 +135,7 @@ describe('a detector whose store another process holds locked', () => {
     webhook.server.close();
   });
 
-  it('rides out SQLITE_BUSY in its delivery ledger: logged, counted, retried, nothing lost or repeated', async () => {
+  it('rides out SQLITE_BUSY in its delivery ledger: logged, counted, retried, unhealthy meanwhile, nothing lost or repeated', async () => {
     const { streamPath, rulesFile } = overheatingStream(dir, 'lk-', VEHICLES_LOCKED);
     const opsPort = await freePort();
     detector = runFleet(['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
@@ -144,10 +144,19 @@ describe('a detector whose store another process holds locked', () => {
     // A writer that holds the store longer than its 5 s busy timeout, as a console or a backup might.
     const holder = new Database(join(dir, 'cloud', 'fleet.db'));
     holder.exec('BEGIN IMMEDIATE');
-    await sleep(6500);
+    const healthz = async () => {
+      const res = await fetch(`http://127.0.0.1:${opsPort}/healthz`);
+      return { status: res.status, body: (await res.json()) as { ledger?: string } };
+    };
+    const unhealthy = await waitFor('the detector unhealthy while its ledger is refused', async () => {
+      const h = await healthz();
+      return h.status === 503 && h;
+    }, 20_000, 100);
+    assert.match(String(unhealthy.body.ledger), /SQLITE_BUSY/);
     holder.exec('COMMIT');
     holder.close();
     await waitFor(`all ${VEHICLES_LOCKED} alerts delivered`, () => new Set(webhook.received).size === VEHICLES_LOCKED || detector!.child.exitCode !== null, 30_000);
+    await waitFor('healthy again', async () => (await healthz()).status === 200, 10_000, 100);
     assert.equal(detector.child.exitCode, null, `the detector exited: ${detector.stderr.join('\n')}`);
     assert.equal(new Set(webhook.received).size, VEHICLES_LOCKED);
     assert.equal(webhook.received.length, VEHICLES_LOCKED, 'no alert repeated');
@@ -167,7 +176,7 @@ describe('the driver channel', () => {
     const store = new FleetStore(join(dir, 'fleet.db'));
     const settings = z.object(channelSettings).parse({ mqttUrl: `mqtt://127.0.0.1:${port}` });
     const log = createLogger('test', { level: 'silent' });
-    const dispatcher = new AlertDispatcher(store, createChannels(settings, 'driver-channel-test', log), log, new Registry());
+    const dispatcher = new AlertDispatcher(store.deliveries, createChannels(settings, 'driver-channel-test', log), log, new Registry());
     try {
       // Enough for a connection made at construction to have arrived, loaded machine or not.
       await sleep(1000);

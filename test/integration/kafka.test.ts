@@ -4,10 +4,12 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AssignerProtocol, Kafka, logLevel, Partitioners, type Admin } from 'kafkajs';
 import { KafkaSource, type KafkaRecord } from '../../cloud/sources/kafka-source.js';
+import { sinkRecord } from '../../gateway/sink.js';
 import { KafkaSink } from '../../gateway/sinks/kafka/kafka-sink.js';
 import type { Batch } from '../../shared/contract/batch.js';
-import { decodeBatch } from '../../shared/contract/codec.js';
+import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
+import { decodeStreamRecord, kafkaCarrier } from '../../shared/contract/stream-record.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
 import { sleep, tempDir, waitFor } from '../support/harness.js';
@@ -48,23 +50,23 @@ describe('Kafka sink and source against a real broker', () => {
   async function writeRounds(rounds: number): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       const batches = VEHICLES.map(nextBatch);
-      await Promise.all(batches.map((batch) => sink.write(batch, Date.now())));
+      await Promise.all(batches.map((batch) => sink.write(sinkRecord(batch, Date.now()))));
       written.push(...batches);
     }
   }
 
   /** Everything in the topic, through a plain consumer in a group of its own. */
-  async function readTopic(atLeast: number): Promise<{ partition: number; offset: number; batch: Batch; receivedAt: string }[]> {
+  async function readTopic(atLeast: number): Promise<{ partition: number; offset: number; batch: Batch; receivedAt: number; timestamp: number }[]> {
     const consumer = client().consumer({ groupId: `check-${Date.now()}`, maxWaitTimeInMs: 500 });
-    const seen: { partition: number; offset: number; batch: Batch; receivedAt: string }[] = [];
+    const seen: { partition: number; offset: number; batch: Batch; receivedAt: number; timestamp: number }[] = [];
     await consumer.connect();
     try {
       await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
       await consumer.run({
         eachMessage: async ({ partition, message }) => {
           if (partition === malformed?.partition && Number(message.offset) === malformed.offset) return;
-          const vehicle = message.key!.toString();
-          seen.push({ partition, offset: Number(message.offset), batch: decodeBatch(vehicle, message.value!), receivedAt: String(message.headers?.receivedAt) });
+          const { batch, receivedAt } = decodeStreamRecord(message.value!, kafkaCarrier(message.key!.toString(), message.headers, message.timestamp));
+          seen.push({ partition, offset: Number(message.offset), batch, receivedAt, timestamp: Number(message.timestamp) });
         },
       });
       await waitFor(`${atLeast} records in ${TOPIC}`, () => seen.length >= atLeast, 20_000);
@@ -144,7 +146,7 @@ describe('Kafka sink and source against a real broker', () => {
       const seqs = seen.filter((s) => s.batch.vehicle === vehicle).sort((x, y) => x.offset - y.offset).map((s) => s.batch.readings[0]!.seq);
       assert.deepEqual(seqs, [1, 4, 7, 10, 13]);
     }
-    assert.ok(seen.every((s) => /^\d{13}$/.test(s.receivedAt)), 'receivedAt header in ms');
+    assert.ok(seen.every((s) => s.receivedAt === s.timestamp), 'the receive time in the record is its timestamp too, which consumers seek by');
   });
 
   it('compresses a produce request only where gzip makes it smaller: several records, or one long one', async () => {
@@ -158,9 +160,9 @@ describe('Kafka sink and source against a real broker', () => {
         return { vehicle: 'truck-gz', headTs: now, readings: rs };
       };
       // One request each: a lone small batch, five small ones in one turn, a lone batch of 200 readings.
-      await gzip.write(batchOf(10), Date.now());
-      await Promise.all(Array.from({ length: 5 }, () => gzip.write(batchOf(10), Date.now())));
-      await gzip.write(batchOf(200), Date.now());
+      await gzip.write(sinkRecord(batchOf(10), Date.now()));
+      await Promise.all(Array.from({ length: 5 }, () => gzip.write(sinkRecord(batchOf(10), Date.now()))));
+      await gzip.write(sinkRecord(batchOf(200), Date.now()));
     } finally {
       await gzip.close();
     }
@@ -171,15 +173,20 @@ describe('Kafka sink and source against a real broker', () => {
     );
   });
 
-  it('a group of two sources receives every batch exactly once when committing as it goes, skipping a malformed record', async () => {
+  it('a group of two sources receives every batch exactly once when committing as it goes, skipping a malformed record and reading an earlier release\'s', async () => {
     const producer = client().producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const [meta] = await producer.send({ topic: TOPIC, messages: [{ key: VEHICLES[0]!, value: Buffer.from([0xfb, 0x10, 0x01]) }] });
+    // As the gateway wrote records before they carried their receive time: the bare batch, the time in a header and the timestamp.
+    const legacy = nextBatch(VEHICLES[1]!);
+    const legacyAt = String(Date.now() - 5_000);
+    await producer.send({ topic: TOPIC, messages: [{ key: legacy.vehicle, value: encodeBatch(legacy), timestamp: legacyAt, headers: { receivedAt: legacyAt } }] });
+    written.push(legacy);
     await producer.disconnect();
     malformed = { partition: meta!.partition, offset: Number(meta!.baseOffset) };
     // A valid batch after it, so the committed offset moves past it.
     const after = nextBatch(VEHICLES[0]!);
-    await sink.write(after, Date.now());
+    await sink.write(sinkRecord(after, Date.now()));
     written.push(after);
 
     const fromA: KafkaRecord[] = [];
@@ -196,6 +203,7 @@ describe('Kafka sink and source against a real broker', () => {
     assert.equal(all.length, written.length);
     assert.deepEqual(new Set(all.map((r) => idOf(r.batch))), new Set(written.map(idOf)));
     assert.ok(all.every((r) => !r.rebuild));
+    assert.equal(all.find((r) => idOf(r.batch) === idOf(legacy))?.receivedAt, Number(legacyAt), 'the legacy record keeps its receive time');
     const partsA = new Set(fromA.map((r) => r.partition));
     assert.ok(fromB.every((r) => !partsA.has(r.partition)), 'members hold disjoint partitions');
   });
@@ -255,7 +263,7 @@ describe('Kafka sink and source against a real broker', () => {
     const batch = nextBatch(VEHICLES[0]!);
     const started = Date.now();
     const outcome = await Promise.race([
-      sink.write(batch, Date.now()).then(() => 'written', () => 'failed'),
+      sink.write(sinkRecord(batch, Date.now())).then(() => 'written', () => 'failed'),
       delay(30_000, 'still waiting', { ref: false }),
     ]);
     assert.equal(outcome, 'failed');
@@ -266,7 +274,7 @@ describe('Kafka sink and source against a real broker', () => {
     await sleep(2_000);
     await broker.restart();
     // The gateway's way: retry the held write with a pause until the sink takes it.
-    await waitFor('the held write accepted after the restart', () => sink.write(batch, Date.now()).then(() => true, () => false), 40_000, 500);
+    await waitFor('the held write accepted after the restart', () => sink.write(sinkRecord(batch, Date.now())).then(() => true, () => false), 40_000, 500);
     written.push(batch);
     assert.deepEqual(sink.health(), { ok: true });
     await writeRounds(1);

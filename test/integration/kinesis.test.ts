@@ -19,6 +19,7 @@ import { KinesisSource, type KinesisRecord } from '../../cloud/sources/kinesis-s
 import { IotCoreSink, MAX_PUBLISH_BYTES, type ReportedState } from '../../gateway/sinks/iot-core/iot-core-sink.js';
 import { chunkCalls, KinesisSink, MAX_BYTES_PER_CALL } from '../../gateway/sinks/kinesis/kinesis-sink.js';
 import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
+import { sinkRecord } from '../../gateway/sink.js';
 import { awsClientConfig } from '../../shared/aws-client-config.js';
 import type { Batch } from '../../shared/contract/batch.js';
 import { decodeBatch, encodeBatch } from '../../shared/contract/codec.js';
@@ -113,7 +114,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
         for (const v of VEHICLES) {
           const at = Date.now() + round;
           receivedAt.set(`${v}/${round}`, at);
-          writes.push(sink.write(batchOf(v, round), at));
+          writes.push(sink.write(sinkRecord(batchOf(v, round), at)));
         }
       }
       await Promise.all(writes);
@@ -143,7 +144,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       await sleep(1_500);
       const sink = new KinesisSink(aws());
       await sink.start();
-      await Promise.all(VEHICLES.map((v) => sink.write(batchOf(v, 6), Date.now())));
+      await Promise.all(VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, 6), Date.now()))));
 
       const resumed = source(stream, 'a.db', 0);
       const fresh = await readAll(resumed, 20);
@@ -158,7 +159,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       assert.ok(again.every((r) => r.rebuild), 'records up to the checkpoint are flagged rebuild');
       // The detector commits what it handled, rebuild records too: that must not move a checkpoint back.
       await rebuilding.commit(again[4]!);
-      await Promise.all(VEHICLES.map((v) => sink.write(batchOf(v, 7), Date.now())));
+      await Promise.all(VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, 7), Date.now()))));
       const after7 = await readAll(rebuilding, 20);
       assert.deepEqual(after7.map(roundOf), Array(20).fill(7));
       assert.ok(after7.every((r) => !r.rebuild));
@@ -206,7 +207,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       await sink.start();
       const done: string[] = [];
       const writes = range(1, 3).flatMap((round) =>
-        VEHICLES.map((v) => sink.write(batchOf(v, round), Date.now()).then(() => done.push(`${v}/${round}`))),
+        VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now())).then(() => done.push(`${v}/${round}`))),
       );
       await Promise.all(writes);
 
@@ -230,7 +231,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const sink = new KinesisSink({ ...aws(), streamName: stream, client, retryBaseMs: 20, retryMaxMs: 100, giveUpAfterMs: 400 });
       await sink.start();
       const started = Date.now();
-      const results = await Promise.allSettled(range(4, 5).flatMap((round) => VEHICLES.map((v) => sink.write(batchOf(v, round), Date.now()))));
+      const results = await Promise.allSettled(range(4, 5).flatMap((round) => VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now())))));
       const rejected = results.flatMap((r, i) => (r.status === 'rejected' ? [VEHICLES[i % VEHICLES.length]] : []));
       assert.deepEqual(rejected, ['truck-07', 'truck-07']);
       assert.match(String((results[7] as PromiseRejectedResult).reason), /ProvisionedThroughputExceededException/);
@@ -244,7 +245,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const sink = new KinesisSink({ ...aws(), streamName: stream, client: throttling(() => false, calls) });
       await sink.start();
       const many = Array.from({ length: 600 }, (_, i) => `bulk-${i}`);
-      await Promise.all(many.map((v) => sink.write(batchOf(v, 1), Date.now())));
+      await Promise.all(many.map((v) => sink.write(sinkRecord(batchOf(v, 1), Date.now()))));
       assert.deepEqual(calls.map((c) => c.length), [500, 100]);
       await sink.close();
       const sizes = chunkCalls(Array.from({ length: 12 }, () => ({ size: 1000 * 1024 }))).map((c) => c.length);
@@ -269,6 +270,21 @@ describe('Kinesis and IoT Core on a moto server', () => {
       await src.close();
     });
 
+    it('reads a record as earlier releases wrote it: the receive time in 8 bytes, big-endian, then the batch', async () => {
+      const stream = 'fleet.previous-release';
+      await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 1 }));
+      const receivedAt = Date.now() - 30_000;
+      const prefix = Buffer.alloc(8);
+      prefix.writeBigUInt64BE(BigInt(receivedAt));
+      await kinesis.send(new PutRecordCommand({ StreamName: stream, PartitionKey: 'truck-00', Data: Buffer.concat([prefix, encodeBatch(batchOf('truck-00', 1))]) }));
+      const src = source(stream, 'previous-release.db', 0);
+      const [record, ...rest] = await readAll(src, 1);
+      assert.equal(rest.length, 0);
+      assert.equal(record!.receivedAt, receivedAt);
+      assert.deepEqual(record!.batch, batchOf('truck-00', 1));
+      await src.close();
+    });
+
     it('ships sample configs the gateway accepts', () => {
       for (const sink of ['kinesis', 'iot-core']) {
         const sample = readFileSync(join(ROOT, 'gateway', 'sinks', sink, 'sample.json'), 'utf8');
@@ -282,7 +298,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const stream = 'fleet.split';
       const sink = new KinesisSink({ ...aws(), streamName: stream });
       await sink.start();
-      for (const round of [1, 2]) await Promise.all(VEHICLES.map((v) => sink.write(batchOf(v, round), Date.now())));
+      for (const round of [1, 2]) await Promise.all(VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now()))));
       await sink.close();
       const [parent] = await shardsOf(stream);
       const { StartingHashKey, EndingHashKey } = parent!.HashKeyRange!;
@@ -313,7 +329,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const stream = 'fleet.merge';
       const sink = new KinesisSink({ ...aws(), streamName: stream });
       await sink.start();
-      for (const round of [1, 2]) await Promise.all(VEHICLES.map((v) => sink.write(batchOf(v, round), Date.now())));
+      for (const round of [1, 2]) await Promise.all(VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now()))));
       await sink.close();
       const [a, b] = await shardsOf(stream);
       await kinesis.send(new MergeShardsCommand({ StreamName: stream, ShardToMerge: a!.ShardId!, AdjacentShardToMerge: b!.ShardId! }));
@@ -346,7 +362,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const sink = new IotCoreSink({ ...aws(), shadowIntervalMs: intervalMs });
       await sink.start();
       const started = Date.now();
-      for (const round of [1, 2, 3]) await Promise.all(vehicles.map((v) => sink.write(batchOf(v, round), Date.now())));
+      for (const round of [1, 2, 3]) await Promise.all(vehicles.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now()))));
       assert.ok(Date.now() - started < intervalMs, 'the three rounds fit in one shadow interval');
 
       const data = new IoTDataPlaneClient(awsClientConfig(aws()));
@@ -392,7 +408,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const big: Batch = { vehicle, headTs: readings.at(-1)!.ts, readings };
       assert.ok(encodeBatch(big).length > MAX_PUBLISH_BYTES);
       const sink = new IotCoreSink({ ...aws(), shadowIntervalMs: intervalMs });
-      await sink.write(big, Date.now());
+      await sink.write(sinkRecord(big, Date.now()));
       await sink.close();
 
       const parts = (await recordedRequests(moto.endpoint)).filter((r) => new URL(r.url).pathname.startsWith('/topics/'));

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { sinkRecord } from '../../gateway/sink.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { StreamLog } from '../../shared/stream-log.js';
 import { freePort } from './harness.js';
@@ -24,7 +25,7 @@ export function overheatingStream(dir: string, prefix: string, vehicles: number)
       const readings: Reading[] = Array.from({ length: 30 }, (_, j) => ({
         vehicle, seq: j + 1, ts: now - 3000 + j * 100, clock: 'synced', sensor: 'engine_temp', value: 110, quality: 'good',
       }));
-      return { batch: { vehicle, headTs: now, readings }, receivedAt: now };
+      return sinkRecord({ vehicle, headTs: now, readings }, now);
     }),
   );
   stream.close();

@@ -10,6 +10,7 @@ import { startDetector } from '../../bin/commands/detector.js';
 import { startGateway } from '../../bin/commands/gateway.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { freePort } from './harness.js';
+import { queryFile } from './sqlite.js';
 
 export interface CloudOptions {
   dir: string;
@@ -93,5 +94,5 @@ export class Cloud {
 
 /** Distinct seqs the cloud stored for a vehicle. */
 export function storedSeqs(detector: Detector, vehicle: string): number[] {
-  return (detector.store.db.prepare('SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq').all(vehicle) as { seq: number }[]).map((r) => r.seq);
+  return queryFile<{ seq: number }>(detector.store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map((r) => r.seq);
 }

@@ -1,9 +1,9 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Alert } from '../../../shared/contract/alert.js';
+import { wireAlert, type Alert } from '../../../shared/contract/alert.js';
 import { readAlertAck } from '../../../shared/contract/alert-ack.js';
 import { parseTopic, topics } from '../../../shared/contract/topics.js';
 import type { Logger } from '../../../shared/log.js';
-import { wireAlert, type AlertChannel, type ChannelReceipts } from '../alert-channel.js';
+import type { AlertChannel, ChannelReceipts } from '../alert-channel.js';
 
 export interface DriverChannelOptions {
   mqttUrl: string;

@@ -1,7 +1,7 @@
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import type { Alert } from '../../../shared/contract/alert.js';
+import { wireAlert, type Alert } from '../../../shared/contract/alert.js';
 import { awsClientConfig, type AwsOptions } from '../../../shared/aws-client-config.js';
-import { wireAlert, type AlertChannel } from '../alert-channel.js';
+import type { AlertChannel } from '../alert-channel.js';
 
 export interface SnsChannelOptions extends AwsOptions {
   topicArn: string;

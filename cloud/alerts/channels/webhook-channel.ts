@@ -1,5 +1,5 @@
-import type { Alert } from '../../../shared/contract/alert.js';
-import { wireAlert, type AlertChannel } from '../alert-channel.js';
+import { wireAlert, type Alert } from '../../../shared/contract/alert.js';
+import type { AlertChannel } from '../alert-channel.js';
 
 export interface WebhookChannelOptions {
   url: string;

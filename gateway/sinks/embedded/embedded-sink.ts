@@ -1,10 +1,8 @@
-import type { Batch } from '../../../shared/contract/batch.js';
 import { StreamLog } from '../../../shared/stream-log.js';
-import type { Sink, SinkHealth } from '../../sink.js';
+import type { Sink, SinkHealth, SinkRecord } from '../../sink.js';
 
 interface Pending {
-  batch: Batch;
-  receivedAt: number;
+  record: SinkRecord;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -26,9 +24,9 @@ export class EmbeddedSink implements Sink {
     this.log = new StreamLog(this.path);
   }
 
-  write(batch: Batch, receivedAt: number): Promise<void> {
+  write(record: SinkRecord): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ batch, receivedAt, resolve, reject });
+      this.queue.push({ record, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -47,16 +45,16 @@ export class EmbeddedSink implements Sink {
 
   private flush(): void {
     this.scheduled = false;
-    const batch = this.queue;
+    const pending = this.queue;
     this.queue = [];
-    if (batch.length === 0) return;
+    if (pending.length === 0) return;
     try {
-      this.log!.append(batch);
+      this.log!.append(pending.map(({ record: { key, value, receivedAt } }) => ({ key, value, receivedAt })));
       this.lastError = undefined;
-      for (const p of batch) p.resolve();
+      for (const p of pending) p.resolve();
     } catch (err) {
       this.lastError = (err as Error).message;
-      for (const p of batch) p.reject(err as Error);
+      for (const p of pending) p.reject(err as Error);
     }
   }
 }

@@ -4,7 +4,7 @@ import type { Batch } from '../../../shared/contract/batch.js';
 import { encodeBatch } from '../../../shared/contract/codec.js';
 import type { GpsFix, Reading, SensorId } from '../../../shared/contract/reading.js';
 import { topics } from '../../../shared/contract/topics.js';
-import type { Sink, SinkHealth } from '../../sink.js';
+import type { Sink, SinkHealth, SinkRecord } from '../../sink.js';
 
 /** IoT Core refuses a message larger than 128 KB. */
 export const MAX_PUBLISH_BYTES = 128 * 1024;
@@ -14,7 +14,6 @@ export interface IotCoreSinkOptions extends AwsOptions {
   shadowIntervalMs?: number;
 }
 
-/** What a vehicle's classic shadow reports: its newest value of each sensor. */
 /** The shadow's reported state: the newest value of each sensor, the position for gps. */
 export type ReportedState = { ts?: number; position?: { lat: number; lon: number; heading: number; fix: GpsFix } } & Partial<
   Record<Exclude<SensorId, 'gps'>, number>
@@ -52,7 +51,8 @@ export class IotCoreSink implements Sink {
 
   async start(): Promise<void> {}
 
-  async write(batch: Batch, _receivedAt: number): Promise<void> {
+  /** IoT Core is given the telemetry payload as the truck sent it, not the stream record: its rules route that on. */
+  async write({ batch }: SinkRecord): Promise<void> {
     try {
       // In order, so a rule forwarding the parts keeps the vehicle's seq order.
       for (const payload of encodeParts(batch)) {

@@ -1,10 +1,8 @@
 import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
-import type { Batch } from '../../../shared/contract/batch.js';
-import { encodeBatch } from '../../../shared/contract/codec.js';
 import { STREAMS } from '../../../shared/contract/topics.js';
 import { ensureTopic, kafkaClient } from '../../../shared/kafka.js';
 import type { Logger } from '../../../shared/log.js';
-import type { Sink, SinkHealth } from '../../sink.js';
+import type { Sink, SinkHealth, SinkRecord } from '../../sink.js';
 
 export interface KafkaSinkOptions {
   brokers: string[];
@@ -29,9 +27,9 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const RETRY = { retries: 4, initialRetryTime: 200, maxRetryTime: 1_500 };
 
 /**
- * A batch is compact varints already: gzip's own header and trailer make a lone small one
+ * A record is compact varints already: gzip's own header and trailer make a lone small one
  * larger (a 10-reading batch of about 110 bytes gzips to about 120). Several records share
- * keys, headers and structure, so a request of several, or a record this long, is compressed.
+ * keys and structure, so a request of several, or a record this long, is compressed.
  */
 const GZIP_FROM_BYTES = 256;
 
@@ -65,11 +63,10 @@ export class KafkaSink implements Sink {
     await this.connected();
   }
 
-  write(batch: Batch, receivedAt: number): Promise<void> {
+  write(record: SinkRecord): Promise<void> {
     return new Promise((resolve, reject) => {
-      const at = String(receivedAt);
-      // The record's own timestamp is the arrival time too, so a consumer seeking by time seeks by it.
-      const message = { key: batch.vehicle, value: encodeBatch(batch), timestamp: at, headers: { receivedAt: at } };
+      // The record's own timestamp is the receive time too, so a consumer seeking by time seeks by it.
+      const message = { key: record.key, value: record.value, timestamp: String(record.receivedAt) };
       this.queue.push({ message, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;

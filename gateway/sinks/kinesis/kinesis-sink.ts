@@ -7,11 +7,8 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { awsClientConfig, type AwsOptions } from '../../../shared/aws-client-config.js';
 import { backoffDelay } from '../../../shared/backoff.js';
-import type { Batch } from '../../../shared/contract/batch.js';
-import { decodeBatch, encodeBatch } from '../../../shared/contract/codec.js';
-import { ContractError } from '../../../shared/contract/errors.js';
 import { STREAMS } from '../../../shared/contract/topics.js';
-import type { Sink, SinkHealth } from '../../sink.js';
+import type { Sink, SinkHealth, SinkRecord } from '../../sink.js';
 
 export interface KinesisSinkOptions extends AwsOptions {
   streamName?: string;
@@ -32,32 +29,6 @@ export interface KinesisSinkOptions extends AwsOptions {
 /** PutRecords limits: 500 records and 5 MiB (data and partition keys) per call. */
 export const MAX_RECORDS_PER_CALL = 500;
 export const MAX_BYTES_PER_CALL = 5 * 1024 * 1024;
-const RECEIVED_AT_BYTES = 8;
-
-/**
- * A Kinesis record's data: the gateway's receive time (8 bytes, big-endian ms since the
- * epoch) and then the batch in the contract's binary form. The vehicle is the partition key.
- */
-export function encodeRecordData(batch: Batch, receivedAt: number): Buffer {
-  const prefix = Buffer.alloc(RECEIVED_AT_BYTES);
-  prefix.writeBigUInt64BE(BigInt(receivedAt));
-  return Buffer.concat([prefix, encodeBatch(batch)]);
-}
-
-/**
- * Reads what `encodeRecordData` wrote, and also a bare contract payload as an IoT rule's
- * Kinesis action writes it: a receive time in ms starts with a zero byte (until 2^56 ms,
- * two million years on), a contract payload never does. A bare payload's receive time is
- * its arrival in the stream.
- */
-export function decodeRecordData(vehicle: string, data: Uint8Array, arrivedAt: number): { receivedAt: number; batch: Batch } {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  if (buf[0] !== 0) return { receivedAt: arrivedAt, batch: decodeBatch(vehicle, buf, arrivedAt) };
-  if (buf.length <= RECEIVED_AT_BYTES) throw new ContractError(`Kinesis record of ${buf.length} bytes is shorter than its header`);
-  const receivedAt = Number(buf.readBigUInt64BE(0));
-  // The receive time stands for "now", as in the embedded log, so old records still decode.
-  return { receivedAt, batch: decodeBatch(vehicle, buf.subarray(RECEIVED_AT_BYTES), receivedAt) };
-}
 
 interface Pending {
   vehicle: string;
@@ -110,17 +81,17 @@ export class KinesisSink implements Sink {
     if (status !== 'ACTIVE' && status !== 'UPDATING') await this.waitActive();
   }
 
-  write(batch: Batch, receivedAt: number): Promise<void> {
+  write(record: SinkRecord): Promise<void> {
     if (this.closed) return Promise.reject(new Error('kinesis sink is closed'));
-    // A batch holds at most MAX_BATCH_READINGS (under 300 KB encoded): always within a record's 1 MiB.
-    const data = encodeRecordData(batch, receivedAt);
-    const size = data.length + Buffer.byteLength(batch.vehicle);
+    // A batch holds at most MAX_BATCH_READINGS (under 300 KB encoded): a record is always within Kinesis's 1 MiB.
+    const { key: vehicle, value: data } = record;
+    const size = data.length + Buffer.byteLength(vehicle);
     return new Promise((resolve, reject) => {
       const now = Date.now();
-      const entry: Pending = { vehicle: batch.vehicle, data, size, deadline: now + (this.opts.giveUpAfterMs ?? 10_000), attempt: 0, notBefore: now, resolve, reject };
-      const queue = this.queues.get(batch.vehicle);
+      const entry: Pending = { vehicle, data, size, deadline: now + (this.opts.giveUpAfterMs ?? 10_000), attempt: 0, notBefore: now, resolve, reject };
+      const queue = this.queues.get(vehicle);
       if (queue) queue.push(entry);
-      else this.queues.set(batch.vehicle, [entry]);
+      else this.queues.set(vehicle, [entry]);
       this.schedulePump();
     });
   }

@@ -366,6 +366,35 @@ describe('ReadingBuffer clock correction', () => {
     assert.deepEqual(seqs(b.append([host(1_000, 'now')])), [8]);
     assert.deepEqual(b.correctClock({ source: 'gps', offsetMs: SYNC_UTC, boot: 'now' }), { corrected: 1, estimated: 0 });
   });
+
+  it('adopts a buffer of the release before schema versions, keeping its readings, its next seq and the alerts shown', () => {
+    // The schema as that release made it (agent/buffer.ts before migrations), with what an agent had left in it.
+    const old = new Database(path);
+    old.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE readings (
+        seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, clock TEXT NOT NULL, sensor TEXT NOT NULL,
+        value REAL NOT NULL, quality TEXT NOT NULL, priority INTEGER NOT NULL,
+        lat REAL, lon REAL, heading REAL, fix TEXT, mono REAL, boot TEXT);
+      CREATE INDEX readings_by_priority ON readings (priority, seq);
+      CREATE TABLE alerts_shown (id TEXT PRIMARY KEY, shown_at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX readings_unsynced ON readings (seq) WHERE mono IS NOT NULL;
+      INSERT INTO meta VALUES ('vehicle', '${V}'), ('next_seq', 13);
+      INSERT INTO readings VALUES (11, ${T0}, 'synced', 'speed', 12, 'good', 1, NULL, NULL, NULL, NULL, NULL, NULL);
+      INSERT INTO readings VALUES (12, 5000, 'unsynced', 'engine_temp', 90, 'good', 2, NULL, NULL, NULL, NULL, 5000, 'now');
+      INSERT INTO alerts_shown VALUES ('${V}.hot.1', ${T0});`);
+    old.close();
+    const b = openBuffer();
+    assert.deepEqual(seqs(all(b)), [11]);
+    assert.deepEqual(seqs(b.after(0, 100, true)), [11], 'the unsynced reading still waits for the clock');
+    assert.deepEqual(seqs(b.append([sample('rpm')])), [13]);
+    assert.equal(b.markAlertShown(`${V}.hot.1`, T0 + 1), false, 'an alert shown before the upgrade is not shown again');
+    assert.deepEqual(b.correctClock({ source: 'gps', offsetMs: SYNC_UTC, boot: 'now' }), { corrected: 1, estimated: 0 });
+    b.close();
+    const file = new Database(path, { readonly: true });
+    assert.equal(file.pragma('user_version', { simple: true }), 1);
+    file.close();
+  });
 });
 
 describe('ReadingBuffer when a write fails', () => {

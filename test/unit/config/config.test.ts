@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { agentConfigSchema } from '../../../agent/agent-config.js';
-import { gatewayConfigSchema, DEV_SERVICE_TOKEN } from '../../../gateway/gateway-config.js';
+import { gatewayConfigSchema } from '../../../gateway/gateway-config.js';
+import { DEV_SERVICE_TOKEN } from '../../../shared/service-token.js';
 import { bool, ConfigError, envName, int, loadConfig, num, parseFile, plain } from '../../../shared/config.js';
 import { ruleSetSchema } from '../../../shared/rules/rule-set.js';
 

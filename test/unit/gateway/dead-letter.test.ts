@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, it } from 'vitest';
 import { DeadLetterStore, type DeadLetter } from '../../../gateway/dead-letter.js';
 import { tempDir } from '../../support/harness.js';
+import { queryFile, queryValue } from '../../support/sqlite.js';
 
 const letter = (vehicle: string, marker: number, bytes = 1000): DeadLetter => ({
   vehicle,
@@ -49,5 +51,26 @@ describe('the dead-letter store', () => {
     assert.deepEqual(again.stats(), { ...held, dropped: 0 });
     assert.equal(statSync(path).mode & 0o777, 0o600);
     again.close();
+  });
+
+  it('adopts a file of the release before schema versions, counting and keeping the letters in it', () => {
+    const path = join(tempDir('fleet-dl-'), 'dead-letters.db');
+    const old = new Database(path);
+    old.exec(`CREATE TABLE dead_letters (
+      id INTEGER PRIMARY KEY, vehicle TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
+      received_at INTEGER NOT NULL, payload BLOB NOT NULL);
+      CREATE INDEX dead_letters_by_vehicle ON dead_letters (vehicle, id);`);
+    const kept = letter('truck-1', 1);
+    old.prepare('INSERT INTO dead_letters (vehicle, topic, reason, received_at, payload) VALUES (?, ?, ?, ?, ?)').run(kept.vehicle, kept.topic, kept.reason, kept.receivedAt, kept.payload);
+    old.close();
+    const store = new DeadLetterStore(path, { maxBytes: 1e6, maxBytesPerVehicle: 1e5 });
+    assert.deepEqual(store.stats(), { letters: 1, bytes: size(kept), dropped: 0 });
+    store.put(letter('truck-1', 2));
+    store.close();
+    assert.equal(queryValue(path, 'PRAGMA user_version'), 1);
+    assert.deepEqual(queryFile(path, 'SELECT vehicle, received_at AS receivedAt FROM dead_letters ORDER BY id'), [
+      { vehicle: 'truck-1', receivedAt: kept.receivedAt },
+      { vehicle: 'truck-1', receivedAt: letter('truck-1', 2).receivedAt },
+    ]);
   });
 });

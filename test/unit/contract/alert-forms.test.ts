@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'vitest';
+import { FleetStore } from '../../../cloud/store.js';
+import { ALERT_FIELDS, alertId, parseAlert, wireAlert, type Alert } from '../../../shared/contract/alert.js';
+import { tempDir } from '../../support/harness.js';
+
+const T = Date.UTC(2026, 0, 5, 10);
+const ALERT: Alert = {
+  id: alertId('truck-1', 'hot', T), vehicle: 'truck-1', rule: 'hot', severity: 'critical', sensor: 'engine_temp', episodeStart: T,
+  windowStart: T, windowEnd: T + 10_000, observed: 110, expected: 105, message: 'engine_temp mean 110 above 105', live: true, driver: false,
+  raisedAt: T + 10_010, closedAt: T + 10_005,
+};
+
+describe('the alert\'s forms, all derived from the contract\'s', () => {
+  it('travels with the contract\'s fields, in their order, and nothing of the store\'s lifecycle', () => {
+    const stored = { ...ALERT, state: 'acknowledged', ackedBy: 'alice', ackedAt: T + 20_000, driverSentAt: null };
+    assert.deepEqual(Object.keys(wireAlert(stored)), ALERT_FIELDS);
+    assert.deepEqual(wireAlert(stored), ALERT);
+    const { driver: _absent, ...withoutDriver } = ALERT;
+    assert.deepEqual(Object.keys(wireAlert(withoutDriver)), ALERT_FIELDS.filter((f) => f !== 'driver'), 'an absent field stays absent');
+  });
+
+  it('is read back from the wire as the contract has it, whatever else the sender added', () => {
+    assert.deepEqual(parseAlert(JSON.stringify({ ...ALERT, state: 'active', note: 'not ours' })), ALERT);
+  });
+
+  it('is stored and given to the cab, webhooks and SNS as the detector raised it', () => {
+    const store = new FleetStore(join(tempDir(), 'fleet.db'));
+    store.applyAlertEvents([{ kind: 'raised', alert: ALERT }], T);
+    const stored = store.getAlert(ALERT.id)!;
+    assert.equal(JSON.stringify(wireAlert(stored)), JSON.stringify(ALERT));
+    assert.deepEqual(Object.keys(stored).slice(0, ALERT_FIELDS.length), ALERT_FIELDS);
+    store.close();
+  });
+});
