@@ -186,6 +186,7 @@ export class Gateway {
   async start(): Promise<void> {
     const crl = this.opts.tls?.crl;
     if (crl) this.revoked = readRevocationList(crl);
+    this.credentials?.load();
     for (const sink of this.sinks) await sink.start();
     this.broker = await Aedes.createBroker({
       id: 'fleet-gateway',
