@@ -69,7 +69,7 @@ export class Detector {
   async start(): Promise<void> {
     await this.opts.alertStream?.start();
     this.dispatcher.start();
-    if (this.opts.opsPort >= 0) this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health());
+    if (this.opts.opsPort >= 0) this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health(), this.log);
     this.running = true;
     this.loop = this.run();
     this.log.info({ source: this.source.name, windowMs: this.engine.ruleSet.windowMs, rules: this.engine.ruleSet.rules.length }, 'detector started');

@@ -229,7 +229,7 @@ export class Gateway {
     });
     await this.listeners.start(this.broker.handle);
     if (opts.opsPort >= 0) {
-      this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health());
+      this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health(), this.log);
     }
     this.log.info(
       { port: this.port, servicePort: this.listeners.servicePort, auth: opts.auth, tls: opts.tls !== undefined, sinks: this.sinks.map((s) => s.name) },
