@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -11,6 +12,7 @@ import { ContractError } from '../shared/contract/errors.js';
 import { parseTopic, topics, type ParsedTopic } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
+import { sleep } from '../shared/sleep.js';
 import { mayPublish, maySubscribe, type AccessRefusal, type Identity } from './access.js';
 import { Authenticator, normalSerial, type AuthMode, type ConnectRefusal } from './authenticator.js';
 import { DeadLetterStore } from './dead-letter.js';
@@ -116,6 +118,13 @@ export class Gateway {
   private readonly connected = new Set<Client>();
   /** Whether a client's waiting batches may be written together (see KEEPS_TURN_ORDER). */
   private readonly writesTogether: boolean;
+  /**
+   * Aborted by stop(): ends the waits of throttled publishes and of sink retries at once, so
+   * none outlives the gateway or writes into a sink it has closed.
+   */
+  private readonly stopping = new AbortController();
+  /** Clients' write loops under way; stop() lets them end before closing the sinks. */
+  private readonly writing = new Set<Promise<void>>();
   readonly registry: Registry;
   private readonly metrics;
 
@@ -126,6 +135,8 @@ export class Gateway {
     registry?: Registry,
   ) {
     this.registry = registry ?? createRegistry('gateway');
+    // Every throttled publish and every retrying write waits on it: thousands at once are normal.
+    setMaxListeners(0, this.stopping.signal);
     this.deadLetters = new DeadLetterStore(opts.deadLetterPath, { maxBytes: opts.deadLetterMaxBytes, maxBytesPerVehicle: opts.deadLetterMaxBytesPerVehicle });
     if (opts.auth === 'password') {
       this.credentials = new DeviceCredentials(opts.credentialsPath, (err) => {
@@ -278,11 +289,14 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     this.ops?.close();
     // The broker first: it disconnects the clients, which closing the listeners would otherwise wait for.
     const closed = this.listeners?.closed();
     await new Promise<void>((resolve) => (this.broker ? this.broker.close(() => resolve()) : resolve()));
     await closed;
+    // Their retries cut short, the writes under way end before the sinks close under them.
+    await Promise.all(this.writing);
     for (const sink of this.sinks) await sink.close();
     this.credentials?.close();
     this.deadLetters.close();
@@ -416,10 +430,11 @@ export class Gateway {
     // Waiting keeps the publish: the PUBACK comes late, and the agent's in-flight window slows it down.
     state.throttled++;
     this.metrics.throttled.inc();
-    setTimeout(() => {
+    void sleep(wait, this.stopping.signal).then(() => {
       state.throttled--;
-      if (!client.closed) this.admit(client, state, packet, t, sentBytes, done);
-    }, wait);
+      // A stopped gateway leaves the publish unacknowledged: the agent still holds it.
+      if (!client.closed && !this.stopping.signal.aborted) this.admit(client, state, packet, t, sentBytes, done);
+    });
   }
 
   /**
@@ -456,7 +471,10 @@ export class Gateway {
       batch = ahead.batch;
     }
     state.queue.push({ batch, receivedAt, done });
-    if (!state.writing) void this.writeQueued(client, state);
+    if (state.writing) return;
+    const writes = this.writeQueued(client, state);
+    this.writing.add(writes);
+    void writes.finally(() => this.writing.delete(writes));
   }
 
   /**
@@ -532,6 +550,8 @@ export class Gateway {
    * still receives the client's batches in order.
    */
   private async writeToSinks(client: Client, group: PendingWrite[]): Promise<void> {
+    const { signal } = this.stopping;
+    if (signal.aborted) throw new Error('the gateway is stopping');
     await Promise.all(
       this.sinks.map(async (sink) => {
         let left = group;
@@ -543,9 +563,11 @@ export class Gateway {
           left = left.slice(failed);
           this.metrics.sinkErrors.inc({ sink: sink.name });
           if (client.closed) throw new Error(`sink ${sink.name} failed and the client left: ${err.message}`);
+          if (signal.aborted) throw new Error(`sink ${sink.name} failed and the gateway is stopping: ${err.message}`);
           const delay = backoffDelay(attempt, this.opts.sinkRetryBaseMs, this.opts.sinkRetryMaxMs);
           this.log.error({ vehicle: client.id, sink: sink.name, err: err.message, retryInMs: Math.round(delay) }, 'sink write failed, PUBACK held');
-          await new Promise((r) => setTimeout(r, delay));
+          await sleep(delay, signal);
+          if (signal.aborted) throw new Error(`the gateway stopped before sink ${sink.name} recovered: ${err.message}`);
         }
       }),
     );
