@@ -195,8 +195,8 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    const crl = this.opts.tls?.crl;
-    if (crl) this.revoked = readRevocationList(crl);
+    const tls = this.opts.tls;
+    if (tls?.crl) this.revoked = readRevocationList(tls.crl, tls.ca);
     this.credentials?.load();
     for (const sink of this.sinks) await sink.start();
     this.broker = await Aedes.createBroker({
@@ -320,10 +320,11 @@ export class Gateway {
 
   /** A revocation list that cannot be read or parsed leaves the previous one in force. */
   private reloadRevocations(): void {
-    const crl = this.opts.tls?.crl;
-    if (!crl) return;
+    const tls = this.opts.tls;
+    const crl = tls?.crl;
+    if (!tls || !crl) return;
     try {
-      this.revoked = readRevocationList(crl);
+      this.revoked = readRevocationList(crl, tls.ca);
     } catch (err) {
       this.log.error({ err: (err as Error).message, crl }, 'revocation list not reloaded; the previous one stays in force');
     }
