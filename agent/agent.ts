@@ -171,7 +171,7 @@ export class Agent {
     this.link.start();
     this.publisher.notify();
     if (opts.opsPort >= 0) {
-      this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health());
+      this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health(), this.log);
     }
   }
 

@@ -121,12 +121,15 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer];
     if (!client) return;
     if (this.connected) {
       const offline: VehicleStatus = { online: false, at: Date.now() };
+      let timeout: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) =>
           client.publish(topics.status(this.opts.vehicle), JSON.stringify(offline), { qos: 1, retain: true }, () => resolve()),
         ),
-        new Promise<void>((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS)),
+        new Promise<void>((resolve) => (timeout = setTimeout(resolve, STOP_TIMEOUT_MS))),
       ]);
+      // Once the gateway took it, the timeout would only hold a stopping process open.
+      clearTimeout(timeout);
     }
     // Forced: unacknowledged publishes need not be waited for, the buffer still holds them.
     await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));

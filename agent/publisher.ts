@@ -66,6 +66,8 @@ export class Publisher {
   private readonly limiter?: RateLimiter;
   private rateTimer?: NodeJS.Timeout;
   private suspect?: Suspect;
+  /** Set by stop(): PUBACKs still delete their ranges, but nothing more is sent and no timer is armed. */
+  private stopped = false;
   private readonly setAside = { batches: 0, readings: 0 };
   onAck?: (readings: number, batches: number) => void;
   onSetAside?: (readings: number) => void;
@@ -87,6 +89,7 @@ export class Publisher {
 
   /** Called after each commit; sends at once when a full batch waits, else after the linger. */
   notify(): void {
+    if (this.stopped) return;
     if (this.buffer.stats().readings - this.pendingInFlight() >= this.opts.batchMaxReadings) this.pump();
     else this.lingerTimer ??= setTimeout(() => this.pump(), this.opts.lingerMs);
   }
@@ -100,9 +103,13 @@ export class Publisher {
     return { ...this.setAside };
   }
 
+  /** Sends nothing more: what is unacknowledged stays in the buffer for the next start. */
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.lingerTimer);
     clearTimeout(this.rateTimer);
+    this.lingerTimer = undefined;
+    this.rateTimer = undefined;
   }
 
   /**
@@ -161,7 +168,7 @@ export class Publisher {
   private pump(): void {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
-    if (this.pumping) return;
+    if (this.pumping || this.stopped) return;
     this.pumping = true;
     try {
       const window = this.suspect ? 1 : this.opts.maxInflight;

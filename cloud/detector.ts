@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
+import { sleep } from '../shared/sleep.js';
 import { RuleEngine, type AlertEvent } from '../shared/rules/engine.js';
 import type { RuleSet } from '../shared/rules/rule-set.js';
 import type { AlertChannel, AlertStreamWriter } from './alerts/alert-channel.js';
@@ -33,6 +34,10 @@ export class Detector {
   readonly registry: Registry;
   private running = false;
   private loop?: Promise<void>;
+  /** Cuts the wait between polls short when the detector stops. */
+  private readonly stopping = new AbortController();
+  /** While polls fail: the last error, how many in a row, and since when. */
+  private pollFailure?: { error: string; failures: number; since: number };
   private ops?: Server;
   private readonly metrics;
   /** The engine's running counts of late and outlier readings as the metrics last took them. */
@@ -61,6 +66,11 @@ export class Detector {
         help: "Readings far ahead of their vehicle's time that no later reading confirmed: a clock fault, not evaluated",
         registers: r,
       }),
+      pollFailures: new Counter({
+        name: 'fleet_detector_poll_failures_total',
+        help: 'Rounds of reading, storing and committing the stream that failed (each retried after the poll interval)',
+        registers: r,
+      }),
       vehicles: new Gauge({ name: 'fleet_detector_vehicles', help: 'Vehicles with window state', registers: r, collect(this: Gauge) { this.set(engine.vehicleCount); } }),
     };
   }
@@ -68,17 +78,21 @@ export class Detector {
   async start(): Promise<void> {
     await this.opts.alertStream?.start();
     this.dispatcher.start();
-    if (this.opts.opsPort >= 0) this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health());
+    if (this.opts.opsPort >= 0) this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health(), this.log);
     this.running = true;
     this.loop = this.run();
     this.log.info({ source: this.source.name, windowMs: this.engine.ruleSet.windowMs, rules: this.engine.ruleSet.rules.length }, 'detector started');
   }
 
+  /** Unhealthy while stopped and while polls fail, with the error, so an orchestrator sees a detector that reads nothing. */
   health() {
     const dispatcher = this.dispatcher.health();
+    const f = this.pollFailure;
+    const poll = f ? { ok: false, detail: f.error, failures: f.failures, since: f.since } : { ok: true };
     return {
-      ok: this.running && dispatcher.ok,
+      ok: this.running && poll.ok && dispatcher.ok,
       source: this.source.name,
+      poll,
       channels: this.opts.channels.map((c) => c.name),
       ...(dispatcher.ledger ? { ledger: dispatcher.ledger } : {}),
       ...this.engine.counters,
@@ -88,6 +102,7 @@ export class Detector {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     await this.loop;
     await this.dispatcher.stop();
     await this.opts.alertStream?.close();
@@ -108,11 +123,25 @@ export class Detector {
           await this.source.commit(records.at(-1)!);
           this.dispatcher.kick();
         }
+        this.pollSucceeded();
       } catch (err) {
-        this.log.error({ err: (err as Error).message }, 'detector poll failed, retrying');
+        this.pollFailed(err as Error);
       }
-      if (records.length < this.opts.pollMaxRecords) await new Promise((r) => setTimeout(r, this.opts.pollIntervalMs));
+      if (records.length < this.opts.pollMaxRecords) await sleep(this.opts.pollIntervalMs, this.stopping.signal);
     }
+  }
+
+  private pollFailed(err: Error): void {
+    const failures = (this.pollFailure?.failures ?? 0) + 1;
+    this.pollFailure = { error: err.message, failures, since: this.pollFailure?.since ?? Date.now() };
+    this.metrics.pollFailures.inc();
+    this.log.error({ err: err.message, failures }, 'detector poll failed, retrying');
+  }
+
+  private pollSucceeded(): void {
+    if (!this.pollFailure) return;
+    this.log.info({ failures: this.pollFailure.failures, failingForMs: Date.now() - this.pollFailure.since }, 'detector polls again');
+    this.pollFailure = undefined;
   }
 
   /** Exposed for benchmarks and tests that drive the detector without a loop. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { VEHICLE_ID } from '../shared/contract/reading.js';
@@ -26,24 +26,35 @@ export type CredentialCheck = 'ok' | 'unknown' | 'revoked' | 'wrong';
 
 const hashOf = (secret: string) => `sha256$${createHash('sha256').update(secret, 'utf8').digest('base64url')}`;
 
-export class DeviceCredentials {
-  private doc: CredentialsFile;
+/** How often the gateway looks at the credentials file for changes. */
+const LOOK_EVERY_MS = 1000;
 
-  /** Reads the file now and again whenever it changes, so `fleet device revoke` takes effect without a restart. */
+export class DeviceCredentials {
+  /** Until load(), no vehicle is enrolled: a gateway that has not read its credentials admits none. */
+  private doc: CredentialsFile = { vehicles: {}, revoked: {} };
+  /** The file's identity, size and times when it was last read. */
+  private version?: string;
+  private looking?: NodeJS.Timeout;
+
+  /** Touches nothing yet: load() reads the file. */
   constructor(
     private readonly path: string,
-    onReload: (err?: Error) => void = () => {},
-  ) {
-    this.doc = read(path);
-    watchFile(path, { interval: 1000 }, () => {
-      try {
-        this.doc = read(path);
-        onReload();
-      } catch (err) {
-        // A half-edited file keeps the last good credentials in force.
-        onReload(err as Error);
-      }
-    });
+    private readonly onReload: (err?: Error) => void = () => {},
+  ) {}
+
+  /**
+   * Reads the file (throwing, with the file and field named, when it is not valid) and from
+   * then on again whenever it changes, so `fleet device revoke` takes effect without a restart.
+   */
+  load(): void {
+    // Taken before the read, so a change made while reading is seen at the next look.
+    const version = versionOf(this.path);
+    this.doc = read(this.path);
+    this.version = version;
+    if (this.looking) return;
+    this.looking = setInterval(() => this.lookForChange(), LOOK_EVERY_MS);
+    // The gateway's listeners keep it running; this alone never should.
+    this.looking.unref();
   }
 
   check(vehicle: string, secret: string | undefined): CredentialCheck {
@@ -60,7 +71,22 @@ export class DeviceCredentials {
   }
 
   close(): void {
-    unwatchFile(this.path);
+    clearInterval(this.looking);
+    this.looking = undefined;
+  }
+
+  private lookForChange(): void {
+    const version = versionOf(this.path);
+    if (version === this.version) return;
+    // Set first: a broken file is reported once, not at every look.
+    this.version = version;
+    try {
+      this.doc = read(this.path);
+      this.onReload();
+    } catch (err) {
+      // A half-edited file keeps the last good credentials in force.
+      this.onReload(err as Error);
+    }
   }
 
   /** Creates (or replaces) a vehicle's secret and returns it: the only time it exists in clear. */
@@ -82,6 +108,16 @@ export class DeviceCredentials {
       doc.revoked[vehicle] = at;
     });
     return known;
+  }
+}
+
+/** What changes when the file is rewritten (`fleet device` renames a new file into place) or edited. */
+function versionOf(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  } catch {
+    return 'absent';
   }
 }
 

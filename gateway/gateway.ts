@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -11,6 +12,7 @@ import { ContractError } from '../shared/contract/errors.js';
 import { parseTopic, topics, type ParsedTopic } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, startOpsServer } from '../shared/ops-server.js';
+import { sleep } from '../shared/sleep.js';
 import { mayPublish, maySubscribe, type AccessRefusal, type Identity } from './access.js';
 import { Authenticator, normalSerial, type ConnectRefusal } from './authenticator.js';
 import { DeadLetterStore } from './dead-letter.js';
@@ -113,6 +115,13 @@ export class Gateway {
   private readonly connected = new Set<Client>();
   /** Whether a client's waiting batches may be written together (see KEEPS_TURN_ORDER). */
   private readonly writesTogether: boolean;
+  /**
+   * Aborted by stop(): ends the waits of throttled publishes and of sink retries at once, so
+   * none outlives the gateway or writes into a sink it has closed.
+   */
+  private readonly stopping = new AbortController();
+  /** Clients' write loops under way; stop() lets them end before closing the sinks. */
+  private readonly writing = new Set<Promise<void>>();
   readonly registry: Registry;
   private readonly metrics;
 
@@ -123,6 +132,8 @@ export class Gateway {
     registry?: Registry,
   ) {
     this.registry = registry ?? createRegistry('gateway');
+    // Every throttled publish and every retrying write waits on it: thousands at once are normal.
+    setMaxListeners(0, this.stopping.signal);
     this.deadLetters = new DeadLetterStore(opts.deadLetterPath, { maxBytes: opts.deadLetterMaxBytes, maxBytesPerVehicle: opts.deadLetterMaxBytesPerVehicle });
     if (opts.auth === 'password') {
       this.credentials = new DeviceCredentials(opts.credentialsPath, (err) => {
@@ -181,8 +192,9 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    const crl = this.opts.tls?.crl;
-    if (crl) this.revoked = readRevocationList(crl);
+    const tls = this.opts.tls;
+    if (tls?.crl) this.revoked = readRevocationList(tls.crl, tls.ca);
+    this.credentials?.load();
     for (const sink of this.sinks) await sink.start();
     this.broker = await Aedes.createBroker({
       id: 'fleet-gateway',
@@ -225,7 +237,7 @@ export class Gateway {
     });
     await this.listeners.start(this.broker.handle);
     if (opts.opsPort >= 0) {
-      this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health());
+      this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health(), this.log);
     }
     this.log.info(
       { port: this.port, servicePort: this.listeners.servicePort, auth: opts.auth, tls: opts.tls !== undefined, sinks: this.sinks.map((s) => s.name) },
@@ -274,11 +286,14 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     this.ops?.close();
     // The broker first: it disconnects the clients, which closing the listeners would otherwise wait for.
     const closed = this.listeners?.closed();
     await new Promise<void>((resolve) => (this.broker ? this.broker.close(() => resolve()) : resolve()));
     await closed;
+    // Their retries cut short, the writes under way end before the sinks close under them.
+    await Promise.all(this.writing);
     for (const sink of this.sinks) await sink.close();
     this.credentials?.close();
     this.deadLetters.close();
@@ -302,10 +317,11 @@ export class Gateway {
 
   /** A revocation list that cannot be read or parsed leaves the previous one in force. */
   private reloadRevocations(): void {
-    const crl = this.opts.tls?.crl;
-    if (!crl) return;
+    const tls = this.opts.tls;
+    const crl = tls?.crl;
+    if (!tls || !crl) return;
     try {
-      this.revoked = readRevocationList(crl);
+      this.revoked = readRevocationList(crl, tls.ca);
     } catch (err) {
       this.log.error({ err: (err as Error).message, crl }, 'revocation list not reloaded; the previous one stays in force');
     }
@@ -412,10 +428,11 @@ export class Gateway {
     // Waiting keeps the publish: the PUBACK comes late, and the agent's in-flight window slows it down.
     state.throttled++;
     this.metrics.throttled.inc();
-    setTimeout(() => {
+    void sleep(wait, this.stopping.signal).then(() => {
       state.throttled--;
-      if (!client.closed) this.admit(client, state, packet, t, sentBytes, done);
-    }, wait);
+      // A stopped gateway leaves the publish unacknowledged: the agent still holds it.
+      if (!client.closed && !this.stopping.signal.aborted) this.admit(client, state, packet, t, sentBytes, done);
+    });
   }
 
   /**
@@ -453,7 +470,10 @@ export class Gateway {
     }
     // Encoded once here: every sink carries the same bytes.
     state.queue.push({ record: sinkRecord(batch, receivedAt), done });
-    if (!state.writing) void this.writeQueued(client, state);
+    if (state.writing) return;
+    const writes = this.writeQueued(client, state);
+    this.writing.add(writes);
+    void writes.finally(() => this.writing.delete(writes));
   }
 
   /**
@@ -529,6 +549,8 @@ export class Gateway {
    * still receives the client's batches in order.
    */
   private async writeToSinks(client: Client, group: PendingWrite[]): Promise<void> {
+    const { signal } = this.stopping;
+    if (signal.aborted) throw new Error('the gateway is stopping');
     await Promise.all(
       this.sinks.map(async (sink) => {
         let left = group;
@@ -540,9 +562,11 @@ export class Gateway {
           left = left.slice(failed);
           this.metrics.sinkErrors.inc({ sink: sink.name });
           if (client.closed) throw new Error(`sink ${sink.name} failed and the client left: ${err.message}`);
+          if (signal.aborted) throw new Error(`sink ${sink.name} failed and the gateway is stopping: ${err.message}`);
           const delay = backoffDelay(attempt, this.opts.sinkRetryBaseMs, this.opts.sinkRetryMaxMs);
           this.log.error({ vehicle: client.id, sink: sink.name, err: err.message, retryInMs: Math.round(delay) }, 'sink write failed, PUBACK held');
-          await new Promise((r) => setTimeout(r, delay));
+          await sleep(delay, signal);
+          if (signal.aborted) throw new Error(`the gateway stopped before sink ${sink.name} recovered: ${err.message}`);
         }
       }),
     );

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Logger } from './log.js';
 
 export interface Health {
   ok: boolean;
@@ -17,14 +18,23 @@ export function createRegistry(component: string): Registry {
 
 /**
  * `/healthz` (200 when healthy, 503 otherwise, JSON detail either way) and `/metrics`
- * (Prometheus text) for a process that has no HTTP server of its own.
+ * (Prometheus text) for a process that has no HTTP server of its own. A health check or a
+ * metric's collect() that throws is answered with 500 and its message, and logged: the
+ * scraper learns why, and the process carries on.
  */
-export async function startOpsServer(host: string, port: number, registry: Registry, health: () => Health): Promise<Server> {
+export async function startOpsServer(host: string, port: number, registry: Registry, health: () => Health, log: Logger): Promise<Server> {
   const server = createServer((req, res) => {
-    void handleOps(req.url ?? '/', registry, health).then(({ status, type, body }) => {
-      res.writeHead(status, { 'content-type': type });
-      res.end(body);
-    });
+    const url = req.url ?? '/';
+    void handleOps(url, registry, health)
+      .catch((err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        log.error({ url, err: message }, 'ops request failed');
+        return { status: 500, type: 'application/json', body: JSON.stringify({ error: `${url}: ${message}` }) };
+      })
+      .then(({ status, type, body }) => {
+        res.writeHead(status, { 'content-type': type });
+        res.end(body);
+      });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -39,7 +39,7 @@ export function dispatcherCommand(): Command {
       const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
       const dispatcher = new AlertDispatcher(ledger.deliveries, channels, log, registry, { freshnessMs: c.freshnessMs });
       const stream = new KafkaAlertStream({ brokers: c.kafkaBrokers, topic: c.alertsTopic, clientId: 'fleet-dispatcher' }, log);
-      const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() })) : undefined;
+      const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() }), log) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.
       stopOnSignals([{ stop: async () => (ops?.close(), ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
       await stream.start();

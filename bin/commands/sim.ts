@@ -42,7 +42,7 @@ export function simCommand(): Command {
         registry,
       );
       await fleet.start();
-      const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ok: true, trucks: c.trucks })) : undefined;
+      const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ok: true, trucks: c.trucks }), log) : undefined;
       log.info({ trucks: c.trucks }, 'simulated fleet running');
       stopOnSignals([fleet, { stop: async () => void ops?.close() }]);
     }),

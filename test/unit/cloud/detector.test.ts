@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { afterEach, describe, it } from 'vitest';
+import { pino } from 'pino';
+import { Detector } from '../../../cloud/detector.js';
+import type { SourcedRecord, TelemetrySource } from '../../../cloud/sources/source.js';
+import { DEFAULT_RULES } from '../../../shared/rules/default-rules.js';
+import { tempDir, waitFor, within } from '../../support/harness.js';
+
+const dir = tempDir('fleet-detector-unit-');
+let n = 0;
+
+/** A source that fails while told to, and is otherwise caught up; it counts the polls. */
+class ScriptedSource implements TelemetrySource {
+  readonly name = 'scripted';
+  polls = 0;
+  failWith?: string;
+
+  async poll(): Promise<SourcedRecord[]> {
+    this.polls++;
+    if (this.failWith) throw new Error(this.failWith);
+    return [];
+  }
+
+  async commit(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}
+
+const running: Detector[] = [];
+afterEach(async () => {
+  for (const d of running.splice(0)) await d.stop();
+});
+
+function setUp(pollIntervalMs: number) {
+  const source = new ScriptedSource();
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const detector = new Detector(
+    { storePath: join(dir, `fleet-${n++}.db`), pollIntervalMs, pollMaxRecords: 100, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+    DEFAULT_RULES,
+    source,
+    log,
+  );
+  const failures = async () => (await detector.registry.getSingleMetric('fleet_detector_poll_failures_total')?.get())?.values[0]?.value ?? 0;
+  return { source, detector, lines, failures };
+}
+
+describe('the detector while its source fails', () => {
+  it('is unhealthy with the error while polls fail, counts each failure, and is healthy again once a poll succeeds', async () => {
+    const t = setUp(10);
+    t.source.failWith = 'broker unreachable';
+    await t.detector.start();
+    running.push(t.detector);
+    await waitFor('a few failed polls', () => t.source.polls >= 3);
+    const health = t.detector.health();
+    assert.equal(health.ok, false);
+    assert.equal(health.poll.ok, false);
+    assert.equal(health.poll.detail, 'broker unreachable');
+    assert.ok((health.poll.failures ?? 0) >= 3, JSON.stringify(health.poll));
+    assert.ok(typeof health.poll.since === 'number' && health.poll.since <= Date.now());
+    assert.ok((await t.failures()) >= 3, 'fleet_detector_poll_failures_total');
+    assert.ok(t.lines.some((l) => l.msg === 'detector poll failed, retrying' && l.err === 'broker unreachable'));
+
+    t.source.failWith = undefined;
+    await waitFor('healthy again', () => t.detector.health().ok);
+    assert.deepEqual(t.detector.health().poll, { ok: true });
+    assert.ok(t.lines.some((l) => l.msg === 'detector polls again'));
+  });
+
+  it('keeps the time the failures began while they go on', async () => {
+    const t = setUp(10);
+    t.source.failWith = 'first';
+    await t.detector.start();
+    running.push(t.detector);
+    await waitFor('a failure', () => t.detector.health().poll.failures === 1 || undefined);
+    const since = t.detector.health().poll.since;
+    t.source.failWith = 'second';
+    await waitFor('the next error', () => t.detector.health().poll.detail === 'second');
+    assert.equal(t.detector.health().poll.since, since);
+  });
+
+  it('is healthy from the start when its polls succeed', async () => {
+    const t = setUp(10);
+    await t.detector.start();
+    running.push(t.detector);
+    await waitFor('a poll', () => t.source.polls >= 1);
+    assert.equal(t.detector.health().ok, true);
+    assert.equal(await t.failures(), 0);
+  });
+});
+
+describe('stopping the detector', () => {
+  it('returns promptly while it waits between polls, and polls no more', async () => {
+    const t = setUp(60_000);
+    await t.detector.start();
+    await waitFor('the first poll', () => t.source.polls === 1);
+    await within('stop', t.detector.stop(), 5_000);
+    assert.equal(t.source.polls, 1);
+  });
+});
