@@ -6,12 +6,14 @@ import { Cloud, storedSeqs } from '../support/cloud.js';
 import { sleep, tempDir, waitFor } from '../support/harness.js';
 
 /**
- * Timeline (seconds after start): truck 2 overheats from 5 to 28, crossing 100 °C near 24
- * and cooling under it near 36; the gateway is down from 12 to 52. Every breaching window
- * therefore ends more than the 10 s freshness limit before the backlog arrives.
+ * Timeline (seconds after start): the gateway is down from 12 to 67; truck 2's cooling
+ * fails from 14 to 40, which takes a window's mean engine temperature past 100 °C between
+ * about 18 s (a hot engine at onset) and 42 s (a cool one). The raising window therefore
+ * ends inside the outage, well over the 10 s freshness limit before the backlog arrives.
  */
 const OUTAGE_FROM_S = 12;
-const OUTAGE_S = 40;
+const OUTAGE_S = 55;
+const OVERHEAT_S = { from: OUTAGE_FROM_S + 2, to: OUTAGE_FROM_S + 28 };
 const RULES = {
   windowMs: 2000,
   rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 100, severity: 'critical' }],
@@ -35,7 +37,8 @@ describe('gateway outage with 5 producing agents', () => {
       },
       cloud.log,
     );
-    fleet.trucks[1]!.model.inject({ kind: 'engine_overheat', from: Date.now() + 5000, to: Date.now() + 28_000 });
+    const startedAt = Date.now();
+    fleet.trucks[1]!.model.inject({ kind: 'engine_overheat', from: startedAt + OVERHEAT_S.from * 1000, to: startedAt + OVERHEAT_S.to * 1000 });
     await fleet.start();
   });
 
@@ -65,7 +68,7 @@ describe('gateway outage with 5 producing agents', () => {
     assert.equal(alerts.length, 1, `one overheat episode, got ${alerts.map((a) => a.id).join(', ')}`);
     const [alert] = alerts;
     assert.equal(alert!.vehicle, 'out-02');
-    assert.equal(alert!.live, false, 'raised from the backlog: historical');
+    assert.equal(alert!.live, false, `raised from the backlog: historical (window ${alert!.windowStart}–${alert!.windowEnd}, raised ${alert!.raisedAt})`);
     assert.equal(alert!.driverSentAt, null);
     await sleep(1500); // a dispatch, if any were wrongly made, has time to land
     for (const { driver } of fleet.trucks) assert.equal(driver.shown.length, 0);
