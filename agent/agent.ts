@@ -298,7 +298,7 @@ export class Agent {
   /** Adds to a per-sensor counter what the sensor's running total gained since the last scrape. */
   private exportTotal(counter: Counter<'vehicle' | 'sensor'>, sensor: string, total: number): void {
     let seen = this.exported.get(counter);
-    if (seen === undefined) this.exported.set(counter, (seen = new Map()));
+    if (seen === undefined) this.exported.set(counter, (seen = new Map<string, number>()));
     // Counted from 0 even while nothing happens, so that rate() and alerts see the series.
     const gained = Math.max(0, total - (seen.get(sensor) ?? 0));
     counter.inc({ vehicle: this.opts.vehicle, sensor }, gained);

@@ -97,7 +97,7 @@ export class ReadingBuffer {
     const owner = this.meta('vehicle');
     if (owner === undefined) this.setMeta('vehicle', opts.vehicle);
     else if (owner !== opts.vehicle) {
-      throw new Error(`buffer ${opts.path} belongs to vehicle ${String(owner)}, not ${opts.vehicle}; use another data directory`);
+      throw new Error(`buffer ${opts.path} belongs to vehicle ${typeof owner === 'string' ? owner : JSON.stringify(owner)}, not ${opts.vehicle}; use another data directory`);
     }
     const maxSeq = (this.db.prepare('SELECT max(seq) AS m FROM readings').get() as { m: number | null }).m ?? 0;
     this.state = {

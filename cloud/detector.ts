@@ -154,7 +154,7 @@ export class Detector {
       for (const rec of records) {
         const { batch } = rec;
         if (!this.engine.knows(batch.vehicle)) for (const alert of this.store.openAlerts(batch.vehicle)) this.engine.adopt(alert);
-        let toEvaluate = batch.readings;
+        let toEvaluate: typeof batch.readings;
         if (rec.rebuild) {
           // Stored and evaluated before the restart: feed the windows again, once each.
           toEvaluate = batch.readings.filter((r) => !this.engine.seen(r.vehicle, r.seq));

@@ -146,9 +146,13 @@ export class FleetStore {
   listAlerts(f: AlertFilter = {}): StoredAlert[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (f.state) (where.push('state = ?'), args.push(f.state));
-    if (f.severity) (where.push('severity = ?'), args.push(f.severity));
-    if (f.vehicle) (where.push('vehicle = ?'), args.push(f.vehicle));
+    const filter = (column: string, value: unknown) => {
+      where.push(`${column} = ?`);
+      args.push(value);
+    };
+    if (f.state) filter('state', f.state);
+    if (f.severity) filter('severity', f.severity);
+    if (f.vehicle) filter('vehicle', f.vehicle);
     const sql = `SELECT ${STORED_ALERT_COLUMNS} FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_at DESC LIMIT ?`;
     return this.db.prepare(sql).all(...args, f.limit ?? 500).map(toStoredAlert);
   }

@@ -127,7 +127,7 @@ function read(path: string): CredentialsFile {
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new Error(`${path}: not valid JSON: ${(err as Error).message}`);
+    throw new Error(`${path}: not valid JSON: ${(err as Error).message}`, { cause: err });
   }
   const parsed = fileSchema.safeParse(json);
   if (!parsed.success) {

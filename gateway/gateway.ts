@@ -614,7 +614,7 @@ const oversizeDetail = (sentBytes: number, limit: number) =>
   `payload of ${sentBytes} bytes exceeds the limit of ${limit}; its first ${limit} bytes are kept`;
 
 function authError(message: string, returnCode: number): AuthenticateError {
-  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+  return Object.assign<Error, Pick<AuthenticateError, 'returnCode'>>(new Error(message), { returnCode });
 }
 
 function rejectionNotice(reason: Refusal | GuardViolation, detail: string, topic: string): Buffer {

@@ -119,7 +119,7 @@ export class ConsoleServer {
       },
     );
     server.maxConnections = this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    server.on('drop', (peer) => {
+    server.on('drop', (peer?: { remoteAddress?: string }) => {
       this.metrics.connectionsRefused.inc({ reason: 'too_many_connections' });
       this.log.warn({ remote: peer?.remoteAddress, maxConnections: server.maxConnections }, 'connection refused: too many open connections');
     });

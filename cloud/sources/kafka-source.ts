@@ -167,10 +167,11 @@ export class KafkaSource implements TelemetrySource {
     this.log.info({ topic: this.topic, partitions, rebuild: seeks }, 'kafka partitions assigned');
   }
 
-  private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
     if (!(await this.assignment)) throw new Error('kafka partition assignment failed');
     // Fetched before a rebuild seek: the seek's own fetch brings these again.
-    if (isStale() || this.closing) return;
+    if (payload.isStale() || this.closing) return;
     const { partition } = batch;
     const records = batch.messages.flatMap((m) => this.decode(partition, m));
     const last = records.at(-1)?.offset ?? -1;
@@ -178,11 +179,11 @@ export class KafkaSource implements TelemetrySource {
     try {
       while ((this.handled.get(partition) ?? 0) <= last) {
         // Unresolved, so whatever the detector did not take is fetched again.
-        if (this.closing || !isRunning() || isStale()) return;
-        await heartbeat();
+        if (this.closing || !payload.isRunning() || payload.isStale()) return;
+        await payload.heartbeat();
         await this.nextChange(HEARTBEAT_INTERVAL_MS);
       }
-      resolveOffset(batch.lastOffset());
+      payload.resolveOffset(batch.lastOffset());
     } finally {
       const mine = new Set(records);
       this.buffer = this.buffer.filter((r) => !mine.has(r));

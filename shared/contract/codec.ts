@@ -182,7 +182,7 @@ function decodeJson(vehicle: string, payload: Buffer): Batch {
   }
   if (!Array.isArray(readings)) throw new ContractError('JSON payload: "readings" must be an array');
   const withVehicle = readings.map((r: unknown) =>
-    typeof r === 'object' && r !== null ? { vehicle, ...(r as object) } : r,
+    typeof r === 'object' && r !== null ? { vehicle, ...(r) } : r,
   ) as Reading[];
   const lastTs = withVehicle.at(-1)?.ts;
   return { vehicle, headTs: (headTs ?? lastTs) as number, readings: withVehicle };

@@ -39,7 +39,7 @@ function connect(url: string, opts: IClientOptions): Promise<MqttClient> {
 const grantedQos = (client: MqttClient, filters: string[]): Promise<number[]> =>
   new Promise((resolve, reject) =>
     client.subscribe(filters, { qos: 1 }, (err, granted) => {
-      const packet = (err as (Error & { packet?: { granted: number[] } }) | null)?.packet;
+      const packet = err && 'packet' in err ? (err.packet as { granted: number[] } | undefined) : undefined;
       if (packet) return resolve(packet.granted);
       if (err) return reject(err);
       resolve(granted!.map((g) => g.qos));

@@ -191,7 +191,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
             : { output: { Records: [], $metadata: {} } as PutRecordsCommandOutput, response: {} };
           const stored = [...((result.output as PutRecordsCommandOutput).Records ?? [])];
           const Records = failed.map((f) => (f ? { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'Rate exceeded for shard (injected)' } : stored.shift()!));
-          return { ...result, output: { ...result.output, Records, FailedRecordCount: failed.filter(Boolean).length } } as typeof result;
+          return { ...result, output: { ...result.output, Records, FailedRecordCount: failed.filter(Boolean).length } };
         },
         { step: 'initialize', name: 'injectThrottling' },
       );
@@ -388,8 +388,8 @@ describe('Kinesis and IoT Core on a moto server', () => {
         const topic = parseTopic(decodeURIComponent(url.pathname.slice('/topics/'.length)));
         assert.equal(topic?.kind, 'telemetry');
         assert.equal(url.searchParams.get('qos'), '1');
-        const batch = decodeBatch(topic!.vehicle, p.body);
-        assert.deepEqual(batch, batchOf(topic!.vehicle, (batch.readings[0]!.seq - 1) / READINGS_PER_BATCH + 1));
+        const batch = decodeBatch(topic.vehicle, p.body);
+        assert.deepEqual(batch, batchOf(topic.vehicle, (batch.readings[0]!.seq - 1) / READINGS_PER_BATCH + 1));
       }
       // Three rounds within one interval: the first update at once, then at most one more with the last state.
       for (const v of vehicles) {

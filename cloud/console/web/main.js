@@ -35,7 +35,10 @@ const mapDirty = new Set();
 let frameAsked = false;
 
 function markDirty(ids) {
-  for (const id of ids) (dirty.add(id), mapDirty.add(id));
+  for (const id of ids) {
+    dirty.add(id);
+    mapDirty.add(id);
+  }
   if (frameAsked) return;
   frameAsked = true;
   requestAnimationFrame(() => {

@@ -63,7 +63,10 @@ export class VehicleDetail {
       if (!v || (xs.length > 0 && v.ts / 1000 <= xs.at(-1))) continue;
       xs.push(v.ts / 1000);
       ys.push(v.value);
-      while (xs.length > 0 && xs[0] < cutoff) (xs.shift(), ys.shift());
+      while (xs.length > 0 && xs[0] < cutoff) {
+        xs.shift();
+        ys.shift();
+      }
       chart.plot.setData(chart.data);
     }
   }

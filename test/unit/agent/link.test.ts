@@ -149,7 +149,7 @@ describe('the agent link', () => {
     );
     assert.equal(c.will?.topic, topics.status(V));
     assert.deepEqual([c.will?.qos, c.will?.retain], [1, true]);
-    assert.equal(JSON.parse(c.will!.payload.toString()).online, false);
+    assert.equal(JSON.parse(c.will.payload.toString()).online, false);
     assert.deepEqual(t.seen, ['up']);
   });
 

@@ -49,14 +49,14 @@ function refusing(ledger: DeliveryLedger, method: keyof DeliveryLedger, times = 
   const refusedAt: number[] = [];
   const wrapped = new Proxy(ledger, {
     get(target, prop: keyof DeliveryLedger) {
-      const fn = target[prop] as (...args: unknown[]) => unknown;
+      const fn = target[prop].bind(target) as (...args: unknown[]) => unknown;
       return (...args: unknown[]) => {
         if (prop === method && left > 0) {
           left--;
           refusedAt.push(Date.now());
           throw new Database.SqliteError('database is locked', 'SQLITE_BUSY');
         }
-        return fn.apply(target, args);
+        return fn(...args);
       };
     },
   });

@@ -77,7 +77,7 @@ describe('the console page state (cloud/console/web/fleet-state.js)', () => {
       assert.deepEqual(v.values, { engine_temp: { value: 95, ts: 2000 }, container_temp: { value: 4, ts: 1500 } });
       assert.equal(v.lastSeen, 2000);
       s.applyValues([{ id: 'truck-1', values: { engine_temp: { value: 96, ts: 2000 } } }]);
-      assert.equal(v.values.engine_temp!.value, 96, 'the same time: the later message wins');
+      assert.equal(v.values.engine_temp.value, 96, 'the same time: the later message wins');
     });
 
     it('applies live values to vehicles it did not know yet, and names them', () => {

@@ -92,7 +92,7 @@ describe('the packet guard in front of aedes', () => {
       await g.send(bytes.subarray(0, bytes.length - 2000), 4096);
       await g.closed;
       assert.equal(g.violations[0]?.reason, 'packet_too_large');
-      assert.match(g.violations[0]!.detail, /exceeds the limit of 2000/);
+      assert.match(g.violations[0].detail, /exceeds the limit of 2000/);
     }
   });
 
