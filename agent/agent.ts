@@ -135,15 +135,22 @@ export class Agent {
     this.metrics = agentMetrics(this.registry);
     this.evictedScraped = this.buffer.stats().evicted;
     const vehicle = opts.vehicle;
-    this.queue = new CommitQueue({ maxHeld: opts.memoryBufferMaxReadings, retryBaseMs: WRITE_RETRY.baseMs, retryMaxMs: WRITE_RETRY.maxMs }, log, {
-      writeError: (code) => this.metrics.writeErrors.inc({ vehicle, code }),
-      dropped: (reason, n) => this.metrics.dropped.inc({ vehicle, reason }, n),
-    });
+    this.queue = new CommitQueue(
+      { maxHeld: opts.memoryBufferMaxReadings, retryBaseMs: WRITE_RETRY.baseMs, retryMaxMs: WRITE_RETRY.maxMs },
+      log,
+      {
+        writeError: (code) => this.metrics.writeErrors.inc({ vehicle, code }),
+        dropped: (reason, n) => this.metrics.dropped.inc({ vehicle, reason }, n),
+      },
+    );
     this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle }, readings);
     this.publisher.onSetAside = (readings) => this.metrics.setAside.inc({ vehicle }, readings);
     this.publisher.onRejection = (reason) => this.metrics.rejections.inc({ vehicle, reason });
     this.metrics.agents.add(this);
-    this.link.on('alert', (payload) => void this.onAlert(payload).catch((err: Error) => this.log.error({ err: err.message }, 'alert could not be shown')));
+    this.link.on(
+      'alert',
+      (payload) => void this.onAlert(payload).catch((err: Error) => this.log.error({ err: err.message }, 'alert could not be shown')),
+    );
     this.clock.on('synced', (sync: Sync) => this.onClockSynced(sync));
     this.clock.on('gpsRefused', ({ reason, first }: GpsRefusal) => {
       this.metrics.gpsTimeRefused.inc({ vehicle });
@@ -154,7 +161,12 @@ export class Agent {
       this.publisher.notify();
     });
     if (opts.edgeRules) {
-      this.edge = new EdgeRules(opts.edgeRules, (alert) => void this.showAlert(alert), (id) => void this.driverAlert.clear(id), log);
+      this.edge = new EdgeRules(
+        opts.edgeRules,
+        (alert) => void this.showAlert(alert),
+        (id) => void this.driverAlert.clear(id),
+        log,
+      );
     }
   }
 
@@ -322,7 +334,10 @@ export class Agent {
     const vehicle = this.opts.vehicle;
     this.metrics.clockCorrected.inc({ vehicle, how: 'exact' }, fixed.corrected);
     this.metrics.clockCorrected.inc({ vehicle, how: 'estimated' }, fixed.estimated);
-    this.log.info({ source: sync.source, afterMs: Math.round(this.clock.uptimeMs()), ...fixed }, 'clock synced: earlier readings corrected');
+    this.log.info(
+      { source: sync.source, afterMs: Math.round(this.clock.uptimeMs()), ...fixed },
+      'clock synced: earlier readings corrected',
+    );
   }
 
   private async onAlert(payload: Buffer): Promise<void> {
@@ -377,7 +392,12 @@ function createAgentMetrics(registry: Registry) {
   const agents = new Set<Agent>();
   return {
     agents,
-    committed: new Counter({ name: 'fleet_agent_readings_committed_total', help: 'Readings committed to the buffer', labelNames, registers }),
+    committed: new Counter({
+      name: 'fleet_agent_readings_committed_total',
+      help: 'Readings committed to the buffer',
+      labelNames,
+      registers,
+    }),
     acked: new Counter({ name: 'fleet_agent_readings_acked_total', help: 'Readings acknowledged by the gateway', labelNames, registers }),
     alerts: new Counter({ name: 'fleet_agent_driver_alerts_total', help: 'Alerts shown to the driver', labelNames, registers }),
     buffered: new Gauge({
@@ -405,7 +425,12 @@ function createAgentMetrics(registry: Registry) {
       labelNames: ['vehicle', 'reason'] as const,
       registers,
     }),
-    held: new Gauge({ name: 'fleet_agent_samples_held', help: 'Samples taken but not yet committed (many while the disk refuses writes)', labelNames, registers }),
+    held: new Gauge({
+      name: 'fleet_agent_samples_held',
+      help: 'Samples taken but not yet committed (many while the disk refuses writes)',
+      labelNames,
+      registers,
+    }),
     writeErrors: new Counter({
       name: 'fleet_agent_buffer_write_errors_total',
       help: 'Buffer writes refused by the disk (SQLITE_FULL, SQLITE_IOERR ...); each is retried',
@@ -419,7 +444,12 @@ function createAgentMetrics(registry: Registry) {
       registers,
     }),
     connected: new Gauge({ name: 'fleet_agent_connected', help: '1 while the gateway link is up', labelNames, registers }),
-    clockSynced: new Gauge({ name: 'fleet_agent_clock_synced', help: '1 once event times come from a trusted clock (system, NTP or GPS)', labelNames, registers }),
+    clockSynced: new Gauge({
+      name: 'fleet_agent_clock_synced',
+      help: '1 once event times come from a trusted clock (system, NTP or GPS)',
+      labelNames,
+      registers,
+    }),
     clockCorrected: new Counter({
       name: 'fleet_agent_readings_clock_corrected_total',
       help: 'Readings taken before the clock synced and re-timed after it: exact (this boot) or estimated (an earlier boot)',

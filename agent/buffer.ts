@@ -90,14 +90,14 @@ export class ReadingBuffer {
     // The buffer is written at its end and read in order: SQLite's 2 MB default page cache does,
     // while better-sqlite3's 16 MB would fill up on the first scan and stay in a Pi's RSS.
     this.db.pragma('cache_size = -2000');
-    this.upsertMeta = this.db.prepare(
-      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-    );
+    this.upsertMeta = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
     this.deleteRange = this.db.prepare('DELETE FROM readings WHERE seq BETWEEN ? AND ? RETURNING sensor');
     const owner = this.meta('vehicle');
     if (owner === undefined) this.setMeta('vehicle', opts.vehicle);
     else if (owner !== opts.vehicle) {
-      throw new Error(`buffer ${opts.path} belongs to vehicle ${typeof owner === 'string' ? owner : JSON.stringify(owner)}, not ${opts.vehicle}; use another data directory`);
+      throw new Error(
+        `buffer ${opts.path} belongs to vehicle ${typeof owner === 'string' ? owner : JSON.stringify(owner)}, not ${opts.vehicle}; use another data directory`,
+      );
     }
     const maxSeq = (this.db.prepare('SELECT max(seq) AS m FROM readings').get() as { m: number | null }).m ?? 0;
     this.state = {
@@ -138,8 +138,21 @@ export class ReadingBuffer {
       for (const { unsynced, ...s } of samples) {
         const r: Reading = { ...s, vehicle: this.opts.vehicle, seq: this.state.nextSeq++, value: quantize(s.value) };
         const p = r.position;
-        this.insert.run(r.seq, r.ts, r.clock, r.sensor, r.value, r.quality, sensorSpec(r.sensor).priority,
-          p?.lat ?? null, p?.lon ?? null, p?.heading ?? null, p?.fix ?? null, unsynced?.mono ?? null, unsynced?.boot ?? null);
+        this.insert.run(
+          r.seq,
+          r.ts,
+          r.clock,
+          r.sensor,
+          r.value,
+          r.quality,
+          sensorSpec(r.sensor).priority,
+          p?.lat ?? null,
+          p?.lon ?? null,
+          p?.heading ?? null,
+          p?.fix ?? null,
+          unsynced?.mono ?? null,
+          unsynced?.boot ?? null,
+        );
         this.state.bytes += rowBytes(r.sensor);
         this.state.count++;
         out.push(r);
@@ -171,7 +184,9 @@ export class ReadingBuffer {
   correctClock(sync: Sync): ClockCorrection {
     return this.db.transaction((): ClockCorrection => {
       const corrected = this.db
-        .prepare("UPDATE readings SET ts = CAST(round(mono + ?) AS INTEGER), clock = 'synced', mono = NULL, boot = NULL WHERE mono IS NOT NULL AND boot = ?")
+        .prepare(
+          "UPDATE readings SET ts = CAST(round(mono + ?) AS INTEGER), clock = 'synced', mono = NULL, boot = NULL WHERE mono IS NOT NULL AND boot = ?",
+        )
         .run(sync.offsetMs, sync.boot).changes;
       const boots = this.db
         .prepare('SELECT boot, max(mono) AS lastMono FROM readings WHERE mono IS NOT NULL GROUP BY boot ORDER BY max(seq) DESC')

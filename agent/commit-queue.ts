@@ -150,7 +150,10 @@ export class CommitQueue {
     const n = before - this.samples.length;
     if (n === 0 || this.episode === undefined) return;
     if (this.episode.dropped === 0) {
-      this.log.error({ maxHeld: this.opts.maxHeld }, 'buffer still not writable and the memory hold is full: dropping the lowest-priority samples');
+      this.log.error(
+        { maxHeld: this.opts.maxHeld },
+        'buffer still not writable and the memory hold is full: dropping the lowest-priority samples',
+      );
     }
     this.episode.dropped += n;
     this.dropped += n;

@@ -224,7 +224,12 @@ export class DeviceClock extends EventEmitter {
 /** A time difference in words: "19.6 years behind", "2.0 days ahead of", "90 s behind". */
 function span(diffMs: number): string {
   const ms = Math.abs(diffMs);
-  const units: [number, string][] = [[365.25 * 86_400_000, 'years'], [86_400_000, 'days'], [3_600_000, 'h'], [60_000, 'min']];
+  const units: [number, string][] = [
+    [365.25 * 86_400_000, 'years'],
+    [86_400_000, 'days'],
+    [3_600_000, 'h'],
+    [60_000, 'min'],
+  ];
   const [size, unit] = units.find(([size]) => ms >= size) ?? [1000, 's'];
   return `${(ms / size).toFixed(unit === 's' ? 0 : 1)} ${unit} ${diffMs < 0 ? 'behind' : 'ahead of'}`;
 }

@@ -189,9 +189,7 @@ export class Publisher {
         this.inflight.push(entry);
         this.sentUpTo = entry.last;
         this.buffer.protectedUpTo = entry.last;
-        this.link.publish(topics.telemetry(this.opts.vehicle), encodeBatch(batch, this.opts.encoding), (err) =>
-          this.settle(entry, err),
-        );
+        this.link.publish(topics.telemetry(this.opts.vehicle), encodeBatch(batch, this.opts.encoding), (err) => this.settle(entry, err));
       }
     } finally {
       this.pumping = false;

@@ -22,7 +22,8 @@ const COMMIT_GROUP = 1_000;
 /** The sustained phase stops committing while this many readings wait for a PUBACK. */
 const MAX_BACKLOG = 20_000;
 
-const out = (event: string, fields: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
+const out = (event: string, fields: Record<string, unknown> = {}) =>
+  process.stdout.write(`${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
 const rssMb = () => round(process.memoryUsage.rss() / MB, 1);
 /** Where the RSS goes: V8's heap (used and reserved) and memory outside it (SQLite, buffers). */
 const memory = () => {
@@ -51,10 +52,21 @@ function samples(count: number): Sample[] {
 
 function agentParts(path: string, url: string, batch: number, publishRate: number, log: Logger) {
   const buffer = new ReadingBuffer({ path, vehicle: VEHICLE, maxBytes: 1024 * MB, synchronous: 'FULL' });
-  const link = new CountingLink({ url, vehicle: VEHICLE, keepaliveS: 30, reconnectBaseMs: 500, reconnectMaxMs: 5_000, maxInflight: 8 }, log);
+  const link = new CountingLink(
+    { url, vehicle: VEHICLE, keepaliveS: 30, reconnectBaseMs: 500, reconnectMaxMs: 5_000, maxInflight: 8 },
+    log,
+  );
   // The agent's own publish limit (0: none), as `maxPublishesPerSecond` sets it.
   const publisher = new Publisher(
-    { vehicle: VEHICLE, batchMaxReadings: batch, lingerMs: 200, maxInflight: 8, maxPublishesPerSecond: publishRate, encoding: { encoding: 'binary', compress: false }, holdUnsynced: () => false },
+    {
+      vehicle: VEHICLE,
+      batchMaxReadings: batch,
+      lingerMs: 200,
+      maxInflight: 8,
+      maxPublishesPerSecond: publishRate,
+      encoding: { encoding: 'binary', compress: false },
+      holdUnsynced: () => false,
+    },
     buffer,
     link,
     log,
@@ -84,7 +96,15 @@ async function sustained(path: string, url: string, seconds: number, batch: numb
     await new Promise((r) => setImmediate(r));
   }
   const elapsed = (performance.now() - t0) / 1000;
-  out('sustained', { committed, acked, seconds: elapsed, publishes: link.publishes, rssMb: rssMb(), rssMaxMb: round(rssMax / MB, 1), ...memory() });
+  out('sustained', {
+    committed,
+    acked,
+    seconds: elapsed,
+    publishes: link.publishes,
+    rssMb: rssMb(),
+    rssMaxMb: round(rssMax / MB, 1),
+    ...memory(),
+  });
   publisher.stop();
   await link.stop();
   buffer.close();
@@ -119,7 +139,15 @@ async function restart(path: string, url: string, seconds: number, batch: number
   }
   const elapsed = (performance.now() - firstAckAt) / 1000;
   clearInterval(sampler);
-  out('drained', { acked, seconds: elapsed, publishes: link.publishes, left: buffer.stats().readings, rssMb: rssMb(), rssMaxMb: round(rssMax / MB, 1), ...memory() });
+  out('drained', {
+    acked,
+    seconds: elapsed,
+    publishes: link.publishes,
+    left: buffer.stats().readings,
+    rssMb: rssMb(),
+    rssMaxMb: round(rssMax / MB, 1),
+    ...memory(),
+  });
   publisher.stop();
   await link.stop();
   buffer.close();

@@ -46,46 +46,98 @@ async function phase(args: string[], event: string): Promise<{ line: Record<stri
   return { line, child };
 }
 
-runPart('agent', USAGE, (quick) => (quick ? 90_000 : 300_000), async (o, log) => {
-  const dir = tempDir('fleet-bench-agent-');
-  const gateway = await startGatewayProcess({ core: GATEWAY_CORE });
-  try {
-    const seconds = o.quick ? 5 : 20;
-    log(`sustained: ${seconds} s against the gateway on ${gateway.url}, node ${NODE_FLAGS.join(' ')} as in fleet-agent.service`);
-    const { line: s } = await phase(['--phase', 'sustained', '--buffer', join(dir, 'sustained.db'), '--url', gateway.url, '--seconds', String(seconds)], 'sustained');
-    const rate = Number(s.acked) / Number(s.seconds);
-    log(`sustained: ${Math.round(rate).toLocaleString('en')} readings/s acknowledged (${Number(s.committed).toLocaleString('en')} committed), RSS ${String(s.rssMb)} MB`);
-    emit('agent', { figure: 'sustained readings/s, committed + published + acknowledged, one core', value: Math.round(rate), unit: 'readings/s', floor: 20_000, note: `${round(Number(s.publishes) / Number(s.seconds))} publishes/s of up to 500 readings, synchronous=FULL` });
-    emit('agent', { figure: 'RSS at steady state', value: Number(s.rssMb), unit: 'MB', floor: 80, floorOp: '<=', note: `max ${String(s.rssMaxMb)} MB during the run` });
+runPart(
+  'agent',
+  USAGE,
+  (quick) => (quick ? 90_000 : 300_000),
+  async (o, log) => {
+    const dir = tempDir('fleet-bench-agent-');
+    const gateway = await startGatewayProcess({ core: GATEWAY_CORE });
+    try {
+      const seconds = o.quick ? 5 : 20;
+      log(`sustained: ${seconds} s against the gateway on ${gateway.url}, node ${NODE_FLAGS.join(' ')} as in fleet-agent.service`);
+      const { line: s } = await phase(
+        ['--phase', 'sustained', '--buffer', join(dir, 'sustained.db'), '--url', gateway.url, '--seconds', String(seconds)],
+        'sustained',
+      );
+      const rate = Number(s.acked) / Number(s.seconds);
+      log(
+        `sustained: ${Math.round(rate).toLocaleString('en')} readings/s acknowledged (${Number(s.committed).toLocaleString('en')} committed), RSS ${String(s.rssMb)} MB`,
+      );
+      emit('agent', {
+        figure: 'sustained readings/s, committed + published + acknowledged, one core',
+        value: Math.round(rate),
+        unit: 'readings/s',
+        floor: 20_000,
+        note: `${round(Number(s.publishes) / Number(s.seconds))} publishes/s of up to 500 readings, synchronous=FULL`,
+      });
+      emit('agent', {
+        figure: 'RSS at steady state',
+        value: Number(s.rssMb),
+        unit: 'MB',
+        floor: 80,
+        floorOp: '<=',
+        note: `max ${String(s.rssMaxMb)} MB during the run`,
+      });
 
-    const backlogPath = join(dir, 'backlog.db');
-    log(`filling a buffer with ${BACKLOG.toLocaleString('en')} readings`);
-    await phase(['--phase', 'fill', '--buffer', backlogPath, '--readings', String(BACKLOG)], 'filled');
-    log('restarting the agent on the backlog');
-    const drainSeconds = o.quick ? 6 : 60;
-    const child = spawnNode(
-      benchScript('agent-process'),
-      ['--phase', 'restart', '--buffer', backlogPath, '--url', gateway.url, '--seconds', String(drainSeconds), '--batch', String(DRAIN_BATCH), '--publish-rate', String(PUBLISH_RATE)],
-      { core: AGENT_CORE, nodeArgs: NODE_FLAGS },
-    );
-    const first = await child.next((l) => l.event === 'first-publish', 60_000);
-    const firstMs = Number(first.at) - child.spawnedAt;
-    log(`first publish ${firstMs} ms after the spawn, RSS ${String(first.rssMb)} MB`);
-    const d = await child.next((l) => l.event === 'drained', (drainSeconds + 60) * 1000);
-    if ((await child.exited) !== 0) throw new Error('the restarted agent failed');
-    const drain = Number(d.acked) / Number(d.seconds);
-    log(`drain: ${Math.round(drain).toLocaleString('en')} readings/s, ${round(Number(d.publishes) / Number(d.seconds))} publishes/s, RSS max ${String(d.rssMaxMb)} MB`);
-    const note = `${BACKLOG.toLocaleString('en')} readings buffered`;
-    emit('agent', { figure: 'restart with backlog: first publish after process start', value: firstMs, unit: 'ms', floor: 2_000, floorOp: '<=', note });
-    emit('agent', { figure: 'restart with backlog: RSS', value: Number(d.rssMaxMb), unit: 'MB', floor: 80, floorOp: '<=', note: `${note}; max while draining (${String(first.rssMb)} MB at the first publish)` });
-    emit('agent', {
-      figure: `backlog drain at <= ${PUBLISH_RATE} publishes/s`,
-      value: Math.round(drain),
-      unit: 'readings/s',
-      floor: 20_000,
-      note: `batches of ${DRAIN_BATCH}, ${round(Number(d.publishes) / Number(d.seconds))} publishes/s, ${Number(d.acked).toLocaleString('en')} readings in ${round(Number(d.seconds), 1)} s`,
-    });
-  } finally {
-    await gateway.stop();
-  }
-});
+      const backlogPath = join(dir, 'backlog.db');
+      log(`filling a buffer with ${BACKLOG.toLocaleString('en')} readings`);
+      await phase(['--phase', 'fill', '--buffer', backlogPath, '--readings', String(BACKLOG)], 'filled');
+      log('restarting the agent on the backlog');
+      const drainSeconds = o.quick ? 6 : 60;
+      const child = spawnNode(
+        benchScript('agent-process'),
+        [
+          '--phase',
+          'restart',
+          '--buffer',
+          backlogPath,
+          '--url',
+          gateway.url,
+          '--seconds',
+          String(drainSeconds),
+          '--batch',
+          String(DRAIN_BATCH),
+          '--publish-rate',
+          String(PUBLISH_RATE),
+        ],
+        { core: AGENT_CORE, nodeArgs: NODE_FLAGS },
+      );
+      const first = await child.next((l) => l.event === 'first-publish', 60_000);
+      const firstMs = Number(first.at) - child.spawnedAt;
+      log(`first publish ${firstMs} ms after the spawn, RSS ${String(first.rssMb)} MB`);
+      const d = await child.next((l) => l.event === 'drained', (drainSeconds + 60) * 1000);
+      if ((await child.exited) !== 0) throw new Error('the restarted agent failed');
+      const drain = Number(d.acked) / Number(d.seconds);
+      log(
+        `drain: ${Math.round(drain).toLocaleString('en')} readings/s, ${round(Number(d.publishes) / Number(d.seconds))} publishes/s, RSS max ${String(d.rssMaxMb)} MB`,
+      );
+      const note = `${BACKLOG.toLocaleString('en')} readings buffered`;
+      emit('agent', {
+        figure: 'restart with backlog: first publish after process start',
+        value: firstMs,
+        unit: 'ms',
+        floor: 2_000,
+        floorOp: '<=',
+        note,
+      });
+      emit('agent', {
+        figure: 'restart with backlog: RSS',
+        value: Number(d.rssMaxMb),
+        unit: 'MB',
+        floor: 80,
+        floorOp: '<=',
+        note: `${note}; max while draining (${String(first.rssMb)} MB at the first publish)`,
+      });
+      emit('agent', {
+        figure: `backlog drain at <= ${PUBLISH_RATE} publishes/s`,
+        value: Math.round(drain),
+        unit: 'readings/s',
+        floor: 20_000,
+        note: `batches of ${DRAIN_BATCH}, ${round(Number(d.publishes) / Number(d.seconds))} publishes/s, ${Number(d.acked).toLocaleString('en')} readings in ${round(Number(d.seconds), 1)} s`,
+      });
+    } finally {
+      await gateway.stop();
+    }
+  },
+);

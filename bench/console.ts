@@ -50,20 +50,42 @@ const SLICES_PER_S = 10;
 function startFeeder(store: FleetStore, vehicles: number, hz: number): () => void {
   const seqs = new Array<number>(vehicles).fill(0);
   let slice = 0;
-  const timer = setInterval(() => {
-    const now = Date.now();
-    const readings: Reading[] = [];
-    for (let i = slice % SLICES_PER_S; i < vehicles; i += SLICES_PER_S) {
-      const vehicle = `truck-${String(i + 1).padStart(3, '0')}`;
-      const t = now / 60_000 + i;
-      const r = (sensor: Reading['sensor'], value: number): Reading => ({ vehicle, seq: ++seqs[i]!, ts: now, clock: 'synced', sensor, value: Math.round(value * 100) / 100, quality: 'good' });
-      const gps = r('gps', 60 + 20 * Math.sin(t));
-      gps.position = { lat: 52 + (i % 25) * 0.08 + 0.02 * Math.sin(t), lon: 4.5 + Math.floor(i / 25) * 0.08 + 0.02 * Math.cos(t), heading: 90, fix: '3d' };
-      readings.push(r('engine_temp', 90 + 2 * Math.sin(t * 3)), r('container_temp', 5 + Math.sin(t)), r('speed', 60 + 20 * Math.sin(t)), r('rpm', 1500 + 200 * Math.sin(t)), gps);
-    }
-    store.transaction(() => store.insertReadings(readings, now));
-    slice++;
-  }, 1000 / hz / SLICES_PER_S);
+  const timer = setInterval(
+    () => {
+      const now = Date.now();
+      const readings: Reading[] = [];
+      for (let i = slice % SLICES_PER_S; i < vehicles; i += SLICES_PER_S) {
+        const vehicle = `truck-${String(i + 1).padStart(3, '0')}`;
+        const t = now / 60_000 + i;
+        const r = (sensor: Reading['sensor'], value: number): Reading => ({
+          vehicle,
+          seq: ++seqs[i]!,
+          ts: now,
+          clock: 'synced',
+          sensor,
+          value: Math.round(value * 100) / 100,
+          quality: 'good',
+        });
+        const gps = r('gps', 60 + 20 * Math.sin(t));
+        gps.position = {
+          lat: 52 + (i % 25) * 0.08 + 0.02 * Math.sin(t),
+          lon: 4.5 + Math.floor(i / 25) * 0.08 + 0.02 * Math.cos(t),
+          heading: 90,
+          fix: '3d',
+        };
+        readings.push(
+          r('engine_temp', 90 + 2 * Math.sin(t * 3)),
+          r('container_temp', 5 + Math.sin(t)),
+          r('speed', 60 + 20 * Math.sin(t)),
+          r('rpm', 1500 + 200 * Math.sin(t)),
+          gps,
+        );
+      }
+      store.transaction(() => store.insertReadings(readings, now));
+      slice++;
+    },
+    1000 / hz / SLICES_PER_S,
+  );
   return () => clearInterval(timer);
 }
 
@@ -82,10 +104,14 @@ function instrument(): void {
   }).observe({ type: 'longtask', buffered: true });
   const afterPaint = (done: (now: number) => void) => requestAnimationFrame(() => setTimeout(() => done(Date.now()), 0));
   for (const type of ['click', 'keydown']) {
-    addEventListener(type, (e) => {
-      const start = performance.timeOrigin + e.timeStamp;
-      afterPaint((now) => stats.inputs.push(now - start));
-    }, { capture: true });
+    addEventListener(
+      type,
+      (e) => {
+        const start = performance.timeOrigin + e.timeStamp;
+        afterPaint((now) => stats.inputs.push(now - start));
+      },
+      { capture: true },
+    );
   }
   addEventListener('DOMContentLoaded', () => {
     const body = document.querySelector('#vehicles tbody')!;
@@ -147,10 +173,20 @@ async function main(): Promise<void> {
   log(`storing ${vehicles} vehicles × 5 sensors at ${hz} Hz; console on ${storePath}`);
   const stopFeeder = startFeeder(store, vehicles, hz);
   // Nothing listens on the MQTT port: online/offline is not what this measures.
-  const consoleProc = runFleet([
-    'console', '--port', String(await freePort()), '--store-path', storePath, '--console-token', TOKEN,
-    '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`,
-  ], { FLEET_LOG_LEVEL: 'error' });
+  const consoleProc = runFleet(
+    [
+      'console',
+      '--port',
+      String(await freePort()),
+      '--store-path',
+      storePath,
+      '--console-token',
+      TOKEN,
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${await freePort()}`,
+    ],
+    { FLEET_LOG_LEVEL: 'error' },
+  );
   const browser = await launchChromium();
   try {
     const url = await waitFor('the console URL', () => /fleet console: (http:\S+)/.exec(consoleProc.lines.join('\n'))?.[1], 30_000);
@@ -161,7 +197,10 @@ async function main(): Promise<void> {
     await page.fill('#sign-in-password', TOKEN);
     await page.click('#sign-in-form button[type=submit]');
     log('page open; waiting for every vehicle');
-    await page.waitForFunction((n) => document.querySelectorAll('#vehicles tbody tr').length >= n, vehicles, { timeout: 180_000, polling: 1000 });
+    await page.waitForFunction((n) => document.querySelectorAll('#vehicles tbody tr').length >= n, vehicles, {
+      timeout: 180_000,
+      polling: 1000,
+    });
     // Warm-up: the first frames carry the whole fleet at once, which is the page loading, not updating.
     await sleep(5000);
     await page.evaluate(() => {

@@ -94,76 +94,112 @@ const cpuSeconds = (since: NodeJS.CpuUsage) => {
 /** The detector step with nothing behind it: records are handed to Detector.handle directly. */
 const NO_SOURCE: TelemetrySource = { name: 'bench', poll: async () => [], commit: async () => {}, close: async () => {} };
 
-runPart('detector', USAGE, (quick) => (quick ? 60_000 : 240_000), async (o, log) => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  const chunks = o.quick ? 3 : 12;
-  const rnd = noise(42);
+runPart(
+  'detector',
+  USAGE,
+  (quick) => (quick ? 60_000 : 240_000),
+  async (o, log) => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const chunks = o.quick ? 3 : 12;
+    const rnd = noise(42);
 
-  gc();
-  const heapBefore = process.memoryUsage().heapUsed;
-  const engine = new RuleEngine(DEFAULT_RULES);
-  const seqs = new Int32Array(VEHICLES);
-  let readings = 0;
-  let cpu = 0;
-  let wall = 0;
-  let events = 0;
-  for (let c = 0; c < chunks; c++) {
-    const rs = chunk(T0 + c * CHUNK_MS, seqs, rnd);
-    const cpu0 = process.cpuUsage();
-    const w0 = performance.now();
-    for (const r of rs) events += engine.process(r, r.ts, r.ts).length;
-    wall += performance.now() - w0;
-    cpu += cpuSeconds(cpu0);
-    readings += rs.length;
-    log(`engine: ${readings.toLocaleString('en')} readings, ${Math.round(readings / cpu).toLocaleString('en')} per CPU second, ${events} alert events`);
-  }
-  gc();
-  const perVehicle = (process.memoryUsage().heapUsed - heapBefore) / engine.vehicleCount;
-  const note = `${VEHICLES.toLocaleString('en')} vehicles x ${SENSOR_HZ.length} sensors at a simulated truck's rates, 10 s windows, default rules; ${readings.toLocaleString('en')} readings`;
-  emit('detector', { figure: 'rule engine, readings/s per core', value: Math.round(readings / cpu), unit: 'readings/s', floor: FLOOR_PER_CORE, note });
-  emit('detector', { figure: 'rule engine, readings/s (wall clock)', value: Math.round(readings / (wall / 1000)), unit: 'readings/s', note });
-  emit('detector', { figure: 'rule engine, heap per vehicle', value: Math.round(perVehicle), unit: 'B', note: `${engine.vehicleCount} vehicles with open windows and baselines` });
-
-  // The whole step: the same kind of readings as one record per vehicle batch of 2 s (10 readings).
-  const dir = tempDir('fleet-bench-detector-');
-  try {
-    const silent = createLogger('bench', { level: 'silent' });
-    const detector = new Detector({ storePath: join(dir, 'fleet.db'), pollIntervalMs: 20, pollMaxRecords: 1000, channels: [], opsHost: '127.0.0.1', opsPort: -1 }, DEFAULT_RULES, NO_SOURCE, silent);
-    const seqs2 = new Int32Array(VEHICLES);
-    let stepReadings = 0;
-    let stepCpu = 0;
-    let offset = 0;
-    for (let c = 0; c < (o.quick ? 1 : 3); c++) {
-      const byVehicle = new Map<string, Reading[]>();
-      for (const r of chunk(T0 + c * CHUNK_MS, seqs2, rnd)) {
-        let list = byVehicle.get(r.vehicle);
-        if (!list) byVehicle.set(r.vehicle, (list = []));
-        list.push(r);
-      }
-      // Batches of 2 s of one vehicle, ordered by their first reading's time as a stream would carry them.
-      const records: SourcedRecord[] = [];
-      for (let from = 0; from < CHUNK_MS; from += 2000) {
-        for (const [vehicle, list] of byVehicle) {
-          const rs = list.filter((r) => r.ts - (T0 + c * CHUNK_MS) >= from && r.ts - (T0 + c * CHUNK_MS) < from + 2000);
-          records.push({ offset: ++offset, vehicle, receivedAt: rs.at(-1)!.ts, batch: { vehicle, headTs: rs.at(-1)!.ts, readings: rs }, rebuild: false });
-        }
-      }
+    gc();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const engine = new RuleEngine(DEFAULT_RULES);
+    const seqs = new Int32Array(VEHICLES);
+    let readings = 0;
+    let cpu = 0;
+    let wall = 0;
+    let events = 0;
+    for (let c = 0; c < chunks; c++) {
+      const rs = chunk(T0 + c * CHUNK_MS, seqs, rnd);
       const cpu0 = process.cpuUsage();
-      for (let i = 0; i < records.length; i += 1000) detector.handle(records.slice(i, i + 1000));
-      stepCpu += cpuSeconds(cpu0);
-      stepReadings += records.reduce((n, r) => n + r.batch.readings.length, 0);
-      log(`detector step: ${stepReadings.toLocaleString('en')} readings, ${Math.round(stepReadings / stepCpu).toLocaleString('en')} per CPU second`);
+      const w0 = performance.now();
+      for (const r of rs) events += engine.process(r, r.ts, r.ts).length;
+      wall += performance.now() - w0;
+      cpu += cpuSeconds(cpu0);
+      readings += rs.length;
+      log(
+        `engine: ${readings.toLocaleString('en')} readings, ${Math.round(readings / cpu).toLocaleString('en')} per CPU second, ${events} alert events`,
+      );
     }
-    detector.store.close();
+    gc();
+    const perVehicle = (process.memoryUsage().heapUsed - heapBefore) / engine.vehicleCount;
+    const note = `${VEHICLES.toLocaleString('en')} vehicles x ${SENSOR_HZ.length} sensors at a simulated truck's rates, 10 s windows, default rules; ${readings.toLocaleString('en')} readings`;
     emit('detector', {
-      figure: 'detector step (store + engine), readings/s per core',
-      value: Math.round(stepReadings / stepCpu),
+      figure: 'rule engine, readings/s per core',
+      value: Math.round(readings / cpu),
       unit: 'readings/s',
-      note: `Detector.handle, 1,000 records of 10 readings per call, SQLite store; ${stepReadings.toLocaleString('en')} readings`,
+      floor: FLOOR_PER_CORE,
+      note,
     });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  log(`engine wall time ${round(wall / 1000, 2)} s`);
-});
+    emit('detector', {
+      figure: 'rule engine, readings/s (wall clock)',
+      value: Math.round(readings / (wall / 1000)),
+      unit: 'readings/s',
+      note,
+    });
+    emit('detector', {
+      figure: 'rule engine, heap per vehicle',
+      value: Math.round(perVehicle),
+      unit: 'B',
+      note: `${engine.vehicleCount} vehicles with open windows and baselines`,
+    });
+
+    // The whole step: the same kind of readings as one record per vehicle batch of 2 s (10 readings).
+    const dir = tempDir('fleet-bench-detector-');
+    try {
+      const silent = createLogger('bench', { level: 'silent' });
+      const detector = new Detector(
+        { storePath: join(dir, 'fleet.db'), pollIntervalMs: 20, pollMaxRecords: 1000, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+        DEFAULT_RULES,
+        NO_SOURCE,
+        silent,
+      );
+      const seqs2 = new Int32Array(VEHICLES);
+      let stepReadings = 0;
+      let stepCpu = 0;
+      let offset = 0;
+      for (let c = 0; c < (o.quick ? 1 : 3); c++) {
+        const byVehicle = new Map<string, Reading[]>();
+        for (const r of chunk(T0 + c * CHUNK_MS, seqs2, rnd)) {
+          let list = byVehicle.get(r.vehicle);
+          if (!list) byVehicle.set(r.vehicle, (list = []));
+          list.push(r);
+        }
+        // Batches of 2 s of one vehicle, ordered by their first reading's time as a stream would carry them.
+        const records: SourcedRecord[] = [];
+        for (let from = 0; from < CHUNK_MS; from += 2000) {
+          for (const [vehicle, list] of byVehicle) {
+            const rs = list.filter((r) => r.ts - (T0 + c * CHUNK_MS) >= from && r.ts - (T0 + c * CHUNK_MS) < from + 2000);
+            records.push({
+              offset: ++offset,
+              vehicle,
+              receivedAt: rs.at(-1)!.ts,
+              batch: { vehicle, headTs: rs.at(-1)!.ts, readings: rs },
+              rebuild: false,
+            });
+          }
+        }
+        const cpu0 = process.cpuUsage();
+        for (let i = 0; i < records.length; i += 1000) detector.handle(records.slice(i, i + 1000));
+        stepCpu += cpuSeconds(cpu0);
+        stepReadings += records.reduce((n, r) => n + r.batch.readings.length, 0);
+        log(
+          `detector step: ${stepReadings.toLocaleString('en')} readings, ${Math.round(stepReadings / stepCpu).toLocaleString('en')} per CPU second`,
+        );
+      }
+      detector.store.close();
+      emit('detector', {
+        figure: 'detector step (store + engine), readings/s per core',
+        value: Math.round(stepReadings / stepCpu),
+        unit: 'readings/s',
+        note: `Detector.handle, 1,000 records of 10 readings per call, SQLite store; ${stepReadings.toLocaleString('en')} readings`,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    log(`engine wall time ${round(wall / 1000, 2)} s`);
+  },
+);

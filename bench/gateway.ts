@@ -54,7 +54,13 @@ function load(port: number, payloads: Buffer[], quick: boolean, log: (msg: strin
   );
 }
 
-async function measure(target: Target, payloads: Buffer[], quick: boolean, kafka: () => Promise<KafkaBroker>, log: (msg: string) => void): Promise<Measured> {
+async function measure(
+  target: Target,
+  payloads: Buffer[],
+  quick: boolean,
+  kafka: () => Promise<KafkaBroker>,
+  log: (msg: string) => void,
+): Promise<Measured> {
   let result: LoadResult;
   if (target === 'mosquitto') {
     const broker = await startMosquitto({ core: BROKER_CORE });
@@ -65,7 +71,10 @@ async function measure(target: Target, payloads: Buffer[], quick: boolean, kafka
       await broker.stop();
     }
   } else {
-    const gw = await startGatewayProcess({ core: BROKER_CORE, ...(target === 'kafka' ? { sinks: 'kafka', kafkaBrokers: (await kafka()).bootstrap } : {}) });
+    const gw = await startGatewayProcess({
+      core: BROKER_CORE,
+      ...(target === 'kafka' ? { sinks: 'kafka', kafkaBrokers: (await kafka()).bootstrap } : {}),
+    });
     log(`gateway (sink ${target}) on port ${gw.port}`);
     try {
       result = await load(gw.port, payloads, quick, log);
@@ -78,50 +87,71 @@ async function measure(target: Target, payloads: Buffer[], quick: boolean, kafka
   return m;
 }
 
-runPart('gateway', USAGE, (quick) => (quick ? 90_000 : 300_000), async (o, log) => {
-  const now = Date.now();
-  const payloads = Array.from({ length: CLIENTS }, (_, i) => {
-    const readings = truckReadings(vehicle(i), READINGS_PER_BATCH, now - 60_000, i + 1);
-    return encodeBatch({ vehicle: vehicle(i), headTs: readings.at(-1)!.ts, readings });
-  });
-  log(`${CLIENTS} clients, ${INFLIGHT} QoS 1 publishes in flight each, payload ${payloads[0]!.length} bytes (${READINGS_PER_BATCH} readings)`);
-  let broker: KafkaBroker | undefined;
-  const kafka = async () => {
-    if (!broker) {
-      log('starting the Kafka broker');
-      broker = await startKafka();
-    }
-    return broker;
-  };
-  const runs = o.quick ? 1 : 2;
-  const best = new Map<Target, Measured>();
-  try {
-    for (let r = 0; r < runs; r++) {
-      const order: Target[] = r % 2 === 0 ? ['mosquitto', 'embedded', 'kafka'] : ['kafka', 'embedded', 'mosquitto'];
-      for (const t of order) {
-        const m = await measure(t, payloads, o.quick, kafka, log);
-        const prev = best.get(t);
-        if (!prev || m.rate > prev.rate) best.set(t, m);
-      }
-    }
-  } finally {
-    await broker?.stop();
-  }
-  const mosq = best.get('mosquitto')!;
-  const note = `${CLIENTS} clients x ${INFLIGHT} in flight, ${READINGS_PER_BATCH} readings per message, broker on one core`;
-  for (const sink of ['embedded', 'kafka'] as const) {
-    const m = best.get(sink)!;
-    const name = sink === 'embedded' ? 'embedded sink' : 'Kafka sink (acks=all)';
-    emit('gateway', {
-      figure: `QoS 1 messages/s, ${name}`,
-      value: Math.round(m.rate),
-      unit: 'msg/s',
-      ...(sink === 'embedded' ? { floor: Math.round(FLOOR_VS_MOSQUITTO * mosq.rate), floorOp: '>=' as const } : {}),
-      peer: 'Mosquitto',
-      peerValue: Math.round(mosq.rate),
-      note: sink === 'embedded' ? `${note}; floor 0.8 x Mosquitto` : note,
+runPart(
+  'gateway',
+  USAGE,
+  (quick) => (quick ? 90_000 : 300_000),
+  async (o, log) => {
+    const now = Date.now();
+    const payloads = Array.from({ length: CLIENTS }, (_, i) => {
+      const readings = truckReadings(vehicle(i), READINGS_PER_BATCH, now - 60_000, i + 1);
+      return encodeBatch({ vehicle: vehicle(i), headTs: readings.at(-1)!.ts, readings });
     });
-    emit('gateway', { figure: `PUBACK p50, ${name}`, value: round(m.p50, 2), unit: 'ms', peer: 'Mosquitto', peerValue: round(mosq.p50, 2), note });
-    emit('gateway', { figure: `PUBACK p99, ${name}`, value: round(m.p99, 2), unit: 'ms', peer: 'Mosquitto', peerValue: round(mosq.p99, 2), note });
-  }
-});
+    log(
+      `${CLIENTS} clients, ${INFLIGHT} QoS 1 publishes in flight each, payload ${payloads[0]!.length} bytes (${READINGS_PER_BATCH} readings)`,
+    );
+    let broker: KafkaBroker | undefined;
+    const kafka = async () => {
+      if (!broker) {
+        log('starting the Kafka broker');
+        broker = await startKafka();
+      }
+      return broker;
+    };
+    const runs = o.quick ? 1 : 2;
+    const best = new Map<Target, Measured>();
+    try {
+      for (let r = 0; r < runs; r++) {
+        const order: Target[] = r % 2 === 0 ? ['mosquitto', 'embedded', 'kafka'] : ['kafka', 'embedded', 'mosquitto'];
+        for (const t of order) {
+          const m = await measure(t, payloads, o.quick, kafka, log);
+          const prev = best.get(t);
+          if (!prev || m.rate > prev.rate) best.set(t, m);
+        }
+      }
+    } finally {
+      await broker?.stop();
+    }
+    const mosq = best.get('mosquitto')!;
+    const note = `${CLIENTS} clients x ${INFLIGHT} in flight, ${READINGS_PER_BATCH} readings per message, broker on one core`;
+    for (const sink of ['embedded', 'kafka'] as const) {
+      const m = best.get(sink)!;
+      const name = sink === 'embedded' ? 'embedded sink' : 'Kafka sink (acks=all)';
+      emit('gateway', {
+        figure: `QoS 1 messages/s, ${name}`,
+        value: Math.round(m.rate),
+        unit: 'msg/s',
+        ...(sink === 'embedded' ? { floor: Math.round(FLOOR_VS_MOSQUITTO * mosq.rate), floorOp: '>=' as const } : {}),
+        peer: 'Mosquitto',
+        peerValue: Math.round(mosq.rate),
+        note: sink === 'embedded' ? `${note}; floor 0.8 x Mosquitto` : note,
+      });
+      emit('gateway', {
+        figure: `PUBACK p50, ${name}`,
+        value: round(m.p50, 2),
+        unit: 'ms',
+        peer: 'Mosquitto',
+        peerValue: round(mosq.p50, 2),
+        note,
+      });
+      emit('gateway', {
+        figure: `PUBACK p99, ${name}`,
+        value: round(m.p99, 2),
+        unit: 'ms',
+        peer: 'Mosquitto',
+        peerValue: round(mosq.p99, 2),
+        note,
+      });
+    }
+  },
+);

@@ -269,7 +269,10 @@ async function kafkajsCreateTopics(bootstrap: string, topics: string[]): Promise
   const admin = kafkajs(bootstrap, 'bench-kafkajs-admin').admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })), waitForLeaders: true });
+    await admin.createTopics({
+      topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
+      waitForLeaders: true,
+    });
   } finally {
     await admin.disconnect();
   }
@@ -442,7 +445,13 @@ async function platformaticProduce(bootstrap: string, topic: string, w: Workload
       const messages: MessageToProduce<Buffer, Buffer, string, string>[] = [];
       for (let i = from; i < to; i++) {
         const at = w.base + i;
-        messages.push({ topic, key: w.keys[i % VEHICLES]!, value: w.values[i % VEHICLES]!, timestamp: BigInt(at), headers: { receivedAt: String(at) } });
+        messages.push({
+          topic,
+          key: w.keys[i % VEHICLES]!,
+          value: w.values[i % VEHICLES]!,
+          timestamp: BigInt(at),
+          headers: { receivedAt: String(at) },
+        });
       }
       await producer.send({ messages, acks: ProduceAcks.ALL });
       progress.tick(to);
@@ -636,10 +645,14 @@ async function run(o: Options, setBroker: (b: KafkaBroker) => void): Promise<voi
       const p = await within(`${c.name} produce`, stepMs, c.produce(broker.bootstrap, tp, w, o, `run ${r}/${o.runs} ${c.name} produce`));
       const stored = await c.endOffsets(broker.bootstrap, tp);
       if (stored !== o.records) throw new Error(`${c.name} produce: the topic holds ${stored} records, expected ${o.records}`);
-      log(`run ${r}/${o.runs} ${c.name} produce: ${Math.round(p.records / p.seconds).toLocaleString('en')} rec/s, ${round(p.bytes / 1e6 / p.seconds, 2)} MB/s (${round(p.seconds, 2)} s; ${stored} stored)`);
+      log(
+        `run ${r}/${o.runs} ${c.name} produce: ${Math.round(p.records / p.seconds).toLocaleString('en')} rec/s, ${round(p.bytes / 1e6 / p.seconds, 2)} MB/s (${round(p.seconds, 2)} s; ${stored} stored)`,
+      );
       res.produce.push(p);
       const k = await within(`${c.name} consume`, stepMs, c.consume(broker.bootstrap, tp, o, `run ${r}/${o.runs} ${c.name} consume`));
-      log(`run ${r}/${o.runs} ${c.name} consume: ${Math.round(k.records / k.seconds).toLocaleString('en')} rec/s (${round(k.seconds, 2)} s, first record after ${Math.round(k.firstRecordMs ?? 0)} ms)`);
+      log(
+        `run ${r}/${o.runs} ${c.name} consume: ${Math.round(k.records / k.seconds).toLocaleString('en')} rec/s (${round(k.seconds, 2)} s, first record after ${Math.round(k.firstRecordMs ?? 0)} ms)`,
+      );
       res.consume.push(k);
     }
   }
@@ -647,7 +660,10 @@ async function run(o: Options, setBroker: (b: KafkaBroker) => void): Promise<voi
   const best = new Map<ClientName, { produce: Figure; consume: Figure }>();
   for (const c of clients) {
     const res = results.get(c.name)!;
-    const b = { produce: res.produce.reduce<Figure | undefined>(better, undefined)!, consume: res.consume.reduce<Figure | undefined>(better, undefined)! };
+    const b = {
+      produce: res.produce.reduce<Figure | undefined>(better, undefined)!,
+      consume: res.consume.reduce<Figure | undefined>(better, undefined)!,
+    };
     best.set(c.name, b);
     out(figureLine(c, 'produce', b.produce, res.produce, w, o));
     out(figureLine(c, 'consume', b.consume, res.consume, w, o));
@@ -699,7 +715,11 @@ async function main(): Promise<number> {
   }
   const started = performance.now();
   try {
-    await within('the benchmark', o.budgetMs, run(o, (b) => (broker = b)));
+    await within(
+      'the benchmark',
+      o.budgetMs,
+      run(o, (b) => (broker = b)),
+    );
     log(`done in ${round((performance.now() - started) / 1000, 1)} s`);
     return 0;
   } catch (err) {

@@ -23,16 +23,29 @@ export async function startMosquitto(opts: { core?: number } = {}): Promise<Mosq
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(
     conf,
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_inflight_messages 0', 'max_queued_messages 0', 'log_dest stderr', 'log_type error', ''].join('\n'),
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_inflight_messages 0',
+      'max_queued_messages 0',
+      'log_dest stderr',
+      'log_type error',
+      '',
+    ].join('\n'),
   );
   const [cmd, args] = opts.core !== undefined ? ['taskset', ['-c', String(opts.core), MOSQUITTO, '-c', conf]] : [MOSQUITTO, ['-c', conf]];
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   process.on('exit', () => child.kill('SIGKILL'));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitFor(`mosquitto on port ${port}`, () => {
-    if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}`);
-    return portOpen(port);
-  }, 10_000);
+  await waitFor(
+    `mosquitto on port ${port}`,
+    () => {
+      if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}`);
+      return portOpen(port);
+    },
+    10_000,
+  );
   const version = await new Promise<string>((resolve) => {
     const p = spawn(MOSQUITTO, ['-h'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';

@@ -165,7 +165,10 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void): Promi
     }
     latencies[messages++] = ms;
   };
-  const clients = Array.from({ length: o.clients }, (_, i) => new LoadClient(o.port, o.clientId(i), o.topic(i), o.payload(i), o.inflight, onAck));
+  const clients = Array.from(
+    { length: o.clients },
+    (_, i) => new LoadClient(o.port, o.clientId(i), o.topic(i), o.payload(i), o.inflight, onAck),
+  );
   try {
     await Promise.all(clients.map((c) => c.open()));
     log(`${o.clients} clients connected, ${o.inflight} publishes in flight each`);

@@ -65,7 +65,10 @@ function kafkaClientFigures(lines: Record<string, unknown>[]): Figure[] {
       unit: 'records/s',
       peer: `@platformatic/kafka ${version('platformatic')}`,
       peerValue: rate('platformatic', op),
-      note: op === 'produce' ? 'acks=all, idempotent, 500 records per send; a record is one batch of 50 readings' : 'consumer group from the beginning, manual commits',
+      note:
+        op === 'produce'
+          ? 'acks=all, idempotent, 500 records per send; a record is one batch of 50 readings'
+          : 'consumer group from the beginning, manual commits',
     }),
   );
 }
@@ -126,7 +129,11 @@ async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   let values: { quick?: boolean; only?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({ args: argv, options: { quick: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { quick: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean' } },
+      strict: true,
+    }));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -159,7 +166,9 @@ async function main(): Promise<number> {
   const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`;
   rewriteBenchmarksMd(table(figures, failed, command, seconds, [loadBefore, loadavg()[0]!]));
   const missed = figures.filter((f) => f.met === false).map((f) => `${f.part}: ${f.figure}`);
-  log(`${figures.length} figures in ${round(seconds)} s, BENCHMARKS.md rewritten; floors missed: ${missed.length === 0 ? 'none' : missed.join('; ')}`);
+  log(
+    `${figures.length} figures in ${round(seconds)} s, BENCHMARKS.md rewritten; floors missed: ${missed.length === 0 ? 'none' : missed.join('; ')}`,
+  );
   return failed.length > 0 ? 1 : 0;
 }
 

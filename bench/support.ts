@@ -101,9 +101,14 @@ export interface NodeChild {
  * progress), stdout read as JSON lines (its results). `spawnedAt` is the parent's clock when
  * the child was started, for "time since start" figures across processes.
  */
-export function spawnNode(script: string, args: string[], opts: { core?: number; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): NodeChild & { spawnedAt: number } {
+export function spawnNode(
+  script: string,
+  args: string[],
+  opts: { core?: number; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+): NodeChild & { spawnedAt: number } {
   const node = [...(opts.nodeArgs ?? []), script, ...args];
-  const [cmd, argv] = opts.core !== undefined && HAS_TASKSET ? ['taskset', ['-c', String(opts.core), process.execPath, ...node]] : [process.execPath, node];
+  const [cmd, argv] =
+    opts.core !== undefined && HAS_TASKSET ? ['taskset', ['-c', String(opts.core), process.execPath, ...node]] : [process.execPath, node];
   const spawnedAt = Date.now();
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...opts.env } });
   const lines: Record<string, unknown>[] = [];
@@ -122,7 +127,8 @@ export function spawnNode(script: string, args: string[], opts: { core?: number;
       const check = () => {
         const found = lines.find(match);
         if (found) return done(() => resolve(found));
-        if (child.exitCode !== null || child.signalCode !== null) done(() => reject(new Error(`${script} exited (${child.exitCode ?? child.signalCode}) before the expected line`)));
+        if (child.exitCode !== null || child.signalCode !== null)
+          done(() => reject(new Error(`${script} exited (${child.exitCode ?? child.signalCode}) before the expected line`)));
       };
       const timer = setTimeout(() => done(() => reject(new Error(`${script}: no expected line within ${timeoutMs} ms`))), timeoutMs);
       const done = (then: () => void) => {
@@ -162,7 +168,13 @@ export function partOptions(usage: string, extra: Record<string, { type: 'string
  * Runs a part with a deadline and exits with its outcome (explicitly: a client still
  * reconnecting after a failure must not keep the process alive).
  */
-export function runPart(name: string, usage: string, budgetMs: (quick: boolean) => number, body: (o: CommonOptions, log: (msg: string) => void) => Promise<void>, extra?: Record<string, { type: 'string' | 'boolean' }>): void {
+export function runPart(
+  name: string,
+  usage: string,
+  budgetMs: (quick: boolean) => number,
+  body: (o: CommonOptions, log: (msg: string) => void) => Promise<void>,
+  extra?: Record<string, { type: 'string' | 'boolean' }>,
+): void {
   const log = progress(name);
   let o: CommonOptions | undefined;
   try {
@@ -207,10 +219,15 @@ export async function startGatewayProcess(opts: { core?: number; sinks?: string;
   if (opts.kafkaBrokers) args.push('--kafka-brokers', opts.kafkaBrokers);
   const gw = spawnNode(FLEET_BIN, args, { core: opts.core, env: { FLEET_LOG_LEVEL: 'warn' } });
   // At warn level it says nothing when ready: ready is its port accepting connections.
-  await waitFor(`the gateway on port ${port}`, () => {
-    if (gw.child.exitCode !== null) throw new Error(`the gateway exited with ${gw.child.exitCode}`);
-    return portOpen(port);
-  }, 60_000, 100);
+  await waitFor(
+    `the gateway on port ${port}`,
+    () => {
+      if (gw.child.exitCode !== null) throw new Error(`the gateway exited with ${gw.child.exitCode}`);
+      return portOpen(port);
+    },
+    60_000,
+    100,
+  );
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,

@@ -27,30 +27,51 @@ export function publishPacketBytes(topic: string, payloadBytes: number): number 
   return 1 + lengthBytes + remaining;
 }
 
-runPart('wire', USAGE, () => 60_000, async (o, log) => {
-  const readings = truckReadings(VEHICLE, o.quick ? 10_000 : 100_000, Date.UTC(2026, 10, 2, 8));
-  const topic = topics.telemetry(VEHICLE);
-  log(`${readings.length.toLocaleString('en')} readings of one simulated truck at 10 readings/s, topic ${topic}`);
-  for (const n of BATCH_SIZES) {
-    let binary = 0;
-    let deflated = 0;
-    let json = 0;
-    let jsonDeflated = 0;
-    let batches = 0;
-    for (let i = 0; i + n <= readings.length; i += n) {
-      const rs = readings.slice(i, i + n);
-      const batch = { vehicle: VEHICLE, headTs: rs.at(-1)!.ts, readings: rs };
-      const jsonPayload = encodeBatch(batch, { encoding: 'json' });
-      binary += publishPacketBytes(topic, encodeBatch(batch).length);
-      deflated += publishPacketBytes(topic, encodeBatch(batch, { compress: true }).length);
-      json += publishPacketBytes(topic, jsonPayload.length);
-      jsonDeflated += publishPacketBytes(topic, deflateRawSync(jsonPayload).length);
-      batches++;
+runPart(
+  'wire',
+  USAGE,
+  () => 60_000,
+  async (o, log) => {
+    const readings = truckReadings(VEHICLE, o.quick ? 10_000 : 100_000, Date.UTC(2026, 10, 2, 8));
+    const topic = topics.telemetry(VEHICLE);
+    log(`${readings.length.toLocaleString('en')} readings of one simulated truck at 10 readings/s, topic ${topic}`);
+    for (const n of BATCH_SIZES) {
+      let binary = 0;
+      let deflated = 0;
+      let json = 0;
+      let jsonDeflated = 0;
+      let batches = 0;
+      for (let i = 0; i + n <= readings.length; i += n) {
+        const rs = readings.slice(i, i + n);
+        const batch = { vehicle: VEHICLE, headTs: rs.at(-1)!.ts, readings: rs };
+        const jsonPayload = encodeBatch(batch, { encoding: 'json' });
+        binary += publishPacketBytes(topic, encodeBatch(batch).length);
+        deflated += publishPacketBytes(topic, encodeBatch(batch, { compress: true }).length);
+        json += publishPacketBytes(topic, jsonPayload.length);
+        jsonDeflated += publishPacketBytes(topic, deflateRawSync(jsonPayload).length);
+        batches++;
+      }
+      const per = (bytes: number) => round(bytes / (batches * n), 1);
+      const floor = n === 10 ? { floor: FLOOR_AT_BATCH_10, floorOp: '<=' as const } : {};
+      const note = `${batches} batches; PUBLISH packet incl. ${topic.length}-byte topic`;
+      emit('wire', {
+        figure: `bytes/reading, batch ${n}, binary`,
+        value: per(binary),
+        unit: 'B',
+        ...floor,
+        peer: 'JSON',
+        peerValue: per(json),
+        note,
+      });
+      emit('wire', {
+        figure: `bytes/reading, batch ${n}, binary + deflate`,
+        value: per(deflated),
+        unit: 'B',
+        ...floor,
+        peer: 'JSON + deflate',
+        peerValue: per(jsonDeflated),
+        note,
+      });
     }
-    const per = (bytes: number) => round(bytes / (batches * n), 1);
-    const floor = n === 10 ? { floor: FLOOR_AT_BATCH_10, floorOp: '<=' as const } : {};
-    const note = `${batches} batches; PUBLISH packet incl. ${topic.length}-byte topic`;
-    emit('wire', { figure: `bytes/reading, batch ${n}, binary`, value: per(binary), unit: 'B', ...floor, peer: 'JSON', peerValue: per(json), note });
-    emit('wire', { figure: `bytes/reading, batch ${n}, binary + deflate`, value: per(deflated), unit: 'B', ...floor, peer: 'JSON + deflate', peerValue: per(jsonDeflated), note });
-  }
-});
+  },
+);

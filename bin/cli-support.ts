@@ -34,9 +34,12 @@ export async function runCommand(body: () => Promise<void>): Promise<void> {
 function portProblem(err: NodeJS.ErrnoException & { port?: number; address?: string }): string | undefined {
   if ((err.code !== 'EADDRINUSE' && err.code !== 'EACCES') || err.syscall !== 'listen' || err.port === undefined) return undefined;
   const where = `port ${err.port} on ${err.address ?? 'all addresses'}`;
-  const problem = err.code === 'EADDRINUSE' ? `${where} is already in use by another process` : `${where} needs privileges this process does not have`;
+  const problem =
+    err.code === 'EADDRINUSE' ? `${where} is already in use by another process` : `${where} needs privileges this process does not have`;
   const setting = Object.keys(settings).find((key) => /port$/i.test(key) && Number(settings[key]) === err.port);
-  const fix = setting ? `choose another with ${flagName(setting)} (or ${envName(setting)}; 0 picks a free one)` : 'stop what holds it or choose another port';
+  const fix = setting
+    ? `choose another with ${flagName(setting)} (or ${envName(setting)}; 0 picks a free one)`
+    : 'stop what holds it or choose another port';
   return `${problem}: ${fix}`;
 }
 
@@ -71,7 +74,11 @@ export function withSettings(cmd: Command, schema: z.ZodObject): Command {
 }
 
 /** A command's settings from its `--config` file, FLEET_* environment and the other flags. */
-export function configFrom<S extends z.ZodObject>(schema: S, flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+export function configFrom<S extends z.ZodObject>(
+  schema: S,
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): z.infer<S> {
   const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
   const config = loadConfig(schema, { file, env, flags: rest });
   settings = config;

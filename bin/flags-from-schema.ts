@@ -96,7 +96,12 @@ function layersOf(setting: z.ZodType): z.ZodType[] {
 
 /** Metadata may sit on any layer (`.describe()` before or after `.default()`); the outer one wins. */
 function metaOf(setting: z.ZodType): z.GlobalMeta {
-  return Object.assign({}, ...layersOf(setting).reverse().map((s) => s.meta() ?? {})) as z.GlobalMeta;
+  return Object.assign(
+    {},
+    ...layersOf(setting)
+      .reverse()
+      .map((s) => s.meta() ?? {}),
+  ) as z.GlobalMeta;
 }
 
 function valueOf(setting: z.ZodType): SettingValue {
@@ -132,7 +137,10 @@ function placeholder(key: string, value: SettingValue, arg?: string): string {
 }
 
 function valueText(key: string, value: SettingValue): string {
-  const word = key.split(/(?=[A-Z])/).at(-1)!.toLowerCase();
+  const word = key
+    .split(/(?=[A-Z])/)
+    .at(-1)!
+    .toLowerCase();
   switch (value.kind) {
     case 'enum':
       return value.values.join('|').length <= MAX_CHOICES_SHOWN ? value.values.join('|') : word;

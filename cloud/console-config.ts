@@ -29,7 +29,10 @@ export const consoleAccessSettings = {
     .regex(/^(https?:\/\/[^/\s]+)?\/\S*\{z\}\S*$/, 'must be an http(s) URL or a path with {z}, {x} and {y}')
     .or(z.literal(''))
     .default('')
-    .meta({ description: 'map tile URL with {z}/{x}/{y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png', defaultText: 'none, a plain grid' }),
+    .meta({
+      description: 'map tile URL with {z}/{x}/{y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png',
+      defaultText: 'none, a plain grid',
+    }),
   tileAttribution: z.string().max(300).default('').describe('attribution shown under the map tiles'),
 };
 
@@ -41,7 +44,10 @@ export const consoleConfigSchema = z
     storePath: z.string().default(`${DATA_DIRS.cloud}/${STORE_FILE}`).describe('operational store written by the detector'),
     mqttUrl: gatewayUrl.describe('gateway URL, for online/offline status'),
     serviceToken: serviceTokenSetting,
-    rulesFile: z.string().optional().meta({ description: "the detector's rules, whose thresholds the charts draw", defaultText: 'built-in rules' }),
+    rulesFile: z
+      .string()
+      .optional()
+      .meta({ description: "the detector's rules, whose thresholds the charts draw", defaultText: 'built-in rules' }),
     staleAfterMs: int().min(1000).default(DEFAULT_STALE_AFTER_MS).describe('values older than this show as stale'),
     // Each page holds one for its event stream.
     maxConnections: int().min(1).default(DEFAULT_MAX_CONNECTIONS).describe('open connections at most; more are closed unanswered'),

@@ -17,13 +17,26 @@ export const detectorConfigSchema = z
     kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic'),
     kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream'),
     // The console reads the same file.
-    storePath: z.string().optional().meta({ description: 'operational store', defaultText: `DATA_DIR/${STORE_FILE}` }),
+    storePath: z
+      .string()
+      .optional()
+      .meta({ description: 'operational store', defaultText: `DATA_DIR/${STORE_FILE}` }),
     rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
     windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
-    freshnessMs: int().min(0).optional().meta({ description: 'alerts from windows older than this behind the vehicle are historical', defaultText: "the rules file's" }),
-    consumerGroup: z.string().min(1).default('detector').describe('consumer group / position name; detectors sharing it share the partitions'),
+    freshnessMs: int()
+      .min(0)
+      .optional()
+      .meta({ description: 'alerts from windows older than this behind the vehicle are historical', defaultText: "the rules file's" }),
+    consumerGroup: z
+      .string()
+      .min(1)
+      .default('detector')
+      .describe('consumer group / position name; detectors sharing it share the partitions'),
     pollIntervalMs: int().min(1).max(10_000).default(20).describe('idle poll interval of the stream'),
-    dispatch: z.enum(['here', 'kafka']).default('here').describe('here: send alerts to the channels; kafka: write them to fleet.alerts for `fleet dispatcher`'),
+    dispatch: z
+      .enum(['here', 'kafka'])
+      .default('here')
+      .describe('here: send alerts to the channels; kafka: write them to fleet.alerts for `fleet dispatcher`'),
     ...channelSettings,
     ...opsSettings(OPS_PORTS.detector),
   })

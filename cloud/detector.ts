@@ -59,8 +59,17 @@ export class Detector {
     this.metrics = {
       readings: new Counter({ name: 'fleet_detector_readings_total', help: 'Distinct readings evaluated', registers: r }),
       duplicates: new Counter({ name: 'fleet_detector_duplicates_total', help: 'Repeated (vehicle, seq) readings dropped', registers: r }),
-      alerts: new Counter({ name: 'fleet_detector_alert_events_total', help: 'Alert events by kind and liveness', labelNames: ['kind', 'live'] as const, registers: r }),
-      late: new Counter({ name: 'fleet_detector_late_readings_total', help: 'Readings that arrived after their window closed (not evaluated)', registers: r }),
+      alerts: new Counter({
+        name: 'fleet_detector_alert_events_total',
+        help: 'Alert events by kind and liveness',
+        labelNames: ['kind', 'live'] as const,
+        registers: r,
+      }),
+      late: new Counter({
+        name: 'fleet_detector_late_readings_total',
+        help: 'Readings that arrived after their window closed (not evaluated)',
+        registers: r,
+      }),
       outliers: new Counter({
         name: 'fleet_detector_outlier_readings_total',
         help: "Readings far ahead of their vehicle's time that no later reading confirmed: a clock fault, not evaluated",
@@ -71,17 +80,28 @@ export class Detector {
         help: 'Rounds of reading, storing and committing the stream that failed (each retried after the poll interval)',
         registers: r,
       }),
-      vehicles: new Gauge({ name: 'fleet_detector_vehicles', help: 'Vehicles with window state', registers: r, collect(this: Gauge) { this.set(engine.vehicleCount); } }),
+      vehicles: new Gauge({
+        name: 'fleet_detector_vehicles',
+        help: 'Vehicles with window state',
+        registers: r,
+        collect(this: Gauge) {
+          this.set(engine.vehicleCount);
+        },
+      }),
     };
   }
 
   async start(): Promise<void> {
     await this.opts.alertStream?.start();
     this.dispatcher.start();
-    if (this.opts.opsPort >= 0) this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health(), this.log);
+    if (this.opts.opsPort >= 0)
+      this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health(), this.log);
     this.running = true;
     this.loop = this.run();
-    this.log.info({ source: this.source.name, windowMs: this.engine.ruleSet.windowMs, rules: this.engine.ruleSet.rules.length }, 'detector started');
+    this.log.info(
+      { source: this.source.name, windowMs: this.engine.ruleSet.windowMs, rules: this.engine.ruleSet.rules.length },
+      'detector started',
+    );
   }
 
   /** Unhealthy while stopped and while polls fail, with the error, so an orchestrator sees a detector that reads nothing. */
@@ -177,7 +197,10 @@ export class Detector {
       const live = e.kind === 'cleared' ? 'n/a' : String(e.alert.live);
       this.metrics.alerts.inc({ kind: e.kind, live });
       if (e.kind !== 'cleared') {
-        this.log.info({ vehicle: e.alert.vehicle, alertId: e.alert.id, rule: e.alert.rule, live: e.alert.live, observed: e.alert.observed }, `alert ${e.kind}`);
+        this.log.info(
+          { vehicle: e.alert.vehicle, alertId: e.alert.id, rule: e.alert.rule, live: e.alert.live, observed: e.alert.observed },
+          `alert ${e.kind}`,
+        );
       } else this.log.info({ vehicle: e.vehicle, alertId: e.alertId }, 'alert cleared');
     }
     return events;

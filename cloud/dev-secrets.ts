@@ -18,7 +18,9 @@ export function requireConsoleSecret(host: string, token: string | undefined): v
 export function requireServiceSecret(mqttUrl: string, token: string): void {
   const host = new URL(mqttUrl).hostname;
   if (token !== DEV_SERVICE_TOKEN || isLoopback(host)) return;
-  throw new ConfigError(`serviceToken: the development service token is sent only to a gateway on loopback, not to ${host}; set FLEET_SERVICE_TOKEN`);
+  throw new ConfigError(
+    `serviceToken: the development service token is sent only to a gateway on loopback, not to ${host}; set FLEET_SERVICE_TOKEN`,
+  );
 }
 
 /** A host name or address that only this machine can reach (a URL's IPv6 host keeps its brackets). */

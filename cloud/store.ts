@@ -61,11 +61,15 @@ export class FleetStore {
       upsertLatest: this.db.prepare(`INSERT INTO latest (vehicle, sensor, seq, ts, value, lat, lon, heading) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (vehicle, sensor) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, value = excluded.value,
         lat = excluded.lat, lon = excluded.lon, heading = excluded.heading WHERE excluded.seq > latest.seq`),
-      addCounter: this.db.prepare(`INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`),
+      addCounter: this.db.prepare(
+        `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
+      ),
       insertAlert: this.db.prepare(INSERT_ALERT),
       promoteAlert: this.db.prepare(`UPDATE alerts SET live = 1, window_start = @windowStart, window_end = @windowEnd, observed = @observed,
         closed_at = @closedAt WHERE id = @id AND live = 0`),
-      clearAlert: this.db.prepare(`UPDATE alerts SET state = 'cleared', cleared_by = ?, cleared_at = ?, clear_reason = ? WHERE id = ? AND state != 'cleared'`),
+      clearAlert: this.db.prepare(
+        `UPDATE alerts SET state = 'cleared', cleared_by = ?, cleared_at = ?, clear_reason = ? WHERE id = ? AND state != 'cleared'`,
+      ),
       ackAlert: this.db.prepare(`UPDATE alerts SET state = 'acknowledged', acked_by = ?, acked_at = ? WHERE id = ? AND state = 'active'`),
       change: this.db.prepare('INSERT INTO alert_changes (alert_id, kind, at) VALUES (?, ?, ?)'),
       getAlert: this.db.prepare(`SELECT ${STORED_ALERT_COLUMNS} FROM alerts WHERE id = ?`),
@@ -75,7 +79,9 @@ export class FleetStore {
       alertsByState: this.db.prepare('SELECT state, count(*) AS n FROM alerts GROUP BY state'),
       activeByVehicle: this.db.prepare(`SELECT vehicle, count(*) AS n FROM alerts WHERE state = 'active' GROUP BY vehicle`),
       latest: this.db.prepare('SELECT vehicle, sensor, seq, ts, value, lat, lon, heading FROM latest ORDER BY vehicle'),
-      series: this.db.prepare(`SELECT ts, value FROM readings WHERE vehicle = ? AND sensor = ? AND ts >= ? AND quality != 'bad' ORDER BY ts`),
+      series: this.db.prepare(
+        `SELECT ts, value FROM readings WHERE vehicle = ? AND sensor = ? AND ts >= ? AND quality != 'bad' ORDER BY ts`,
+      ),
       gpsVehicles: this.db.prepare(`SELECT vehicle FROM latest WHERE sensor = 'gps' AND ts >= ?`).pluck(),
       // One point per bucket (the newest in it; SQLite takes the bare columns from the max row) keeps a track light.
       track: this.db.prepare(`SELECT lat, lon, max(ts) AS ts FROM readings
@@ -90,8 +96,20 @@ export class FleetStore {
     const fresh: Reading[] = [];
     for (const r of readings) {
       const p = r.position;
-      const res = this.st.insertReading.run(r.vehicle, r.seq, r.ts, r.sensor, r.value, r.quality, r.clock,
-        p?.lat ?? null, p?.lon ?? null, p?.heading ?? null, p?.fix ?? null, receivedAt);
+      const res = this.st.insertReading.run(
+        r.vehicle,
+        r.seq,
+        r.ts,
+        r.sensor,
+        r.value,
+        r.quality,
+        r.clock,
+        p?.lat ?? null,
+        p?.lon ?? null,
+        p?.heading ?? null,
+        p?.fix ?? null,
+        receivedAt,
+      );
       if (res.changes === 1) {
         fresh.push(r);
         this.st.upsertLatest.run(r.vehicle, r.sensor, r.seq, r.ts, r.value, p?.lat ?? null, p?.lon ?? null, p?.heading ?? null);
@@ -154,7 +172,10 @@ export class FleetStore {
     if (f.severity) filter('severity', f.severity);
     if (f.vehicle) filter('vehicle', f.vehicle);
     const sql = `SELECT ${STORED_ALERT_COLUMNS} FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_at DESC LIMIT ?`;
-    return this.db.prepare(sql).all(...args, f.limit ?? 500).map(toStoredAlert);
+    return this.db
+      .prepare(sql)
+      .all(...args, f.limit ?? 500)
+      .map(toStoredAlert);
   }
 
   /** Alerts in each state, all of them counted (listAlerts stops at its limit). */

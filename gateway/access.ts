@@ -30,7 +30,8 @@ export function mayPublish(who: Identity, topic: string, t: ParsedTopic | undefi
     return { ok: false, reason: 'service_denied', detail: `service ${who.role} may not publish on ${topic}` };
   }
   if (!t) return { ok: false, reason: 'unknown_topic', detail: `topic ${topic} is not a fleet topic` };
-  if (t.vehicle !== who.vehicle) return { ok: false, reason: 'foreign_topic', detail: `vehicle ${who.vehicle} may not publish under ${t.vehicle}` };
+  if (t.vehicle !== who.vehicle)
+    return { ok: false, reason: 'foreign_topic', detail: `vehicle ${who.vehicle} may not publish under ${t.vehicle}` };
   if (t.kind === 'alerts' || t.kind === 'rejected') return { ok: false, reason: 'downlink_topic', detail: `${t.kind} is a downlink topic` };
   return ALLOW;
 }
@@ -50,4 +51,7 @@ export function maySubscribe(who: Identity, filter: string): AccessDecision {
 }
 
 const serviceFilter = (kinds: string) => new RegExp(`^${TOPIC_ROOT.replace('/', '\\/')}\\/(\\+|[A-Za-z0-9_-]{1,64})\\/(${kinds})$`);
-const SERVICE_FILTERS: Record<ServiceRole, RegExp> = { console: serviceFilter('status|alerts'), dispatcher: serviceFilter('status|alert-acks') };
+const SERVICE_FILTERS: Record<ServiceRole, RegExp> = {
+  console: serviceFilter('status|alerts'),
+  dispatcher: serviceFilter('status|alert-acks'),
+};

@@ -80,7 +80,8 @@ export class Authenticator {
       case 'mtls': {
         if (!cert) return refuse(5, 'no_certificate', 'vehicles connect over mqtts with a client certificate');
         if (!cert.ok) return refuse(5, cert.reason, cert.detail);
-        if (cert.ou !== 'vehicle') return refuse(5, 'untrusted_certificate', `certificate ${cert.cn} is not a vehicle certificate (OU=${cert.ou ?? 'none'})`);
+        if (cert.ou !== 'vehicle')
+          return refuse(5, 'untrusted_certificate', `certificate ${cert.cn} is not a vehicle certificate (OU=${cert.ou ?? 'none'})`);
         if (cert.cn !== a.clientId) return refuse(2, 'identity_mismatch', `certificate is for ${cert.cn}, client id is ${a.clientId}`);
         return vehicle;
       }
@@ -88,7 +89,9 @@ export class Authenticator {
   }
 }
 
-type PeerIdentity = { ok: true; cn: string; ou: string | undefined } | { ok: false; reason: 'no_certificate' | 'untrusted_certificate' | 'revoked'; detail: string };
+type PeerIdentity =
+  | { ok: true; cn: string; ou: string | undefined }
+  | { ok: false; reason: 'no_certificate' | 'untrusted_certificate' | 'revoked'; detail: string };
 
 /** The verified subject of a TLS client, or why there is none (the TLS layer lets it through so MQTT can say why). */
 function peerIdentity(socket: TLSSocket, revoked: (serial: string) => boolean): PeerIdentity {
@@ -98,7 +101,11 @@ function peerIdentity(socket: TLSSocket, revoked: (serial: string) => boolean): 
   const serial = normalSerial(peer.serialNumber ?? '');
   if (!socket.authorized) {
     const code = String(socket.authorizationError);
-    return { ok: false, reason: 'untrusted_certificate', detail: `certificate ${cn} (serial ${serial}) not accepted: ${VERIFY_ERRORS[code] ?? 'it does not verify against the fleet CA'} (${code})` };
+    return {
+      ok: false,
+      reason: 'untrusted_certificate',
+      detail: `certificate ${cn} (serial ${serial}) not accepted: ${VERIFY_ERRORS[code] ?? 'it does not verify against the fleet CA'} (${code})`,
+    };
   }
   if (revoked(serial)) return { ok: false, reason: 'revoked', detail: `certificate ${cn} (serial ${serial}) is revoked` };
   return { ok: true, cn, ou: first(peer.subject?.OU) };
@@ -113,7 +120,7 @@ const VERIFY_ERRORS: Record<string, string> = {
   UNABLE_TO_GET_ISSUER_CERT: 'it is not issued by the fleet CA',
   CERT_SIGNATURE_FAILURE: 'its signature does not verify against the fleet CA',
   CERT_HAS_EXPIRED: 'it has expired',
-  CERT_NOT_YET_VALID: 'it is not valid yet (or the gateway\'s clock is behind)',
+  CERT_NOT_YET_VALID: "it is not valid yet (or the gateway's clock is behind)",
   INVALID_PURPOSE: 'it is not a client certificate (extended key usage)',
 };
 

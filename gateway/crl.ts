@@ -48,7 +48,8 @@ export function revokedSerials(pem: string, caPem: string): Set<string> {
   tbs.done('tbsCertList');
 
   // RFC 5280 5.1.1.2: the outer algorithm is the one the signed part names.
-  if (!algorithm.bytes.equals(innerAlgorithm.bytes)) throw new Error('revocation list: signatureAlgorithm differs from tbsCertList.signature');
+  if (!algorithm.bytes.equals(innerAlgorithm.bytes))
+    throw new Error('revocation list: signatureAlgorithm differs from tbsCertList.signature');
   if (!caKeys(caPem).some((key) => verifies(hash, tbsBytes, key, signature))) {
     throw new Error('revocation list: its signature does not verify against the fleet CA (another CA, or a changed list)');
   }
@@ -88,7 +89,8 @@ function pemBody(pem: string): Buffer {
   const block = /-----BEGIN X509 CRL-----([^-]*)-----END X509 CRL-----/.exec(pem);
   if (!block) throw new Error('revocation list: not a PEM revocation list (-----BEGIN X509 CRL----- … -----END X509 CRL-----)');
   const base64 = block[1]!.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(base64) || base64.length % 4 !== 0) throw new Error('revocation list: the PEM block is not valid base64');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(base64) || base64.length % 4 !== 0)
+    throw new Error('revocation list: the PEM block is not valid base64');
   return Buffer.from(base64, 'base64');
 }
 
@@ -133,7 +135,8 @@ class DerReader {
 
   /** Nothing may follow the last field. */
   done(what: string): void {
-    if (this.at !== this.end) throw new Error(`revocation list: ${this.end - this.at} unexpected bytes at the end of ${what} (byte ${this.at})`);
+    if (this.at !== this.end)
+      throw new Error(`revocation list: ${this.end - this.at} unexpected bytes at the end of ${what} (byte ${this.at})`);
   }
 
   private present(what: string): void {
@@ -152,11 +155,13 @@ class DerReader {
       if (start + bytes > this.end) throw new Error(`revocation list is truncated in the length of ${what} (byte ${this.at + 1})`);
       length = 0;
       for (let i = 0; i < bytes; i++) length = length * 256 + this.der[start + i]!;
-      if (length < 0x80 || this.der[start] === 0) throw new Error(`revocation list has a length not in its shortest form in ${what} (byte ${this.at + 1})`);
+      if (length < 0x80 || this.der[start] === 0)
+        throw new Error(`revocation list has a length not in its shortest form in ${what} (byte ${this.at + 1})`);
       start += bytes;
     }
     const end = start + length;
-    if (end > this.end) throw new Error(`revocation list is truncated in ${what}: ${length} bytes announced at byte ${this.at}, ${this.end - start} there`);
+    if (end > this.end)
+      throw new Error(`revocation list is truncated in ${what}: ${length} bytes announced at byte ${this.at}, ${this.end - start} there`);
     return { start, end };
   }
 
@@ -171,9 +176,13 @@ function serialOf(value: Buffer, i: number): string {
   const what = `revokedCertificates[${i}].userCertificate`;
   if (value.length === 0) throw new Error(`revocation list: ${what} is empty`);
   if (value[0]! & 0x80) throw new Error(`revocation list: ${what} is negative`);
-  if (value.length > 1 && value[0] === 0 && !(value[1]! & 0x80)) throw new Error(`revocation list: ${what} has a leading zero DER does not allow`);
+  if (value.length > 1 && value[0] === 0 && !(value[1]! & 0x80))
+    throw new Error(`revocation list: ${what} has a leading zero DER does not allow`);
   if (value.length > 21) throw new Error(`revocation list: ${what} is longer than 20 octets`);
-  return value.toString('hex').toUpperCase().replace(/^0+(?=.)/, '');
+  return value
+    .toString('hex')
+    .toUpperCase()
+    .replace(/^0+(?=.)/, '');
 }
 
 /** The signature's bytes: a BIT STRING with no unused bits. */
@@ -199,7 +208,8 @@ const SIGNATURE_ALGORITHMS: Record<string, { name: string; hash: string | null }
 function hashOf(algorithmOid: Buffer): string | null {
   const oid = algorithmOid.toString('hex');
   const known = SIGNATURE_ALGORITHMS[oid];
-  if (!known) throw new Error(`revocation list: signed with an algorithm the gateway does not verify (OID bytes ${oid}); use ECDSA, RSA or Ed25519`);
+  if (!known)
+    throw new Error(`revocation list: signed with an algorithm the gateway does not verify (OID bytes ${oid}); use ECDSA, RSA or Ed25519`);
   return known.hash;
 }
 

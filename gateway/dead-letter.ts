@@ -63,7 +63,9 @@ export class DeadLetterStore {
     this.insert = this.db.prepare('INSERT INTO dead_letters (vehicle, topic, reason, received_at, payload) VALUES (?, ?, ?, ?, ?)');
     const returning = `RETURNING vehicle, ${SIZE_SQL} AS bytes`;
     this.deleteOldest = this.db.prepare(`DELETE FROM dead_letters WHERE id = (SELECT min(id) FROM dead_letters) ${returning}`);
-    this.deleteOldestOf = this.db.prepare(`DELETE FROM dead_letters WHERE id = (SELECT min(id) FROM dead_letters WHERE vehicle = ?) ${returning}`);
+    this.deleteOldestOf = this.db.prepare(
+      `DELETE FROM dead_letters WHERE id = (SELECT min(id) FROM dead_letters WHERE vehicle = ?) ${returning}`,
+    );
     const rows = this.db.prepare(`SELECT vehicle, count(*) AS n, sum(${SIZE_SQL}) AS bytes FROM dead_letters GROUP BY vehicle`).all() as {
       vehicle: string;
       n: number;

@@ -19,20 +19,56 @@ export const gatewayConfigSchema = z
   .object({
     host: z.string().default(LOOPBACK_HOST).describe('listen address'),
     port: int().min(0).max(65535).default(MQTT_PORT).describe('MQTT port (0 = any free port)'),
-    dataDir: z.string().default(DATA_DIRS.gateway).describe("the gateway's data directory: embedded stream, dead letters, vehicle credentials"),
+    dataDir: z
+      .string()
+      .default(DATA_DIRS.gateway)
+      .describe("the gateway's data directory: embedded stream, dead letters, vehicle credentials"),
     // The detector reads the same file.
-    streamPath: z.string().optional().meta({ description: 'embedded stream file', defaultText: `DATA_DIR/${STREAM_FILE}` }),
-    maxPayloadBytes: int().min(256).max(64 * 1024 * 1024).default(256 * 1024).describe('larger payloads are acknowledged and dead-lettered, their first N bytes kept'),
-    maxBatchReadings: int().min(1).max(MAX_BATCH_READINGS).default(MAX_BATCH_READINGS).describe('readings per telemetry batch at most; larger batches are dead-lettered'),
+    streamPath: z
+      .string()
+      .optional()
+      .meta({ description: 'embedded stream file', defaultText: `DATA_DIR/${STREAM_FILE}` }),
+    maxPayloadBytes: int()
+      .min(256)
+      .max(64 * 1024 * 1024)
+      .default(256 * 1024)
+      .describe('larger payloads are acknowledged and dead-lettered, their first N bytes kept'),
+    maxBatchReadings: int()
+      .min(1)
+      .max(MAX_BATCH_READINGS)
+      .default(MAX_BATCH_READINGS)
+      .describe('readings per telemetry batch at most; larger batches are dead-lettered'),
     // As AWS IoT Core's per-connection limit.
-    maxPublishesPerSecond: int().min(0).default(100).describe('per vehicle connection; beyond it PUBACKs wait, and a client that keeps on is cut off (0 = no limit)'),
+    maxPublishesPerSecond: int()
+      .min(0)
+      .default(100)
+      .describe('per vehicle connection; beyond it PUBACKs wait, and a client that keeps on is cut off (0 = no limit)'),
     publishBurst: int().min(1).default(200).describe('publishes a vehicle may send at once before the rate applies'),
-    maxConnections: int().min(1).default(10_000).describe('connections at most, counting those not yet authenticated; beyond it CONNACK "server unavailable"'),
-    connectTimeoutMs: int().min(100).max(120_000).default(5000).describe('a connection that has not sent CONNECT (or finished its TLS handshake) by then is cut'),
-    maxClockAheadMs: int().min(1000).max(MAX_CLOCK_AHEAD_MS).default(DEFAULT_CLOCK_AHEAD_MS).describe('readings stamped further ahead of the gateway clock are dead-lettered, a batch headTs beyond it replaced'),
+    maxConnections: int()
+      .min(1)
+      .default(10_000)
+      .describe('connections at most, counting those not yet authenticated; beyond it CONNACK "server unavailable"'),
+    connectTimeoutMs: int()
+      .min(100)
+      .max(120_000)
+      .default(5000)
+      .describe('a connection that has not sent CONNECT (or finished its TLS handshake) by then is cut'),
+    maxClockAheadMs: int()
+      .min(1000)
+      .max(MAX_CLOCK_AHEAD_MS)
+      .default(DEFAULT_CLOCK_AHEAD_MS)
+      .describe('readings stamped further ahead of the gateway clock are dead-lettered, a batch headTs beyond it replaced'),
     // `open` trusts the client id: only allowed on loopback (see the refinements below).
-    auth: z.enum(AUTH_MODES).default('open').describe('how vehicles prove their id: open (client id trusted, loopback only), password (fleet device add), mtls (client certificates, scripts/pki.sh)'),
-    credentialsFile: z.string().optional().meta({ description: 'password mode: hashed vehicle secrets, re-read when it changes', defaultText: `DATA_DIR/${CREDENTIALS_FILE}` }),
+    auth: z
+      .enum(AUTH_MODES)
+      .default('open')
+      .describe(
+        'how vehicles prove their id: open (client id trusted, loopback only), password (fleet device add), mtls (client certificates, scripts/pki.sh)',
+      ),
+    credentialsFile: z
+      .string()
+      .optional()
+      .meta({ description: 'password mode: hashed vehicle secrets, re-read when it changes', defaultText: `DATA_DIR/${CREDENTIALS_FILE}` }),
     tlsCert: z.string().optional().describe('mtls: the gateway certificate (PEM)'),
     tlsKey: z.string().optional().describe('mtls: its private key (PEM)'),
     tlsCa: z.string().optional().describe('mtls: the fleet CA that signs vehicle certificates'),
@@ -40,30 +76,49 @@ export const gatewayConfigSchema = z
     serviceHost: z.string().default(LOOPBACK_HOST).describe('address of the plain listener for cloud services'),
     servicePort: int().min(-1).max(65535).default(-1).describe('plain listener for cloud services beside mqtts, -1 for none'),
     serviceToken: serviceTokenSetting.describe('password of the service MQTT users "dispatcher" and "console"'),
-    deadLetterMaxBytes: int().min(64 * 1024).default(256 * 1024 * 1024).describe('refused payloads kept in DATA_DIR/dead-letters.db at most; the oldest make room'),
-    deadLetterMaxBytesPerVehicle: int().min(1024).default(16 * 1024 * 1024).describe("one vehicle's share of them, at least 2 × max payload"),
+    deadLetterMaxBytes: int()
+      .min(64 * 1024)
+      .default(256 * 1024 * 1024)
+      .describe('refused payloads kept in DATA_DIR/dead-letters.db at most; the oldest make room'),
+    deadLetterMaxBytesPerVehicle: int()
+      .min(1024)
+      .default(16 * 1024 * 1024)
+      .describe("one vehicle's share of them, at least 2 × max payload"),
     sinks: list(z.enum(SINK_KINDS), 1).default(['embedded']).describe('comma-separated; the PUBACK waits until all have a batch'),
     kafkaBrokers: kafkaBrokers().default([]),
     kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic, created at start if missing'),
     kafkaPartitions: int().min(1).max(10_000).default(6).describe('partitions when the topic is created'),
-    kafkaCompression: z.enum(['none', 'gzip']).default('gzip').describe('compression of produce requests, where it makes them smaller (several records, or one of at least 256 bytes)'),
+    kafkaCompression: z
+      .enum(['none', 'gzip'])
+      .default('gzip')
+      .describe('compression of produce requests, where it makes them smaller (several records, or one of at least 256 bytes)'),
     kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream, created at start if missing'),
     kinesisShards: int().min(1).max(10_000).default(2).describe('shards when the stream is created'),
     ...awsSettings,
     iotShadowIntervalMs: int().min(100).default(5000).describe("a vehicle's IoT Core shadow is updated at most this often"),
-    sinkRetryBaseMs: int().min(1).default(200).describe('first retry delay of a batch a sink refused; doubles with jitter while the PUBACK waits'),
+    sinkRetryBaseMs: int()
+      .min(1)
+      .default(200)
+      .describe('first retry delay of a batch a sink refused; doubles with jitter while the PUBACK waits'),
     sinkRetryMaxMs: int().min(10).default(10_000).describe('longest retry delay of a batch a sink refused'),
     ...opsSettings(OPS_PORTS.gateway),
   })
   .strict()
-  .refine((c) => !c.sinks.includes('kafka') || c.kafkaBrokers.length > 0, { message: 'the kafka sink needs kafkaBrokers', path: ['kafkaBrokers'] })
+  .refine((c) => !c.sinks.includes('kafka') || c.kafkaBrokers.length > 0, {
+    message: 'the kafka sink needs kafkaBrokers',
+    path: ['kafkaBrokers'],
+  })
   .refine((c) => c.auth !== 'open' || LOOPBACK.has(c.host), {
     message: 'open auth trusts any client id, so it only listens on loopback; use password or mtls to listen on other addresses',
     path: ['auth'],
   })
-  .refine((c) => c.auth !== 'mtls' || (c.tlsCert && c.tlsKey && c.tlsCa), { message: 'mtls needs tlsCert, tlsKey and tlsCa', path: ['auth'] })
+  .refine((c) => c.auth !== 'mtls' || (c.tlsCert && c.tlsKey && c.tlsCa), {
+    message: 'mtls needs tlsCert, tlsKey and tlsCa',
+    path: ['auth'],
+  })
   .refine((c) => c.serviceToken !== DEV_SERVICE_TOKEN || (LOOPBACK.has(c.host) && (c.servicePort < 0 || LOOPBACK.has(c.serviceHost))), {
-    message: 'the development service token is public, so it is only allowed while the gateway listens on loopback; set FLEET_SERVICE_TOKEN (or --service-token) to a secret of your own',
+    message:
+      'the development service token is public, so it is only allowed while the gateway listens on loopback; set FLEET_SERVICE_TOKEN (or --service-token) to a secret of your own',
     path: ['serviceToken'],
   })
   .refine((c) => c.deadLetterMaxBytesPerVehicle >= 2 * c.maxPayloadBytes, {
@@ -80,7 +135,8 @@ const LOOPBACK = new Set([LOOPBACK_HOST, '::1', 'localhost']);
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
 export const streamPathOf = (c: { dataDir: string; streamPath?: string }) => c.streamPath ?? join(c.dataDir, STREAM_FILE);
-export const credentialsPathOf = (c: { dataDir: string; credentialsFile?: string }) => c.credentialsFile ?? join(c.dataDir, CREDENTIALS_FILE);
+export const credentialsPathOf = (c: { dataDir: string; credentialsFile?: string }) =>
+  c.credentialsFile ?? join(c.dataDir, CREDENTIALS_FILE);
 
 export function gatewayOptions(c: GatewayConfig): GatewayOptions {
   return {

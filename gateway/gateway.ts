@@ -65,7 +65,13 @@ type Refusal = AccessRefusal | 'oversize' | 'too_many_readings' | 'malformed' | 
 type ConnectionRefusal = ConnectRefusal | GuardViolation | 'unsupported_protocol' | 'tls_handshake' | 'protocol_error';
 
 /** Refusals that mean the client is misbehaving, not merely sending bad data: the connection is closed. */
-const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set(['foreign_topic', 'unknown_topic', 'downlink_topic', 'service_denied', 'rate_limited']);
+const CLOSES_CONNECTION: ReadonlySet<Refusal> = new Set([
+  'foreign_topic',
+  'unknown_topic',
+  'downlink_topic',
+  'service_denied',
+  'rate_limited',
+]);
 
 /** Room for the fixed header, topic and packet id around the largest payload allowed: other packets may be this long. */
 const PACKET_OVERHEAD_BYTES = 64 * 1024 + 16;
@@ -134,7 +140,10 @@ export class Gateway {
     this.registry = registry ?? createRegistry('gateway');
     // Every throttled publish and every retrying write waits on it: thousands at once are normal.
     setMaxListeners(0, this.stopping.signal);
-    this.deadLetters = new DeadLetterStore(opts.deadLetterPath, { maxBytes: opts.deadLetterMaxBytes, maxBytesPerVehicle: opts.deadLetterMaxBytesPerVehicle });
+    this.deadLetters = new DeadLetterStore(opts.deadLetterPath, {
+      maxBytes: opts.deadLetterMaxBytes,
+      maxBytesPerVehicle: opts.deadLetterMaxBytesPerVehicle,
+    });
     if (opts.auth === 'password') {
       this.credentials = new DeviceCredentials(opts.credentialsPath, (err) => {
         if (err) return log.error({ err: err.message }, 'device credentials not reloaded; the previous ones stay in force');
@@ -150,16 +159,35 @@ export class Gateway {
     this.metrics = {
       batches: new Counter({ name: 'fleet_gateway_batches_accepted_total', help: 'Telemetry batches written to every sink', registers: r }),
       readings: new Counter({ name: 'fleet_gateway_readings_accepted_total', help: 'Readings written to every sink', registers: r }),
-      refused: new Counter({ name: 'fleet_gateway_refused_total', help: 'Publishes refused, by reason', labelNames: ['reason'] as const, registers: r }),
+      refused: new Counter({
+        name: 'fleet_gateway_refused_total',
+        help: 'Publishes refused, by reason',
+        labelNames: ['reason'] as const,
+        registers: r,
+      }),
       connectRefused: new Counter({
         name: 'fleet_gateway_connections_refused_total',
         help: 'Connections refused (CONNACK with an error) or cut before or outside MQTT (no CONNECT in time, a failed TLS handshake, an oversize packet), by reason',
         labelNames: ['reason'] as const,
         registers: r,
       }),
-      subscribeRefused: new Counter({ name: 'fleet_gateway_subscriptions_refused_total', help: 'Subscriptions refused, by reason', labelNames: ['reason'] as const, registers: r }),
-      throttled: new Counter({ name: 'fleet_gateway_publishes_throttled_total', help: 'Publishes whose PUBACK waited for the per-client rate limit', registers: r }),
-      sinkErrors: new Counter({ name: 'fleet_gateway_sink_errors_total', help: 'Failed sink writes (retried)', labelNames: ['sink'] as const, registers: r }),
+      subscribeRefused: new Counter({
+        name: 'fleet_gateway_subscriptions_refused_total',
+        help: 'Subscriptions refused, by reason',
+        labelNames: ['reason'] as const,
+        registers: r,
+      }),
+      throttled: new Counter({
+        name: 'fleet_gateway_publishes_throttled_total',
+        help: 'Publishes whose PUBACK waited for the per-client rate limit',
+        registers: r,
+      }),
+      sinkErrors: new Counter({
+        name: 'fleet_gateway_sink_errors_total',
+        help: 'Failed sink writes (retried)',
+        labelNames: ['sink'] as const,
+        registers: r,
+      }),
       pubackDelay: new Histogram({
         name: 'fleet_gateway_sink_write_seconds',
         help: 'Time from receiving a batch to every sink having it (the PUBACK delay)',
@@ -225,7 +253,11 @@ export class Gateway {
       tls: opts.tls,
       serviceHost: opts.serviceHost,
       servicePort: opts.servicePort,
-      limits: { maxPayloadBytes: opts.maxPayloadBytes, maxPacketBytes: opts.maxPayloadBytes + PACKET_OVERHEAD_BYTES, connectTimeoutMs: opts.connectTimeoutMs },
+      limits: {
+        maxPayloadBytes: opts.maxPayloadBytes,
+        maxPacketBytes: opts.maxPayloadBytes + PACKET_OVERHEAD_BYTES,
+        connectTimeoutMs: opts.connectTimeoutMs,
+      },
       onViolation: (conn, reason, detail) => this.connectionCut(conn, reason, detail),
       onTlsFailure: (socket, detail) => this.connectionRefused('tls_handshake', detail, { remote: socket.remoteAddress }),
       onTlsReload: (err) => {
@@ -240,7 +272,13 @@ export class Gateway {
       this.ops = await startOpsServer(opts.opsHost, opts.opsPort, this.registry, () => this.health(), this.log);
     }
     this.log.info(
-      { port: this.port, servicePort: this.listeners.servicePort, auth: opts.auth, tls: opts.tls !== undefined, sinks: this.sinks.map((s) => s.name) },
+      {
+        port: this.port,
+        servicePort: this.listeners.servicePort,
+        auth: opts.auth,
+        tls: opts.tls !== undefined,
+        sinks: this.sinks.map((s) => s.name),
+      },
       'gateway listening',
     );
   }
@@ -269,8 +307,17 @@ export class Gateway {
   /** The dead-letter store's fill, and in words what it had to delete. */
   private deadLetterHealth() {
     const s = this.deadLetters.stats();
-    const detail = s.dropped > 0 ? `${s.dropped} oldest dead letters deleted since start to stay within ${this.opts.deadLetterMaxBytes} bytes (${this.opts.deadLetterMaxBytesPerVehicle} per vehicle)` : undefined;
-    return { letters: s.letters, bytes: s.bytes, maxBytes: this.opts.deadLetterMaxBytes, dropped: s.dropped, ...(detail ? { detail } : {}) };
+    const detail =
+      s.dropped > 0
+        ? `${s.dropped} oldest dead letters deleted since start to stay within ${this.opts.deadLetterMaxBytes} bytes (${this.opts.deadLetterMaxBytesPerVehicle} per vehicle)`
+        : undefined;
+    return {
+      letters: s.letters,
+      bytes: s.bytes,
+      maxBytes: this.opts.deadLetterMaxBytes,
+      dropped: s.dropped,
+      ...(detail ? { detail } : {}),
+    };
   }
 
   /** Sockets open on the listeners, authenticated or not. */
@@ -338,7 +385,11 @@ export class Gateway {
   }
 
   /** A refusal before the connection could publish: counted by reason and logged with it. */
-  private connectionRefused(reason: ConnectionRefusal, detail: string, who: { vehicle?: string; clientId?: string; username?: string; remote?: string }): void {
+  private connectionRefused(
+    reason: ConnectionRefusal,
+    detail: string,
+    who: { vehicle?: string; clientId?: string; username?: string; remote?: string },
+  ): void {
     this.metrics.connectRefused.inc({ reason });
     this.log.warn({ ...who, reason, detail }, 'connection refused');
   }
@@ -376,7 +427,11 @@ export class Gateway {
     const open = this.openConnections();
     if (open > this.opts.maxConnections) {
       const pending = open - (this.broker?.connectedClients ?? 0);
-      return refused(3, 'too_many_connections', `the gateway holds its limit of ${this.opts.maxConnections} connections (${pending} of them, this one included, not yet authenticated)`);
+      return refused(
+        3,
+        'too_many_connections',
+        `the gateway holds its limit of ${this.opts.maxConnections} connections (${pending} of them, this one included, not yet authenticated)`,
+      );
     }
     const result = this.authenticator.check({ clientId: client.id, username, password, socket: socketOf(client) });
     if (!result.ok) return refused(result.code, result.reason, result.detail);
@@ -394,10 +449,15 @@ export class Gateway {
 
   private authorizeSubscribe(client: Client, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {
     const who = this.clients.get(client)?.identity;
-    const decision = who ? maySubscribe(who, sub.topic) : { ok: false as const, reason: 'unknown_topic' as const, detail: 'not authenticated' };
+    const decision = who
+      ? maySubscribe(who, sub.topic)
+      : { ok: false as const, reason: 'unknown_topic' as const, detail: 'not authenticated' };
     if (decision.ok) return done(null, sub);
     this.metrics.subscribeRefused.inc({ reason: decision.reason });
-    this.log.warn({ vehicle: this.vehicleOf(client), topic: sub.topic, reason: decision.reason, detail: decision.detail }, 'subscription refused');
+    this.log.warn(
+      { vehicle: this.vehicleOf(client), topic: sub.topic, reason: decision.reason, detail: decision.detail },
+      'subscription refused',
+    );
     // A null subscription makes aedes answer SUBACK 0x80 (failure) for this filter and keep the connection.
     done(null, null);
   }
@@ -423,7 +483,13 @@ export class Gateway {
     const wait = state.limiter?.reserve() ?? 0;
     if (wait === 0) return this.admit(client, state, packet, t, sentBytes, done);
     if (state.throttled >= this.opts.publishBurst) {
-      return this.refuse(client, packet, 'rate_limited', `more than ${this.opts.maxPublishesPerSecond} publishes/s with ${state.throttled} already waiting`, done);
+      return this.refuse(
+        client,
+        packet,
+        'rate_limited',
+        `more than ${this.opts.maxPublishesPerSecond} publishes/s with ${state.throttled} already waiting`,
+        done,
+      );
     }
     // Waiting keeps the publish: the PUBACK comes late, and the agent's in-flight window slows it down.
     state.throttled++;
@@ -439,7 +505,14 @@ export class Gateway {
    * Checks and queues a vehicle's publish that is within its rights and its rate. `sentBytes`
    * is set when the packet guard cut the payload short: the size the vehicle sent.
    */
-  private admit(client: Client, state: ClientState, packet: PublishPacket, t: ParsedTopic, sentBytes: number | undefined, done: (err?: Error | null) => void): void {
+  private admit(
+    client: Client,
+    state: ClientState,
+    packet: PublishPacket,
+    t: ParsedTopic,
+    sentBytes: number | undefined,
+    done: (err?: Error | null) => void,
+  ): void {
     const payload = packet.payload as Buffer;
     if (sentBytes !== undefined) return this.refuse(client, packet, 'oversize', oversizeDetail(sentBytes, this.opts.maxPayloadBytes), done);
     const receivedAt = Date.now();
@@ -460,7 +533,13 @@ export class Gateway {
       return this.refuse(client, packet, 'malformed', err.message, done);
     }
     if (batch.readings.length > this.opts.maxBatchReadings) {
-      return this.refuse(client, packet, 'too_many_readings', `${batch.readings.length} readings exceed the limit of ${this.opts.maxBatchReadings} per batch`, done);
+      return this.refuse(
+        client,
+        packet,
+        'too_many_readings',
+        `${batch.readings.length} readings exceed the limit of ${this.opts.maxBatchReadings} per batch`,
+        done,
+      );
     }
     const ahead = this.clockAhead(batch, receivedAt);
     if (ahead !== undefined) {
@@ -489,7 +568,13 @@ export class Gateway {
     const margin = `more than ${this.opts.maxClockAheadMs} ms ahead of the gateway's clock (${new Date(receivedAt).toISOString()})`;
     const problems: string[] = [];
     if (late.length > 0) {
-      const seqs = late.length > 5 ? `${late.slice(0, 5).map((r) => r.seq).join(', ')} and ${late.length - 5} more` : late.map((r) => r.seq).join(', ');
+      const seqs =
+        late.length > 5
+          ? `${late
+              .slice(0, 5)
+              .map((r) => r.seq)
+              .join(', ')} and ${late.length - 5} more`
+          : late.map((r) => r.seq).join(', ');
       problems.push(`readings with seq ${seqs} are stamped ${margin}, e.g. ts ${late[0]!.ts} (${new Date(late[0]!.ts).toISOString()})`);
     }
     if (batch.headTs > limit) problems.push(`batch.headTs ${batch.headTs} is ${margin}; the receive time stands in for it`);
@@ -564,7 +649,10 @@ export class Gateway {
           if (client.closed) throw new Error(`sink ${sink.name} failed and the client left: ${err.message}`);
           if (signal.aborted) throw new Error(`sink ${sink.name} failed and the gateway is stopping: ${err.message}`);
           const delay = backoffDelay(attempt, this.opts.sinkRetryBaseMs, this.opts.sinkRetryMaxMs);
-          this.log.error({ vehicle: client.id, sink: sink.name, err: err.message, retryInMs: Math.round(delay) }, 'sink write failed, PUBACK held');
+          this.log.error(
+            { vehicle: client.id, sink: sink.name, err: err.message, retryInMs: Math.round(delay) },
+            'sink write failed, PUBACK held',
+          );
           await sleep(delay, signal);
           if (signal.aborted) throw new Error(`the gateway stopped before sink ${sink.name} recovered: ${err.message}`);
         }
@@ -588,7 +676,13 @@ export class Gateway {
 
   /** Keeps a refused payload with its reason; older letters make room within the store's caps, and are counted. */
   private keepDeadLetter(vehicle: string, packet: PublishPacket, reason: Refusal, detail: string): void {
-    const dropped = this.deadLetters.put({ vehicle, topic: packet.topic, reason: `${reason}: ${detail}`, receivedAt: Date.now(), payload: packet.payload as Buffer });
+    const dropped = this.deadLetters.put({
+      vehicle,
+      topic: packet.topic,
+      reason: `${reason}: ${detail}`,
+      receivedAt: Date.now(),
+      payload: packet.payload as Buffer,
+    });
     if (dropped.vehicle > 0) this.metrics.deadLettersDropped.inc({ cap: 'vehicle' }, dropped.vehicle);
     if (dropped.store > 0) this.metrics.deadLettersDropped.inc({ cap: 'store' }, dropped.store);
   }

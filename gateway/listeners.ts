@@ -48,7 +48,9 @@ export class Listeners {
   async start(handle: (conn: Duplex) => void): Promise<void> {
     const { opts } = this;
     const accept = (socket: Socket) => {
-      const conn: GuardedConnection = new GuardedConnection(socket, opts.limits, (reason, detail) => opts.onViolation(conn, reason, detail));
+      const conn: GuardedConnection = new GuardedConnection(socket, opts.limits, (reason, detail) =>
+        opts.onViolation(conn, reason, detail),
+      );
       handle(conn);
     };
     if (opts.tls) {
@@ -57,7 +59,13 @@ export class Listeners {
       // The revocation list is not given to TLS either: OpenSSL then fails a certificate of a foreign CA
       // named like ours with a reset, and a self-signed one for want of a CRL; the gateway checks serials itself.
       const server = createTlsServer(
-        { ...readTls(tls), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: opts.limits.connectTimeoutMs },
+        {
+          ...readTls(tls),
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: opts.limits.connectTimeoutMs,
+        },
         accept,
       );
       server.on('tlsClientError', (err, socket) => opts.onTlsFailure(socket, err.message));

@@ -56,7 +56,10 @@ export class GuardedConnection extends Duplex {
     private readonly onViolation: (reason: GuardViolation, detail: string) => void,
   ) {
     super({ allowHalfOpen: false });
-    this.connectTimer = setTimeout(() => this.cut('connect_timeout', `no CONNECT within ${limits.connectTimeoutMs} ms`), limits.connectTimeoutMs);
+    this.connectTimer = setTimeout(
+      () => this.cut('connect_timeout', `no CONNECT within ${limits.connectTimeoutMs} ms`),
+      limits.connectTimeoutMs,
+    );
     socket.on('data', (chunk: Buffer) => {
       let out: Buffer[];
       try {

@@ -39,6 +39,12 @@ export function createHardwareAgent(c: AgentConfig, log: Logger, registry?: Regi
           log.warn({ alertId: alert.id, rule: alert.rule, severity: alert.severity, observed: alert.observed }, msg),
         );
   // The sensors exist before the agent that owns the clock; GPS only speaks once started, by which time it does.
-  const agent: Agent = new Agent(agentOptions(c), hardwareSensors(c, (utc) => agent.clock.gpsTime(utc), log), driver, log, registry);
+  const agent: Agent = new Agent(
+    agentOptions(c),
+    hardwareSensors(c, (utc) => agent.clock.gpsTime(utc), log),
+    driver,
+    log,
+    registry,
+  );
   return agent;
 }

@@ -29,12 +29,20 @@ declare module 'zod' {
 /** Environment and flags arrive as strings: these accept both the string and the typed form. */
 export const num = () => z.coerce.number<unknown>().refine(Number.isFinite, 'expected a finite number');
 export const int = () => z.coerce.number<unknown>().int('expected a whole number');
-export const bool = () =>
-  z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
+export const bool = () => z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
 
 /** A list from a comma-separated flag or variable, or from a JSON array. */
 export const list = <T extends z.ZodType>(item: T, min = 0) =>
-  z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(item).min(min));
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item).min(min),
+  );
 
 export interface ConfigSources {
   /** Path of a JSON config file (optional). */
@@ -71,8 +79,13 @@ export function loadConfig<S extends z.ZodObject>(schema: S, sources: ConfigSour
         // Own keys only: `in` also finds Object.prototype's, which blamed a file's unknown
         // `constructor` or `toString` on a flag of that name (found by fuzzing).
         const has = (o: object) => Object.hasOwn(o, key);
-        const origin =
-          has(fromFlags) ? `flag --${kebab(key)}` : has(fromEnv) ? `env ${envName(key)}` : sources.file && has(fromFile) ? sources.file : 'config';
+        const origin = has(fromFlags)
+          ? `flag --${kebab(key)}`
+          : has(fromEnv)
+            ? `env ${envName(key)}`
+            : sources.file && has(fromFile)
+              ? sources.file
+              : 'config';
         return `${origin}: ${field}: ${unknown ? 'unknown setting' : plain(issue.message)}`;
       });
     });

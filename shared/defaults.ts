@@ -15,7 +15,13 @@ export const CONSOLE_PORT = 8080;
 export const OPS_PORTS = { agent: 9101, gateway: 9102, detector: 9103, sim: 9104, dispatcher: 9105 } as const;
 
 /** Relative to the working directory, as a development checkout runs them. */
-export const DATA_DIRS = { agent: 'var/agent', gateway: 'var/gateway', cloud: 'var/cloud', sim: 'var/sim', dispatcher: 'var/dispatcher' } as const;
+export const DATA_DIRS = {
+  agent: 'var/agent',
+  gateway: 'var/gateway',
+  cloud: 'var/cloud',
+  sim: 'var/sim',
+  dispatcher: 'var/dispatcher',
+} as const;
 
 /** The embedded stream, in the gateway's data directory; the detector reads the same file. */
 export const STREAM_FILE = 'stream.db';

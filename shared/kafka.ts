@@ -30,7 +30,8 @@ export async function ensureTopic(kafka: Kafka, topic: string, partitions: numbe
     }
     const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
     const have = meta?.partitions.length ?? 0;
-    if (have < partitions) log.warn({ topic, partitions: have, wanted: partitions }, 'topic exists with fewer partitions; using it as it is');
+    if (have < partitions)
+      log.warn({ topic, partitions: have, wanted: partitions }, 'topic exists with fewer partitions; using it as it is');
     return have;
   } finally {
     await admin.disconnect();

@@ -44,7 +44,10 @@ export function openDatabase(path: string, synchronous: Synchronous, migrations:
 function migrate(db: Database.Database, migrations: readonly Migration[]): void {
   const version = (): number => {
     const at = db.pragma('user_version', { simple: true }) as number;
-    if (at > migrations.length) throw new Error(`${db.name} has schema version ${at}, newer than this release knows (${migrations.length}); upgrade before opening it`);
+    if (at > migrations.length)
+      throw new Error(
+        `${db.name} has schema version ${at}, newer than this release knows (${migrations.length}); upgrade before opening it`,
+      );
     return at;
   };
   const step = db.transaction((): boolean => {

@@ -38,11 +38,15 @@ export class StreamLog {
     this.db = openDatabase(path, 'FULL', STREAM_LOG_MIGRATIONS);
     this.st = {
       insert: this.db.prepare('INSERT INTO telemetry (vehicle, received_at, payload) VALUES (?, ?, ?)'),
-      read: this.db.prepare('SELECT offset, vehicle AS key, received_at AS receivedAt, payload AS value FROM telemetry WHERE offset > ? ORDER BY offset LIMIT ?'),
+      read: this.db.prepare(
+        'SELECT offset, vehicle AS key, received_at AS receivedAt, payload AS value FROM telemetry WHERE offset > ? ORDER BY offset LIMIT ?',
+      ),
       offsetBefore: this.db.prepare('SELECT max(offset) AS o FROM telemetry WHERE received_at < ?').pluck(),
       receivedAtOf: this.db.prepare('SELECT received_at FROM telemetry WHERE offset = ?').pluck(),
       committed: this.db.prepare('SELECT offset FROM consumers WHERE name = ?').pluck(),
-      commit: this.db.prepare('INSERT INTO consumers (name, offset) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET offset = excluded.offset'),
+      commit: this.db.prepare(
+        'INSERT INTO consumers (name, offset) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET offset = excluded.offset',
+      ),
     };
   }
 

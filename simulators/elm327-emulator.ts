@@ -97,7 +97,8 @@ export class Elm327Emulator {
   private searchAfterKeyOff = false;
 
   constructor(private readonly opts: Elm327EmulatorOptions) {
-    if (opts.baudRate !== undefined && opts.hostPath === undefined) throw new Error('baudRate needs hostPath: the host end whose speed stands for the host');
+    if (opts.baudRate !== undefined && opts.hostPath === undefined)
+      throw new Error('baudRate needs hostPath: the host end whose speed stands for the host');
     this.pids = new Set(opts.pids ?? Object.keys(ENCODERS));
     this.clock = opts.clock ?? Date.now;
     this.latencyMs = opts.latencyMs ?? 10;
@@ -176,7 +177,9 @@ export class Elm327Emulator {
   /** Whether the host's end is set to the adapter's rate. */
   private atHostSpeed(): Promise<boolean> {
     return new Promise((resolve) => {
-      execFile('stty', ['-F', this.opts.hostPath!, 'speed'], (err, stdout) => resolve(err === null && Number(stdout.trim()) === this.opts.baudRate));
+      execFile('stty', ['-F', this.opts.hostPath!, 'speed'], (err, stdout) =>
+        resolve(err === null && Number(stdout.trim()) === this.opts.baudRate),
+      );
     });
   }
 

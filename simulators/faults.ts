@@ -30,7 +30,8 @@ export function checkFault(f: Fault): void {
   }
   if (!Number.isFinite(f.from)) throw new RangeError(`fault.from must be a finite ms timestamp, got ${f.from}`);
   if (f.to !== undefined && !(f.to > f.from)) throw new RangeError(`fault.to (${f.to}) must be after fault.from (${f.from})`);
-  if (f.magnitude !== undefined && !Number.isFinite(f.magnitude)) throw new RangeError(`fault.magnitude must be a finite number, got ${f.magnitude}`);
+  if (f.magnitude !== undefined && !Number.isFinite(f.magnitude))
+    throw new RangeError(`fault.magnitude must be a finite number, got ${f.magnitude}`);
 }
 
 export function isActive(f: Fault, ts: number): boolean {

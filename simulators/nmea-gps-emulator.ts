@@ -169,11 +169,14 @@ export class NmeaGpsEmulator {
 
   /** On each multiple of the period, as receivers report. */
   private schedule(): void {
-    this.timer = setTimeout(() => {
-      const ts = Math.round(Date.now() / this.periodMs) * this.periodMs;
-      if (ts >= this.silentUntil && this.port.isOpen) this.burst(ts);
-      this.schedule();
-    }, this.periodMs - (Date.now() % this.periodMs));
+    this.timer = setTimeout(
+      () => {
+        const ts = Math.round(Date.now() / this.periodMs) * this.periodMs;
+        if (ts >= this.silentUntil && this.port.isOpen) this.burst(ts);
+        this.schedule();
+      },
+      this.periodMs - (Date.now() % this.periodMs),
+    );
   }
 
   private burst(ts: number): void {
@@ -193,7 +196,8 @@ export class NmeaGpsEmulator {
   }
 
   private clockAt(ts: number): ReceiverClock {
-    if (this.rtc === undefined) return { at: new Date(ts - this.profile.weeksBehind * WEEK_MS + (this.opts.clockErrorMs ?? 0)), dated: true };
+    if (this.rtc === undefined)
+      return { at: new Date(ts - this.profile.weeksBehind * WEEK_MS + (this.opts.clockErrorMs ?? 0)), dated: true };
     return { at: new Date((this.rtc.epochMs ?? 0) + (ts - this.rtc.since)), dated: this.rtc.epochMs !== undefined };
   }
 
@@ -248,7 +252,23 @@ export class NmeaGpsEmulator {
       case 'GGA':
         return style === 'blank'
           ? ['GGA', '', '', '', '', '', '0', '', '', '', '', '', '', '', '']
-          : ['GGA', time, lat, ns, lon, ew, '0', '00', '99.99', style === 'zero-filled' ? '0.0' : '', style === 'zero-filled' ? 'M' : '', '', '', '', ''];
+          : [
+              'GGA',
+              time,
+              lat,
+              ns,
+              lon,
+              ew,
+              '0',
+              '00',
+              '99.99',
+              style === 'zero-filled' ? '0.0' : '',
+              style === 'zero-filled' ? 'M' : '',
+              '',
+              '',
+              '',
+              '',
+            ];
       case 'RMC':
         return ['RMC', time, 'V', lat, ns, lon, ew, zero, zero, style === 'blank' ? '' : ddmmyy(clock), '', '', 'N'];
       case 'VTG':
@@ -283,7 +303,29 @@ function proprietary(model: TruckModel, ts: number, clock: ReceiverClock): Field
   const [lon, ew] = coord(s.lon, 3, 'E', 'W');
   const sats = ['G01', 'G03', 'G08', 'G10', 'G11', 'G14', 'G17', 'G19', 'G22', 'G32', 'R02', 'R03', 'R12', 'E05'];
   return [
-    ['PUBX', '00', hhmmss(clock.at), `${lat}0`, ns, `${lon}0`, ew, '546.589', 'G3', '2.1', '2.0', s.speedKmh.toFixed(3), s.heading.toFixed(2), '0.007', '', '0.92', '1.19', '0.77', '9', '0', '0'],
+    [
+      'PUBX',
+      '00',
+      hhmmss(clock.at),
+      `${lat}0`,
+      ns,
+      `${lon}0`,
+      ew,
+      '546.589',
+      'G3',
+      '2.1',
+      '2.0',
+      s.speedKmh.toFixed(3),
+      s.heading.toFixed(2),
+      '0.007',
+      '',
+      '0.92',
+      '1.19',
+      '0.77',
+      '9',
+      '0',
+      '0',
+    ],
     ['PGLOR', '1', 'SAT', ...sats.flatMap((id, i) => [id, String(30 + ((i * 7) % 16)).padStart(3, '0'), '11'])],
     ['PMTK001', '604', '3'],
   ];

@@ -103,7 +103,8 @@ function workingDay(rng: Random, dayStart: number, plan: PlanEvent[], keepLoad: 
       const door = rng.uniform(3, 15) * MIN;
       const doorAt = t + rng.uniform(1, Math.max(1, stop / MIN - door / MIN - 1)) * MIN;
       plan.push({ at: doorAt, kind: 'door', open: true }, { at: doorAt + door, kind: 'door', open: false });
-      if (rng.next() < 0.5) plan.push({ at: t + 1 * MIN, kind: 'ignition', on: false }, { at: t + stop - 1 * MIN, kind: 'ignition', on: true });
+      if (rng.next() < 0.5)
+        plan.push({ at: t + 1 * MIN, kind: 'ignition', on: false }, { at: t + stop - 1 * MIN, kind: 'ignition', on: true });
     }
     t += stop;
     plan.push({ at: t, kind: 'hold', on: false });

@@ -68,7 +68,16 @@ const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
 /** Sensors on the OBD-II port: silent while the ignition is off. */
-const OBD_SENSORS: ReadonlySet<SensorId> = new Set(['engine_temp', 'speed', 'rpm', 'engine_load', 'intake_temp', 'ambient_temp', 'fuel_level', 'module_voltage']);
+const OBD_SENSORS: ReadonlySet<SensorId> = new Set([
+  'engine_temp',
+  'speed',
+  'rpm',
+  'engine_load',
+  'intake_temp',
+  'ambient_temp',
+  'fuel_level',
+  'module_voltage',
+]);
 /** What each sensor's hardware resolves (OBD-II byte scalings, the DS18B20's 1/16 °C). */
 const RESOLUTION: Partial<Record<SensorId, number>> = {
   engine_temp: 1,
@@ -131,7 +140,8 @@ export class TruckModel {
   constructor(opts: TruckModelOptions) {
     if (!Number.isFinite(opts.startTs)) throw new RangeError(`startTs must be a finite ms timestamp, got ${opts.startTs}`);
     const stepMs = opts.stepMs ?? STEP_MS;
-    if (!(Number.isInteger(stepMs) && stepMs >= 10 && stepMs <= 5000)) throw new RangeError(`stepMs must be a whole number of ms in [10, 5000], got ${stepMs}`);
+    if (!(Number.isInteger(stepMs) && stepMs >= 10 && stepMs <= 5000))
+      throw new RangeError(`stepMs must be a whole number of ms in [10, 5000], got ${stepMs}`);
     // Separate streams so that, say, a custom route leaves the drive cycle unchanged.
     const truck = Random.stream(opts.seed, 0);
     this.seed = opts.seed;
@@ -208,7 +218,8 @@ export class TruckModel {
     if (r === undefined || sensor === 'gps') return r;
     let value = r.value + this.normal(sensor, 0) * (NOISE_SD[sensor] ?? 0);
     if (noisy) value += this.normal(sensor, 2) * (noisy.magnitude ?? NOISY_SD[sensor] ?? 1);
-    for (const f of active) if (f.kind === 'sensor_drift') value += ((f.magnitude ?? DEFAULT_DRIFT_PER_HOUR) * (this.gridTs - f.from)) / HOUR_MS;
+    for (const f of active)
+      if (f.kind === 'sensor_drift') value += ((f.magnitude ?? DEFAULT_DRIFT_PER_HOUR) * (this.gridTs - f.from)) / HOUR_MS;
     const [lo, hi] = sensorSpec(sensor).range;
     const step = RESOLUTION[sensor];
     const resolved = step === undefined ? value : Math.round(value / step) * step;
@@ -342,7 +353,7 @@ export class TruckModel {
    * reading however often it is asked for, and no draw shifts the physics' random stream.
    */
   private uniform(sensor: SensorId, purpose: number): number {
-    let h = Math.imul(this.seed ^ 0x27d4eb2f, 0x165667b1) ^ Math.imul(sensorSpec(sensor).code + 1, 0x9e3779b1) ^ purpose * 0x85ebca77;
+    let h = Math.imul(this.seed ^ 0x27d4eb2f, 0x165667b1) ^ Math.imul(sensorSpec(sensor).code + 1, 0x9e3779b1) ^ (purpose * 0x85ebca77);
     h = Math.imul(h ^ (this.gridTs / this.stepMs), 0xc2b2ae3d) ^ Math.floor(this.gridTs / 4294967296);
     h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
     h = Math.imul(h ^ (h >>> 12), 0x297a2d39);

@@ -86,8 +86,14 @@ function render(all: ReliabilityFigures[], soakFactor: number, seconds: number, 
     '',
     '| scenario | kills | produced | stored | lost | duplicates | alerts expected | alerts raised | notifications per alert | seconds |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...chaos.map((c) =>
-      `| ${c.scenario} | ${Object.entries(c.kills).filter(([, k]) => k > 0).map(([p, k]) => `${p} ${k}`).join(', ') || '—'} | ${n(c.produced)} | ${n(c.stored)} | ${n(c.lost)} | ` +
+    ...chaos.map(
+      (c) =>
+        `| ${c.scenario} | ${
+          Object.entries(c.kills)
+            .filter(([, k]) => k > 0)
+            .map(([p, k]) => `${p} ${k}`)
+            .join(', ') || '—'
+        } | ${n(c.produced)} | ${n(c.stored)} | ${n(c.lost)} | ` +
         `${n(c.duplicates)} | ${c.alertsExpected} | ${c.alertsRaised} | ${c.notificationsPerAlert ?? '—'} | ${c.durationS} |`,
     ),
     '',
@@ -95,8 +101,13 @@ function render(all: ReliabilityFigures[], soakFactor: number, seconds: number, 
     '',
     '| entry point | cases | crashes | refused | refusal reasons | seconds |',
     '| --- | ---: | ---: | ---: | --- | ---: |',
-    ...fuzz.map((f) =>
-      `| ${f.entryPoint} | ${n(f.cases)} | ${f.crashes} | ${n(f.rejected)} | ${Object.entries(f.reasons).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([r, k]) => `${r} ${n(k)}`).join(', ')} | ${f.durationS} |`,
+    ...fuzz.map(
+      (f) =>
+        `| ${f.entryPoint} | ${n(f.cases)} | ${f.crashes} | ${n(f.rejected)} | ${Object.entries(f.reasons)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 6)
+          .map(([r, k]) => `${r} ${n(k)}`)
+          .join(', ')} | ${f.durationS} |`,
     ),
     '',
     '## Refusals and limits: what changed',

@@ -7,7 +7,9 @@ import { createSimulatedTruck } from '../../simulators/simulated-agent.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export function agentCommand(): Command {
-  const cmd = new Command('agent').description('run one truck agent: sample sensors, buffer durably in SQLite, publish to the gateway over MQTT');
+  const cmd = new Command('agent').description(
+    'run one truck agent: sample sensors, buffer durably in SQLite, publish to the gateway over MQTT',
+  );
   return withSettings(cmd, agentConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(agentConfigSchema, flags);

@@ -28,6 +28,7 @@ export function consoleCommand(): Command {
 export function consoleToken(c: ConsoleAccess & { host: string }, log: Logger): string | undefined {
   const token = effectiveToken(c);
   requireConsoleSecret(c.host, token);
-  if (token === DEV_CONSOLE_TOKEN) log.warn('using the development console token; set FLEET_CONSOLE_TOKEN or FLEET_CONSOLE_USERS in production');
+  if (token === DEV_CONSOLE_TOKEN)
+    log.warn('using the development console token; set FLEET_CONSOLE_TOKEN or FLEET_CONSOLE_USERS in production');
   return token;
 }

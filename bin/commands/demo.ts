@@ -25,7 +25,11 @@ const detectorSettings = detectorConfigSchema.shape;
 export const demoConfigSchema = z
   .object({
     trucks: int().min(1).max(5000).default(10).describe('simulated trucks'),
-    duration: z.coerce.number<unknown>().min(0).default(0).meta({ description: 'run this many seconds, then drain, report and exit', arg: 's', defaultText: 'until Ctrl-C' }),
+    duration: z.coerce
+      .number<unknown>()
+      .min(0)
+      .default(0)
+      .meta({ description: 'run this many seconds, then drain, report and exit', arg: 's', defaultText: 'until Ctrl-C' }),
     json: bool().default(false).describe('with --duration: print a JSON summary as the last line'),
     dataDir: z.string().optional().meta({ description: 'keep state here', defaultText: 'a fresh temporary directory' }),
     host: z.string().default(LOOPBACK_HOST).describe('listen address of gateway and console'),
@@ -36,7 +40,9 @@ export const demoConfigSchema = z
     simHz: simHzSetting,
     rulesFile: detectorSettings.rulesFile.describe('detector rules (JSON)'),
     windowMs: detectorSettings.windowMs.describe('detector window length'),
-    freshnessMs: detectorSettings.freshnessMs.describe('detector freshness limit: alerts from windows older than this behind the vehicle are historical'),
+    freshnessMs: detectorSettings.freshnessMs.describe(
+      'detector freshness limit: alerts from windows older than this behind the vehicle are historical',
+    ),
     stream: detectorSettings.source.describe('the stream between gateway and detector'),
     kafkaBrokers: detectorSettings.kafkaBrokers.describe('with --stream kafka: comma-separated host:port'),
     awsRegion: awsSettings.awsRegion.describe('with --stream kinesis: AWS region'),
@@ -44,13 +50,18 @@ export const demoConfigSchema = z
     ...consoleAccessSettings,
   })
   .strict()
-  .refine((c) => c.stream !== 'kafka' || c.kafkaBrokers.length > 0, { message: '--stream kafka needs --kafka-brokers', path: ['kafkaBrokers'] });
+  .refine((c) => c.stream !== 'kafka' || c.kafkaBrokers.length > 0, {
+    message: '--stream kafka needs --kafka-brokers',
+    path: ['kafkaBrokers'],
+  });
 
 /** How long the end of a timed run waits for buffers and the detector to catch up. */
 const DRAIN_TIMEOUT_MS = 20_000;
 
 export function demoCommand(): Command {
-  const cmd = new Command('demo').description('run the whole system on one machine: gateway, embedded stream, detector, console and simulated trucks');
+  const cmd = new Command('demo').description(
+    'run the whole system on one machine: gateway, embedded stream, detector, console and simulated trucks',
+  );
   return withSettings(cmd, demoConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(demoConfigSchema, flags);
@@ -68,7 +79,12 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
 
   const streamSettings = { kafkaBrokers: c.kafkaBrokers, awsRegion: c.awsRegion, awsEndpoint: c.awsEndpoint };
   const gatewayConfig = gatewayConfigSchema.parse({
-    host: c.host, port: c.port, dataDir: join(dataDir, 'gateway'), opsPort: -1, sinks: [c.stream], ...streamSettings,
+    host: c.host,
+    port: c.port,
+    dataDir: join(dataDir, 'gateway'),
+    opsPort: -1,
+    sinks: [c.stream],
+    ...streamSettings,
   });
   const gateway = await startGateway(gatewayConfig, log.child({ component: 'gateway' }));
   parts.push(gateway);
@@ -127,7 +143,8 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
 
   say(`fleet demo: ${c.trucks} trucks, gateway ${mqttUrl}, stream ${c.stream}, data in ${dataDir}`);
   // The token is shown only when it is the development default: a configured secret stays off the terminal.
-  const signIn = token === DEV_CONSOLE_TOKEN ? `sign in with any name and token ${token}` : 'sign in with a configured user or the console token';
+  const signIn =
+    token === DEV_CONSOLE_TOKEN ? `sign in with any name and token ${token}` : 'sign in with a configured user or the console token';
   say(`fleet console: ${consoleServer.url}  (${signIn})`);
   const announced = new Set<string>();
   const announcer = setInterval(() => {

@@ -9,7 +9,9 @@ import { createLogger, type Logger } from '../../shared/log.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export function detectorCommand(): Command {
-  const cmd = new Command('detector').description('run the windowed anomaly detector: read the stream, evaluate rules in event time, raise and dispatch alerts');
+  const cmd = new Command('detector').description(
+    'run the windowed anomaly detector: read the stream, evaluate rules in event time, raise and dispatch alerts',
+  );
   return withSettings(cmd, detectorConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(detectorConfigSchema, flags);
@@ -32,7 +34,8 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
       pollIntervalMs: config.pollIntervalMs,
       pollMaxRecords: 1000,
       channels,
-      alertStream: config.dispatch === 'kafka' ? new KafkaAlertStream({ brokers: config.kafkaBrokers, clientId: 'fleet-detector' }, log) : undefined,
+      alertStream:
+        config.dispatch === 'kafka' ? new KafkaAlertStream({ brokers: config.kafkaBrokers, clientId: 'fleet-detector' }, log) : undefined,
       opsHost: config.opsHost,
       opsPort: config.opsPort,
     },

@@ -18,13 +18,16 @@ export const deviceConfigSchema = z
 export function deviceCommand(): Command {
   const credentialsPath = (flags: Record<string, unknown>) => credentialsPathOf(flagsFrom(deviceConfigSchema, flags));
   const checked = (vehicle: string) => {
-    if (!VEHICLE_ID.test(vehicle)) throw new ConfigError(`vehicle: must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(vehicle)}`);
+    if (!VEHICLE_ID.test(vehicle))
+      throw new ConfigError(`vehicle: must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(vehicle)}`);
     return vehicle;
   };
-  const cmd = new Command('device').description('enroll and revoke vehicles for the gateway\'s password mode (a running gateway picks changes up within a second)');
+  const cmd = new Command('device').description(
+    "enroll and revoke vehicles for the gateway's password mode (a running gateway picks changes up within a second)",
+  );
   cmd.addCommand(
     withFlags(new Command('add'), deviceConfigSchema)
-      .description('create a vehicle\'s secret (or replace it) and print it once: give it to the agent as its MQTT password')
+      .description("create a vehicle's secret (or replace it) and print it once: give it to the agent as its MQTT password")
       .argument('<vehicle>', 'vehicle id')
       .action((vehicle: string, flags: Record<string, unknown>) =>
         runCommand(async () => {

@@ -21,14 +21,19 @@ export const dispatcherConfigSchema = z
     consumerGroup: z.string().min(1).default('dispatcher').describe('dispatchers sharing it share the partitions'),
     dataDir: z.string().default(DATA_DIRS.dispatcher).describe('delivery ledger directory: which alert went to which channel'),
     // As the detector's rules: the cab is given an alert only this long after its window closed.
-    freshnessMs: int().min(0).default(60_000).describe("the detector's freshness limit: an alert the cab has not acknowledged by then is recorded as expired"),
+    freshnessMs: int()
+      .min(0)
+      .default(60_000)
+      .describe("the detector's freshness limit: an alert the cab has not acknowledged by then is recorded as expired"),
     ...channelSettings,
     ...opsSettings(OPS_PORTS.dispatcher),
   })
   .strict();
 
 export function dispatcherCommand(): Command {
-  const cmd = new Command('dispatcher').description('consume fleet.alerts and tell the driver, a webhook and an SNS topic, each at most once per alert');
+  const cmd = new Command('dispatcher').description(
+    'consume fleet.alerts and tell the driver, a webhook and an SNS topic, each at most once per alert',
+  );
   return withSettings(cmd, dispatcherConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(dispatcherConfigSchema, flags);
@@ -39,7 +44,8 @@ export function dispatcherCommand(): Command {
       const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
       const dispatcher = new AlertDispatcher(ledger.deliveries, channels, log, registry, { freshnessMs: c.freshnessMs });
       const stream = new KafkaAlertStream({ brokers: c.kafkaBrokers, topic: c.alertsTopic, clientId: 'fleet-dispatcher' }, log);
-      const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() }), log) : undefined;
+      const ops =
+        c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() }), log) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.
       stopOnSignals([{ stop: async () => (ops?.close(), ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
       await stream.start();

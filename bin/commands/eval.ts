@@ -17,16 +17,24 @@ export const evalConfigSchema = z
       .default(false)
       .describe(`a smaller sample (${QUICK.faultFree} fault-free days and ${QUICK.perFault} per fault, per seed set) that runs in minutes`),
     rules: z.string().optional().meta({ description: 'rules file (JSON) to score', arg: 'file', defaultText: 'built-in rules' }),
-    set: z.enum([...SEED_SETS, 'both']).default('both').describe('which seed set: tuning, held-out, or both'),
+    set: z
+      .enum([...SEED_SETS, 'both'])
+      .default('both')
+      .describe('which seed set: tuning, held-out, or both'),
     workers: int().min(1).max(64).optional().meta({ description: 'worker threads', defaultText: 'one per core' }),
     json: bool().default(false).describe('print the figures as JSON instead of tables'),
-    write: z.string().optional().meta({ description: `also put the tables in this markdown file, between ${BEGIN} and ${END}`, arg: 'file' }),
+    write: z
+      .string()
+      .optional()
+      .meta({ description: `also put the tables in this markdown file, between ${BEGIN} and ${END}`, arg: 'file' }),
     check: bool().default(false).describe('exit 1 when the held-out set misses a floor'),
   })
   .strict();
 
 export function evalCommand(): Command {
-  const cmd = new Command('eval').description('score the detector on simulated, labelled truck-days: recall and time to detect per fault, false alerts per truck-day');
+  const cmd = new Command('eval').description(
+    'score the detector on simulated, labelled truck-days: recall and time to detect per fault, false alerts per truck-day',
+  );
   return withFlags(cmd, evalConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const s = flagsFrom(evalConfigSchema, flags);
@@ -44,7 +52,9 @@ export function evalCommand(): Command {
           else if (done % Math.ceil(total / 10) === 0) process.stderr.write(`scored ${done}/${total} truck-days\n`);
         },
       });
-      process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}scored ${results.reduce((n, r) => n + r.days, 0)} truck-days in ${Math.round((Date.now() - started) / 1000)} s\n`);
+      process.stderr.write(
+        `${process.stderr.isTTY ? '\r' : ''}scored ${results.reduce((n, r) => n + r.days, 0)} truck-days in ${Math.round((Date.now() - started) / 1000)} s\n`,
+      );
       const lines = [...reportLines(results)];
       if (s.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       else for (const line of lines) process.stdout.write(`${line}\n`);

@@ -8,7 +8,9 @@ import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export function gatewayCommand(): Command {
-  const cmd = new Command('gateway').description('run the MQTT gateway (aedes): validate telemetry, write it to the sinks, PUBACK after they have it');
+  const cmd = new Command('gateway').description(
+    'run the MQTT gateway (aedes): validate telemetry, write it to the sinks, PUBACK after they have it',
+  );
   return withSettings(cmd, gatewayConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(gatewayConfigSchema, flags);

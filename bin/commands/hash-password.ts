@@ -16,7 +16,9 @@ export function hashPasswordCommand(): Command {
         if (!USER_NAME.test(user)) throw new ConfigError('user: must be 1 to 64 characters without spaces or colons');
         const chunks: Buffer[] = [];
         for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-        const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+        const password = Buffer.concat(chunks)
+          .toString('utf8')
+          .replace(/\r?\n$/, '');
         if (password === '') throw new ConfigError('password: stdin was empty');
         process.stdout.write(`${user}:${await hashPassword(password)}\n`);
       }),

@@ -10,18 +10,29 @@ import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
 export const replayConfigSchema = z
   .object({
     rules: z.string().meta({ description: 'rules file (JSON), as the detector uses', arg: 'file' }),
-    csv: z.string().meta({ description: 'readings: "timestamp,value" or "timestamp,vehicle,sensor,value"; timestamp in ms or ISO-8601', arg: 'file' }),
+    csv: z
+      .string()
+      .meta({ description: 'readings: "timestamp,value" or "timestamp,vehicle,sensor,value"; timestamp in ms or ISO-8601', arg: 'file' }),
     // The range (100 ms to a day) is the rules file's, checked by replay itself.
     window: int().optional().meta({ description: 'window length', arg: 'ms', defaultText: "the rules file's" }),
-    scores: bool().default(false).describe("add every row with the detector's confidence that it is anomalous, in [0, 1] (0.5 = at a rule's bound), and where episodes start"),
+    scores: bool()
+      .default(false)
+      .describe(
+        "add every row with the detector's confidence that it is anomalous, in [0, 1] (0.5 = at a rule's bound), and where episodes start",
+      ),
     vehicle: z.string().optional().describe('vehicle of two-column files; a filter on four-column files'),
-    sensor: z.enum(SENSORS).optional().describe('sensor of two-column files (generic: any series, any unit); a filter on four-column files'),
+    sensor: z
+      .enum(SENSORS)
+      .optional()
+      .describe('sensor of two-column files (generic: any series, any unit); a filter on four-column files'),
     format: z.enum(FORMATS).default('table').describe('output: table, or JSON lines each with a "record" field (score, alert, summary)'),
   })
   .strict();
 
 export function replayCommand(): Command {
-  const cmd = new Command('replay').description('run recorded readings through the detector in event time and print the alerts (tune rules on history)');
+  const cmd = new Command('replay').description(
+    'run recorded readings through the detector in event time and print the alerts (tune rules on history)',
+  );
   return withFlags(cmd, replayConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const s = flagsFrom(replayConfigSchema, flags);

@@ -12,7 +12,11 @@ import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-supp
 export const simConfigSchema = z
   .object({
     trucks: int().min(1).max(10_000).default(10).describe('number of trucks'),
-    prefix: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).default('truck-').describe('vehicle id prefix'),
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,40}$/)
+      .default('truck-')
+      .describe('vehicle id prefix'),
     mqttUrl: gatewayUrl,
     dataDir: z.string().default(DATA_DIRS.sim).describe('where the trucks keep their buffers'),
     simHz: simHzSetting,
@@ -23,7 +27,9 @@ export const simConfigSchema = z
   .strict();
 
 export function simCommand(): Command {
-  const cmd = new Command('sim').description('run simulated trucks: each a real agent with its own buffer and MQTT session, fed by a truck model');
+  const cmd = new Command('sim').description(
+    'run simulated trucks: each a real agent with its own buffer and MQTT session, fed by a truck model',
+  );
   return withSettings(cmd, simConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(simConfigSchema, flags);
@@ -42,7 +48,8 @@ export function simCommand(): Command {
         registry,
       );
       await fleet.start();
-      const ops = c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ok: true, trucks: c.trucks }), log) : undefined;
+      const ops =
+        c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ok: true, trucks: c.trucks }), log) : undefined;
       log.info({ trucks: c.trucks }, 'simulated fleet running');
       stopOnSignals([fleet, { stop: async () => void ops?.close() }]);
     }),

@@ -78,12 +78,41 @@ export class AlertDispatcher {
     const labelNames = ['channel'] as const;
     const registers = [registry];
     this.metrics = {
-      delivered: new Counter({ name: 'fleet_alert_deliveries_total', help: 'Alerts delivered (for the cab: acknowledged by it), by channel', labelNames, registers }),
-      failed: new Counter({ name: 'fleet_alert_delivery_failures_total', help: 'Failed delivery attempts (retried), by channel', labelNames, registers }),
-      resent: new Counter({ name: 'fleet_alert_resends_total', help: 'Alerts sent again because their receiver had not acknowledged them', labelNames, registers }),
-      expired: new Counter({ name: 'fleet_alert_expired_total', help: 'Alerts no longer fresh before their receiver acknowledged them', labelNames, registers }),
-      receiptsRefused: new Counter({ name: 'fleet_alert_receipts_refused_total', help: 'Acknowledgements that could not be read', labelNames, registers }),
-      ledgerErrors: new Counter({ name: 'fleet_alert_ledger_errors_total', help: 'Delivery ledger reads or writes refused (e.g. SQLITE_BUSY); each retried', registers }),
+      delivered: new Counter({
+        name: 'fleet_alert_deliveries_total',
+        help: 'Alerts delivered (for the cab: acknowledged by it), by channel',
+        labelNames,
+        registers,
+      }),
+      failed: new Counter({
+        name: 'fleet_alert_delivery_failures_total',
+        help: 'Failed delivery attempts (retried), by channel',
+        labelNames,
+        registers,
+      }),
+      resent: new Counter({
+        name: 'fleet_alert_resends_total',
+        help: 'Alerts sent again because their receiver had not acknowledged them',
+        labelNames,
+        registers,
+      }),
+      expired: new Counter({
+        name: 'fleet_alert_expired_total',
+        help: 'Alerts no longer fresh before their receiver acknowledged them',
+        labelNames,
+        registers,
+      }),
+      receiptsRefused: new Counter({
+        name: 'fleet_alert_receipts_refused_total',
+        help: 'Acknowledgements that could not be read',
+        labelNames,
+        registers,
+      }),
+      ledgerErrors: new Counter({
+        name: 'fleet_alert_ledger_errors_total',
+        help: 'Delivery ledger reads or writes refused (e.g. SQLITE_BUSY); each retried',
+        registers,
+      }),
     };
   }
 
@@ -139,7 +168,11 @@ export class AlertDispatcher {
     const { channel } = state;
     for (const alertId of this.ledger.inDoubt(channel.name)) {
       if (channel.idempotent) this.ledger.release(alertId, channel.name);
-      else this.log.warn({ alertId, channel: channel.name }, 'delivery interrupted by a crash; not resent, since this channel cannot drop repeats');
+      else
+        this.log.warn(
+          { alertId, channel: channel.name },
+          'delivery interrupted by a crash; not resent, since this channel cannot drop repeats',
+        );
     }
     state.settled = true;
   }
@@ -149,7 +182,11 @@ export class AlertDispatcher {
     const { message, code } = ledgerError(err);
     this.metrics.ledgerErrors.inc();
     const t = this.ledgerTrouble;
-    this.ledgerTrouble = { since: t?.since ?? Date.now(), refusals: (t?.refusals ?? 0) + 1, reason: code ? `${code}: ${message}` : message };
+    this.ledgerTrouble = {
+      since: t?.since ?? Date.now(),
+      refusals: (t?.refusals ?? 0) + 1,
+      reason: code ? `${code}: ${message}` : message,
+    };
     this.log.error({ ...fields, err: message, code }, msg);
   }
 
@@ -198,7 +235,10 @@ export class AlertDispatcher {
       if (!(await this.attempt(state, alert))) return false;
       this.scheduleResend(state, alert, copies + 1);
       this.metrics.resent.inc({ channel: channel.name });
-      this.log.info({ vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, copies: copies + 1 }, 'alert sent again: not acknowledged yet');
+      this.log.info(
+        { vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, copies: copies + 1 },
+        'alert sent again: not acknowledged yet',
+      );
     }
     return true;
   }
@@ -212,7 +252,10 @@ export class AlertDispatcher {
     } catch (err) {
       this.metrics.failed.inc({ channel: state.channel.name });
       state.retryAt = Date.now() + backoffDelay(state.failures++, this.opts.retryBaseMs, this.opts.retryMaxMs);
-      this.log.warn({ vehicle: alert.vehicle, alertId: alert.id, channel: state.channel.name, err: (err as Error).message }, 'alert delivery failed, will retry');
+      this.log.warn(
+        { vehicle: alert.vehicle, alertId: alert.id, channel: state.channel.name, err: (err as Error).message },
+        'alert delivery failed, will retry',
+      );
       return false;
     }
   }
@@ -262,7 +305,11 @@ export class AlertDispatcher {
         try {
           recorded = this.ledger.acknowledged(alertId, channel, Date.now());
         } catch (err) {
-          this.ledgerRefused(err, { vehicle, alertId, channel }, 'delivery ledger refused an acknowledgement; the alert will be sent again');
+          this.ledgerRefused(
+            err,
+            { vehicle, alertId, channel },
+            'delivery ledger refused an acknowledgement; the alert will be sent again',
+          );
           return;
         }
         state.resends.delete(alertId);

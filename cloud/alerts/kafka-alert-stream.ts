@@ -62,7 +62,9 @@ export class KafkaAlertStream {
         const events = batch.messages.flatMap((m) => this.decode(m.value));
         await handle(events);
         payload.resolveOffset(batch.lastOffset());
-        await payload.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }] });
+        await payload.commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }],
+        });
       },
     });
   }

@@ -60,7 +60,8 @@ export class ConsoleAuth {
 
   principal(req: IncomingMessage, now: number): Principal | undefined {
     const token = bearerToken(req);
-    if (token !== undefined) return this.opts.token !== undefined && sameSecret(token, this.opts.token) ? { user: 'token', via: 'bearer' } : undefined;
+    if (token !== undefined)
+      return this.opts.token !== undefined && sameSecret(token, this.opts.token) ? { user: 'token', via: 'bearer' } : undefined;
     const id = sessionId(req);
     const session = id === undefined ? undefined : this.sessions.get(id);
     if (!session || session.expiresAt <= now) return undefined;

@@ -121,9 +121,14 @@ export class ConsoleServer {
     server.maxConnections = this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     server.on('drop', (peer?: { remoteAddress?: string }) => {
       this.metrics.connectionsRefused.inc({ reason: 'too_many_connections' });
-      this.log.warn({ remote: peer?.remoteAddress, maxConnections: server.maxConnections }, 'connection refused: too many open connections');
+      this.log.warn(
+        { remote: peer?.remoteAddress, maxConnections: server.maxConnections },
+        'connection refused: too many open connections',
+      );
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.answerMalformedRequest(err, socket, answered.has(socket)));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      this.answerMalformedRequest(err, socket, answered.has(socket)),
+    );
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -167,7 +172,9 @@ export class ConsoleServer {
   }
 
   private createRoutes(): Route[] {
-    const route = (method: Route['method'], access: Route['access']) => (name: string, path: RegExp, handle: Route['handle']): Route => ({ name, method, access, path, handle });
+    const route =
+      (method: Route['method'], access: Route['access']) =>
+      (name: string, path: RegExp, handle: Route['handle']): Route => ({ name, method, access, path, handle });
     const [open, read, write] = [route('GET', 'open'), route('GET', 'read'), route('POST', 'write')];
     return [
       open('page', /^\/$/, ({ res }) => this.files.page(res)),
@@ -178,7 +185,8 @@ export class ConsoleServer {
       route('DELETE', 'open')('sign-out', /^\/api\/session$/, (ctx) => this.signOut(ctx)),
       read('vehicles', /^\/api\/vehicles$/, ({ res }) => sendJson(res, 200, this.vehicles())),
       read('series', /^\/api\/vehicles\/([^/]+)\/series$/, ({ res, params }) =>
-        sendJson(res, 200, this.history.series(parseVehicle(params[0]!), Date.now() - HISTORY_MS))),
+        sendJson(res, 200, this.history.series(parseVehicle(params[0]!), Date.now() - HISTORY_MS)),
+      ),
       read('tracks', /^\/api\/tracks$/, ({ res }) => sendJson(res, 200, this.history.tracks(Date.now() - HISTORY_MS, TRACK_BUCKET_MS))),
       read('alerts', /^\/api\/alerts$/, ({ res, query }) => sendJson(res, 200, this.store.listAlerts(parseAlertFilter(query)))),
       read('alert', /^\/api\/alerts\/([^/]+)$/, ({ res, params }) => sendJson(res, 200, this.alert(params[0]!))),
@@ -289,7 +297,10 @@ export class ConsoleServer {
       if (route.access === 'read') this.auth.requireRead(req, Date.now());
       return route.access === 'write' ? this.auth.requireWrite(req, Date.now()) : undefined;
     } catch (err) {
-      this.log.warn({ route: route.name, remote: req.socket.remoteAddress, status: (err as HttpError).status }, 'request refused: not signed in');
+      this.log.warn(
+        { route: route.name, remote: req.socket.remoteAddress, status: (err as HttpError).status },
+        'request refused: not signed in',
+      );
       throw err;
     }
   }
@@ -393,13 +404,17 @@ export class ConsoleServer {
     }
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const [status, reason] = timedOut ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-    const error = timedOut ? `request: headers not received within ${HEADERS_TIMEOUT_MS / 1000} s` : `request: not valid HTTP (${err.code ?? err.message})`;
+    const error = timedOut
+      ? `request: headers not received within ${HEADERS_TIMEOUT_MS / 1000} s`
+      : `request: not valid HTTP (${err.code ?? err.message})`;
     this.metrics.requests.inc({ route: 'none', status });
     this.log.info({ remote: (socket as Socket).remoteAddress, status, error }, 'request refused before routing');
     const body = JSON.stringify({ error });
     // An answer to HEAD has no body, even when the rest of the request line was unreadable.
     const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+    );
   }
 
   /** Event streams never end by themselves, so open connections are closed rather than awaited. */
@@ -449,4 +464,3 @@ function decodeParam(raw: string): string {
 function truncate(text: string): string {
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
-

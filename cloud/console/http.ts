@@ -70,7 +70,10 @@ function readText(req: IncomingMessage, { maxBytes, timeoutMs }: BodyLimits): Pr
       else settle(tooLarge(maxBytes));
     };
     // The rest of the body is never read, so the connection cannot be reused.
-    const timer = setTimeout(() => settle(new HttpError(408, `body: not received within ${timeoutMs / 1000} s`, { connection: 'close' })), timeoutMs);
+    const timer = setTimeout(
+      () => settle(new HttpError(408, `body: not received within ${timeoutMs / 1000} s`, { connection: 'close' })),
+      timeoutMs,
+    );
     req.on('data', onData);
     req.once('end', () => settle(undefined));
     req.once('error', () => settle(new ClientAborted()));

@@ -33,7 +33,8 @@ export class LatestChanges {
       this.seen.set(key, r.seq);
       let entry = byVehicle.get(r.vehicle);
       if (!entry) byVehicle.set(r.vehicle, (entry = { id: r.vehicle, values: {} }));
-      entry.values[r.sensor] = r.lat === null ? { value: r.value, ts: r.ts } : { value: r.value, ts: r.ts, lat: r.lat, lon: r.lon!, heading: r.heading ?? 0 };
+      entry.values[r.sensor] =
+        r.lat === null ? { value: r.value, ts: r.ts } : { value: r.value, ts: r.ts, lat: r.lat, lon: r.lon!, heading: r.heading ?? 0 };
     }
     return [...byVehicle.values()];
   }

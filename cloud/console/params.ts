@@ -54,9 +54,11 @@ export function parseVehicle(value: string): string {
 }
 
 function objectWith(body: unknown, fields: string[], example: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `body: must be a JSON object like ${example}`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError(400, `body: must be a JSON object like ${example}`);
   const unknown = Object.keys(body).filter((k) => !fields.includes(k));
-  if (unknown.length > 0) throw new HttpError(400, `body: unknown field ${unknown[0]}; only ${fields.map((f) => `"${f}"`).join(', ')} accepted`);
+  if (unknown.length > 0)
+    throw new HttpError(400, `body: unknown field ${unknown[0]}; only ${fields.map((f) => `"${f}"`).join(', ')} accepted`);
   return body as Record<string, unknown>;
 }
 

@@ -21,7 +21,12 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   const m = HASH.exec(hash);
   if (!m) return false;
   const expected = Buffer.from(m[5]!, 'base64url');
-  const key = await derive(password, Buffer.from(m[4]!, 'base64url'), { N: Number(m[1]), r: Number(m[2]), p: Number(m[3]) }, expected.length);
+  const key = await derive(
+    password,
+    Buffer.from(m[4]!, 'base64url'),
+    { N: Number(m[1]), r: Number(m[2]), p: Number(m[3]) },
+    expected.length,
+  );
   return timingSafeEqual(key, expected);
 }
 
@@ -33,6 +38,8 @@ export function parseUsers(entries: readonly string[]): Map<string, string> {
 function derive(password: string, salt: Buffer, cost: ScryptOptions, bytes = KEY_BYTES): Promise<Buffer> {
   // The async form runs on the thread pool: a sign-in never stalls the event stream.
   return new Promise((resolve, reject) =>
-    scrypt(password.normalize('NFC'), salt, bytes, { ...cost, maxmem: 256 * cost.N! * cost.r! }, (err, key) => (err ? reject(err) : resolve(key))),
+    scrypt(password.normalize('NFC'), salt, bytes, { ...cost, maxmem: 256 * cost.N! * cost.r! }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
   );
 }

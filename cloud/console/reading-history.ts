@@ -28,10 +28,9 @@ export class ReadingHistory {
     return this.store.transaction(() =>
       // fromEntries makes own properties: a vehicle named `__proto__` is a key like any other.
       Object.fromEntries(
-        this.store.vehiclesWithPositionSince(since).map((vehicle) => [
-          vehicle,
-          this.store.track(vehicle, since, bucketMs).map((r): TrackPoint => [r.lat, r.lon, r.ts]),
-        ]),
+        this.store
+          .vehiclesWithPositionSince(since)
+          .map((vehicle) => [vehicle, this.store.track(vehicle, since, bucketMs).map((r): TrackPoint => [r.lat, r.lon, r.ts])]),
       ),
     );
   }

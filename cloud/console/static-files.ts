@@ -55,7 +55,13 @@ export class StaticFiles {
     const type = TYPES.get(extname(file));
     if (!type) throw new HttpError(404, `no such file ${file.slice(file.lastIndexOf('/') + 1)}`);
     const body = await this.read(file);
-    res.writeHead(200, { ...this.headers, 'content-type': type, 'content-length': body.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+    res.writeHead(200, {
+      ...this.headers,
+      'content-type': type,
+      'content-length': body.length,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+    });
     res.end(body);
   }
 

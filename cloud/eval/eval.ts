@@ -30,7 +30,8 @@ export function evalDays(set: SeedSet, size: EvalSize): DaySpec[] {
   const days: DaySpec[] = [];
   for (let i = 0; i < size.faultFree; i++) days.push({ seed: base + i, dayStart: FIRST_DAY + (i % 365) * DAY_MS });
   EVAL_FAULTS.forEach((fault, j) => {
-    for (let i = 0; i < size.perFault; i++) days.push({ seed: base + 100_000 * (j + 1) + i, dayStart: FIRST_DAY + (i % 365) * DAY_MS, fault });
+    for (let i = 0; i < size.perFault; i++)
+      days.push({ seed: base + 100_000 * (j + 1) + i, dayStart: FIRST_DAY + (i % 365) * DAY_MS, fault });
   });
   return days;
 }
@@ -92,7 +93,11 @@ export async function runEval(opts: EvalOptions): Promise<SetFigures[]> {
           opts.onProgress?.(++done, specs.length);
         });
         worker.on('error', reject);
-        worker.on('exit', (code) => (code === 0 && k === mine.length ? resolve() : reject(new Error(`evaluation worker exited with code ${code} after ${k} of ${mine.length} days`))));
+        worker.on('exit', (code) =>
+          code === 0 && k === mine.length
+            ? resolve()
+            : reject(new Error(`evaluation worker exited with code ${code} after ${k} of ${mine.length} days`)),
+        );
       });
     }),
   );
@@ -103,7 +108,13 @@ export function figures(set: SeedSet, days: DayResult[], windowMs: number): SetF
   const faultFree = days.filter((d) => d.fault === undefined);
   const falseAlertsByRule: Record<string, number> = {};
   for (const d of faultFree) for (const [rule] of d.alerts) falseAlertsByRule[rule] = (falseAlertsByRule[rule] ?? 0) + 1;
-  const faults = EVAL_FAULTS.map((fault) => faultFigures(fault, days.filter((d) => d.fault === fault), windowMs)).filter((f) => f.instances > 0);
+  const faults = EVAL_FAULTS.map((fault) =>
+    faultFigures(
+      fault,
+      days.filter((d) => d.fault === fault),
+      windowMs,
+    ),
+  ).filter((f) => f.instances > 0);
   const alerts = days.reduce((n, d) => n + d.alerts.length, 0);
   const matched = days.reduce((n, d) => n + d.alerts.filter((a) => a[3]).length, 0);
   const instances = faults.reduce((n, f) => n + f.instances, 0);
@@ -136,12 +147,20 @@ export function figures(set: SeedSet, days: DayResult[], windowMs: number): SetF
 function faultFigures(fault: EvalFault, days: DayResult[], windowMs: number): FaultFigures {
   const found = days.filter((d) => d.detectedAt !== undefined);
   const minutes = found.map((d) => (d.detectedAt! - d.faultFrom!) / 60_000).sort((a, b) => a - b);
-  const out: FaultFigures = { fault, instances: days.length, detected: found.length, recall: days.length === 0 ? 0 : found.length / days.length };
+  const out: FaultFigures = {
+    fault,
+    instances: days.length,
+    detected: found.length,
+    recall: days.length === 0 ? 0 : found.length / days.length,
+  };
   if (minutes.length > 0) {
     out.medianDetectMin = quantile(minutes, 0.5);
     out.p95DetectMin = quantile(minutes, 0.95);
   }
-  const crossings = found.filter((d) => d.crossedAt !== undefined).map((d) => Math.max(1, (d.detectedAt! - d.crossedAt!) / windowMs)).sort((a, b) => a - b);
+  const crossings = found
+    .filter((d) => d.crossedAt !== undefined)
+    .map((d) => Math.max(1, (d.detectedAt! - d.crossedAt!) / windowMs))
+    .sort((a, b) => a - b);
   if (crossings.length > 0) out.medianWindowsAfterCrossing = quantile(crossings, 0.5);
   return out;
 }

@@ -6,7 +6,10 @@ import type { SetFigures } from './eval.js';
  */
 export const FLOORS = {
   falseAlertsPerDay: 0.05,
-  recall: { engine_overheat: 0.95, engine_overheat_slow: 0.95, fan_failure: 0.95, cargo_heating: 0.95, stuck_sensor: 0.95 } as Record<string, number>,
+  recall: { engine_overheat: 0.95, engine_overheat_slow: 0.95, fan_failure: 0.95, cargo_heating: 0.95, stuck_sensor: 0.95 } as Record<
+    string,
+    number
+  >,
   overheatWindowsAfterCrossing: 2,
   normalRowsAbove09: 0.001,
 };
@@ -32,8 +35,13 @@ export function* reportLines(sets: SetFigures[]): Generator<string> {
     const per = sets.map((s) => s.faults.find((x) => x.fault === f.fault)!);
     const floor = FLOORS.recall[f.fault];
     yield `| ${FAULT_NAMES[f.fault] ?? f.fault} | ${per.map((x) => `${x.detected}/${x.instances} (${pct(x.recall)})`).join(' | ')} | ${per
-      .map((x) => `${minutes(x.medianDetectMin)} / ${minutes(x.p95DetectMin)}${x.medianWindowsAfterCrossing === undefined ? '' : `; ${x.medianWindowsAfterCrossing} window(s) after the mean crossed 105 °C`}`)
-      .join(' | ')} | ${floor === undefined ? '' : `recall ≥ ${floor}`}${f.fault === 'engine_overheat' ? `, ≤ ${FLOORS.overheatWindowsAfterCrossing} windows after crossing` : ''} |`;
+      .map(
+        (x) =>
+          `${minutes(x.medianDetectMin)} / ${minutes(x.p95DetectMin)}${x.medianWindowsAfterCrossing === undefined ? '' : `; ${x.medianWindowsAfterCrossing} window(s) after the mean crossed 105 °C`}`,
+      )
+      .join(
+        ' | ',
+      )} | ${floor === undefined ? '' : `recall ≥ ${floor}`}${f.fault === 'engine_overheat' ? `, ≤ ${FLOORS.overheatWindowsAfterCrossing} windows after crossing` : ''} |`;
   }
   yield '';
   yield `| figure | ${cols.join(' | ')} | floor |`;
@@ -41,7 +49,11 @@ export function* reportLines(sets: SetFigures[]): Generator<string> {
   const row = (name: string, f: (s: SetFigures) => string, floor = '') => `| ${name} | ${sets.map(f).join(' | ')} | ${floor} |`;
   yield row('truck-days (fault-free)', (s) => `${s.days} (${s.faultFreeDays})`);
   yield row('readings scored', (s) => s.readings.toLocaleString('en-US'));
-  yield row('false alerts per fault-free truck-day', (s) => `${s.falseAlertsPerDay.toFixed(3)}${byRule(s)}`, `≤ ${FLOORS.falseAlertsPerDay}`);
+  yield row(
+    'false alerts per fault-free truck-day',
+    (s) => `${s.falseAlertsPerDay.toFixed(3)}${byRule(s)}`,
+    `≤ ${FLOORS.falseAlertsPerDay}`,
+  );
   yield row('alerts raised', (s) => String(s.alerts));
   yield row('precision / recall / F1', (s) => `${s.precision.toFixed(3)} / ${s.recall.toFixed(3)} / ${s.f1.toFixed(3)}`);
   yield row('readings of fault-free days scoring above 0.9', (s) => pct(s.normalRowsAbove09, 3), `< ${pct(FLOORS.normalRowsAbove09, 1)}`);
@@ -51,7 +63,8 @@ export function* reportLines(sets: SetFigures[]): Generator<string> {
 /** Floors the held-out set misses, in words; empty when all are met. */
 export function missedFloors(heldOut: SetFigures): string[] {
   const missed: string[] = [];
-  if (heldOut.falseAlertsPerDay > FLOORS.falseAlertsPerDay) missed.push(`false alerts ${heldOut.falseAlertsPerDay.toFixed(3)} per truck-day > ${FLOORS.falseAlertsPerDay}`);
+  if (heldOut.falseAlertsPerDay > FLOORS.falseAlertsPerDay)
+    missed.push(`false alerts ${heldOut.falseAlertsPerDay.toFixed(3)} per truck-day > ${FLOORS.falseAlertsPerDay}`);
   for (const f of heldOut.faults) {
     const floor = FLOORS.recall[f.fault];
     if (floor !== undefined && f.recall < floor) missed.push(`${FAULT_NAMES[f.fault]} recall ${f.recall.toFixed(3)} < ${floor}`);
@@ -59,7 +72,8 @@ export function missedFloors(heldOut: SetFigures): string[] {
       missed.push(`overheat detected ${f.medianWindowsAfterCrossing} windows after crossing > ${FLOORS.overheatWindowsAfterCrossing}`);
     }
   }
-  if (heldOut.normalRowsAbove09 >= FLOORS.normalRowsAbove09) missed.push(`${pct(heldOut.normalRowsAbove09, 3)} of fault-free readings score above 0.9`);
+  if (heldOut.normalRowsAbove09 >= FLOORS.normalRowsAbove09)
+    missed.push(`${pct(heldOut.normalRowsAbove09, 3)} of fault-free readings score above 0.9`);
   return missed;
 }
 

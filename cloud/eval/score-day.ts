@@ -59,7 +59,8 @@ export function scoreDay(spec: DaySpec, rules: RuleSet, windowMsOverride?: numbe
     for (const s of Object.values(w.scores)) if (s > score) score = s;
     const bin = Math.min(SCORE_BINS, Math.floor(score * SCORE_BINS));
     (inFault(w.sensor, w.start, w.end) ? result.faultRows : result.normalRows)[bin]! += w.count;
-    if (result.crossedAt === undefined && w.sensor === 'engine_temp' && w.mean > OVERHEAT_BOUND && inFault(w.sensor, w.start, w.end)) result.crossedAt = w.start;
+    if (result.crossedAt === undefined && w.sensor === 'engine_temp' && w.mean > OVERHEAT_BOUND && inFault(w.sensor, w.start, w.end))
+      result.crossedAt = w.start;
   };
   const onAlert = (a: Alert) => {
     if (a.windowEnd <= day.dayStart) return; // the day before is history, not scored

@@ -46,7 +46,10 @@ const SCORE_COLUMNS: [string, number][] = [
 ];
 
 function line(cells: [string, number][]): string {
-  return cells.map(([text, width]) => text.padEnd(width)).join('  ').trimEnd();
+  return cells
+    .map(([text, width]) => text.padEnd(width))
+    .join('  ')
+    .trimEnd();
 }
 
 function scoreCells(r: ScoreRow): [string, number][] {
@@ -70,7 +73,11 @@ function* alertTable(alerts: ReplayAlert[]): Generator<string> {
     a.clearedAt === undefined ? 'no' : `${iso(a.clearedAt)}${a.clearReason === 'level_shift' ? ' (level shift)' : ''}`,
   ]);
   const widths = header.map((h, i) => rows.reduce((w, row) => Math.max(w, row[i]!.length), h.length));
-  const fit = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const fit = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   yield fit(header);
   for (const row of rows) yield fit(row);
 }

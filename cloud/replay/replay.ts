@@ -145,7 +145,16 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<ReplayRecord>
     if (opts.scores) {
       const windowStart = r.ts - (r.ts % windowMs);
       // A row no rule judges, or one whose window closed already (late), keeps score 0.
-      const row: PendingRow = { ts: r.ts, vehicle: r.vehicle, sensor: r.sensor, value: r.value, score: 0, scores: {}, windowStart, scored: !ruled.has(r.sensor) };
+      const row: PendingRow = {
+        ts: r.ts,
+        vehicle: r.vehicle,
+        sensor: r.sensor,
+        value: r.value,
+        score: 0,
+        scores: {},
+        windowStart,
+        scored: !ruled.has(r.sensor),
+      };
       queue.push(row);
       if (ruled.has(r.sensor)) {
         const key = windowKey(r.vehicle, r.sensor, windowStart);
@@ -163,7 +172,14 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<ReplayRecord>
   opts.onProgress?.(rows);
   for (const alert of open.values()) out.push({ record: 'alert', ...alert });
   yield* out.splice(0);
-  yield { record: 'summary', rows, windows: engine.counters.windows, alerts, late: engine.counters.late, outliers: engine.counters.outliers };
+  yield {
+    record: 'summary',
+    rows,
+    windows: engine.counters.windows,
+    alerts,
+    late: engine.counters.late,
+    outliers: engine.counters.outliers,
+  };
 }
 
 function checkWindowMs(ms: number): number {

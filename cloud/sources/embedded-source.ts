@@ -13,7 +13,11 @@ export class EmbeddedSource implements TelemetrySource {
   private cursor: number;
   private readonly committedAtStart: number;
 
-  constructor(path: string, private readonly group: string, rebuildMs: number) {
+  constructor(
+    path: string,
+    private readonly group: string,
+    rebuildMs: number,
+  ) {
     this.log = new StreamLog(path);
     this.committedAtStart = this.log.committed(group);
     const committedAt = this.log.receivedAtOf(this.committedAtStart);

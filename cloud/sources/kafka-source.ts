@@ -78,13 +78,16 @@ export class KafkaSource implements TelemetrySource {
     for (const r of this.handedOut.splice(0, upTo + 1)) {
       this.handled.set(r.partition, r.offset + 1);
       // A rebuilt record must not move the committed offset back.
-      if (r.offset + 1 > (this.committed.get(r.partition) ?? 0)) this.uncommitted.set(r.partition, { offset: r.offset + 1, receivedAt: r.receivedAt });
+      if (r.offset + 1 > (this.committed.get(r.partition) ?? 0))
+        this.uncommitted.set(r.partition, { offset: r.offset + 1, receivedAt: r.receivedAt });
     }
     this.wake();
     if (this.uncommitted.size === 0) return;
     const sending = [...this.uncommitted];
     // The metadata is the committed record's append time: where a new holder rebuilds from.
-    await this.consumer!.commitOffsets(sending.map(([p, c]) => ({ topic: this.topic, partition: p, offset: String(c.offset), metadata: String(c.receivedAt) })));
+    await this.consumer!.commitOffsets(
+      sending.map(([p, c]) => ({ topic: this.topic, partition: p, offset: String(c.offset), metadata: String(c.receivedAt) })),
+    );
     for (const [p, c] of sending) {
       this.committed.set(p, Math.max(c.offset, this.committed.get(p) ?? 0));
       if (this.uncommitted.get(p) === c) this.uncommitted.delete(p);

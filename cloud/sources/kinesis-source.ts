@@ -207,7 +207,10 @@ export class KinesisSource implements TelemetrySource {
         records.push({ ...record, offset, rebuild, shardId: shard.id, sequenceNumber: sequence });
       } catch (err) {
         this.counters.invalid++;
-        this.opts.log?.warn({ stream: this.streamName, shard: shard.id, sequence, vehicle: r.PartitionKey, err: (err as Error).message }, 'kinesis record skipped');
+        this.opts.log?.warn(
+          { stream: this.streamName, shard: shard.id, sequence, vehicle: r.PartitionKey, err: (err as Error).message },
+          'kinesis record skipped',
+        );
       }
     }
     shard.iterator = out.NextShardIterator ?? undefined;

@@ -11,7 +11,8 @@ export class DeliveryTable implements DeliveryLedger {
 
   constructor(private readonly db: Database.Database) {
     this.st = {
-      undelivered: db.prepare(`SELECT ${STORED_ALERT_COLUMNS} FROM alerts LEFT JOIN deliveries d ON d.alert_id = alerts.id AND d.channel = @channel
+      undelivered:
+        db.prepare(`SELECT ${STORED_ALERT_COLUMNS} FROM alerts LEFT JOIN deliveries d ON d.alert_id = alerts.id AND d.channel = @channel
         WHERE d.alert_id IS NULL AND (@cab = 0 OR (alerts.live = 1 AND alerts.driver = 1 AND alerts.state != 'cleared')) ORDER BY alerts.raised_at LIMIT 100`),
       awaitingAck: db.prepare(`SELECT ${STORED_ALERT_COLUMNS} FROM alerts JOIN deliveries d ON d.alert_id = alerts.id AND d.channel = ?
         WHERE d.state = 'sent' ORDER BY d.at LIMIT 1000`),

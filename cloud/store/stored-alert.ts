@@ -18,7 +18,12 @@ export type StoredAlert = Required<Alert> & AlertLifecycle;
 
 /** Lifecycle fields kept in columns of their own (when the cab had it comes from the ledger's table). */
 const LIFECYCLE_FIELDS: Record<Exclude<keyof AlertLifecycle, 'driverSentAt'>, true> = {
-  state: true, ackedBy: true, ackedAt: true, clearedBy: true, clearedAt: true, clearReason: true,
+  state: true,
+  ackedBy: true,
+  ackedAt: true,
+  clearedBy: true,
+  clearedAt: true,
+  clearReason: true,
 };
 
 /** Each field's column is its name in snake case: `episodeStart` lives in `episode_start`. */

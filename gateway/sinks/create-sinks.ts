@@ -14,7 +14,10 @@ export function createSinks(c: GatewayConfig, log: Logger): Sink[] {
       case 'embedded':
         return new EmbeddedSink(streamPathOf(c));
       case 'kafka':
-        return new KafkaSink({ brokers: c.kafkaBrokers, topic: c.kafkaTopic, partitions: c.kafkaPartitions, compression: c.kafkaCompression }, log);
+        return new KafkaSink(
+          { brokers: c.kafkaBrokers, topic: c.kafkaTopic, partitions: c.kafkaPartitions, compression: c.kafkaCompression },
+          log,
+        );
       case 'kinesis':
         return new KinesisSink({ ...aws, streamName: c.kinesisStream, shards: c.kinesisShards });
       case 'iot-core':

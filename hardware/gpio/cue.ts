@@ -20,8 +20,20 @@ export interface Cue {
 }
 
 const steady = (on: boolean): Wave => ({ steps: [{ on, ms: 0 }], repeat: false });
-const blink = (onMs: number, offMs: number): Wave => ({ steps: [{ on: true, ms: onMs }, { on: false, ms: offMs }], repeat: true });
-const beep = (ms: number): Wave => ({ steps: [{ on: true, ms }, { on: false, ms: 0 }], repeat: false });
+const blink = (onMs: number, offMs: number): Wave => ({
+  steps: [
+    { on: true, ms: onMs },
+    { on: false, ms: offMs },
+  ],
+  repeat: true,
+});
+const beep = (ms: number): Wave => ({
+  steps: [
+    { on: true, ms },
+    { on: false, ms: 0 },
+  ],
+  repeat: false,
+});
 
 /**
  * Louder the worse it is. Info is silent so a driver is not trained to ignore the buzzer;

@@ -54,11 +54,12 @@ export function findBcmChip(root = DEFAULT_GPIO_ROOT): GpioChip {
     return chip;
   }
   const wanted = `a gpiochip*/label of ${BCM_CHIP_LABELS.join(', ')}`;
-  const found = chips.length === 0
-    ? existsSync(root)
-      ? 'found no gpiochip* there'
-      : `${root} does not exist (not a Raspberry Pi, or a kernel without sysfs GPIO)`
-    : `found only ${chips.map((c) => `${c.name} (${c.label})`).join(', ')}`;
+  const found =
+    chips.length === 0
+      ? existsSync(root)
+        ? 'found no gpiochip* there'
+        : `${root} does not exist (not a Raspberry Pi, or a kernel without sysfs GPIO)`
+      : `found only ${chips.map((c) => `${c.name} (${c.label})`).join(', ')}`;
   throw new GpioUnavailableError(`no Raspberry Pi GPIO header controller: looked for ${wanted} under ${root}; ${found}`);
 }
 

@@ -27,7 +27,7 @@ export function openOnoffPin(gpio: number): PinWriter {
   if (!Gpio.accessible) {
     throw new GpioUnavailableError(
       `GPIO is not accessible: onoff could not open /sys/class/gpio/export for writing as uid ${process.getuid?.() ?? '?'}; ` +
-        'on a Raspberry Pi the agent\'s user must be in the gpio group (hardware/pi/install.sh puts the fleet user there)',
+        "on a Raspberry Pi the agent's user must be in the gpio group (hardware/pi/install.sh puts the fleet user there)",
     );
   }
   // 'low' rather than 'out': the direction and the level are set in one write, so the buzzer never chirps at start.

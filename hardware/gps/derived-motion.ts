@@ -28,5 +28,5 @@ export function motionBetween(from: Position, to: Position, dtMs: number): { spe
   if (speedKmh < MIN_COURSE_KMH) return { speedKmh };
   const y = Math.sin(dLon) * Math.cos(lat2);
   const x = Math.cos(lat1) * Math.sin(lat2) - Math.sin(lat1) * Math.cos(lat2) * Math.cos(dLon);
-  return { speedKmh, courseDeg: ((Math.atan2(y, x) / rad) % 360 + 360) % 360 };
+  return { speedKmh, courseDeg: (((Math.atan2(y, x) / rad) % 360) + 360) % 360 };
 }

@@ -147,7 +147,12 @@ export class GpsSensor implements Sensor {
     const notes = fixed ? [...this.lacks] : ['no satellite fix'];
     if (offered?.weeks) notes.push(`receiver dates ${offered.weeks} weeks behind, corrected (GPS week rollover)`);
     if (offered?.refused !== undefined) {
-      return withDetail({ ...h, state: 'degraded' }, `GPS time refused: ${offered.refused}; samples take the system clock`, ...notes, problem);
+      return withDetail(
+        { ...h, state: 'degraded' },
+        `GPS time refused: ${offered.refused}; samples take the system clock`,
+        ...notes,
+        problem,
+      );
     }
     return withDetail(h, ...notes, problem);
   }

@@ -133,7 +133,15 @@ export function parseNmea(line: string): ParseResult {
 
 type Reader = (talker: string, fields: string[], placeholders: string[]) => NmeaSentence;
 
-const READERS = new Map<string, Reader>([['GGA', gga], ['RMC', rmc], ['GNS', gns], ['GLL', gll], ['VTG', vtg], ['GSA', gsa], ['ZDA', zda]]);
+const READERS = new Map<string, Reader>([
+  ['GGA', gga],
+  ['RMC', rmc],
+  ['GNS', gns],
+  ['GLL', gll],
+  ['VTG', vtg],
+  ['GSA', gsa],
+  ['ZDA', zda],
+]);
 
 /** XOR of the characters between `$` and `*`. */
 export function checksum(body: string): number {
@@ -179,7 +187,8 @@ function gns(talker: string, f: string[]): Gns {
   need(f, 10);
   // One letter per constellation (GPS, GLONASS, Galileo, BeiDou ...): N no fix, A, D, P, R, F, E, M, S a fix of some kind.
   const mode = f[6]!;
-  if (!/^[NADPRFEMS]{1,8}$/.test(mode)) throw new FieldError(`mode ${show(mode)} is not one of N, A, D, P, R, F, E, M, S per constellation`);
+  if (!/^[NADPRFEMS]{1,8}$/.test(mode))
+    throw new FieldError(`mode ${show(mode)} is not one of N, A, D, P, R, F, E, M, S per constellation`);
   // The NMEA 4.1 navigational status (field 13) is not read: u-blox sends V there for "not given".
   const s: Gns = { type: 'GNS', talker, valid: /[^N]/.test(mode) };
   assign(s, 'timeMs', time(f[1]!));
@@ -292,7 +301,8 @@ function course(v: string): number | undefined {
 function num(v: string, what: string, min: number, max: number): number | undefined {
   if (v === '') return undefined;
   const n = Number(v);
-  if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(v) || n < min || n > max) throw new FieldError(`${what} ${show(v)} is not a number in [${min}, ${max}]`);
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(v) || n < min || n > max)
+    throw new FieldError(`${what} ${show(v)} is not a number in [${min}, ${max}]`);
   return n;
 }
 

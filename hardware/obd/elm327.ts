@@ -9,15 +9,7 @@
 
 /** Answers that carry nothing beyond their status. */
 type PlainStatus =
-  | 'ok'
-  | 'no_data'
-  | 'unable_to_connect'
-  | 'can_error'
-  | 'stopped'
-  | 'unknown_command'
-  | 'buffer_full'
-  | 'timeout'
-  | 'closed';
+  'ok' | 'no_data' | 'unable_to_connect' | 'can_error' | 'stopped' | 'unknown_command' | 'buffer_full' | 'timeout' | 'closed';
 
 interface AnswerBase {
   /** What came before the prompt, NULs removed (or what had come when it timed out). */
@@ -59,7 +51,10 @@ const BANNER = /ELM327\s*(v[\w.]+)?/i;
 /** Classifies one answer (the text before `>`) to `command`. */
 export function classify(text: string, command = ''): Elm327Answer {
   const raw = text.replace(/\0/g, '');
-  let lines = raw.split(/[\r\n]+/).map((l) => l.trim()).filter((l) => l !== '');
+  let lines = raw
+    .split(/[\r\n]+/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const echo = squash(command);
   // Echo is on until ATE0 is through, and again after any adapter reset.
   if (echo !== '' && lines.length > 0 && squash(lines[0]!) === echo) lines = lines.slice(1);

@@ -123,7 +123,15 @@ export class ObdSensor implements Sensor {
     if (remembered !== undefined && 'problem' in remembered) {
       this.log?.warn({ sensor: this.name, reason: remembered.problem }, 'OBD baud rate file unusable: probing from the configured rate');
     } else this.remembered = remembered?.baudRate;
-    this.counts = { timeouts: 0, noData: 0, rejected: 0, implausible: 0, inits: 0, unsupported: [], baudRate: this.remembered ?? this.baudRate };
+    this.counts = {
+      timeouts: 0,
+      noData: 0,
+      rejected: 0,
+      implausible: 0,
+      inits: 0,
+      unsupported: [],
+      baudRate: this.remembered ?? this.baudRate,
+    };
   }
 
   /** Returns at once: a missing adapter must not hold up the agent's start. */
@@ -150,7 +158,11 @@ export class ObdSensor implements Sensor {
     if (this.running === undefined || this.stopped) return { ...h, state: 'down', detail: this.stopped ? 'stopped' : 'not started' };
     if (this.down !== undefined) return { ...h, state: 'down', detail: this.down };
     if (this.silence.since !== undefined) {
-      return { ...h, state: 'degraded', detail: [this.silenceDetail(this.silence.since), this.problem].filter((d) => d !== undefined).join('; ') };
+      return {
+        ...h,
+        state: 'degraded',
+        detail: [this.silenceDetail(this.silence.since), this.problem].filter((d) => d !== undefined).join('; '),
+      };
     }
     if (this.problem !== undefined) return { ...h, state: 'degraded', detail: this.problem };
     if (!this.initialised) return { ...h, state: 'starting', detail: `initialising the adapter on ${this.path}` };
@@ -262,7 +274,10 @@ export class ObdSensor implements Sensor {
       rememberBaud(this.stateFile, baudRate);
       this.remembered = baudRate;
     } catch (err) {
-      this.log?.warn({ sensor: this.name, file: this.stateFile, reason: (err as Error).message }, 'cannot keep the OBD adapter baud rate: the next start probes again');
+      this.log?.warn(
+        { sensor: this.name, file: this.stateFile, reason: (err as Error).message },
+        'cannot keep the OBD adapter baud rate: the next start probes again',
+      );
     }
   }
 
@@ -276,7 +291,10 @@ export class ObdSensor implements Sensor {
     }
     this.down = undefined;
     if (answer.status === 'banner') this.counts.adapterVersion = answer.version;
-    this.log?.info({ sensor: this.name, path: this.path, baudRate: this.counts.baudRate, adapter: describeAnswer(answer) }, 'OBD adapter found');
+    this.log?.info(
+      { sensor: this.name, path: this.path, baudRate: this.counts.baudRate, adapter: describeAnswer(answer) },
+      'OBD adapter found',
+    );
     return true;
   }
 
@@ -297,14 +315,18 @@ export class ObdSensor implements Sensor {
       const bitmap = mode01Data(answer, range, 4);
       if (!bitmap.ok) {
         if (answer.status === 'timeout') this.note(`${command}: no answer within ${timeoutMs} ms`);
-        else if (answer.status !== 'closed') this.reject(`${command}: ${answer.status === 'data' ? bitmap.reason : describeAnswer(answer)}`);
+        else if (answer.status !== 'closed')
+          this.reject(`${command}: ${answer.status === 'data' ? bitmap.reason : describeAnswer(answer)}`);
         return 'failed';
       }
       for (const pid of supportedPids(bitmap.data, base)) pids.add(pid);
     }
     this.counts.vehiclePids = [...pids];
     this.counts.unsupported = POLLED_PIDS.filter((p) => !pids.has(p.pid)).map((p) => p.sensor);
-    this.log?.info({ sensor: this.name, vehiclePids: this.counts.vehiclePids, unsupported: this.counts.unsupported }, 'OBD vehicle PIDs read');
+    this.log?.info(
+      { sensor: this.name, vehiclePids: this.counts.vehiclePids, unsupported: this.counts.unsupported },
+      'OBD vehicle PIDs read',
+    );
     return 'read';
   }
 
@@ -426,7 +448,9 @@ export class ObdSensor implements Sensor {
    */
   private endCycle(): void {
     const lasting = [
-      ...[...this.noDataRun].filter(([, run]) => run >= NO_DATA_LIMIT).map(([p]) => `01${p.pid} (${p.sensor}): NO DATA ${NO_DATA_LIMIT} or more polls in a row`),
+      ...[...this.noDataRun]
+        .filter(([, run]) => run >= NO_DATA_LIMIT)
+        .map(([p]) => `01${p.pid} (${p.sensor}): NO DATA ${NO_DATA_LIMIT} or more polls in a row`),
       ...[...this.implausibleNow].map(([p, why]) => `01${p.pid} (${p.sensor}): ${why}; marked bad`),
     ];
     const all = [...this.cycleProblems, ...lasting];
@@ -435,7 +459,12 @@ export class ObdSensor implements Sensor {
 
   private silenceDetail(since: number): string {
     const volts = this.counts.supplyVolts;
-    const engine = volts === undefined ? '' : engineRunning(volts) ? ' (the supply voltage says the engine runs)' : ' (the supply voltage says the engine is off)';
+    const engine =
+      volts === undefined
+        ? ''
+        : engineRunning(volts)
+          ? ' (the supply voltage says the engine runs)'
+          : ' (the supply voltage says the engine is off)';
     return `engine off / ECU silent: no answer from the vehicle since ${new Date(since).toISOString()}${engine}; polling resumes when it answers`;
   }
 
@@ -472,5 +501,9 @@ export class ObdSensor implements Sensor {
  * found no ECU) and, on K-line vehicles, BUS INIT: ...ERROR (the ECU did not wake up).
  */
 function isSilence(answer: Elm327Answer): boolean {
-  return answer.status === 'no_data' || answer.status === 'unable_to_connect' || (answer.status === 'bus_error' && /^BUS\s*INIT/i.test(answer.text));
+  return (
+    answer.status === 'no_data' ||
+    answer.status === 'unable_to_connect' ||
+    (answer.status === 'bus_error' && /^BUS\s*INIT/i.test(answer.text))
+  );
 }

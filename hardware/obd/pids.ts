@@ -34,7 +34,14 @@ export const POLLED_PIDS: readonly PolledPid[] = [
   // An empty or a brim-full tank is real.
   { pid: '2F', sensor: 'fuel_level', bytes: 1, decode: ([a]) => (100 * a!) / 255, slow: true },
   // A module answering at 0 V cannot be, nor one at 65.535 V.
-  { pid: '42', sensor: 'module_voltage', bytes: 2, decode: ([a, b]) => (256 * a! + b!) / 1000, slow: true, noValue: ['all-zeros', 'all-ones'] },
+  {
+    pid: '42',
+    sensor: 'module_voltage',
+    bytes: 2,
+    decode: ([a, b]) => (256 * a! + b!) / 1000,
+    slow: true,
+    noValue: ['all-zeros', 'all-ones'],
+  },
 ];
 
 export interface PidValue {
@@ -45,7 +52,11 @@ export interface PidValue {
 
 export function readPid(p: PolledPid, data: readonly number[]): PidValue {
   const value = p.decode(data);
-  const encoding: NoValueEncoding | undefined = data.every((b) => b === 0) ? 'all-zeros' : data.every((b) => b === 0xff) ? 'all-ones' : undefined;
+  const encoding: NoValueEncoding | undefined = data.every((b) => b === 0)
+    ? 'all-zeros'
+    : data.every((b) => b === 0xff)
+      ? 'all-ones'
+      : undefined;
   if (encoding === undefined || !p.noValue?.includes(encoding)) return { value };
   const hex = data.map((b) => b.toString(16).toUpperCase().padStart(2, '0')).join(' ');
   return { value, implausible: `${value} is the ${encoding} encoding ${hex}, which ECUs send for no value` };

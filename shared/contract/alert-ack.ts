@@ -26,7 +26,8 @@ export function parseAlertAck(vehicle: string, payload: Buffer): AlertAck {
   } catch (err) {
     throw new ContractError(`alert acknowledgement is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ContractError('alert acknowledgement must be a JSON object like {"id": "…", "at": ms}');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new ContractError('alert acknowledgement must be a JSON object like {"id": "…", "at": ms}');
   const { id, at } = doc as { id?: unknown; at?: unknown };
   if (typeof id !== 'string' || id.length > MAX_ID_LENGTH || !id.startsWith(`${vehicle}.`) || !/^[^\p{Cc}\s]+\.\d+$/u.test(id)) {
     throw new ContractError(`ack.id: must be an alert id of ${vehicle} ({vehicle}.{rule}.{episodeStart}), got ${show(id)}`);

@@ -45,8 +45,21 @@ export interface Alert {
  * and the alert as it travels (wireAlert).
  */
 const FIELDS: Record<keyof Alert, true> = {
-  id: true, vehicle: true, rule: true, severity: true, sensor: true, episodeStart: true, windowStart: true, windowEnd: true,
-  observed: true, expected: true, message: true, live: true, driver: true, raisedAt: true, closedAt: true,
+  id: true,
+  vehicle: true,
+  rule: true,
+  severity: true,
+  sensor: true,
+  episodeStart: true,
+  windowStart: true,
+  windowEnd: true,
+  observed: true,
+  expected: true,
+  message: true,
+  live: true,
+  driver: true,
+  raisedAt: true,
+  closedAt: true,
 };
 export const ALERT_FIELDS = Object.keys(FIELDS) as (keyof Alert)[];
 
@@ -82,6 +95,7 @@ export function parseAlert(payload: Buffer | string): Alert {
     throw new ContractError(`alert.id: ${show(a.id)} is not ${alertId(a.vehicle, a.rule, a.episodeStart)}`);
   }
   if (typeof a.live !== 'boolean') throw new ContractError(`alert.live: must be true or false, got ${show(a.live)}`);
-  if (a.driver !== undefined && typeof a.driver !== 'boolean') throw new ContractError(`alert.driver: must be true or false, got ${show(a.driver)}`);
+  if (a.driver !== undefined && typeof a.driver !== 'boolean')
+    throw new ContractError(`alert.driver: must be true or false, got ${show(a.driver)}`);
   return wireAlert(a);
 }

@@ -79,10 +79,7 @@ function encodeBody(batch: Batch): Buffer {
     const code = sensorSpec(r.sensor).code;
     // header: sensor (3 bits, 7 = escaped) | quality (2) | clock (1) | explicit seq delta (1)
     w.byte(
-      Math.min(code, DIRECT_CODES) |
-        (QUALITIES.indexOf(r.quality) << 3) |
-        (CLOCKS.indexOf(r.clock) << 5) |
-        (seqDelta === 1 ? 0 : 0x40),
+      Math.min(code, DIRECT_CODES) | (QUALITIES.indexOf(r.quality) << 3) | (CLOCKS.indexOf(r.clock) << 5) | (seqDelta === 1 ? 0 : 0x40),
     );
     if (code >= DIRECT_CODES) w.uvarint(code);
     if (seqDelta !== 1) w.uvarint(seqDelta);
@@ -106,7 +103,8 @@ function decodeBinary(vehicle: string, payload: Buffer): Batch {
   if (!(VERSIONS as readonly number[]).includes(version)) {
     throw new ContractError(`binary payload version ${version} is not supported (expected ${VERSIONS.join(' or ')})`);
   }
-  if (payload[1]! & RESERVED_FLAGS) throw new ContractError(`binary payload flags 0x${(payload[1]! & 0x0f).toString(16)} set a reserved bit`);
+  if (payload[1]! & RESERVED_FLAGS)
+    throw new ContractError(`binary payload flags 0x${(payload[1]! & 0x0f).toString(16)} set a reserved bit`);
   let body = payload.subarray(2);
   if (payload[1]! & FLAG_DEFLATE) {
     let consumed: number;
@@ -139,7 +137,7 @@ function decodeBinary(vehicle: string, payload: Buffer): Batch {
     if (h & 0x80) throw new ContractError(`${where}: reserved header bit is set`);
     const code = (h & 0x07) === DIRECT_CODES && version >= 2 ? rd.uvarint(`${where} sensor code`) : h & 0x07;
     const spec = sensorByCode(code);
-    if (spec === undefined || (version === 1 && code > V1_MAX_CODE) || (code >= DIRECT_CODES) !== ((h & 0x07) === DIRECT_CODES)) {
+    if (spec === undefined || (version === 1 && code > V1_MAX_CODE) || code >= DIRECT_CODES !== ((h & 0x07) === DIRECT_CODES)) {
       throw new ContractError(`${where}: unknown sensor code ${code}${version === 1 ? ' in a version 1 payload' : ''}`);
     }
     const sensor = spec.id;
@@ -181,9 +179,7 @@ function decodeJson(vehicle: string, payload: Buffer): Batch {
     throw new ContractError(`batch.vehicle: ${show(claimed)} does not match the topic's vehicle ${show(vehicle)}`);
   }
   if (!Array.isArray(readings)) throw new ContractError('JSON payload: "readings" must be an array');
-  const withVehicle = readings.map((r: unknown) =>
-    typeof r === 'object' && r !== null ? { vehicle, ...(r) } : r,
-  ) as Reading[];
+  const withVehicle = readings.map((r: unknown) => (typeof r === 'object' && r !== null ? { vehicle, ...r } : r)) as Reading[];
   const lastTs = withVehicle.at(-1)?.ts;
   return { vehicle, headTs: (headTs ?? lastTs) as number, readings: withVehicle };
 }

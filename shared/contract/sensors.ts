@@ -22,7 +22,14 @@ const CONTEXT = 1;
 const SAFETY = 2;
 
 export const SENSOR_CATALOGUE = [
-  { id: 'engine_temp', code: 0, unit: 'degC', range: [-60, 250], priority: SAFETY, description: 'engine coolant temperature (OBD-II 0105)' },
+  {
+    id: 'engine_temp',
+    code: 0,
+    unit: 'degC',
+    range: [-60, 250],
+    priority: SAFETY,
+    description: 'engine coolant temperature (OBD-II 0105)',
+  },
   { id: 'container_temp', code: 1, unit: 'degC', range: [-80, 200], priority: SAFETY, description: 'cargo air temperature (1-Wire probe)' },
   { id: 'speed', code: 2, unit: 'km/h', range: [0, 400], priority: CONTEXT, description: 'road speed (OBD-II 010D)' },
   { id: 'gps', code: 3, unit: 'km/h', range: [0, 400], priority: POSITION, description: 'GPS ground speed; the position rides beside it' },
@@ -32,7 +39,14 @@ export const SENSOR_CATALOGUE = [
   { id: 'ambient_temp', code: 7, unit: 'degC', range: [-40, 215], priority: CONTEXT, description: 'ambient air temperature (OBD-II 0146)' },
   { id: 'fuel_level', code: 8, unit: '%', range: [0, 100], priority: CONTEXT, description: 'fuel tank level (OBD-II 012F)' },
   { id: 'module_voltage', code: 9, unit: 'V', range: [0, 65.535], priority: CONTEXT, description: 'control module voltage (OBD-II 0142)' },
-  { id: 'cargo_setpoint', code: 10, unit: 'degC', range: [-80, 200], priority: SAFETY, description: "the reefer's set point, sent when it is read or changed" },
+  {
+    id: 'cargo_setpoint',
+    code: 10,
+    unit: 'degC',
+    range: [-80, 200],
+    priority: SAFETY,
+    description: "the reefer's set point, sent when it is read or changed",
+  },
   {
     id: 'generic',
     code: 11,

@@ -79,7 +79,9 @@ function decodeFramed(buf: Buffer, key: string): StreamRecord {
   rd.byte('the record magic');
   const version = rd.byte('the record version');
   if (version !== STREAM_RECORD_VERSION) {
-    throw new ContractError(`stream record version ${version} is not one this release reads (${STREAM_RECORD_VERSION}); upgrade the consumer`);
+    throw new ContractError(
+      `stream record version ${version} is not one this release reads (${STREAM_RECORD_VERSION}); upgrade the consumer`,
+    );
   }
   const receivedAt = rd.uvarint('record.receivedAt');
   const vehicle = rd.take(rd.uvarint('record.vehicle length'), 'record.vehicle').toString('utf8');

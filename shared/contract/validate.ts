@@ -1,8 +1,5 @@
 import { ContractError } from './errors.js';
-import {
-  CLOCKS, FIXES, QUALITIES, SENSORS, VEHICLE_ID, sensorSpec,
-  type Position, type Reading, type SensorId,
-} from './reading.js';
+import { CLOCKS, FIXES, QUALITIES, SENSORS, VEHICLE_ID, sensorSpec, type Position, type Reading, type SensorId } from './reading.js';
 
 /** Earliest plausible event time: anything before is a device that never had a clock. */
 export const MIN_TS = Date.UTC(2001, 0, 1);

@@ -7,8 +7,24 @@ import { ruleSetSchema, type RuleSet } from './rule-set.js';
 export const DEFAULT_RULES: RuleSet = ruleSetSchema.parse({
   rules: [
     // The engine: an absolute limit, a rise no warm-up makes, and hot for the work it is doing.
-    { name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, hysteresis: 3, clearAfterWindows: 30, severity: 'critical' },
-    { name: 'engine-temp-rise', type: 'rate', sensor: 'engine_temp', maxPerMinute: 30, minFit: 0.7, clearAfterWindows: 6, severity: 'warning' },
+    {
+      name: 'engine-overheat',
+      type: 'threshold',
+      sensor: 'engine_temp',
+      above: 105,
+      hysteresis: 3,
+      clearAfterWindows: 30,
+      severity: 'critical',
+    },
+    {
+      name: 'engine-temp-rise',
+      type: 'rate',
+      sensor: 'engine_temp',
+      maxPerMinute: 30,
+      minFit: 0.7,
+      clearAfterWindows: 6,
+      severity: 'warning',
+    },
     {
       name: 'engine-hot-for-load',
       type: 'context',
@@ -43,8 +59,24 @@ export const DEFAULT_RULES: RuleSet = ruleSetSchema.parse({
     { name: 'cargo-temp-stuck', type: 'stuck', sensor: 'container_temp', forWindows: 30, severity: 'info' },
     { name: 'engine-temp-dropout', type: 'dropout', sensor: 'engine_temp', whileReporting: 'rpm', afterWindows: 6, severity: 'info' },
     { name: 'cargo-temp-dropout', type: 'dropout', sensor: 'container_temp', afterWindows: 12, severity: 'info' },
-    { name: 'engine-temp-jump', type: 'jump', sensor: 'engine_temp', tolerance: 2, maxPerSecond: 1, clearAfterWindows: 30, severity: 'info' },
-    { name: 'cargo-temp-jump', type: 'jump', sensor: 'container_temp', tolerance: 1.5, maxPerSecond: 0.5, clearAfterWindows: 30, severity: 'info' },
+    {
+      name: 'engine-temp-jump',
+      type: 'jump',
+      sensor: 'engine_temp',
+      tolerance: 2,
+      maxPerSecond: 1,
+      clearAfterWindows: 30,
+      severity: 'info',
+    },
+    {
+      name: 'cargo-temp-jump',
+      type: 'jump',
+      sensor: 'container_temp',
+      tolerance: 1.5,
+      maxPerSecond: 0.5,
+      clearAfterWindows: 30,
+      severity: 'info',
+    },
     { name: 'gps-jump', type: 'jump', sensor: 'gps', tolerance: 50, maxPerSecond: 70, clearAfterWindows: 30, severity: 'info' },
   ],
 });

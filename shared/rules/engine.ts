@@ -108,7 +108,8 @@ export class RuleEngine {
     }
     this.dropoutRules = ruleSet.rules.filter((r) => r.type === 'dropout');
     // Health first: a window that shows a sensor broken must mute that window's value alerts too.
-    for (const rules of this.windowRules.values()) rules.sort((a, b) => Number(HEALTH_RULES.has(b.type)) - Number(HEALTH_RULES.has(a.type)));
+    for (const rules of this.windowRules.values())
+      rules.sort((a, b) => Number(HEALTH_RULES.has(b.type)) - Number(HEALTH_RULES.has(a.type)));
     this.healthRuleNames = new Set(ruleSet.rules.filter((r) => HEALTH_RULES.has(r.type)).map((r) => r.name));
   }
 
@@ -195,7 +196,20 @@ export class RuleEngine {
   private vehicle(id: string): VehicleState {
     let v = this.vehicles.get(id);
     if (v === undefined) {
-      v = { id, watermark: 0, newest: 0, lastSeq: 0, windows: {}, nextClose: Infinity, previous: {}, lastSeen: {}, latest: {}, rules: {}, episodes: {}, runs: {} };
+      v = {
+        id,
+        watermark: 0,
+        newest: 0,
+        lastSeq: 0,
+        windows: {},
+        nextClose: Infinity,
+        previous: {},
+        lastSeen: {},
+        latest: {},
+        rules: {},
+        episodes: {},
+        runs: {},
+      };
       this.vehicles.set(id, v);
     }
     return v;
@@ -284,7 +298,16 @@ export class RuleEngine {
       const verdict = detectorOf(rule).window(rule, null, this.view(v, start, end, undefined), v.episodes[rule.name] !== undefined);
       if (verdict === undefined) continue;
       const onset = this.episode(v, rule, verdict, start, end, arrivedAt, events);
-      this.onWindow?.({ vehicle: v.id, sensor: rule.sensor, start, end, count: 0, mean: NaN, scores: { [rule.name]: this.shownScore(v, rule, verdict) }, onsets: onset ? [rule.name] : [] });
+      this.onWindow?.({
+        vehicle: v.id,
+        sensor: rule.sensor,
+        start,
+        end,
+        count: 0,
+        mean: NaN,
+        scores: { [rule.name]: this.shownScore(v, rule, verdict) },
+        onsets: onset ? [rule.name] : [],
+      });
     }
   }
 
@@ -310,7 +333,15 @@ export class RuleEngine {
    * lasting levelShiftAfterWindows (rules that learn) ends it as the new normal, and
    * clearAfterWindows in range end it. Returns whether an episode began here.
    */
-  private episode(v: VehicleState, rule: Rule, verdict: Verdict, start: number, end: number, arrivedAt: number, events: AlertEvent[]): boolean {
+  private episode(
+    v: VehicleState,
+    rule: Rule,
+    verdict: Verdict,
+    start: number,
+    end: number,
+    arrivedAt: number,
+    events: AlertEvent[],
+  ): boolean {
     const vehicle = v.id;
     const live = end >= v.newest - this.ruleSet.freshnessMs;
     const episode = v.episodes[rule.name];

@@ -153,14 +153,22 @@ export const ruleSetSchema = z
     const seen = new Set<string>();
     s.rules.forEach((r, i) => {
       if (seen.has(r.name)) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `rule name ${JSON.stringify(r.name)} is used twice; rule names must be unique` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'name'],
+          message: `rule name ${JSON.stringify(r.name)} is used twice; rule names must be unique`,
+        });
       }
       seen.add(r.name);
       if (r.type === 'context' && r.inputs.includes(r.sensor)) {
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'inputs'], message: `a context rule cannot explain ${r.sensor} by itself` });
       }
       if ((r.type === 'jump' || r.type === 'dropout') === false && r.sensor === 'gps') {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'sensor'], message: `gps readings carry a position: only jump and dropout rules judge them` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'sensor'],
+          message: `gps readings carry a position: only jump and dropout rules judge them`,
+        });
       }
     });
   });

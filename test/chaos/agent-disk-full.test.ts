@@ -47,7 +47,7 @@ const logged = (proc: Proc, msg: string) => proc.lines.filter((l) => l.includes(
  * agent must stay up, say so on /healthz, hold the samples in memory, and commit them in
  * order once the filler is deleted.
  */
-describe('chaos: the agent\'s disk full', () => {
+describe("chaos: the agent's disk full", () => {
   const dir = tempDir('fleet-chaos-');
   const dataDir = join(dir, 'agent');
   const filler = join(dataDir, 'filler');
@@ -78,8 +78,23 @@ describe('chaos: the agent\'s disk full', () => {
     const started = Date.now();
     cloud = await new Cloud({ dir }).start();
     const opsPort = await freePort();
-    agent = runFleet(['agent', '--vehicle', VEHICLE, '--mqtt-url', cloud.mqttUrl, '--data-dir', dataDir, '--sim-hz', '20',
-      '--ops-port', String(opsPort), '--reconnect-max-ms', '1000', '--drain-on-stop-ms', '15000']);
+    agent = runFleet([
+      'agent',
+      '--vehicle',
+      VEHICLE,
+      '--mqtt-url',
+      cloud.mqttUrl,
+      '--data-dir',
+      dataDir,
+      '--sim-hz',
+      '20',
+      '--ops-port',
+      String(opsPort),
+      '--reconnect-max-ms',
+      '1000',
+      '--drain-on-stop-ms',
+      '15000',
+    ]);
     const storage = async () => (await getJson<{ ok: boolean; storage: WriteHealth }>(`http://127.0.0.1:${opsPort}/healthz`)).body.storage;
     const stored = () => storedSeqs(cloud!.detector, VEHICLE).length;
     await waitFor('the agent publishing', () => stored() > 0, 15_000);
@@ -87,10 +102,14 @@ describe('chaos: the agent\'s disk full', () => {
     let lastHealth: WriteHealth | undefined;
     for (let episode = 1; episode <= EPISODES; episode++) {
       assert.ok(fillDisk(filler) > 0, 'the filler took the free space');
-      const full = await waitFor(`episode ${episode}: degraded health`, async () => {
-        const s = await storage();
-        return s.state === 'degraded' && s;
-      }, 10_000);
+      const full = await waitFor(
+        `episode ${episode}: degraded health`,
+        async () => {
+          const s = await storage();
+          return s.state === 'degraded' && s;
+        },
+        10_000,
+      );
       assert.match(full.detail!, /^buffer disk full: \d+ samples held in memory$/);
       const storedWhenFull = stored();
       // The disk stays full, but the agent may free room itself: a checkpoint can fold its WAL
@@ -104,10 +123,14 @@ describe('chaos: the agent\'s disk full', () => {
       assert.equal(agent.child.exitCode, null, `the agent is still running:\n${agent.stderr.join('\n')}`);
 
       rmSync(filler);
-      lastHealth = await waitFor(`episode ${episode}: recovery`, async () => {
-        const s = await storage();
-        return s.state === 'ok' && s;
-      }, 10_000);
+      lastHealth = await waitFor(
+        `episode ${episode}: recovery`,
+        async () => {
+          const s = await storage();
+          return s.state === 'ok' && s;
+        },
+        10_000,
+      );
       await waitFor(`episode ${episode}: the held samples published`, () => stored() > storedWhenFull + mostHeld, 10_000);
       await sleep(1000);
     }
@@ -128,12 +151,18 @@ describe('chaos: the agent\'s disk full', () => {
     const dropped = lastHealth!.dropped;
     assert.equal(dropped, 0, 'the memory hold was never full');
     await waitFor(`all ${committed} readings stored`, () => stored() === committed, 15_000);
-    assert.deepEqual(storedSeqs(cloud.detector, VEHICLE), Array.from({ length: committed }, (_, i) => i + 1), 'no seq gap from a refused commit');
+    assert.deepEqual(
+      storedSeqs(cloud.detector, VEHICLE),
+      Array.from({ length: committed }, (_, i) => i + 1),
+      'no seq gap from a refused commit',
+    );
 
     const produced = committed + dropped;
     const { readingsStored, duplicates } = cloud.detector.store.counts();
     const lost = produced - readingsStored;
-    process.stdout.write(`# agent-disk-full: disk filled ${EPISODES} times, ${episodes} episodes (more when the agent freed room itself and used it up), ${writeErrors} refused writes\n`);
+    process.stdout.write(
+      `# agent-disk-full: disk filled ${EPISODES} times, ${episodes} episodes (more when the agent freed room itself and used it up), ${writeErrors} refused writes\n`,
+    );
     reportReliability({
       kind: 'chaos',
       scenario: 'agent disk full',

@@ -26,7 +26,11 @@ const LIVE_MS = 30_000;
 const OVERHEAT = { fromMs: 2 * 60_000, toMs: 4 * 60_000 };
 const RATES: Partial<Record<SensorId, number>> = { engine_temp: 10, container_temp: 10, speed: 10, rpm: 10, gps: 10 };
 /** One rule, for the cloud and the cab alike, so the episode is the only alert to expect. */
-const RULES = { windowMs: 10_000, freshnessMs: 60_000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
+const RULES = {
+  windowMs: 10_000,
+  freshnessMs: 60_000,
+  rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
+};
 /** Wall time each cut lasts at least, so the agent's reconnect attempts meet the dead link. */
 const CUT_HOLD_MS = 2000;
 /** Samples handed over between yields, so the agent's commit timer and socket I/O keep running. */
@@ -135,9 +139,18 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
       await waitFor(`cut ${cut}: every sample committed`, () => committed() === sensor.produced, 20_000);
       await sleep(CUT_HOLD_MS);
       assert.equal(agent.link.connected, false, 'still cut off');
-      const through = queryValue(cloud.detector.store.path, 'SELECT count(*) FROM readings WHERE vehicle = ? AND ts >= ?', VEHICLE, cutStart);
+      const through = queryValue(
+        cloud.detector.store.path,
+        'SELECT count(*) FROM readings WHERE vehicle = ? AND ts >= ?',
+        VEHICLE,
+        cutStart,
+      );
       assert.equal(through, 0, 'nothing of the cut went through');
-      const shown = await waitFor(`cut ${cut}: the cab alert from the edge rules`, () => driver.shown.length === cut && driver.shown.at(-1)!, 5000);
+      const shown = await waitFor(
+        `cut ${cut}: the cab alert from the edge rules`,
+        () => driver.shown.length === cut && driver.shown.at(-1)!,
+        5000,
+      );
       assert.equal(shown.alert.rule, 'engine-overheat');
       proxy.restore();
     }
@@ -146,9 +159,20 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
     await waitFor(`all ${sensor.produced} readings stored`, () => stored() === sensor.produced, 60_000, 100);
 
     const seqs = storedSeqs(cloud.detector, VEHICLE);
-    assert.deepEqual(seqs, Array.from({ length: sensor.produced }, (_, i) => i + 1), 'every seq stored once');
-    const rows = queryFile<{ ts: number; receivedAt: number }>(cloud.detector.store.path, 'SELECT ts, received_at AS receivedAt FROM readings WHERE vehicle = ? ORDER BY seq', VEHICLE);
-    assert.ok(rows.every((r, i) => i === 0 || (r.ts >= rows[i - 1]!.ts && r.receivedAt >= rows[i - 1]!.receivedAt)), 'stored in seq order, seqs in event-time order');
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: sensor.produced }, (_, i) => i + 1),
+      'every seq stored once',
+    );
+    const rows = queryFile<{ ts: number; receivedAt: number }>(
+      cloud.detector.store.path,
+      'SELECT ts, received_at AS receivedAt FROM readings WHERE vehicle = ? ORDER BY seq',
+      VEHICLE,
+    );
+    assert.ok(
+      rows.every((r, i) => i === 0 || (r.ts >= rows[i - 1]!.ts && r.receivedAt >= rows[i - 1]!.receivedAt)),
+      'stored in seq order, seqs in event-time order',
+    );
 
     await waitFor(`${CUTS} alerts raised`, () => cloud.detector.store.listAlerts().length >= CUTS, 10_000);
     const alerts = cloud.detector.store.listAlerts();
@@ -158,7 +182,11 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
       assert.equal(alert.live, false, `${alert.id}: raised from the backlog, historical`);
       assert.equal(alert.driverSentAt, null, `${alert.id}: the cloud sent nothing to the cab`);
     }
-    assert.deepEqual(cabPerAlert, alerts.map(() => 1), 'the edge rules showed each episode in the cab once, under the cloud\'s id');
+    assert.deepEqual(
+      cabPerAlert,
+      alerts.map(() => 1),
+      "the edge rules showed each episode in the cab once, under the cloud's id",
+    );
     assert.equal(driver.shown.length, CUTS, 'and nothing else');
 
     const { readingsStored, duplicates } = cloud.detector.store.counts();

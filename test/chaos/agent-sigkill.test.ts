@@ -17,7 +17,21 @@ describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', 
   let agent: Proc | undefined;
 
   const startAgent = () =>
-    runFleet(['agent', '--vehicle', VEHICLE, '--mqtt-url', cloud.mqttUrl, '--data-dir', dataDir, '--sim-hz', '40', '--ops-port', '-1', '--reconnect-max-ms', '1000']);
+    runFleet([
+      'agent',
+      '--vehicle',
+      VEHICLE,
+      '--mqtt-url',
+      cloud.mqttUrl,
+      '--data-dir',
+      dataDir,
+      '--sim-hz',
+      '40',
+      '--ops-port',
+      '-1',
+      '--reconnect-max-ms',
+      '1000',
+    ]);
   const maxStored = () => storedSeqs(cloud.detector, VEHICLE).at(-1) ?? 0;
 
   beforeAll(async () => {
@@ -53,13 +67,25 @@ describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', 
     assert.ok(produced > KILLS * 20, `produced ${produced}`);
     await waitFor(`all ${produced} readings stored`, () => storedSeqs(cloud.detector, VEHICLE).length === produced - leftInBuffer, 15_000);
     assert.equal(leftInBuffer, 0, 'the clean stop sent everything');
-    assert.deepEqual(storedSeqs(cloud.detector, VEHICLE), Array.from({ length: produced }, (_, i) => i + 1), 'lost = 0');
+    assert.deepEqual(
+      storedSeqs(cloud.detector, VEHICLE),
+      Array.from({ length: produced }, (_, i) => i + 1),
+      'lost = 0',
+    );
     const { duplicates } = cloud.detector.store.counts();
     assert.ok(Number.isInteger(duplicates) && duplicates >= 0);
     reportReliability({
-      kind: 'chaos', scenario: 'agent SIGKILLed at 200 readings/s', kills: { agent: KILLS }, produced,
-      stored: storedSeqs(cloud.detector, VEHICLE).length, lost: produced - new Set(storedSeqs(cloud.detector, VEHICLE)).size, duplicates,
-      alertsExpected: 0, alertsRaised: cloud.detector.store.listAlerts().length, notificationsPerAlert: null, durationS: Math.round((Date.now() - started) / 1000),
+      kind: 'chaos',
+      scenario: 'agent SIGKILLed at 200 readings/s',
+      kills: { agent: KILLS },
+      produced,
+      stored: storedSeqs(cloud.detector, VEHICLE).length,
+      lost: produced - new Set(storedSeqs(cloud.detector, VEHICLE)).size,
+      duplicates,
+      alertsExpected: 0,
+      alertsRaised: cloud.detector.store.listAlerts().length,
+      notificationsPerAlert: null,
+      durationS: Math.round((Date.now() - started) / 1000),
     });
   });
 });

@@ -15,11 +15,20 @@ const KILLS = 50 * SOAK;
 /** Trucks that are killed at random, and trucks that overheat and are left running (each raises one alert). */
 const KILLABLE = ['ck-1', 'ck-2', 'ck-3'];
 const OVERHEATING = ['ck-hot-1', 'ck-hot-2'];
-const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
+const RULES = {
+  windowMs: 2000,
+  rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
+};
 
 type Part = 'agent' | 'gateway' | 'detector' | 'dispatcher' | 'kafka';
 /** How often each part is picked; the broker's JVM takes seconds to come back, so it is picked least. */
-const WEIGHTS: [Part, number][] = [['agent', 40], ['gateway', 20], ['detector', 18], ['dispatcher', 16], ['kafka', 6]];
+const WEIGHTS: [Part, number][] = [
+  ['agent', 40],
+  ['gateway', 20],
+  ['detector', 18],
+  ['dispatcher', 16],
+  ['kafka', 6],
+];
 
 /**
  * The whole pipeline over a real Kafka broker, each part its own process: trucks → gateway →
@@ -38,21 +47,80 @@ describe('chaos: random SIGKILLs of agents, gateway, detector, dispatcher and th
 
   const gatewayUrl = () => `mqtt://127.0.0.1:${gatewayPort}`;
   const args: Record<Exclude<Part, 'agent' | 'kafka'>, () => string[]> = {
-    gateway: () => ['gateway', '--port', String(gatewayPort), '--data-dir', join(dir, 'gateway'), '--sinks', 'kafka',
-      '--kafka-brokers', kafka.bootstrap, '--kafka-partitions', '3', '--ops-port', '-1'],
-    detector: () => ['detector', '--source', 'kafka', '--kafka-brokers', kafka.bootstrap, '--consumer-group', 'chaos-detectors',
-      '--data-dir', join(dir, 'cloud'), '--rules-file', join(dir, 'rules.json'), '--mqtt-url', gatewayUrl(), '--dispatch', 'kafka', '--ops-port', '-1'],
-    dispatcher: () => ['dispatcher', '--kafka-brokers', kafka.bootstrap, '--data-dir', join(dir, 'dispatcher'), '--mqtt-url', gatewayUrl(),
-      '--webhook-url', webhook.url, '--ops-port', '-1'],
+    gateway: () => [
+      'gateway',
+      '--port',
+      String(gatewayPort),
+      '--data-dir',
+      join(dir, 'gateway'),
+      '--sinks',
+      'kafka',
+      '--kafka-brokers',
+      kafka.bootstrap,
+      '--kafka-partitions',
+      '3',
+      '--ops-port',
+      '-1',
+    ],
+    detector: () => [
+      'detector',
+      '--source',
+      'kafka',
+      '--kafka-brokers',
+      kafka.bootstrap,
+      '--consumer-group',
+      'chaos-detectors',
+      '--data-dir',
+      join(dir, 'cloud'),
+      '--rules-file',
+      join(dir, 'rules.json'),
+      '--mqtt-url',
+      gatewayUrl(),
+      '--dispatch',
+      'kafka',
+      '--ops-port',
+      '-1',
+    ],
+    dispatcher: () => [
+      'dispatcher',
+      '--kafka-brokers',
+      kafka.bootstrap,
+      '--data-dir',
+      join(dir, 'dispatcher'),
+      '--mqtt-url',
+      gatewayUrl(),
+      '--webhook-url',
+      webhook.url,
+      '--ops-port',
+      '-1',
+    ],
   };
   const agentArgs = (vehicle: string) => {
     const config = join(dir, `${vehicle}.json`);
     writeFileSync(config, JSON.stringify({ faults: OVERHEATING.includes(vehicle) ? [{ kind: 'engine_overheat', fromS: 0 }] : [] }));
-    return ['agent', '--config', config, '--vehicle', vehicle, '--mqtt-url', gatewayUrl(), '--data-dir', join(dir, 'agents'), '--sim-hz', '5',
-      '--ops-port', '-1', '--reconnect-base-ms', '100', '--reconnect-max-ms', '1000'];
+    return [
+      'agent',
+      '--config',
+      config,
+      '--vehicle',
+      vehicle,
+      '--mqtt-url',
+      gatewayUrl(),
+      '--data-dir',
+      join(dir, 'agents'),
+      '--sim-hz',
+      '5',
+      '--ops-port',
+      '-1',
+      '--reconnect-base-ms',
+      '100',
+      '--reconnect-max-ms',
+      '1000',
+    ];
   };
   // The gateway retries Kafka at most every second, so a restarted broker is found again at once.
-  const start = (name: string, argv: string[]) => running.set(name, runFleet(argv, { FLEET_LOG_LEVEL: 'warn', FLEET_SINK_RETRY_MAX_MS: '1000' }));
+  const start = (name: string, argv: string[]) =>
+    running.set(name, runFleet(argv, { FLEET_LOG_LEVEL: 'warn', FLEET_SINK_RETRY_MAX_MS: '1000' }));
 
   beforeAll(async () => {
     mkdirSync(join(dir, 'cloud'), { recursive: true });
@@ -123,19 +191,33 @@ describe('chaos: random SIGKILLs of agents, gateway, detector, dispatcher and th
     }
 
     const store = new Database(join(dir, 'cloud', 'fleet.db'), { readonly: true });
-    const storedSeqs = (v: string) => (store.prepare('SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq').all(v) as { seq: number }[]).map((r) => r.seq);
+    const storedSeqs = (v: string) =>
+      (store.prepare('SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq').all(v) as { seq: number }[]).map((r) => r.seq);
     const totalProduced = [...produced.values()].reduce((a, b) => a + b, 0);
     try {
-      await waitFor(`all ${totalProduced} readings stored`, () => vehicles.every((v) => storedSeqs(v).length >= produced.get(v)!), 90_000, 500);
+      await waitFor(
+        `all ${totalProduced} readings stored`,
+        () => vehicles.every((v) => storedSeqs(v).length >= produced.get(v)!),
+        90_000,
+        500,
+      );
       for (const v of vehicles) {
-        assert.deepEqual(storedSeqs(v), Array.from({ length: produced.get(v)! }, (_, i) => i + 1), `${v}: every seq stored once`);
+        assert.deepEqual(
+          storedSeqs(v),
+          Array.from({ length: produced.get(v)! }, (_, i) => i + 1),
+          `${v}: every seq stored once`,
+        );
       }
       const alerts = () => store.prepare('SELECT id, vehicle FROM alerts ORDER BY vehicle').all() as { id: string; vehicle: string }[];
       await waitFor('an alert for each overheating truck', () => alerts().length >= OVERHEATING.length, 60_000, 500);
       await waitFor('each alert at the webhook', () => alerts().every((a) => webhook.received.includes(a.id)), 60_000, 500);
       await sleep(2000); // a late duplicate would arrive now
       const raised = alerts();
-      assert.deepEqual(raised.map((a) => a.vehicle), OVERHEATING, 'one alert per overheating truck, none for the others');
+      assert.deepEqual(
+        raised.map((a) => a.vehicle),
+        OVERHEATING,
+        'one alert per overheating truck, none for the others',
+      );
       const perAlert = raised.map((a) => webhook.received.filter((k) => k === a.id).length);
       const { duplicates } = countsOf(join(dir, 'cloud', 'fleet.db'));
       reportReliability({
@@ -153,9 +235,18 @@ describe('chaos: random SIGKILLs of agents, gateway, detector, dispatcher and th
         durationS: Math.round((Date.now() - started) / 1000),
       });
       process.stdout.write(`# chaos webhook requests per alert (before Idempotency-Key dedupe): ${perAlert.join(', ')}\n`);
-      assert.equal(Object.values(kills).reduce((a, b) => a + b, 0), KILLS);
-      assert.ok(kills.kafka >= 2 && kills.gateway > 0 && kills.detector > 0 && kills.dispatcher > 0 && kills.agent > 0, JSON.stringify(kills));
-      assert.ok(perAlert.every((n) => n >= 1 && n <= 2), `at most one repeat per alert, of a delivery in doubt: ${perAlert}`);
+      assert.equal(
+        Object.values(kills).reduce((a, b) => a + b, 0),
+        KILLS,
+      );
+      assert.ok(
+        kills.kafka >= 2 && kills.gateway > 0 && kills.detector > 0 && kills.dispatcher > 0 && kills.agent > 0,
+        JSON.stringify(kills),
+      );
+      assert.ok(
+        perAlert.every((n) => n >= 1 && n <= 2),
+        `at most one repeat per alert, of a delivery in doubt: ${perAlert}`,
+      );
     } finally {
       store.close();
     }

@@ -44,14 +44,36 @@ describe('chaos: the gateway restarted in the middle of a backlog drain', () => 
 
   it('stores every reading once the drain completes, whatever it was interrupted by', async () => {
     const started = Date.now();
-    agent = runFleet(['agent', '--vehicle', VEHICLE, '--mqtt-url', cloud.mqttUrl, '--data-dir', dataDir, '--sim-hz', '40',
-      '--batch-max-readings', '20', '--reconnect-base-ms', '100', '--reconnect-max-ms', '500', '--ops-port', '-1']);
+    agent = runFleet([
+      'agent',
+      '--vehicle',
+      VEHICLE,
+      '--mqtt-url',
+      cloud.mqttUrl,
+      '--data-dir',
+      dataDir,
+      '--sim-hz',
+      '40',
+      '--batch-max-readings',
+      '20',
+      '--reconnect-base-ms',
+      '100',
+      '--reconnect-max-ms',
+      '500',
+      '--ops-port',
+      '-1',
+    ]);
     await waitFor('a backlog of 2,000 readings', () => buffered() >= 2000, 30_000, 200);
     await cloud.startGateway();
     const backlog = buffered();
     for (let i = 1; i <= RESTARTS; i++) {
       // Restart once a slice of the backlog has gone: always mid-drain, never before it began.
-      await waitFor(`drain progress before restart ${i}`, () => storedSeqs(cloud.detector, VEHICLE).length >= (backlog * i) / (RESTARTS + 2), 60_000, 100);
+      await waitFor(
+        `drain progress before restart ${i}`,
+        () => storedSeqs(cloud.detector, VEHICLE).length >= (backlog * i) / (RESTARTS + 2),
+        60_000,
+        100,
+      );
       assert.ok(buffered() > 100, `restart ${i} lands while the drain is under way (${buffered()} still buffered)`);
       await cloud.stopGateway();
       await sleep(300);
@@ -64,12 +86,28 @@ describe('chaos: the gateway restarted in the middle of a backlog drain', () => 
     db.close();
     // The SIGTERM drain may run out of time at this rate: what is left goes with one more quiet run.
     if (buffered() > 0) {
-      agent = runFleet(['agent', '--vehicle', VEHICLE, '--mqtt-url', cloud.mqttUrl, '--data-dir', dataDir, '--sim-hz', '0.01', '--ops-port', '-1']);
+      agent = runFleet([
+        'agent',
+        '--vehicle',
+        VEHICLE,
+        '--mqtt-url',
+        cloud.mqttUrl,
+        '--data-dir',
+        dataDir,
+        '--sim-hz',
+        '0.01',
+        '--ops-port',
+        '-1',
+      ]);
       await waitFor('the rest of the backlog', () => buffered() === 0, 60_000, 200);
     }
     await waitFor(`all ${produced} readings stored`, () => storedSeqs(cloud.detector, VEHICLE).length >= produced, 30_000, 200);
     const seqs = storedSeqs(cloud.detector, VEHICLE).filter((s) => s <= produced);
-    assert.deepEqual(seqs, Array.from({ length: produced }, (_, i) => i + 1), 'every seq stored, once, in the end');
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: produced }, (_, i) => i + 1),
+      'every seq stored, once, in the end',
+    );
     const { duplicates } = cloud.detector.store.counts();
     reportReliability({
       kind: 'chaos',

@@ -53,10 +53,17 @@ describe('overheat → detector → driver and console', () => {
     assert.ok(cabLatency >= 0 && cabLatency < 2000, `cab latency ${cabLatency} ms`);
 
     const consoleUrl = cloud.console!.url;
-    const listed = await waitFor('the alert on /api/alerts', async () => {
-      const { body } = await getJson<StoredAlert[]>(`${consoleUrl}/api/alerts`, { headers: { authorization: `Bearer ${DEV_CONSOLE_TOKEN}` } });
-      return body.find((a) => a.id === alert.id);
-    }, 2000, 20);
+    const listed = await waitFor(
+      'the alert on /api/alerts',
+      async () => {
+        const { body } = await getJson<StoredAlert[]>(`${consoleUrl}/api/alerts`, {
+          headers: { authorization: `Bearer ${DEV_CONSOLE_TOKEN}` },
+        });
+        return body.find((a) => a.id === alert.id);
+      },
+      2000,
+      20,
+    );
     assert.ok(Date.now() - alert.closedAt < 2000 + 50, 'console shows it within 2 s');
     assert.equal(listed.severity, 'critical');
     assert.equal(listed.state, 'active');
@@ -73,9 +80,16 @@ describe('overheat → detector → driver and console', () => {
     assert.ok(await fleet.drain(15_000), 'buffers drained');
     for (const { agent } of fleet.trucks) {
       const produced = agent.buffer.stats().nextSeq - 1;
-      await waitFor(`all ${produced} readings of ${agent.opts.vehicle} stored`, () => storedSeqs(cloud.detector, agent.opts.vehicle).length === produced, 10_000);
+      await waitFor(
+        `all ${produced} readings of ${agent.opts.vehicle} stored`,
+        () => storedSeqs(cloud.detector, agent.opts.vehicle).length === produced,
+        10_000,
+      );
       const seqs = storedSeqs(cloud.detector, agent.opts.vehicle);
-      assert.deepEqual(seqs, Array.from({ length: produced }, (_, i) => i + 1));
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: produced }, (_, i) => i + 1),
+      );
     }
   });
 });
@@ -89,7 +103,11 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
   const dir = tempDir('fleet-alert-restart-');
   const FRESHNESS_MS = 30_000;
   /** Far above anything the simulated engines reach: only the injected readings raise an alert. */
-  const RULES = { windowMs: 1000, freshnessMs: FRESHNESS_MS, rules: [{ name: 'boil', type: 'threshold', sensor: 'engine_temp', above: 130, severity: 'critical' }] };
+  const RULES = {
+    windowMs: 1000,
+    freshnessMs: FRESHNESS_MS,
+    rules: [{ name: 'boil', type: 'threshold', sensor: 'engine_temp', above: 130, severity: 'critical' }],
+  };
   const streamPath = join(dir, 'gateway', 'stream.db');
   const procs: Proc[] = [];
   let mqttPort: number;
@@ -106,12 +124,26 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
     return p;
   };
   const startCab = async (vehicle: string) => {
-    const p = run(['agent', '--vehicle', vehicle, '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`, '--data-dir', join(dir, vehicle),
-      '--ops-port', '-1', '--edge-rules', 'false', '--sim-hz', '1']);
+    const p = run([
+      'agent',
+      '--vehicle',
+      vehicle,
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${mqttPort}`,
+      '--data-dir',
+      join(dir, vehicle),
+      '--ops-port',
+      '-1',
+      '--edge-rules',
+      'false',
+      '--sim-hz',
+      '1',
+    ]);
     await waitFor(`${vehicle} connected`, () => p.lines.some((l) => l.includes('"msg":"connected to gateway"')), 20_000);
     return p;
   };
-  const shown = (cab: Proc, alertId: string) => cab.lines.filter((l) => l.includes('"msg":"driver alert"') && l.includes(`"alertId":"${alertId}"`)).length;
+  const shown = (cab: Proc, alertId: string) =>
+    cab.lines.filter((l) => l.includes('"msg":"driver alert"') && l.includes(`"alertId":"${alertId}"`)).length;
   const ledger = <T>(query: (db: Database.Database) => T): T => {
     const db = new Database(join(dir, 'cloud', 'fleet.db'), { readonly: true });
     try {
@@ -120,15 +152,26 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
       db.close();
     }
   };
-  const alertOf = (vehicle: string) => ledger((db) => (db.prepare('SELECT id FROM alerts WHERE vehicle = ?').get(vehicle) as { id: string } | undefined)?.id);
+  const alertOf = (vehicle: string) =>
+    ledger((db) => (db.prepare('SELECT id FROM alerts WHERE vehicle = ?').get(vehicle) as { id: string } | undefined)?.id);
   const driverDelivery = (alertId: string) =>
-    ledger((db) => (db.prepare("SELECT state FROM deliveries WHERE alert_id = ? AND channel = 'driver'").get(alertId) as { state: string } | undefined)?.state);
+    ledger(
+      (db) =>
+        (db.prepare("SELECT state FROM deliveries WHERE alert_id = ? AND channel = 'driver'").get(alertId) as { state: string } | undefined)
+          ?.state,
+    );
 
   /** Two seconds of a boiling engine, as the gateway would have appended them to the stream just now. */
   function boilingEngine(vehicle: string): void {
     const now = Date.now();
     const readings: Reading[] = Array.from({ length: 40 }, (_, j) => ({
-      vehicle, seq: 1_000_000 + j, ts: now - 2000 + j * 50, clock: 'synced', sensor: 'engine_temp', value: 140, quality: 'good',
+      vehicle,
+      seq: 1_000_000 + j,
+      ts: now - 2000 + j * 50,
+      clock: 'synced',
+      sensor: 'engine_temp',
+      value: 140,
+      quality: 'good',
     }));
     const stream = new StreamLog(streamPath);
     stream.append([sinkRecord({ vehicle, headTs: now, readings }, now)]);
@@ -140,8 +183,19 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
     const rulesFile = join(dir, 'rules.json');
     writeFileSync(rulesFile, JSON.stringify(RULES));
     gateway = await startGateway();
-    const detector = run(['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
-      '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`, '--ops-port', '-1']);
+    const detector = run([
+      'detector',
+      '--stream-path',
+      streamPath,
+      '--data-dir',
+      join(dir, 'cloud'),
+      '--rules-file',
+      rulesFile,
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${mqttPort}`,
+      '--ops-port',
+      '-1',
+    ]);
     await waitFor('the detector running', () => detector.lines.some((l) => l.includes('"msg":"detector started"')), 20_000);
   });
 
@@ -156,11 +210,19 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
     await sleep(2500);
     boilingEngine('cab-soon');
     boilingEngine('cab-late');
-    const [soon, late] = await waitFor('both alerts raised', () => {
-      const [soon, late] = [alertOf('cab-soon'), alertOf('cab-late')];
-      return soon !== undefined && late !== undefined && ([soon, late] as const);
-    }, 20_000);
-    await waitFor('both alerts handed to the gateway', () => driverDelivery(soon) !== undefined && driverDelivery(late) !== undefined, 20_000);
+    const [soon, late] = await waitFor(
+      'both alerts raised',
+      () => {
+        const [soon, late] = [alertOf('cab-soon'), alertOf('cab-late')];
+        return soon !== undefined && late !== undefined && ([soon, late] as const);
+      },
+      20_000,
+    );
+    await waitFor(
+      'both alerts handed to the gateway',
+      () => driverDelivery(soon) !== undefined && driverDelivery(late) !== undefined,
+      20_000,
+    );
     assert.notEqual(driverDelivery(soon), 'acknowledged', 'an offline cab cannot have acknowledged it');
 
     await kill(gateway, 'SIGKILL');

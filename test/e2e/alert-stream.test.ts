@@ -29,10 +29,36 @@ describe('alerts through fleet.alerts to a separate dispatcher', () => {
   it('delivers each alert id, repeating at most the one a crash left in doubt', async () => {
     const { streamPath, rulesFile } = overheatingStream(dir, 'as-', VEHICLES);
     const { received } = webhook;
-    procs.push(runFleet(['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
-      '--dispatch', 'kafka', '--kafka-brokers', kafka.bootstrap, '--ops-port', '-1']));
-    const dispatcherArgs = ['dispatcher', '--kafka-brokers', kafka.bootstrap, '--data-dir', join(dir, 'dispatcher'),
-      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', webhook.url, '--ops-port', '-1'];
+    procs.push(
+      runFleet([
+        'detector',
+        '--stream-path',
+        streamPath,
+        '--data-dir',
+        join(dir, 'cloud'),
+        '--rules-file',
+        rulesFile,
+        '--dispatch',
+        'kafka',
+        '--kafka-brokers',
+        kafka.bootstrap,
+        '--ops-port',
+        '-1',
+      ]),
+    );
+    const dispatcherArgs = [
+      'dispatcher',
+      '--kafka-brokers',
+      kafka.bootstrap,
+      '--data-dir',
+      join(dir, 'dispatcher'),
+      '--mqtt-url',
+      'mqtt://127.0.0.1:1',
+      '--webhook-url',
+      webhook.url,
+      '--ops-port',
+      '-1',
+    ];
     const first = runFleet(dispatcherArgs);
     procs.push(first);
     await waitFor('a few deliveries', () => received.length >= 3, 60_000, 10);
@@ -44,7 +70,11 @@ describe('alerts through fleet.alerts to a separate dispatcher', () => {
     assert.equal(second.child.exitCode, 0, second.stderr.join('\n'));
 
     const ledger = new Database(join(dir, 'dispatcher', 'ledger.db'), { readonly: true });
-    const sent = (ledger.prepare("SELECT alert_id AS id FROM deliveries WHERE channel = 'webhook' AND state = 'sent' ORDER BY alert_id").all() as { id: string }[]).map((r) => r.id);
+    const sent = (
+      ledger.prepare("SELECT alert_id AS id FROM deliveries WHERE channel = 'webhook' AND state = 'sent' ORDER BY alert_id").all() as {
+        id: string;
+      }[]
+    ).map((r) => r.id);
     ledger.close();
     assert.deepEqual(sent, [...new Set(received)].sort());
     assert.ok(received.length <= VEHICLES + 1, `received ${received.length}`);

@@ -37,14 +37,43 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
     const [mqttPort, consolePort] = [await freePort(), await freePort()];
     const rulesFile = join(dir, 'rules.json');
     writeFileSync(rulesFile, JSON.stringify(FAST_RULES));
-    demo = runFleet([
-      'demo', '--trucks', '9', '--port', String(mqttPort), '--console-port', String(consolePort), '--data-dir', dir,
-      '--rules-file', rulesFile, '--overheat-truck', '3', '--overheat-at', '3', '--console-token', TOKEN,
-    ], { FLEET_CONSOLE_USERS: `alice:${await hashPassword(PASSWORD)}` });
+    demo = runFleet(
+      [
+        'demo',
+        '--trucks',
+        '9',
+        '--port',
+        String(mqttPort),
+        '--console-port',
+        String(consolePort),
+        '--data-dir',
+        dir,
+        '--rules-file',
+        rulesFile,
+        '--overheat-truck',
+        '3',
+        '--overheat-at',
+        '3',
+        '--console-token',
+        TOKEN,
+      ],
+      { FLEET_CONSOLE_USERS: `alice:${await hashPassword(PASSWORD)}` },
+    );
     url = await waitFor('the console URL', () => /fleet console: (http:\S+)/.exec(demo.lines.join('\n'))?.[1], 20_000);
     agent = runFleet([
-      'agent', '--vehicle', 'truck-10', '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`, '--data-dir', join(dir, 'truck-10'),
-      '--ops-port', '-1', '--edge-rules', 'false', '--sim-seed', '10',
+      'agent',
+      '--vehicle',
+      'truck-10',
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${mqttPort}`,
+      '--data-dir',
+      join(dir, 'truck-10'),
+      '--ops-port',
+      '-1',
+      '--edge-rules',
+      'false',
+      '--sim-seed',
+      '10',
     ]);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -73,15 +102,27 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
     await page.locator('#user', { hasText: 'signed in as alice' }).waitFor({ timeout: 5000 });
 
     const ids = Array.from({ length: 10 }, (_, i) => `truck-${String(i + 1).padStart(2, '0')}`);
-    await page.waitForFunction((n) => document.querySelectorAll('#vehicles tbody tr').length === n
-      && document.querySelectorAll('#map path.vehicle-marker').length === n, 10, { timeout: 15_000 });
+    await page.waitForFunction(
+      (n) =>
+        document.querySelectorAll('#vehicles tbody tr').length === n && document.querySelectorAll('#map path.vehicle-marker').length === n,
+      10,
+      { timeout: 15_000 },
+    );
     assert.deepEqual(await page.$$eval('#vehicles tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.vehicle)), ids);
     assert.deepEqual((await page.$$eval('#map path.vehicle-marker', (ps) => ps.map((p) => (p as SVGElement).dataset.vehicle))).sort(), ids);
-    await page.waitForFunction(() => [...document.querySelectorAll('#vehicles tbody tr .status')].every((s) => s.textContent === 'online'), null, { timeout: 10_000 });
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('#vehicles tbody tr .status')].every((s) => s.textContent === 'online'),
+      null,
+      { timeout: 10_000 },
+    );
     // Live values arrive without a reload: the engine cell of a truck changes its reading time.
     const engine = page.locator('tr[data-vehicle="truck-01"] td[data-ts]').nth(1);
     const firstTs = await engine.getAttribute('data-ts');
-    await page.waitForFunction((ts) => document.querySelectorAll('tr[data-vehicle="truck-01"] td[data-ts]')[1]?.getAttribute('data-ts') !== ts, firstTs, { timeout: 5000 });
+    await page.waitForFunction(
+      (ts) => document.querySelectorAll('tr[data-vehicle="truck-01"] td[data-ts]')[1]?.getAttribute('data-ts') !== ts,
+      firstTs,
+      { timeout: 5000 },
+    );
     assert.deepEqual(errors, [], 'no script errors and nothing refused by the content security policy');
   });
 
@@ -126,7 +167,11 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
   it('turns a SIGKILLed agent offline in the list (Last Will)', async () => {
     await kill(agent, 'SIGKILL');
     const status = page.locator('#vehicles tr[data-vehicle="truck-10"] .status');
-    await page.waitForFunction(() => document.querySelector('#vehicles tr[data-vehicle="truck-10"] .status')?.textContent === 'offline', null, { timeout: 10_000 });
+    await page.waitForFunction(
+      () => document.querySelector('#vehicles tr[data-vehicle="truck-10"] .status')?.textContent === 'offline',
+      null,
+      { timeout: 10_000 },
+    );
     assert.equal(await status.innerText(), 'offline');
     await page.locator('#map path.vehicle-marker[data-vehicle="truck-10"][data-level="offline"]').waitFor({ timeout: 2000 });
     assert.equal(await page.locator('#vehicles tbody .status', { hasText: 'online' }).count(), 9);
@@ -141,9 +186,17 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
     const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
     const crossSite = await fetch(`${url}${path}`, { method: 'POST', headers: { cookie, origin: 'http://evil.example' } });
     assert.equal(crossSite.status, 403);
-    assert.equal((await api<StoredAlert>(`/api/alerts/${encodeURIComponent(overheat.id)}`)).body.state, 'acknowledged', 'refused requests change nothing');
+    assert.equal(
+      (await api<StoredAlert>(`/api/alerts/${encodeURIComponent(overheat.id)}`)).body.state,
+      'acknowledged',
+      'refused requests change nothing',
+    );
 
-    const badSignIn = await fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice' }) });
+    const badSignIn = await fetch(`${url}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'alice' }),
+    });
     assert.equal(badSignIn.status, 400);
     assert.match(((await badSignIn.json()) as { error: string }).error, /^password: /);
     assert.equal((await fetch(`${url}/api/vehicles`)).status, 401, 'reads need a sign-in too');

@@ -17,7 +17,13 @@ describe('edge rules on the agent', () => {
 
   it('sounds the cab within 1 s of the overheating window closing, with the gateway unreachable', async () => {
     const rulesFile = join(dir, 'rules.json');
-    writeFileSync(rulesFile, JSON.stringify({ windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] }));
+    writeFileSync(
+      rulesFile,
+      JSON.stringify({
+        windowMs: 2000,
+        rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
+      }),
+    );
     const config = agentConfigSchema.parse({
       vehicle: 'edge-1',
       // Nothing listens here: the truck is in a dead zone.

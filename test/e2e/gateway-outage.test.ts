@@ -38,7 +38,11 @@ describe('gateway outage with 5 producing agents', () => {
       cloud.log,
     );
     const startedAt = Date.now();
-    fleet.trucks[1]!.model.inject({ kind: 'engine_overheat', from: startedAt + OVERHEAT_S.from * 1000, to: startedAt + OVERHEAT_S.to * 1000 });
+    fleet.trucks[1]!.model.inject({
+      kind: 'engine_overheat',
+      from: startedAt + OVERHEAT_S.from * 1000,
+      to: startedAt + OVERHEAT_S.to * 1000,
+    });
     await fleet.start();
   });
 
@@ -59,7 +63,11 @@ describe('gateway outage with 5 producing agents', () => {
     assert.ok(await fleet.drain(30_000), 'every agent drained its backlog');
     for (const { agent } of fleet.trucks) {
       const produced = agent.buffer.stats().nextSeq - 1;
-      await waitFor(`${agent.opts.vehicle}: ${produced} readings stored`, () => storedSeqs(cloud.detector, agent.opts.vehicle).length === produced, 20_000);
+      await waitFor(
+        `${agent.opts.vehicle}: ${produced} readings stored`,
+        () => storedSeqs(cloud.detector, agent.opts.vehicle).length === produced,
+        20_000,
+      );
     }
     const lost = fleet.readingsProduced() - cloud.detector.store.counts().readingsStored;
     assert.equal(lost, 0);
@@ -68,7 +76,11 @@ describe('gateway outage with 5 producing agents', () => {
     assert.equal(alerts.length, 1, `one overheat episode, got ${alerts.map((a) => a.id).join(', ')}`);
     const [alert] = alerts;
     assert.equal(alert!.vehicle, 'out-02');
-    assert.equal(alert!.live, false, `raised from the backlog: historical (window ${alert!.windowStart}–${alert!.windowEnd}, raised ${alert!.raisedAt})`);
+    assert.equal(
+      alert!.live,
+      false,
+      `raised from the backlog: historical (window ${alert!.windowStart}–${alert!.windowEnd}, raised ${alert!.raisedAt})`,
+    );
     assert.equal(alert!.driverSentAt, null);
     await sleep(1500); // a dispatch, if any were wrongly made, has time to land
     for (const { driver } of fleet.trucks) assert.equal(driver.shown.length, 0);

@@ -44,8 +44,16 @@ describe('the fleet over Kafka when things go wrong', () => {
       assert.ok(cloud.gateway.health().ok, 'the sink recovered by itself');
       for (const { agent } of fleet.trucks) {
         const produced = agent.buffer.stats().nextSeq - 1;
-        await waitFor(`${agent.opts.vehicle}: all ${produced} stored`, () => storedSeqs(cloud.detector, agent.opts.vehicle).length === produced, 60_000, 200);
-        assert.deepEqual(storedSeqs(cloud.detector, agent.opts.vehicle), Array.from({ length: produced }, (_, i) => i + 1));
+        await waitFor(
+          `${agent.opts.vehicle}: all ${produced} stored`,
+          () => storedSeqs(cloud.detector, agent.opts.vehicle).length === produced,
+          60_000,
+          200,
+        );
+        assert.deepEqual(
+          storedSeqs(cloud.detector, agent.opts.vehicle),
+          Array.from({ length: produced }, (_, i) => i + 1),
+        );
       }
     } finally {
       await fleet.stop();
@@ -56,9 +64,19 @@ describe('the fleet over Kafka when things go wrong', () => {
     const now = Date.now();
     const overheatAt = now - 40 * 60_000;
     // What the truck recorded through an hour without signal: the engine at 10 Hz, overheating for five minutes.
-    const model = new TruckModel({ seed: 7, startTs: now - HOUR - 15 * 60_000, faults: [{ kind: 'engine_overheat', from: overheatAt, to: overheatAt + 5 * 60_000 }] });
+    const model = new TruckModel({
+      seed: 7,
+      startTs: now - HOUR - 15 * 60_000,
+      faults: [{ kind: 'engine_overheat', from: overheatAt, to: overheatAt + 5 * 60_000 }],
+    });
     model.advance(now - HOUR);
-    const config = agentConfigSchema.parse({ vehicle: 'backlog-1', mqttUrl: cloud.mqttUrl, dataDir: join(dir, 'backlog'), opsPort: -1, simHz: 0.5 });
+    const config = agentConfigSchema.parse({
+      vehicle: 'backlog-1',
+      mqttUrl: cloud.mqttUrl,
+      dataDir: join(dir, 'backlog'),
+      opsPort: -1,
+      simHz: 0.5,
+    });
     const truck = createSimulatedTruck(config, cloud.log.child({ vehicle: 'backlog-1' }));
     const samples = [...simulateSamples(model, now - HOUR, now, Object.fromEntries(SENSORS.map((s) => [s, s === 'engine_temp' ? 10 : 0])))];
     assert.equal(samples.length, 36_000);
@@ -68,12 +86,19 @@ describe('the fleet over Kafka when things go wrong', () => {
     try {
       await waitFor('the backlog stored', () => storedSeqs(cloud.detector, 'backlog-1').length >= 36_000, 120_000, 250);
       const seqs = storedSeqs(cloud.detector, 'backlog-1');
-      assert.deepEqual(seqs.slice(0, 36_000), Array.from({ length: 36_000 }, (_, i) => i + 1), 'every backlog reading, in order');
+      assert.deepEqual(
+        seqs.slice(0, 36_000),
+        Array.from({ length: 36_000 }, (_, i) => i + 1),
+        'every backlog reading, in order',
+      );
       const alerts = cloud.detector.store.listAlerts({ vehicle: 'backlog-1' });
       const overheat = alerts.filter((a) => a.rule === 'engine-overheat');
       assert.equal(overheat.length, 1, 'the overheat, once');
       assert.ok(overheat[0]!.windowStart >= overheatAt && overheat[0]!.windowEnd <= overheatAt + 6 * 60_000, 'placed in event time');
-      assert.ok(alerts.every((a) => !a.live), 'every alert from the backlog is historical');
+      assert.ok(
+        alerts.every((a) => !a.live),
+        'every alert from the backlog is historical',
+      );
       await sleep(1500);
       assert.equal(truck.driver.shown.length, 0, 'no driver alert about the past');
     } finally {

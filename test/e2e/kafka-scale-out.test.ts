@@ -13,7 +13,10 @@ import { startKafka, type KafkaBroker } from '../support/kafka-broker.js';
 import { queryFile } from '../support/sqlite.js';
 
 const TRUCKS = 20;
-const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
+const RULES = {
+  windowMs: 2000,
+  rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
+};
 
 /** 20 trucks → gateway → Kafka (6 partitions) → two detector processes sharing the partitions. */
 describe('detectors scaled out over Kafka partitions', () => {
@@ -27,15 +30,44 @@ describe('detectors scaled out over Kafka partitions', () => {
   beforeAll(async () => {
     kafka = await startKafka();
     gateway = await startGateway(
-      gatewayConfigSchema.parse({ port: await freePort(), dataDir: join(dir, 'gateway'), opsPort: -1, sinks: ['kafka'], kafkaBrokers: [kafka.bootstrap], kafkaPartitions: 6 }),
+      gatewayConfigSchema.parse({
+        port: await freePort(),
+        dataDir: join(dir, 'gateway'),
+        opsPort: -1,
+        sinks: ['kafka'],
+        kafkaBrokers: [kafka.bootstrap],
+        kafkaPartitions: 6,
+      }),
       log,
     );
     writeFileSync(join(dir, 'rules.json'), JSON.stringify(RULES));
-    const detectorArgs = ['detector', '--source', 'kafka', '--kafka-brokers', kafka.bootstrap, '--consumer-group', 'detectors',
-      '--data-dir', join(dir, 'cloud'), '--rules-file', join(dir, 'rules.json'), '--mqtt-url', `mqtt://127.0.0.1:${gateway.port}`, '--ops-port', '-1'];
+    const detectorArgs = [
+      'detector',
+      '--source',
+      'kafka',
+      '--kafka-brokers',
+      kafka.bootstrap,
+      '--consumer-group',
+      'detectors',
+      '--data-dir',
+      join(dir, 'cloud'),
+      '--rules-file',
+      join(dir, 'rules.json'),
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${gateway.port}`,
+      '--ops-port',
+      '-1',
+    ];
     detectors.push(runFleet(detectorArgs), runFleet(detectorArgs));
     fleet = new SimulatedFleet(
-      { count: TRUCKS, prefix: 'kf-', mqttUrl: `mqtt://127.0.0.1:${gateway.port}`, dataDir: join(dir, 'trucks'), simHz: 2, overheat: { truck: 7, atS: 2 } },
+      {
+        count: TRUCKS,
+        prefix: 'kf-',
+        mqttUrl: `mqtt://127.0.0.1:${gateway.port}`,
+        dataDir: join(dir, 'trucks'),
+        simHz: 2,
+        overheat: { truck: 7, atS: 2 },
+      },
       log,
     );
     await fleet.start();
@@ -62,14 +94,23 @@ describe('detectors scaled out over Kafka partitions', () => {
       for (const { agent } of fleet.trucks) {
         const vehicle = agent.opts.vehicle;
         const produced = agent.buffer.stats().nextSeq - 1;
-        const seqs = () => queryFile<{ seq: number }>(store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map((r) => r.seq);
+        const seqs = () =>
+          queryFile<{ seq: number }>(store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map((r) => r.seq);
         await waitFor(`${vehicle}: ${produced} readings stored`, () => seqs().length === produced, 60_000, 200);
-        assert.deepEqual(seqs(), Array.from({ length: produced }, (_, i) => i + 1), `${vehicle}: no reading skipped`);
+        assert.deepEqual(
+          seqs(),
+          Array.from({ length: produced }, (_, i) => i + 1),
+          `${vehicle}: no reading skipped`,
+        );
       }
       const produced = fleet.readingsProduced();
       assert.equal(store.counts().readingsStored, produced, 'each reading counted once after dedupe');
       const alerts = store.listAlerts();
-      assert.deepEqual(alerts.map((a) => a.vehicle), ['kf-07'], 'exactly one alert, for the overheating truck');
+      assert.deepEqual(
+        alerts.map((a) => a.vehicle),
+        ['kf-07'],
+        'exactly one alert, for the overheating truck',
+      );
       await waitFor('the cab alert', () => fleet.trucks[6]!.driver.shown.length === 1, 10_000);
       process.stdout.write(`# kafka scale-out: produced=${produced} duplicates=${store.counts().duplicates}\n`);
     } finally {

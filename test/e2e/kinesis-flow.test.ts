@@ -11,7 +11,10 @@ import { startMoto, type MotoServer } from '../support/moto-server.js';
 import { queryFile } from '../support/sqlite.js';
 
 const REGION = 'us-east-1';
-const RULES = { windowMs: 2000, rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }] };
+const RULES = {
+  windowMs: 2000,
+  rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
+};
 
 /** Trucks → gateway → Kinesis (2 shards, on moto) → detector, with IoT Core beside it. */
 describe('the fleet over Kinesis and IoT Core on moto', () => {
@@ -34,7 +37,10 @@ describe('the fleet over Kinesis and IoT Core on moto', () => {
       gateway: { sinks: ['kinesis', 'iot-core'], kinesisShards: 2, iotShadowIntervalMs: 500, ...aws },
       detector: { source: 'kinesis', ...aws },
     }).start();
-    fleet = new SimulatedFleet({ count: 4, prefix: 'kin-', mqttUrl: cloud.mqttUrl, dataDir: join(dir, 'trucks'), simHz: 2, overheat: { truck: 3, atS: 1 } }, cloud.log);
+    fleet = new SimulatedFleet(
+      { count: 4, prefix: 'kin-', mqttUrl: cloud.mqttUrl, dataDir: join(dir, 'trucks'), simHz: 2, overheat: { truck: 3, atS: 1 } },
+      cloud.log,
+    );
     await fleet.start();
   });
 
@@ -52,7 +58,10 @@ describe('the fleet over Kinesis and IoT Core on moto', () => {
     for (const { agent } of fleet.trucks) {
       const produced = agent.buffer.stats().nextSeq - 1;
       await waitFor(`${agent.opts.vehicle} stored`, () => storedSeqs(cloud.detector, agent.opts.vehicle).length === produced, 20_000);
-      assert.deepEqual(storedSeqs(cloud.detector, agent.opts.vehicle), Array.from({ length: produced }, (_, i) => i + 1));
+      assert.deepEqual(
+        storedSeqs(cloud.detector, agent.opts.vehicle),
+        Array.from({ length: produced }, (_, i) => i + 1),
+      );
     }
     assert.equal(cloud.detector.store.listAlerts({ vehicle: 'kin-03' }).length, 1);
 
@@ -60,14 +69,25 @@ describe('the fleet over Kinesis and IoT Core on moto', () => {
     for (const { agent } of fleet.trucks) {
       const vehicle = agent.opts.vehicle;
       const last = agent.buffer.stats().nextSeq - 1;
-      const [lastGps] = queryFile<{ lat: number; lon: number }>(cloud.detector.store.path, "SELECT lat, lon FROM readings WHERE vehicle = ? AND sensor = 'gps' ORDER BY seq DESC LIMIT 1", vehicle);
+      const [lastGps] = queryFile<{ lat: number; lon: number }>(
+        cloud.detector.store.path,
+        "SELECT lat, lon FROM readings WHERE vehicle = ? AND sensor = 'gps' ORDER BY seq DESC LIMIT 1",
+        vehicle,
+      );
       assert.ok(lastGps, `${vehicle}: a position stored`);
-      await waitFor(`${vehicle}'s shadow at its last position (seq ${last})`, async () => {
-        const out = await data.send(new GetThingShadowCommand({ thingName: vehicle }));
-        const doc = JSON.parse(new TextDecoder().decode(out.payload)) as { state: { reported: { position?: { lat: number; lon: number } } } };
-        const p = doc.state.reported.position;
-        return p !== undefined && Math.abs(p.lat - lastGps.lat) < 1e-6 && Math.abs(p.lon - lastGps.lon) < 1e-6;
-      }, 10_000, 200);
+      await waitFor(
+        `${vehicle}'s shadow at its last position (seq ${last})`,
+        async () => {
+          const out = await data.send(new GetThingShadowCommand({ thingName: vehicle }));
+          const doc = JSON.parse(new TextDecoder().decode(out.payload)) as {
+            state: { reported: { position?: { lat: number; lon: number } } };
+          };
+          const p = doc.state.reported.position;
+          return p !== undefined && Math.abs(p.lat - lastGps.lat) < 1e-6 && Math.abs(p.lon - lastGps.lon) < 1e-6;
+        },
+        10_000,
+        200,
+      );
     }
     data.destroy();
   });

@@ -42,8 +42,19 @@ class HandTruck {
 
   /** One batch of engine readings at the given times; `headTs` defaults to the newest of them. */
   async send(readings: { ts: number; value: number }[], headTs?: number): Promise<number[]> {
-    const batch = readings.map(({ ts, value }) => ({ seq: ++this.seq, ts, clock: 'synced', sensor: 'engine_temp', value, quality: 'good' }));
-    await this.client.publishAsync(topics.telemetry(this.vehicle), JSON.stringify({ headTs: headTs ?? batch.at(-1)!.ts, readings: batch }), { qos: 1 });
+    const batch = readings.map(({ ts, value }) => ({
+      seq: ++this.seq,
+      ts,
+      clock: 'synced',
+      sensor: 'engine_temp',
+      value,
+      quality: 'good',
+    }));
+    await this.client.publishAsync(
+      topics.telemetry(this.vehicle),
+      JSON.stringify({ headTs: headTs ?? batch.at(-1)!.ts, readings: batch }),
+      { qos: 1 },
+    );
     return batch.map((r) => r.seq);
   }
 
@@ -77,7 +88,11 @@ describe('event time that cannot be poisoned: gateway → detector → cab', () 
     const truck = await HandTruck.connect(cloud.mqttUrl, 'tk-reading');
     await truck.drive(3, 90);
     const now = Date.now();
-    const [, bad] = await truck.send([{ ts: now, value: 90 }, { ts: now + DAY_AHEAD, value: 90 }, { ts: now + 100, value: 90 }]);
+    const [, bad] = await truck.send([
+      { ts: now, value: 90 },
+      { ts: now + DAY_AHEAD, value: 90 },
+      { ts: now + 100, value: 90 },
+    ]);
     const notice = await waitFor('the rejection notice', () => truck.rejected[0]);
     assert.equal(notice.reason, 'clock_ahead');
     assert.match(notice.detail, new RegExp(`readings with seq ${bad} are stamped more than 300000 ms ahead of the gateway's clock`));
@@ -91,7 +106,10 @@ describe('event time that cannot be poisoned: gateway → detector → cab', () 
     const db = new Database(join(dir, 'gateway', 'dead-letters.db'), { readonly: true });
     const kept = db.prepare('SELECT reason FROM dead_letters WHERE vehicle = ?').all('tk-reading') as { reason: string }[];
     db.close();
-    assert.ok(kept.some((r) => r.reason.startsWith('clock_ahead: ')), JSON.stringify(kept));
+    assert.ok(
+      kept.some((r) => r.reason.startsWith('clock_ahead: ')),
+      JSON.stringify(kept),
+    );
     const metric = await cloud.gateway.registry.getSingleMetricAsString('fleet_gateway_refused_total');
     assert.match(metric, /fleet_gateway_refused_total\{reason="clock_ahead"[^}]*\} 1$/m);
     await truck.close();
@@ -104,7 +122,10 @@ describe('event time that cannot be poisoned: gateway → detector → cab', () 
     await truck.send([{ ts: now, value: 90 }], now + DAY_AHEAD);
     const notice = await waitFor('the rejection notice', () => truck.rejected[0]);
     assert.equal(notice.reason, 'clock_ahead');
-    assert.match(notice.detail, /batch\.headTs \d+ is more than 300000 ms ahead of the gateway's clock .*; the receive time stands in for it/);
+    assert.match(
+      notice.detail,
+      /batch\.headTs \d+ is more than 300000 ms ahead of the gateway's clock .*; the receive time stands in for it/,
+    );
     await truck.drive(8, 130);
     const alert = await waitFor('the overheat in the cab', () => truck.alerts.find((a) => a.rule === 'engine-overheat'), 15_000);
     assert.equal(alert.live, true);

@@ -12,8 +12,20 @@ import { cases, FuzzTally, fuzzRandom, Mutator } from './mutators.js';
 
 /** Each command's schema and a complete valid config to mutate: every setting, as a user might write them all. */
 const COMMANDS = {
-  agent: { schema: agentConfigSchema, valid: agentConfigSchema.parse({ vehicle: 'truck-1', sensors: 'hardware', gpsPath: '/dev/fleet-gps', obdPath: '/dev/fleet-obd', ledPin: 17 }) },
-  gateway: { schema: gatewayConfigSchema, valid: gatewayConfigSchema.parse({ sinks: ['embedded', 'kafka'], kafkaBrokers: ['127.0.0.1:9092'] }) },
+  agent: {
+    schema: agentConfigSchema,
+    valid: agentConfigSchema.parse({
+      vehicle: 'truck-1',
+      sensors: 'hardware',
+      gpsPath: '/dev/fleet-gps',
+      obdPath: '/dev/fleet-obd',
+      ledPin: 17,
+    }),
+  },
+  gateway: {
+    schema: gatewayConfigSchema,
+    valid: gatewayConfigSchema.parse({ sinks: ['embedded', 'kafka'], kafkaBrokers: ['127.0.0.1:9092'] }),
+  },
   detector: { schema: detectorConfigSchema, valid: detectorConfigSchema.parse({ rulesFile: 'rules.json', windowMs: 10_000 }) },
 } as const;
 type Command = keyof typeof COMMANDS;
@@ -64,7 +76,10 @@ function reasonOfConfigError(message: string, file: string, bytes: Buffer): stri
     }
     return what;
   });
-  return parts[0]!.replace(/\d+/g, 'N').split(/,| got /)[0]!.slice(0, 60);
+  return parts[0]!
+    .replace(/\d+/g, 'N')
+    .split(/,| got /)[0]!
+    .slice(0, 60);
 }
 
 describe('fuzz: config files (loadConfig with the agent, gateway and detector schemas)', () => {

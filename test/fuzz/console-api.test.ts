@@ -17,9 +17,20 @@ const METHODS = [...STANDARD_METHODS, 'get', 'FOO'];
 
 function alert(vehicle: string, episodeStart: number): Alert {
   return {
-    id: alertId(vehicle, 'engine-overheat', episodeStart), vehicle, rule: 'engine-overheat', severity: 'critical', sensor: 'engine_temp',
-    episodeStart, windowStart: episodeStart, windowEnd: episodeStart + 10_000, observed: 121.5, expected: 105,
-    message: 'engine_temp mean 121.5 °C above 105 °C', live: true, raisedAt: episodeStart + 10_500, closedAt: episodeStart + 10_000,
+    id: alertId(vehicle, 'engine-overheat', episodeStart),
+    vehicle,
+    rule: 'engine-overheat',
+    severity: 'critical',
+    sensor: 'engine_temp',
+    episodeStart,
+    windowStart: episodeStart,
+    windowEnd: episodeStart + 10_000,
+    observed: 121.5,
+    expected: 105,
+    message: 'engine_temp mean 121.5 °C above 105 °C',
+    live: true,
+    raisedAt: episodeStart + 10_500,
+    closedAt: episodeStart + 10_000,
   };
 }
 
@@ -67,7 +78,14 @@ describe('fuzz: the console HTTP API', () => {
     port = await freePort();
     server = new ConsoleServer(
       // No gateway to follow: the status link retries in the background, the API is what is fuzzed.
-      { host: '127.0.0.1', port, storePath, mqttUrl: `mqtt://127.0.0.1:${await freePort()}`, serviceToken: 'unused-service-token', consoleToken: TOKEN },
+      {
+        host: '127.0.0.1',
+        port,
+        storePath,
+        mqttUrl: `mqtt://127.0.0.1:${await freePort()}`,
+        serviceToken: 'unused-service-token',
+        consoleToken: TOKEN,
+      },
       createLogger('console', { file: join(dir, 'console.log') }),
     );
     await server.start();
@@ -82,14 +100,37 @@ describe('fuzz: the console HTTP API', () => {
     const rnd = fuzzRandom('console api');
     const m = new Mutator(rnd);
     const tally = new FuzzTally('console HTTP API');
-    const signedIn = await send(port, 'POST', '/api/session', { 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ user: 'fuzzer', password: TOKEN })));
+    const signedIn = await send(
+      port,
+      'POST',
+      '/api/session',
+      { 'content-type': 'application/json' },
+      Buffer.from(JSON.stringify({ user: 'fuzzer', password: TOKEN })),
+    );
     assert.equal(signedIn.status, 200, signedIn.body);
     const paths = [
-      '/api/vehicles', '/api/vehicles/truck-1/series', '/api/tracks', '/api/alerts', '/api/alerts?state=active&severity=critical&limit=5',
-      '/api/alerts?vehicle=truck-2', `/api/alerts/${ids[0]}`, `/api/alerts/${ids[1]}/ack`, `/api/alerts/${ids[2]}/clear`, '/api/stats',
-      '/api/config', '/api/session', '/healthz', '/', '/app/main.js', '/vendor/leaflet/leaflet.js', '/nope',
+      '/api/vehicles',
+      '/api/vehicles/truck-1/series',
+      '/api/tracks',
+      '/api/alerts',
+      '/api/alerts?state=active&severity=critical&limit=5',
+      '/api/alerts?vehicle=truck-2',
+      `/api/alerts/${ids[0]}`,
+      `/api/alerts/${ids[1]}/ack`,
+      `/api/alerts/${ids[2]}/clear`,
+      '/api/stats',
+      '/api/config',
+      '/api/session',
+      '/healthz',
+      '/',
+      '/app/main.js',
+      '/vendor/leaflet/leaflet.js',
+      '/nope',
       // Names every object inherits, where a lookup by path segment could find them.
-      '/vendor/constructor/leaflet.js', '/vendor/__proto__/x.js', '/app/main.toString', '/api/alerts/hasOwnProperty',
+      '/vendor/constructor/leaflet.js',
+      '/vendor/__proto__/x.js',
+      '/app/main.toString',
+      '/api/alerts/hasOwnProperty',
     ];
     const bodies = [{ user: 'a', password: TOKEN }, { by: 'operator' }, {}, { user: 'x', password: 'y', extra: 1 }];
     const originOk = `http://127.0.0.1:${port}`;
@@ -99,7 +140,11 @@ describe('fuzz: the console HTTP API', () => {
       const authorized = m.chance(0.5);
       const method = m.chance(0.7) ? m.pick(['GET', 'POST', 'DELETE']) : m.pick(METHODS);
       let path = m.pick(paths);
-      if (m.chance(0.6)) path = m.mutateText(path, { dictionary: ['%', '%00', '%zz', '..', '//', '?', '&', '=', '#', '\u00ff', ' ', 'constructor', '__proto__', 'valueOf'], maxRounds: 3 });
+      if (m.chance(0.6))
+        path = m.mutateText(path, {
+          dictionary: ['%', '%00', '%zz', '..', '//', '?', '&', '=', '#', '\u00ff', ' ', 'constructor', '__proto__', 'valueOf'],
+          maxRounds: 3,
+        });
       const headers: Record<string, string> = {};
       if (authorized) headers.authorization = `Bearer ${TOKEN}`;
       else if (m.chance(0.3)) headers.authorization = m.mutateText(`Bearer ${TOKEN}`, { maxRounds: 2 });
@@ -117,12 +162,14 @@ describe('fuzz: the console HTTP API', () => {
           const code = (err as NodeJS.ErrnoException).code ?? '';
           if (code.startsWith('ERR_')) return 'refused by the HTTP client';
           // A method HTTP does not know is refused at once; the socket may close while the client still writes its body.
-          if (!STANDARD_METHODS.has(method) && (code === 'ECONNRESET' || (err as Error).message === 'socket hang up')) return 'unknown method: connection closed';
+          if (!STANDARD_METHODS.has(method) && (code === 'ECONNRESET' || (err as Error).message === 'socket hang up'))
+            return 'unknown method: connection closed';
           throw err;
         }
         if (answer.status >= 500 || answer.status < 200) throw new Error(`HTTP ${answer.status}: ${answer.body.slice(0, 200)}`);
         // The cookies here are made up and the mutated bearer tokens wrong: only the real token may write.
-        if (answer.status < 300 && isWrite(method, path) && !authorized) throw new Error(`a write was accepted without a sign-in: HTTP ${answer.status}`);
+        if (answer.status < 300 && isWrite(method, path) && !authorized)
+          throw new Error(`a write was accepted without a sign-in: HTTP ${answer.status}`);
         if (answer.status < 400) return undefined;
         if (method === 'HEAD') return `${answer.status}`;
         let error: unknown;
@@ -131,7 +178,8 @@ describe('fuzz: the console HTTP API', () => {
         } catch {
           throw new Error(`HTTP ${answer.status} with a body that is not JSON: ${JSON.stringify(answer.body.slice(0, 100))}`);
         }
-        if (typeof error !== 'string' || error.trim() === '') throw new Error(`HTTP ${answer.status} without an error message: ${answer.body.slice(0, 200)}`);
+        if (typeof error !== 'string' || error.trim() === '')
+          throw new Error(`HTTP ${answer.status} without an error message: ${answer.body.slice(0, 200)}`);
         // The field an error names (`state: …`) is its category; sentences such as `no such path /x` count by status alone.
         const field = /^([\w.[\]]{1,40}): /.exec(error)?.[1];
         return field ? `${answer.status} ${field.replace(/\d+/g, 'N')}` : `${answer.status}`;
@@ -148,26 +196,34 @@ describe('fuzz: the console HTTP API', () => {
     const rnd = fuzzRandom('console raw http');
     const m = new Mutator(rnd);
     const tally = new FuzzTally('console HTTP (raw bytes)');
-    const valid = Buffer.from(`POST /api/alerts/${ids[3]}/ack HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+    const valid = Buffer.from(
+      `POST /api/alerts/${ids[3]}/ack HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`,
+    );
     for (let i = 0, n = cases(2_000); i < n; i++) {
-      const bytes = m.chance(0.8) ? m.mutate(valid, { dictionary: ['\r\n', '\r\n\r\n', 'Content-Length: 99999999', 'Transfer-Encoding: chunked', ' HTTP/1.1', '\x00'] }) : m.garbage(2000);
-      await tally.checkAsync(bytes, () =>
-        new Promise<string | undefined>((resolve, reject) => {
-          const s = connect(port, '127.0.0.1');
-          let answer = '';
-          const timer = setTimeout(() => (s.destroy(), resolve('no answer to an incomplete request; closed by the client')), 500);
-          s.on('data', (c: Buffer) => (answer += c.toString('latin1')));
-          s.on('error', () => undefined);
-          s.on('close', () => {
-            clearTimeout(timer);
-            const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0);
-            if (status >= 500) reject(new Error(`HTTP ${status}`));
-            else if (status === 0) resolve('closed without an answer');
-            else if (status >= 400) resolve(`${status}`);
-            else resolve(undefined);
-          });
-          s.end(bytes);
-        }),
+      const bytes = m.chance(0.8)
+        ? m.mutate(valid, {
+            dictionary: ['\r\n', '\r\n\r\n', 'Content-Length: 99999999', 'Transfer-Encoding: chunked', ' HTTP/1.1', '\x00'],
+          })
+        : m.garbage(2000);
+      await tally.checkAsync(
+        bytes,
+        () =>
+          new Promise<string | undefined>((resolve, reject) => {
+            const s = connect(port, '127.0.0.1');
+            let answer = '';
+            const timer = setTimeout(() => (s.destroy(), resolve('no answer to an incomplete request; closed by the client')), 500);
+            s.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+            s.on('error', () => undefined);
+            s.on('close', () => {
+              clearTimeout(timer);
+              const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0);
+              if (status >= 500) reject(new Error(`HTTP ${status}`));
+              else if (status === 0) resolve('closed without an answer');
+              else if (status >= 400) resolve(`${status}`);
+              else resolve(undefined);
+            });
+            s.end(bytes);
+          }),
       );
     }
     tally.finish({ minCases: 100 });

@@ -10,7 +10,19 @@ const VEHICLE = 'truck-fuzz';
 /** Fixed, so that a replayed seed decodes against the same "now" as the run that failed. */
 const NOW = Date.UTC(2025, 5, 1);
 /** Words of the JSON form, for the byte-level mutations of JSON text. */
-const JSON_WORDS = ['"readings"', '"headTs"', '"seq"', '"ts"', '"value"', '"position"', '"gps"', '"bad"', '"unsynced"', '"3d"', '"vehicle"'];
+const JSON_WORDS = [
+  '"readings"',
+  '"headTs"',
+  '"seq"',
+  '"ts"',
+  '"value"',
+  '"position"',
+  '"gps"',
+  '"bad"',
+  '"unsynced"',
+  '"3d"',
+  '"vehicle"',
+];
 
 /**
  * What a decode must do with any payload: give a batch that passes validation and survives
@@ -38,8 +50,19 @@ function wireForm(b: Batch) {
   return {
     headTs: b.headTs,
     readings: b.readings.map((r) => ({
-      vehicle: r.vehicle, seq: r.seq, ts: r.ts, clock: r.clock, sensor: r.sensor, value: quantize(r.value) + 0, quality: r.quality,
-      position: r.position && { lat: round(r.position.lat, 1e7), lon: round(r.position.lon, 1e7), heading: round(r.position.heading, 10), fix: r.position.fix },
+      vehicle: r.vehicle,
+      seq: r.seq,
+      ts: r.ts,
+      clock: r.clock,
+      sensor: r.sensor,
+      value: quantize(r.value) + 0,
+      quality: r.quality,
+      position: r.position && {
+        lat: round(r.position.lat, 1e7),
+        lon: round(r.position.lon, 1e7),
+        heading: round(r.position.heading, 10),
+        fix: r.position.fix,
+      },
     })),
   };
 }
@@ -77,7 +100,10 @@ describe('fuzz: telemetry decoding (decodeBatch, checkBatch)', () => {
       tally.check(payload, () => decodeCase(payload));
     }
     // The mutations must reach past the header into the readings, or this fuzzes nothing.
-    assert.ok(Object.keys(tally.reasons).some((r) => r.startsWith('readings[N]')), JSON.stringify(tally.reasons));
+    assert.ok(
+      Object.keys(tally.reasons).some((r) => r.startsWith('readings[N]')),
+      JSON.stringify(tally.reasons),
+    );
     assert.ok(tally.accepted > 0, 'some mutations still decode');
     tally.finish({ minCases: cases(40_000) });
   });
@@ -89,12 +115,13 @@ describe('fuzz: telemetry decoding (decodeBatch, checkBatch)', () => {
     for (let i = 0, n = cases(30_000); i < n; i++) {
       const batch = seedBatch(rnd, VEHICLE, NOW);
       const doc = JSON.parse(encodeBatch(batch, { encoding: 'json' }).toString()) as unknown;
-      const payload = m.chance(0.8)
-        ? m.mutateJsonText(doc)
-        : m.mutate(Buffer.from(JSON.stringify(doc)), { dictionary: JSON_WORDS });
+      const payload = m.chance(0.8) ? m.mutateJsonText(doc) : m.mutate(Buffer.from(JSON.stringify(doc)), { dictionary: JSON_WORDS });
       tally.check(payload, () => decodeCase(payload));
     }
-    assert.ok(Object.keys(tally.reasons).some((r) => r.startsWith('readings[N]')), JSON.stringify(tally.reasons));
+    assert.ok(
+      Object.keys(tally.reasons).some((r) => r.startsWith('readings[N]')),
+      JSON.stringify(tally.reasons),
+    );
     assert.ok(tally.accepted > 0, 'some mutations still decode');
     tally.finish({ minCases: cases(30_000) });
   });

@@ -25,7 +25,12 @@ interface RealList {
 
 const fromPem = (pem: string) => Buffer.from(pem.replace(/-----(BEGIN|END) X509 CRL-----/g, '').replace(/\s+/g, ''), 'base64');
 const toPem = (der: Buffer) => `-----BEGIN X509 CRL-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END X509 CRL-----\n`;
-const realList = (name: string, serials: string[]): RealList => ({ name, pem: fixture(name), der: fromPem(fixture(name)), serials: new Set(serials) });
+const realList = (name: string, serials: string[]): RealList => ({
+  name,
+  pem: fixture(name),
+  der: fromPem(fixture(name)),
+  serials: new Set(serials),
+});
 
 const fleetCa = fixture('fleet-ca.crt');
 const lists = [realList('empty.pem', []), realList('one-revoked.pem', ['1001']), realList('three-revoked.pem', ['1000', '1001', '1003'])];
@@ -33,8 +38,23 @@ const foreign = fixture('foreign-ca.pem');
 
 /** Tags, lengths and algorithm identifiers a revocation list is made of, for the mutations to insert. */
 const DER_TOKENS = [
-  '\x30\x82', '\x30\x81', '\x30\x80', '\x30\x00', '\x02\x01\x00', '\x02\x01\x01', '\x02\x00', '\x17\x0d', '\x18\x0f', '\xa0\x0e', '\x03\x47\x00', '\x03\x00',
-  '\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02', '\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0b', '\x05\x00', '\x84\xff\xff\xff\xff', '\x85\x01\x00\x00\x00\x00',
+  '\x30\x82',
+  '\x30\x81',
+  '\x30\x80',
+  '\x30\x00',
+  '\x02\x01\x00',
+  '\x02\x01\x01',
+  '\x02\x00',
+  '\x17\x0d',
+  '\x18\x0f',
+  '\xa0\x0e',
+  '\x03\x47\x00',
+  '\x03\x00',
+  '\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02',
+  '\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0b',
+  '\x05\x00',
+  '\x84\xff\xff\xff\xff',
+  '\x85\x01\x00\x00\x00\x00',
 ];
 
 /**
@@ -104,5 +124,7 @@ describe('fuzz: certificate revocation lists (gateway/crl.ts)', () => {
 /** Whether mutated PEM text still carries exactly the original DER (RFC 7468: whitespace may go anywhere in the base64). */
 function sameBytes(pem: string, der: Buffer): boolean {
   const base64 = /-----BEGIN X509 CRL-----([^-]*)-----END X509 CRL-----/.exec(pem)?.[1]?.replace(/\s+/g, '');
-  return base64 !== undefined && /^[A-Za-z0-9+/]*={0,2}$/.test(base64) && base64.length % 4 === 0 && Buffer.from(base64, 'base64').equals(der);
+  return (
+    base64 !== undefined && /^[A-Za-z0-9+/]*={0,2}$/.test(base64) && base64.length % 4 === 0 && Buffer.from(base64, 'base64').equals(der)
+  );
 }

@@ -25,15 +25,106 @@ const CAPTURED_LINES = readdirSync(CAPTURES)
   .flatMap((f) => readFileSync(join(CAPTURES, f), 'latin1').split('\n'))
   .map((l) => l.trimEnd())
   .filter((l) => l.startsWith('$'));
-const NMEA_WORDS = ['$', '*', ',', '.', '-', '\r\n', '\n', 'GP', 'GN', 'GGA', 'RMC', 'GNS', 'GLL', 'VTG', 'GSA', 'ZDA', 'P', 'N', 'S', 'E', 'W', 'A', 'V', 'NN', '99', '60', '00', '000000', '0000', '0000.0000', '235960', '999999.99', '1e9'];
-const ELM_ANSWERS = [
-  'ATZ\r\r\rELM327 v1.5\r\r', 'OK\r\r', 'ATE0\rOK\r\r', 'SEARCHING...\r41 00 BE 1F A8 13\r\r', '4100BE1FA813\r\r', '41 0D 32\r\r', '410D32\r\r',
-  '7E8 03 41 0D 32\r\r', '7E803410D32\r\r', '41 05 7B\r\r', '41 0C 1A F8\r\r', '7E8 04 41 0C 1A F8\r7E9 04 41 0C 1A F0\r\r', '48 6B 10 41 0C 1A F8 7C\r\r',
-  '41 04 80\r\r', '41 0F 3C\r\r', '41 46 32\r\r', '41 2F 66\r\r', '41 42 37 14\r\r', '41 0C FF FF\r\r', '41 05 00\r\r',
-  '41 20 00 02 00 01\r\r', '41 40 44 00 00 00\r\r', 'ATRV\r12.4V\r\r', '14.1V\r\r',
-  'NO DATA\r\r', 'UNABLE TO CONNECT\r\r', 'BUS INIT: ...ERROR\r\r', 'CAN ERROR\r\r', 'STOPPED\r\r', '?\r\r', 'BUFFER FULL\r\r', '<DATA ERROR\r\r', 'ERR94\r\r',
+const NMEA_WORDS = [
+  '$',
+  '*',
+  ',',
+  '.',
+  '-',
+  '\r\n',
+  '\n',
+  'GP',
+  'GN',
+  'GGA',
+  'RMC',
+  'GNS',
+  'GLL',
+  'VTG',
+  'GSA',
+  'ZDA',
+  'P',
+  'N',
+  'S',
+  'E',
+  'W',
+  'A',
+  'V',
+  'NN',
+  '99',
+  '60',
+  '00',
+  '000000',
+  '0000',
+  '0000.0000',
+  '235960',
+  '999999.99',
+  '1e9',
 ];
-const ELM_WORDS = ['41', '0D', '05', '0C', '04', '0F', '46', '2F', '42', '00', '20', '40', 'V', '.', ' ', '\r', '\n', '\0', '>', 'SEARCHING...', 'NO DATA', 'BUS INIT: ...', 'ERROR', 'ELM327 v', '?', 'OK', '7E8', 'FF'];
+const ELM_ANSWERS = [
+  'ATZ\r\r\rELM327 v1.5\r\r',
+  'OK\r\r',
+  'ATE0\rOK\r\r',
+  'SEARCHING...\r41 00 BE 1F A8 13\r\r',
+  '4100BE1FA813\r\r',
+  '41 0D 32\r\r',
+  '410D32\r\r',
+  '7E8 03 41 0D 32\r\r',
+  '7E803410D32\r\r',
+  '41 05 7B\r\r',
+  '41 0C 1A F8\r\r',
+  '7E8 04 41 0C 1A F8\r7E9 04 41 0C 1A F0\r\r',
+  '48 6B 10 41 0C 1A F8 7C\r\r',
+  '41 04 80\r\r',
+  '41 0F 3C\r\r',
+  '41 46 32\r\r',
+  '41 2F 66\r\r',
+  '41 42 37 14\r\r',
+  '41 0C FF FF\r\r',
+  '41 05 00\r\r',
+  '41 20 00 02 00 01\r\r',
+  '41 40 44 00 00 00\r\r',
+  'ATRV\r12.4V\r\r',
+  '14.1V\r\r',
+  'NO DATA\r\r',
+  'UNABLE TO CONNECT\r\r',
+  'BUS INIT: ...ERROR\r\r',
+  'CAN ERROR\r\r',
+  'STOPPED\r\r',
+  '?\r\r',
+  'BUFFER FULL\r\r',
+  '<DATA ERROR\r\r',
+  'ERR94\r\r',
+];
+const ELM_WORDS = [
+  '41',
+  '0D',
+  '05',
+  '0C',
+  '04',
+  '0F',
+  '46',
+  '2F',
+  '42',
+  '00',
+  '20',
+  '40',
+  'V',
+  '.',
+  ' ',
+  '\r',
+  '\n',
+  '\0',
+  '>',
+  'SEARCHING...',
+  'NO DATA',
+  'BUS INIT: ...',
+  'ERROR',
+  'ELM327 v',
+  '?',
+  'OK',
+  '7E8',
+  'FF',
+];
 const REFUSALS = new Set(['checksum', 'unknown', 'malformed']);
 const COMMANDS = ['ATZ', 'ATE0', 'ATSP0', 'ATRV', '0100', '0120', '0140', ...POLLED_PIDS.map((p) => `01${p.pid}`)];
 
@@ -108,7 +199,10 @@ function answerOutcome(a: Elm327Answer, command: string): string | undefined {
     return 'data without the requested PID';
   }
   assert.equal(r.data.length, pid.bytes);
-  assert.ok(r.data.every((b) => Number.isInteger(b) && b >= 0 && b <= 255), `data bytes ${r.data}`);
+  assert.ok(
+    r.data.every((b) => Number.isInteger(b) && b >= 0 && b <= 255),
+    `data bytes ${r.data}`,
+  );
   return undefined;
 }
 
@@ -157,7 +251,9 @@ describe('fuzz: the ELM327 protocol in-process (classify, mode01Data, Elm327)', 
     const m = new Mutator(fuzzRandom('elm327 answers'));
     const tally = new FuzzTally('ELM327 answer (classify, mode01Data)');
     for (let i = 0, n = cases(30_000); i < n; i++) {
-      const text = m.chance(0.1) ? m.garbage(80).toString('latin1') : m.mutateText(m.pick(ELM_ANSWERS), { dictionary: ELM_WORDS, splice: ELM_ANSWERS });
+      const text = m.chance(0.1)
+        ? m.garbage(80).toString('latin1')
+        : m.mutateText(m.pick(ELM_ANSWERS), { dictionary: ELM_WORDS, splice: ELM_ANSWERS });
       const command = m.pick(COMMANDS);
       tally.check(text, () => answerOutcome(classify(text, command), command));
     }
@@ -214,7 +310,7 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
       let expected = 0;
       let ignored = 0;
       const lines: string[] = [];
-      for (let n = cases(600); lines.length < n; ) {
+      for (let n = cases(600); lines.length < n;) {
         const line = mutatedSentence(m).replace(/\n/g, '');
         const r = parseLine(line);
         if (line.length > 200 || (r?.ok && 'speedKmh' in r.sentence && (r.sentence.speedKmh ?? 0) > sensorSpec('gps').range[1])) continue;
@@ -255,7 +351,12 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
     const m = new Mutator(fuzzRandom('obd pty'));
     const tally = new FuzzTally('ELM327 serial line (ObdSensor)');
     const pty = await ptyPair(dir, 'obd');
-    const emulator = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 9, startTs: Date.now() - 900_000 }), latencyMs: 2, searchMs: 10 });
+    const emulator = new Elm327Emulator({
+      path: pty.b,
+      model: new TruckModel({ seed: 9, startTs: Date.now() - 900_000 }),
+      latencyMs: 2,
+      searchMs: 10,
+    });
     await emulator.open();
     const samples: Sample[] = [];
     const sensor = new ObdSensor({ path: pty.a, pollMs: 20, timeoutMs: 1000, reopenMs: 100 });
@@ -274,7 +375,12 @@ describe('fuzz: the serial drivers on real ptys (GpsSensor, ObdSensor)', () => {
         const rejectedBefore = sensor.health().rejected;
         emulator.answerNext(text);
         await tally.checkAsync(text, async () => {
-          const exchange = await waitFor('the injected answer', () => emulator.exchanges[injectedAt]?.answer !== undefined && emulator.exchanges[injectedAt], 5000, 2);
+          const exchange = await waitFor(
+            'the injected answer',
+            () => emulator.exchanges[injectedAt]?.answer !== undefined && emulator.exchanges[injectedAt],
+            5000,
+            2,
+          );
           const answer = classify(exchange.answer!.slice(0, exchange.answer!.indexOf('>')), exchange.command);
           const why = answerOutcome(answer, exchange.command);
           const want = rejectedBefore + (why === undefined ? 0 : 1);

@@ -83,8 +83,26 @@ const str = (s: string) => {
   return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
 };
 const connectPacket = (clientId: string) => packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x02, 0, 60]), str(clientId)]));
-const publishPacket = (topic: string, id: number, payload: Buffer) => packet(0x32, Buffer.concat([str(topic), Buffer.from([id >> 8, id & 0xff]), payload]));
-const MQTT_WORDS = ['MQTT', 'MQIsdp', '\x10', '\x30', '\x32', '\x34', '\x82', '\xc0', '\xe0', '\xff\xff\xff\x7f', 'fleet/v1/', '/telemetry', '/status', '#', '+', 'service'];
+const publishPacket = (topic: string, id: number, payload: Buffer) =>
+  packet(0x32, Buffer.concat([str(topic), Buffer.from([id >> 8, id & 0xff]), payload]));
+const MQTT_WORDS = [
+  'MQTT',
+  'MQIsdp',
+  '\x10',
+  '\x30',
+  '\x32',
+  '\x34',
+  '\x82',
+  '\xc0',
+  '\xe0',
+  '\xff\xff\xff\x7f',
+  'fleet/v1/',
+  '/telemetry',
+  '/status',
+  '#',
+  '+',
+  'service',
+];
 
 /** What the gateway did with one raw connection's bytes: PUBACK (accepted) or why not. */
 function rawCase(port: number, chunks: Buffer[]): Promise<string | undefined> {
@@ -147,7 +165,14 @@ describe('fuzz: the gateway over MQTT', () => {
     if (m.chance(0.03)) return m.chance(0.5) ? m.garbage(MAX_PAYLOAD * 2) : Buffer.alloc(MAX_PAYLOAD + rnd.int(1, 4096), 0x7b);
     if (m.chance(0.07)) return m.garbage(256);
     if (kind === 'status') {
-      const status = { online: true, at: Date.now(), agentVersion: '0.1.0', buffered: rnd.int(0, 1e6), evicted: 0, sensors: { gps0: 'ok', obd0: 'degraded' } };
+      const status = {
+        online: true,
+        at: Date.now(),
+        agentVersion: '0.1.0',
+        buffered: rnd.int(0, 1e6),
+        evicted: 0,
+        sensors: { gps0: 'ok', obd0: 'degraded' },
+      };
       return m.chance(0.8) ? m.mutateJsonText(status) : Buffer.from(JSON.stringify(status));
     }
     const batch = seedBatch(rnd, vehicle, Date.now());
@@ -263,8 +288,20 @@ describe('fuzz: the gateway over MQTT', () => {
 
     // The gateway still takes a valid batch from a new client, acknowledges it and stores it.
     const control = await mqtt.connectAsync(cloud.mqttUrl, { clientId: 'control-1', reconnectPeriod: 0 });
-    const reading = { vehicle: 'control-1', seq: 1, ts: Date.now(), clock: 'synced', sensor: 'engine_temp', value: 90, quality: 'good' } as const;
-    await control.publishAsync(topics.telemetry('control-1'), encodeBatch({ vehicle: 'control-1', headTs: reading.ts, readings: [reading] }), { qos: 1 });
+    const reading = {
+      vehicle: 'control-1',
+      seq: 1,
+      ts: Date.now(),
+      clock: 'synced',
+      sensor: 'engine_temp',
+      value: 90,
+      quality: 'good',
+    } as const;
+    await control.publishAsync(
+      topics.telemetry('control-1'),
+      encodeBatch({ vehicle: 'control-1', headTs: reading.ts, readings: [reading] }),
+      { qos: 1 },
+    );
     await waitFor('the control batch stored', () => storedSeqs(cloud.detector, 'control-1').length === 1);
     await control.endAsync(true);
     for (const c of clients) assert.equal(c.connected, true, 'the fuzzed vehicles are still connected');

@@ -47,14 +47,87 @@ const INTERESTING_RUNS: readonly Buffer[] = [
 
 /** JSON values that break naive code: wrong types, edges of number ranges, prototype keys' values. */
 export const INTERESTING_JSON: readonly unknown[] = [
-  null, true, false, 0, -1, 1, 0.5, -0.5, 255, 256, 65535, 65536, 2 ** 31, -(2 ** 31), 2 ** 32, 2 ** 53, 2 ** 53 + 2, -(2 ** 53),
-  1e21, 1e308, -1e308, 5e-324, '', ' ', '0', '1', '-1', '1e400', 'NaN', 'Infinity', 'true', 'null', 'x'.repeat(300),
-  '\u0000', '\ud800', '\u202e', '../../etc/passwd', '%s%n', [], [null], [1, 'a', {}], {}, { a: { b: { c: [] } } },
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1,
+  0.5,
+  -0.5,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 31,
+  -(2 ** 31),
+  2 ** 32,
+  2 ** 53,
+  2 ** 53 + 2,
+  -(2 ** 53),
+  1e21,
+  1e308,
+  -1e308,
+  5e-324,
+  '',
+  ' ',
+  '0',
+  '1',
+  '-1',
+  '1e400',
+  'NaN',
+  'Infinity',
+  'true',
+  'null',
+  'x'.repeat(300),
+  '\u0000',
+  '\ud800',
+  '\u202e',
+  '../../etc/passwd',
+  '%s%n',
+  [],
+  [null],
+  [1, 'a', {}],
+  {},
+  { a: { b: { c: [] } } },
 ];
 /** Keys that collide with Object.prototype or are otherwise special to JavaScript objects. */
-export const INTERESTING_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '', ' ', '0', 'a.b', 'x[0]', '\u0000'];
+export const INTERESTING_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  '',
+  ' ',
+  '0',
+  'a.b',
+  'x[0]',
+  '\u0000',
+];
 /** JSON text tokens that a structure-aware mutation of values cannot produce (JSON.stringify drops them). */
-const JSON_TOKENS = ['1e400', '-1e400', '-', '"', '\\', '\\u0000', '\\ud800', '{', '}', '[', ']', ',', ':', 'null', '0x10', 'NaN', '//', '/*', '\ufeff'];
+const JSON_TOKENS = [
+  '1e400',
+  '-1e400',
+  '-',
+  '"',
+  '\\',
+  '\\u0000',
+  '\\ud800',
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  ':',
+  'null',
+  '0x10',
+  'NaN',
+  '//',
+  '/*',
+  '\ufeff',
+];
 
 /** Mutations of a buffer, drawing every choice from one seeded stream. */
 export class Mutator {
@@ -102,7 +175,10 @@ export class Mutator {
   /** `data` cut at random points. */
   chunks(data: Buffer, maxPieces = 8): Buffer[] {
     const at = [0, ...this.cuts(data.length, maxPieces), data.length];
-    return at.slice(1).map((end, i) => data.subarray(at[i], end)).filter((c) => c.length > 0);
+    return at
+      .slice(1)
+      .map((end, i) => data.subarray(at[i], end))
+      .filter((c) => c.length > 0);
   }
 
   /**
@@ -133,7 +209,9 @@ export class Mutator {
     if (op === 3 && isObject(here)) {
       const keys = Object.keys(here);
       if (keys.length > 0 && this.chance(0.5)) delete here[this.pick(keys)];
-      else here[this.chance(0.5) ? this.pick(INTERESTING_KEYS) : this.pick(keys.length > 0 ? keys : INTERESTING_KEYS) + 'x'] = this.interesting();
+      else
+        here[this.chance(0.5) ? this.pick(INTERESTING_KEYS) : this.pick(keys.length > 0 ? keys : INTERESTING_KEYS) + 'x'] =
+          this.interesting();
       return doc;
     }
     if (op === 4 && Array.isArray(here) && here.length > 0) {
@@ -154,7 +232,18 @@ export class Mutator {
 
   /** Near misses first (off by one, sign, scale), since validators check ranges. */
   mutateNumber(n: number): number {
-    return this.pick([n + 1, n - 1, -n, n * 10, n / 10, n * 1e6, Math.trunc(n) + 0.5, n + 2 ** 53, Number.MAX_SAFE_INTEGER, Number.MIN_VALUE]);
+    return this.pick([
+      n + 1,
+      n - 1,
+      -n,
+      n * 10,
+      n / 10,
+      n * 1e6,
+      Math.trunc(n) + 0.5,
+      n + 2 ** 53,
+      Number.MAX_SAFE_INTEGER,
+      Number.MIN_VALUE,
+    ]);
   }
 
   private nest(value: unknown, depth: number): unknown {
@@ -211,7 +300,11 @@ export class Mutator {
       case 6:
         return insert(this.garbage(16));
       case 7:
-        return insert(dictionary && dictionary.length > 0 && this.chance(0.7) ? Buffer.from(this.pick(dictionary), 'latin1') : this.pick(INTERESTING_RUNS));
+        return insert(
+          dictionary && dictionary.length > 0 && this.chance(0.7)
+            ? Buffer.from(this.pick(dictionary), 'latin1')
+            : this.pick(INTERESTING_RUNS),
+        );
       case 8: {
         if (!splice || splice.length === 0) return insert(this.pick(INTERESTING_RUNS));
         const other = this.pick(splice);
@@ -338,7 +431,7 @@ export class FuzzTally {
 
 function describeInput(input: unknown): string {
   if (Buffer.isBuffer(input)) return `${input.length} bytes ${input.subarray(0, 200).toString('hex')}${input.length > 200 ? '…' : ''}`;
-  const text = typeof input === 'string' ? input : JSON.stringify(input) ?? String(input);
+  const text = typeof input === 'string' ? input : (JSON.stringify(input) ?? String(input));
   return JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}…` : text);
 }
 
@@ -353,7 +446,13 @@ export function reasonOf(message: string): string {
   if (colon < 0) return first.slice(0, 80);
   const head = first.slice(0, colon);
   // A bare field path says where, not what: keep the start of what is wrong with it.
-  const what = /\s/.test(head) ? '' : first.slice(colon + 2).split(/,| got |\[/)[0]!.trim().slice(0, 40);
+  const what = /\s/.test(head)
+    ? ''
+    : first
+        .slice(colon + 2)
+        .split(/,| got |\[/)[0]!
+        .trim()
+        .slice(0, 40);
   return what ? `${head}: ${what}` : head.slice(0, 80);
 }
 

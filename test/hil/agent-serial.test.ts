@@ -38,8 +38,31 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
     opsPort = await freePort();
     const bus = new OneWireFixture(join(dir, 'w1'));
     bus.temperature('28-0000075a1b2c', 4.5);
-    agent = runFleet(['agent', '--vehicle', 'hil-1', '--sensors', 'hardware', '--gps-path', gps.a, '--obd-path', obd.a,
-      '--obd-poll-ms', '500', '--one-wire', 'true', '--one-wire-root', join(dir, 'w1'), '--one-wire-interval-ms', '1000', '--mqtt-url', cloud.mqttUrl, '--data-dir', join(dir, 'agent'), '--ops-port', String(opsPort)]);
+    agent = runFleet([
+      'agent',
+      '--vehicle',
+      'hil-1',
+      '--sensors',
+      'hardware',
+      '--gps-path',
+      gps.a,
+      '--obd-path',
+      obd.a,
+      '--obd-poll-ms',
+      '500',
+      '--one-wire',
+      'true',
+      '--one-wire-root',
+      join(dir, 'w1'),
+      '--one-wire-interval-ms',
+      '1000',
+      '--mqtt-url',
+      cloud.mqttUrl,
+      '--data-dir',
+      join(dir, 'agent'),
+      '--ops-port',
+      String(opsPort),
+    ]);
   });
 
   afterAll(async () => {
@@ -54,14 +77,27 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
   it('stores GPS fixes, speed, coolant temperature, rpm and cargo temperature read from the devices', async () => {
     const bySensor = () =>
       new Map(
-        queryFile<{ sensor: string; n: number; mean: number }>(cloud.detector.store.path, "SELECT sensor, count(*) AS n, avg(value) AS mean FROM readings WHERE vehicle = 'hil-1' GROUP BY sensor").map((r) => [r.sensor, r]),
+        queryFile<{ sensor: string; n: number; mean: number }>(
+          cloud.detector.store.path,
+          "SELECT sensor, count(*) AS n, avg(value) AS mean FROM readings WHERE vehicle = 'hil-1' GROUP BY sensor",
+        ).map((r) => [r.sensor, r]),
       );
-    await waitFor('readings of every device sensor stored', () => ['gps', 'speed', 'engine_temp', 'rpm', 'container_temp'].every((s) => (bySensor().get(s)?.n ?? 0) >= 3), 30_000, 200);
+    await waitFor(
+      'readings of every device sensor stored',
+      () => ['gps', 'speed', 'engine_temp', 'rpm', 'container_temp'].every((s) => (bySensor().get(s)?.n ?? 0) >= 3),
+      30_000,
+      200,
+    );
     const engine = bySensor().get('engine_temp')!;
-    assert.ok(Math.abs(engine.mean - model.state().engineTemp) < 5, `coolant ${engine.mean} °C near the model's ${model.state().engineTemp}`);
+    assert.ok(
+      Math.abs(engine.mean - model.state().engineTemp) < 5,
+      `coolant ${engine.mean} °C near the model's ${model.state().engineTemp}`,
+    );
     assert.equal(bySensor().get('container_temp')!.mean, 4.5);
     const [fix] = queryFile<{ lat: number; lon: number; fix: string; quality: string }>(
-      cloud.detector.store.path, "SELECT lat, lon, fix, quality FROM readings WHERE vehicle = 'hil-1' AND sensor = 'gps' ORDER BY seq DESC LIMIT 1");
+      cloud.detector.store.path,
+      "SELECT lat, lon, fix, quality FROM readings WHERE vehicle = 'hil-1' AND sensor = 'gps' ORDER BY seq DESC LIMIT 1",
+    );
     assert.ok(fix, 'a position stored');
     assert.equal(fix.fix, '3d');
     assert.equal(fix.quality, 'good');
@@ -75,17 +111,23 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
 
   it('reports an unplugged adapter on its health endpoint and resumes when it is back', async () => {
     await obd.stop();
-    await waitFor('obd0 down', async () => {
-      const { body } = await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);
-      return body.sensors.obd0?.state === 'down' || body.sensors.obd0?.state === 'degraded';
-    }, 15_000, 200);
+    await waitFor(
+      'obd0 down',
+      async () => {
+        const { body } = await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);
+        return body.sensors.obd0?.state === 'down' || body.sensors.obd0?.state === 'degraded';
+      },
+      15_000,
+      200,
+    );
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
     assert.match(metrics, /fleet_agent_sensor_state\{[^}]*sensor="obd0"[^}]*state="(down|degraded)"[^}]*\} 1/);
     await obd.restart();
     await obdEmulator.close();
     obdEmulator = new Elm327Emulator({ path: obd.b, model });
     await obdEmulator.open();
-    const count = () => queryValue<number>(cloud.detector.store.path, "SELECT count(*) FROM readings WHERE vehicle = 'hil-1' AND sensor = 'rpm'")!;
+    const count = () =>
+      queryValue<number>(cloud.detector.store.path, "SELECT count(*) FROM readings WHERE vehicle = 'hil-1' AND sensor = 'rpm'")!;
     const before = count();
     await waitFor('rpm readings again', () => count() > before + 2, 30_000, 200);
     const { body } = await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);

@@ -40,7 +40,12 @@ class Truck {
     private readonly model: TruckModel,
   ) {}
 
-  async start(opts: { mqttUrl: string; clock: string[]; env?: NodeJS.ProcessEnv; gps?: Omit<NmeaGpsEmulatorOptions, 'path' | 'model'> }): Promise<this> {
+  async start(opts: {
+    mqttUrl: string;
+    clock: string[];
+    env?: NodeJS.ProcessEnv;
+    gps?: Omit<NmeaGpsEmulatorOptions, 'path' | 'model'>;
+  }): Promise<this> {
     this.obdPty = await ptyPair(this.dir, `${this.vehicle}-obd`);
     this.obd = new Elm327Emulator({ path: this.obdPty.b, model: this.model });
     await this.obd.open();
@@ -51,8 +56,25 @@ class Truck {
     }
     this.opsPort = await freePort();
     this.agent = runFleet(
-      ['agent', '--vehicle', this.vehicle, '--sensors', 'hardware', ...gpsArgs, '--obd-path', this.obdPty.a, '--obd-poll-ms', '300',
-        ...opts.clock, '--mqtt-url', opts.mqttUrl, '--data-dir', join(this.dir, 'agent'), '--ops-port', String(this.opsPort)],
+      [
+        'agent',
+        '--vehicle',
+        this.vehicle,
+        '--sensors',
+        'hardware',
+        ...gpsArgs,
+        '--obd-path',
+        this.obdPty.a,
+        '--obd-poll-ms',
+        '300',
+        ...opts.clock,
+        '--mqtt-url',
+        opts.mqttUrl,
+        '--data-dir',
+        join(this.dir, 'agent'),
+        '--ops-port',
+        String(this.opsPort),
+      ],
       opts.env ?? {},
     );
     if (opts.gps) {
@@ -81,10 +103,15 @@ class Truck {
 
   /** Health once the agent answers and `ready` holds for it. */
   async healthWhen(what: string, ready: (h: Health) => boolean, timeoutMs = 15_000): Promise<Health> {
-    return waitFor(what, async () => {
-      const h = await this.health().catch(() => undefined);
-      return h && ready(h) ? h : undefined;
-    }, timeoutMs, 100);
+    return waitFor(
+      what,
+      async () => {
+        const h = await this.health().catch(() => undefined);
+        return h && ready(h) ? h : undefined;
+      },
+      timeoutMs,
+      100,
+    );
   }
 }
 
@@ -96,7 +123,11 @@ interface StoredRow {
 }
 
 function storedRows(cloud: Cloud, vehicle: string): StoredRow[] {
-  return queryFile<StoredRow>(cloud.detector.store.path, 'SELECT seq, ts, clock, sensor FROM readings WHERE vehicle = ? ORDER BY seq', vehicle);
+  return queryFile<StoredRow>(
+    cloud.detector.store.path,
+    'SELECT seq, ts, clock, sensor FROM readings WHERE vehicle = ? ORDER BY seq',
+    vehicle,
+  );
 }
 
 /**
@@ -140,7 +171,11 @@ describe('agent booted without a real-time clock', () => {
     await waitFor('GPS fixes stored', () => storedRows(cloud, truck.vehicle).filter((r) => r.sensor === 'gps').length >= 2, 30_000, 200);
     const rows = storedRows(cloud, truck.vehicle);
     const seqs = rows.map((r) => r.seq);
-    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), 'every reading from seq 1, none lost');
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: seqs.length }, (_, i) => i + 1),
+      'every reading from seq 1, none lost',
+    );
     const firstFix = rows.find((r) => r.sensor === 'gps')!;
     const beforeFix = rows.filter((r) => r.seq < firstFix.seq);
     assert.ok(beforeFix.length >= 3, `OBD readings taken before the fix: ${beforeFix.length}`);
@@ -192,7 +227,10 @@ describe('agent booted without a real-time clock, its GPS past the week rollover
   it('stores every reading, OBD and GPS, at its true time: the receiver date corrected by 1024 weeks', async () => {
     await waitFor('GPS fixes stored', () => storedRows(cloud, truck.vehicle).filter((r) => r.sensor === 'gps').length >= 2, 30_000, 200);
     const rows = storedRows(cloud, truck.vehicle);
-    assert.ok(rows.some((r) => r.sensor !== 'gps'), 'OBD readings too');
+    assert.ok(
+      rows.some((r) => r.sensor !== 'gps'),
+      'OBD readings too',
+    );
     for (const r of rows) {
       assert.equal(r.clock, 'synced', `seq ${r.seq} ${r.sensor}`);
       assert.ok(r.ts >= startedAt - 2000 && r.ts <= Date.now() + 2000, `seq ${r.seq} ${r.sensor} at ${new Date(r.ts).toISOString()}`);
@@ -241,7 +279,10 @@ describe('agent with an NTP-synced clock and a GPS two days behind', () => {
     assert.match(h.clock.gpsRefused ?? '', /^GPS time \S+ is 2\.0 days behind the system clock \(NTP\)$/);
     assert.deepEqual({ synced: h.clock.synced, source: h.clock.source }, { synced: true, source: 'ntp' });
     assert.equal(h.sensors.gps0!.state, 'degraded');
-    assert.match(h.sensors.gps0!.detail ?? '', /^GPS time refused: GPS time \S+ is 2\.0 days behind the system clock \(NTP\); samples take the system clock/);
+    assert.match(
+      h.sensors.gps0!.detail ?? '',
+      /^GPS time refused: GPS time \S+ is 2\.0 days behind the system clock \(NTP\); samples take the system clock/,
+    );
     const metrics = await truck.metrics();
     const refused = Number(/fleet_agent_gps_time_refused_total\{[^}]*vehicle="gps-behind"[^}]*\} (\d+)/.exec(metrics)?.[1]);
     assert.ok(refused >= 2, `refused ${refused} GPS times`);

@@ -60,7 +60,7 @@ class Route {
     const at = new Date(fixTs).toISOString();
     assert.ok(Math.abs(sample.value - (a.speedKmh + b.speedKmh) / 2) <= 1, `${at}: speed ${sample.value} vs ${a.speedKmh}..${b.speedKmh}`);
     if (sample.value >= 10) {
-      const mid = b.heading + ((((a.heading - b.heading) % 360) + 540) % 360 - 180) / 2;
+      const mid = b.heading + (((((a.heading - b.heading) % 360) + 540) % 360) - 180) / 2;
       assert.ok(angle(sample.position!.heading, mid) <= 3, `${at}: heading ${sample.position!.heading} vs ${a.heading}..${b.heading}`);
     }
   }
@@ -272,7 +272,11 @@ describe('GPS: a GNS-only receiver (position and time; no speed, no date)', () =
       route.checkDerived(sample, route.fixTime(sample, at));
     }
     const ts = fixes.map(({ sample, at }) => route.fixTime(sample, at));
-    assert.deepEqual(ts.slice(1).map((t, i) => t - ts[i]!), [1000, 1000, 1000], 'one sample per fix, none skipped');
+    assert.deepEqual(
+      ts.slice(1).map((t, i) => t - ts[i]!),
+      [1000, 1000, 1000],
+      'one sample per fix, none skipped',
+    );
     assert.equal(rig.times.length, 0, 'no date, so no GPS time for the clock');
     const h = rig.sensor.health();
     assert.equal(h.state, 'ok');
@@ -300,7 +304,10 @@ describe('GPS: a GGA + GSA + ZDA receiver (the date in ZDA, no speed)', () => {
       route.checkDerived(sample, sample.ts);
     }
     const offered = new Set(rig.times.map((t) => t.utc));
-    assert.ok(fixes.every(({ sample }) => offered.has(sample.ts)), 'each fix time offered to the clock');
+    assert.ok(
+      fixes.every(({ sample }) => offered.has(sample.ts)),
+      'each fix time offered to the clock',
+    );
     for (const t of rig.times) assert.ok(t.at - t.utc >= 0 && t.at - t.utc < 300, `onTime ${t.at - t.utc} ms late`);
     assert.match(rig.detail(), /^speed derived from positions \(no speed in RMC or VTG\)$/);
   });
@@ -321,7 +328,10 @@ describe('GPS: a GGA + VTG + ZDA receiver (no RMC)', () => {
       route.check(sample);
     }
     const offered = new Set(rig.times.map((t) => t.utc));
-    assert.ok(fixes.every(({ sample }) => offered.has(sample.ts)), 'each fix time offered to the clock');
+    assert.ok(
+      fixes.every(({ sample }) => offered.has(sample.ts)),
+      'each fix time offered to the clock',
+    );
     const h = rig.sensor.health();
     assert.deepEqual({ state: h.state, detail: h.detail, rejected: h.rejected }, { state: 'ok', detail: undefined, rejected: 0 });
   });
@@ -373,7 +383,10 @@ describe('GPS: a receiver that zero-fills its no-fix sentences (MediaTek), with 
       assert.equal(sample.clock, 'synced');
       route.check(sample);
     }
-    assert.deepEqual(rig.times.filter((t) => t.utc < recent).map((t) => new Date(t.utc).toISOString()), []);
+    assert.deepEqual(
+      rig.times.filter((t) => t.utc < recent).map((t) => new Date(t.utc).toISOString()),
+      [],
+    );
   });
 });
 
@@ -398,7 +411,11 @@ describe('GPS: a 5 Hz receiver that blanks every field, the time too, when it lo
     rig.emulator.loseFix(3000);
     const lastFix = rig.emulator.lastFixTs!;
     // The blank burst 200 ms after it must not take its place.
-    await waitFor(`the sample of the last fix (${new Date(lastFix).toISOString()})`, () => rig.got.some((g) => g.sample.ts === lastFix), 2000);
+    await waitFor(
+      `the sample of the last fix (${new Date(lastFix).toISOString()})`,
+      () => rig.got.some((g) => g.sample.ts === lastFix),
+      2000,
+    );
     await waitFor('health says no fix', () => rig.detail() === 'no satellite fix', 2000);
     const count = rig.got.length;
     await sleep(1000);
@@ -435,7 +452,11 @@ describe('GPS: a receiver past its week rollover (dates 1024 weeks back)', () =>
       route.check(sample);
     }
     assert.ok(rig.times.length > 0);
-    for (const t of rig.times) assert.ok(t.at - t.utc >= 0 && t.at - t.utc < 300, `GPS time ${new Date(t.utc).toISOString()} offered at ${new Date(t.at).toISOString()}`);
+    for (const t of rig.times)
+      assert.ok(
+        t.at - t.utc >= 0 && t.at - t.utc < 300,
+        `GPS time ${new Date(t.utc).toISOString()} offered at ${new Date(t.at).toISOString()}`,
+      );
     assert.equal(clock.synced(), true);
     const now = clock.stamp({ ts: Date.now(), clock: 'unsynced', sensor: 'engine_temp', value: 90, quality: 'good' });
     assert.ok(Math.abs(now.ts - Date.now()) < 1000, `the clock says ${new Date(now.ts).toISOString()}`);

@@ -58,7 +58,16 @@ function physical(a: EmulatedAnswer): number {
 }
 
 /** The model's resolution of each sensor, within which the emulator's encoding must stay. */
-const RESOLUTION: Record<string, number> = { '0D': 1, '05': 1, '0C': 0.25, '04': 100 / 255, '0F': 1, '46': 1, '2F': 100 / 255, '42': 0.001 };
+const RESOLUTION: Record<string, number> = {
+  '0D': 1,
+  '05': 1,
+  '0C': 0.25,
+  '04': 100 / 255,
+  '0F': 1,
+  '46': 1,
+  '2F': 100 / 255,
+  '42': 0.001,
+};
 
 describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
   const dir = tempDir('fleet-obd-');
@@ -88,7 +97,9 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
   });
 
   it('finds a 9600 baud adapter, then runs the init sequence in order, one command at a time', async () => {
-    await waitFor('a sample of each fast sensor', () => ['speed', 'engine_temp', 'rpm', 'engine_load'].every((id) => count(id as SensorId) > 0));
+    await waitFor('a sample of each fast sensor', () =>
+      ['speed', 'engine_temp', 'rpm', 'engine_load'].every((id) => count(id as SensorId) > 0),
+    );
     assert.deepEqual(commands().slice(0, INIT.length), INIT);
     assert.deepEqual(commands().slice(INIT.length, INIT.length + FAST.length), FAST);
     assert.equal(emu.misheard, 1, 'one probe at 38400 before 9600');
@@ -117,7 +128,8 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
       const sent = emu.answered.filter((a) => a.pid === pid);
       const got = samples.filter((s) => s.sensor === sensorId);
       const n = Math.min(sent.length, got.length);
-      for (let i = 0; i < n; i++) assert.ok(Math.abs(got[i]!.value - physical(sent[i]!)) <= 0.005 + 1e-9, `${sensorId}: ${got[i]!.value} vs ${physical(sent[i]!)}`);
+      for (let i = 0; i < n; i++)
+        assert.ok(Math.abs(got[i]!.value - physical(sent[i]!)) <= 0.005 + 1e-9, `${sensorId}: ${got[i]!.value} vs ${physical(sent[i]!)}`);
       for (const s of got) {
         assert.equal(s.quality, 'good');
         assert.equal(s.clock, 'unsynced', 'stamped by the host clock, for the agent to vouch for');
@@ -132,18 +144,27 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
     const times = (c: string) => polled.filter((x) => x === c).length;
     const fast = Math.min(...FAST.map(times));
     for (const c of FAST) assert.ok(times(c) - fast <= 1, `${c} polled ${times(c)} times, the fast ones at least ${fast}`);
-    for (const c of SLOW) assert.ok(times(c) >= 1 && times(c) <= Math.ceil(fast / SLOW.length) + 1, `${c} polled ${times(c)} times against ${fast}`);
+    for (const c of SLOW)
+      assert.ok(times(c) >= 1 && times(c) <= Math.ceil(fast / SLOW.length) + 1, `${c} polled ${times(c)} times against ${fast}`);
   });
 
   it('keeps polling a PID that answers NO DATA, says so in health, and is ok once it answers again', async () => {
     const noDataBefore = sensor.counters().noData;
     model.inject({ kind: 'dropout', sensor: 'rpm', from: Date.now() });
-    const degraded = await waitFor('health naming rpm', () => (/010C \(rpm\): NO DATA/.test(sensor.health().detail ?? '') ? sensor.health() : undefined));
+    const degraded = await waitFor('health naming rpm', () =>
+      /010C \(rpm\): NO DATA/.test(sensor.health().detail ?? '') ? sensor.health() : undefined,
+    );
     assert.equal(degraded.state, 'degraded');
     assert.ok(sensor.counters().noData - noDataBefore >= 3);
     assert.deepEqual(sensor.counters().unsupported, [], 'NO DATA is no answer now, not an unsupported PID');
     const asked = commands().length;
-    await waitFor('010C asked again', () => commands().slice(asked).filter((c) => c === '010C').length >= 2);
+    await waitFor(
+      '010C asked again',
+      () =>
+        commands()
+          .slice(asked)
+          .filter((c) => c === '010C').length >= 2,
+    );
     model.clearFaults();
     const rpmNow = count('rpm');
     await waitFor('rpm samples again', () => count('rpm') > rpmNow + 2);
@@ -159,10 +180,18 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
     const implausible = () => samples.slice(from).filter((s) => s.quality === 'bad');
     await waitFor('three samples marked bad', () => implausible().length === 3);
     assert.deepEqual(
-      implausible().map((s) => [s.sensor, s.value]).sort(),
-      [['engine_temp', -40], ['rpm', 16383.75], ['speed', 255]],
+      implausible()
+        .map((s) => [s.sensor, s.value])
+        .sort(),
+      [
+        ['engine_temp', -40],
+        ['rpm', 16383.75],
+        ['speed', 255],
+      ],
     );
-    await waitFor('the next answers, good again', () => OBD_SENSORS.slice(0, 3).every((id) => samples.slice(from).some((s) => s.sensor === id && s.quality === 'good')));
+    await waitFor('the next answers, good again', () =>
+      OBD_SENSORS.slice(0, 3).every((id) => samples.slice(from).some((s) => s.sensor === id && s.quality === 'good')),
+    );
     assert.equal(sensor.counters().implausible, 3);
     assert.equal(sensor.health().implausible, 3);
     assert.equal(sensor.health().rejected, rejected, 'implausible is not corrupt input');
@@ -195,7 +224,9 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
   it('through a 30 s ignition-off stop: samples stop, health says engine off, and every PID resumes by itself', async () => {
     const keyOffAt = Date.now();
     emu.ignition = false;
-    const off = await waitFor('engine off in health', () => (/engine off \/ ECU silent/.test(sensor.health().detail ?? '') ? sensor.health() : undefined));
+    const off = await waitFor('engine off in health', () =>
+      /engine off \/ ECU silent/.test(sensor.health().detail ?? '') ? sensor.health() : undefined,
+    );
     assert.equal(off.state, 'degraded');
     const silentFrom = samples.length;
     await sleep(keyOffAt + 30_000 - Date.now());
@@ -221,7 +252,9 @@ describe('ObdSensor against an ELM327 emulator over a pty pair', () => {
     await emu.open();
     await waitFor('a second init', () => sensor.counters().inits === 2, 5000);
     const after = samples.length;
-    await waitFor('samples of each fast sensor again', () => ['speed', 'engine_temp', 'rpm', 'engine_load'].every((id) => count(id as SensorId, after) > 0));
+    await waitFor('samples of each fast sensor again', () =>
+      ['speed', 'engine_temp', 'rpm', 'engine_load'].every((id) => count(id as SensorId, after) > 0),
+    );
     assert.deepEqual(commands().slice(replugAt, replugAt + INIT.length), INIT);
     assert.equal(emu.misheard, misheard, '9600 first this time');
     assert.deepEqual(sensor.counters().unsupported, []);
@@ -298,7 +331,12 @@ describe('Elm327Emulator, driven by hand', () => {
   it('answers noise to a host at another line speed', async () => {
     const dir2 = tempDir('fleet-elm-baud-');
     const pair = await ptyPair(dir2, 'elm');
-    const strapped = new Elm327Emulator({ path: pair.b, model: new TruckModel({ seed: 1, startTs: Date.now() }), baudRate: 115200, hostPath: pair.a });
+    const strapped = new Elm327Emulator({
+      path: pair.b,
+      model: new TruckModel({ seed: 1, startTs: Date.now() }),
+      baudRate: 115200,
+      hostPath: pair.a,
+    });
     await strapped.open();
     const host = new SerialPort({ path: pair.a, baudRate: 38400 });
     const hostLink = new Elm327((d) => host.write(d));
@@ -309,7 +347,10 @@ describe('Elm327Emulator, driven by hand', () => {
       assert.equal(strapped.misheard, 1);
       await new Promise((r) => host.update({ baudRate: 115200 }, r));
       assert.equal((await hostLink.send('ATI', 1000)).status, 'banner');
-      assert.deepEqual(strapped.exchanges.map((e) => e.command), ['ATI']);
+      assert.deepEqual(
+        strapped.exchanges.map((e) => e.command),
+        ['ATI'],
+      );
     } finally {
       if (host.isOpen) await new Promise((r) => host.close(r));
       await strapped.close();
@@ -369,7 +410,9 @@ describe('ObdSensor started with the ignition off', () => {
   });
 
   it('says engine off / ECU silent, and reads every PID once the key is turned', async () => {
-    const off = await waitFor('engine off in health', () => (/engine off \/ ECU silent/.test(sensor.health().detail ?? '') ? sensor.health() : undefined));
+    const off = await waitFor('engine off in health', () =>
+      /engine off \/ ECU silent/.test(sensor.health().detail ?? '') ? sensor.health() : undefined,
+    );
     assert.equal(off.state, 'degraded');
     assert.equal(sensor.counters().inits, 1, 'the adapter itself answered the init');
     assert.equal(samples.length, 0);
@@ -387,7 +430,12 @@ describe('ObdSensor against adapters at other line speeds', () => {
   /** An adapter at `baudRate` on a fresh pty pair, and a sensor configured for 38400 that must find it. */
   async function adapterAt(baudRate: number, name: string) {
     const pty = await ptyPair(dir, name);
-    const emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 4, startTs: Date.now() - 15 * 60_000 }), baudRate, hostPath: pty.a });
+    const emu = new Elm327Emulator({
+      path: pty.b,
+      model: new TruckModel({ seed: 4, startTs: Date.now() - 15 * 60_000 }),
+      baudRate,
+      hostPath: pty.a,
+    });
     await emu.open();
     const stateFile = join(dir, `${name}.json`);
     const run = async () => {
@@ -440,7 +488,7 @@ describe('the agent, its ELM327 adapter powered with the ignition off', () => {
   let emu: Elm327Emulator;
   let agent: Proc;
   let opsPort: number;
-  const health = async () => (await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`));
+  const health = async () => await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);
   /** The agent's log lines about its OBD sensor's health. */
   const obdLog = () =>
     agent.lines
@@ -459,12 +507,32 @@ describe('the agent, its ELM327 adapter powered with the ignition off', () => {
 
   beforeAll(async () => {
     pty = await ptyPair(dir, 'obd');
-    emu = new Elm327Emulator({ path: pty.b, model: new TruckModel({ seed: 12, startTs: Date.now() - 15 * 60_000 }), baudRate: 38400, hostPath: pty.a });
+    emu = new Elm327Emulator({
+      path: pty.b,
+      model: new TruckModel({ seed: 12, startTs: Date.now() - 15 * 60_000 }),
+      baudRate: 38400,
+      hostPath: pty.a,
+    });
     emu.ignition = false;
     await emu.open();
     opsPort = await freePort();
-    agent = runFleet(['agent', '--vehicle', vehicle, '--sensors', 'hardware', '--obd-path', pty.a, '--obd-poll-ms', '250',
-      '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--data-dir', dataDir, '--ops-port', String(opsPort)]);
+    agent = runFleet([
+      'agent',
+      '--vehicle',
+      vehicle,
+      '--sensors',
+      'hardware',
+      '--obd-path',
+      pty.a,
+      '--obd-poll-ms',
+      '250',
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${await freePort()}`,
+      '--data-dir',
+      dataDir,
+      '--ops-port',
+      String(opsPort),
+    ]);
   });
 
   afterAll(async () => {
@@ -475,10 +543,15 @@ describe('the agent, its ELM327 adapter powered with the ignition off', () => {
   });
 
   it('reports engine off / ECU silent on /healthz and stays healthy', async () => {
-    const res = await waitFor('obd0 engine off', async () => {
-      const h = await health().catch(() => undefined);
-      return h !== undefined && /engine off \/ ECU silent/.test(h.body.sensors.obd0?.detail ?? '') ? h : undefined;
-    }, 20_000, 200);
+    const res = await waitFor(
+      'obd0 engine off',
+      async () => {
+        const h = await health().catch(() => undefined);
+        return h !== undefined && /engine off \/ ECU silent/.test(h.body.sensors.obd0?.detail ?? '') ? h : undefined;
+      },
+      20_000,
+      200,
+    );
     assert.equal(res.status, 200, 'a parked truck is no fault of the agent');
     assert.equal(res.body.sensors.obd0!.state, 'degraded');
     assert.deepEqual(buffered('SELECT sensor FROM readings'), []);
@@ -497,14 +570,21 @@ describe('the agent, its ELM327 adapter powered with the ignition off', () => {
 
   it('commits an implausible coolant reading as bad and counts it on /metrics', async () => {
     emu.answerNext('41 05 00', '0105');
-    const bad = await waitFor('a bad reading', () => {
-      const rows = buffered("SELECT sensor, value, quality FROM readings WHERE quality = 'bad'");
-      return rows.length > 0 ? rows : undefined;
-    }, 10_000, 200);
+    const bad = await waitFor(
+      'a bad reading',
+      () => {
+        const rows = buffered("SELECT sensor, value, quality FROM readings WHERE quality = 'bad'");
+        return rows.length > 0 ? rows : undefined;
+      },
+      10_000,
+      200,
+    );
     assert.deepEqual(bad, [{ sensor: 'engine_temp', value: -40, quality: 'bad' }]);
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
     assert.match(metrics, new RegExp(`fleet_agent_sensor_implausible_total\\{vehicle="${vehicle}",sensor="obd0"[^}]*\\} 1\\b`));
-    const logged = await waitFor('the reason logged', () => obdLog().find((l) => /0105 \(engine_temp\): -40 is the all-zeros encoding 00/.test(l.detail ?? '')));
+    const logged = await waitFor('the reason logged', () =>
+      obdLog().find((l) => /0105 \(engine_temp\): -40 is the all-zeros encoding 00/.test(l.detail ?? '')),
+    );
     assert.equal(logged.vehicle, vehicle);
     assert.match(metrics, new RegExp(`fleet_agent_sensor_rejected_total\\{vehicle="${vehicle}",sensor="obd0"[^}]*\\} 0\\b`));
   });

@@ -43,8 +43,11 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
     // A FIFO topic deduplicates by alert id, so a delivery repeated after a crash reaches the queue once.
     topicArn = (await sns.send(new CreateTopicCommand({ Name: 'fleet-alerts.fifo', Attributes: { FifoTopic: 'true' } }))).TopicArn!;
     queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'fleet-team.fifo', Attributes: { FifoQueue: 'true' } }))).QueueUrl!;
-    const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-    await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' } }));
+    const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!
+      .QueueArn!;
+    await sns.send(
+      new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' } }),
+    );
     sns.destroy();
 
     webhook = await slowWebhookReceiver();
@@ -60,9 +63,27 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
   it('delivers every alert once to SNS, and to the webhook repeats only what a crash left in doubt, under the same key', async () => {
     const { streamPath, rulesFile } = overheatingStream(dir, 'wh-', VEHICLES);
     const { received } = webhook;
-    const args = ['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
-      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', webhook.url, '--ops-port', '-1',
-      '--sns-topic-arn', topicArn, '--aws-region', REGION, '--aws-endpoint', moto.endpoint];
+    const args = [
+      'detector',
+      '--stream-path',
+      streamPath,
+      '--data-dir',
+      join(dir, 'cloud'),
+      '--rules-file',
+      rulesFile,
+      '--mqtt-url',
+      'mqtt://127.0.0.1:1',
+      '--webhook-url',
+      webhook.url,
+      '--ops-port',
+      '-1',
+      '--sns-topic-arn',
+      topicArn,
+      '--aws-region',
+      REGION,
+      '--aws-endpoint',
+      moto.endpoint,
+    ];
     detector = runFleet(args, AWS_ENV);
     await waitFor('a few deliveries', () => received.length >= 3, 20_000, 10);
     await kill(detector, 'SIGKILL');
@@ -76,7 +97,11 @@ describe('webhook and SNS notifications across a dispatcher crash', () => {
     const sent = store.prepare("SELECT count(*) AS n FROM deliveries WHERE channel = 'webhook' AND state = 'sent'").get() as { n: number };
     const snsSent = store.prepare("SELECT count(*) AS n FROM deliveries WHERE channel = 'sns' AND state = 'sent'").get() as { n: number };
     store.close();
-    assert.equal(ids.length, VEHICLES, `one alert per vehicle, the restart raised no second one: ${ids.join(' ')} / received ${received.join(' ')}`);
+    assert.equal(
+      ids.length,
+      VEHICLES,
+      `one alert per vehicle, the restart raised no second one: ${ids.join(' ')} / received ${received.join(' ')}`,
+    );
     assert.deepEqual([...new Set(received)].sort(), ids);
     assert.equal(sent.n, VEHICLES);
     // At most the one delivery in flight at the kill is repeated.
@@ -97,10 +122,30 @@ describe('detector and dispatcher with the built-in service token', () => {
   const unset = { FLEET_SERVICE_TOKEN: '' };
   /** TEST-NET-1: an address beyond loopback that nothing answers. */
   const remoteGateway = 'mqtt://192.0.2.7:1883';
-  const detectorArgs = ['detector', '--data-dir', join(dir, 'cloud'), '--stream-path', join(dir, 'stream.db'), '--mqtt-url', remoteGateway, '--ops-port', '-1'];
+  const detectorArgs = [
+    'detector',
+    '--data-dir',
+    join(dir, 'cloud'),
+    '--stream-path',
+    join(dir, 'stream.db'),
+    '--mqtt-url',
+    remoteGateway,
+    '--ops-port',
+    '-1',
+  ];
 
   it('refuse to send it to a gateway beyond loopback, naming FLEET_SERVICE_TOKEN', async () => {
-    const dispatcherArgs = ['dispatcher', '--kafka-brokers', '127.0.0.1:9', '--data-dir', join(dir, 'dispatcher'), '--mqtt-url', remoteGateway, '--ops-port', '-1'];
+    const dispatcherArgs = [
+      'dispatcher',
+      '--kafka-brokers',
+      '127.0.0.1:9',
+      '--data-dir',
+      join(dir, 'dispatcher'),
+      '--mqtt-url',
+      remoteGateway,
+      '--ops-port',
+      '-1',
+    ];
     for (const args of [detectorArgs, dispatcherArgs]) {
       const p = runFleet(args, unset);
       const code = await exitWithin(p, 20_000);
@@ -112,7 +157,11 @@ describe('detector and dispatcher with the built-in service token', () => {
   it('start with a configured service token towards the same gateway', async () => {
     const p = runFleet(detectorArgs, { FLEET_SERVICE_TOKEN: 'a-configured-service-token' });
     try {
-      await waitFor('the detector running', () => p.lines.some((l) => l.includes('"detector started"')) || p.child.exitCode !== null, 20_000);
+      await waitFor(
+        'the detector running',
+        () => p.lines.some((l) => l.includes('"detector started"')) || p.child.exitCode !== null,
+        20_000,
+      );
       assert.equal(p.child.exitCode, null, p.stderr.join('\n'));
     } finally {
       await kill(p);
@@ -138,8 +187,21 @@ describe('a detector whose store another process holds locked', () => {
   it('rides out SQLITE_BUSY in its delivery ledger: logged, counted, retried, unhealthy meanwhile, nothing lost or repeated', async () => {
     const { streamPath, rulesFile } = overheatingStream(dir, 'lk-', VEHICLES_LOCKED);
     const opsPort = await freePort();
-    detector = runFleet(['detector', '--stream-path', streamPath, '--data-dir', join(dir, 'cloud'), '--rules-file', rulesFile,
-      '--mqtt-url', 'mqtt://127.0.0.1:1', '--webhook-url', webhook.url, '--ops-port', String(opsPort)]);
+    detector = runFleet([
+      'detector',
+      '--stream-path',
+      streamPath,
+      '--data-dir',
+      join(dir, 'cloud'),
+      '--rules-file',
+      rulesFile,
+      '--mqtt-url',
+      'mqtt://127.0.0.1:1',
+      '--webhook-url',
+      webhook.url,
+      '--ops-port',
+      String(opsPort),
+    ]);
     await waitFor('a first delivery', () => webhook.received.length >= 1, 20_000, 5);
     // A writer that holds the store longer than its 5 s busy timeout, as a console or a backup might.
     const holder = new Database(join(dir, 'cloud', 'fleet.db'));
@@ -148,21 +210,33 @@ describe('a detector whose store another process holds locked', () => {
       const res = await fetch(`http://127.0.0.1:${opsPort}/healthz`);
       return { status: res.status, body: (await res.json()) as { ledger?: string } };
     };
-    const unhealthy = await waitFor('the detector unhealthy while its ledger is refused', async () => {
-      const h = await healthz();
-      return h.status === 503 && h;
-    }, 20_000, 100);
+    const unhealthy = await waitFor(
+      'the detector unhealthy while its ledger is refused',
+      async () => {
+        const h = await healthz();
+        return h.status === 503 && h;
+      },
+      20_000,
+      100,
+    );
     assert.match(String(unhealthy.body.ledger), /SQLITE_BUSY/);
     holder.exec('COMMIT');
     holder.close();
-    await waitFor(`all ${VEHICLES_LOCKED} alerts delivered`, () => new Set(webhook.received).size === VEHICLES_LOCKED || detector!.child.exitCode !== null, 30_000);
+    await waitFor(
+      `all ${VEHICLES_LOCKED} alerts delivered`,
+      () => new Set(webhook.received).size === VEHICLES_LOCKED || detector!.child.exitCode !== null,
+      30_000,
+    );
     await waitFor('healthy again', async () => (await healthz()).status === 200, 10_000, 100);
     assert.equal(detector.child.exitCode, null, `the detector exited: ${detector.stderr.join('\n')}`);
     assert.equal(new Set(webhook.received).size, VEHICLES_LOCKED);
     assert.equal(webhook.received.length, VEHICLES_LOCKED, 'no alert repeated');
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
     assert.match(metrics, /fleet_alert_ledger_errors_total\{[^}]*\} [1-9]/);
-    assert.ok(detector.lines.some((l) => l.includes('SQLITE_BUSY') && l.includes('"msg":"delivery ledger')), 'the refusal is logged with its reason');
+    assert.ok(
+      detector.lines.some((l) => l.includes('SQLITE_BUSY') && l.includes('"msg":"delivery ledger')),
+      'the refusal is logged with its reason',
+    );
   });
 });
 
@@ -205,16 +279,33 @@ describe('cab acknowledgements through the gateway', () => {
   });
 
   it('pass a valid one on to the dispatchers, and dead-letter a malformed one without cutting the cab off', async () => {
-    const dispatcher = await mqtt.connectAsync(cloud.serviceMqttUrl, { clientId: 'ack-reader', username: 'dispatcher', password: DEV_SERVICE_TOKEN, reconnectPeriod: 0 });
-    const consoleService = await mqtt.connectAsync(cloud.serviceMqttUrl, { clientId: 'ack-console', username: 'console', password: DEV_SERVICE_TOKEN, reconnectPeriod: 0 });
+    const dispatcher = await mqtt.connectAsync(cloud.serviceMqttUrl, {
+      clientId: 'ack-reader',
+      username: 'dispatcher',
+      password: DEV_SERVICE_TOKEN,
+      reconnectPeriod: 0,
+    });
+    const consoleService = await mqtt.connectAsync(cloud.serviceMqttUrl, {
+      clientId: 'ack-console',
+      username: 'console',
+      password: DEV_SERVICE_TOKEN,
+      reconnectPeriod: 0,
+    });
     const cab = await mqtt.connectAsync(cloud.mqttUrl, { clientId: 'ack-1', reconnectPeriod: 0 });
     try {
       const acks: string[] = [];
       const rejections: { reason: string; detail: string }[] = [];
       dispatcher.on('message', (_t, p) => acks.push(p.toString()));
       cab.on('message', (_t, p) => rejections.push(JSON.parse(p.toString())));
-      assert.deepEqual((await dispatcher.subscribeAsync(topics.allAlertAcks, { qos: 1 })).map((g) => g.qos), [1]);
-      await assert.rejects(consoleService.subscribeAsync(topics.allAlertAcks, { qos: 1 }), (err: Error & { packet?: { granted: number[] } }) => err.packet?.granted[0] === 128, 'a console has no business with them');
+      assert.deepEqual(
+        (await dispatcher.subscribeAsync(topics.allAlertAcks, { qos: 1 })).map((g) => g.qos),
+        [1],
+      );
+      await assert.rejects(
+        consoleService.subscribeAsync(topics.allAlertAcks, { qos: 1 }),
+        (err: Error & { packet?: { granted: number[] } }) => err.packet?.granted[0] === 128,
+        'a console has no business with them',
+      );
       await cab.subscribeAsync(topics.rejected('ack-1'), { qos: 1 });
 
       await cab.publishAsync(topics.alertAcks('ack-1'), Buffer.from('{"id": "ack-2.hot.1", "at": 1}'), { qos: 1 });

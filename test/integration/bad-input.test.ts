@@ -13,10 +13,15 @@ import { Cloud, storedSeqs } from '../support/cloud.js';
 import { freePort, kill, runFleet, tempDir, waitFor } from '../support/harness.js';
 
 const reading = (vehicle: string, seq: number): Reading => ({
-  vehicle, seq, ts: Date.now(), clock: 'synced', sensor: 'engine_temp', value: 88.5, quality: 'good',
+  vehicle,
+  seq,
+  ts: Date.now(),
+  clock: 'synced',
+  sensor: 'engine_temp',
+  value: 88.5,
+  quality: 'good',
 });
-const validBatch = (vehicle: string, seq: number) =>
-  encodeBatch({ vehicle, headTs: Date.now(), readings: [reading(vehicle, seq)] });
+const validBatch = (vehicle: string, seq: number) => encodeBatch({ vehicle, headTs: Date.now(), readings: [reading(vehicle, seq)] });
 
 async function refusedCount(cloud: Cloud, reason: string): Promise<number> {
   const metric = await cloud.gateway.registry.getSingleMetric('fleet_gateway_refused_total')!.get();
@@ -64,7 +69,11 @@ describe('bad input at the gateway', () => {
   });
 
   it('dead-letters an oversized payload instead of storing it', async () => {
-    const big = encodeBatch({ vehicle: 'bad-1', headTs: Date.now(), readings: Array.from({ length: 2000 }, (_, i) => reading('bad-1', 10 + i)) });
+    const big = encodeBatch({
+      vehicle: 'bad-1',
+      headTs: Date.now(),
+      readings: Array.from({ length: 2000 }, (_, i) => reading('bad-1', 10 + i)),
+    });
     assert.ok(big.length > 4096);
     await bad.publishAsync(topics.telemetry('bad-1'), big, { qos: 1 });
     await waitFor('an oversize notice', () => rejections.find((r) => r.reason === 'oversize'));
@@ -91,7 +100,11 @@ describe('bad input at the gateway', () => {
     const before = late.values[0]?.value ?? 0;
     const t = Date.now();
     const send = (seq: number, ts: number) =>
-      good.publishAsync(topics.telemetry('good-1'), encodeBatch({ vehicle: 'good-1', headTs: ts, readings: [{ ...reading('good-1', seq), ts }] }), { qos: 1 });
+      good.publishAsync(
+        topics.telemetry('good-1'),
+        encodeBatch({ vehicle: 'good-1', headTs: ts, readings: [{ ...reading('good-1', seq), ts }] }),
+        { qos: 1 },
+      );
     // A reading 30 s on closes the window of the one before it; one more in that window is late.
     await send(100, t);
     await send(101, t + 30_000);
@@ -126,7 +139,11 @@ describe('what the gateway keeps of bad input: status documents and dead letters
   };
   const letters = () => {
     const db = new Database(join(dir, 'gateway', 'dead-letters.db'), { readonly: true });
-    const rows = db.prepare('SELECT vehicle, payload, length(payload) + length(CAST(topic AS BLOB)) + length(CAST(reason AS BLOB)) AS bytes FROM dead_letters ORDER BY id').all() as {
+    const rows = db
+      .prepare(
+        'SELECT vehicle, payload, length(payload) + length(CAST(topic AS BLOB)) + length(CAST(reason AS BLOB)) AS bytes FROM dead_letters ORDER BY id',
+      )
+      .all() as {
       vehicle: string;
       payload: Buffer;
       bytes: number;
@@ -160,7 +177,10 @@ describe('what the gateway keeps of bad input: status documents and dead letters
       [{ online: 'yes', at: now }, /status\.online: must be true or false/],
       [{ online: true, at: now, note: 'x'.repeat(5000) }, /status of \d+ bytes exceeds the limit of 4096/],
     ];
-    await c.publishAsync(topics.status('status-1'), JSON.stringify({ online: true, at: now, agentVersion: '0.1.0' }), { qos: 1, retain: true });
+    await c.publishAsync(topics.status('status-1'), JSON.stringify({ online: true, at: now, agentVersion: '0.1.0' }), {
+      qos: 1,
+      retain: true,
+    });
     for (const [doc] of bad) await c.publishAsync(topics.status('status-1'), JSON.stringify(doc), { qos: 1, retain: true });
     await waitFor(`${bad.length} rejection notices`, () => notices.length >= bad.length);
     assert.equal(notices.length, bad.length, 'the valid status is not refused');
@@ -176,11 +196,16 @@ describe('what the gateway keeps of bad input: status documents and dead letters
     const flood1 = await follow('flood-1');
     for (let i = 0; i < 6; i++) await flood1.c.publishAsync(topics.telemetry('flood-1'), junk(i), { qos: 1 });
     let rows = letters().filter((r) => r.vehicle === 'flood-1');
-    assert.deepEqual(rows.map((r) => r.payload[0]), [0x24, 0x25], "the vehicle's two newest letters, within its share");
+    assert.deepEqual(
+      rows.map((r) => r.payload[0]),
+      [0x24, 0x25],
+      "the vehicle's two newest letters, within its share",
+    );
     assert.ok(rows.reduce((n, r) => n + r.bytes, 0) <= PER_VEHICLE);
     assert.equal(await dropped('vehicle'), 4);
     // Another vehicle's letters push the store past its cap: the oldest of all go (the status test's first, then flood-1's).
-    const label = (r: { vehicle: string; payload: Buffer }) => (r.vehicle.startsWith('flood') ? `${r.vehicle}:${r.payload[0]! - 0x20}` : r.vehicle);
+    const label = (r: { vehicle: string; payload: Buffer }) =>
+      r.vehicle.startsWith('flood') ? `${r.vehicle}:${r.payload[0]! - 0x20}` : r.vehicle;
     const held = letters().map(label);
     const flood2 = await follow('flood-2');
     for (let i = 0; i < 2; i++) await flood2.c.publishAsync(topics.telemetry('flood-2'), junk(i), { qos: 1 });
@@ -193,8 +218,14 @@ describe('what the gateway keeps of bad input: status documents and dead letters
     assert.equal(flood1.notices.length + flood2.notices.length, 8, 'every refused payload was still acknowledged and reported');
     const health = cloud.gateway.health();
     assert.equal(health.deadLetters.dropped, 4 + deleted);
-    assert.equal(health.deadLetters.bytes, rows.reduce((n, r) => n + r.bytes, 0));
-    assert.match(health.deadLetters.detail ?? '', new RegExp(`${4 + deleted} oldest dead letters deleted since start to stay within 1000000 bytes`));
+    assert.equal(
+      health.deadLetters.bytes,
+      rows.reduce((n, r) => n + r.bytes, 0),
+    );
+    assert.match(
+      health.deadLetters.detail ?? '',
+      new RegExp(`${4 + deleted} oldest dead letters deleted since start to stay within 1000000 bytes`),
+    );
     const bytes = await cloud.gateway.registry.getSingleMetric('fleet_gateway_dead_letter_bytes')!.get();
     assert.equal(bytes.values[0]!.value, health.deadLetters.bytes);
   });
@@ -211,9 +242,25 @@ describe('bad input on the command line', () => {
     const cases: [string[], string][] = [
       [['gateway', '--port', port, '--ops-port', '-1', '--data-dir', join(dir, 'gw1')], '--port'],
       [['gateway', '--port', '0', '--ops-port', port, '--data-dir', join(dir, 'gw2')], '--ops-port'],
-      [['detector', '--ops-port', port, '--data-dir', join(dir, 'det'), '--stream-path', join(dir, 'gw2', 'stream.db'), '--mqtt-url', noGateway], '--ops-port'],
+      [
+        [
+          'detector',
+          '--ops-port',
+          port,
+          '--data-dir',
+          join(dir, 'det'),
+          '--stream-path',
+          join(dir, 'gw2', 'stream.db'),
+          '--mqtt-url',
+          noGateway,
+        ],
+        '--ops-port',
+      ],
       [['agent', '--vehicle', 'port-1', '--ops-port', port, '--data-dir', join(dir, 'agent'), '--mqtt-url', noGateway], '--ops-port'],
-      [['demo', '--port', '0', '--console-port', port, '--trucks', '1', '--duration', '1', '--data-dir', join(dir, 'demo')], '--console-port'],
+      [
+        ['demo', '--port', '0', '--console-port', port, '--trucks', '1', '--duration', '1', '--data-dir', join(dir, 'demo')],
+        '--console-port',
+      ],
     ];
     try {
       for (const [args, flag] of cases) {
@@ -224,7 +271,11 @@ describe('bad input on the command line', () => {
           await kill(p);
         }
         const err = p.stderr.join('\n');
-        assert.match(err, new RegExp(`^fleet: port ${port} on 127\\.0\\.0\\.1 is already in use by another process: choose another with ${flag} `), err);
+        assert.match(
+          err,
+          new RegExp(`^fleet: port ${port} on 127\\.0\\.0\\.1 is already in use by another process: choose another with ${flag} `),
+          err,
+        );
         assert.doesNotMatch(err, /\n\s+at |sonic boom/, 'no stack trace');
       }
     } finally {
@@ -280,14 +331,24 @@ describe('bad input on the command line', () => {
 
   it('a hardware agent config with bad device settings exits 2 naming each field', async () => {
     const file = join(dir, 'truck.json');
-    writeFileSync(file, JSON.stringify({
-      vehicle: 'truck-9', sensors: 'hardware', gpsPath: '/dev/fleet-gps', gpsBaudRate: 'fast', obdPollMs: 5,
-      oneWireIds: ['28-zz'], ledPin: 40, clock: 'rtc',
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        vehicle: 'truck-9',
+        sensors: 'hardware',
+        gpsPath: '/dev/fleet-gps',
+        gpsBaudRate: 'fast',
+        obdPollMs: 5,
+        oneWireIds: ['28-zz'],
+        ledPin: 40,
+        clock: 'rtc',
+      }),
+    );
     const p = runFleet(['agent', '--config', file]);
     assert.equal(await p.exited, 2);
     const err = p.stderr.join('\n');
-    for (const field of ['gpsBaudRate', 'obdPollMs', 'oneWireIds[0]', 'ledPin', 'clock']) assert.ok(err.includes(`${file}: ${field}: `), `${field} named in\n${err}`);
+    for (const field of ['gpsBaudRate', 'obdPollMs', 'oneWireIds[0]', 'ledPin', 'clock'])
+      assert.ok(err.includes(`${file}: ${field}: `), `${field} named in\n${err}`);
   });
 
   it('fleet agent --help offers a flag for every setting but the fault list (a config-file list)', async () => {
@@ -308,7 +369,20 @@ describe('bad input on the command line', () => {
   });
 
   it('every command has --help', async () => {
-    for (const cmd of ['agent', 'gateway', 'detector', 'dispatcher', 'console', 'sim', 'demo', 'replay', 'eval', 'device', 'device add', 'hash-password']) {
+    for (const cmd of [
+      'agent',
+      'gateway',
+      'detector',
+      'dispatcher',
+      'console',
+      'sim',
+      'demo',
+      'replay',
+      'eval',
+      'device',
+      'device add',
+      'hash-password',
+    ]) {
       const p = runFleet([...cmd.split(' '), '--help']);
       assert.equal(await p.exited, 0, cmd);
       assert.match(p.lines.join('\n'), new RegExp(`Usage: fleet ${cmd}`));

@@ -70,10 +70,19 @@ function reading(vehicle: string, seq: number, sensor: Reading['sensor'], value:
 function makeAlert(vehicle: string, rule: string, severity: Severity, episodeStart: number, live: boolean): Alert {
   return {
     id: alertId(vehicle, rule, episodeStart),
-    vehicle, rule, severity, sensor: 'engine_temp', episodeStart,
-    windowStart: episodeStart, windowEnd: episodeStart + 10_000,
-    observed: 121.5, expected: 105, message: 'engine_temp mean 121.5 °C above 105 °C',
-    live, raisedAt: episodeStart + 10_500, closedAt: episodeStart + 10_000,
+    vehicle,
+    rule,
+    severity,
+    sensor: 'engine_temp',
+    episodeStart,
+    windowStart: episodeStart,
+    windowEnd: episodeStart + 10_000,
+    observed: 121.5,
+    expected: 105,
+    message: 'engine_temp mean 121.5 °C above 105 °C',
+    live,
+    raisedAt: episodeStart + 10_500,
+    closedAt: episodeStart + 10_000,
   };
 }
 
@@ -117,7 +126,10 @@ function openEvents(url: string, headers: Record<string, string> = {}): { events
 }
 
 async function api(url: string, path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}${path}`, { ...init, headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+  const res = await fetch(`${url}${path}`, {
+    ...init,
+    headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+  });
   const text = await res.text();
   return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
 }
@@ -143,14 +155,23 @@ describe('console server', () => {
 
   beforeAll(async () => {
     detectorStore = new FleetStore(storePath);
-    detectorStore.insertReadings([
-      reading('truck-1', 1, 'engine_temp', 92.5, NOW - 1000),
-      reading('truck-1', 2, 'speed', 81, NOW - 1000),
-      reading('truck-1', 3, 'container_temp', 4.2, NOW - 120_000),
-      reading('truck-2', 1, 'gps', 60, NOW - 2000),
-      reading('truck-3', 1, 'rpm', 1500, NOW - 3000),
-    ], NOW);
-    detectorStore.applyAlertEvents([{ kind: 'raised', alert: critical }, { kind: 'raised', alert: warning }], NOW);
+    detectorStore.insertReadings(
+      [
+        reading('truck-1', 1, 'engine_temp', 92.5, NOW - 1000),
+        reading('truck-1', 2, 'speed', 81, NOW - 1000),
+        reading('truck-1', 3, 'container_temp', 4.2, NOW - 120_000),
+        reading('truck-2', 1, 'gps', 60, NOW - 2000),
+        reading('truck-3', 1, 'rpm', 1500, NOW - 3000),
+      ],
+      NOW,
+    );
+    detectorStore.applyAlertEvents(
+      [
+        { kind: 'raised', alert: critical },
+        { kind: 'raised', alert: warning },
+      ],
+      NOW,
+    );
 
     broker = await startBroker();
     publisher = await serviceClient(broker.port);
@@ -158,7 +179,15 @@ describe('console server', () => {
     await publishStatus(publisher, 'truck-2', true);
 
     server = new ConsoleServer(
-      { host: '127.0.0.1', port: 0, storePath, mqttUrl: `mqtt://127.0.0.1:${broker.port}`, serviceToken: SERVICE_TOKEN, consoleToken: WRITE_TOKEN, publicReads: true },
+      {
+        host: '127.0.0.1',
+        port: 0,
+        storePath,
+        mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
+        serviceToken: SERVICE_TOKEN,
+        consoleToken: WRITE_TOKEN,
+        publicReads: true,
+      },
       createLogger('console', { level: 'silent' }),
     );
     await server.start();
@@ -178,7 +207,10 @@ describe('console server', () => {
       const { body } = await api(url, '/api/vehicles');
       return body.filter((v: any) => v.online).length === 2 && body;
     });
-    assert.deepEqual(vehicles.map((v: any) => v.id), ['truck-1', 'truck-2', 'truck-3']);
+    assert.deepEqual(
+      vehicles.map((v: any) => v.id),
+      ['truck-1', 'truck-2', 'truck-3'],
+    );
     const [t1, t2, t3] = vehicles;
     assert.equal(t1.values.engine_temp.value, 92.5);
     assert.equal(t1.values.engine_temp.stale, false);
@@ -186,7 +218,10 @@ describe('console server', () => {
     assert.equal(t1.values.speed.value, 81);
     assert.equal(t1.lastSeen, NOW - 1000);
     assert.equal(t1.activeAlerts, 1);
-    assert.deepEqual({ lat: t2.values.gps.lat, lon: t2.values.gps.lon, heading: t2.values.gps.heading }, { lat: 52.37, lon: 4.89, heading: 90 });
+    assert.deepEqual(
+      { lat: t2.values.gps.lat, lon: t2.values.gps.lon, heading: t2.values.gps.heading },
+      { lat: 52.37, lon: 4.89, heading: 90 },
+    );
     assert.equal(typeof t2.statusAt, 'number');
     assert.equal(t3.online, false, 'no status document: not online');
     assert.equal(t3.statusAt, null);
@@ -196,10 +231,22 @@ describe('console server', () => {
   it('filters alerts and lists them newest first', async () => {
     const all = await api(url, '/api/alerts');
     assert.equal(all.status, 200);
-    assert.deepEqual(all.body.map((a: StoredAlert) => a.id), [critical.id, warning.id]);
-    assert.deepEqual((await api(url, '/api/alerts?vehicle=truck-2')).body.map((a: StoredAlert) => a.id), [warning.id]);
-    assert.deepEqual((await api(url, '/api/alerts?severity=critical')).body.map((a: StoredAlert) => a.id), [critical.id]);
-    assert.deepEqual((await api(url, '/api/alerts?limit=1')).body.map((a: StoredAlert) => a.id), [critical.id]);
+    assert.deepEqual(
+      all.body.map((a: StoredAlert) => a.id),
+      [critical.id, warning.id],
+    );
+    assert.deepEqual(
+      (await api(url, '/api/alerts?vehicle=truck-2')).body.map((a: StoredAlert) => a.id),
+      [warning.id],
+    );
+    assert.deepEqual(
+      (await api(url, '/api/alerts?severity=critical')).body.map((a: StoredAlert) => a.id),
+      [critical.id],
+    );
+    assert.deepEqual(
+      (await api(url, '/api/alerts?limit=1')).body.map((a: StoredAlert) => a.id),
+      [critical.id],
+    );
     assert.equal((await api(url, '/api/alerts?state=cleared')).body.length, 0);
     assert.equal((await api(url, '/api/alerts?state=&severity=')).body.length, 2, 'empty values mean any');
   });
@@ -209,7 +256,15 @@ describe('console server', () => {
       status: 400,
       body: { error: 'state: must be one of active, acknowledged, cleared' },
     });
-    for (const query of ['limit=-1', 'limit=1.5', 'limit=5000', 'severity=loud', 'vehicle=a/b', 'status=active', 'state=active&state=cleared']) {
+    for (const query of [
+      'limit=-1',
+      'limit=1.5',
+      'limit=5000',
+      'severity=loud',
+      'vehicle=a/b',
+      'status=active',
+      'state=active&state=cleared',
+    ]) {
       const res = await api(url, `/api/alerts?${query}`);
       assert.equal(res.status, 400, query);
       assert.match(res.body.error, /^\w+: /, query);
@@ -261,7 +316,8 @@ describe('console server', () => {
 
       await publishStatus(publisher, 'truck-2', false);
       const status = await waitFor('status event', () =>
-        stream.events.find((e) => e.event === 'status' && e.data.vehicle === 'truck-2' && e.data.online === false));
+        stream.events.find((e) => e.event === 'status' && e.data.vehicle === 'truck-2' && e.data.online === false),
+      );
       assert.equal(typeof status.data.at, 'number');
     } finally {
       stream.close();
@@ -333,23 +389,35 @@ describe('console sign-in, history and live values', () => {
   let origin: string;
 
   const signIn = (user: string, password: string, headers: Record<string, string> = {}) =>
-    fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ user, password }) });
+    fetch(`${url}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ user, password }),
+    });
   const cookieOf = (res: Response) => res.headers.get('set-cookie')!.split(';')[0]!;
 
   beforeAll(async () => {
     detectorStore = new FleetStore(storePath);
-    detectorStore.insertReadings([
-      reading('truck-1', 1, 'engine_temp', 90, NOW - 60_000),
-      reading('truck-1', 2, 'engine_temp', 96, NOW - 30_000),
-      reading('truck-1', 3, 'gps', 50, NOW - 30_000),
-      reading('truck-1', 4, 'engine_temp', 99, NOW - 20 * 60_000),
-    ], NOW);
+    detectorStore.insertReadings(
+      [
+        reading('truck-1', 1, 'engine_temp', 90, NOW - 60_000),
+        reading('truck-1', 2, 'engine_temp', 96, NOW - 30_000),
+        reading('truck-1', 3, 'gps', 50, NOW - 30_000),
+        reading('truck-1', 4, 'engine_temp', 99, NOW - 20 * 60_000),
+      ],
+      NOW,
+    );
     detectorStore.applyAlertEvents([{ kind: 'raised', alert }], NOW);
     broker = await startBroker();
     server = new ConsoleServer(
       {
-        host: '127.0.0.1', port: 0, storePath, mqttUrl: `mqtt://127.0.0.1:${broker.port}`, serviceToken: SERVICE_TOKEN,
-        consoleToken: WRITE_TOKEN, consoleUsers: [`alice:${await hashPassword('alice-password')}`],
+        host: '127.0.0.1',
+        port: 0,
+        storePath,
+        mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
+        serviceToken: SERVICE_TOKEN,
+        consoleToken: WRITE_TOKEN,
+        consoleUsers: [`alice:${await hashPassword('alice-password')}`],
       },
       createLogger('console', { level: 'silent' }),
     );
@@ -402,7 +470,10 @@ describe('console sign-in, history and live values', () => {
     assert.equal((await signIn('alice', 'alice-password', { origin: 'http://evil.example' })).status, 403);
     const bad = await api(url, '/api/session', { method: 'POST', body: JSON.stringify({ user: 'alice', password: 'x', role: 'admin' }) });
     assert.deepEqual(bad, { status: 400, body: { error: 'body: unknown field role; only "user", "password" accepted' } });
-    assert.match((await api(url, '/api/session', { method: 'POST', body: JSON.stringify({ user: '', password: 'x' }) })).body.error, /^user: /);
+    assert.match(
+      (await api(url, '/api/session', { method: 'POST', body: JSON.stringify({ user: '', password: 'x' }) })).body.error,
+      /^user: /,
+    );
 
     const ok = await signIn('alice', 'alice-password');
     assert.equal(ok.status, 200);
@@ -421,7 +492,11 @@ describe('console sign-in, history and live values', () => {
     assert.equal((await api(url, path, { method: 'POST', headers: { cookie, origin: 'http://evil.example' } })).status, 403);
     assert.equal(detectorStore.getAlert(alert.id)!.state, 'active');
 
-    const acked = await api(url, path, { method: 'POST', headers: { cookie, origin, 'content-type': 'application/json' }, body: JSON.stringify({ by: 'mallory' }) });
+    const acked = await api(url, path, {
+      method: 'POST',
+      headers: { cookie, origin, 'content-type': 'application/json' },
+      body: JSON.stringify({ by: 'mallory' }),
+    });
     assert.equal(acked.status, 200);
     assert.equal(acked.body.ackedBy, 'alice', 'a session acts under its own name');
   });
@@ -439,7 +514,14 @@ describe('console sign-in, history and live values', () => {
   it("gives a vehicle's last 15 minutes and every track, and refuses a bad vehicle id", async () => {
     const auth = { headers: { authorization: `Bearer ${WRITE_TOKEN}` } };
     const series = await api(url, '/api/vehicles/truck-1/series', auth);
-    assert.deepEqual(series.body.engine_temp, [[NOW - 60_000, NOW - 30_000], [90, 96]], 'the 20-minute-old reading is left out');
+    assert.deepEqual(
+      series.body.engine_temp,
+      [
+        [NOW - 60_000, NOW - 30_000],
+        [90, 96],
+      ],
+      'the 20-minute-old reading is left out',
+    );
     assert.deepEqual(series.body.speed, [[], []]);
     const tracks = await api(url, '/api/tracks', auth);
     assert.deepEqual(tracks.body, { 'truck-1': [[52.37, 4.89, NOW - 30_000]] });
@@ -454,7 +536,8 @@ describe('console sign-in, history and live values', () => {
       await waitFor('the first values frame', () => stream.events.find((e) => e.event === 'values'));
       detectorStore.insertReadings([reading('truck-1', 5, 'engine_temp', 101.5, Date.now())], Date.now());
       const frame = await waitFor('the new value', () =>
-        stream.events.find((e) => e.event === 'values' && e.data.some((v: any) => v.values.engine_temp?.value === 101.5)));
+        stream.events.find((e) => e.event === 'values' && e.data.some((v: any) => v.values.engine_temp?.value === 101.5)),
+      );
       assert.deepEqual(Object.keys(frame.data[0].values), ['engine_temp'], 'only what changed');
     } finally {
       stream.close();
@@ -466,7 +549,16 @@ describe('fleet console and its built-in secrets', () => {
   const dir = tempDir('fleet-console-secrets-');
   // Whatever the machine running the tests has set, these runs see no configured secret.
   const unset = { FLEET_CONSOLE_TOKEN: '', FLEET_CONSOLE_USERS: '', FLEET_SERVICE_TOKEN: '' };
-  const consoleArgs = (...more: string[]) => ['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://127.0.0.1:1', ...more];
+  const consoleArgs = (...more: string[]) => [
+    'console',
+    '--port',
+    '0',
+    '--store-path',
+    join(dir, 'fleet.db'),
+    '--mqtt-url',
+    'mqtt://127.0.0.1:1',
+    ...more,
+  ];
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -482,7 +574,10 @@ describe('fleet console and its built-in secrets', () => {
   });
 
   it('refuses to send the development service token to a gateway beyond loopback, naming FLEET_SERVICE_TOKEN', async () => {
-    const p = runFleet(['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://192.0.2.7:1883'], { ...unset, FLEET_CONSOLE_TOKEN: 'a-configured-console-token' });
+    const p = runFleet(['console', '--port', '0', '--store-path', join(dir, 'fleet.db'), '--mqtt-url', 'mqtt://192.0.2.7:1883'], {
+      ...unset,
+      FLEET_CONSOLE_TOKEN: 'a-configured-console-token',
+    });
     assert.equal(await exitWithin(p, 20_000), 2, p.stderr.join('\n'));
     assert.match(p.stderr.join('\n'), /serviceToken: .*192\.0\.2\.7.*set FLEET_SERVICE_TOKEN/);
   });
@@ -494,7 +589,11 @@ describe('fleet console and its built-in secrets', () => {
     ] as const) {
       const p = runFleet([...args], env);
       try {
-        await waitFor(`${args.join(' ')} listening`, () => p.lines.some((l) => l.startsWith('fleet console: http://')) || p.child.exitCode !== null, 20_000);
+        await waitFor(
+          `${args.join(' ')} listening`,
+          () => p.lines.some((l) => l.startsWith('fleet console: http://')) || p.child.exitCode !== null,
+          20_000,
+        );
         assert.equal(p.child.exitCode, null, p.stderr.join('\n'));
       } finally {
         await kill(p);
@@ -504,16 +603,27 @@ describe('fleet console and its built-in secrets', () => {
 });
 
 /** One request on its own connection from a chosen loopback address, as a client elsewhere would make it. */
-function requestFrom(localAddress: string, port: number, method: string, path: string, body?: unknown): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: any }> {
+function requestFrom(
+  localAddress: string,
+  port: number,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: any }> {
   return new Promise((resolve, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = text === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) };
+    const headers: Record<string, string> =
+      text === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) };
     const req = httpRequest({ host: '127.0.0.1', port, localAddress, method, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const raw = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw && res.headers['content-type']?.includes('json') ? JSON.parse(raw) : raw });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: raw && res.headers['content-type']?.includes('json') ? JSON.parse(raw) : raw,
+        });
       });
     });
     req.on('error', reject);
@@ -522,7 +632,11 @@ function requestFrom(localAddress: string, port: number, method: string, path: s
 }
 
 /** Raw bytes on a socket; resolves with whatever the server wrote before it closed, and how long that took. */
-function rawExchange(port: number, bytes: string, opts: { giveUpMs: number; abortAfterMs?: number }): Promise<{ answer: string; ms: number; closed: boolean }> {
+function rawExchange(
+  port: number,
+  bytes: string,
+  opts: { giveUpMs: number; abortAfterMs?: number },
+): Promise<{ answer: string; ms: number; closed: boolean }> {
   return new Promise((resolve) => {
     const started = Date.now();
     const socket = connectTcp(port, '127.0.0.1');
@@ -548,13 +662,22 @@ describe('console against careless and hostile clients', () => {
   let url: string;
   let port: number;
 
-  const logLines = () => readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; [k: string]: unknown });
+  const logLines = () =>
+    readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { level: number; msg: string; [k: string]: unknown });
   const metrics = async () => (await api(url, '/metrics')).body as string;
 
   beforeAll(async () => {
     server = new ConsoleServer(
       {
-        host: '127.0.0.1', port: 0, storePath: join(dir, 'fleet.db'), mqttUrl: 'mqtt://127.0.0.1:1', serviceToken: SERVICE_TOKEN, consoleToken: WRITE_TOKEN,
+        host: '127.0.0.1',
+        port: 0,
+        storePath: join(dir, 'fleet.db'),
+        mqttUrl: 'mqtt://127.0.0.1:1',
+        serviceToken: SERVICE_TOKEN,
+        consoleToken: WRITE_TOKEN,
         consoleUsers: [`alice:${await hashPassword('alice-password')}`, `carol:${await hashPassword('carol-password')}`],
       },
       createLogger('console', { file: logFile }),
@@ -581,7 +704,10 @@ describe('console against careless and hostile clients', () => {
     }
     // Vehicle ids may be such names too: they stay keys of their own.
     const store = new FleetStore(join(dir, 'fleet.db'));
-    store.insertReadings(['__proto__', 'constructor'].map((v) => reading(v, 1, 'gps', 40, Date.now() - 1000)), Date.now());
+    store.insertReadings(
+      ['__proto__', 'constructor'].map((v) => reading(v, 1, 'gps', 40, Date.now() - 1000)),
+      Date.now(),
+    );
     store.close();
     const tracks = await api(url, '/api/tracks', { headers: { authorization: `Bearer ${WRITE_TOKEN}` } });
     assert.deepEqual(Object.keys(tracks.body).sort(), ['__proto__', 'constructor']);
@@ -590,7 +716,10 @@ describe('console against careless and hostile clients', () => {
   it('answers HEAD wherever GET answers, with the same headers and no body', async () => {
     const bearer = { authorization: `Bearer ${WRITE_TOKEN}` };
     for (const path of ['/', '/app/main.js', '/vendor/leaflet/leaflet.js', '/api/config', '/healthz', '/api/vehicles', '/api/stats']) {
-      const [get, head] = [await fetch(`${url}${path}`, { headers: bearer }), await fetch(`${url}${path}`, { method: 'HEAD', headers: bearer })];
+      const [get, head] = [
+        await fetch(`${url}${path}`, { headers: bearer }),
+        await fetch(`${url}${path}`, { method: 'HEAD', headers: bearer }),
+      ];
       await get.arrayBuffer();
       assert.equal(head.status, get.status, path);
       assert.equal(head.status, 200, path);
@@ -621,8 +750,16 @@ describe('console against careless and hostile clients', () => {
     assert.deepEqual(new Set(statuses.slice(statuses.indexOf(429))), new Set([429]), 'once throttled, every attempt is');
     assert.match(String(throttled.headers['retry-after']), /^[1-9]\d*$/);
     assert.match(throttled.body.error, /^sign-in: too many failed attempts from this address; try again in \d+ s$/);
-    assert.equal((await requestFrom('127.0.0.2', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status, 429, 'even the right password waits');
-    assert.equal((await requestFrom('127.0.0.3', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status, 200, 'other addresses are not held up');
+    assert.equal(
+      (await requestFrom('127.0.0.2', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status,
+      429,
+      'even the right password waits',
+    );
+    assert.equal(
+      (await requestFrom('127.0.0.3', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status,
+      200,
+      'other addresses are not held up',
+    );
     assert.match(await metrics(), /fleet_console_sign_ins_total\{result="throttled"[^}]*\} [1-9]/);
     await waitFor('the throttle logged', () => logLines().some((l) => l.msg === 'sign-in throttled' && l.remote === '127.0.0.2'));
   });
@@ -630,21 +767,31 @@ describe('console against careless and hostile clients', () => {
   it('throttles failed sign-ins for one user name however many addresses they come from', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 30; i++) {
-      statuses.push((await requestFrom(`127.0.1.${i + 1}`, port, 'POST', '/api/session', { user: 'carol', password: `guess-${i}` })).status);
+      statuses.push(
+        (await requestFrom(`127.0.1.${i + 1}`, port, 'POST', '/api/session', { user: 'carol', password: `guess-${i}` })).status,
+      );
     }
     const first429 = statuses.indexOf(429);
     assert.ok(first429 > 0 && first429 <= 10, `statuses: ${statuses.join(' ')}`);
     const locked = await requestFrom('127.0.2.1', port, 'POST', '/api/session', { user: 'carol', password: 'carol-password' });
     assert.equal(locked.status, 429);
     assert.match(locked.body.error, /^sign-in: too many failed attempts for this user; try again in \d+ s$/);
-    assert.equal((await requestFrom('127.0.2.1', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status, 200, 'other users are not held up');
+    assert.equal(
+      (await requestFrom('127.0.2.1', port, 'POST', '/api/session', { user: 'alice', password: 'alice-password' })).status,
+      200,
+      'other users are not held up',
+    );
   });
 
   it('answers a request whose headers or body never finish with 408 within seconds', async () => {
     const slowHeaders = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: console\r\n', { giveUpMs: 20_000 });
     assert.match(slowHeaders.answer, /^HTTP\/1\.1 408 /, `after ${slowHeaders.ms} ms: ${slowHeaders.answer}`);
     assert.ok(slowHeaders.closed);
-    const slowBody = await rawExchange(port, 'POST /api/session HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user":', { giveUpMs: 20_000 });
+    const slowBody = await rawExchange(
+      port,
+      'POST /api/session HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user":',
+      { giveUpMs: 20_000 },
+    );
     assert.match(slowBody.answer, /^HTTP\/1\.1 408 /, `after ${slowBody.ms} ms: ${slowBody.answer}`);
     assert.match(slowBody.answer, /"error":"body: not received within \d+ s"/);
     assert.ok(slowBody.closed);
@@ -652,18 +799,36 @@ describe('console against careless and hostile clients', () => {
   });
 
   it('logs a client that goes away mid-request as an abort, not an error', async () => {
-    await rawExchange(port, 'POST /api/session HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user":', { giveUpMs: 5000, abortAfterMs: 100 });
+    await rawExchange(
+      port,
+      'POST /api/session HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user":',
+      { giveUpMs: 5000, abortAfterMs: 100 },
+    );
     await waitFor('the abort logged', () => logLines().find((l) => l.msg === 'request aborted by the client'));
     const aborted = logLines().find((l) => l.msg === 'request aborted by the client')!;
     assert.ok(aborted.level <= 30, `logged at level ${aborted.level}`);
     assert.equal(aborted.route, 'sign-in');
-    assert.deepEqual(logLines().filter((l) => l.level >= 50).map((l) => l.msg), [], 'no errors logged');
+    assert.deepEqual(
+      logLines()
+        .filter((l) => l.level >= 50)
+        .map((l) => l.msg),
+      [],
+      'no errors logged',
+    );
     assert.match(await metrics(), /fleet_console_requests_aborted_total\{[^}]*\} 1\n/);
   });
 
   it('refuses connections beyond its cap, and serves again once they close', async () => {
     const capped = new ConsoleServer(
-      { host: '127.0.0.1', port: 0, storePath: join(dir, 'fleet.db'), mqttUrl: 'mqtt://127.0.0.1:1', serviceToken: SERVICE_TOKEN, consoleToken: WRITE_TOKEN, maxConnections: 4 },
+      {
+        host: '127.0.0.1',
+        port: 0,
+        storePath: join(dir, 'fleet.db'),
+        mqttUrl: 'mqtt://127.0.0.1:1',
+        serviceToken: SERVICE_TOKEN,
+        consoleToken: WRITE_TOKEN,
+        maxConnections: 4,
+      },
       createLogger('console', { level: 'silent' }),
     );
     await capped.start();
@@ -675,10 +840,16 @@ describe('console against careless and hostile clients', () => {
         idle.push(s);
       }
       const refused = await rawExchange(capped.port, 'GET /healthz HTTP/1.1\r\nHost: console\r\n\r\n', { giveUpMs: 5000 });
-      assert.deepEqual({ answer: refused.answer, closed: refused.closed }, { answer: '', closed: true }, 'the fifth connection is closed unanswered');
+      assert.deepEqual(
+        { answer: refused.answer, closed: refused.closed },
+        { answer: '', closed: true },
+        'the fifth connection is closed unanswered',
+      );
       for (const s of idle) s.destroy();
       const served = await waitFor('a connection accepted again', async () => {
-        const res = await rawExchange(capped.port, 'GET /healthz HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\r\n', { giveUpMs: 5000 });
+        const res = await rawExchange(capped.port, 'GET /healthz HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\r\n', {
+          giveUpMs: 5000,
+        });
         return res.answer.startsWith('HTTP/1.1 200') && res;
       });
       assert.ok(served);

@@ -17,7 +17,13 @@ const pki = (dir: string, ...args: string[]) => execFileSync('bash', [PKI, dir, 
 
 const batch = (vehicle: string, seq: number, count = 1) => {
   const readings: Reading[] = Array.from({ length: count }, (_, i) => ({
-    vehicle, seq: seq + i, ts: Date.now() - 1000 + i, clock: 'synced', sensor: 'engine_temp', value: 88 + i / 100, quality: 'good',
+    vehicle,
+    seq: seq + i,
+    ts: Date.now() - 1000 + i,
+    clock: 'synced',
+    sensor: 'engine_temp',
+    value: 88 + i / 100,
+    quality: 'good',
   }));
   return encodeBatch({ vehicle, headTs: readings.at(-1)!.ts, readings });
 };
@@ -88,13 +94,36 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
     pki(rogue, 'enroll', 'truck-1');
     pki(twin, 'init');
     pki(twin, 'enroll', 'truck-1');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30',
-      '-subj', '/OU=vehicle/CN=truck-1', '-keyout', join(dir, 'self.key'), '-out', join(dir, 'self.crt')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/OU=vehicle/CN=truck-1',
+        '-keyout',
+        join(dir, 'self.key'),
+        '-out',
+        join(dir, 'self.crt'),
+      ],
+      { stdio: 'ignore' },
+    );
     cloud = await new Cloud({
       dir,
       gateway: {
-        auth: 'mtls', tlsCert: join(ca, 'issued', 'gateway.crt'), tlsKey: join(ca, 'issued', 'gateway.key'),
-        tlsCa: join(ca, 'ca.crt'), tlsCrl: join(ca, 'crl.pem'), servicePort: await freePort(),
+        auth: 'mtls',
+        tlsCert: join(ca, 'issued', 'gateway.crt'),
+        tlsKey: join(ca, 'issued', 'gateway.key'),
+        tlsCa: join(ca, 'ca.crt'),
+        tlsCrl: join(ca, 'crl.pem'),
+        servicePort: await freePort(),
       },
     }).start();
     url = `mqtts://127.0.0.1:${cloud.gateway.port}`;
@@ -114,38 +143,67 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
     assert.deepEqual(storedSeqs(cloud.detector, 'truck-1'), [1, 2, 3]);
   });
 
-  it('refuses a device without a certificate, with another CA\'s, or under another vehicle\'s id, saying why', async () => {
+  it("refuses a device without a certificate, with another CA's, or under another vehicle's id, saying why", async () => {
     assert.equal(await refusalCode(connect(url, { clientId: 'truck-1', ca: readFileSync(join(ca, 'ca.crt')) })), 5);
     assert.equal(await refusalCode(connect(url, { clientId: 'truck-1', ...tls('truck-1', rogue) })), 5);
     assert.equal(await refusalCode(connect(url, { clientId: 'truck-2', ...tls('truck-1') })), 2);
-    assert.equal(await refusalCode(connect(cloud.serviceMqttUrl, { clientId: 'truck-1' })), 5, 'the plain service listener takes no vehicles');
+    assert.equal(
+      await refusalCode(connect(cloud.serviceMqttUrl, { clientId: 'truck-1' })),
+      5,
+      'the plain service listener takes no vehicles',
+    );
     for (const reason of ['no_certificate', 'untrusted_certificate', 'identity_mismatch']) {
       assert.ok((await metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason })) >= 1, reason);
     }
     // The log is written asynchronously: wait for the last refusal's line.
-    const log = await waitFor('the refusals logged', () => {
-      const text = readFileSync(join(dir, 'cloud.log'), 'utf8');
-      return text.includes('"reason":"identity_mismatch"') && text;
-    }, 5000);
-    assert.match(log, /"reason":"untrusted_certificate","detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: [^"]+ \([A-Z_]+\)".*"msg":"connection refused"/);
+    const log = await waitFor(
+      'the refusals logged',
+      () => {
+        const text = readFileSync(join(dir, 'cloud.log'), 'utf8');
+        return text.includes('"reason":"identity_mismatch"') && text;
+      },
+      5000,
+    );
+    assert.match(
+      log,
+      /"reason":"untrusted_certificate","detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: [^"]+ \([A-Z_]+\)".*"msg":"connection refused"/,
+    );
     assert.match(log, /"reason":"identity_mismatch","detail":"certificate is for truck-1, client id is truck-2"/);
   });
 
   it('refuses a certificate of a foreign CA named like the fleet CA, and a self-signed one, with CONNACK 5 and the real reason', async () => {
     const untrusted = () => metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason: 'untrusted_certificate' });
     const before = await untrusted();
-    const files = (cert: string, key: string) => ({ cert: readFileSync(cert), key: readFileSync(key), ca: readFileSync(join(ca, 'ca.crt')) });
+    const files = (cert: string, key: string) => ({
+      cert: readFileSync(cert),
+      key: readFileSync(key),
+      ca: readFileSync(join(ca, 'ca.crt')),
+    });
     for (let i = 0; i < 3; i++) {
       assert.equal(await refusalCode(connect(url, { clientId: 'truck-1', ...tls('truck-1', twin) })), 5, 'foreign CA of the same name');
-      assert.equal(await refusalCode(connect(url, { clientId: 'truck-1', ...files(join(dir, 'self.crt'), join(dir, 'self.key')) })), 5, 'self-signed');
+      assert.equal(
+        await refusalCode(connect(url, { clientId: 'truck-1', ...files(join(dir, 'self.crt'), join(dir, 'self.key')) })),
+        5,
+        'self-signed',
+      );
     }
     assert.equal((await untrusted()) - before, 6);
-    const log = await waitFor('both refusals logged', () => {
-      const text = readFileSync(join(dir, 'cloud.log'), 'utf8');
-      return text.includes('DEPTH_ZERO_SELF_SIGNED_CERT') && text;
-    }, 5000);
-    assert.match(log, /"detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: it is not signed by the fleet CA \(another CA, perhaps of the same name\) \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)"/);
-    assert.match(log, /"detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: it is self-signed, not issued by the fleet CA \(DEPTH_ZERO_SELF_SIGNED_CERT\)"/);
+    const log = await waitFor(
+      'both refusals logged',
+      () => {
+        const text = readFileSync(join(dir, 'cloud.log'), 'utf8');
+        return text.includes('DEPTH_ZERO_SELF_SIGNED_CERT') && text;
+      },
+      5000,
+    );
+    assert.match(
+      log,
+      /"detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: it is not signed by the fleet CA \(another CA, perhaps of the same name\) \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)"/,
+    );
+    assert.match(
+      log,
+      /"detail":"certificate truck-1 \(serial [0-9A-F]+\) not accepted: it is self-signed, not issued by the fleet CA \(DEPTH_ZERO_SELF_SIGNED_CERT\)"/,
+    );
     assert.doesNotMatch(log, /UNABLE_TO_GET_CRL/);
   });
 
@@ -156,8 +214,16 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
     socket.on('error', () => {});
     socket.once('connect', () => socket.write(Buffer.from([0x10, 12, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 30, 0, 0])));
     await new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    await waitFor('the handshake failure counted', async () => (await metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason: 'tls_handshake' })) === before + 1, 5000);
-    await waitFor('and logged', () => /"reason":"tls_handshake","detail":"[^"]+","msg":"connection refused"/.test(readFileSync(join(dir, 'cloud.log'), 'utf8')), 5000);
+    await waitFor(
+      'the handshake failure counted',
+      async () => (await metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason: 'tls_handshake' })) === before + 1,
+      5000,
+    );
+    await waitFor(
+      'and logged',
+      () => /"reason":"tls_handshake","detail":"[^"]+","msg":"connection refused"/.test(readFileSync(join(dir, 'cloud.log'), 'utf8')),
+      5000,
+    );
   });
 
   it('a vehicle cannot publish under another vehicle or follow its alerts', async () => {
@@ -178,16 +244,21 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
     pki(ca, 'revoke', 'truck-3');
     await waitFor('the open session of truck-3 cut off', () => !session.connected, 10_000, 100);
     session.end(true);
-    const code = await waitFor('truck-3 refused', async () => {
-      const c = await connect(url, { clientId: 'truck-3', ...tls('truck-3') }).then(
-        (client) => {
-          client.end(true);
-          return undefined;
-        },
-        (e: Error & { code?: number }) => e.code,
-      );
-      return c;
-    }, 10_000, 300);
+    const code = await waitFor(
+      'truck-3 refused',
+      async () => {
+        const c = await connect(url, { clientId: 'truck-3', ...tls('truck-3') }).then(
+          (client) => {
+            client.end(true);
+            return undefined;
+          },
+          (e: Error & { code?: number }) => e.code,
+        );
+        return c;
+      },
+      10_000,
+      300,
+    );
     assert.equal(code, 5);
     assert.ok((await metricValue(cloud, 'fleet_gateway_connections_refused_total', { reason: 'revoked' })) >= 1);
     const still = await connect(url, { clientId: 'truck-2', ...tls('truck-2') });
@@ -208,9 +279,26 @@ describe('mutual TLS: the vehicle id comes from its certificate', () => {
   it('the agent connects over mqtts with its certificate and its readings are stored', async () => {
     const files = (name: string) => [join(ca, 'issued', `${name}.crt`), join(ca, 'issued', `${name}.key`)];
     const [cert, key] = files('truck-agent');
-    agent = runFleet(['agent', '--vehicle', 'truck-agent', '--mqtt-url', url, '--tls-cert', cert!, '--tls-key', key!, '--tls-ca', join(ca, 'ca.crt'),
-      '--data-dir', join(dir, 'agent'), '--ops-port', '-1', '--sim-hz', '5']);
-    await waitFor('the agent\'s readings stored', () => storedSeqs(cloud.detector, 'truck-agent').length >= 10, 20_000, 100);
+    agent = runFleet([
+      'agent',
+      '--vehicle',
+      'truck-agent',
+      '--mqtt-url',
+      url,
+      '--tls-cert',
+      cert!,
+      '--tls-key',
+      key!,
+      '--tls-ca',
+      join(ca, 'ca.crt'),
+      '--data-dir',
+      join(dir, 'agent'),
+      '--ops-port',
+      '-1',
+      '--sim-hz',
+      '5',
+    ]);
+    await waitFor("the agent's readings stored", () => storedSeqs(cloud.detector, 'truck-agent').length >= 10, 20_000, 100);
   });
 });
 
@@ -237,44 +325,77 @@ describe('password mode: per-vehicle secrets stored hashed', () => {
     const secret = await enroll('truck-p');
     assert.match(secret, /^[\w-]{32}$/);
     assert.ok(!readFileSync(credentials, 'utf8').includes(secret), 'the file holds no secret in clear');
-    await waitFor('the gateway re-read the credentials', async () => {
-      const ok = await connect(cloud.mqttUrl, { clientId: 'truck-p', username: 'truck-p', password: secret }).then(
-        (c) => c.endAsync().then(() => true),
-        () => false,
-      );
-      return ok;
-    }, 5000, 200);
+    await waitFor(
+      'the gateway re-read the credentials',
+      async () => {
+        const ok = await connect(cloud.mqttUrl, { clientId: 'truck-p', username: 'truck-p', password: secret }).then(
+          (c) => c.endAsync().then(() => true),
+          () => false,
+        );
+        return ok;
+      },
+      5000,
+      200,
+    );
     assert.equal(await refusalCode(connect(cloud.mqttUrl, { clientId: 'truck-p', username: 'truck-p', password: 'guess' })), 4);
     assert.equal(await refusalCode(connect(cloud.mqttUrl, { clientId: 'truck-p' })), 4);
     assert.equal(await refusalCode(connect(cloud.mqttUrl, { clientId: 'truck-x', username: 'truck-x', password: secret })), 4);
-    assert.equal(await refusalCode(connect(cloud.mqttUrl, { clientId: 'truck-x', username: 'truck-p', password: secret })), 2, 'a secret is bound to its vehicle');
+    assert.equal(
+      await refusalCode(connect(cloud.mqttUrl, { clientId: 'truck-x', username: 'truck-p', password: secret })),
+      2,
+      'a secret is bound to its vehicle',
+    );
   });
 
   it('a revoked vehicle is cut off within seconds, and gets CONNACK 5 when it comes back', async () => {
     const secret = await enroll('truck-r');
-    const session = await waitFor('truck-r accepted', () =>
-      connect(cloud.mqttUrl, { clientId: 'truck-r', username: 'truck-r', password: secret }).catch(() => undefined), 5000, 200);
+    const session = await waitFor(
+      'truck-r accepted',
+      () => connect(cloud.mqttUrl, { clientId: 'truck-r', username: 'truck-r', password: secret }).catch(() => undefined),
+      5000,
+      200,
+    );
     const p = runFleet(['device', 'revoke', 'truck-r', '--credentials-file', credentials]);
     assert.equal(await p.exited, 0);
     await waitFor('the open session of truck-r cut off', () => !session.connected, 5000, 50);
     session.end(true);
-    const code = await waitFor('truck-r refused', () =>
-      connect(cloud.mqttUrl, { clientId: 'truck-r', username: 'truck-r', password: secret }).then(
-        (c) => c.endAsync().then(() => undefined),
-        (e: Error & { code?: number }) => e.code,
-      ), 5000, 200);
+    const code = await waitFor(
+      'truck-r refused',
+      () =>
+        connect(cloud.mqttUrl, { clientId: 'truck-r', username: 'truck-r', password: secret }).then(
+          (c) => c.endAsync().then(() => undefined),
+          (e: Error & { code?: number }) => e.code,
+        ),
+      5000,
+      200,
+    );
     assert.equal(code, 5);
   });
 
   it('refuses to start with the development service token beyond loopback, naming the variable to set', async () => {
-    const args = ['gateway', '--auth', 'password', '--host', '0.0.0.0', '--port', '0', '--ops-port', '-1', '--data-dir', join(dir, 'public')];
+    const args = [
+      'gateway',
+      '--auth',
+      'password',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '0',
+      '--ops-port',
+      '-1',
+      '--data-dir',
+      join(dir, 'public'),
+    ];
     const p = runFleet(args, { FLEET_SERVICE_TOKEN: '' });
     try {
       assert.equal(await within('the gateway to exit', p.exited, 10_000), 2, p.lines.join('\n'));
     } finally {
       await kill(p);
     }
-    assert.match(p.stderr.join('\n'), /serviceToken: the development service token is public, so it is only allowed while the gateway listens on loopback; set FLEET_SERVICE_TOKEN/);
+    assert.match(
+      p.stderr.join('\n'),
+      /serviceToken: the development service token is public, so it is only allowed while the gateway listens on loopback; set FLEET_SERVICE_TOKEN/,
+    );
     // With a token of its own it listens there.
     const own = runFleet(args, { FLEET_SERVICE_TOKEN: 'a-secret-of-our-own' });
     try {

@@ -13,11 +13,17 @@ describe("the gateway's and the agent's files are their owner's", () => {
     const p = runFleet(['demo', '--trucks', '1', '--port', '0', '--console-port', '0', '--data-dir', dir]);
     try {
       // While it runs, so that the WAL and shared-memory files exist too.
-      const files = (sub: string) => (existsSync(join(dir, sub)) ? readdirSync(join(dir, sub)) : []).filter((f) => /\.db(-wal|-shm)?$/.test(f)).map((f) => join(sub, f));
-      await waitFor('the databases open', () => {
-        const open = [...files('gateway'), ...files('trucks')];
-        return ['gateway/stream.db-wal', 'gateway/dead-letters.db-shm', '.buffer.db-wal'].every((f) => open.some((o) => o.endsWith(f)));
-      }, 20_000, 100);
+      const files = (sub: string) =>
+        (existsSync(join(dir, sub)) ? readdirSync(join(dir, sub)) : []).filter((f) => /\.db(-wal|-shm)?$/.test(f)).map((f) => join(sub, f));
+      await waitFor(
+        'the databases open',
+        () => {
+          const open = [...files('gateway'), ...files('trucks')];
+          return ['gateway/stream.db-wal', 'gateway/dead-letters.db-shm', '.buffer.db-wal'].every((f) => open.some((o) => o.endsWith(f)));
+        },
+        20_000,
+        100,
+      );
       const expected: Record<string, string> = { gateway: '750', trucks: '750', 'fleet.log': '600' };
       for (const f of [...files('gateway'), ...files('trucks')]) expected[f] = '600';
       const actual = Object.fromEntries(Object.keys(expected).map((f) => [f, mode(join(dir, f))]));

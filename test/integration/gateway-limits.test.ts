@@ -13,7 +13,13 @@ import { tempDir, waitFor, within } from '../support/harness.js';
 
 const batch = (vehicle: string, seq: number, count = 1) => {
   const readings: Reading[] = Array.from({ length: count }, (_, i) => ({
-    vehicle, seq: seq + i, ts: Date.now() - 1000 + i, clock: 'synced', sensor: 'speed', value: 50, quality: 'good',
+    vehicle,
+    seq: seq + i,
+    ts: Date.now() - 1000 + i,
+    clock: 'synced',
+    sensor: 'speed',
+    value: 50,
+    quality: 'good',
   }));
   return encodeBatch({ vehicle, headTs: readings.at(-1)!.ts, readings });
 };
@@ -29,10 +35,11 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
   const CONNECT_TIMEOUT_MS = 1000;
   const logText = () => readFileSync(join(dir, 'cloud.log'), 'utf8');
 
-  const connect = (clientId: string) => mqtt.connectAsync(cloud.mqttUrl, { clientId, reconnectPeriod: 0, protocolVersion: 4 }).then((c) => {
-    clients.push(c);
-    return c;
-  });
+  const connect = (clientId: string) =>
+    mqtt.connectAsync(cloud.mqttUrl, { clientId, reconnectPeriod: 0, protocolVersion: 4 }).then((c) => {
+      clients.push(c);
+      return c;
+    });
   const metric = async (name: string, reason?: string) => {
     const m = await cloud.gateway.registry.getSingleMetric(name)!.get();
     return m.values.filter((v) => reason === undefined || v.labels.reason === reason).reduce((n, v) => n + v.value, 0);
@@ -42,7 +49,11 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     cloud = await new Cloud({
       dir,
       gateway: {
-        maxConnections: MAX_CONNECTIONS, maxPublishesPerSecond: RATE, publishBurst: BURST, maxPayloadBytes: MAX_PAYLOAD, maxBatchReadings: 10,
+        maxConnections: MAX_CONNECTIONS,
+        maxPublishesPerSecond: RATE,
+        publishBurst: BURST,
+        maxPayloadBytes: MAX_PAYLOAD,
+        maxBatchReadings: 10,
         connectTimeoutMs: CONNECT_TIMEOUT_MS,
       },
     }).start();
@@ -61,7 +72,11 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     const took = Date.now() - started;
     assert.ok(took >= ((n - BURST - 1) * 1000) / RATE, `the last PUBACKs waited for the rate: ${took} ms`);
     await waitFor('all stored', () => storedSeqs(cloud.detector, 'rate-1').length === n, 5000);
-    assert.deepEqual(storedSeqs(cloud.detector, 'rate-1'), Array.from({ length: n }, (_, i) => i + 1), 'all stored, in order');
+    assert.deepEqual(
+      storedSeqs(cloud.detector, 'rate-1'),
+      Array.from({ length: n }, (_, i) => i + 1),
+      'all stored, in order',
+    );
     assert.ok((await metric('fleet_gateway_publishes_throttled_total')) >= n - BURST - 1);
   });
 
@@ -73,7 +88,7 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     assert.equal(await metric('fleet_gateway_refused_total', 'rate_limited'), 1);
     const again = await connect('flood-1');
     await again.publishAsync(topics.telemetry('flood-1'), batch('flood-1', 100), { qos: 1 });
-    await waitFor('the reconnected vehicle\'s batch stored', () => storedSeqs(cloud.detector, 'flood-1').includes(100), 5000);
+    await waitFor("the reconnected vehicle's batch stored", () => storedSeqs(cloud.detector, 'flood-1').includes(100), 5000);
   });
 
   it('refuses connections beyond the limit with CONNACK 3 (server unavailable)', async () => {
@@ -101,12 +116,21 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     await closed;
     await c.endAsync(true);
     assert.equal(await metric('fleet_gateway_connections_refused_total', 'packet_too_large'), 1);
-    await waitFor('the cut logged with the vehicle', () => /"vehicle":"big-1"[^\n]*"reason":"packet_too_large"[^\n]*"msg":"connection cut"/.test(logText()), 5000);
+    await waitFor(
+      'the cut logged with the vehicle',
+      () => /"vehicle":"big-1"[^\n]*"reason":"packet_too_large"[^\n]*"msg":"connection cut"/.test(logText()),
+      5000,
+    );
     // The notice waits in the vehicle's session for its next connection.
     const again = await mqtt.connectAsync(cloud.mqttUrl, { clientId: 'big-1', clean: false, reconnectPeriod: 0, protocolVersion: 4 });
     clients.push(again);
-    const notice = await within('the notice on the next connection', new Promise<{ reason: string; detail: string }>((resolve) =>
-      again.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as { reason: string; detail: string }))), 5000);
+    const notice = await within(
+      'the notice on the next connection',
+      new Promise<{ reason: string; detail: string }>((resolve) =>
+        again.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as { reason: string; detail: string })),
+      ),
+      5000,
+    );
     assert.equal(notice.reason, 'packet_too_large');
     assert.match(notice.detail, /packet of 2097152 bytes exceeds the limit/);
   });
@@ -130,12 +154,21 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     await waitFor('the valid batch after them stored', () => storedSeqs(cloud.detector, 'big-2').length === 1, 5000);
     assert.equal(reconnects, 0, 'never cut off');
     await waitFor('two rejection notices', () => notices.length >= 2, 5000);
-    assert.deepEqual(notices.map((n) => n.reason), ['oversize', 'oversize']);
-    assert.match(notices[0]!.detail, new RegExp(`payload of 200000 bytes exceeds the limit of ${MAX_PAYLOAD}; its first ${MAX_PAYLOAD} bytes are kept`));
+    assert.deepEqual(
+      notices.map((n) => n.reason),
+      ['oversize', 'oversize'],
+    );
+    assert.match(
+      notices[0]!.detail,
+      new RegExp(`payload of 200000 bytes exceeds the limit of ${MAX_PAYLOAD}; its first ${MAX_PAYLOAD} bytes are kept`),
+    );
     assert.match(notices[1]!.detail, /payload of 100000 bytes/);
     assert.equal((await metric('fleet_gateway_refused_total', 'oversize')) - refusedBefore, 2);
     const db = new Database(join(dir, 'gateway', 'dead-letters.db'), { readonly: true });
-    const kept = db.prepare("SELECT reason, payload FROM dead_letters WHERE vehicle = 'big-2' ORDER BY id").all() as { reason: string; payload: Buffer }[];
+    const kept = db.prepare("SELECT reason, payload FROM dead_letters WHERE vehicle = 'big-2' ORDER BY id").all() as {
+      reason: string;
+      payload: Buffer;
+    }[];
     db.close();
     assert.equal(kept.length, 2);
     assert.deepEqual(kept[0]!.payload, huge.subarray(0, MAX_PAYLOAD));
@@ -163,7 +196,11 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     );
     assert.ok(err, 'an MQTT 5 client was accepted');
     assert.equal(await metric('fleet_gateway_connections_refused_total', 'unsupported_protocol'), 1);
-    await waitFor('the refusal logged', () => /"clientId":"v5-1"[^\n]*"reason":"unsupported_protocol","detail":"MQTT 5: the gateway speaks MQTT 3.1.1/.test(logText()), 5000);
+    await waitFor(
+      'the refusal logged',
+      () => /"clientId":"v5-1"[^\n]*"reason":"unsupported_protocol","detail":"MQTT 5: the gateway speaks MQTT 3.1.1/.test(logText()),
+      5000,
+    );
   });
 
   it('counts connections not yet authenticated against the limit, and cuts those that send no CONNECT in time', async () => {
@@ -172,14 +209,16 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     const timedOutBefore = await metric('fleet_gateway_connections_refused_total', 'connect_timeout');
     // Sockets that connect and say nothing, up to the limit.
     const silent = await Promise.all(
-      Array.from({ length: MAX_CONNECTIONS - 1 }, () =>
-        new Promise<{ socket: Socket; closed: Promise<number> }>((resolve) => {
-          const socket = tcpConnect(cloud.gateway.port, '127.0.0.1');
-          socket.on('error', () => {});
-          const opened = Date.now();
-          const closed = new Promise<number>((done) => socket.once('close', () => done(Date.now() - opened)));
-          socket.once('connect', () => resolve({ socket, closed }));
-        }),
+      Array.from(
+        { length: MAX_CONNECTIONS - 1 },
+        () =>
+          new Promise<{ socket: Socket; closed: Promise<number> }>((resolve) => {
+            const socket = tcpConnect(cloud.gateway.port, '127.0.0.1');
+            socket.on('error', () => {});
+            const opened = Date.now();
+            const closed = new Promise<number>((done) => socket.once('close', () => done(Date.now() - opened)));
+            socket.once('connect', () => resolve({ socket, closed }));
+          }),
       ),
     );
     await waitFor('the silent sockets counted', () => cloud.gateway.health().connections.open === MAX_CONNECTIONS, 5000);
@@ -189,9 +228,16 @@ describe('gateway limits: connections, publish rate, packet and batch size', () 
     );
     assert.equal(refused?.code, 3, 'CONNACK 3 while unauthenticated connections fill the limit');
     const heldMs = await within('the silent sockets cut', Promise.all(silent.map((s) => s.closed)), 10_000);
-    assert.ok(heldMs.every((ms) => ms >= CONNECT_TIMEOUT_MS - 50), `held for the timeout: ${heldMs.join(', ')} ms`);
+    assert.ok(
+      heldMs.every((ms) => ms >= CONNECT_TIMEOUT_MS - 50),
+      `held for the timeout: ${heldMs.join(', ')} ms`,
+    );
     assert.equal((await metric('fleet_gateway_connections_refused_total', 'connect_timeout')) - timedOutBefore, MAX_CONNECTIONS - 1);
-    await waitFor('the cuts logged', () => /"reason":"connect_timeout","detail":"no CONNECT within 1000 ms","msg":"connection cut"/.test(logText()), 5000);
+    await waitFor(
+      'the cuts logged',
+      () => /"reason":"connect_timeout","detail":"no CONNECT within 1000 ms","msg":"connection cut"/.test(logText()),
+      5000,
+    );
     await connect('late-1');
   });
 

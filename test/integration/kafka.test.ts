@@ -36,13 +36,22 @@ describe('Kafka sink and source against a real broker', () => {
   let malformed: { partition: number; offset: number } | undefined;
 
   const client = () => new Kafka({ brokers: [broker.bootstrap], clientId: 'kafka-test', logLevel: logLevel.NOTHING });
-  const source = (name: string) => new KafkaSource({ brokers: [broker.bootstrap], groupId: GROUP, clientId: name, rebuildMs: 60_000 }, log.child({ member: name }));
+  const source = (name: string) =>
+    new KafkaSource({ brokers: [broker.bootstrap], groupId: GROUP, clientId: name, rebuildMs: 60_000 }, log.child({ member: name }));
 
   function nextBatch(vehicle: string): Batch {
     const seq = nextSeq.get(vehicle)!;
     nextSeq.set(vehicle, seq + 3);
     const now = Date.now();
-    const readings: Reading[] = [0, 1, 2].map((i) => ({ vehicle, seq: seq + i, ts: now - (3 - i) * 1000, clock: 'synced', sensor: 'engine_temp', value: 80 + i, quality: 'good' }));
+    const readings: Reading[] = [0, 1, 2].map((i) => ({
+      vehicle,
+      seq: seq + i,
+      ts: now - (3 - i) * 1000,
+      clock: 'synced',
+      sensor: 'engine_temp',
+      value: 80 + i,
+      quality: 'good',
+    }));
     return { vehicle, headTs: readings.at(-1)!.ts, readings };
   }
 
@@ -56,7 +65,9 @@ describe('Kafka sink and source against a real broker', () => {
   }
 
   /** Everything in the topic, through a plain consumer in a group of its own. */
-  async function readTopic(atLeast: number): Promise<{ partition: number; offset: number; batch: Batch; receivedAt: number; timestamp: number }[]> {
+  async function readTopic(
+    atLeast: number,
+  ): Promise<{ partition: number; offset: number; batch: Batch; receivedAt: number; timestamp: number }[]> {
     const consumer = client().consumer({ groupId: `check-${Date.now()}`, maxWaitTimeInMs: 500 });
     const seen: { partition: number; offset: number; batch: Batch; receivedAt: number; timestamp: number }[] = [];
     await consumer.connect();
@@ -65,7 +76,10 @@ describe('Kafka sink and source against a real broker', () => {
       await consumer.run({
         eachMessage: async ({ partition, message }) => {
           if (partition === malformed?.partition && Number(message.offset) === malformed.offset) return;
-          const { batch, receivedAt } = decodeStreamRecord(message.value!, kafkaCarrier(message.key!.toString(), message.headers, message.timestamp));
+          const { batch, receivedAt } = decodeStreamRecord(
+            message.value!,
+            kafkaCarrier(message.key!.toString(), message.headers, message.timestamp),
+          );
           seen.push({ partition, offset: Number(message.offset), batch, receivedAt, timestamp: Number(message.timestamp) });
         },
       });
@@ -88,7 +102,9 @@ describe('Kafka sink and source against a real broker', () => {
   async function groupMembers(): Promise<Map<string, number[]>> {
     const [group] = (await admin.describeGroups([GROUP])).groups;
     if (group?.state !== 'Stable') return new Map();
-    return new Map(group.members.map((m) => [m.clientId, AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[TOPIC] ?? []]));
+    return new Map(
+      group.members.map((m) => [m.clientId, AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[TOPIC] ?? []]),
+    );
   }
 
   async function committedOffsets(): Promise<Map<number, number>> {
@@ -107,15 +123,23 @@ describe('Kafka sink and source against a real broker', () => {
     b = source('det-b');
     await a.poll(1);
     await b.poll(1);
-    await waitFor('a stable group of two members with three partitions each', async () => {
-      const members = await groupMembers();
-      return members.size === 2 && [...members.values()].every((ps) => ps.length === 3);
-    }, 30_000, 250);
+    await waitFor(
+      'a stable group of two members with three partitions each',
+      async () => {
+        const members = await groupMembers();
+        return members.size === 2 && [...members.values()].every((ps) => ps.length === 3);
+      },
+      30_000,
+      250,
+    );
   });
 
   afterAll(async () => {
     try {
-      await Promise.race([Promise.allSettled([a?.close(), b?.close(), sink?.close(), admin?.disconnect()]), delay(15_000, undefined, { ref: false })]);
+      await Promise.race([
+        Promise.allSettled([a?.close(), b?.close(), sink?.close(), admin?.disconnect()]),
+        delay(15_000, undefined, { ref: false }),
+      ]);
     } finally {
       await broker?.stop();
     }
@@ -143,20 +167,37 @@ describe('Kafka sink and source against a real broker', () => {
     for (const [vehicle, ps] of partitionsOf) assert.equal(ps.size, 1, `${vehicle} is in partitions ${[...ps]}`);
     assert.ok(new Set(seen.map((s) => s.partition)).size >= 4, 'twenty vehicles spread over the partitions');
     for (const vehicle of VEHICLES) {
-      const seqs = seen.filter((s) => s.batch.vehicle === vehicle).sort((x, y) => x.offset - y.offset).map((s) => s.batch.readings[0]!.seq);
+      const seqs = seen
+        .filter((s) => s.batch.vehicle === vehicle)
+        .sort((x, y) => x.offset - y.offset)
+        .map((s) => s.batch.readings[0]!.seq);
       assert.deepEqual(seqs, [1, 4, 7, 10, 13]);
     }
-    assert.ok(seen.every((s) => s.receivedAt === s.timestamp), 'the receive time in the record is its timestamp too, which consumers seek by');
+    assert.ok(
+      seen.every((s) => s.receivedAt === s.timestamp),
+      'the receive time in the record is its timestamp too, which consumers seek by',
+    );
   });
 
   it('compresses a produce request only where gzip makes it smaller: several records, or one long one', async () => {
     const topic = 'gzip-check';
-    const gzip = new KafkaSink({ brokers: [broker.bootstrap], topic, partitions: 1, clientId: 'test-gzip', compression: 'gzip' }, log.child({ sink: 'gzip' }));
+    const gzip = new KafkaSink(
+      { brokers: [broker.bootstrap], topic, partitions: 1, clientId: 'test-gzip', compression: 'gzip' },
+      log.child({ sink: 'gzip' }),
+    );
     await gzip.start();
     try {
       const batchOf = (readings: number): Batch => {
         const now = Date.now();
-        const rs: Reading[] = Array.from({ length: readings }, (_, i) => ({ vehicle: 'truck-gz', seq: i + 1, ts: now - readings + i, clock: 'synced', sensor: 'engine_temp', value: 80 + (i % 7), quality: 'good' }));
+        const rs: Reading[] = Array.from({ length: readings }, (_, i) => ({
+          vehicle: 'truck-gz',
+          seq: i + 1,
+          ts: now - readings + i,
+          clock: 'synced',
+          sensor: 'engine_temp',
+          value: 80 + (i % 7),
+          quality: 'good',
+        }));
         return { vehicle: 'truck-gz', headTs: now, readings: rs };
       };
       // One request each: a lone small batch, five small ones in one turn, a lone batch of 200 readings.
@@ -173,14 +214,17 @@ describe('Kafka sink and source against a real broker', () => {
     );
   });
 
-  it('a group of two sources receives every batch exactly once when committing as it goes, skipping a malformed record and reading an earlier release\'s', async () => {
+  it("a group of two sources receives every batch exactly once when committing as it goes, skipping a malformed record and reading an earlier release's", async () => {
     const producer = client().producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const [meta] = await producer.send({ topic: TOPIC, messages: [{ key: VEHICLES[0]!, value: Buffer.from([0xfb, 0x10, 0x01]) }] });
     // As the gateway wrote records before they carried their receive time: the bare batch, the time in a header and the timestamp.
     const legacy = nextBatch(VEHICLES[1]!);
     const legacyAt = String(Date.now() - 5_000);
-    await producer.send({ topic: TOPIC, messages: [{ key: legacy.vehicle, value: encodeBatch(legacy), timestamp: legacyAt, headers: { receivedAt: legacyAt } }] });
+    await producer.send({
+      topic: TOPIC,
+      messages: [{ key: legacy.vehicle, value: encodeBatch(legacy), timestamp: legacyAt, headers: { receivedAt: legacyAt } }],
+    });
     written.push(legacy);
     await producer.disconnect();
     malformed = { partition: meta!.partition, offset: Number(meta!.baseOffset) };
@@ -191,11 +235,15 @@ describe('Kafka sink and source against a real broker', () => {
 
     const fromA: KafkaRecord[] = [];
     const fromB: KafkaRecord[] = [];
-    await waitFor('every batch through the group', async () => {
-      await drain(a, fromA);
-      await drain(b, fromB);
-      return fromA.length + fromB.length >= written.length;
-    }, 20_000);
+    await waitFor(
+      'every batch through the group',
+      async () => {
+        await drain(a, fromA);
+        await drain(b, fromB);
+        return fromA.length + fromB.length >= written.length;
+      },
+      20_000,
+    );
     await sleep(1_500);
     await drain(a, fromA);
     await drain(b, fromB);
@@ -205,7 +253,10 @@ describe('Kafka sink and source against a real broker', () => {
     assert.ok(all.every((r) => !r.rebuild));
     assert.equal(all.find((r) => idOf(r.batch) === idOf(legacy))?.receivedAt, Number(legacyAt), 'the legacy record keeps its receive time');
     const partsA = new Set(fromA.map((r) => r.partition));
-    assert.ok(fromB.every((r) => !partsA.has(r.partition)), 'members hold disjoint partitions');
+    assert.ok(
+      fromB.every((r) => !partsA.has(r.partition)),
+      'members hold disjoint partitions',
+    );
   });
 
   it('a member that goes away hands its partitions over; what it had committed comes back as rebuild', async () => {
@@ -219,15 +270,19 @@ describe('Kafka sink and source against a real broker', () => {
     const fromB: KafkaRecord[] = [];
     // b commits as it goes, except its last poll: those records stay handed out, uncommitted.
     let held: KafkaRecord[] = [];
-    await waitFor('the new batches handed out', async () => {
-      await drain(a, fromA);
-      if (fromB.length < forB) {
-        held = (await b.poll(5)) as KafkaRecord[];
-        fromB.push(...held);
-        if (held.length > 0 && fromB.length < forB) await b.commit(held.at(-1)!);
-      }
-      return fromA.length + fromB.length >= 2 * VEHICLES.length;
-    }, 20_000);
+    await waitFor(
+      'the new batches handed out',
+      async () => {
+        await drain(a, fromA);
+        if (fromB.length < forB) {
+          held = (await b.poll(5)) as KafkaRecord[];
+          fromB.push(...held);
+          if (held.length > 0 && fromB.length < forB) await b.commit(held.at(-1)!);
+        }
+        return fromA.length + fromB.length >= 2 * VEHICLES.length;
+      },
+      20_000,
+    );
     assert.ok(held.length > 0 && fromB.length === forB);
     await b.close();
 
@@ -235,26 +290,41 @@ describe('Kafka sink and source against a real broker', () => {
     for (const r of held) assert.ok(r.offset >= committed.get(r.partition)!, 'the held records are uncommitted');
 
     const taken: KafkaRecord[] = [];
-    const offsetsOf = (p: number) => Array.from({ length: ends.get(p)! }, (_, i) => i).filter((o) => p !== malformed!.partition || o !== malformed!.offset);
+    const offsetsOf = (p: number) =>
+      Array.from({ length: ends.get(p)! }, (_, i) => i).filter((o) => p !== malformed!.partition || o !== malformed!.offset);
     const expected = [...partsB].reduce((n, p) => n + offsetsOf(p).length, 0);
-    await waitFor(`b's ${expected} records re-read by a`, async () => {
-      await drain(a, taken);
-      return taken.filter((r) => partsB.has(r.partition)).length >= expected;
-    }, 30_000);
+    await waitFor(
+      `b's ${expected} records re-read by a`,
+      async () => {
+        await drain(a, taken);
+        return taken.filter((r) => partsB.has(r.partition)).length >= expected;
+      },
+      30_000,
+    );
     await sleep(1_000);
     await drain(a, taken);
 
     // Rebuilt from the start of each partition (all of it is within rebuildMs), once each.
     for (const p of partsB) {
       const got = taken.filter((r) => r.partition === p);
-      assert.deepEqual(got.map((r) => r.offset), offsetsOf(p), `partition ${p}`);
+      assert.deepEqual(
+        got.map((r) => r.offset),
+        offsetsOf(p),
+        `partition ${p}`,
+      );
       for (const r of got) assert.equal(r.rebuild, r.offset < committed.get(p)!, `partition ${p} offset ${r.offset}`);
     }
     const takenIds = new Map(taken.map((r) => [idOf(r.batch), r]));
     for (const r of held) assert.equal(takenIds.get(idOf(r.batch))?.rebuild, false, `${idOf(r.batch)} is evaluated anew`);
-    assert.ok(taken.some((r) => r.rebuild), 'some records are rebuilt');
+    assert.ok(
+      taken.some((r) => r.rebuild),
+      'some records are rebuilt',
+    );
     // a kept its own partitions and had committed them: nothing of them comes again.
-    assert.deepEqual(taken.filter((r) => partsA.has(r.partition)), []);
+    assert.deepEqual(
+      taken.filter((r) => partsA.has(r.partition)),
+      [],
+    );
     await a.close();
   });
 
@@ -263,7 +333,10 @@ describe('Kafka sink and source against a real broker', () => {
     const batch = nextBatch(VEHICLES[0]!);
     const started = Date.now();
     const outcome = await Promise.race([
-      sink.write(sinkRecord(batch, Date.now())).then(() => 'written', () => 'failed'),
+      sink.write(sinkRecord(batch, Date.now())).then(
+        () => 'written',
+        () => 'failed',
+      ),
       delay(30_000, 'still waiting', { ref: false }),
     ]);
     assert.equal(outcome, 'failed');
@@ -274,7 +347,16 @@ describe('Kafka sink and source against a real broker', () => {
     await sleep(2_000);
     await broker.restart();
     // The gateway's way: retry the held write with a pause until the sink takes it.
-    await waitFor('the held write accepted after the restart', () => sink.write(sinkRecord(batch, Date.now())).then(() => true, () => false), 40_000, 500);
+    await waitFor(
+      'the held write accepted after the restart',
+      () =>
+        sink.write(sinkRecord(batch, Date.now())).then(
+          () => true,
+          () => false,
+        ),
+      40_000,
+      500,
+    );
     written.push(batch);
     assert.deepEqual(sink.health(), { ok: true });
     await writeRounds(1);

@@ -42,7 +42,12 @@ function batchOf(vehicle: string, round: number): Batch {
     const base = { vehicle, seq, ts: BASE_TS + seq * 100, clock: 'synced' as const, quality: 'good' as const };
     if (i === 0) return { ...base, sensor: 'engine_temp' as const, value: 80 + round / 4 };
     if (i === 1) return { ...base, sensor: 'speed' as const, value: 50 + round };
-    return { ...base, sensor: 'gps' as const, value: 50, position: { lat: 48 + round / 1000, lon: 11.5 + round / 1000, heading: 90.5, fix: '3d' as const } };
+    return {
+      ...base,
+      sensor: 'gps' as const,
+      value: 50,
+      position: { lat: 48 + round / 1000, lon: 11.5 + round / 1000, heading: 90.5, fix: '3d' as const },
+    };
   });
   return { vehicle, headTs: readings.at(-1)!.ts, readings };
 }
@@ -53,10 +58,15 @@ const roundOf = (r: KinesisRecord) => (firstSeq(r) - 1) / READINGS_PER_BATCH + 1
 /** Polls until `count` records came, then once more after the shards went idle to see that no more do. */
 async function readAll(source: KinesisSource, count: number, pollMax = 50): Promise<KinesisRecord[]> {
   const got: KinesisRecord[] = [];
-  await waitFor(`${count} records from ${source.streamName}`, async () => {
-    got.push(...(await source.poll(pollMax)));
-    return got.length >= count;
-  }, 15_000, 20);
+  await waitFor(
+    `${count} records from ${source.streamName}`,
+    async () => {
+      got.push(...(await source.poll(pollMax)));
+      return got.length >= count;
+    },
+    15_000,
+    20,
+  );
   await sleep(150);
   got.push(...(await source.poll(pollMax)));
   return got;
@@ -156,7 +166,10 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const rebuilding = source(stream, 'a.db', 1_000);
       const again = await readAll(rebuilding, 20);
       assert.deepEqual(again.map(roundOf), Array(20).fill(6));
-      assert.ok(again.every((r) => r.rebuild), 'records up to the checkpoint are flagged rebuild');
+      assert.ok(
+        again.every((r) => r.rebuild),
+        'records up to the checkpoint are flagged rebuild',
+      );
       // The detector commits what it handled, rebuild records too: that must not move a checkpoint back.
       await rebuilding.commit(again[4]!);
       await Promise.all(VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, 7), Date.now()))));
@@ -186,11 +199,16 @@ describe('Kinesis and IoT Core on a moto server', () => {
           calls.push(records.map((r) => r.PartitionKey!));
           const failed = records.map(shouldFail);
           const kept = records.filter((_, i) => !failed[i]);
-          const result = kept.length > 0
-            ? await next({ ...args, input: { ...input, Records: kept } })
-            : { output: { Records: [], $metadata: {} } as PutRecordsCommandOutput, response: {} };
+          const result =
+            kept.length > 0
+              ? await next({ ...args, input: { ...input, Records: kept } })
+              : { output: { Records: [], $metadata: {} } as PutRecordsCommandOutput, response: {} };
           const stored = [...((result.output as PutRecordsCommandOutput).Records ?? [])];
-          const Records = failed.map((f) => (f ? { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'Rate exceeded for shard (injected)' } : stored.shift()!));
+          const Records = failed.map((f) =>
+            f
+              ? { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'Rate exceeded for shard (injected)' }
+              : stored.shift()!,
+          );
           return { ...result, output: { ...result.output, Records, FailedRecordCount: failed.filter(Boolean).length } };
         },
         { step: 'initialize', name: 'injectThrottling' },
@@ -211,7 +229,10 @@ describe('Kinesis and IoT Core on a moto server', () => {
       );
       await Promise.all(writes);
 
-      assert.deepEqual(done.filter((d) => d.startsWith('truck-03/')), ['truck-03/1', 'truck-03/2', 'truck-03/3']);
+      assert.deepEqual(
+        done.filter((d) => d.startsWith('truck-03/')),
+        ['truck-03/1', 'truck-03/2', 'truck-03/3'],
+      );
       for (const call of calls) assert.equal(new Set(call).size, call.length, 'one record per vehicle per call');
       // Only truck-03 was resent: each other vehicle's record went out exactly once.
       const sent = calls.flat();
@@ -226,12 +247,14 @@ describe('Kinesis and IoT Core on a moto server', () => {
       await sink.close();
     });
 
-    it('gives up on a record after a bounded time, failing the vehicle\'s later records with it', async () => {
+    it("gives up on a record after a bounded time, failing the vehicle's later records with it", async () => {
       const client = throttling((r) => r.PartitionKey === 'truck-07', []);
       const sink = new KinesisSink({ ...aws(), streamName: stream, client, retryBaseMs: 20, retryMaxMs: 100, giveUpAfterMs: 400 });
       await sink.start();
       const started = Date.now();
-      const results = await Promise.allSettled(range(4, 5).flatMap((round) => VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now())))));
+      const results = await Promise.allSettled(
+        range(4, 5).flatMap((round) => VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now())))),
+      );
       const rejected = results.flatMap((r, i) => (r.status === 'rejected' ? [VEHICLES[i % VEHICLES.length]] : []));
       assert.deepEqual(rejected, ['truck-07', 'truck-07']);
       assert.match(String((results[7] as PromiseRejectedResult).reason), /ProvisionedThroughputExceededException/);
@@ -246,7 +269,10 @@ describe('Kinesis and IoT Core on a moto server', () => {
       await sink.start();
       const many = Array.from({ length: 600 }, (_, i) => `bulk-${i}`);
       await Promise.all(many.map((v) => sink.write(sinkRecord(batchOf(v, 1), Date.now()))));
-      assert.deepEqual(calls.map((c) => c.length), [500, 100]);
+      assert.deepEqual(
+        calls.map((c) => c.length),
+        [500, 100],
+      );
       await sink.close();
       const sizes = chunkCalls(Array.from({ length: 12 }, () => ({ size: 1000 * 1024 }))).map((c) => c.length);
       assert.deepEqual(sizes, [5, 5, 2]);
@@ -255,11 +281,13 @@ describe('Kinesis and IoT Core on a moto server', () => {
   });
 
   describe('record format', () => {
-    it('reads a bare contract payload, as an IoT rule\'s Kinesis action writes it, with its arrival as receive time', async () => {
+    it("reads a bare contract payload, as an IoT rule's Kinesis action writes it, with its arrival as receive time", async () => {
       const stream = 'fleet.iot-routed';
       await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 1 }));
       await kinesis.send(new PutRecordCommand({ StreamName: stream, PartitionKey: 'truck-00', Data: Buffer.from('not a batch') }));
-      const put = await kinesis.send(new PutRecordCommand({ StreamName: stream, PartitionKey: 'truck-00', Data: encodeBatch(batchOf('truck-00', 1)) }));
+      const put = await kinesis.send(
+        new PutRecordCommand({ StreamName: stream, PartitionKey: 'truck-00', Data: encodeBatch(batchOf('truck-00', 1)) }),
+      );
       const src = source(stream, 'routed.db', 0);
       const [record, ...rest] = await readAll(src, 1);
       assert.equal(rest.length, 0);
@@ -276,7 +304,13 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const receivedAt = Date.now() - 30_000;
       const prefix = Buffer.alloc(8);
       prefix.writeBigUInt64BE(BigInt(receivedAt));
-      await kinesis.send(new PutRecordCommand({ StreamName: stream, PartitionKey: 'truck-00', Data: Buffer.concat([prefix, encodeBatch(batchOf('truck-00', 1))]) }));
+      await kinesis.send(
+        new PutRecordCommand({
+          StreamName: stream,
+          PartitionKey: 'truck-00',
+          Data: Buffer.concat([prefix, encodeBatch(batchOf('truck-00', 1))]),
+        }),
+      );
       const src = source(stream, 'previous-release.db', 0);
       const [record, ...rest] = await readAll(src, 1);
       assert.equal(rest.length, 0);
@@ -303,7 +337,9 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const [parent] = await shardsOf(stream);
       const { StartingHashKey, EndingHashKey } = parent!.HashKeyRange!;
       const middle = (BigInt(StartingHashKey!) + BigInt(EndingHashKey!)) / 2n;
-      await kinesis.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: parent!.ShardId!, NewStartingHashKey: middle.toString() }));
+      await kinesis.send(
+        new SplitShardCommand({ StreamName: stream, ShardToSplit: parent!.ShardId!, NewStartingHashKey: middle.toString() }),
+      );
       const children = (await shardsOf(stream)).filter((s) => s.ParentShardId === parent!.ShardId).map((s) => s.ShardId!);
       assert.equal(children.length, 2);
 
@@ -325,7 +361,7 @@ describe('Kinesis and IoT Core on a moto server', () => {
       await src.close();
     });
 
-    it('merge: the child\'s records come after every record of both parents', async () => {
+    it("merge: the child's records come after every record of both parents", async () => {
       const stream = 'fleet.merge';
       const sink = new KinesisSink({ ...aws(), streamName: stream });
       await sink.start();
@@ -341,9 +377,18 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const src = source(stream, 'merge.db', 0);
       const records = await readAll(src, 80, 5);
       assert.equal(records.length, 80);
-      assert.deepEqual(records.map((r) => r.shardId === child.ShardId), [...Array(40).fill(false), ...Array(40).fill(true)]);
+      assert.deepEqual(
+        records.map((r) => r.shardId === child.ShardId),
+        [...Array(40).fill(false), ...Array(40).fill(true)],
+      );
       for (const [vehicle, rounds] of roundsByVehicle(records.slice(0, 40))) assert.deepEqual(rounds, [1, 2], vehicle);
-      assert.deepEqual(src.status().map((s) => s.phase).sort(), ['ended', 'ended', 'reading']);
+      assert.deepEqual(
+        src
+          .status()
+          .map((s) => s.phase)
+          .sort(),
+        ['ended', 'ended', 'reading'],
+      );
       await src.close();
     });
   });
@@ -371,10 +416,15 @@ describe('Kinesis and IoT Core on a moto server', () => {
         return (JSON.parse(Buffer.from(out.payload!).toString()) as { state: { reported: ReportedState } }).state.reported;
       };
       const last = batchOf('x', 3).readings;
-      await waitFor('every shadow at the last position', async () => {
-        const shadows = await Promise.all(vehicles.map(shadowOf));
-        return shadows.every((s) => s.position?.lat === last[2]!.position!.lat);
-      }, 5_000, 100);
+      await waitFor(
+        'every shadow at the last position',
+        async () => {
+          const shadows = await Promise.all(vehicles.map(shadowOf));
+          return shadows.every((s) => s.position?.lat === last[2]!.position!.lat);
+        },
+        5_000,
+        100,
+      );
       const shadow = await shadowOf(vehicles[0]!);
       assert.deepEqual(shadow, { ts: last[2]!.ts, engine_temp: last[0]!.value, speed: last[1]!.value, position: last[2]!.position });
       await sink.close();
@@ -402,7 +452,13 @@ describe('Kinesis and IoT Core on a moto server', () => {
       await startRecording(moto.endpoint);
       const vehicle = vehicles[0]!;
       const readings: Reading[] = Array.from({ length: 10_000 }, (_, i) => ({
-        vehicle, seq: 1_000 + i, ts: BASE_TS + i * 10, clock: 'synced', sensor: 'gps', value: 42.5, quality: 'good',
+        vehicle,
+        seq: 1_000 + i,
+        ts: BASE_TS + i * 10,
+        clock: 'synced',
+        sensor: 'gps',
+        value: 42.5,
+        quality: 'good',
         position: { lat: (48e7 + i * 100) / 1e7, lon: (11e7 + i * 100) / 1e7, heading: 180, fix: '3d' },
       }));
       const big: Batch = { vehicle, headTs: readings.at(-1)!.ts, readings };
@@ -414,7 +470,10 @@ describe('Kinesis and IoT Core on a moto server', () => {
       const parts = (await recordedRequests(moto.endpoint)).filter((r) => new URL(r.url).pathname.startsWith('/topics/'));
       assert.ok(parts.length > 1);
       assert.ok(parts.every((p) => p.body.length <= MAX_PUBLISH_BYTES));
-      assert.deepEqual(parts.flatMap((p) => decodeBatch(vehicle, p.body).readings), readings);
+      assert.deepEqual(
+        parts.flatMap((p) => decodeBatch(vehicle, p.body).readings),
+        readings,
+      );
     });
   });
 });

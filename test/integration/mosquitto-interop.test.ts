@@ -13,11 +13,16 @@ async function startMosquitto(dir: string, port: number, extra = ''): Promise<Ch
   const conf = join(dir, `mosquitto-${port}.conf`);
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${extra}`);
   const mosquitto = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-  await waitFor('mosquitto listening', async () => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 }).catch(() => undefined);
-    await c?.endAsync();
-    return c !== undefined;
-  }, 10_000, 100);
+  await waitFor(
+    'mosquitto listening',
+    async () => {
+      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 }).catch(() => undefined);
+      await c?.endAsync();
+      return c !== undefined;
+    },
+    10_000,
+    100,
+  );
   return mosquitto;
 }
 
@@ -49,10 +54,25 @@ describe('agent through Mosquitto (a separate broker process)', () => {
     await watcher.subscribeAsync([topics.telemetry('interop-1'), topics.status('interop-1')], { qos: 1 });
 
     const opsPort = await freePort();
-    const agent: Proc = runFleet(['agent', '--vehicle', 'interop-1', '--mqtt-url', url, '--data-dir', dir, '--sim-hz', '10', '--ops-port', String(opsPort)]);
+    const agent: Proc = runFleet([
+      'agent',
+      '--vehicle',
+      'interop-1',
+      '--mqtt-url',
+      url,
+      '--data-dir',
+      dir,
+      '--sim-hz',
+      '10',
+      '--ops-port',
+      String(opsPort),
+    ]);
     try {
       await waitFor('200 readings through mosquitto', () => seqs.length >= 200, 20_000);
-      assert.deepEqual(seqs.slice(0, 200), Array.from({ length: 200 }, (_, i) => i + 1));
+      assert.deepEqual(
+        seqs.slice(0, 200),
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
       assert.ok(statuses.some((s) => (s as { online: boolean }).online === true));
       // PUBACKs from Mosquitto empty the agent's buffer as they do with the gateway.
       const health = await waitFor('agent health', async () => {
@@ -74,9 +94,27 @@ describe('agent through Mosquitto (a separate broker process)', () => {
     const cutPort = await freePort();
     const url = `mqtt://127.0.0.1:${cutPort}`;
     const opsPort = await freePort();
-    const health = async () => (await getJson<{ buffered: number; setAside: { batches: number; readings: number } }>(`http://127.0.0.1:${opsPort}/healthz`)).body;
-    const agent = runFleet(['agent', '--vehicle', 'cut-1', '--mqtt-url', url, '--data-dir', join(dir, 'cut'), '--sim-hz', '5', '--batch-max-readings', '300',
-      '--reconnect-base-ms', '20', '--reconnect-max-ms', '200', '--ops-port', String(opsPort)]);
+    const health = async () =>
+      (await getJson<{ buffered: number; setAside: { batches: number; readings: number } }>(`http://127.0.0.1:${opsPort}/healthz`)).body;
+    const agent = runFleet([
+      'agent',
+      '--vehicle',
+      'cut-1',
+      '--mqtt-url',
+      url,
+      '--data-dir',
+      join(dir, 'cut'),
+      '--sim-hz',
+      '5',
+      '--batch-max-readings',
+      '300',
+      '--reconnect-base-ms',
+      '20',
+      '--reconnect-max-ms',
+      '200',
+      '--ops-port',
+      String(opsPort),
+    ]);
     let cutting: ChildProcess | undefined;
     try {
       // A backlog first, while there is no broker.
@@ -105,10 +143,34 @@ describe('agent through Mosquitto (a separate broker process)', () => {
 
   it('exports its running totals as counters', async () => {
     const opsPort = await freePort();
-    const agent = runFleet(['agent', '--vehicle', 'totals-1', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`, '--data-dir', join(dir, 'totals'), '--ops-port', String(opsPort)]);
+    const agent = runFleet([
+      'agent',
+      '--vehicle',
+      'totals-1',
+      '--mqtt-url',
+      `mqtt://127.0.0.1:${await freePort()}`,
+      '--data-dir',
+      join(dir, 'totals'),
+      '--ops-port',
+      String(opsPort),
+    ]);
     try {
-      const metrics = await waitFor('the agent\'s metrics', () => fetch(`http://127.0.0.1:${opsPort}/metrics`).then((r) => r.text(), () => undefined), 10_000, 100);
-      for (const name of ['fleet_agent_evicted_readings_total', 'fleet_agent_sensor_rejected_total', 'fleet_agent_readings_set_aside_total', 'fleet_agent_rejections_total']) {
+      const metrics = await waitFor(
+        "the agent's metrics",
+        () =>
+          fetch(`http://127.0.0.1:${opsPort}/metrics`).then(
+            (r) => r.text(),
+            () => undefined,
+          ),
+        10_000,
+        100,
+      );
+      for (const name of [
+        'fleet_agent_evicted_readings_total',
+        'fleet_agent_sensor_rejected_total',
+        'fleet_agent_readings_set_aside_total',
+        'fleet_agent_rejections_total',
+      ]) {
         assert.match(metrics, new RegExp(`# TYPE ${name} counter`), name);
       }
       assert.doesNotMatch(metrics, /# TYPE fleet_agent_(evicted_readings|sensor_rejected) gauge/);

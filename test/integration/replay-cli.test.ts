@@ -8,14 +8,24 @@ const examples = (name: string) => join(ROOT, 'cloud', 'replay', 'examples', nam
 
 describe('fleet replay on the command line', () => {
   it('writes only JSON lines with their record kind to a pipe, and no progress', async () => {
-    const proc = runFleet(['replay', '--rules', examples('rules.json'), '--csv', examples('engine-overheat.csv'), '--scores', '--format', 'json']);
+    const proc = runFleet([
+      'replay',
+      '--rules',
+      examples('rules.json'),
+      '--csv',
+      examples('engine-overheat.csv'),
+      '--scores',
+      '--format',
+      'json',
+    ]);
     assert.equal(await proc.exited, 0, proc.stderr.join('\n'));
     assert.deepEqual(proc.stderr, [], 'progress went to a pipe');
     const records = proc.lines.filter((l) => l !== '').map((l) => JSON.parse(l) as { record: string });
-    assert.deepEqual(
-      Object.fromEntries(['score', 'alert', 'summary'].map((k) => [k, records.filter((r) => r.record === k).length])),
-      { score: 180, alert: 2, summary: 1 },
-    );
+    assert.deepEqual(Object.fromEntries(['score', 'alert', 'summary'].map((k) => [k, records.filter((r) => r.record === k).length])), {
+      score: 180,
+      alert: 2,
+      summary: 1,
+    });
     assert.equal(records.at(-1)!.record, 'summary');
   });
 

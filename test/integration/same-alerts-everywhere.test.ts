@@ -23,10 +23,21 @@ import { tempDir } from '../support/harness.js';
 const RULES: RuleSet = { ...DEFAULT_RULES, rules: DEFAULT_RULES.rules.filter((r) => r.sensor !== 'gps') };
 const BATCH = 50;
 
-type Seen = Pick<Alert, 'id' | 'rule' | 'sensor' | 'episodeStart' | 'windowStart' | 'windowEnd' | 'observed' | 'expected' | 'message' | 'driver'>;
+type Seen = Pick<
+  Alert,
+  'id' | 'rule' | 'sensor' | 'episodeStart' | 'windowStart' | 'windowEnd' | 'observed' | 'expected' | 'message' | 'driver'
+>;
 const seen = (a: Alert): Seen => ({
-  id: a.id, rule: a.rule, sensor: a.sensor, episodeStart: a.episodeStart, windowStart: a.windowStart,
-  windowEnd: a.windowEnd, observed: a.observed, expected: a.expected, message: a.message, driver: a.driver,
+  id: a.id,
+  rule: a.rule,
+  sensor: a.sensor,
+  episodeStart: a.episodeStart,
+  windowStart: a.windowStart,
+  windowEnd: a.windowEnd,
+  observed: a.observed,
+  expected: a.expected,
+  message: a.message,
+  driver: a.driver,
 });
 
 const NO_SOURCE: TelemetrySource = { name: 'none', poll: async () => [], commit: async () => undefined, close: async () => undefined };
@@ -55,28 +66,49 @@ describe('agent, cloud detector and replay raise the same alerts from the same r
       for (let i = 0; i < readings.length; i += BATCH) {
         const part = readings.slice(i, i + BATCH);
         const headTs = part.at(-1)!.ts;
-        const record: SourcedRecord = { offset: i, vehicle, receivedAt: headTs, rebuild: false, batch: { vehicle, headTs, readings: part } };
+        const record: SourcedRecord = {
+          offset: i,
+          vehicle,
+          receivedAt: headTs,
+          rebuild: false,
+          batch: { vehicle, headTs, readings: part },
+        };
         for (const e of detector.handle([record])) if (e.kind === 'raised') cloud.push(e.alert);
       }
       await detector.stop();
 
       // The truck: its edge rules over the same readings, as they are committed.
       const cab: Alert[] = [];
-      const edge = new EdgeRules(RULES, (a) => cab.push(a), () => undefined, log);
+      const edge = new EdgeRules(
+        RULES,
+        (a) => cab.push(a),
+        () => undefined,
+        log,
+      );
       for (let i = 0; i < readings.length; i += BATCH) edge.observe(readings.slice(i, i + BATCH));
 
       // A replay of the same readings written out as CSV.
       const csv = join(dir, `${fault}.csv`);
       const rules = join(dir, 'rules.json');
       await writeAll(rules, [JSON.stringify(RULES)]);
-      await writeAll(csv, readings.map((r) => `${r.ts},${r.vehicle},${r.sensor},${r.value}`));
+      await writeAll(
+        csv,
+        readings.map((r) => `${r.ts},${r.vehicle},${r.sensor},${r.value}`),
+      );
       const replayed: Alert[] = [];
       for await (const r of replay({ rulesFile: rules, csvFile: csv })) if (r.record === 'alert') replayed.push(r);
 
       assert.ok(cloud.length > 0, `the ${fault} day raised no alert: nothing compared`);
       const byId = (a: Seen, b: Seen) => a.id.localeCompare(b.id);
       assert.deepEqual(replayed.map(seen).sort(byId), cloud.map(seen).sort(byId), 'replay and cloud differ');
-      assert.deepEqual(cab.map(seen).sort(byId), cloud.filter((a) => a.driver !== false).map(seen).sort(byId), 'cab and cloud differ');
+      assert.deepEqual(
+        cab.map(seen).sort(byId),
+        cloud
+          .filter((a) => a.driver !== false)
+          .map(seen)
+          .sort(byId),
+        'cab and cloud differ',
+      );
     });
   }
 });

@@ -23,7 +23,13 @@ export function overheatingStream(dir: string, prefix: string, vehicles: number)
     Array.from({ length: vehicles }, (_, i) => {
       const vehicle = `${prefix}${i + 1}`;
       const readings: Reading[] = Array.from({ length: 30 }, (_, j) => ({
-        vehicle, seq: j + 1, ts: now - 3000 + j * 100, clock: 'synced', sensor: 'engine_temp', value: 110, quality: 'good',
+        vehicle,
+        seq: j + 1,
+        ts: now - 3000 + j * 100,
+        clock: 'synced',
+        sensor: 'engine_temp',
+        value: 110,
+        quality: 'good',
       }));
       return sinkRecord({ vehicle, headTs: now, readings }, now);
     }),

@@ -47,7 +47,12 @@ export class Cloud {
 
   async start(): Promise<this> {
     const { dir } = this.opts;
-    this.gatewayConfig = gatewayConfigSchema.parse({ port: await freePort(), dataDir: join(dir, 'gateway'), opsPort: -1, ...this.opts.gateway });
+    this.gatewayConfig = gatewayConfigSchema.parse({
+      port: await freePort(),
+      dataDir: join(dir, 'gateway'),
+      opsPort: -1,
+      ...this.opts.gateway,
+    });
     await this.startGateway();
     let rulesFile: string | undefined;
     if (this.opts.rules !== undefined) {
@@ -68,7 +73,14 @@ export class Cloud {
     );
     if (this.opts.withConsole) {
       this.console = new ConsoleServer(
-        { host: '127.0.0.1', port: 0, storePath: join(dir, 'cloud', 'fleet.db'), mqttUrl: this.serviceMqttUrl, serviceToken: this.gatewayConfig.serviceToken, consoleToken: DEV_CONSOLE_TOKEN },
+        {
+          host: '127.0.0.1',
+          port: 0,
+          storePath: join(dir, 'cloud', 'fleet.db'),
+          mqttUrl: this.serviceMqttUrl,
+          serviceToken: this.gatewayConfig.serviceToken,
+          consoleToken: DEV_CONSOLE_TOKEN,
+        },
         this.log.child({ component: 'console' }),
       );
       await this.console.start();
@@ -94,5 +106,7 @@ export class Cloud {
 
 /** Distinct seqs the cloud stored for a vehicle. */
 export function storedSeqs(detector: Detector, vehicle: string): number[] {
-  return queryFile<{ seq: number }>(detector.store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map((r) => r.seq);
+  return queryFile<{ seq: number }>(detector.store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map(
+    (r) => r.seq,
+  );
 }

@@ -38,7 +38,9 @@ export async function startKafka(opts: { partitionsDefault?: number } = {}): Pro
   writeFileSync(join(dir, 'log4j2.properties'), LOG4J);
   // A cluster id is 16 random bytes in base64url; joined with `=`, since one starting with `-` reads as a flag.
   const clusterId = randomBytes(16).toString('base64url');
-  await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props], { timeout: 60_000 });
+  await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props], {
+    timeout: 60_000,
+  });
 
   const bootstrap = `127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
@@ -83,8 +85,12 @@ export async function startKafka(opts: { partitionsDefault?: number } = {}): Pro
     },
     async dumpLog(topic, partition) {
       const logDir = join(dir, 'data', `${topic}-${partition}`);
-      const segments = readdirSync(logDir).filter((f) => f.endsWith('.log')).map((f) => join(logDir, f));
-      const { stdout } = await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.DumpLogSegments', '--files', segments.join(',')], { timeout: 60_000 });
+      const segments = readdirSync(logDir)
+        .filter((f) => f.endsWith('.log'))
+        .map((f) => join(logDir, f));
+      const { stdout } = await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.DumpLogSegments', '--files', segments.join(',')], {
+        timeout: 60_000,
+      });
       return stdout;
     },
   };
@@ -126,7 +132,12 @@ const LOG4J = `${[
 
 /** Ready means a client can talk to it, not only that the port is open. */
 async function waitReady(bootstrap: string, child: ChildProcess, dir: string): Promise<void> {
-  const admin = new Kafka({ brokers: [bootstrap], clientId: 'kafka-broker-probe', logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
+  const admin = new Kafka({
+    brokers: [bootstrap],
+    clientId: 'kafka-broker-probe',
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+  }).admin();
   try {
     await waitFor(
       `the Kafka broker on ${bootstrap}`,

@@ -53,7 +53,10 @@ export async function startMoto(): Promise<MotoServer> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}: ${tail.join('')}`);
-    const up = await fetch(`${endpoint}/moto-api/config`).then((r) => r.ok, () => false);
+    const up = await fetch(`${endpoint}/moto-api/config`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) return { endpoint, stop };
     if (Date.now() > deadline) {
       await stop();
@@ -75,7 +78,13 @@ export async function recordedRequests(endpoint: string): Promise<RecordedReques
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => {
-      const e = JSON.parse(line) as { method: string; url: string; headers: Record<string, string>; body: string | null; body_encoded: boolean };
+      const e = JSON.parse(line) as {
+        method: string;
+        url: string;
+        headers: Record<string, string>;
+        body: string | null;
+        body_encoded: boolean;
+      };
       return { method: e.method, url: e.url, headers: e.headers, body: Buffer.from(e.body ?? '', e.body_encoded ? 'base64' : 'utf8') };
     });
 }

@@ -18,7 +18,10 @@ export function queryFile<T>(path: string, sql: string, ...params: unknown[]): T
 export function queryValue<T>(path: string, sql: string, ...params: unknown[]): T | undefined {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    return db.prepare(sql).pluck().get(...params) as T | undefined;
+    return db
+      .prepare(sql)
+      .pluck()
+      .get(...params) as T | undefined;
   } finally {
     db.close();
   }

@@ -55,7 +55,10 @@ export class TcpProxy {
 
   private forward(client: Socket): void {
     const server = connect(this.targetPort, '127.0.0.1');
-    for (const [a, b] of [[client, server], [server, client]] as const) {
+    for (const [a, b] of [
+      [client, server],
+      [server, client],
+    ] as const) {
       this.open.add(a);
       a.pipe(b);
       a.once('close', () => (this.open.delete(a), b.destroy()));

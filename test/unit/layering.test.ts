@@ -18,24 +18,40 @@ function importsOf(file: string): string[] {
 }
 
 function offenders(folders: string[], forbidden: (target: string) => boolean, allowed: (file: string) => boolean = () => false): string[] {
-  return folders.flatMap(sources).filter((f) => !allowed(f)).flatMap((f) => importsOf(f).filter(forbidden).map((t) => `${f} → ${t}`));
+  return folders
+    .flatMap(sources)
+    .filter((f) => !allowed(f))
+    .flatMap((f) =>
+      importsOf(f)
+        .filter(forbidden)
+        .map((t) => `${f} → ${t}`),
+    );
 }
 
 describe('layering', () => {
   it('the agent runs without the simulators: it reaches them only through shared modules', () => {
-    assert.deepEqual(offenders(['agent'], (t) => t.startsWith('simulators/')), []);
+    assert.deepEqual(
+      offenders(['agent'], (t) => t.startsWith('simulators/')),
+      [],
+    );
     assert.ok(importsOf('agent/agent-config.ts').includes('shared/fault-kinds.js'), 'the fault kinds the config names');
   });
 
   it('the cloud takes nothing from the gateway', () => {
-    assert.deepEqual(offenders(['cloud'], (t) => t.startsWith('gateway/')), []);
+    assert.deepEqual(
+      offenders(['cloud'], (t) => t.startsWith('gateway/')),
+      [],
+    );
     assert.ok(importsOf('cloud/alerts/create-channels.ts').includes('shared/service-token.js'), 'the development service token');
   });
 
-  it('no sink or source encodes or decodes telemetry by itself: the stream record is stream-record.ts\'s', () => {
+  it("no sink or source encodes or decodes telemetry by itself: the stream record is stream-record.ts's", () => {
     // IoT Core is given the truck's own telemetry payload (its rules route that on), not a stream record.
     const iotCore = (f: string) => f.startsWith('gateway/sinks/iot-core/');
-    assert.deepEqual(offenders(['gateway/sinks', 'cloud/sources'], (t) => t === 'shared/contract/codec.js', iotCore), []);
+    assert.deepEqual(
+      offenders(['gateway/sinks', 'cloud/sources'], (t) => t === 'shared/contract/codec.js', iotCore),
+      [],
+    );
     assert.ok(importsOf('cloud/sources/kafka-source.ts').includes('shared/contract/stream-record.js'));
   });
 });

@@ -68,7 +68,11 @@ export class DriverChannel implements AlertChannel {
     const filters = [topics.allStatus, topics.allAlertAcks];
     this.client!.subscribe(filters, { qos: 1 }, (err, granted) => {
       const refused = err ?? (granted?.some((g) => g.qos === 128) ? new Error('subscription refused by the gateway') : undefined);
-      if (refused) this.log.error({ err: refused.message, topics: filters }, 'cannot follow cab status and acknowledgements; alerts are still sent on a backoff');
+      if (refused)
+        this.log.error(
+          { err: refused.message, topics: filters },
+          'cannot follow cab status and acknowledgements; alerts are still sent on a backoff',
+        );
     });
   }
 

@@ -3,7 +3,11 @@ import { el, formatNumber, formatTime } from './format.js';
 /** Cells shared by the live feed and a vehicle's alert history. */
 export function alertCells(a, { withVehicle, onVehicle }) {
   const source = a.live ? 'live' : 'historical';
-  const observed = el('td', { className: 'num', textContent: `${formatNumber(a.observed)} vs ${formatNumber(a.expected)}`, title: a.message });
+  const observed = el('td', {
+    className: 'num',
+    textContent: `${formatNumber(a.observed)} vs ${formatNumber(a.expected)}`,
+    title: a.message,
+  });
   const vehicle = el('a', { href: '#', className: 'vehicle', textContent: a.vehicle });
   vehicle.onclick = (e) => {
     e.preventDefault();

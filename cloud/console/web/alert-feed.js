@@ -40,9 +40,12 @@ export class AlertFeed {
     tr.classList.toggle('cleared', alert.state === 'cleared');
     tr.replaceChildren(
       ...alertCells(alert, { withVehicle: true, onVehicle: this.onVehicle }),
-      el('td', {},
+      el(
+        'td',
+        {},
         this.button('Ack', alert, 'ack', alert.state === 'active'),
-        this.button('Clear', alert, 'clear', alert.state !== 'cleared')),
+        this.button('Clear', alert, 'clear', alert.state !== 'cleared'),
+      ),
     );
     this.filter(tr);
   }
@@ -58,7 +61,13 @@ export class AlertFeed {
   }
 
   button(label, alert, action, enabled) {
-    return el('button', { type: 'button', textContent: label, disabled: !enabled, className: action, onclick: () => this.onAction(alert.id, action) });
+    return el('button', {
+      type: 'button',
+      textContent: label,
+      disabled: !enabled,
+      className: action,
+      onclick: () => this.onAction(alert.id, action),
+    });
   }
 
   /** Keeps the feed newest first, whatever order alerts arrive in. */
@@ -81,7 +90,10 @@ export class AlertFeed {
 /** Two short tones from WebAudio: no sound file to serve, nothing to fetch. */
 function beep() {
   const audio = new AudioContext();
-  for (const [at, freq] of [[0, 880], [0.25, 660]]) {
+  for (const [at, freq] of [
+    [0, 880],
+    [0.25, 660],
+  ]) {
     const osc = audio.createOscillator();
     const gain = audio.createGain();
     osc.frequency.value = freq;

@@ -85,12 +85,14 @@ export class FleetMap {
     } else {
       marker.setLatLng(latLng);
     }
-    const level = v.online ? this.state.alertSummary(id).level ?? 'ok' : 'offline';
+    const level = v.online ? (this.state.alertSummary(id).level ?? 'ok') : 'offline';
     const element = marker.getElement();
     if (element.dataset.level !== level) {
       element.dataset.level = level;
       element.setAttribute('class', `leaflet-interactive vehicle-marker ${level}`);
-      this.track(id).line.getElement()?.classList.toggle('critical', level === 'critical');
+      this.track(id)
+        .line.getElement()
+        ?.classList.toggle('critical', level === 'critical');
     }
     const track = this.track(id);
     if (track.times.length === 0 || gps.ts - track.times.at(-1) >= TRACK_STEP_MS) {

@@ -87,13 +87,15 @@ async function signedIn(fn) {
 let tracksLoaded = false;
 /** Everything the live stream does not replay: run at start and after every reconnect, so nothing missed while away is lost. */
 async function reload() {
-  const [vehicles, active, acknowledged, recent, tracks] = await signedIn(() => Promise.all([
-    getJson('/api/vehicles'),
-    getJson('/api/alerts?state=active&limit=1000'),
-    getJson('/api/alerts?state=acknowledged&limit=1000'),
-    getJson('/api/alerts?limit=200'),
-    tracksLoaded ? undefined : getJson('/api/tracks'),
-  ]));
+  const [vehicles, active, acknowledged, recent, tracks] = await signedIn(() =>
+    Promise.all([
+      getJson('/api/vehicles'),
+      getJson('/api/alerts?state=active&limit=1000'),
+      getJson('/api/alerts?state=acknowledged&limit=1000'),
+      getJson('/api/alerts?limit=200'),
+      tracksLoaded ? undefined : getJson('/api/tracks'),
+    ]),
+  );
   if (tracks) {
     map.setTracks(tracks);
     tracksLoaded = true;
@@ -113,8 +115,10 @@ async function act(id, action) {
 async function refreshStats() {
   try {
     const s = await getJson('/api/stats');
-    setText(document.getElementById('stats'),
-      `${s.readingsStored} readings · ${s.alerts.active} active, ${s.alerts.acknowledged} acknowledged alerts`);
+    setText(
+      document.getElementById('stats'),
+      `${s.readingsStored} readings · ${s.alerts.active} active, ${s.alerts.acknowledged} acknowledged alerts`,
+    );
   } catch (err) {
     if (!(err instanceof UnauthorizedError)) showError(`Stats: ${err.message}`);
   }

@@ -98,13 +98,15 @@ export class VehicleDetail {
 
   drawAlerts(alerts) {
     const body = document.querySelector('#detail-alerts tbody');
-    body.replaceChildren(...(alerts.length
-      ? alerts.map((a) => {
-          const tr = el('tr', {}, ...alertCells(a, { withVehicle: false }));
-          tr.dataset.alertId = a.id;
-          return tr;
-        })
-      : [el('tr', {}, el('td', { colSpan: 6, className: 'empty', textContent: 'No alerts' }))]));
+    body.replaceChildren(
+      ...(alerts.length
+        ? alerts.map((a) => {
+            const tr = el('tr', {}, ...alertCells(a, { withVehicle: false }));
+            tr.dataset.alertId = a.id;
+            return tr;
+          })
+        : [el('tr', {}, el('td', { colSpan: 6, className: 'empty', textContent: 'No alerts' }))]),
+    );
   }
 }
 
@@ -112,7 +114,10 @@ function thresholdsBySensor(rules) {
   const out = new Map();
   for (const r of rules) {
     if (r.type !== 'threshold') continue;
-    for (const [bound, value] of [['above', r.above], ['below', r.below]]) {
+    for (const [bound, value] of [
+      ['above', r.above],
+      ['below', r.below],
+    ]) {
       if (value === undefined) continue;
       out.set(r.sensor, [...(out.get(r.sensor) ?? []), { value, label: `${r.name} ${bound} ${value}`, severity: r.severity }]);
     }

@@ -63,7 +63,17 @@ export class VehiclesTable {
       container_temp: el('td', { className: 'num' }),
       alerts: el('td', { className: 'num alerts-count' }),
     };
-    const tr = el('tr', {}, cells.id, el('td', {}, cells.status), cells.lastSeen, cells.speed, cells.engine_temp, cells.container_temp, cells.alerts);
+    const tr = el(
+      'tr',
+      {},
+      cells.id,
+      el('td', {}, cells.status),
+      cells.lastSeen,
+      cells.speed,
+      cells.engine_temp,
+      cells.container_temp,
+      cells.alerts,
+    );
     tr.dataset.vehicle = id;
     tr.onclick = () => this.onSelect(id);
     this.body.append(tr);
@@ -128,11 +138,16 @@ export class VehiclesTable {
   sortValue(id) {
     const v = this.state.vehicles.get(id);
     switch (this.sortKey) {
-      case 'id': return id;
-      case 'online': return v.online ? 0 : 1;
-      case 'lastSeen': return v.lastSeen;
-      case 'alerts': return this.state.alertSummary(id).active;
-      default: return v.values[this.sortKey]?.value;
+      case 'id':
+        return id;
+      case 'online':
+        return v.online ? 0 : 1;
+      case 'lastSeen':
+        return v.lastSeen;
+      case 'alerts':
+        return this.state.alertSummary(id).active;
+      default:
+        return v.values[this.sortKey]?.value;
     }
   }
 }

@@ -76,10 +76,12 @@ export class IotCoreSink implements Sink {
   async close(): Promise<void> {
     this.closed = true;
     for (const s of this.shadows.values()) clearTimeout(s.timer);
-    await Promise.all([...this.shadows].map(async ([vehicle, s]) => {
-      await s.sending;
-      if (s.dirty) await this.sendShadow(vehicle, s);
-    }));
+    await Promise.all(
+      [...this.shadows].map(async ([vehicle, s]) => {
+        await s.sending;
+        if (s.dirty) await this.sendShadow(vehicle, s);
+      }),
+    );
     this.client.destroy();
   }
 

@@ -100,7 +100,13 @@ export class KafkaSink implements Sink {
     try {
       const producer = await this.connected();
       const messages = pending.map((p) => p.message);
-      await producer.send({ topic: this.topic, acks: -1, timeout: REQUEST_TIMEOUT_MS, compression: this.compressionFor(messages), messages });
+      await producer.send({
+        topic: this.topic,
+        acks: -1,
+        timeout: REQUEST_TIMEOUT_MS,
+        compression: this.compressionFor(messages),
+        messages,
+      });
       if (this.lastError) this.log.info({ topic: this.topic }, 'kafka sink recovered');
       this.lastError = undefined;
       for (const p of pending) p.resolve();
@@ -141,6 +147,11 @@ export class KafkaSink implements Sink {
   private async discardProducer(): Promise<void> {
     const producer = this.producer;
     this.producer = undefined;
-    await producer?.then((p) => p.disconnect(), () => undefined).catch(() => undefined);
+    await producer
+      ?.then(
+        (p) => p.disconnect(),
+        () => undefined,
+      )
+      .catch(() => undefined);
   }
 }

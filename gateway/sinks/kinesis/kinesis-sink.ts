@@ -88,7 +88,16 @@ export class KinesisSink implements Sink {
     const size = data.length + Buffer.byteLength(vehicle);
     return new Promise((resolve, reject) => {
       const now = Date.now();
-      const entry: Pending = { vehicle, data, size, deadline: now + (this.opts.giveUpAfterMs ?? 10_000), attempt: 0, notBefore: now, resolve, reject };
+      const entry: Pending = {
+        vehicle,
+        data,
+        size,
+        deadline: now + (this.opts.giveUpAfterMs ?? 10_000),
+        attempt: 0,
+        notBefore: now,
+        resolve,
+        reject,
+      };
       const queue = this.queues.get(vehicle);
       if (queue) queue.push(entry);
       else this.queues.set(vehicle, [entry]);

@@ -35,7 +35,15 @@ export const context: Detector<ContextRule, ContextState> = {
     const d = features(rule);
     const p = new Array<number>(d * d).fill(0);
     for (let i = 0; i < d; i++) p[i * d + i] = P0;
-    return { smoothed: rule.inputs.map(() => rule.lagsWindows.map(() => NaN)), w: new Array<number>(d).fill(0), p, windows: 0, offset: 0, recent: 0, evidence: newEvidence() };
+    return {
+      smoothed: rule.inputs.map(() => rule.lagsWindows.map(() => NaN)),
+      w: new Array<number>(d).fill(0),
+      p,
+      windows: 0,
+      offset: 0,
+      recent: 0,
+      evidence: newEvidence(),
+    };
   },
 
   window(rule, s, view, inEpisode): Verdict | undefined {
@@ -76,7 +84,8 @@ export const context: Detector<ContextRule, ContextState> = {
       observed: y,
       expected,
       score: boundScore(evidenceWorth(j.u, rule.k)),
-      message: () => `${rule.sensor} mean ${fmt(y)} where ${rule.inputs.join(', ')} make ${fmt(expected)} normal for this vehicle (${fmt(j.z)} std, evidence ${fmt(j.u)}, limit ${rule.k})`,
+      message: () =>
+        `${rule.sensor} mean ${fmt(y)} where ${rule.inputs.join(', ')} make ${fmt(expected)} normal for this vehicle (${fmt(j.z)} std, evidence ${fmt(j.u)}, limit ${rule.k})`,
     };
   },
 

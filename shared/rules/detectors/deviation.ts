@@ -1,4 +1,15 @@
-import { boundScore, evidenceWorth, ewAlpha, judge, learn, medianStep, newEvidence, runningMedian, settle, type EvidenceState } from '../evidence.js';
+import {
+  boundScore,
+  evidenceWorth,
+  ewAlpha,
+  judge,
+  learn,
+  medianStep,
+  newEvidence,
+  runningMedian,
+  settle,
+  type EvidenceState,
+} from '../evidence.js';
 import type { DeviationRule } from '../rule-set.js';
 import { fmt, type Detector, type Verdict } from './detector.js';
 
@@ -88,7 +99,8 @@ export const deviation: Detector<DeviationRule, DeviationState> = {
       const a = Math.max(1 / s.windows, ewAlpha(rule.halfLifeWindows));
       // Once trusted, one odd window moves a level at most a few standard deviations' worth.
       const clip = (x: number) => (warm ? Math.max(-4 * j.std, Math.min(4 * j.std, x)) : x);
-      if (bin !== undefined) learnSeason(s.season!, bin, Math.floor(view.start / DAY_MS), mean, s.level, a, clip, medianStep(s.windows, rule.memoryWindows));
+      if (bin !== undefined)
+        learnSeason(s.season!, bin, Math.floor(view.start / DAY_MS), mean, s.level, a, clip, medianStep(s.windows, rule.memoryWindows));
       s.level += a * clip(mean - s.level);
     }
     if (!warm) return undefined;
@@ -97,7 +109,8 @@ export const deviation: Detector<DeviationRule, DeviationState> = {
       observed: mean,
       expected,
       score: boundScore(evidenceWorth(j.u, rule.k)),
-      message: () => `${rule.sensor} mean ${fmt(mean)} is ${fmt(j.z)} std from this vehicle's normal ${fmt(expected)} (evidence ${fmt(j.u)}, limit ${rule.k})`,
+      message: () =>
+        `${rule.sensor} mean ${fmt(mean)} is ${fmt(j.z)} std from this vehicle's normal ${fmt(expected)} (evidence ${fmt(j.u)}, limit ${rule.k})`,
     };
   },
 
@@ -122,7 +135,14 @@ function binOf(windowStart: number, windowMs: number): number | undefined {
 
 function newSeason(bins: number, level: number): Season {
   const n = Math.ceil(bins);
-  return { level, offset: new Array<number>(n).fill(0), days: new Array<number>(n).fill(0), lastDay: new Array<number>(n).fill(-1), plainError: 0, seasonalError: 0 };
+  return {
+    level,
+    offset: new Array<number>(n).fill(0),
+    days: new Array<number>(n).fill(0),
+    lastDay: new Array<number>(n).fill(-1),
+    plainError: 0,
+    seasonalError: 0,
+  };
 }
 
 /** Whether to judge by the daily shape here: the bin is known, and the shape has earned its place. */
@@ -130,7 +150,16 @@ function usesShape(season: Season, bin: number): boolean {
   return season.days[bin]! >= SEASON_DAYS && season.seasonalError < SEASON_GAIN * season.plainError;
 }
 
-function learnSeason(season: Season, bin: number, day: number, mean: number, plainLevel: number, a: number, clip: (x: number) => number, step: number): void {
+function learnSeason(
+  season: Season,
+  bin: number,
+  day: number,
+  mean: number,
+  plainLevel: number,
+  a: number,
+  clip: (x: number) => number,
+  step: number,
+): void {
   if (season.days[bin]! >= SEASON_DAYS) {
     season.plainError = runningMedian(season.plainError, Math.abs(mean - plainLevel), step);
     season.seasonalError = runningMedian(season.seasonalError, Math.abs(mean - season.level - season.offset[bin]!), step);

@@ -24,7 +24,8 @@ export const dropout: Detector<DropoutRule, null> = {
       observed: silentMs / 1000,
       expected: limitMs / 1000,
       score: boundScore(silentMs / limitMs),
-      message: () => `${rule.sensor} silent for ${Math.round(silentMs / 1000)} s${rule.whileReporting ? ` while ${rule.whileReporting} reports` : ''} (limit ${limitMs / 1000} s)`,
+      message: () =>
+        `${rule.sensor} silent for ${Math.round(silentMs / 1000)} s${rule.whileReporting ? ` while ${rule.whileReporting} reports` : ''} (limit ${limitMs / 1000} s)`,
     };
   },
 };

@@ -43,7 +43,8 @@ export const jump: Detector<JumpRule, JumpState> = {
       observed: worstStep,
       expected: rule.tolerance,
       score: boundScore(Math.min(worst, 1e6)),
-      message: () => `${rule.sensor} jumped ${fmt(worstStep)}${unit} between readings, ${jumps} time(s) in the window (${fmt(worst)}× what is possible)`,
+      message: () =>
+        `${rule.sensor} jumped ${fmt(worstStep)}${unit} between readings, ${jumps} time(s) in the window (${fmt(worst)}× what is possible)`,
     };
   },
 };

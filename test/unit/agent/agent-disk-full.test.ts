@@ -85,13 +85,28 @@ describe('agent with a full disk', () => {
     assert.equal(append.mock.calls.length, 2);
     const health = agent.health();
     assert.equal(health.ok, true, 'degraded, not down');
-    assert.deepEqual(health.storage, { state: 'degraded', detail: 'buffer disk full: 3 samples held in memory', held: 3, dropped: 0, writeErrors: 2 });
+    assert.deepEqual(health.storage, {
+      state: 'degraded',
+      detail: 'buffer disk full: 3 samples held in memory',
+      held: 3,
+      dropped: 0,
+      writeErrors: 2,
+    });
     assert.deepEqual(await metric('fleet_agent_buffer_write_errors_total'), [[{ vehicle: 'full-1', code: 'SQLITE_FULL' }, 2]]);
 
     append.mockRestore();
     agent.commit();
     const readings = agent.buffer.after(0, 100);
-    assert.deepEqual(readings.map((r) => [r.seq, r.sensor]), [[1, 'speed'], [2, 'engine_temp'], [3, 'rpm'], [4, 'container_temp'], [5, 'speed']]);
+    assert.deepEqual(
+      readings.map((r) => [r.seq, r.sensor]),
+      [
+        [1, 'speed'],
+        [2, 'engine_temp'],
+        [3, 'rpm'],
+        [4, 'container_temp'],
+        [5, 'speed'],
+      ],
+    );
     assert.equal(agent.health().storage.state, 'ok');
   });
 
@@ -101,11 +116,21 @@ describe('agent with a full disk', () => {
     });
     sensor.take('gps', 'engine_temp', 'gps', 'speed', 'container_temp', 'gps');
     agent.commit();
-    assert.deepEqual(agent.health().storage, { state: 'degraded', detail: 'buffer disk full: 4 samples held in memory', held: 4, dropped: 2, writeErrors: 1 });
+    assert.deepEqual(agent.health().storage, {
+      state: 'degraded',
+      detail: 'buffer disk full: 4 samples held in memory',
+      held: 4,
+      dropped: 2,
+      writeErrors: 1,
+    });
     assert.deepEqual(await metric('fleet_agent_samples_dropped_total'), [[{ vehicle: 'full-1', reason: 'disk_full' }, 2]]);
     vi.restoreAllMocks();
     agent.commit();
-    assert.deepEqual(agent.buffer.after(0, 100).map((r) => r.sensor), ['engine_temp', 'speed', 'container_temp', 'gps'], 'the two older gps went');
+    assert.deepEqual(
+      agent.buffer.after(0, 100).map((r) => r.sensor),
+      ['engine_temp', 'speed', 'container_temp', 'gps'],
+      'the two older gps went',
+    );
   });
 
   it('does not swallow what is not a storage failure', () => {

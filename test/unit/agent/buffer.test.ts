@@ -113,7 +113,13 @@ describe('ReadingBuffer reading back', () => {
     const stored = b.append([sample('engine_temp', 91.5), sample('gps', 80), sample('container_temp', -18.25), sample('rpm', 1500)]);
     assert.deepEqual(all(b), stored);
     assert.deepEqual(stored[1], {
-      vehicle: V, seq: 2, ts: stored[1]!.ts, clock: 'synced', sensor: 'gps', value: 80, quality: 'good',
+      vehicle: V,
+      seq: 2,
+      ts: stored[1]!.ts,
+      clock: 'synced',
+      sensor: 'gps',
+      value: 80,
+      quality: 'good',
       position: { lat: 52.52, lon: 13.405, heading: 90.5, fix: '3d' },
     });
     assert.ok(!('position' in stored[0]!) && !('position' in all(b)[0]!), 'only gps readings carry a position');
@@ -124,18 +130,41 @@ describe('ReadingBuffer reading back', () => {
 
   it('keeps clock and quality', () => {
     const b = openBuffer();
-    b.append([{ ts: T0, clock: 'unsynced', sensor: 'speed', value: 3, quality: 'bad' }, { ts: T0, clock: 'synced', sensor: 'speed', value: 3, quality: 'uncertain' }]);
-    assert.deepEqual(all(b).map((r) => [r.clock, r.quality]), [['unsynced', 'bad'], ['synced', 'uncertain']]);
+    b.append([
+      { ts: T0, clock: 'unsynced', sensor: 'speed', value: 3, quality: 'bad' },
+      { ts: T0, clock: 'synced', sensor: 'speed', value: 3, quality: 'uncertain' },
+    ]);
+    assert.deepEqual(
+      all(b).map((r) => [r.clock, r.quality]),
+      [
+        ['unsynced', 'bad'],
+        ['synced', 'uncertain'],
+      ],
+    );
   });
 
   it('quantizes values to 0.01 in what it returns and what it stores', () => {
     const b = openBuffer();
-    const stored = b.append([sample('engine_temp', 90.123456), sample('container_temp', -3.14159), sample('rpm', 1499.996), sample('speed', 0.004)]);
+    const stored = b.append([
+      sample('engine_temp', 90.123456),
+      sample('container_temp', -3.14159),
+      sample('rpm', 1499.996),
+      sample('speed', 0.004),
+    ]);
     const expected = [90.12, -3.14, 1500, 0];
-    assert.deepEqual(stored.map((r) => r.value), expected);
-    assert.deepEqual(all(b).map((r) => r.value), expected);
+    assert.deepEqual(
+      stored.map((r) => r.value),
+      expected,
+    );
+    assert.deepEqual(
+      all(b).map((r) => r.value),
+      expected,
+    );
     b.close();
-    assert.deepEqual(all(openBuffer()).map((r) => r.value), expected);
+    assert.deepEqual(
+      all(openBuffer()).map((r) => r.value),
+      expected,
+    );
   });
 
   it('reports the newest event time', () => {
@@ -256,7 +285,10 @@ describe('ReadingBuffer eviction', () => {
       checkEvictionOrder(appended, surviving, 90);
       assert.deepEqual(seqs(surviving.slice(0, 90)), range(1, 90), `in-flight readings evicted after append ${i}`);
     }
-    assert.ok(all(b).some((r) => r.sensor === 'gps'), 'protected gps must survive');
+    assert.ok(
+      all(b).some((r) => r.sensor === 'gps'),
+      'protected gps must survive',
+    );
     assert.ok(b.stats().evicted > 0);
   });
 
@@ -303,7 +335,12 @@ describe('ReadingBuffer alerts shown', () => {
 describe('ReadingBuffer clock correction', () => {
   /** A Pi without a real-time clock: the host clock says 1970 + uptime until a sync. */
   const host = (mono: number, boot: string): StampedSample => ({
-    ts: mono, clock: 'unsynced', sensor: 'engine_temp', value: 90, quality: 'good', unsynced: { mono, boot },
+    ts: mono,
+    clock: 'unsynced',
+    sensor: 'engine_temp',
+    value: 90,
+    quality: 'good',
+    unsynced: { mono, boot },
   });
   const SYNC_UTC = Date.UTC(2026, 10, 25, 12);
 
@@ -324,18 +361,29 @@ describe('ReadingBuffer clock correction', () => {
     assert.equal(b.after(0, 100)[1]!.clock, 'unsynced');
   });
 
-  it('gives this boot\'s readings UTC from their monotonic time and flags them synced', () => {
+  it("gives this boot's readings UTC from their monotonic time and flags them synced", () => {
     const b = openBuffer();
     b.append([host(30_000, 'now'), host(31_000, 'now'), sample('rpm')]);
     const fixed = b.correctClock({ source: 'gps', offsetMs: SYNC_UTC - 40_000, boot: 'now' });
     assert.deepEqual(fixed, { corrected: 2, estimated: 0 });
     const rs = all(b);
-    assert.deepEqual(rs.map((r) => [r.seq, r.ts, r.clock]), [[1, SYNC_UTC - 10_000, 'synced'], [2, SYNC_UTC - 9_000, 'synced'], [3, rs[2]!.ts, 'synced']]);
+    assert.deepEqual(
+      rs.map((r) => [r.seq, r.ts, r.clock]),
+      [
+        [1, SYNC_UTC - 10_000, 'synced'],
+        [2, SYNC_UTC - 9_000, 'synced'],
+        [3, rs[2]!.ts, 'synced'],
+      ],
+    );
     assert.equal(b.after(0, 100, true).length, 3, 'nothing is held any more');
-    assert.deepEqual(b.correctClock({ source: 'gps', offsetMs: SYNC_UTC, boot: 'now' }), { corrected: 0, estimated: 0 }, 'a second sync changes nothing');
+    assert.deepEqual(
+      b.correctClock({ source: 'gps', offsetMs: SYNC_UTC, boot: 'now' }),
+      { corrected: 0, estimated: 0 },
+      'a second sync changes nothing',
+    );
   });
 
-  it('places an earlier boot\'s 1970 readings just before this boot began, spaced as taken, still unsynced', () => {
+  it("places an earlier boot's 1970 readings just before this boot began, spaced as taken, still unsynced", () => {
     const b = openBuffer();
     // boot 1 never synced and was powered off; boot 2 took readings, then GPS came.
     b.append([host(10_000, 'boot-1'), host(12_000, 'boot-1'), { ...host(13_000, 'boot-1'), ts: T0 }]);
@@ -343,12 +391,15 @@ describe('ReadingBuffer clock correction', () => {
     const bootStart = SYNC_UTC - 60_000;
     const fixed = b.correctClock({ source: 'ntp', offsetMs: bootStart, boot: 'boot-2' });
     assert.deepEqual(fixed, { corrected: 1, estimated: 2 });
-    assert.deepEqual(all(b).map((r) => [r.ts, r.clock]), [
-      [bootStart - 1 - 3_000, 'unsynced'],
-      [bootStart - 1 - 1_000, 'unsynced'],
-      [T0, 'unsynced'], // a plausible time (fake-hwclock) is kept, still flagged
-      [bootStart + 2_000, 'synced'],
-    ]);
+    assert.deepEqual(
+      all(b).map((r) => [r.ts, r.clock]),
+      [
+        [bootStart - 1 - 3_000, 'unsynced'],
+        [bootStart - 1 - 1_000, 'unsynced'],
+        [T0, 'unsynced'], // a plausible time (fake-hwclock) is kept, still flagged
+        [bootStart + 2_000, 'synced'],
+      ],
+    );
     b.close();
     assert.equal(openBuffer().after(0, 100, true).length, 4, 'the correction is committed');
   });
@@ -432,7 +483,7 @@ describe('ReadingBuffer when a write fails', () => {
     const before = b.stats();
     const lift = refuse('DELETE');
     const samples = [sample('engine_temp'), sample('engine_temp'), sample('engine_temp')];
-    assert.throws(() => b.append(samples), /refused/, 'the eviction\'s delete fails after the inserts');
+    assert.throws(() => b.append(samples), /refused/, "the eviction's delete fails after the inserts");
     assert.deepEqual(b.stats(), before, 'nothing counted as evicted or added');
     lift();
     b.append(samples);
@@ -462,7 +513,7 @@ describe('ReadingBuffer when a write fails', () => {
     assert.deepEqual(seqs(all(b)), [3]);
   });
 
-  it('checkpoint gives the WAL\'s space back', () => {
+  it("checkpoint gives the WAL's space back", () => {
     const b = openBuffer();
     b.append(Array.from({ length: 500 }, () => sample('gps')));
     b.acknowledge(1, 500);

@@ -44,9 +44,21 @@ describe('shed', () => {
     const order: SensorId[] = ['engine_temp', 'gps', 'speed', 'container_temp', 'rpm', 'gps', 'speed'];
     const samples = order.map((s, i) => sample(s, i));
     assert.deepEqual(shed(samples, 7), samples);
-    assert.deepEqual(shed(samples, 6).map((s) => s.value), [0, 2, 3, 4, 5, 6], 'the older gps');
-    assert.deepEqual(shed(samples, 4).map((s) => s.value), [0, 3, 4, 6], 'both gps, then the older speed');
-    assert.deepEqual(shed(samples, 1).map((s) => s.value), [3], 'the newest temperature is the last to go');
+    assert.deepEqual(
+      shed(samples, 6).map((s) => s.value),
+      [0, 2, 3, 4, 5, 6],
+      'the older gps',
+    );
+    assert.deepEqual(
+      shed(samples, 4).map((s) => s.value),
+      [0, 3, 4, 6],
+      'both gps, then the older speed',
+    );
+    assert.deepEqual(
+      shed(samples, 1).map((s) => s.value),
+      [3],
+      'the newest temperature is the last to go',
+    );
   });
 });
 
@@ -66,9 +78,19 @@ describe('CommitQueue', () => {
     }
     assert.equal(q.failing, true);
     assert.equal(q.length, 5);
-    assert.deepEqual(q.health(), { state: 'degraded', detail: 'buffer disk full: 5 samples held in memory', held: 5, dropped: 0, writeErrors: 5 });
+    assert.deepEqual(q.health(), {
+      state: 'degraded',
+      detail: 'buffer disk full: 5 samples held in memory',
+      held: 5,
+      dropped: 0,
+      writeErrors: 5,
+    });
     assert.deepEqual(errors, Array(5).fill('SQLITE_FULL'));
-    assert.deepEqual(lines, [['error', 'buffer write failed (disk full): holding samples in memory and retrying']], 'one error per episode');
+    assert.deepEqual(
+      lines,
+      [['error', 'buffer write failed (disk full): holding samples in memory and retrying']],
+      'one error per episode',
+    );
     full = false;
     assert.equal(q.commit(write), 5);
     assert.deepEqual(committed, [[0, 1, 2, 3, 4]]);
@@ -97,7 +119,10 @@ describe('CommitQueue', () => {
     q.commit(refuse);
     q.push(sample('container_temp', 4));
     q.trim();
-    assert.deepEqual(drops, [['disk_full', 1], ['disk_full', 1]]);
+    assert.deepEqual(drops, [
+      ['disk_full', 1],
+      ['disk_full', 1],
+    ]);
     assert.equal(q.health().dropped, 2);
     assert.equal(lines.filter(([level]) => level === 'error').length, 2, 'the failure, and the first drop of the episode');
     let kept: number[] = [];
@@ -108,9 +133,13 @@ describe('CommitQueue', () => {
   it('throws what is not a storage failure, and keeps the samples', () => {
     const { q } = queue();
     q.push(sample('speed', 0));
-    assert.throws(() => q.commit(() => {
-      throw new TypeError('a bug');
-    }), TypeError);
+    assert.throws(
+      () =>
+        q.commit(() => {
+          throw new TypeError('a bug');
+        }),
+      TypeError,
+    );
     assert.equal(q.failing, false);
     assert.equal(q.length, 1);
   });

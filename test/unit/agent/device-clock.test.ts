@@ -58,7 +58,14 @@ describe('DeviceClock', () => {
 
   it('keeps authoritative stamps (GPS UTC, a simulation) as they are', () => {
     const { clock } = syncClock(new Board());
-    const s = clock.stamp({ ts: UTC, clock: 'synced', sensor: 'gps', value: 50, quality: 'good', position: { lat: 1, lon: 2, heading: 3, fix: '3d' } });
+    const s = clock.stamp({
+      ts: UTC,
+      clock: 'synced',
+      sensor: 'gps',
+      value: 50,
+      quality: 'good',
+      position: { lat: 1, lon: 2, heading: 3, fix: '3d' },
+    });
     assert.equal(s.ts, UTC);
     assert.equal(s.unsynced, undefined);
   });
@@ -124,12 +131,19 @@ describe('DeviceClock', () => {
       assert.equal(clock.status().source, 'ntp');
       assert.equal(clock.gpsTime(UTC - 2 * 86_400_000), 'GPS time 2026-11-23T12:00:00.000Z is 2.0 days behind the system clock (NTP)');
       assert.equal(clock.gpsTime(UTC + 3 * 3_600_000 + 1), 'GPS time 2026-11-25T15:00:00.001Z is 3.0 h ahead of the system clock (NTP)');
-      assert.deepEqual(refusals.map((r) => r.first), [true, false], 'one run of refusals');
+      assert.deepEqual(
+        refusals.map((r) => r.first),
+        [true, false],
+        'one run of refusals',
+      );
       assert.equal(clock.status().gpsRefused, 'GPS time 2026-11-25T15:00:00.001Z is 3.0 h ahead of the system clock (NTP)');
       // A receiver that has not yet received the leap seconds is 18 s off: taken.
       assert.equal(clock.gpsTime(UTC + 18_000), undefined);
       assert.equal(clock.status().gpsRefused, undefined);
-      assert.deepEqual(syncs.map((s) => s.source), ['ntp']);
+      assert.deepEqual(
+        syncs.map((s) => s.source),
+        ['ntp'],
+      );
       assert.equal(clock.stamp(hostSample(board)).ts, UTC, 'host stamps keep the system time');
     } finally {
       clock.stop();
@@ -156,7 +170,10 @@ describe('DeviceClock', () => {
     const board = new Board();
     const newest = UTC - 3_600_000;
     const { clock, syncs } = syncClock(board, 60_000, newest);
-    assert.equal(clock.gpsTime(newest - 2 * 86_400_000), 'GPS time 2026-11-23T11:00:00.000Z is 2.0 days behind the newest stored reading (2026-11-25T11:00:00.000Z)');
+    assert.equal(
+      clock.gpsTime(newest - 2 * 86_400_000),
+      'GPS time 2026-11-23T11:00:00.000Z is 2.0 days behind the newest stored reading (2026-11-25T11:00:00.000Z)',
+    );
     assert.deepEqual(clock.status(), {
       trust: 'sync',
       synced: false,
@@ -166,7 +183,10 @@ describe('DeviceClock', () => {
     assert.equal(syncs.length, 0, 'readings stay held');
     // Days later than the newest reading is fine: the truck may have stood still for a month.
     assert.equal(clock.gpsTime(UTC + 30 * 86_400_000), undefined);
-    assert.deepEqual(syncs.map((s) => s.source), ['gps']);
+    assert.deepEqual(
+      syncs.map((s) => s.source),
+      ['gps'],
+    );
   });
 
   it('refuses a negative hold', () => {

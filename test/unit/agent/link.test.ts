@@ -92,13 +92,17 @@ class Broker {
 
   send(topic: string, payload: string): Promise<void> {
     return new Promise((resolve, reject) =>
-      this.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+      this.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   }
 
   /** The status documents the broker was asked to take (a Will, when it applies, too), in order. */
   statusesPublished(): Record<string, unknown>[] {
-    return this.published.filter((p) => p.topic === topics.status(V)).map((p) => JSON.parse(p.payload.toString()) as Record<string, unknown>);
+    return this.published
+      .filter((p) => p.topic === topics.status(V))
+      .map((p) => JSON.parse(p.payload.toString()) as Record<string, unknown>);
   }
 
   /** How many times the vehicle said it is online. */
@@ -123,7 +127,15 @@ async function setUp(opts: Partial<LinkOptions> = {}) {
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   const link = new AgentLink(
-    { url: `mqtt://127.0.0.1:${broker.port}`, vehicle: V, keepaliveS: 30, reconnectBaseMs: 20, reconnectMaxMs: 100, maxInflight: 4, ...opts },
+    {
+      url: `mqtt://127.0.0.1:${broker.port}`,
+      vehicle: V,
+      keepaliveS: 30,
+      reconnectBaseMs: 20,
+      reconnectMaxMs: 100,
+      maxInflight: 4,
+      ...opts,
+    },
     log,
     () => ({ agentVersion: '9.9.9' }),
   );
@@ -144,7 +156,14 @@ describe('the agent link', () => {
     await waitFor('up', () => t.link.connected);
     const c = t.broker.connects[0]!;
     assert.deepEqual(
-      { clientId: c.clientId, clean: c.clean, protocolVersion: c.protocolVersion, keepalive: c.keepalive, username: c.username, password: c.password?.toString() },
+      {
+        clientId: c.clientId,
+        clean: c.clean,
+        protocolVersion: c.protocolVersion,
+        keepalive: c.keepalive,
+        username: c.username,
+        password: c.password?.toString(),
+      },
       { clientId: V, clean: false, protocolVersion: 4, keepalive: 45, username: V, password: 'device-secret' },
     );
     assert.equal(c.will?.topic, topics.status(V));
@@ -157,7 +176,11 @@ describe('the agent link', () => {
     const t = await setUp();
     t.link.start();
     await waitFor('online status', () => t.broker.statusesPublished().length > 0);
-    assert.deepEqual(t.broker.events, [`subscribe ${topics.alerts(V)}`, `subscribe ${topics.rejected(V)}`, `publish ${topics.status(V)}`], 'online only once alerts can reach the cab');
+    assert.deepEqual(
+      t.broker.events,
+      [`subscribe ${topics.alerts(V)}`, `subscribe ${topics.rejected(V)}`, `publish ${topics.status(V)}`],
+      'online only once alerts can reach the cab',
+    );
     const status = t.broker.published.find((p) => p.topic === topics.status(V))!;
     assert.deepEqual([status.qos, status.retain], [1, true]);
     const doc = JSON.parse(status.payload.toString()) as Record<string, unknown>;

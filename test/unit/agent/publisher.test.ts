@@ -54,7 +54,15 @@ function setUp(answer: (first: number) => 'ack' | 'lose', readings: number) {
   const buffer = new ReadingBuffer({ path: join(dir, `${buffers.length}.db`), vehicle: V, maxBytes: 1 << 30, synchronous: 'NORMAL' });
   buffers.push(buffer);
   const add = (n: number) =>
-    buffer.append(Array.from({ length: n }, (_, i) => ({ ts: Date.now() + i, clock: 'synced' as const, sensor: 'engine_temp' as const, value: 90, quality: 'good' as const })));
+    buffer.append(
+      Array.from({ length: n }, (_, i) => ({
+        ts: Date.now() + i,
+        clock: 'synced' as const,
+        sensor: 'engine_temp' as const,
+        value: 90,
+        quality: 'good' as const,
+      })),
+    );
   add(readings);
   const link = new FakeLink(answer);
   const lines: Record<string, unknown>[] = [];
@@ -86,11 +94,20 @@ describe('the publisher and batches that never get through', () => {
     const poison = t.link.sent.filter((s) => s.first === 11);
     // Once with others in flight, then alone until it is set aside.
     assert.equal(poison.length, 1 + MAX_LOSSES_PER_BATCH);
-    assert.ok(poison.slice(1).every((s) => s.inflight === 1), 'alone in flight, so the loss is its own');
+    assert.ok(
+      poison.slice(1).every((s) => s.inflight === 1),
+      'alone in flight, so the loss is its own',
+    );
     assert.deepEqual(t.setAside, [10]);
     assert.deepEqual(t.publisher.setAsideCount(), { batches: 1, readings: 10 });
-    assert.deepEqual(t.buffer.after(0, 100).map((r) => r.seq), [11, 12, 13, 14, 15, 16, 17, 18, 19, 20], 'still in the buffer, nothing else is');
-    const logged = t.lines.find((l) => l.msg === 'batch set aside: the link was lost each time it was sent; it stays in the buffer, unsent until the agent restarts');
+    assert.deepEqual(
+      t.buffer.after(0, 100).map((r) => r.seq),
+      [11, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+      'still in the buffer, nothing else is',
+    );
+    const logged = t.lines.find(
+      (l) => l.msg === 'batch set aside: the link was lost each time it was sent; it stays in the buffer, unsent until the agent restarts',
+    );
     assert.deepEqual({ first: logged?.first, last: logged?.last, readings: logged?.readings }, { first: 11, last: 20, readings: 10 });
     // What comes after goes on as usual.
     t.add(5);
@@ -113,14 +130,27 @@ describe('the publisher and batches that never get through', () => {
     assert.ok(t.link.sent[resent - 1]!.inflight > 1, 'several in flight when the link was lost');
     assert.equal(t.link.sent[resent]!.inflight, 1, 'then one at a time');
     assert.equal(t.link.sent[resent + 1]!.inflight, 1, 'the next only once that one was acknowledged');
-    assert.ok(t.link.sent.slice(resent + 1).some((s) => s.inflight > 1), 'several again once one was acknowledged');
+    assert.ok(
+      t.link.sent.slice(resent + 1).some((s) => s.inflight > 1),
+      'several again once one was acknowledged',
+    );
     assert.deepEqual(t.setAside, []);
     assert.deepEqual(t.buffer.after(0, 1000), [], 'everything acknowledged');
   });
 
   it("logs and counts the gateway's rejection notices", async () => {
     const t = setUp(() => 'ack', 0);
-    t.link.emit('rejected', Buffer.from(JSON.stringify({ reason: 'oversize', detail: 'payload of 300000 bytes exceeds the limit of 262144', topic: 'fleet/v1/truck-1/telemetry', at: 1 })));
+    t.link.emit(
+      'rejected',
+      Buffer.from(
+        JSON.stringify({
+          reason: 'oversize',
+          detail: 'payload of 300000 bytes exceeds the limit of 262144',
+          topic: 'fleet/v1/truck-1/telemetry',
+          at: 1,
+        }),
+      ),
+    );
     t.link.emit('rejected', Buffer.from('not json'));
     assert.deepEqual(t.rejections, ['oversize']);
     assert.deepEqual(
@@ -194,7 +224,15 @@ function manual(opts: Partial<PublisherOptions> = {}) {
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   const publisher = new Publisher(
-    { vehicle: V, batchMaxReadings: 10, lingerMs: 200, maxInflight: 3, encoding: { encoding: 'binary' }, holdUnsynced: () => false, ...opts },
+    {
+      vehicle: V,
+      batchMaxReadings: 10,
+      lingerMs: 200,
+      maxInflight: 3,
+      encoding: { encoding: 'binary' },
+      holdUnsynced: () => false,
+      ...opts,
+    },
     buffer,
     link as unknown as AgentLink,
     log,
@@ -221,10 +259,22 @@ describe('the publisher: at least once, in order', () => {
     t.publisher.notify();
     assert.deepEqual(t.link.waiting(), [], 'nothing sent before the link is up');
     t.link.up();
-    assert.deepEqual(t.link.waiting(), [[1, 10], [11, 20], [21, 30]]);
+    assert.deepEqual(t.link.waiting(), [
+      [1, 10],
+      [11, 20],
+      [21, 30],
+    ]);
     assert.equal(t.publisher.inflightCount(), 3);
     t.link.answer(1);
-    assert.deepEqual(t.link.waiting(), [[11, 20], [21, 30], [31, 40]], 'the next batch goes as soon as one is acknowledged');
+    assert.deepEqual(
+      t.link.waiting(),
+      [
+        [11, 20],
+        [21, 30],
+        [31, 40],
+      ],
+      'the next batch goes as soon as one is acknowledged',
+    );
   });
 
   it('carries the newest buffered event time as headTs, so a backlog shows how far behind it is', () => {
@@ -261,7 +311,15 @@ describe('the publisher: at least once, in order', () => {
     t.link.up();
     assert.deepEqual(t.link.waiting(), [[11, 20]], 'one at a time: the next loss says which batch it was');
     t.link.answer(11);
-    assert.deepEqual(t.link.waiting(), [[21, 30], [31, 40], [41, 50]], 'then as many as allowed');
+    assert.deepEqual(
+      t.link.waiting(),
+      [
+        [21, 30],
+        [31, 40],
+        [41, 50],
+      ],
+      'then as many as allowed',
+    );
   });
 
   it('a PUBACK that the session delivers after the link came back still deletes its range, and that range is not sent again', () => {
@@ -289,7 +347,15 @@ describe('the publisher: at least once, in order', () => {
     t.link.up();
     t.link.answer(1);
     t.link.answer(11, new Error('connection closed'));
-    assert.deepEqual(t.link.waiting(), [[21, 30], [11, 20], [21, 30]], 'everything from it on, again, while the link is up');
+    assert.deepEqual(
+      t.link.waiting(),
+      [
+        [21, 30],
+        [11, 20],
+        [21, 30],
+      ],
+      'everything from it on, again, while the link is up',
+    );
     assert.deepEqual(t.buffered(), seqs(11, 30));
     const logged = t.lines.find((l) => l.msg === 'batch not acknowledged, will resend');
     assert.deepEqual([logged?.first, logged?.last, logged?.err], [11, 20, 'connection closed']);
@@ -317,7 +383,14 @@ describe('the publisher: at least once, in order', () => {
     assert.deepEqual(t.link.waiting(), [[1, 4]]);
     t.add(10);
     t.publisher.notify();
-    assert.deepEqual(t.link.waiting(), [[1, 4], [5, 14]], 'a full batch goes without waiting');
+    assert.deepEqual(
+      t.link.waiting(),
+      [
+        [1, 4],
+        [5, 14],
+      ],
+      'a full batch goes without waiting',
+    );
   });
 
   it('holds readings waiting for a clock sync, and all after them, while asked to', () => {
@@ -344,9 +417,17 @@ describe('the publisher: at least once, in order', () => {
     vi.advanceTimersByTime(499);
     assert.equal(t.link.sent.length, 1);
     vi.advanceTimersByTime(1);
-    assert.deepEqual(t.link.waiting(), [[1, 10], [11, 20]]);
+    assert.deepEqual(t.link.waiting(), [
+      [1, 10],
+      [11, 20],
+    ]);
     vi.advanceTimersByTime(1000);
-    assert.deepEqual(t.link.waiting(), [[1, 10], [11, 20], [21, 30], [31, 40]]);
+    assert.deepEqual(t.link.waiting(), [
+      [1, 10],
+      [11, 20],
+      [21, 30],
+      [31, 40],
+    ]);
   });
 
   it('with the disk refusing the delete, counts the PUBACK and does not resend the batch', () => {

@@ -63,13 +63,32 @@ function refusing(ledger: DeliveryLedger, method: keyof DeliveryLedger, times = 
   return { ledger: wrapped, refusedAt, lift: () => void (left = 0) };
 }
 
-const FAST: Partial<DispatcherOptions> = { pollMs: 20, retryBaseMs: 20, retryMaxMs: 100, resendBaseMs: 80, resendMaxMs: 320, freshnessMs: 60_000 };
+const FAST: Partial<DispatcherOptions> = {
+  pollMs: 20,
+  retryBaseMs: 20,
+  retryMaxMs: 100,
+  resendBaseMs: 80,
+  resendMaxMs: 320,
+  freshnessMs: 60_000,
+};
 
 function liveAlert(vehicle: string, closedAt = Date.now()): Alert {
   return {
-    id: `${vehicle}.hot.${closedAt}`, vehicle, rule: 'hot', severity: 'critical', sensor: 'engine_temp', episodeStart: closedAt - 10_000,
-    windowStart: closedAt - 10_000, windowEnd: closedAt, observed: 110, expected: 105, message: 'hot', live: true, driver: true,
-    raisedAt: closedAt, closedAt,
+    id: `${vehicle}.hot.${closedAt}`,
+    vehicle,
+    rule: 'hot',
+    severity: 'critical',
+    sensor: 'engine_temp',
+    episodeStart: closedAt - 10_000,
+    windowStart: closedAt - 10_000,
+    windowEnd: closedAt,
+    observed: 110,
+    expected: 105,
+    message: 'hot',
+    live: true,
+    driver: true,
+    raisedAt: closedAt,
+    closedAt,
   };
 }
 
@@ -79,7 +98,12 @@ describe('AlertDispatcher', () => {
     for (const o of open.splice(0)) await o.stop();
   });
 
-  function start(store: FleetStore, channels: AlertChannel[], opts: Partial<DispatcherOptions> = {}, ledger: DeliveryLedger = store.deliveries) {
+  function start(
+    store: FleetStore,
+    channels: AlertChannel[],
+    opts: Partial<DispatcherOptions> = {},
+    ledger: DeliveryLedger = store.deliveries,
+  ) {
     const lines: Record<string, unknown>[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const registry = new Registry();
@@ -91,7 +115,10 @@ describe('AlertDispatcher', () => {
   }
 
   function raise(store: FleetStore, ...alerts: Alert[]): void {
-    store.applyAlertEvents(alerts.map((alert) => ({ kind: 'raised' as const, alert })), Date.now());
+    store.applyAlertEvents(
+      alerts.map((alert) => ({ kind: 'raised' as const, alert })),
+      Date.now(),
+    );
   }
 
   it('gives the cab an alert again on a growing backoff until it acknowledges, then no more', async () => {
@@ -104,7 +131,9 @@ describe('AlertDispatcher', () => {
     await waitFor('four copies', () => cab.copies(first.id) >= 4, 10_000, 10);
     // Equal jitter: copy k+1 comes at least half of min(80 · 2^(k-1), 320) ms after copy k.
     const at = cab.sent.filter((s) => s.id === first.id).map((s) => s.at);
-    [40, 80, 160].forEach((least, i) => assert.ok(at[i + 1]! - at[i]! >= least - 5, `copy ${i + 2} came ${at[i + 1]! - at[i]!} ms after copy ${i + 1}`));
+    [40, 80, 160].forEach((least, i) =>
+      assert.ok(at[i + 1]! - at[i]! >= least - 5, `copy ${i + 2} came ${at[i + 1]! - at[i]!} ms after copy ${i + 1}`),
+    );
 
     cab.receipts!.acknowledged(first.id, 'truck-1');
     const copies = cab.copies(first.id);
@@ -116,7 +145,10 @@ describe('AlertDispatcher', () => {
     await waitFor('the later alert sent', () => cab.copies(second.id) >= 1, 10_000, 10);
     assert.equal(cab.copies(first.id), copies, 'an acknowledged alert is not sent again');
     assert.equal(store.getAlert(first.id)!.driverSentAt !== null, true);
-    assert.deepEqual(store.deliveries.awaitingAck('driver').map((a) => a.id), [second.id]);
+    assert.deepEqual(
+      store.deliveries.awaitingAck('driver').map((a) => a.id),
+      [second.id],
+    );
   });
 
   it('records an unacknowledged alert as expired once it is no longer fresh, counts it, and stops sending it', async () => {
@@ -181,7 +213,10 @@ describe('AlertDispatcher', () => {
       assert.equal(health.ok, false);
       assert.match(String(health.ledger), /^delivery ledger refused \d+ times since .*; last: SQLITE_BUSY: database is locked$/);
       // Equal jitter on a 20 ms base: at least 10, then 20 ms between rounds.
-      assert.ok(busy.refusedAt[1]! - busy.refusedAt[0]! >= 10 - 2 && busy.refusedAt[2]! - busy.refusedAt[1]! >= 20 - 2, `refused at ${busy.refusedAt.join(', ')}`);
+      assert.ok(
+        busy.refusedAt[1]! - busy.refusedAt[0]! >= 10 - 2 && busy.refusedAt[2]! - busy.refusedAt[1]! >= 20 - 2,
+        `refused at ${busy.refusedAt.join(', ')}`,
+      );
       assert.ok((await counter('fleet_alert_ledger_errors_total')) >= 3);
       assert.ok(lines.some((l) => l.code === 'SQLITE_BUSY' && l.msg === 'delivery ledger unavailable, will retry'));
 
@@ -217,7 +252,12 @@ describe('AlertDispatcher', () => {
     const a = liveAlert('truck-1');
     raise(store, a);
     dispatcher.kick();
-    await waitFor('the delivery recorded', () => store.deliveries.undelivered('webhook', false).length === 0 && store.deliveries.inDoubt('webhook').length === 0, 10_000, 10);
+    await waitFor(
+      'the delivery recorded',
+      () => store.deliveries.undelivered('webhook', false).length === 0 && store.deliveries.inDoubt('webhook').length === 0,
+      10_000,
+      10,
+    );
     assert.equal(await counter('fleet_alert_ledger_errors_total'), 2);
     assert.equal(await counter('fleet_alert_deliveries_total'), 1);
     assert.equal(webhook.copies(a.id), 1);

@@ -9,8 +9,21 @@ const T = Date.UTC(2026, 0, 5, 10);
 
 function alert(vehicle: string, over: Partial<Alert> = {}): Alert {
   return {
-    id: `${vehicle}.hot.${T}`, vehicle, rule: 'hot', severity: 'critical', sensor: 'engine_temp', episodeStart: T,
-    windowStart: T, windowEnd: T + 10_000, observed: 110, expected: 105, message: 'hot', live: true, driver: true, raisedAt: T, closedAt: T + 10_000,
+    id: `${vehicle}.hot.${T}`,
+    vehicle,
+    rule: 'hot',
+    severity: 'critical',
+    sensor: 'engine_temp',
+    episodeStart: T,
+    windowStart: T,
+    windowEnd: T + 10_000,
+    observed: 110,
+    expected: 105,
+    message: 'hot',
+    live: true,
+    driver: true,
+    raisedAt: T,
+    closedAt: T + 10_000,
     ...over,
   };
 }
@@ -18,12 +31,19 @@ function alert(vehicle: string, over: Partial<Alert> = {}): Alert {
 /** A store file with these alerts raised; the ledger is the one the dispatcher is given. */
 function storeWith(path: string, ...alerts: Alert[]): FleetStore {
   const store = new FleetStore(path);
-  store.applyAlertEvents(alerts.map((a) => ({ kind: 'raised' as const, alert: a })), T);
+  store.applyAlertEvents(
+    alerts.map((a) => ({ kind: 'raised' as const, alert: a })),
+    T,
+  );
   return store;
 }
 
 const ids = (alerts: { id: string }[]) => alerts.map((a) => a.id);
-const changes = (store: FleetStore) => store.changesAfter(0).filter((c) => c.kind !== 'raised').map((c) => `${c.kind} ${c.alertId}`);
+const changes = (store: FleetStore) =>
+  store
+    .changesAfter(0)
+    .filter((c) => c.kind !== 'raised')
+    .map((c) => `${c.kind} ${c.alertId}`);
 
 describe('the delivery ledger, on a real SQLite file', () => {
   it('offers every channel each alert, the cab only live driver alerts not cleared, oldest first', () => {
@@ -40,7 +60,7 @@ describe('the delivery ledger, on a real SQLite file', () => {
     store.close();
   });
 
-  it('a claim takes an alert off the channel\'s list once; a released one comes back', () => {
+  it("a claim takes an alert off the channel's list once; a released one comes back", () => {
     const a = alert('truck-1');
     const store = storeWith(join(tempDir(), 'fleet.db'), a);
     const { deliveries } = store;

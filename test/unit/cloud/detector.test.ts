@@ -42,7 +42,8 @@ function setUp(pollIntervalMs: number) {
     source,
     log,
   );
-  const failures = async () => (await detector.registry.getSingleMetric('fleet_detector_poll_failures_total')?.get())?.values[0]?.value ?? 0;
+  const failures = async () =>
+    (await detector.registry.getSingleMetric('fleet_detector_poll_failures_total')?.get())?.values[0]?.value ?? 0;
   return { source, detector, lines, failures };
 }
 

@@ -33,7 +33,9 @@ async function startBroker() {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const send = (topic: string, payload: string, retain = false) =>
     new Promise<void>((resolve, reject) =>
-      aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain, dup: false }, (err) => (err ? reject(err) : resolve())),
+      aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain, dup: false }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   return {
     url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
@@ -107,7 +109,7 @@ describe('the driver channel', () => {
     assert.deepEqual(JSON.parse(sent.payload.toString()), alert('truck-1'));
   });
 
-  it("reports a cab coming online once, its acknowledgements, and acknowledgements it cannot read", async () => {
+  it('reports a cab coming online once, its acknowledgements, and acknowledgements it cannot read', async () => {
     const t = await setUp();
     t.channel.start(t.receipts);
     await waitFor('subscribed', () => t.broker.subscribed.length === 2);

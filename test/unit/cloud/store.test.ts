@@ -11,8 +11,21 @@ const T = Date.UTC(2026, 0, 5, 10);
 
 function alert(rule: string, driver: boolean): Alert {
   return {
-    id: `truck-1.${rule}.${T}`, vehicle: 'truck-1', rule, severity: 'warning', sensor: 'engine_temp', episodeStart: T,
-    windowStart: T, windowEnd: T + 10_000, observed: 1, expected: 0, message: rule, live: true, driver, raisedAt: T, closedAt: T + 10_000,
+    id: `truck-1.${rule}.${T}`,
+    vehicle: 'truck-1',
+    rule,
+    severity: 'warning',
+    sensor: 'engine_temp',
+    episodeStart: T,
+    windowStart: T,
+    windowEnd: T + 10_000,
+    observed: 1,
+    expected: 0,
+    message: rule,
+    live: true,
+    driver,
+    raisedAt: T,
+    closedAt: T + 10_000,
   };
 }
 
@@ -59,36 +72,72 @@ function version2Store(path: string): void {
 describe('FleetStore', () => {
   it('keeps whether the cab is told: the cab gets only driver alerts, the fleet team all', () => {
     const store = new FleetStore(join(tempDir(), 'fleet.db'));
-    store.applyAlertEvents([{ kind: 'raised', alert: alert('hot', true) }, { kind: 'raised', alert: alert('frozen', false) }], T);
-    assert.deepEqual(store.deliveries.undelivered('driver', true).map((a) => a.rule), ['hot']);
-    assert.deepEqual(store.deliveries.undelivered('webhook', false).map((a) => a.rule).sort(), ['frozen', 'hot']);
+    store.applyAlertEvents(
+      [
+        { kind: 'raised', alert: alert('hot', true) },
+        { kind: 'raised', alert: alert('frozen', false) },
+      ],
+      T,
+    );
+    assert.deepEqual(
+      store.deliveries.undelivered('driver', true).map((a) => a.rule),
+      ['hot'],
+    );
+    assert.deepEqual(
+      store.deliveries
+        .undelivered('webhook', false)
+        .map((a) => a.rule)
+        .sort(),
+      ['frozen', 'hot'],
+    );
     assert.equal(store.getAlert(`truck-1.frozen.${T}`)!.driver, false);
     store.close();
   });
 
   it('records why the detector ended an episode, and no reason when a person cleared it', () => {
     const store = new FleetStore(join(tempDir(), 'fleet.db'));
-    store.applyAlertEvents([{ kind: 'raised', alert: alert('dev', true) }, { kind: 'raised', alert: alert('hot', true) }], T);
-    store.applyAlertEvents([{ kind: 'cleared', alertId: `truck-1.dev.${T}`, vehicle: 'truck-1', rule: 'dev', at: T + 60_000, reason: 'level_shift' }], T);
+    store.applyAlertEvents(
+      [
+        { kind: 'raised', alert: alert('dev', true) },
+        { kind: 'raised', alert: alert('hot', true) },
+      ],
+      T,
+    );
+    store.applyAlertEvents(
+      [{ kind: 'cleared', alertId: `truck-1.dev.${T}`, vehicle: 'truck-1', rule: 'dev', at: T + 60_000, reason: 'level_shift' }],
+      T,
+    );
     store.clear(`truck-1.hot.${T}`, 'alice', T + 1000);
-    assert.deepEqual([store.getAlert(`truck-1.dev.${T}`)!.clearReason, store.getAlert(`truck-1.dev.${T}`)!.clearedBy], ['level_shift', 'detector']);
+    assert.deepEqual(
+      [store.getAlert(`truck-1.dev.${T}`)!.clearReason, store.getAlert(`truck-1.dev.${T}`)!.clearedBy],
+      ['level_shift', 'detector'],
+    );
     assert.deepEqual([store.getAlert(`truck-1.hot.${T}`)!.clearReason, store.getAlert(`truck-1.hot.${T}`)!.clearedBy], [null, 'alice']);
     store.close();
   });
 
-  it('gives an alert back with the contract\'s fields, then its lifecycle, in the order the API shows them', () => {
+  it("gives an alert back with the contract's fields, then its lifecycle, in the order the API shows them", () => {
     const store = new FleetStore(join(tempDir(), 'fleet.db'));
     store.applyAlertEvents([{ kind: 'raised', alert: alert('hot', true) }], T);
     assert.deepEqual(Object.entries(store.getAlert(`truck-1.hot.${T}`)!), [
       ...Object.entries(alert('hot', true)),
-      ['state', 'active'], ['ackedBy', null], ['ackedAt', null], ['clearedBy', null], ['clearedAt', null], ['clearReason', null], ['driverSentAt', null],
+      ['state', 'active'],
+      ['ackedBy', null],
+      ['ackedAt', null],
+      ['clearedBy', null],
+      ['clearedAt', null],
+      ['clearReason', null],
+      ['driverSentAt', null],
     ]);
     store.close();
   });
 
   it('counts alerts by state and active ones by vehicle, all of them, beyond any list limit', () => {
     const store = new FleetStore(join(tempDir(), 'fleet.db'));
-    store.applyAlertEvents(['a', 'b', 'c'].map((rule) => ({ kind: 'raised', alert: alert(rule, true) })), T);
+    store.applyAlertEvents(
+      ['a', 'b', 'c'].map((rule) => ({ kind: 'raised', alert: alert(rule, true) })),
+      T,
+    );
     store.acknowledge(`truck-1.b.${T}`, 'alice', T + 1);
     assert.deepEqual(store.alertCountsByState(), { active: 2, acknowledged: 1, cleared: 0 });
     assert.deepEqual(store.activeAlertsByVehicle(), new Map([['truck-1', 2]]));
@@ -123,16 +172,44 @@ describe('FleetStore', () => {
     const store = new FleetStore(path);
     const id = `truck-1.hot.${T}`;
     assert.deepEqual(store.getAlert(id), {
-      id, vehicle: 'truck-1', rule: 'hot', severity: 'critical', sensor: 'engine_temp', episodeStart: T, windowStart: T, windowEnd: T + 10_000,
-      observed: 110, expected: 105, message: 'engine_temp mean 110 above 105', live: true, driver: true, raisedAt: T + 10_010, closedAt: T + 10_005,
-      state: 'acknowledged', ackedBy: 'alice', ackedAt: T + 20_000, clearedBy: null, clearedAt: null, clearReason: null, driverSentAt: T + 10_020,
+      id,
+      vehicle: 'truck-1',
+      rule: 'hot',
+      severity: 'critical',
+      sensor: 'engine_temp',
+      episodeStart: T,
+      windowStart: T,
+      windowEnd: T + 10_000,
+      observed: 110,
+      expected: 105,
+      message: 'engine_temp mean 110 above 105',
+      live: true,
+      driver: true,
+      raisedAt: T + 10_010,
+      closedAt: T + 10_005,
+      state: 'acknowledged',
+      ackedBy: 'alice',
+      ackedAt: T + 20_000,
+      clearedBy: null,
+      clearedAt: null,
+      clearReason: null,
+      driverSentAt: T + 10_020,
     });
-    assert.deepEqual(store.latestValues(), new Map([['truck-1', [{ sensor: 'gps', ts: T, value: 50, lat: 48.1, lon: 11.5, heading: 90 }]]]));
+    assert.deepEqual(
+      store.latestValues(),
+      new Map([['truck-1', [{ sensor: 'gps', ts: T, value: 50, lat: 48.1, lon: 11.5, heading: 90 }]]]),
+    );
     assert.deepEqual(store.counts(), { readingsStored: 1, duplicates: 3 });
     assert.deepEqual(store.changesAfter(0), [{ id: 1, alertId: id, kind: 'raised', at: T + 10_010 }]);
-    assert.deepEqual(store.deliveries.awaitingAck('driver').map((a) => a.id), [id]);
+    assert.deepEqual(
+      store.deliveries.awaitingAck('driver').map((a) => a.id),
+      [id],
+    );
     // It goes on from there: a repeat of the stored reading is a duplicate.
-    assert.deepEqual(store.insertReadings([{ vehicle: 'truck-1', seq: 7, ts: T, clock: 'synced', sensor: 'speed', value: 1, quality: 'good' }], T), []);
+    assert.deepEqual(
+      store.insertReadings([{ vehicle: 'truck-1', seq: 7, ts: T, clock: 'synced', sensor: 'speed', value: 1, quality: 'good' }], T),
+      [],
+    );
     store.close();
   });
 

@@ -34,7 +34,12 @@ describe('flags that reach the running config', () => {
   it('detector and dispatcher: --webhook-timeout-ms', async () => {
     const detector = await settingsFromArgv(detectorCommand(), detectorConfigSchema, ['--webhook-timeout-ms', '750']);
     assert.equal(detector.webhookTimeoutMs, 750);
-    const dispatcher = await settingsFromArgv(dispatcherCommand(), dispatcherConfigSchema, ['--kafka-brokers', '127.0.0.1:9092', '--webhook-timeout-ms', '900']);
+    const dispatcher = await settingsFromArgv(dispatcherCommand(), dispatcherConfigSchema, [
+      '--kafka-brokers',
+      '127.0.0.1:9092',
+      '--webhook-timeout-ms',
+      '900',
+    ]);
     assert.equal(dispatcher.webhookTimeoutMs, 900);
   });
 
@@ -56,9 +61,19 @@ describe('flags that reach the running config', () => {
   });
 
   it('replay and eval: their flags, typed', async () => {
-    const replay = await settingsFromArgv(replayCommand(), replayConfigSchema, ['--rules', 'r.json', '--csv', 'x.csv', '--window', '5000', '--scores', '--format', 'json'], 'flags');
+    const replay = await settingsFromArgv(
+      replayCommand(),
+      replayConfigSchema,
+      ['--rules', 'r.json', '--csv', 'x.csv', '--window', '5000', '--scores', '--format', 'json'],
+      'flags',
+    );
     assert.deepEqual(replay, { rules: 'r.json', csv: 'x.csv', window: 5000, scores: true, format: 'json' });
-    const evaluation = await settingsFromArgv(evalCommand(), evalConfigSchema, ['--quick', '--set', 'held-out', '--workers', '2', '--check'], 'flags');
+    const evaluation = await settingsFromArgv(
+      evalCommand(),
+      evalConfigSchema,
+      ['--quick', '--set', 'held-out', '--workers', '2', '--check'],
+      'flags',
+    );
     assert.deepEqual(evaluation, { quick: true, set: 'held-out', workers: 2, json: false, check: true });
   });
 });
@@ -84,7 +99,8 @@ describe('--help', () => {
     ];
     for (const [cmd, schema] of commands) {
       const lines = helpLines(cmd);
-      for (const [flag, line] of lines) assert.match(line, /^(-c, )?--[a-z-]+( <.+>| \[true\|false\])? {2}\S.*/, `${cmd.name()} ${flag}: ${line}`);
+      for (const [flag, line] of lines)
+        assert.match(line, /^(-c, )?--[a-z-]+( <.+>| \[true\|false\])? {2}\S.*/, `${cmd.name()} ${flag}: ${line}`);
       for (const [key, setting] of settingsOf(schema)) {
         const value: unknown = setting.safeParse(undefined).data;
         const hasDefault = value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0);
@@ -92,7 +108,10 @@ describe('--help', () => {
       }
     }
     const gateway = helpLines(gatewayCommand());
-    assert.equal(gateway.get('--kafka-compression'), '--kafka-compression <none|gzip>  compression of produce requests, where it makes them smaller (several records, or one of at least 256 bytes) (default: gzip)');
+    assert.equal(
+      gateway.get('--kafka-compression'),
+      '--kafka-compression <none|gzip>  compression of produce requests, where it makes them smaller (several records, or one of at least 256 bytes) (default: gzip)',
+    );
     assert.match(gateway.get('--sink-retry-base-ms')!, /^--sink-retry-base-ms <ms> {2}first retry delay .* \(default: 200\)$/);
     assert.match(gateway.get('--sink-retry-max-ms')!, /^--sink-retry-max-ms <ms> {2}longest retry delay .* \(default: 10000\)$/);
     assert.match(gateway.get('--port')!, /\(default: 1883\)$/);

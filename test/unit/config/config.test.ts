@@ -52,9 +52,30 @@ describe('loadConfig precedence', () => {
     const path = file({ name: 'from-file', port: 1000, ratio: 0.1, maxInflight: 2, tags: ['a'] });
     const env = { FLEET_PORT: '2000', FLEET_RATIO: '0.2', FLEET_MAX_INFLIGHT: '3' };
     const flags = { port: '3000', maxInflight: undefined };
-    assert.deepEqual(loadConfig(small, { file: path }), { name: 'from-file', port: 1000, ratio: 0.1, verbose: false, maxInflight: 2, tags: ['a'] });
-    assert.deepEqual(loadConfig(small, { file: path, env }), { name: 'from-file', port: 2000, ratio: 0.2, verbose: false, maxInflight: 3, tags: ['a'] });
-    assert.deepEqual(loadConfig(small, { file: path, env, flags }), { name: 'from-file', port: 3000, ratio: 0.2, verbose: false, maxInflight: 3, tags: ['a'] });
+    assert.deepEqual(loadConfig(small, { file: path }), {
+      name: 'from-file',
+      port: 1000,
+      ratio: 0.1,
+      verbose: false,
+      maxInflight: 2,
+      tags: ['a'],
+    });
+    assert.deepEqual(loadConfig(small, { file: path, env }), {
+      name: 'from-file',
+      port: 2000,
+      ratio: 0.2,
+      verbose: false,
+      maxInflight: 3,
+      tags: ['a'],
+    });
+    assert.deepEqual(loadConfig(small, { file: path, env, flags }), {
+      name: 'from-file',
+      port: 3000,
+      ratio: 0.2,
+      verbose: false,
+      maxInflight: 3,
+      tags: ['a'],
+    });
   });
 
   it('ignores empty env values, undefined flags and env for fields the schema does not have', () => {
@@ -75,7 +96,12 @@ describe('loadConfig precedence', () => {
 describe('loadConfig coercion', () => {
   it('turns string flags and env into numbers and booleans', () => {
     assert.deepEqual(loadConfig(small, { flags: { port: '8080', ratio: '0.25', verbose: 'true' } }).port, 8080);
-    for (const [text, value] of [['true', true], ['1', true], ['false', false], ['0', false]] as const) {
+    for (const [text, value] of [
+      ['true', true],
+      ['1', true],
+      ['false', false],
+      ['0', false],
+    ] as const) {
       assert.equal(loadConfig(small, { flags: { verbose: text } }).verbose, value, text);
       assert.equal(loadConfig(small, { env: { FLEET_VERBOSE: text } }).verbose, value, text);
     }
@@ -109,14 +135,24 @@ describe('loadConfig errors', () => {
   });
 
   it('names the file when the bad value came from it, with the path inside it', () => {
-    const path = file({ vehicle: 'truck-1', bufferMaxBytes: 10, faults: [{ kind: 'engine_overheat', fromS: 1 }, { kind: 'meteor', fromS: 2 }] });
+    const path = file({
+      vehicle: 'truck-1',
+      bufferMaxBytes: 10,
+      faults: [
+        { kind: 'engine_overheat', fromS: 1 },
+        { kind: 'meteor', fromS: 2 },
+      ],
+    });
     const msg = configError(() => loadConfig(agentConfigSchema, { file: path }), `${path}: bufferMaxBytes:`, `${path}: faults[1].kind:`);
     assert.equal(msg.split('\n').length, 3, 'one line per problem');
   });
 
   it('names the flag, not the file, when a flag overrode the file with a bad value', () => {
     const path = file({ vehicle: 'truck-1', bufferMaxBytes: 1 << 20 });
-    const msg = configError(() => loadConfig(agentConfigSchema, { file: path, flags: { bufferMaxBytes: '12' } }), 'flag --buffer-max-bytes: bufferMaxBytes:');
+    const msg = configError(
+      () => loadConfig(agentConfigSchema, { file: path, flags: { bufferMaxBytes: '12' } }),
+      'flag --buffer-max-bytes: bufferMaxBytes:',
+    );
     assert.ok(!msg.includes(path), msg);
   });
 
@@ -156,7 +192,7 @@ describe('loadConfig errors', () => {
     configError(() => loadConfig(small, { file: nul }), `${nul}: must hold a JSON object of settings`);
   });
 
-  it('strips zod\'s redundant prefix from messages', () => {
+  it("strips zod's redundant prefix from messages", () => {
     assert.equal(plain('Invalid input: expected number, received NaN'), 'expected number, received NaN');
     assert.equal(plain('Too small: expected number to be >=1'), 'expected number to be >=1');
     assert.equal(plain('rule names must be unique'), 'rule names must be unique');
@@ -194,7 +230,10 @@ describe('agentConfigSchema through loadConfig', () => {
   it('rejects a bad vehicle id and url, naming them', () => {
     configError(() => loadConfig(agentConfigSchema, { flags: { vehicle: 'truck 1' } }), 'flag --vehicle: vehicle: must be 1-64 characters');
     configError(() => loadConfig(agentConfigSchema, { flags: { vehicle: 't', mqttUrl: 'not a url' } }), 'flag --mqtt-url: mqttUrl:');
-    configError(() => loadConfig(agentConfigSchema, { env: { FLEET_VEHICLE: 't', FLEET_SYNCHRONOUS: 'OFF' } }), 'env FLEET_SYNCHRONOUS: synchronous:');
+    configError(
+      () => loadConfig(agentConfigSchema, { env: { FLEET_VEHICLE: 't', FLEET_SYNCHRONOUS: 'OFF' } }),
+      'env FLEET_SYNCHRONOUS: synchronous:',
+    );
   });
 });
 
@@ -219,7 +258,11 @@ describe('gatewayConfigSchema through loadConfig', () => {
 
   it('coerces and layers like any other command', () => {
     const path = file({ port: 1884, serviceToken: 'file-token-123' });
-    const c = loadConfig(gatewayConfigSchema, { file: path, env: { FLEET_PORT: '0', FLEET_MAX_PAYLOAD_BYTES: '1024' }, flags: { serviceToken: 'flag-token-456' } });
+    const c = loadConfig(gatewayConfigSchema, {
+      file: path,
+      env: { FLEET_PORT: '0', FLEET_MAX_PAYLOAD_BYTES: '1024' },
+      flags: { serviceToken: 'flag-token-456' },
+    });
     assert.deepEqual([c.port, c.maxPayloadBytes, c.serviceToken], [0, 1024, 'flag-token-456']);
   });
 
@@ -234,7 +277,7 @@ describe('gatewayConfigSchema through loadConfig', () => {
 });
 
 describe('parseFile', () => {
-  it('parses a valid data file with the schema\'s defaults', () => {
+  it("parses a valid data file with the schema's defaults", () => {
     const path = file({ rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 105 }] });
     const rs = parseFile(ruleSetSchema, path);
     assert.equal(rs.windowMs, 10_000);
@@ -249,7 +292,12 @@ describe('parseFile', () => {
         { name: 'x', type: 'rate', sensor: 'speed', maxPerMinute: -1 },
       ],
     });
-    const msg = configError(() => parseFile(ruleSetSchema, path), `${path}: windowMs:`, `${path}: rules[0]: a threshold rule needs "above" or "below"`, `${path}: rules[1].maxPerMinute:`);
+    const msg = configError(
+      () => parseFile(ruleSetSchema, path),
+      `${path}: windowMs:`,
+      `${path}: rules[0]: a threshold rule needs "above" or "below"`,
+      `${path}: rules[1].maxPerMinute:`,
+    );
     assert.equal(msg.split('\n').length, 3);
   });
 
@@ -272,7 +320,10 @@ describe('parseFile', () => {
 
 describe('gatewayConfigSchema sinks', () => {
   it('takes a comma-separated list from a flag and needs brokers for kafka', () => {
-    assert.deepEqual(loadConfig(gatewayConfigSchema, { flags: { sinks: 'kafka, embedded', kafkaBrokers: '127.0.0.1:9092' } }).sinks, ['kafka', 'embedded']);
+    assert.deepEqual(loadConfig(gatewayConfigSchema, { flags: { sinks: 'kafka, embedded', kafkaBrokers: '127.0.0.1:9092' } }).sinks, [
+      'kafka',
+      'embedded',
+    ]);
     configError(() => loadConfig(gatewayConfigSchema, { flags: { sinks: 'kafka' } }), 'kafkaBrokers: the kafka sink needs kafkaBrokers');
   });
 });

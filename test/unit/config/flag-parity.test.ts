@@ -52,7 +52,19 @@ describe('every command has a flag for each setting and a setting for each flag'
 
   it('covers every command of fleet', () => {
     const covered = new Set(COMMANDS.map((c) => c.name.split(' ')[0]));
-    for (const name of ['agent', 'gateway', 'detector', 'dispatcher', 'console', 'demo', 'sim', 'replay', 'eval', 'device', 'hash-password']) {
+    for (const name of [
+      'agent',
+      'gateway',
+      'detector',
+      'dispatcher',
+      'console',
+      'demo',
+      'sim',
+      'replay',
+      'eval',
+      'device',
+      'hash-password',
+    ]) {
       assert.ok(covered.has(name), name);
     }
   });
@@ -67,7 +79,10 @@ describe('the parity check', () => {
   it('names a setting whose flag was dropped from the command', () => {
     const cmd = detectorCommand();
     const options = cmd.options as Option[];
-    options.splice(options.findIndex((o) => o.long === '--webhook-timeout-ms'), 1);
+    options.splice(
+      options.findIndex((o) => o.long === '--webhook-timeout-ms'),
+      1,
+    );
     assert.deepEqual(flagParity(cmd, detectorConfigSchema), { settingsWithoutFlag: ['webhookTimeoutMs'], flagsWithoutSetting: [] });
   });
 

@@ -14,43 +14,47 @@ const schema = z
     compress: bool().default(false).describe('deflate batches'),
     synchronous: z.enum(['FULL', 'NORMAL']).default('FULL').describe('SQLite synchronous'),
     sensor: z.enum(['engine_temp', 'container_temp', 'speed']).optional().describe('one sensor'),
-    sinks: list(z.enum(['embedded', 'kafka'])).default(['embedded']).describe('where batches go'),
+    sinks: list(z.enum(['embedded', 'kafka']))
+      .default(['embedded'])
+      .describe('where batches go'),
     kafkaBrokers: list(z.string()).default([]).describe('brokers'),
     password: z.string().optional().meta({ description: 'the vehicle secret', secret: true }),
     streamPath: z.string().optional().meta({ description: 'stream file', defaultText: 'DATA_DIR/stream.db' }),
     rules: z.string().optional().meta({ description: 'rules file', arg: 'file' }),
     // Not a flag: a list of objects.
-    faults: z.array(z.object({ fromS: z.number() })).default([]).meta({ description: 'faults', flag: false }),
+    faults: z
+      .array(z.object({ fromS: z.number() }))
+      .default([])
+      .meta({ description: 'faults', flag: false }),
   })
   .strict();
 
 const flags = Object.fromEntries(settingFlags(schema).map((f) => [f.key, f]));
 
 async function parse(argv: string[], mandatory = false): Promise<Record<string, unknown>> {
-  const cmd = addSettingFlags(new Command('test'), schema, { mandatory }).exitOverride().configureOutput({ writeErr: () => {} });
+  const cmd = addSettingFlags(new Command('test'), schema, { mandatory })
+    .exitOverride()
+    .configureOutput({ writeErr: () => {} });
   await cmd.action(() => {}).parseAsync(argv, { from: 'user' });
   return cmd.opts();
 }
 
 describe('flags from a settings schema', () => {
   it('names each flag after its key, with what its value looks like', () => {
-    assert.deepEqual(
-      Object.fromEntries(Object.values(flags).map((f) => [f.key, f.term])),
-      {
-        name: '--name <name>',
-        maxInflight: '--max-inflight <n>',
-        mqttUrl: '--mqtt-url <url>',
-        commitIntervalMs: '--commit-interval-ms <ms>',
-        compress: '--compress [true|false]',
-        synchronous: '--synchronous <FULL|NORMAL>',
-        sensor: '--sensor <sensor>',
-        sinks: '--sinks <embedded|kafka,...>',
-        kafkaBrokers: '--kafka-brokers <broker,...>',
-        password: '--password <password>',
-        streamPath: '--stream-path <path>',
-        rules: '--rules <file>',
-      },
-    );
+    assert.deepEqual(Object.fromEntries(Object.values(flags).map((f) => [f.key, f.term])), {
+      name: '--name <name>',
+      maxInflight: '--max-inflight <n>',
+      mqttUrl: '--mqtt-url <url>',
+      commitIntervalMs: '--commit-interval-ms <ms>',
+      compress: '--compress [true|false]',
+      synchronous: '--synchronous <FULL|NORMAL>',
+      sensor: '--sensor <sensor>',
+      sinks: '--sinks <embedded|kafka,...>',
+      kafkaBrokers: '--kafka-brokers <broker,...>',
+      password: '--password <password>',
+      streamPath: '--stream-path <path>',
+      rules: '--rules <file>',
+    });
   });
 
   it('shows the default from the schema, the choices, and the variable a secret is better given in', () => {
@@ -72,7 +76,19 @@ describe('flags from a settings schema', () => {
   });
 
   it('turns parsed flags into the settings the schema validates: numbers, booleans, lists, enums', async () => {
-    const given = await parse(['--name', 'n', '--max-inflight', '3', '--compress', '--synchronous', 'NORMAL', '--sinks', 'kafka, embedded', '--kafka-brokers', 'a:1,b:2']);
+    const given = await parse([
+      '--name',
+      'n',
+      '--max-inflight',
+      '3',
+      '--compress',
+      '--synchronous',
+      'NORMAL',
+      '--sinks',
+      'kafka, embedded',
+      '--kafka-brokers',
+      'a:1,b:2',
+    ]);
     const config = loadConfig(schema, { flags: given });
     assert.equal(config.maxInflight, 3);
     assert.equal(config.compress, true);
@@ -86,7 +102,10 @@ describe('flags from a settings schema', () => {
   it('leaves a bad value to the schema, which names the flag and what is wrong', async () => {
     const refused = (argv: string[], message: string) =>
       parse(['--name', 'n', ...argv]).then((given) =>
-        assert.throws(() => loadConfig(schema, { flags: given }), (err: unknown) => err instanceof ConfigError && err.message.includes(message)),
+        assert.throws(
+          () => loadConfig(schema, { flags: given }),
+          (err: unknown) => err instanceof ConfigError && err.message.includes(message),
+        ),
       );
     await refused(['--max-inflight', '0'], 'flag --max-inflight: maxInflight: expected number to be >=1');
     await refused(['--max-inflight', 'eight'], 'flag --max-inflight: maxInflight: expected number');
@@ -95,7 +114,7 @@ describe('flags from a settings schema', () => {
     await refused(['--compress', 'yes'], 'flag --compress: compress:');
   });
 
-  it('requires a required setting\'s flag only where flags are the command\'s only source', async () => {
+  it("requires a required setting's flag only where flags are the command's only source", async () => {
     await assert.rejects(parse(['--max-inflight', '2'], true), /required option '--name <name>' not specified/);
     const given = await parse(['--max-inflight', '2']);
     assert.throws(() => loadConfig(schema, { flags: given }), /config: name:/);

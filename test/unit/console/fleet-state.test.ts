@@ -40,7 +40,12 @@ beforeAll(async () => {
   ({ FleetState: FleetStateClass } = (await import(MODULE)) as { FleetState: new () => FleetState });
 });
 
-const alert = (id: string, state: PageAlert['state'], severity: PageAlert['severity'] = 'critical', vehicle = 'truck-1'): PageAlert => ({ id, vehicle, state, severity });
+const alert = (id: string, state: PageAlert['state'], severity: PageAlert['severity'] = 'critical', vehicle = 'truck-1'): PageAlert => ({
+  id,
+  vehicle,
+  state,
+  severity,
+});
 
 describe('the console page state (cloud/console/web/fleet-state.js)', () => {
   it('is an ES module that Node itself loads, with nothing of the browser needed', () => {
@@ -72,7 +77,14 @@ describe('the console page state (cloud/console/web/fleet-state.js)', () => {
       const s = new FleetStateClass();
       s.applyValues([{ id: 'truck-1', values: { engine_temp: { value: 95, ts: 2000 } } }]);
       // A snapshot requested before that frame arrives after it.
-      s.setVehicles([{ id: 'truck-1', online: true, statusAt: 1, values: { engine_temp: { value: 90, ts: 1000 }, container_temp: { value: 4, ts: 1500 } } }]);
+      s.setVehicles([
+        {
+          id: 'truck-1',
+          online: true,
+          statusAt: 1,
+          values: { engine_temp: { value: 90, ts: 1000 }, container_temp: { value: 4, ts: 1500 } },
+        },
+      ]);
       const v = s.vehicles.get('truck-1')!;
       assert.deepEqual(v.values, { engine_temp: { value: 95, ts: 2000 }, container_temp: { value: 4, ts: 1500 } });
       assert.equal(v.lastSeen, 2000);
@@ -82,7 +94,13 @@ describe('the console page state (cloud/console/web/fleet-state.js)', () => {
 
     it('applies live values to vehicles it did not know yet, and names them', () => {
       const s = new FleetStateClass();
-      assert.deepEqual(s.applyValues([{ id: 'truck-3', values: { rpm: { value: 800, ts: 5 } } }, { id: 'truck-4', values: {} }]), ['truck-3', 'truck-4']);
+      assert.deepEqual(
+        s.applyValues([
+          { id: 'truck-3', values: { rpm: { value: 800, ts: 5 } } },
+          { id: 'truck-4', values: {} },
+        ]),
+        ['truck-3', 'truck-4'],
+      );
       assert.deepEqual([...s.vehicles.keys()], ['truck-3', 'truck-4']);
       assert.equal(s.vehicles.get('truck-3')!.online, false, 'offline until a status says otherwise');
     });

@@ -25,7 +25,11 @@ describe('alert acknowledgements', () => {
       ['{"id": "truck-3.engine-overheat.1", "at": -5}', /^ack\.at: /],
     ];
     for (const [payload, message] of cases) {
-      assert.throws(() => parseAlertAck('truck-3', Buffer.from(payload)), (err: Error) => err instanceof ContractError && message.test(err.message), payload);
+      assert.throws(
+        () => parseAlertAck('truck-3', Buffer.from(payload)),
+        (err: Error) => err instanceof ContractError && message.test(err.message),
+        payload,
+      );
     }
   });
 });

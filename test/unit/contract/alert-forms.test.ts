@@ -7,18 +7,34 @@ import { tempDir } from '../../support/harness.js';
 
 const T = Date.UTC(2026, 0, 5, 10);
 const ALERT: Alert = {
-  id: alertId('truck-1', 'hot', T), vehicle: 'truck-1', rule: 'hot', severity: 'critical', sensor: 'engine_temp', episodeStart: T,
-  windowStart: T, windowEnd: T + 10_000, observed: 110, expected: 105, message: 'engine_temp mean 110 above 105', live: true, driver: false,
-  raisedAt: T + 10_010, closedAt: T + 10_005,
+  id: alertId('truck-1', 'hot', T),
+  vehicle: 'truck-1',
+  rule: 'hot',
+  severity: 'critical',
+  sensor: 'engine_temp',
+  episodeStart: T,
+  windowStart: T,
+  windowEnd: T + 10_000,
+  observed: 110,
+  expected: 105,
+  message: 'engine_temp mean 110 above 105',
+  live: true,
+  driver: false,
+  raisedAt: T + 10_010,
+  closedAt: T + 10_005,
 };
 
-describe('the alert\'s forms, all derived from the contract\'s', () => {
-  it('travels with the contract\'s fields, in their order, and nothing of the store\'s lifecycle', () => {
+describe("the alert's forms, all derived from the contract's", () => {
+  it("travels with the contract's fields, in their order, and nothing of the store's lifecycle", () => {
     const stored = { ...ALERT, state: 'acknowledged', ackedBy: 'alice', ackedAt: T + 20_000, driverSentAt: null };
     assert.deepEqual(Object.keys(wireAlert(stored)), ALERT_FIELDS);
     assert.deepEqual(wireAlert(stored), ALERT);
     const { driver: _absent, ...withoutDriver } = ALERT;
-    assert.deepEqual(Object.keys(wireAlert(withoutDriver)), ALERT_FIELDS.filter((f) => f !== 'driver'), 'an absent field stays absent');
+    assert.deepEqual(
+      Object.keys(wireAlert(withoutDriver)),
+      ALERT_FIELDS.filter((f) => f !== 'driver'),
+      'an absent field stays absent',
+    );
   });
 
   it('is read back from the wire as the contract has it, whatever else the sender added', () => {

@@ -27,16 +27,31 @@ const MIXED: R[] = [
   // seq gap (evicted readings) and ts a little earlier than the previous reading
   { seq: 45, ts: T + 2, clock: 'synced', sensor: 'speed', value: 87.3, quality: 'bad' },
   {
-    seq: 46, ts: T + 250, clock: 'synced', sensor: 'gps', value: 86.9, quality: 'good',
+    seq: 46,
+    ts: T + 250,
+    clock: 'synced',
+    sensor: 'gps',
+    value: 86.9,
+    quality: 'good',
     position: { lat: 52.5200066, lon: 13.404954, heading: 359.9, fix: '3d' },
   },
   { seq: 47, ts: T + 251, clock: 'unsynced', sensor: 'rpm', value: 1450.75, quality: 'bad' },
   {
-    seq: 1000, ts: T + 1000, clock: 'unsynced', sensor: 'gps', value: 0, quality: 'uncertain',
+    seq: 1000,
+    ts: T + 1000,
+    clock: 'unsynced',
+    sensor: 'gps',
+    value: 0,
+    quality: 'uncertain',
     position: { lat: -33.8688197, lon: -151.2092955, heading: 0, fix: 'none' },
   },
   {
-    seq: 1001, ts: T + 999, clock: 'synced', sensor: 'gps', value: 400, quality: 'bad',
+    seq: 1001,
+    ts: T + 999,
+    clock: 'synced',
+    sensor: 'gps',
+    value: 400,
+    quality: 'bad',
     position: { lat: 90, lon: -180, heading: 180.5, fix: '2d' },
   },
   { seq: 1002, ts: T + 998, clock: 'unsynced', sensor: 'engine_temp', value: -40.01, quality: 'good' },
@@ -52,7 +67,12 @@ const TYPICAL: R[] = [
   { seq: 123_457, ts: T + 0, clock: 'synced', sensor: 'container_temp', value: 4.56, quality: 'good' },
   { seq: 123_458, ts: T + 0, clock: 'synced', sensor: 'speed', value: 83.4, quality: 'good' },
   {
-    seq: 123_459, ts: T + 0, clock: 'synced', sensor: 'gps', value: 83.4, quality: 'good',
+    seq: 123_459,
+    ts: T + 0,
+    clock: 'synced',
+    sensor: 'gps',
+    value: 83.4,
+    quality: 'good',
     position: { lat: 48.1371079, lon: 11.5753822, heading: 271.3, fix: '3d' },
   },
   { seq: 123_460, ts: T + 0, clock: 'synced', sensor: 'rpm', value: 1432.5, quality: 'good' },
@@ -61,7 +81,12 @@ const TYPICAL: R[] = [
   { seq: 123_463, ts: T + 500, clock: 'synced', sensor: 'rpm', value: 1440, quality: 'good' },
   { seq: 123_464, ts: T + 999, clock: 'synced', sensor: 'container_temp', value: 4.55, quality: 'good' },
   {
-    seq: 123_465, ts: T + 1000, clock: 'synced', sensor: 'gps', value: 83.7, quality: 'good',
+    seq: 123_465,
+    ts: T + 1000,
+    clock: 'synced',
+    sensor: 'gps',
+    value: 83.7,
+    quality: 'good',
     position: { lat: 48.1371012, lon: 11.5750451, heading: 271.4, fix: '3d' },
   },
 ];
@@ -69,7 +94,13 @@ const TYPICAL: R[] = [
 const json = (doc: unknown) => Buffer.from(JSON.stringify(doc));
 const jsonBatch = (readings: unknown[], headTs: unknown = T + 10) => json({ headTs, readings });
 const good = (over: Record<string, unknown> = {}) => ({
-  seq: 1, ts: T, clock: 'synced', sensor: 'engine_temp', value: 90, quality: 'good', ...over,
+  seq: 1,
+  ts: T,
+  clock: 'synced',
+  sensor: 'engine_temp',
+  value: 90,
+  quality: 'good',
+  ...over,
 });
 
 /** Asserts a ContractError whose message matches exactly or by pattern: the sender must be able to act on it. */
@@ -147,7 +178,10 @@ describe('codec round-trip', () => {
     ];
     const out = decodeBatch(V, encodeBatch(batchOf(raw)), NOW).readings.map((r) => r.value);
     assert.deepEqual(out, [90.12, -3.14, 1500]);
-    assert.deepEqual(out, raw.map((r) => quantize(r.value)));
+    assert.deepEqual(
+      out,
+      raw.map((r) => quantize(r.value)),
+    );
   });
 
   it('takes headTs from the last reading when a JSON payload omits it', () => {
@@ -177,7 +211,10 @@ describe('decodeBatch errors', () => {
     rejects(() => decodeBatch(V, Buffer.from([BINARY_MAGIC]), NOW), 'binary payload shorter than its 2-byte header');
   });
 
-  for (const [name, payload] of [['uncompressed', valid], ['compressed', validCompressed]] as const) {
+  for (const [name, payload] of [
+    ['uncompressed', valid],
+    ['compressed', validCompressed],
+  ] as const) {
     it(`refuses every truncation of a valid ${name} payload with a ContractError`, () => {
       for (let n = 0; n < payload.length; n++) {
         assert.throws(
@@ -214,7 +251,11 @@ describe('decodeBatch errors', () => {
   });
 
   it('refuses an unknown version', () => {
-    for (const [flags, version] of [[0x30, 3], [0x00, 0], [0xf1, 15]] as const) {
+    for (const [flags, version] of [
+      [0x30, 3],
+      [0x00, 0],
+      [0xf1, 15],
+    ] as const) {
       const payload = Buffer.from(valid);
       payload[1] = flags;
       rejects(() => decodeBatch(V, payload, NOW), `binary payload version ${version} is not supported (expected 1 or 2)`);
@@ -235,14 +276,36 @@ describe('decodeBatch errors', () => {
   });
 
   it('refuses a zero or impossible reading count', () => {
-    rejects(() => decodeBatch(V, rawBinary((w) => w.uvarint(0)), NOW), 'reading count 0 does not fit a 1-byte body');
-    rejects(() => decodeBatch(V, rawBinary((w) => { w.uvarint(500); w.uvarint(T); }), NOW), /^reading count 500 does not fit a 8-byte body$/);
+    rejects(
+      () =>
+        decodeBatch(
+          V,
+          rawBinary((w) => w.uvarint(0)),
+          NOW,
+        ),
+      'reading count 0 does not fit a 1-byte body',
+    );
+    rejects(
+      () =>
+        decodeBatch(
+          V,
+          rawBinary((w) => {
+            w.uvarint(500);
+            w.uvarint(T);
+          }),
+          NOW,
+        ),
+      /^reading count 500 does not fit a 8-byte body$/,
+    );
   });
 
   it('refuses unknown header codes and the reserved bit', () => {
     const one = (header: number, tail?: (w: ByteWriter) => void) =>
       rawBinary((w) => {
-        w.uvarint(1); w.uvarint(T); w.uvarint(1); w.uvarint(T);
+        w.uvarint(1);
+        w.uvarint(T);
+        w.uvarint(1);
+        w.uvarint(T);
         w.byte(header);
         w.svarint(100);
         tail?.(w);
@@ -252,18 +315,66 @@ describe('decodeBatch errors', () => {
     rejects(() => decodeBatch(V, one(7), NOW), 'readings[0]: unknown sensor code 7 in a version 1 payload');
     const v2 = (header: number, tail: (w: ByteWriter) => void) =>
       rawBinary((w) => {
-        w.uvarint(1); w.uvarint(T); w.uvarint(1); w.uvarint(T);
+        w.uvarint(1);
+        w.uvarint(T);
+        w.uvarint(1);
+        w.uvarint(T);
         w.byte(header);
         tail(w);
       }, 0x20);
-    assert.equal(decodeBatch(V, v2(5, (w) => w.svarint(4200)), NOW).readings[0]!.sensor, 'engine_load');
-    assert.equal(decodeBatch(V, v2(7, (w) => { w.uvarint(9); w.svarint(1410); }), NOW).readings[0]!.sensor, 'module_voltage');
-    rejects(() => decodeBatch(V, v2(7, (w) => { w.uvarint(99); w.svarint(1); }), NOW), 'readings[0]: unknown sensor code 99');
+    assert.equal(
+      decodeBatch(
+        V,
+        v2(5, (w) => w.svarint(4200)),
+        NOW,
+      ).readings[0]!.sensor,
+      'engine_load',
+    );
+    assert.equal(
+      decodeBatch(
+        V,
+        v2(7, (w) => {
+          w.uvarint(9);
+          w.svarint(1410);
+        }),
+        NOW,
+      ).readings[0]!.sensor,
+      'module_voltage',
+    );
+    rejects(
+      () =>
+        decodeBatch(
+          V,
+          v2(7, (w) => {
+            w.uvarint(99);
+            w.svarint(1);
+          }),
+          NOW,
+        ),
+      'readings[0]: unknown sensor code 99',
+    );
     // A code that fits the header must not be escaped: one reading, one encoding.
-    rejects(() => decodeBatch(V, v2(7, (w) => { w.uvarint(2); w.svarint(1); }), NOW), 'readings[0]: unknown sensor code 2');
+    rejects(
+      () =>
+        decodeBatch(
+          V,
+          v2(7, (w) => {
+            w.uvarint(2);
+            w.svarint(1);
+          }),
+          NOW,
+        ),
+      'readings[0]: unknown sensor code 2',
+    );
     rejects(() => decodeBatch(V, one(3 << 3), NOW), 'readings[0]: unknown quality code 3');
     rejects(() => decodeBatch(V, one(0x80), NOW), 'readings[0]: reserved header bit is set');
-    const gps = (fix: number) => one(3, (w) => { w.svarint(0); w.svarint(0); w.uvarint(0); w.byte(fix); });
+    const gps = (fix: number) =>
+      one(3, (w) => {
+        w.svarint(0);
+        w.svarint(0);
+        w.uvarint(0);
+        w.byte(fix);
+      });
     assert.equal(decodeBatch(V, gps(2), NOW).readings[0]!.position!.fix, '3d');
     rejects(() => decodeBatch(V, gps(3), NOW), 'readings[0].position.fix: unknown fix code 3');
   });
@@ -319,7 +430,7 @@ describe('decodeBatch errors', () => {
     );
   });
 
-  it('refuses a JSON batch whose own vehicle is not the topic\'s', () => {
+  it("refuses a JSON batch whose own vehicle is not the topic's", () => {
     rejects(
       () => decodeBatch(V, json({ vehicle: 'truck-8', headTs: T, readings: [good()] }), NOW),
       'batch.vehicle: "truck-8" does not match the topic\'s vehicle "truck-7"',
@@ -379,7 +490,10 @@ describe('decodeBatch errors', () => {
 
   it('refuses ts more than a day ahead of now, and accepts exactly a day', () => {
     const limit = NOW + MAX_CLOCK_AHEAD_MS;
-    rejects(() => decodeBatch(V, jsonBatch([good({ ts: limit + 1 })]), NOW), /^readings\[0\]\.ts: must be ms since epoch .* got 1717329600001$/);
+    rejects(
+      () => decodeBatch(V, jsonBatch([good({ ts: limit + 1 })]), NOW),
+      /^readings\[0\]\.ts: must be ms since epoch .* got 1717329600001$/,
+    );
     assert.equal(decodeBatch(V, jsonBatch([good({ ts: limit })]), NOW).readings[0]!.ts, limit);
     rejects(() => decodeBatch(V, jsonBatch([good({ ts: T + 0.5 })]), NOW), /^readings\[0\]\.ts: .* got 1717243140000\.5$/);
   });
@@ -389,27 +503,49 @@ describe('decodeBatch errors', () => {
       () => decodeBatch(V, jsonBatch([good({ sensor: 'oil_temp' })]), NOW),
       /^readings\[0\]\.sensor: must be one of engine_temp, container_temp, speed, gps, rpm, engine_load, .*, got "oil_temp"$/,
     );
-    rejects(() => decodeBatch(V, jsonBatch([good({ quality: 'great' })]), NOW), 'readings[0].quality: must be one of good, uncertain, bad, got "great"');
-    rejects(() => decodeBatch(V, jsonBatch([good({ clock: undefined })]), NOW), 'readings[0].clock: must be one of synced, unsynced, got undefined');
+    rejects(
+      () => decodeBatch(V, jsonBatch([good({ quality: 'great' })]), NOW),
+      'readings[0].quality: must be one of good, uncertain, bad, got "great"',
+    );
+    rejects(
+      () => decodeBatch(V, jsonBatch([good({ clock: undefined })]), NOW),
+      'readings[0].clock: must be one of synced, unsynced, got undefined',
+    );
   });
 
   it('refuses gps without a position and a position on anything else', () => {
-    rejects(() => decodeBatch(V, jsonBatch([good({ sensor: 'gps', value: 50 })]), NOW), 'readings[0].position: gps readings need a position object');
+    rejects(
+      () => decodeBatch(V, jsonBatch([good({ sensor: 'gps', value: 50 })]), NOW),
+      'readings[0].position: gps readings need a position object',
+    );
     rejects(
       () => decodeBatch(V, jsonBatch([good({ position: { lat: 1, lon: 2, heading: 3, fix: '3d' } })]), NOW),
       'readings[0].position: only gps readings carry a position',
     );
     const gps = (position: unknown) => jsonBatch([good({ sensor: 'gps', value: 50, position })]);
-    rejects(() => decodeBatch(V, gps({ lat: 91, lon: 0, heading: 0, fix: '3d' }), NOW), 'readings[0].position.lat: must be a number in [-90, 90], got 91');
-    rejects(() => decodeBatch(V, gps({ lat: 0, lon: -180.5, heading: 0, fix: '3d' }), NOW), 'readings[0].position.lon: must be a number in [-180, 180], got -180.5');
-    rejects(() => decodeBatch(V, gps({ lat: 0, lon: 0, heading: 360.1, fix: '3d' }), NOW), 'readings[0].position.heading: must be a number in [0, 360], got 360.1');
-    rejects(() => decodeBatch(V, gps({ lat: 0, lon: 0, heading: 0, fix: '4d' }), NOW), 'readings[0].position.fix: must be one of none, 2d, 3d, got "4d"');
+    rejects(
+      () => decodeBatch(V, gps({ lat: 91, lon: 0, heading: 0, fix: '3d' }), NOW),
+      'readings[0].position.lat: must be a number in [-90, 90], got 91',
+    );
+    rejects(
+      () => decodeBatch(V, gps({ lat: 0, lon: -180.5, heading: 0, fix: '3d' }), NOW),
+      'readings[0].position.lon: must be a number in [-180, 180], got -180.5',
+    );
+    rejects(
+      () => decodeBatch(V, gps({ lat: 0, lon: 0, heading: 360.1, fix: '3d' }), NOW),
+      'readings[0].position.heading: must be a number in [0, 360], got 360.1',
+    );
+    rejects(
+      () => decodeBatch(V, gps({ lat: 0, lon: 0, heading: 0, fix: '4d' }), NOW),
+      'readings[0].position.fix: must be one of none, 2d, 3d, got "4d"',
+    );
   });
 });
 
 describe('ByteWriter', () => {
   it('refuses numbers a varint cannot carry instead of looping or overrunning (found by fuzzing)', () => {
-    for (const n of [Infinity, -Infinity, NaN, -1, 0.5, 2 ** 53, 1e308]) assert.throws(() => new ByteWriter().uvarint(n), RangeError, String(n));
+    for (const n of [Infinity, -Infinity, NaN, -1, 0.5, 2 ** 53, 1e308])
+      assert.throws(() => new ByteWriter().uvarint(n), RangeError, String(n));
     for (const n of [Infinity, -Infinity, NaN, 2 ** 53, -1e308]) assert.throws(() => new ByteWriter().svarint(n), RangeError, String(n));
     assert.throws(() => encodeBatch(batchOf([{ ...MIXED[0]!, value: 1e308 }])), RangeError);
   });
@@ -439,7 +575,11 @@ describe('decodeBatch under random mutation', () => {
             b = b.subarray(0, rnd.int(0, b.length));
             break;
           case 3:
-            b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: rnd.int(1, 4) }, () => rnd.int(0, 255))), b.subarray(at)]);
+            b = Buffer.concat([
+              b.subarray(0, at),
+              Buffer.from(Array.from({ length: rnd.int(1, 4) }, () => rnd.int(0, 255))),
+              b.subarray(at),
+            ]);
             break;
           case 4:
             b = Buffer.concat([b.subarray(0, at), b.subarray(at + rnd.int(1, 3))]);
@@ -463,7 +603,10 @@ describe('decodeBatch under random mutation', () => {
         continue;
       }
       assert.doesNotThrow(() => checkBatch(batch, NOW), `mutation ${i} decoded to an invalid batch`);
-      assert.ok(batch.readings.every((r) => r.vehicle === V), `mutation ${i} changed the vehicle`);
+      assert.ok(
+        batch.readings.every((r) => r.vehicle === V),
+        `mutation ${i} changed the vehicle`,
+      );
       accepted++;
     }
     // Both outcomes must be exercised, or the loop proves little.
@@ -535,7 +678,10 @@ describe('parseAlert', () => {
   it('refuses an id that is not vehicle.rule.episodeStart', () => {
     const wrong = (over: Partial<Alert>) => JSON.stringify({ ...alert, ...over });
     rejects(() => parseAlert(wrong({ id: 'whatever' })), `alert.id: "whatever" is not ${V}.engine-overheat.${episodeStart}`);
-    rejects(() => parseAlert(wrong({ episodeStart: episodeStart + 10_000 })), /^alert\.id: .* is not truck-7\.engine-overheat\.1717243120000$/);
+    rejects(
+      () => parseAlert(wrong({ episodeStart: episodeStart + 10_000 })),
+      /^alert\.id: .* is not truck-7\.engine-overheat\.1717243120000$/,
+    );
     rejects(() => parseAlert(wrong({ rule: 'cargo-deviation' })), /^alert\.id: /);
     rejects(() => parseAlert(wrong({ vehicle: 'truck-8' })), /^alert\.id: /);
   });
@@ -551,7 +697,10 @@ describe('parseAlert', () => {
     rejects(() => parseAlert('7'), 'alert must be a JSON object');
     rejects(() => parseAlert(without('vehicle')), /^alert\.vehicle: must be 1-64 characters/);
     rejects(() => parseAlert(JSON.stringify({ ...alert, rule: '' })), 'alert.rule: must be a name, got ""');
-    rejects(() => parseAlert(JSON.stringify({ ...alert, severity: 'fatal' })), 'alert.severity: must be one of info, warning, critical, got "fatal"');
+    rejects(
+      () => parseAlert(JSON.stringify({ ...alert, severity: 'fatal' })),
+      'alert.severity: must be one of info, warning, critical, got "fatal"',
+    );
     rejects(() => parseAlert(without('closedAt')), 'alert.closedAt: must be a number in [0, 9007199254740991], got undefined');
     rejects(() => parseAlert(JSON.stringify({ ...alert, windowStart: -1 })), /^alert\.windowStart: must be a number/);
     rejects(() => parseAlert(without('observed')), /^alert\.observed: must be a number/);

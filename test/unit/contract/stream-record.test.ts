@@ -18,7 +18,16 @@ const BATCH: Batch = {
   headTs: AT - 100,
   readings: [
     { vehicle: V, seq: 41, ts: AT - 2000, clock: 'synced', sensor: 'engine_temp', value: 91.25, quality: 'good' },
-    { vehicle: V, seq: 43, ts: AT - 1000, clock: 'unsynced', sensor: 'gps', value: 80, quality: 'uncertain', position: { lat: 48.1, lon: 11.5, heading: 90, fix: '3d' } },
+    {
+      vehicle: V,
+      seq: 43,
+      ts: AT - 1000,
+      clock: 'unsynced',
+      sensor: 'gps',
+      value: 80,
+      quality: 'uncertain',
+      position: { lat: 48.1, lon: 11.5, heading: 90, fix: '3d' },
+    },
     { vehicle: V, seq: 44, ts: AT - 500, clock: 'synced', sensor: 'fuel_level', value: 55.5, quality: 'good' },
   ],
 };
@@ -50,13 +59,17 @@ describe('stream record', () => {
       assert.deepEqual(decodeStreamRecord(encodeBatch(BATCH), { key: V, receivedAt: AT }), { vehicle: V, receivedAt: AT, batch: BATCH });
     });
 
-    it('a bare JSON batch, as an IoT rule routes a third-party device\'s payload', () => {
+    it("a bare JSON batch, as an IoT rule routes a third-party device's payload", () => {
       const json = encodeBatch(BATCH, { encoding: 'json' });
       assert.deepEqual(decodeStreamRecord(json, { key: V, receivedAt: AT }), { vehicle: V, receivedAt: AT, batch: BATCH });
     });
 
     it('Kinesis: an 8-byte big-endian receive time, then the batch', () => {
-      assert.deepEqual(decodeStreamRecord(kinesisPrefixed(AT, BATCH), { key: V, receivedAt: 1 }), { vehicle: V, receivedAt: AT, batch: BATCH });
+      assert.deepEqual(decodeStreamRecord(kinesisPrefixed(AT, BATCH), { key: V, receivedAt: 1 }), {
+        vehicle: V,
+        receivedAt: AT,
+        batch: BATCH,
+      });
     });
 
     it('Kafka: the receive time from the receivedAt header, else from the record timestamp', () => {
@@ -87,7 +100,8 @@ describe('stream record', () => {
       assert.match(refusal(newer), /stream record version 2 is not one this release reads \(1\)/);
     });
 
-    it('a record stored under another vehicle\'s key', () => assert.match(refusal(framed, 'truck-8'), /record\.vehicle: "truck-7" is stored under the key "truck-8"/));
+    it("a record stored under another vehicle's key", () =>
+      assert.match(refusal(framed, 'truck-8'), /record\.vehicle: "truck-7" is stored under the key "truck-8"/));
 
     it('a record cut short', () => {
       assert.match(refusal(framed.subarray(0, 5)), /payload ends inside record\.receivedAt/);
@@ -95,8 +109,10 @@ describe('stream record', () => {
       assert.match(refusal(framed.subarray(0, framed.length - 3)), /payload ends inside readings\[2\]/);
     });
 
-    it('a Kinesis record too short for its receive time', () => assert.match(refusal(Buffer.alloc(8)), /Kinesis record of 8 bytes is shorter than its header/));
+    it('a Kinesis record too short for its receive time', () =>
+      assert.match(refusal(Buffer.alloc(8)), /Kinesis record of 8 bytes is shorter than its header/));
 
-    it('a bare payload that is no batch', () => assert.match(refusal(Buffer.from('not a batch')), /payload is neither binary \(first byte 0xfb\) nor valid JSON/));
+    it('a bare payload that is no batch', () =>
+      assert.match(refusal(Buffer.from('not a batch')), /payload is neither binary \(first byte 0xfb\) nor valid JSON/));
   });
 });

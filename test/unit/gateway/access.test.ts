@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'vitest';
-import { isServiceRole, mayPublish, maySubscribe, type AccessDecision, type AccessRefusal, type Identity } from '../../../gateway/access.js';
+import {
+  isServiceRole,
+  mayPublish,
+  maySubscribe,
+  type AccessDecision,
+  type AccessRefusal,
+  type Identity,
+} from '../../../gateway/access.js';
 import { parseTopic } from '../../../shared/contract/topics.js';
 
 const truck: Identity = { kind: 'vehicle', vehicle: 'truck-1' };
@@ -39,7 +46,11 @@ describe('who may publish what', () => {
     // The dispatcher: alerts down to any cab, nothing else.
     ['dispatcher', 'fleet/v1/truck-1/alerts', 'allow'],
     ['dispatcher', 'fleet/v1/truck-2/alerts', 'allow'],
-    ['dispatcher', 'fleet/v1/truck-1/telemetry', ['service_denied', /^service dispatcher may not publish on fleet\/v1\/truck-1\/telemetry$/]],
+    [
+      'dispatcher',
+      'fleet/v1/truck-1/telemetry',
+      ['service_denied', /^service dispatcher may not publish on fleet\/v1\/truck-1\/telemetry$/],
+    ],
     ['dispatcher', 'fleet/v1/truck-1/status', ['service_denied', /dispatcher may not publish/]],
     ['dispatcher', 'fleet/v1/truck-1/alert-acks', ['service_denied', /dispatcher may not publish/]],
     ['dispatcher', 'fleet/v1/truck-1/rejected', ['service_denied', /dispatcher may not publish/]],
@@ -61,7 +72,11 @@ describe('who may subscribe to what', () => {
     // A vehicle: its own alerts and rejection notices, no wildcard.
     ['truck', 'fleet/v1/truck-1/alerts', 'allow'],
     ['truck', 'fleet/v1/truck-1/rejected', 'allow'],
-    ['truck', 'fleet/v1/truck-1/telemetry', ['foreign_topic', /^vehicle truck-1 may only follow its own alerts, not fleet\/v1\/truck-1\/telemetry$/]],
+    [
+      'truck',
+      'fleet/v1/truck-1/telemetry',
+      ['foreign_topic', /^vehicle truck-1 may only follow its own alerts, not fleet\/v1\/truck-1\/telemetry$/],
+    ],
     ['truck', 'fleet/v1/truck-1/status', ['foreign_topic', /not fleet\/v1\/truck-1\/status/]],
     ['truck', 'fleet/v1/truck-1/alert-acks', ['foreign_topic', /not fleet\/v1\/truck-1\/alert-acks/]],
     ['truck', 'fleet/v1/truck-2/alerts', ['foreign_topic', /not fleet\/v1\/truck-2\/alerts/]],
@@ -106,6 +121,7 @@ describe('who may subscribe to what', () => {
 describe('service roles', () => {
   it('are dispatcher and console, and nothing else a user name could say', () => {
     for (const name of ['dispatcher', 'console']) assert.equal(isServiceRole(name), true, name);
-    for (const name of [undefined, '', 'service', 'Console', 'truck-1', 'admin', 'constructor', '__proto__']) assert.equal(isServiceRole(name), false, String(name));
+    for (const name of [undefined, '', 'service', 'Console', 'truck-1', 'admin', 'constructor', '__proto__'])
+      assert.equal(isServiceRole(name), false, String(name));
   });
 });

@@ -137,10 +137,26 @@ describe('revokedSerials with lists made by hand and signed by the fleet CA', ()
 
   /** Made when run: the CA's key is there only then. */
   const cases: [string, () => string, RegExp][] = [
-    ['a serial whose length runs past its entry', () => signedList(fields(seq(seq(hex('02 05 1000')), entry('1001')))), /truncated in revokedCertificates\[0\]\.userCertificate/],
-    ['an entry with a field too many', () => signedList(fields(seq(entry('1000', seq(), int('01'))))), /unexpected bytes at the end of revokedCertificates\[0\]/],
-    ['a serial that is not an INTEGER', () => signedList(fields(seq(seq(tlv(0x04, hex('1000')), utc())))), /revokedCertificates\[0\]\.userCertificate is not an INTEGER \(tag 0x04/],
-    ['a revocation date that is not a time', () => signedList(fields(seq(seq(int('1000'), int('01'))))), /revokedCertificates\[0\]\.revocationDate is not a time/],
+    [
+      'a serial whose length runs past its entry',
+      () => signedList(fields(seq(seq(hex('02 05 1000')), entry('1001')))),
+      /truncated in revokedCertificates\[0\]\.userCertificate/,
+    ],
+    [
+      'an entry with a field too many',
+      () => signedList(fields(seq(entry('1000', seq(), int('01'))))),
+      /unexpected bytes at the end of revokedCertificates\[0\]/,
+    ],
+    [
+      'a serial that is not an INTEGER',
+      () => signedList(fields(seq(seq(tlv(0x04, hex('1000')), utc())))),
+      /revokedCertificates\[0\]\.userCertificate is not an INTEGER \(tag 0x04/,
+    ],
+    [
+      'a revocation date that is not a time',
+      () => signedList(fields(seq(seq(int('1000'), int('01'))))),
+      /revokedCertificates\[0\]\.revocationDate is not a time/,
+    ],
     ['an empty serial', () => signedList(fields(seq(seq(tlv(0x02), utc())))), /userCertificate is empty/],
     ['a negative serial', () => signedList(fields(seq(entry('ff10')))), /userCertificate is negative/],
     ['a serial with a leading zero DER does not allow', () => signedList(fields(seq(entry('0010')))), /userCertificate has a leading zero/],
@@ -148,11 +164,37 @@ describe('revokedSerials with lists made by hand and signed by the fleet CA', ()
     ['version 3', () => signedList([int('02'), ...fields().slice(1)]), /version is not v2/],
     ['no issuer', () => signedList([int('01'), ECDSA_SHA256, utc()]), /issuer is not a SEQUENCE \(tag 0x17/],
     ['no thisUpdate', () => signedList([int('01'), ECDSA_SHA256, ISSUER]), /thisUpdate is missing/],
-    ['something after the extensions', () => signedList([...fields(), tlv(0xa0, seq()), int('01')]), /unexpected bytes at the end of tbsCertList/],
-    ['an outer algorithm other than the signed one', () => signedList(fields(), { outerAlgorithm: seq(tlv(0x06, hex('2a8648ce3d040303'))) }), /signatureAlgorithm differs from tbsCertList\.signature/],
-    ['an algorithm the gateway does not verify', () => signedList([int('01'), seq(tlv(0x06, hex('2a864886f70d010104'))), ISSUER, utc()], { outerAlgorithm: seq(tlv(0x06, hex('2a864886f70d010104'))) }), /algorithm the gateway does not verify \(OID bytes 2a864886f70d010104\)/],
-    ['a signature with unused bits', () => signedList(fields(), { signature: (sig) => Buffer.concat([Buffer.from([4]), sig]) }), /signatureValue is not a whole number of bytes/],
-    ['a signature of other bytes', () => signedList(fields(), { signature: (sig) => Buffer.concat([Buffer.from([0]), sign('sha256', Buffer.from('other'), caKey).subarray(0, sig.length)]) }), /does not verify/],
+    [
+      'something after the extensions',
+      () => signedList([...fields(), tlv(0xa0, seq()), int('01')]),
+      /unexpected bytes at the end of tbsCertList/,
+    ],
+    [
+      'an outer algorithm other than the signed one',
+      () => signedList(fields(), { outerAlgorithm: seq(tlv(0x06, hex('2a8648ce3d040303'))) }),
+      /signatureAlgorithm differs from tbsCertList\.signature/,
+    ],
+    [
+      'an algorithm the gateway does not verify',
+      () =>
+        signedList([int('01'), seq(tlv(0x06, hex('2a864886f70d010104'))), ISSUER, utc()], {
+          outerAlgorithm: seq(tlv(0x06, hex('2a864886f70d010104'))),
+        }),
+      /algorithm the gateway does not verify \(OID bytes 2a864886f70d010104\)/,
+    ],
+    [
+      'a signature with unused bits',
+      () => signedList(fields(), { signature: (sig) => Buffer.concat([Buffer.from([4]), sig]) }),
+      /signatureValue is not a whole number of bytes/,
+    ],
+    [
+      'a signature of other bytes',
+      () =>
+        signedList(fields(), {
+          signature: (sig) => Buffer.concat([Buffer.from([0]), sign('sha256', Buffer.from('other'), caKey).subarray(0, sig.length)]),
+        }),
+      /does not verify/,
+    ],
   ];
   for (const [what, pem, message] of cases) {
     it(`refuses ${what}, saying so`, () => assert.match(refusal(pem()), message));
@@ -163,7 +205,10 @@ describe('revokedSerials with broken encodings', () => {
   it('refuses every truncation, naming where it ends', () => {
     const der = fromPem(crlPem());
     for (let n = 0; n < der.length; n++) assert.ok(refusal(toPem(der.subarray(0, n))), `${n} bytes`);
-    assert.match(refusal(toPem(hex('30820100 3005'))), /^revocation list is truncated in the list: 256 bytes announced at byte 0, 2 there$/);
+    assert.match(
+      refusal(toPem(hex('30820100 3005'))),
+      /^revocation list is truncated in the list: 256 bytes announced at byte 0, 2 there$/,
+    );
   });
 
   it('refuses lengths DER does not allow: indefinite, over four octets, not in their shortest form', () => {
@@ -196,7 +241,9 @@ describe('readRevocationList', () => {
     writeFileSync(bad, 'nothing');
     assert.throws(
       () => readRevocationList(bad, join(dir, 'ca.crt')),
-      (err: Error) => err instanceof ConfigError && err.message === `tlsCrl: ${bad}: revocation list: not a PEM revocation list (-----BEGIN X509 CRL----- … -----END X509 CRL-----)`,
+      (err: Error) =>
+        err instanceof ConfigError &&
+        err.message === `tlsCrl: ${bad}: revocation list: not a PEM revocation list (-----BEGIN X509 CRL----- … -----END X509 CRL-----)`,
     );
     assert.equal(readRevocationList(join(dir, 'crl.pem'), join(dir, 'ca.crt')).size, 2);
   });

@@ -23,7 +23,10 @@ describe('the dead-letter store', () => {
     const store = new DeadLetterStore(join(tempDir('fleet-dl-'), 'dead-letters.db'), { maxBytes: 100 * one, maxBytesPerVehicle: 3 * one });
     store.put(letter('truck-2', 99));
     const dropped = [1, 2, 3, 4, 5].map((i) => store.put(letter('truck-1', i)));
-    assert.deepEqual(dropped.map((d) => d.vehicle), [0, 0, 0, 1, 1]);
+    assert.deepEqual(
+      dropped.map((d) => d.vehicle),
+      [0, 0, 0, 1, 1],
+    );
     assert.deepEqual(store.stats(), { letters: 4, bytes: 4 * one, dropped: 2 });
     store.close();
   });
@@ -31,7 +34,13 @@ describe('the dead-letter store', () => {
   it('deletes the oldest letters of any vehicle past the whole cap', () => {
     const one = size(letter('truck-1', 0));
     const store = new DeadLetterStore(join(tempDir('fleet-dl-'), 'dead-letters.db'), { maxBytes: 4 * one, maxBytesPerVehicle: 4 * one });
-    for (const [v, i] of [['truck-1', 1], ['truck-2', 2], ['truck-1', 3], ['truck-3', 4]] as const) assert.deepEqual(store.put(letter(v, i)), { vehicle: 0, store: 0 });
+    for (const [v, i] of [
+      ['truck-1', 1],
+      ['truck-2', 2],
+      ['truck-1', 3],
+      ['truck-3', 4],
+    ] as const)
+      assert.deepEqual(store.put(letter(v, i)), { vehicle: 0, store: 0 });
     assert.deepEqual(store.put(letter('truck-3', 5)), { vehicle: 0, store: 1 });
     // A large one: truck-3's own oldest goes for its share, then the oldest of all for the store's.
     assert.deepEqual(store.put(letter('truck-3', 6, 2500)), { vehicle: 1, store: 2 });
@@ -61,7 +70,9 @@ describe('the dead-letter store', () => {
       received_at INTEGER NOT NULL, payload BLOB NOT NULL);
       CREATE INDEX dead_letters_by_vehicle ON dead_letters (vehicle, id);`);
     const kept = letter('truck-1', 1);
-    old.prepare('INSERT INTO dead_letters (vehicle, topic, reason, received_at, payload) VALUES (?, ?, ?, ?, ?)').run(kept.vehicle, kept.topic, kept.reason, kept.receivedAt, kept.payload);
+    old
+      .prepare('INSERT INTO dead_letters (vehicle, topic, reason, received_at, payload) VALUES (?, ?, ?, ?, ?)')
+      .run(kept.vehicle, kept.topic, kept.reason, kept.receivedAt, kept.payload);
     old.close();
     const store = new DeadLetterStore(path, { maxBytes: 1e6, maxBytesPerVehicle: 1e5 });
     assert.deepEqual(store.stats(), { letters: 1, bytes: size(kept), dropped: 0 });

@@ -22,7 +22,10 @@ describe('DeviceCredentials', () => {
     const path = file();
     writeFileSync(path, JSON.stringify({ vehicles: { 'truck-1': 'md5$abc' } }));
     const c = credentials(path);
-    assert.throws(() => c.load(), (err: Error) => err.message.startsWith(`${path}: vehicles.truck-1: `));
+    assert.throws(
+      () => c.load(),
+      (err: Error) => err.message.startsWith(`${path}: vehicles.truck-1: `),
+    );
   });
 
   it('reads the file as it is when load() is called, not when constructed', () => {

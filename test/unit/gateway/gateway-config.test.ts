@@ -14,13 +14,22 @@ describe('gateway settings', () => {
     assert.match(problems({ auth: 'password', host: '0.0.0.0' }).join('\n'), token);
     assert.match(problems({ auth: 'mtls', host: '10.0.0.5', tlsCert: 'c', tlsKey: 'k', tlsCa: 'ca' }).join('\n'), token);
     // The service listener beside mqtts takes the token too.
-    assert.match(problems({ auth: 'mtls', tlsCert: 'c', tlsKey: 'k', tlsCa: 'ca', servicePort: 1884, serviceHost: '0.0.0.0' }).join('\n'), token);
+    assert.match(
+      problems({ auth: 'mtls', tlsCert: 'c', tlsKey: 'k', tlsCa: 'ca', servicePort: 1884, serviceHost: '0.0.0.0' }).join('\n'),
+      token,
+    );
     assert.deepEqual(problems({ auth: 'password', host: '0.0.0.0', serviceToken: 'a-secret-of-our-own' }), []);
   });
 
   it('keep the dead-letter caps large enough for the payloads they keep', () => {
-    assert.match(problems({ maxPayloadBytes: 1_000_000, deadLetterMaxBytesPerVehicle: 1_500_000 }).join('\n'), /deadLetterMaxBytesPerVehicle: must hold at least two of the largest payloads/);
-    assert.match(problems({ deadLetterMaxBytes: 1_000_000, deadLetterMaxBytesPerVehicle: 2_000_000 }).join('\n'), /deadLetterMaxBytes: must be at least deadLetterMaxBytesPerVehicle/);
+    assert.match(
+      problems({ maxPayloadBytes: 1_000_000, deadLetterMaxBytesPerVehicle: 1_500_000 }).join('\n'),
+      /deadLetterMaxBytesPerVehicle: must hold at least two of the largest payloads/,
+    );
+    assert.match(
+      problems({ deadLetterMaxBytes: 1_000_000, deadLetterMaxBytesPerVehicle: 2_000_000 }).join('\n'),
+      /deadLetterMaxBytes: must be at least deadLetterMaxBytesPerVehicle/,
+    );
     assert.deepEqual(problems({}), []);
   });
 });

@@ -47,7 +47,11 @@ async function turnsUntil(what: string, check: () => boolean, timeoutMs = 10_000
 }
 
 const batch = (seq: number) =>
-  encodeBatch({ vehicle: V, headTs: Date.now(), readings: [{ vehicle: V, seq, ts: Date.now(), clock: 'synced', sensor: 'engine_temp', value: 90, quality: 'good' }] });
+  encodeBatch({
+    vehicle: V,
+    headTs: Date.now(),
+    readings: [{ vehicle: V, seq, ts: Date.now(), clock: 'synced', sensor: 'engine_temp', value: 90, quality: 'good' }],
+  });
 
 const clients: MqttClient[] = [];
 afterEach(async () => {

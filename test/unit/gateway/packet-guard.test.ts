@@ -17,7 +17,10 @@ function packet(type: number, body: Buffer): Buffer {
 const str = (s: string) => Buffer.concat([Buffer.from([Buffer.byteLength(s) >> 8, Buffer.byteLength(s) & 0xff]), Buffer.from(s)]);
 const connectPacket = (clientId: string) => packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x02, 0, 60]), str(clientId)]));
 const publish = (topic: string, payload: Buffer, id?: number) =>
-  packet(id === undefined ? 0x30 : 0x32, Buffer.concat([str(topic), id === undefined ? Buffer.alloc(0) : Buffer.from([id >> 8, id & 0xff]), payload]));
+  packet(
+    id === undefined ? 0x30 : 0x32,
+    Buffer.concat([str(topic), id === undefined ? Buffer.alloc(0) : Buffer.from([id >> 8, id & 0xff]), payload]),
+  );
 
 const LIMITS: GuardLimits = { maxPayloadBytes: 1000, maxPacketBytes: 2000, connectTimeoutMs: 60_000 };
 
@@ -56,7 +59,11 @@ describe('the packet guard in front of aedes', () => {
   for (const size of [1, 7, 4096]) {
     it(`passes packets within the limits through untouched, in pieces of ${size} bytes`, async () => {
       const g = await guarded();
-      const bytes = Buffer.concat([connectPacket('truck-1'), publish('fleet/v1/truck-1/telemetry', Buffer.alloc(1000, 1), 1), publish('t', Buffer.alloc(0))]);
+      const bytes = Buffer.concat([
+        connectPacket('truck-1'),
+        publish('fleet/v1/truck-1/telemetry', Buffer.alloc(1000, 1), 1),
+        publish('t', Buffer.alloc(0)),
+      ]);
       await g.send(bytes, size);
       await waitFor('everything through', () => g.received().length === bytes.length, 5000, 10);
       assert.deepEqual(g.received(), bytes);
@@ -72,11 +79,20 @@ describe('the packet guard in front of aedes', () => {
       const small0 = publish(topic, Buffer.from('next'));
       const big0 = publish(topic, Buffer.alloc(5000, 3));
       await g.send(Buffer.concat([connectPacket('truck-1'), publish(topic, big, 7), small0, big0, small0]), size);
-      const expected = Buffer.concat([connectPacket('truck-1'), publish(topic, big.subarray(0, 1000), 7), small0, publish(topic, Buffer.alloc(1000, 3)), small0]);
+      const expected = Buffer.concat([
+        connectPacket('truck-1'),
+        publish(topic, big.subarray(0, 1000), 7),
+        small0,
+        publish(topic, Buffer.alloc(1000, 3)),
+        small0,
+      ]);
       await waitFor('everything through', () => g.received().length === expected.length, 5000, 10);
       assert.deepEqual(g.received(), expected);
       // Asked once per PUBLISH in arrival order: two QoS 0 publishes on one topic are told apart.
-      assert.deepEqual([topic, topic, topic, topic].map((t) => g.guard.takeShortened(t)), [50_000, undefined, 5000, undefined]);
+      assert.deepEqual(
+        [topic, topic, topic, topic].map((t) => g.guard.takeShortened(t)),
+        [50_000, undefined, 5000, undefined],
+      );
       assert.deepEqual(g.violations, []);
       g.client.destroy();
     });
@@ -100,7 +116,10 @@ describe('the packet guard in front of aedes', () => {
     const bad = await guarded();
     await bad.send(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01]), 6);
     await bad.closed;
-    assert.deepEqual(bad.violations.map((v) => v.reason), ['malformed_packet']);
+    assert.deepEqual(
+      bad.violations.map((v) => v.reason),
+      ['malformed_packet'],
+    );
     const started = Date.now();
     const silent = await guarded({ ...LIMITS, connectTimeoutMs: 200 });
     await silent.send(connectPacket('truck-1').subarray(0, 5), 5);

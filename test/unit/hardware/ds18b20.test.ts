@@ -38,7 +38,13 @@ describe('DS18B20 sensor', () => {
     bus.temperature(A, 4.5);
     bus.temperature(B, -18.25);
     const { samples, sensor } = await readOnce(root);
-    assert.deepEqual(samples.map((s) => [s.sensor, s.value, s.quality]), [['container_temp', 4.5, 'good'], ['container_temp', -18.25, 'good']]);
+    assert.deepEqual(
+      samples.map((s) => [s.sensor, s.value, s.quality]),
+      [
+        ['container_temp', 4.5, 'good'],
+        ['container_temp', -18.25, 'good'],
+      ],
+    );
     assert.equal(sensor.health().state, 'ok');
   });
 

@@ -79,7 +79,14 @@ describe('mode01Data', () => {
     assert.equal(decode('41 2F 66', '2F'), 40);
     assert.equal(decode('41 42 37 14', '42'), 14.1);
     assert.deepEqual(POLLED_PIDS.map((p) => p.sensor).sort(), [
-      'ambient_temp', 'engine_load', 'engine_temp', 'fuel_level', 'intake_temp', 'module_voltage', 'rpm', 'speed',
+      'ambient_temp',
+      'engine_load',
+      'engine_temp',
+      'fuel_level',
+      'intake_temp',
+      'module_voltage',
+      'rpm',
+      'speed',
     ]);
   });
 
@@ -100,14 +107,29 @@ describe('mode01Data', () => {
       assert.match(r.implausible, why);
     }
     // Standing still, a stalled engine with the key on, coasting, full throttle, a full or empty tank.
-    for (const [text, pid] of [['41 0D 00', '0D'], ['41 0C 00 00', '0C'], ['41 04 00', '04'], ['41 04 FF', '04'], ['41 2F FF', '2F'], ['41 2F 00', '2F']]) {
+    for (const [text, pid] of [
+      ['41 0D 00', '0D'],
+      ['41 0C 00 00', '0C'],
+      ['41 04 00', '04'],
+      ['41 04 FF', '04'],
+      ['41 2F FF', '2F'],
+      ['41 2F 00', '2F'],
+    ]) {
       const r = pidRead(text!, pid!);
       assert.ok(typeof r !== 'string' && r.implausible === undefined, `${text}: ${JSON.stringify(r)}`);
     }
   });
 
   it('copes with spaces or none, headers, length bytes, checksums and echo', () => {
-    for (const text of ['410D32', '010D\r41 0D 32', '7E8 03 41 0D 32', '7E803410D32', '48 6B 10 41 0D 32 C5', '18 DA F1 10 03 41 0D 32', '18DAF11003410D32']) {
+    for (const text of [
+      '410D32',
+      '010D\r41 0D 32',
+      '7E8 03 41 0D 32',
+      '7E803410D32',
+      '48 6B 10 41 0D 32 C5',
+      '18 DA F1 10 03 41 0D 32',
+      '18DAF11003410D32',
+    ]) {
       assert.equal(decode(text, '0D'), 50, text);
     }
   });
@@ -136,18 +158,72 @@ describe('mode01Data', () => {
   it('reads the 0100 bitmap', () => {
     const r = mode01Data(classify('41 00 BE 1F A8 13', '0100'), '00', 4);
     assert.ok(r.ok);
-    assert.deepEqual(
-      [...supportedPids(r.data)].sort(),
-      ['01', '03', '04', '05', '06', '07', '0C', '0D', '0E', '0F', '10', '11', '13', '15', '1C', '1F', '20'],
-    );
+    assert.deepEqual([...supportedPids(r.data)].sort(), [
+      '01',
+      '03',
+      '04',
+      '05',
+      '06',
+      '07',
+      '0C',
+      '0D',
+      '0E',
+      '0F',
+      '10',
+      '11',
+      '13',
+      '15',
+      '1C',
+      '1F',
+      '20',
+    ]);
   });
 });
 
 describe('classify and mode01Data on random input', () => {
-  const pieces = ['41', '0D', '05', '0C', ' ', '\r', '\n', '\0', 'SEARCHING...', 'NO DATA', 'BUS INIT: ...', 'ERROR', 'ELM327 v', '?', 'OK', '7E8', 'STOPPED', 'CAN ERROR', '>', 'F', '12.4V', '.', 'V', '42', '2F'];
+  const pieces = [
+    '41',
+    '0D',
+    '05',
+    '0C',
+    ' ',
+    '\r',
+    '\n',
+    '\0',
+    'SEARCHING...',
+    'NO DATA',
+    'BUS INIT: ...',
+    'ERROR',
+    'ELM327 v',
+    '?',
+    'OK',
+    '7E8',
+    'STOPPED',
+    'CAN ERROR',
+    '>',
+    'F',
+    '12.4V',
+    '.',
+    'V',
+    '42',
+    '2F',
+  ];
   it('never throws and always gives a known status', () => {
     const rnd = new Random(327);
-    const known = new Set(['ok', 'banner', 'voltage', 'data', 'no_data', 'unable_to_connect', 'bus_error', 'can_error', 'stopped', 'unknown_command', 'buffer_full', 'garbled']);
+    const known = new Set([
+      'ok',
+      'banner',
+      'voltage',
+      'data',
+      'no_data',
+      'unable_to_connect',
+      'bus_error',
+      'can_error',
+      'stopped',
+      'unknown_command',
+      'buffer_full',
+      'garbled',
+    ]);
     for (let i = 0; i < 20_000; i++) {
       let text = '';
       const n = rnd.int(0, 12);
@@ -242,7 +318,10 @@ describe('Elm327 command queue', () => {
     const port = new FakePort();
     const pending = [port.link.send('ATZ', 1000), port.link.send('ATE0', 1000)];
     port.link.close();
-    assert.deepEqual((await Promise.all(pending)).map((a) => a.status), ['closed', 'closed']);
+    assert.deepEqual(
+      (await Promise.all(pending)).map((a) => a.status),
+      ['closed', 'closed'],
+    );
     assert.equal((await port.link.send('010D', 1000)).status, 'closed');
     assert.deepEqual(port.written, ['ATZ\r']);
   });

@@ -29,20 +29,23 @@ function sysfs(chips: { label: string; base: number; ngpio: number }[]): string 
 }
 
 /** As read on the boards, Raspberry Pi OS Bookworm (kernel 6.6+) unless said otherwise. */
-const PI4 = () => sysfs([
-  { label: 'pinctrl-bcm2711', base: 512, ngpio: 58 },
-  { label: 'raspberrypi-exp-gpio', base: 570, ngpio: 8 },
-]);
+const PI4 = () =>
+  sysfs([
+    { label: 'pinctrl-bcm2711', base: 512, ngpio: 58 },
+    { label: 'raspberrypi-exp-gpio', base: 570, ngpio: 8 },
+  ]);
 // The Pi 5's always-on chips come first and lowest: the header is on RP1, not the lowest base.
-const PI5 = () => sysfs([
-  { label: 'gpio-brcmstb@107d508500', base: 512, ngpio: 32 },
-  { label: 'gpio-brcmstb@107d517c00', base: 544, ngpio: 15 },
-  { label: 'pinctrl-rp1', base: 571, ngpio: 54 },
-]);
-const PI3_OLD_KERNEL = () => sysfs([
-  { label: 'pinctrl-bcm2835', base: 0, ngpio: 54 },
-  { label: 'raspberrypi-exp-gpio', base: 504, ngpio: 8 },
-]);
+const PI5 = () =>
+  sysfs([
+    { label: 'gpio-brcmstb@107d508500', base: 512, ngpio: 32 },
+    { label: 'gpio-brcmstb@107d517c00', base: 544, ngpio: 15 },
+    { label: 'pinctrl-rp1', base: 571, ngpio: 54 },
+  ]);
+const PI3_OLD_KERNEL = () =>
+  sysfs([
+    { label: 'pinctrl-bcm2835', base: 0, ngpio: 54 },
+    { label: 'raspberrypi-exp-gpio', base: 504, ngpio: 8 },
+  ]);
 const PC = () => sysfs([{ label: 'INT34C5:00', base: 512, ngpio: 360 }]);
 
 describe('sysfs number of a BCM pin', () => {
@@ -66,13 +69,16 @@ describe('sysfs number of a BCM pin', () => {
 
   it('a machine without the header controller: the error names the labels looked for and where', () => {
     const root = PC();
-    assert.throws(() => sysfsGpioNumber(17, root), (err: Error) => {
-      assert.ok(err instanceof GpioUnavailableError);
-      for (const want of ['pinctrl-bcm2711', 'pinctrl-bcm2835', 'pinctrl-rp1', root, 'gpiochip512 (INT34C5:00)']) {
-        assert.ok(err.message.includes(want), `${err.message} lacks ${want}`);
-      }
-      return true;
-    });
+    assert.throws(
+      () => sysfsGpioNumber(17, root),
+      (err: Error) => {
+        assert.ok(err instanceof GpioUnavailableError);
+        for (const want of ['pinctrl-bcm2711', 'pinctrl-bcm2835', 'pinctrl-rp1', root, 'gpiochip512 (INT34C5:00)']) {
+          assert.ok(err.message.includes(want), `${err.message} lacks ${want}`);
+        }
+        return true;
+      },
+    );
     assert.throws(() => findBcmChip(sysfs([])), /found no gpiochip\* there/);
     const missing = join(dir, 'no-such-dir');
     assert.throws(() => findBcmChip(missing), new RegExp(`${missing} does not exist`));
@@ -181,7 +187,10 @@ describe('GpioDriverAlert: cues through an injected pin writer', () => {
     await cab.raise(alert('warm', 'warning'));
     advance(3000);
     assert.deepEqual(led.between(0, 3000), square(500, 6));
-    assert.deepEqual(buzzer.changes, [{ at: 0, on: true }, { at: 150, on: false }]);
+    assert.deepEqual(buzzer.changes, [
+      { at: 0, on: true },
+      { at: 150, on: false },
+    ]);
   });
 
   it('critical: the LED blinks fast and the buzzer pulses until cleared', async () => {
@@ -209,14 +218,22 @@ describe('GpioDriverAlert: cues through an injected pin writer', () => {
     await cab.raise(door);
     const hotFrom = clock.now;
     advance(1000);
-    assert.deepEqual(afterStart(led.between(hotFrom, hotFrom + 1000)), afterStart(square(125, 8)), 'critical blink, not the info steady LED');
+    assert.deepEqual(
+      afterStart(led.between(hotFrom, hotFrom + 1000)),
+      afterStart(square(125, 8)),
+      'critical blink, not the info steady LED',
+    );
     assert.deepEqual(buzzer.between(hotFrom, hotFrom + 1000), square(250, 4));
 
     await cab.clear(hot.id);
     const warmFrom = clock.now;
     advance(2000);
     assert.deepEqual(afterStart(led.between(warmFrom, warmFrom + 2000)), afterStart(square(500, 4)));
-    assert.deepEqual(afterStart(buzzer.between(warmFrom, warmFrom + 2000)), [{ at: 150, on: false }], 'back to the warning: one beep, then silence');
+    assert.deepEqual(
+      afterStart(buzzer.between(warmFrom, warmFrom + 2000)),
+      [{ at: 150, on: false }],
+      'back to the warning: one beep, then silence',
+    );
 
     await cab.clear(warm.id);
     const infoFrom = clock.now;
@@ -286,7 +303,10 @@ describe('GpioDriverAlert: construction off a Pi', () => {
   });
 
   it('refuses the LED and the buzzer on one line', () => {
-    assert.throws(() => new GpioDriverAlert({ ledPin: 17, buzzerPin: 17, gpioRoot: PI4(), openPin: () => ({ write() {} }) }), /both on BCM pin 17/);
+    assert.throws(
+      () => new GpioDriverAlert({ ledPin: 17, buzzerPin: 17, gpioRoot: PI4(), openPin: () => ({ write() {} }) }),
+      /both on BCM pin 17/,
+    );
   });
 
   it('with onoff where Gpio.accessible is false: a clear error naming the export file and the gpio group', (t) => {

@@ -39,11 +39,12 @@ function readStream(text: string): { fixes: Fix[]; refused: string[] } {
 
 describe('FixCycle', () => {
   const T = Date.UTC(2014, 11, 31);
-  const cycle = (tod: string, speed = '0.69') => [
-    `$GPGGA,${tod},3747.0873,S,17518.8938,E,1,08,1.1,59.9,M,23.7,M,,0000`,
-    '$GPGSA,A,3,17,28,06,01,30,20,26,13,,,,,1.8,1.1,1.5',
-    `$GPRMC,${tod},A,3747.0873,S,17518.8938,E,${speed},181.39,311214,,,A`,
-  ].map((l) => sentence(nmea(l.slice(1))));
+  const cycle = (tod: string, speed = '0.69') =>
+    [
+      `$GPGGA,${tod},3747.0873,S,17518.8938,E,1,08,1.1,59.9,M,23.7,M,,0000`,
+      '$GPGSA,A,3,17,28,06,01,30,20,26,13,,,,,1.8,1.1,1.5',
+      `$GPRMC,${tod},A,3747.0873,S,17518.8938,E,${speed},181.39,311214,,,A`,
+    ].map((l) => sentence(nmea(l.slice(1))));
 
   it('ends a cycle when the time changes, or on flush', () => {
     const c = new FixCycle();
@@ -95,10 +96,22 @@ describe('FixCycle', () => {
     gnsOnly.push(sentence(nmea('GNGNS,120000.00,5000.00000,N,00800.00000,E,AAN,09,0.90,250.0,47.0,,,V')));
     assert.deepEqual(gnsOnly.flush(), { fix: '3d', timeMs: 43_200_000, lat: 50, lon: 8 }, 'no date, no speed: only what it said');
     const timing = new FixCycle();
-    for (const b of ['GPGGA,120000.00,5000.00000,N,00800.00000,E,1,09,0.90,250.0,M,47.0,M,,', 'GPZDA,120000.00,01,06,2025,00,00', 'GPVTG,90.00,T,,M,10.000,N,18.520,K,A']) {
+    for (const b of [
+      'GPGGA,120000.00,5000.00000,N,00800.00000,E,1,09,0.90,250.0,M,47.0,M,,',
+      'GPZDA,120000.00,01,06,2025,00,00',
+      'GPVTG,90.00,T,,M,10.000,N,18.520,K,A',
+    ]) {
       timing.push(sentence(nmea(b)));
     }
-    assert.deepEqual(timing.flush(), { fix: '3d', timeMs: 43_200_000, utcMs: Date.parse('2025-06-01T12:00:00Z'), lat: 50, lon: 8, speedKmh: 18.52, courseDeg: 90 });
+    assert.deepEqual(timing.flush(), {
+      fix: '3d',
+      timeMs: 43_200_000,
+      utcMs: Date.parse('2025-06-01T12:00:00Z'),
+      lat: 50,
+      lon: 8,
+      speedKmh: 18.52,
+      courseDeg: 90,
+    });
     const gll = new FixCycle();
     gll.push(sentence(nmea('GPGLL,5000.00000,N,00800.00000,E,120000.00,A,A')));
     assert.deepEqual(gll.flush(), { fix: '2d', timeMs: 43_200_000, lat: 50, lon: 8 });
@@ -136,7 +149,13 @@ describe('FixCycle', () => {
     const done = c.push(sentence(nmea('GPGGA,,,,,,0,,,,,,,,')));
     assert.equal(done!.utcMs, T + ((3 * 60 + 7) * 60 + 19) * 1000);
     assert.ok(Math.abs(done!.lat! - -37.784788333) < 1e-8);
-    for (const b of ['GNGNS,,,,,,NN,,,,,,', 'GNGNS,,,,,,NN,,,,,,', 'GPRMC,,V,,,,,,,,,,N', 'GPVTG,,T,,M,,N,,K,N', 'GPGSA,A,1,,,,,,,,,,,,,,,']) {
+    for (const b of [
+      'GNGNS,,,,,,NN,,,,,,',
+      'GNGNS,,,,,,NN,,,,,,',
+      'GPRMC,,V,,,,,,,,,,N',
+      'GPVTG,,T,,M,,N,,K,N',
+      'GPGSA,A,1,,,,,,,,,,,,,,,',
+    ]) {
       assert.equal(c.push(sentence(nmea(b))), undefined);
     }
     // The next blank burst, before any quiet gap: it starts with the same sentence.
@@ -194,7 +213,12 @@ describe('real receiver captures against gpsd', () => {
     it(`${capture}: the same fixes as gpsd`, () => {
       const log = readFileSync(join(CAPTURES, capture), 'latin1');
       // `#` lines are the capture's header (one of them names sentences after a `$`).
-      const { fixes, refused } = readStream(log.split('\n').filter((l) => !l.startsWith('#')).join('\n'));
+      const { fixes, refused } = readStream(
+        log
+          .split('\n')
+          .filter((l) => !l.startsWith('#'))
+          .join('\n'),
+      );
       assert.deepEqual(refused, [], 'a real receiver sends nothing we should refuse');
 
       // gpsd reports a TPV as each sentence comes in; the last one for a time is the whole fix.
@@ -260,7 +284,12 @@ describe('a recorded stream with boot noise', () => {
     const { fixes, refused } = readStream(text);
     assert.deepEqual(refused, ['checksum', 'checksum']);
     assert.deepEqual(
-      fixes.map((f) => [f.utcMs === undefined ? undefined : new Date(f.utcMs).toISOString(), f.fix, f.lat?.toFixed(2), f.speedKmh?.toFixed(2)]),
+      fixes.map((f) => [
+        f.utcMs === undefined ? undefined : new Date(f.utcMs).toISOString(),
+        f.fix,
+        f.lat?.toFixed(2),
+        f.speedKmh?.toFixed(2),
+      ]),
       [
         ['1980-01-06T00:00:01.000Z', 'none', undefined, undefined],
         ['2025-06-01T08:00:01.000Z', '3d', '50.00', '0.00'],

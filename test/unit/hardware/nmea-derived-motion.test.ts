@@ -16,7 +16,13 @@ describe('motionBetween', () => {
   it('gives the course in degrees true, in [0, 360)', () => {
     const at = { lat: -37.78, lon: 175.31 };
     const step = 0.0003;
-    const cases: [number, number, number][] = [[step, 0, 0], [0, step, 90], [-step, 0, 180], [0, -step, 270], [step, step, 45]];
+    const cases: [number, number, number][] = [
+      [step, 0, 0],
+      [0, step, 90],
+      [-step, 0, 180],
+      [0, -step, 270],
+      [step, step, 45],
+    ];
     for (const [dLat, dLon, course] of cases) {
       const m = motionBetween(at, { lat: at.lat + dLat, lon: at.lon + dLon / Math.cos((at.lat * Math.PI) / 180) }, 1000);
       assert.ok(Math.abs(m.courseDeg! - course) < 0.05, `${dLat},${dLon}: ${m.courseDeg} vs ${course}`);

@@ -23,7 +23,10 @@ describe('correctWeekRollover', () => {
     // One built before 1999 is two rollovers behind.
     assert.deepEqual(correctWeekRollover(now - 2 * WEEK_ROLLOVER_MS), { utcMs: now, weeks: 2048 });
     // A day before the floor is a day before the floor plus 19.6 years, not today.
-    assert.deepEqual(correctWeekRollover(DATE_FLOOR_MS - 86_400_000), { utcMs: DATE_FLOOR_MS - 86_400_000 + WEEK_ROLLOVER_MS, weeks: 1024 });
+    assert.deepEqual(correctWeekRollover(DATE_FLOOR_MS - 86_400_000), {
+      utcMs: DATE_FLOOR_MS - 86_400_000 + WEEK_ROLLOVER_MS,
+      weeks: 1024,
+    });
   });
 
   it('takes its floor as a parameter, for a build that raises it', () => {

@@ -81,7 +81,11 @@ describe('parseNmea: the sentences a position, speed and date come in', () => {
     assert.ok(Math.abs(s.lat! - -(43 + 32.69262 / 60)) < 1e-9);
     assert.ok(Math.abs(s.lon! - (172 + 35.48549 / 60)) < 1e-9);
     assert.equal(s.altitudeM, 25.63);
-    assert.equal((ok(nmea('GNGNS,122310.2,3722.425671,N,12258.856215,W,NAN,14,0.9,1005.543,6.5,,,V')) as { valid: boolean }).valid, true, 'GLONASS has one');
+    assert.equal(
+      (ok(nmea('GNGNS,122310.2,3722.425671,N,12258.856215,W,NAN,14,0.9,1005.543,6.5,,,V')) as { valid: boolean }).valid,
+      true,
+      'GLONASS has one',
+    );
     // u-blox fills the NMEA 4.1 navigational status with V ("not given"): not a verdict on the fix.
     assert.equal((ok(nmea('GNGNS,122310.2,3722.425671,N,12258.856215,W,AA,14,0.9,1005.543,6.5,,,V')) as { valid: boolean }).valid, true);
     assert.deepEqual(ok(nmea('GNGNS,,,,,,NN,,,,,,')), { type: 'GNS', talker: 'GN', valid: false });
@@ -101,7 +105,12 @@ describe('parseNmea: the sentences a position, speed and date come in', () => {
   });
 
   it('ZDA: time and the full date', () => {
-    assert.deepEqual(ok(nmea(`GP${BODIES.ZDA}`)), { type: 'ZDA', talker: 'GP', timeMs: ((15 * 60 + 1) * 60 + 19) * 1000, dateMs: Date.UTC(2022, 2, 9) });
+    assert.deepEqual(ok(nmea(`GP${BODIES.ZDA}`)), {
+      type: 'ZDA',
+      talker: 'GP',
+      timeMs: ((15 * 60 + 1) * 60 + 19) * 1000,
+      dateMs: Date.UTC(2022, 2, 9),
+    });
     // The HP 58534A writes the local zone as +00.
     assert.equal((ok(nmea('GPZDA,222449,25,10,2010,+00,00')) as { dateMs: number }).dateMs, Date.UTC(2010, 9, 25));
     assert.deepEqual(ok(nmea('GPZDA,,,,,00,00')), { type: 'ZDA', talker: 'GP' });
@@ -127,7 +136,11 @@ describe('parseNmea: the sentences a position, speed and date come in', () => {
   });
 
   it('GSA: fix mode 1, 2, 3 to none, 2d, 3d', () => {
-    for (const [mode, fix] of [['1', 'none'], ['2', '2d'], ['3', '3d']]) {
+    for (const [mode, fix] of [
+      ['1', 'none'],
+      ['2', '2d'],
+      ['3', '3d'],
+    ]) {
       assert.deepEqual(ok(nmea(`GNGSA,A,${mode},,,,,,,,,,,,,99.99,99.99,99.99`)), { type: 'GSA', talker: 'GN', fix });
     }
   });
@@ -155,7 +168,11 @@ describe('parseNmea: refusals', () => {
     refused('$PMTK011,MTKGPS*08', 'unknown');
     refused('$PQVERNO,R,L70BGR03A05S,2019/10/09,21:12*23', 'unknown');
     refused(nmea('PUBX,00,081350.00,4717.113210,N,00833.915187,E,546.589,G3,2.1,2.0,0.007,77.52,0.007,,0.92,1.19,0.77,9,0,0'), 'unknown');
-    refused(nmea(`PGLOR,1,SAT,${Array.from({ length: 14 }, (_, i) => `G${String(i + 1).padStart(2, '0')},035,11`).join(',')}`), 'unknown', /PGLOR/);
+    refused(
+      nmea(`PGLOR,1,SAT,${Array.from({ length: 14 }, (_, i) => `G${String(i + 1).padStart(2, '0')},035,11`).join(',')}`),
+      'unknown',
+      /PGLOR/,
+    );
     refused(nmea('gpgga,030719.000'), 'unknown');
     refused(nmea('GPGGAX,1'), 'unknown');
     refused(nmea(''), 'unknown');
@@ -222,7 +239,12 @@ describe('parseLine', () => {
 });
 
 describe('parseNmea: fuzz', () => {
-  const SEEDS = [...Object.values(BODIES).map((b) => 'GP' + b), 'GPGSV,3,1,12,17,72,207,32', 'PMTK011,MTKGPS', 'GPRMC,000012.000,V,0000.0000,N,00000.0000,E,0.00,0.00,000000,,,N'];
+  const SEEDS = [
+    ...Object.values(BODIES).map((b) => 'GP' + b),
+    'GPGSV,3,1,12,17,72,207,32',
+    'PMTK011,MTKGPS',
+    'GPRMC,000012.000,V,0000.0000,N,00000.0000,E,0.00,0.00,000000,,,N',
+  ];
   const ALPHABET = '$*,.-+0123456789ABCDEFNSEWAVTKMn \r\n\x00\xff';
 
   function mutate(rng: Random, body: string): string {

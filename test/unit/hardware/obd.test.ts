@@ -88,18 +88,27 @@ describe('duePids', () => {
   const pids = (cycle: number, from = POLLED_PIDS) => duePids(from, cycle).map((p) => p.pid);
 
   it('polls coolant, speed, rpm and load every cycle and one slow PID per cycle in turn', () => {
-    assert.deepEqual([0, 1, 2, 3, 4].map((c) => pids(c)), [
-      [...fast, '0F'],
-      [...fast, '46'],
-      [...fast, '2F'],
-      [...fast, '42'],
-      [...fast, '0F'],
-    ]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((c) => pids(c)),
+      [
+        [...fast, '0F'],
+        [...fast, '46'],
+        [...fast, '2F'],
+        [...fast, '42'],
+        [...fast, '0F'],
+      ],
+    );
   });
 
   it('polls only what it is given', () => {
     const some = POLLED_PIDS.filter((p) => ['05', '0D', '46'].includes(p.pid));
-    assert.deepEqual([pids(0, some), pids(1, some)], [['0D', '05', '46'], ['0D', '05', '46']]);
+    assert.deepEqual(
+      [pids(0, some), pids(1, some)],
+      [
+        ['0D', '05', '46'],
+        ['0D', '05', '46'],
+      ],
+    );
     const fastOnly = POLLED_PIDS.filter((p) => fast.includes(p.pid));
     assert.deepEqual(pids(7, fastOnly), fast);
   });

@@ -71,7 +71,10 @@ describe('readCsv', () => {
       ['2024-02-30T00:00:00Z,90', 'in.csv:1: timestamp "2024-02-30T00:00:00Z" is neither ms since epoch nor ISO-8601'],
       [`${BASE},90\n${BASE},90,1`, 'in.csv:2: expected 2 columns like the rows above, got 3'],
       ['a,b,c', 'in.csv:1: expected 2 columns (timestamp,value) or 4 (timestamp,vehicle,sensor,value), got 3'],
-      [`${BASE},truck-1,fuel,3`, /^in\.csv:1: sensor "fuel" is not one of engine_temp, container_temp, speed, rpm, engine_load, .*, generic$/],
+      [
+        `${BASE},truck-1,fuel,3`,
+        /^in\.csv:1: sensor "fuel" is not one of engine_temp, container_temp, speed, rpm, engine_load, .*, generic$/,
+      ],
       [`${BASE},truck-1,gps,50`, 'in.csv:1: gps rows are not supported in CSV (a gps reading needs a position)'],
       [`${BASE},truck 1,rpm,50`, 'in.csv:1: reading.vehicle: must be 1-64 characters of A-Z a-z 0-9 _ -, got "truck 1"'],
       [`${BASE},400`, 'in.csv:1: reading.value: engine_temp must be a number in [-60, 250], got 400'],
@@ -86,14 +89,20 @@ describe('readCsv', () => {
   });
 
   it('refuses gps as the sensor of a two-column file before reading it', async () => {
-    assert.equal(await failure(`${BASE},50`, { sensor: 'gps' }), 'in.csv: gps rows are not supported in CSV (a gps reading needs a position)');
+    assert.equal(
+      await failure(`${BASE},50`, { sensor: 'gps' }),
+      'in.csv: gps rows are not supported in CSV (a gps reading needs a position)',
+    );
   });
 
   it('names a file it cannot open or read', async () => {
     const missing = files.write('x.csv', '') + '.missing';
     await assert.rejects(readCsv(missing).next(), { name: 'ReplayInputError', message: new RegExp(`^${missing}: cannot open: ENOENT`) });
     const dir = missing.slice(0, missing.lastIndexOf('/'));
-    await assert.rejects(readCsv(dir).next(), { name: 'ReplayInputError', message: `${dir}: cannot read: EISDIR: illegal operation on a directory, read` });
+    await assert.rejects(readCsv(dir).next(), {
+      name: 'ReplayInputError',
+      message: `${dir}: cannot read: EISDIR: illegal operation on a directory, read`,
+    });
   });
 });
 
@@ -101,7 +110,13 @@ describe('parseTimestamp', () => {
   it('reads ms since epoch and the usual ISO-8601 forms, taking a missing offset as UTC', () => {
     const noon = Date.UTC(2024, 2, 1, 12, 0, 0);
     assert.equal(parseTimestamp(String(noon)), noon);
-    for (const s of ['2024-03-01T12:00:00Z', '2024-03-01T12:00:00.000Z', '2024-03-01 12:00:00', '2024-03-01T12:00', '2024-03-01t12:00:00z']) {
+    for (const s of [
+      '2024-03-01T12:00:00Z',
+      '2024-03-01T12:00:00.000Z',
+      '2024-03-01 12:00:00',
+      '2024-03-01T12:00',
+      '2024-03-01t12:00:00z',
+    ]) {
       assert.equal(parseTimestamp(s), noon, s);
     }
     assert.equal(parseTimestamp('2024-03-01T13:00:00+01:00'), noon);

@@ -65,10 +65,16 @@ describe('replay', () => {
 
   it('takes vehicle and sensor of a two-column CSV from the options', async () => {
     const engine = await run({ rulesFile, csvFile: overheatCsv, vehicle: 'truck-9' });
-    assert.deepEqual(engine.alerts.map((a) => a.id), [`truck-9.engine-overheat.${BASE + 60_000}`]);
+    assert.deepEqual(
+      engine.alerts.map((a) => a.id),
+      [`truck-9.engine-overheat.${BASE + 60_000}`],
+    );
     // As cargo temperature the same step is judged by the deviation rule, against the first minute's baseline.
     const cargo = await run({ rulesFile, csvFile: overheatCsv, vehicle: 'truck-9', sensor: 'container_temp' });
-    assert.deepEqual(cargo.alerts.map((a) => a.id), [`truck-9.cargo-deviation.${BASE + 60_000}`]);
+    assert.deepEqual(
+      cargo.alerts.map((a) => a.id),
+      [`truck-9.cargo-deviation.${BASE + 60_000}`],
+    );
   });
 
   it('alerts only the overheating vehicle of a four-column CSV', async () => {
@@ -98,12 +104,18 @@ describe('replay', () => {
       short.alerts.filter((a) => a.rule === 'engine-overheat').map((a) => [a.windowStart, a.observed]),
       [[BASE + 60_000, 110]],
     );
-    assert.deepEqual(long.alerts.filter((a) => a.rule === 'engine-overheat'), []);
+    assert.deepEqual(
+      long.alerts.filter((a) => a.rule === 'engine-overheat'),
+      [],
+    );
     assert.deepEqual([short.windows, long.windows], [18, 3]);
   });
 
   it('refuses a window length the rules file could not have', async () => {
-    await assert.rejects(run({ rulesFile, csvFile: overheatCsv, windowMs: 50 }), /^ReplayInputError: windowMs: expected number to be >=100, got 50$/);
+    await assert.rejects(
+      run({ rulesFile, csvFile: overheatCsv, windowMs: 50 }),
+      /^ReplayInputError: windowMs: expected number to be >=100, got 50$/,
+    );
   });
 
   it('scores each row by its window: in [0, 1], at least 0.5 when breaching, below 0.5 when normal', async () => {
@@ -123,11 +135,14 @@ describe('replay', () => {
     assert.deepEqual(Object.keys(scores[0]!).sort(), ['rule', 'score', 'scores', 'sensor', 'ts', 'value', 'vehicle']);
   });
 
-  it('gives every rule\'s score and marks the rows where an episode starts', async () => {
+  it("gives every rule's score and marks the rows where an episode starts", async () => {
     const { scores } = await run({ rulesFile, csvFile: overheatCsv, scores: true });
     const onsets = scores!.filter((r) => r.onset !== undefined);
     // The overheat's first window [60 s, 70 s) starts the episode: its ten rows carry the mark.
-    assert.deepEqual(onsets.map((r) => (r.ts - BASE) / 1000), [60, 61, 62, 63, 64, 65, 66, 67, 68, 69]);
+    assert.deepEqual(
+      onsets.map((r) => (r.ts - BASE) / 1000),
+      [60, 61, 62, 63, 64, 65, 66, 67, 68, 69],
+    );
     assert.ok(onsets.every((r) => r.onset!.includes('engine-overheat')));
     const breach = scores!.find((r) => r.ts === BASE + 65_000)!;
     assert.deepEqual(Object.keys(breach.scores).sort(), ['engine-overheat', 'engine-temp-rise']);
@@ -135,9 +150,15 @@ describe('replay', () => {
   });
 
   it('marks the episode start of a rule that must persist, back where the breach began', async () => {
-    const persistent = files.write('persistent.json', JSON.stringify({ rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 105, forWindows: 3 }] }));
+    const persistent = files.write(
+      'persistent.json',
+      JSON.stringify({ rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 105, forWindows: 3 }] }),
+    );
     const { scores, alerts } = await run({ rulesFile: persistent, csvFile: overheatCsv, scores: true });
-    assert.deepEqual(alerts.map((a) => [a.episodeStart, a.windowStart]), [[BASE + 60_000, BASE + 80_000]]);
+    assert.deepEqual(
+      alerts.map((a) => [a.episodeStart, a.windowStart]),
+      [[BASE + 60_000, BASE + 80_000]],
+    );
     assert.equal(scores!.filter((r) => r.onset?.includes('hot')).length, 10);
     assert.equal(scores!.find((r) => r.onset !== undefined)!.ts, BASE + 60_000);
     // Before the breach has lasted forWindows the rule is not sure yet: below its bound.
@@ -146,18 +167,36 @@ describe('replay', () => {
   });
 
   it('replays any series as the generic sensor, whatever its unit and size', async () => {
-    const generic = files.write('generic.json', JSON.stringify({ windowMs: 300_000, rules: [{ name: 'odd', type: 'deviation', sensor: 'generic', minStd: 1, warmupWindows: 12 }] }));
-    const csvFile = files.write('series.csv', ['timestamp,value', ...Array.from({ length: 288 }, (_, i) => `${new Date(BASE + i * 300_000).toISOString()},${i === 200 ? 9.5e9 : 5e9 + (i % 7) * 1e6}`)].join('\n'));
+    const generic = files.write(
+      'generic.json',
+      JSON.stringify({ windowMs: 300_000, rules: [{ name: 'odd', type: 'deviation', sensor: 'generic', minStd: 1, warmupWindows: 12 }] }),
+    );
+    const csvFile = files.write(
+      'series.csv',
+      [
+        'timestamp,value',
+        ...Array.from(
+          { length: 288 },
+          (_, i) => `${new Date(BASE + i * 300_000).toISOString()},${i === 200 ? 9.5e9 : 5e9 + (i % 7) * 1e6}`,
+        ),
+      ].join('\n'),
+    );
     const result = await run({ rulesFile: generic, csvFile, sensor: 'generic', scores: true });
     assert.equal(result.rows, 288);
-    assert.deepEqual(result.alerts.map((a) => a.windowStart), [BASE + 200 * 300_000]);
+    assert.deepEqual(
+      result.alerts.map((a) => a.windowStart),
+      [BASE + 200 * 300_000],
+    );
     assert.equal(result.scores!.reduce((best, r) => (r.score > best.score ? r : best)).ts, BASE + 200 * 300_000);
   });
 
   it('takes windows up to a day and refuses longer ones', async () => {
     const day = await run({ rulesFile, csvFile: overheatCsv, windowMs: 86_400_000 });
     assert.equal(day.windows, 1);
-    await assert.rejects(run({ rulesFile, csvFile: overheatCsv, windowMs: 86_400_001 }), /^ReplayInputError: windowMs: expected number to be <=86400000, got 86400001$/);
+    await assert.rejects(
+      run({ rulesFile, csvFile: overheatCsv, windowMs: 86_400_001 }),
+      /^ReplayInputError: windowMs: expected number to be <=86400000, got 86400001$/,
+    );
   });
 
   it('scores 0 the rows of a sensor no rule watches', async () => {
@@ -187,7 +226,10 @@ describe('replay', () => {
   });
 
   it('names file and field of a bad rules file', async () => {
-    const bad = files.write('bad-rules.json', JSON.stringify({ rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 'high' }] }));
+    const bad = files.write(
+      'bad-rules.json',
+      JSON.stringify({ rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 'high' }] }),
+    );
     await assert.rejects(run({ rulesFile: bad, csvFile: overheatCsv }), {
       name: 'ConfigError',
       message: `${bad}: rules[0].above: expected number, received string`,
@@ -238,7 +280,9 @@ describe('replay', () => {
 
 describe('formatReplay', () => {
   it('prints one JSON line per record, each with its kind: scores as windows close, alerts as episodes end, the summary last', async () => {
-    const out = (await lines(formatReplay(replay({ rulesFile, csvFile: overheatCsv, scores: true }), 'json'))).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const out = (await lines(formatReplay(replay({ rulesFile, csvFile: overheatCsv, scores: true }), 'json'))).map(
+      (l) => JSON.parse(l) as Record<string, unknown>,
+    );
     assert.equal(out.length, 180 + 1 + 1);
     assert.deepEqual(new Set(out.map((l) => l.record)), new Set(['score', 'alert', 'summary']));
     const alert = out.findIndex((l) => l.record === 'alert');
@@ -253,7 +297,10 @@ describe('formatReplay', () => {
 
   it('leaves score rows out of JSON lines unless asked for', async () => {
     const out = await lines(formatReplay(replay({ rulesFile, csvFile: overheatCsv }), 'json'));
-    assert.deepEqual(out.map((l) => (JSON.parse(l) as { record: string }).record), ['alert', 'summary']);
+    assert.deepEqual(
+      out.map((l) => (JSON.parse(l) as { record: string }).record),
+      ['alert', 'summary'],
+    );
   });
 
   it('prints a table a person can read', async () => {
@@ -261,7 +308,9 @@ describe('formatReplay', () => {
     assert.match(out[0]!, /^ID +SEVERITY +RULE +VEHICLE +WINDOW START +OBSERVED VS EXPECTED +CLEARED$/);
     assert.match(
       out[1]!,
-      new RegExp(`^replay\\.engine-overheat\\.${BASE + 60_000} +critical +engine-overheat +replay +2024-03-01T08:01:00\\.000Z +120 vs 105 +2024-03-01T08:01:40\\.000Z$`),
+      new RegExp(
+        `^replay\\.engine-overheat\\.${BASE + 60_000} +critical +engine-overheat +replay +2024-03-01T08:01:00\\.000Z +120 vs 105 +2024-03-01T08:01:40\\.000Z$`,
+      ),
     );
     assert.equal(out.at(-1), '180 rows, 18 windows, 1 alerts, 0 late rows ignored');
   });

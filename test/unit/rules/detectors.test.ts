@@ -8,7 +8,7 @@ import { B, cleared, Feed, kinds, MIN, raised, ruleSet, SEC, V } from './feed.js
 
 const HOUR = 60 * MIN;
 /** Deterministic noise in [-a/2, a/2), so every run sees the same series. */
-const noise = (i: number, a: number) => ((((i * 7919) % 1000) / 1000) - 0.5) * a;
+const noise = (i: number, a: number) => (((i * 7919) % 1000) / 1000 - 0.5) * a;
 
 describe('deviation rule', () => {
   const DEV = { name: 'dev', type: 'deviation', sensor: 'container_temp', minStd: 0.1 };
@@ -28,7 +28,10 @@ describe('deviation rule', () => {
     const f = new Feed(new RuleEngine(ruleSet([DEV])));
     // Two hours at 10, then a step to 20 that stays for six hours (a reefer set to a new load).
     f.series(V, 'container_temp', 0, 8 * 3600, (s) => (s < 7200 ? 10 : 20) + noise(s, 0.3), {}, 10);
-    assert.deepEqual(f.events.map((e) => e.kind), ['raised', 'cleared']);
+    assert.deepEqual(
+      f.events.map((e) => e.kind),
+      ['raised', 'cleared'],
+    );
     const [alert] = raised(f.events);
     const [end] = cleared(f.events);
     assert.equal(alert!.episodeStart, B + 7200 * SEC);
@@ -108,7 +111,15 @@ describe('context rule', () => {
       const stopped = !climbing && s % 1200 > 1080;
       const load = climbing ? 0.7 : stopped ? 0.18 : 0.35 + 0.25 * Math.sin(s / 90);
       const speed = climbing ? 45 : stopped ? 0 : 75 + 8 * Math.sin(s / 200);
-      engine.step(1, { running: true, load, speedKmh: speed, ambient: 20, overheat: false, clogged: false, fanFailed: climbing && fanFailsOnClimb });
+      engine.step(1, {
+        running: true,
+        load,
+        speedKmh: speed,
+        ambient: 20,
+        overheat: false,
+        clogged: false,
+        fanFailed: climbing && fanFailsOnClimb,
+      });
       const ts = B + s * SEC;
       f.push(V, 'engine_temp', ts, Math.round(engine.temp + noise(s, 0.3)));
       f.push(V, 'engine_load', ts, Math.round(load * 255) / 2.55);
@@ -123,7 +134,10 @@ describe('context rule', () => {
     const f = drive(true);
     const peak = Math.max(...f.windowsOf(V, 'engine_temp').map((w) => w.mean));
     assert.ok(peak < 105, `the climb peaked at ${peak} °C: the threshold would have seen it`);
-    assert.deepEqual(raised(f.events).map((a) => a.rule), ['hot-for-load']);
+    assert.deepEqual(
+      raised(f.events).map((a) => a.rule),
+      ['hot-for-load'],
+    );
     const [alert] = raised(f.events);
     assert.ok(alert!.observed - alert!.expected > 3, `${alert!.observed} °C against ${alert!.expected} °C expected`);
   });
@@ -178,35 +192,61 @@ describe('sensor-health rules', () => {
   });
 
   it('jump: raises a value that steps further than its physics allows, and a GPS fix kilometres away', () => {
-    const f = new Feed(new RuleEngine(ruleSet([
-      { name: 'spike', type: 'jump', sensor: 'engine_temp', tolerance: 2, maxPerSecond: 1 },
-      { name: 'teleport', type: 'jump', sensor: 'gps', tolerance: 50, maxPerSecond: 70 },
-    ])));
+    const f = new Feed(
+      new RuleEngine(
+        ruleSet([
+          { name: 'spike', type: 'jump', sensor: 'engine_temp', tolerance: 2, maxPerSecond: 1 },
+          { name: 'teleport', type: 'jump', sensor: 'gps', tolerance: 50, maxPerSecond: 70 },
+        ]),
+      ),
+    );
     // A 38 °C/min overheat is steep but real; a 30 °C spike for one reading is not.
     f.series(V, 'engine_temp', 0, 120, (s) => 90 + (s > 60 ? (s - 60) * 0.63 : 0));
     assert.deepEqual(f.events, []);
     f.push(V, 'engine_temp', B + 121 * SEC, 160);
     f.push(V, 'engine_temp', B + 122 * SEC, 128);
     f.push(V, 'engine_temp', B + 131 * SEC, 128);
-    assert.deepEqual(raised(f.events).map((a) => [a.rule, a.observed]), [['spike', 32]]);
+    assert.deepEqual(
+      raised(f.events).map((a) => [a.rule, a.observed]),
+      [['spike', 32]],
+    );
     // 25 m/s along a road, then one fix 20 km off.
     const at = (s: number, north: number) => ({ lat: 50 + (north + s * 25) / 111_320, lon: 10, heading: 0, fix: '3d' as const });
     const events = [];
     for (let s = 140; s < 200; s++) {
-      const r = { vehicle: V, seq: 10_000 + s, ts: B + s * SEC, clock: 'synced' as const, sensor: 'gps' as SensorId, value: 90, quality: 'good' as const, position: at(s, s === 170 ? 20_000 : 0) };
+      const r = {
+        vehicle: V,
+        seq: 10_000 + s,
+        ts: B + s * SEC,
+        clock: 'synced' as const,
+        sensor: 'gps' as SensorId,
+        value: 90,
+        quality: 'good' as const,
+        position: at(s, s === 170 ? 20_000 : 0),
+      };
       events.push(...f.engine.process(r, r.ts));
     }
-    assert.deepEqual(raised(events).map((a) => [a.rule, a.episodeStart, Math.round(a.observed / 1000)]), [['teleport', B + 170 * SEC, 20]]);
+    assert.deepEqual(
+      raised(events).map((a) => [a.rule, a.episodeStart, Math.round(a.observed / 1000)]),
+      [['teleport', B + 170 * SEC, 20]],
+    );
   });
 
   it('mutes new alerts about the values of a sensor with an open health episode', () => {
-    const f = new Feed(new RuleEngine(ruleSet([
-      { name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 105 },
-      { name: 'spike', type: 'jump', sensor: 'engine_temp', tolerance: 2, maxPerSecond: 1, clearAfterWindows: 30 },
-    ])));
+    const f = new Feed(
+      new RuleEngine(
+        ruleSet([
+          { name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 105 },
+          { name: 'spike', type: 'jump', sensor: 'engine_temp', tolerance: 2, maxPerSecond: 1, clearAfterWindows: 30 },
+        ]),
+      ),
+    );
     // A loose contact: readings flick between 90 and 130.
     f.series(V, 'engine_temp', 0, 300, (s) => (s % 2 === 0 ? 90 : 130));
-    assert.deepEqual(raised(f.events).map((a) => a.rule), ['spike']);
+    assert.deepEqual(
+      raised(f.events).map((a) => a.rule),
+      ['spike'],
+    );
   });
 });
 
@@ -215,12 +255,17 @@ describe('threshold rule', () => {
     const f = new Feed(new RuleEngine(ruleSet([{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 105, hysteresis: 3 }])));
     // Hovering at the bound: 106, 104, 106, 104 ... then well below.
     f.series(V, 'engine_temp', 0, 200, (s) => (s < 40 ? 90 : s < 160 ? (Math.floor(s / 10) % 2 === 0 ? 106 : 104) : 95));
-    assert.deepEqual(f.events.map((e) => e.kind), ['raised', 'cleared']);
+    assert.deepEqual(
+      f.events.map((e) => e.kind),
+      ['raised', 'cleared'],
+    );
     assert.equal(cleared(f.events)[0]!.at, B + 170 * SEC);
   });
 
   it('compares with a reference sensor when it has one', () => {
-    const f = new Feed(new RuleEngine(ruleSet([{ name: 'warm-load', type: 'threshold', sensor: 'container_temp', above: 5, reference: 'cargo_setpoint' }])));
+    const f = new Feed(
+      new RuleEngine(ruleSet([{ name: 'warm-load', type: 'threshold', sensor: 'container_temp', above: 5, reference: 'cargo_setpoint' }])),
+    );
     for (let s = 0; s < 200; s++) {
       if (s % 10 === 0) f.push(V, 'cargo_setpoint', B + s * SEC, -18);
       f.push(V, 'container_temp', B + s * SEC, s < 100 ? -17 : -12);

@@ -12,37 +12,55 @@ const DEV = { name: 'dev', type: 'deviation', sensor: 'container_temp', k: 3, mi
 describe('RuleEngine threshold episodes', () => {
   it('raises once per episode, keyed by the window start, and clears after an in-range window', () => {
     const f = new Feed(new RuleEngine(ruleSet([HOT])));
-    assert.deepEqual(f.series(V, 'engine_temp', 0, 60, () => 90), []);
-    assert.deepEqual(f.series(V, 'engine_temp', 60, 70, () => 120), []);
+    assert.deepEqual(
+      f.series(V, 'engine_temp', 0, 60, () => 90),
+      [],
+    );
+    assert.deepEqual(
+      f.series(V, 'engine_temp', 60, 70, () => 120),
+      [],
+    );
     // The window [60 s, 70 s) closes on the first reading at or after 70 s.
     const closing = f.push(V, 'engine_temp', B + 70 * SEC, 120);
     assert.equal(closing.length, 1);
     const ev = closing[0]!;
     assert.equal(ev.kind, 'raised');
     const alert = (ev as { alert: Alert }).alert;
-    assert.deepEqual({ ...alert, raisedAt: 0 }, {
-      id: `${V}.hot.${B + 60 * SEC}`,
-      vehicle: V,
-      rule: 'hot',
-      severity: 'critical',
-      sensor: 'engine_temp',
-      episodeStart: B + 60 * SEC,
-      windowStart: B + 60 * SEC,
-      windowEnd: B + 70 * SEC,
-      observed: 120,
-      expected: 105,
-      message: 'engine_temp mean 120 above 105',
-      live: true,
-      driver: true,
-      raisedAt: 0,
-      closedAt: B + 70 * SEC + LAG,
-    });
+    assert.deepEqual(
+      { ...alert, raisedAt: 0 },
+      {
+        id: `${V}.hot.${B + 60 * SEC}`,
+        vehicle: V,
+        rule: 'hot',
+        severity: 'critical',
+        sensor: 'engine_temp',
+        episodeStart: B + 60 * SEC,
+        windowStart: B + 60 * SEC,
+        windowEnd: B + 70 * SEC,
+        observed: 120,
+        expected: 105,
+        message: 'engine_temp mean 120 above 105',
+        live: true,
+        driver: true,
+        raisedAt: 0,
+        closedAt: B + 70 * SEC + LAG,
+      },
+    );
     assert.equal(typeof alert.raisedAt, 'number');
 
     // The breach continues for two more windows: still one alert.
-    assert.deepEqual(f.series(V, 'engine_temp', 71, 90, () => 120), []);
-    assert.deepEqual(f.series(V, 'engine_temp', 90, 100, () => 90), []);
-    assert.deepEqual(f.engine.activeAlerts().map((a) => a.id), [alert.id]);
+    assert.deepEqual(
+      f.series(V, 'engine_temp', 71, 90, () => 120),
+      [],
+    );
+    assert.deepEqual(
+      f.series(V, 'engine_temp', 90, 100, () => 90),
+      [],
+    );
+    assert.deepEqual(
+      f.engine.activeAlerts().map((a) => a.id),
+      [alert.id],
+    );
     const clearing = f.push(V, 'engine_temp', B + 100 * SEC, 90);
     assert.deepEqual(clearing, [{ kind: 'cleared', alertId: alert.id, vehicle: V, rule: 'hot', at: B + 100 * SEC, reason: 'recovered' }]);
     assert.deepEqual(f.engine.activeAlerts(), []);
@@ -77,29 +95,33 @@ describe('RuleEngine threshold episodes', () => {
   });
 
   it('evaluates "below" bounds and rules with both bounds', () => {
-    const f = new Feed(new RuleEngine(ruleSet([
-      { name: 'cold-box', type: 'threshold', sensor: 'container_temp', above: 8, below: 2 },
-    ])));
+    const f = new Feed(new RuleEngine(ruleSet([{ name: 'cold-box', type: 'threshold', sensor: 'container_temp', above: 8, below: 2 }])));
     f.series(V, 'container_temp', 0, 10, () => 5);
     f.series(V, 'container_temp', 10, 20, () => 1);
     f.series(V, 'container_temp', 20, 30, () => 5);
     f.series(V, 'container_temp', 30, 40, () => 9);
     f.series(V, 'container_temp', 40, 50, () => 5);
     const alerts = raised(f.events);
-    assert.deepEqual(alerts.map((a) => [a.episodeStart - B, a.observed, a.expected, a.message]), [
-      [10 * SEC, 1, 2, 'container_temp mean 1 below 2'],
-      [30 * SEC, 9, 8, 'container_temp mean 9 above 8'],
-    ]);
+    assert.deepEqual(
+      alerts.map((a) => [a.episodeStart - B, a.observed, a.expected, a.message]),
+      [
+        [10 * SEC, 1, 2, 'container_temp mean 1 below 2'],
+        [30 * SEC, 9, 8, 'container_temp mean 9 above 8'],
+      ],
+    );
     assert.equal(alerts[0]!.severity, 'warning');
   });
 });
 
 describe('RuleEngine event time', () => {
-  it('closes windows only on the vehicle\'s own event time', () => {
+  it("closes windows only on the vehicle's own event time", () => {
     const f = new Feed(new RuleEngine(ruleSet([HOT])));
     f.series(V, 'engine_temp', 50, 70, (s) => (s < 60 ? 90 : 120));
     // Another truck far ahead in time must not close this truck's windows.
-    assert.deepEqual(f.series('truck-2', 'engine_temp', 500, 530, () => 90), []);
+    assert.deepEqual(
+      f.series('truck-2', 'engine_temp', 500, 530, () => 90),
+      [],
+    );
     assert.equal(f.windowsOf(V, 'engine_temp').length, 1);
     assert.deepEqual(f.engine.activeAlerts(), []);
     const out = f.push(V, 'engine_temp', B + 70 * SEC, 90);
@@ -129,7 +151,10 @@ describe('RuleEngine event time', () => {
     const starts = f.windowsOf(V, 'engine_temp').map((w) => w.start);
     assert.equal(new Set(starts).size, starts.length, 'a window was evaluated twice');
     // Late readings did not leak into the open window either.
-    assert.deepEqual(f.windowsOf(V, 'engine_temp').map((w) => w.mean), starts.map(() => 90));
+    assert.deepEqual(
+      f.windowsOf(V, 'engine_temp').map((w) => w.mean),
+      starts.map(() => 90),
+    );
     assert.equal(f.engine.counters.readings, 26 + 11 + 44);
   });
 
@@ -141,7 +166,13 @@ describe('RuleEngine event time', () => {
     f.series(V, 'engine_temp', 71, 81, () => 90);
     assert.deepEqual(f.events, []);
     // The open window [70 s, 80 s) kept its first reading: the late one did not displace it.
-    assert.deepEqual(f.windowsOf(V, 'engine_temp').map((w) => [w.start - B, w.count, w.mean]), [[60 * SEC, 10, 90], [70 * SEC, 10, 90]]);
+    assert.deepEqual(
+      f.windowsOf(V, 'engine_temp').map((w) => [w.start - B, w.count, w.mean]),
+      [
+        [60 * SEC, 10, 90],
+        [70 * SEC, 10, 90],
+      ],
+    );
   });
 
   it('accepts an out-of-order reading whose window is still open', () => {
@@ -189,7 +220,10 @@ describe('RuleEngine event time that cannot be poisoned', () => {
     f.push(V, 'engine_temp', B + 23 * 3600 * SEC, 90);
     // Then a 41-second overheat at 130 °C, in the vehicle's true time.
     f.series(V, 'engine_temp', 61, 200, (s) => (s >= 100 && s < 141 ? 130 : 90));
-    assert.deepEqual(raised(f.events).map((a) => [a.rule, a.live, a.episodeStart]), [['hot', true, B + 100 * SEC]]);
+    assert.deepEqual(
+      raised(f.events).map((a) => [a.rule, a.live, a.episodeStart]),
+      [['hot', true, B + 100 * SEC]],
+    );
     assert.equal(f.engine.counters.outliers, 1);
     assert.equal(f.engine.counters.late, 0);
   });
@@ -199,7 +233,10 @@ describe('RuleEngine event time that cannot be poisoned', () => {
     f.series(V, 'engine_temp', 0, 60, () => 90);
     const morning = 10 * 3600;
     f.series(V, 'engine_temp', morning, morning + 60, (s) => (s >= morning + 20 ? 120 : 90));
-    assert.deepEqual(raised(f.events).map((a) => a.episodeStart), [B + (morning + 20) * SEC]);
+    assert.deepEqual(
+      raised(f.events).map((a) => a.episodeStart),
+      [B + (morning + 20) * SEC],
+    );
     assert.equal(f.engine.counters.outliers, 0);
   });
 });
@@ -212,9 +249,12 @@ describe('RuleEngine live and historical alerts', () => {
     const arrivedAt = headTs + LAG;
     f.series(V, 'engine_temp', 0, 60, () => 90, { headTs, arrivedAt });
     f.series(V, 'engine_temp', 60, 300, () => 120, { headTs, arrivedAt });
-    assert.deepEqual(f.events.map((e) => e.kind), ['raised', 'promoted']);
+    assert.deepEqual(
+      f.events.map((e) => e.kind),
+      ['raised', 'promoted'],
+    );
     const [first, promoted] = f.events as [Extract<AlertEvent, { kind: 'raised' }>, Extract<AlertEvent, { kind: 'promoted' }>];
-    assert.equal(first.alert.live, false, 'window ending 230 s before the agent\'s newest reading is history');
+    assert.equal(first.alert.live, false, "window ending 230 s before the agent's newest reading is history");
     assert.equal(first.alert.windowEnd, B + 70 * SEC);
     // 240 s is the first window end within freshnessMs (60 s) of 300 s.
     assert.equal(promoted.alert.live, true);
@@ -228,14 +268,20 @@ describe('RuleEngine live and historical alerts', () => {
   it('raises live when there is no backlog, and never promotes', () => {
     const f = new Feed(new RuleEngine(ruleSet([HOT])));
     f.series(V, 'engine_temp', 0, 300, (s) => (s < 60 ? 90 : 120));
-    assert.deepEqual(f.events.map((e) => e.kind), ['raised']);
+    assert.deepEqual(
+      f.events.map((e) => e.kind),
+      ['raised'],
+    );
     assert.equal(raised(f.events)[0]!.live, true);
   });
 
   it('keeps a historical episode that ended in the past historical: cleared, never promoted', () => {
     const f = new Feed(new RuleEngine(ruleSet([HOT])));
     f.series(V, 'engine_temp', 0, 300, (s) => (s >= 60 && s < 90 ? 120 : 90), { headTs: B + 600 * SEC, arrivedAt: B + 600 * SEC });
-    assert.deepEqual(f.events.map((e) => e.kind), ['raised', 'cleared']);
+    assert.deepEqual(
+      f.events.map((e) => e.kind),
+      ['raised', 'cleared'],
+    );
     assert.equal(raised(f.events)[0]!.live, false);
   });
 
@@ -255,7 +301,10 @@ describe('RuleEngine live and historical alerts', () => {
     const f = new Feed(new RuleEngine(ruleSet([HOT])));
     // Readings arrive as they are taken, but each batch claims the agent is 4 minutes further on.
     f.series(V, 'engine_temp', 0, 80, (s) => (s >= 60 ? 120 : 90), { headTs: B + 320 * SEC });
-    assert.deepEqual(raised(f.events).map((a) => [a.rule, a.live]), [['hot', true]]);
+    assert.deepEqual(
+      raised(f.events).map((a) => [a.rule, a.live]),
+      [['hot', true]],
+    );
   });
 });
 
@@ -284,7 +333,10 @@ describe('RuleEngine rate rule', () => {
     // Readings jumping ±8 °C around 90: the least-squares slope can pass the limit, the fit never does.
     const noisy = (s: number) => 90 + (((s * 7919) % 17) - 8);
     f.series(V, 'engine_temp', 0, 600, noisy);
-    assert.ok(f.windowsOf(V, 'engine_temp').some((w) => w.mean !== 90), 'the data varies');
+    assert.ok(
+      f.windowsOf(V, 'engine_temp').some((w) => w.mean !== 90),
+      'the data varies',
+    );
     assert.deepEqual(raised(f.events), []);
   });
 
@@ -336,7 +388,10 @@ describe('RuleEngine snapshot and restore', () => {
 
     const original = new RuleEngine(rs);
     const headEvents = feed(original, head);
-    assert.ok(headEvents.some((e) => e.kind === 'raised' && e.alert.rule === 'hot'), 'the cut must fall inside an episode');
+    assert.ok(
+      headEvents.some((e) => e.kind === 'raised' && e.alert.rule === 'hot'),
+      'the cut must fall inside an episode',
+    );
     const snap = original.snapshot();
     const seqsAtCut = new Map(seqs);
 
@@ -354,10 +409,10 @@ describe('RuleEngine snapshot and restore', () => {
     assert.deepEqual(normalize(actual), normalize(expected));
     assert.deepEqual(normalize(JSON.parse(restored.snapshot())), normalize(JSON.parse(original.snapshot())));
     // The tail must exercise every kind of continuation, or this proves little.
-    assert.deepEqual(
-      [...new Set(expected.map((e) => (e.kind === 'cleared' ? `cleared ${e.rule}` : `${e.kind} ${e.alert.rule}`)))].sort(),
-      ['cleared hot', 'raised dev'],
-    );
+    assert.deepEqual([...new Set(expected.map((e) => (e.kind === 'cleared' ? `cleared ${e.rule}` : `${e.kind} ${e.alert.rule}`)))].sort(), [
+      'cleared hot',
+      'raised dev',
+    ]);
     assert.ok(
       expected.length === 2 && raised(expected)[0]!.vehicle === 'truck-2',
       'the overheat must continue across the cut without a second alert',

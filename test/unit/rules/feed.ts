@@ -41,7 +41,15 @@ export class Feed {
   }
 
   /** One reading every `stepS` seconds over seconds [fromS, toS) after B. */
-  series(vehicle: string, sensor: SensorId, fromS: number, toS: number, value: (s: number) => number, opts: PushOptions = {}, stepS = 1): AlertEvent[] {
+  series(
+    vehicle: string,
+    sensor: SensorId,
+    fromS: number,
+    toS: number,
+    value: (s: number) => number,
+    opts: PushOptions = {},
+    stepS = 1,
+  ): AlertEvent[] {
     const out: AlertEvent[] = [];
     for (let s = fromS; s < toS; s += stepS) out.push(...this.push(vehicle, sensor, B + s * SEC, value(s), opts));
     return out;
@@ -52,7 +60,8 @@ export class Feed {
   }
 }
 
-export const kinds = (events: AlertEvent[]) => events.map((e) => (e.kind === 'cleared' ? `cleared ${e.alertId}` : `${e.kind} ${e.alert.id}`));
+export const kinds = (events: AlertEvent[]) =>
+  events.map((e) => (e.kind === 'cleared' ? `cleared ${e.alertId}` : `${e.kind} ${e.alert.id}`));
 export const raised = (events: AlertEvent[]) => events.flatMap((e) => (e.kind === 'raised' ? [e.alert] : []));
 export const cleared = (events: AlertEvent[]) => events.flatMap((e) => (e.kind === 'cleared' ? [e] : []));
 

@@ -21,9 +21,23 @@ describe('ruleSetSchema', () => {
       freshnessMs: 60_000,
       rules: [
         {
-          name: 'r', type: 'deviation', sensor: 'rpm', k: 2, severity: 'warning', driver: true, forWindows: 1, clearAfterWindows: 1,
-          direction: 'both', minStd: 0.5, warmupWindows: 30, levelShiftAfterWindows: 60, halfLifeWindows: 360, memoryWindows: 8640, settleWindows: 720,
-          seasonality: 'auto', minStdFraction: 0,
+          name: 'r',
+          type: 'deviation',
+          sensor: 'rpm',
+          k: 2,
+          severity: 'warning',
+          driver: true,
+          forWindows: 1,
+          clearAfterWindows: 1,
+          direction: 'both',
+          minStd: 0.5,
+          warmupWindows: 30,
+          levelShiftAfterWindows: 60,
+          halfLifeWindows: 360,
+          memoryWindows: 8640,
+          settleWindows: 720,
+          seasonality: 'auto',
+          minStdFraction: 0,
         },
       ],
     });
@@ -39,7 +53,16 @@ describe('ruleSetSchema', () => {
         { name: 'loud', type: 'stuck', sensor: 'rpm', driver: true },
       ],
     });
-    assert.deepEqual(rs.rules.map((r) => [r.name, r.driver]), [['hot', true], ['frozen', false], ['gone', false], ['teleport', false], ['loud', true]]);
+    assert.deepEqual(
+      rs.rules.map((r) => [r.name, r.driver]),
+      [
+        ['hot', true],
+        ['frozen', false],
+        ['gone', false],
+        ['teleport', false],
+        ['loud', true],
+      ],
+    );
   });
 
   it('takes windows up to a day', () => {

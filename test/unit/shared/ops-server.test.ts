@@ -34,7 +34,10 @@ describe('the ops server', () => {
   });
 
   it('answers /metrics in the Prometheus text format, and anything else with 404 naming the paths', async () => {
-    const t = await start(() => ({ ok: true }), (registry) => new Gauge({ name: 'fleet_test_value', help: 'a value', registers: [registry] }).set(3));
+    const t = await start(
+      () => ({ ok: true }),
+      (registry) => new Gauge({ name: 'fleet_test_value', help: 'a value', registers: [registry] }).set(3),
+    );
     const metrics = await t.get('/metrics');
     assert.equal(metrics.status, 200);
     assert.match(metrics.body, /^fleet_test_value\{component="test"\} 3$/m);

@@ -71,7 +71,10 @@ describe('TruckModel engine', () => {
     const engine = of(samples, 'engine_temp');
     const ambient = new TruckModel({ seed: 11, startTs: T0 }).state().ambientTemp;
     assert.ok(Math.abs(engine[0]!.value - ambient) < 1, `cold start at ${engine[0]!.value}, ambient ${ambient}`);
-    assert.ok(of(samples, 'engine_temp', T0, T0 + 2 * MIN).every((s) => s.value < 85), 'warm within 2 minutes: too fast');
+    assert.ok(
+      of(samples, 'engine_temp', T0, T0 + 2 * MIN).every((s) => s.value < 85),
+      'warm within 2 minutes: too fast',
+    );
     const warm = engine.find((s) => s.value >= 85);
     assert.ok(warm && warm.ts - T0 < 10 * MIN, 'not warm after 10 minutes');
     const held = of(samples, 'engine_temp', T0 + 10 * MIN, T0 + 20 * MIN);
@@ -93,7 +96,10 @@ describe('TruckModel engine', () => {
     const from = T0 + 15 * MIN;
     const to = from + 2 * MIN;
     const samples = run(5, 20, [{ kind: 'engine_overheat', from, to }]);
-    assert.ok(of(samples, 'engine_temp', from - MIN, from).every((s) => s.value < 95), 'hot before the fault');
+    assert.ok(
+      of(samples, 'engine_temp', from - MIN, from).every((s) => s.value < 95),
+      'hot before the fault',
+    );
     const crossed = of(samples, 'engine_temp', from).find((s) => s.value > 105);
     assert.ok(crossed && crossed.ts - from <= 60 * SEC, 'did not pass 105 °C within 60 s');
     // Rising, not jumping: the detector should see it build over several windows.
@@ -101,7 +107,10 @@ describe('TruckModel engine', () => {
     const peak = Math.max(...values(of(samples, 'engine_temp', from, to)));
     assert.ok(peak > 110 && peak < 130, `peak ${peak}`);
     const after = of(samples, 'engine_temp', to + 4 * MIN, to + 5 * MIN);
-    assert.ok(after.every((s) => s.value < 100), `still hot four minutes after the fault: ${Math.max(...values(after))}`);
+    assert.ok(
+      after.every((s) => s.value < 100),
+      `still hot four minutes after the fault: ${Math.max(...values(after))}`,
+    );
   });
 });
 
@@ -139,7 +148,11 @@ describe('TruckModel cargo', () => {
   });
 
   it('lets the outside in through an open door, and pulls the air back once it shuts', () => {
-    const plan = [...frozen(), { at: T0 + HOUR, kind: 'door' as const, open: true }, { at: T0 + HOUR + 10 * MIN, kind: 'door' as const, open: false }];
+    const plan = [
+      ...frozen(),
+      { at: T0 + HOUR, kind: 'door' as const, open: true },
+      { at: T0 + HOUR + 10 * MIN, kind: 'door' as const, open: false },
+    ];
     const m = new TruckModel({ seed: 8, startTs: T0, plan, stepMs: 1000 });
     const before = m.advance(T0 + HOUR).containerTemp;
     const open = m.advance(T0 + HOUR + 10 * MIN).containerTemp;
@@ -161,7 +174,8 @@ describe('TruckModel plan', () => {
     assert.ok(m.reading('engine_temp') && m.reading('engine_load') && m.reading('module_voltage'));
     m.advance(T0 + 2 * MIN);
     assert.equal(m.state().ignition, false);
-    for (const s of ['engine_temp', 'speed', 'rpm', 'engine_load', 'ambient_temp', 'fuel_level', 'module_voltage'] as const) assert.equal(m.reading(s), undefined, s);
+    for (const s of ['engine_temp', 'speed', 'rpm', 'engine_load', 'ambient_temp', 'fuel_level', 'module_voltage'] as const)
+      assert.equal(m.reading(s), undefined, s);
     assert.ok(m.reading('container_temp') && m.reading('gps'));
     assert.equal(m.state().speedKmh, 0);
   });
@@ -186,7 +200,10 @@ describe('TruckModel drive', () => {
 
   it('drives a cycle: stops, and cruises at 60–90 km/h', () => {
     const speed = values(of(samples, 'speed'));
-    assert.ok(speed.every((v) => v >= 0 && v <= 100), `speed out of range: ${Math.min(...speed)}..${Math.max(...speed)}`);
+    assert.ok(
+      speed.every((v) => v >= 0 && v <= 100),
+      `speed out of range: ${Math.min(...speed)}..${Math.max(...speed)}`,
+    );
     assert.equal(speed[0], 0, 'a truck starts parked');
     const cruising = speed.filter((v) => v >= 55).length / speed.length;
     assert.ok(cruising > 0.5, `cruising only ${cruising} of the time`);
@@ -252,7 +269,10 @@ describe('TruckModel sensor faults', () => {
   it('freezes a stuck sensor at its value from the onset, until the fault ends', () => {
     const from = T0 + 2 * MIN;
     const to = from + MIN;
-    const samples = run(9, 5, [{ kind: 'stuck_sensor', sensor: 'rpm', from, to }, { kind: 'stuck_sensor', sensor: 'gps', from }]);
+    const samples = run(9, 5, [
+      { kind: 'stuck_sensor', sensor: 'rpm', from, to },
+      { kind: 'stuck_sensor', sensor: 'gps', from },
+    ]);
     const stuck = of(samples, 'rpm', from, to);
     assert.equal(stuck.length, 120);
     assert.equal(new Set(values(stuck)).size, 1);

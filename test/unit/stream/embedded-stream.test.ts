@@ -12,7 +12,11 @@ import { tempDir } from '../../support/harness.js';
 const T = Date.UTC(2026, 0, 5, 10);
 
 function batchOf(vehicle: string, seq: number): Batch {
-  return { vehicle, headTs: T + seq, readings: [{ vehicle, seq, ts: T + seq, clock: 'synced', sensor: 'engine_temp', value: 80 + seq, quality: 'good' }] };
+  return {
+    vehicle,
+    headTs: T + seq,
+    readings: [{ vehicle, seq, ts: T + seq, clock: 'synced', sensor: 'engine_temp', value: 80 + seq, quality: 'good' }],
+  };
 }
 
 /** The embedded log's file as the release before schema versions wrote it, holding one bare batch. */
@@ -56,10 +60,13 @@ describe('the embedded stream', () => {
     file.close();
     const source = new EmbeddedSource(path, 'detector', 0);
     const records = await source.poll(10);
-    assert.deepEqual(records.map((r) => [r.offset, r.vehicle, r.receivedAt, r.batch]), [
-      [1, 'truck-1', T, batchOf('truck-1', 1)],
-      [2, 'truck-1', T + 1000, batchOf('truck-1', 2)],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.offset, r.vehicle, r.receivedAt, r.batch]),
+      [
+        [1, 'truck-1', T, batchOf('truck-1', 1)],
+        [2, 'truck-1', T + 1000, batchOf('truck-1', 2)],
+      ],
+    );
     await source.close();
   });
 });
