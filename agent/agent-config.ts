@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { bool, int, list, parseFile, readSettingFile } from '../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../shared/defaults.js';
-import { gatewayUrl, opsSettings } from '../shared/settings.js';
+import { gatewayUrls, opsSettings } from '../shared/settings.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema } from '../shared/rules/rule-set.js';
 import { SENSORS, VEHICLE_ID } from '../shared/contract/reading.js';
@@ -33,7 +33,7 @@ export const agentConfigSchema = z
       .string()
       .regex(VEHICLE_ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -')
       .describe('vehicle id (also the MQTT client id and topic segment)'),
-    mqttUrl: gatewayUrl,
+    mqttUrl: gatewayUrls,
     username: z.string().optional().describe('MQTT username'),
     password: z.string().optional().meta({ description: 'MQTT password, the vehicle secret from "fleet device add"', secret: true }),
     tlsCert: z.string().optional().describe("for an mqtts:// gateway in mtls mode: this vehicle's certificate (scripts/pki.sh enroll)"),

@@ -12,6 +12,7 @@ import { DeviceClock, systemHost, type DeviceClockOptions, type GpsRefusal, type
 import { EdgeRules } from './edge-rules.js';
 import type { DriverAlert } from './driver-alert.js';
 import { AgentLink } from './link.js';
+import { gatewayAddresses } from '../shared/gateway-urls.js';
 import { Publisher } from './publisher.js';
 import type { Sensor, SensorState } from './sensor.js';
 
@@ -103,7 +104,7 @@ export class Agent {
     this.clock = new DeviceClock(opts.clock, systemHost, () => this.buffer.newestTs());
     this.link = new AgentLink(
       {
-        url: opts.mqttUrl,
+        gateways: gatewayAddresses(opts.mqttUrl),
         vehicle: opts.vehicle,
         username: opts.username,
         password: opts.password,
@@ -146,6 +147,7 @@ export class Agent {
     this.publisher.onAck = (readings) => this.metrics.acked.inc({ vehicle }, readings);
     this.publisher.onSetAside = (readings) => this.metrics.setAside.inc({ vehicle }, readings);
     this.publisher.onRejection = (reason) => this.metrics.rejections.inc({ vehicle, reason });
+    this.link.on('failover', () => this.metrics.failovers.inc({ vehicle }));
     this.metrics.agents.add(this);
     this.link.on(
       'alert',
@@ -225,6 +227,7 @@ export class Agent {
       ok: Object.values(sensors).every((h) => h.state !== 'down'),
       vehicle: this.opts.vehicle,
       connected: this.link.connected,
+      gateway: this.link.gateway ?? null,
       buffered: stats.readings,
       evicted: stats.evicted,
       nextSeq: stats.nextSeq,
@@ -444,6 +447,12 @@ function createAgentMetrics(registry: Registry) {
       registers,
     }),
     connected: new Gauge({ name: 'fleet_agent_connected', help: '1 while the gateway link is up', labelNames, registers }),
+    failovers: new Counter({
+      name: 'fleet_agent_gateway_failovers_total',
+      help: 'Connections made to another gateway than the one the link was last up with',
+      labelNames,
+      registers,
+    }),
     clockSynced: new Gauge({
       name: 'fleet_agent_clock_synced',
       help: '1 once event times come from a trusted clock (system, NTP or GPS)',

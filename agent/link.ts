@@ -1,12 +1,17 @@
 import { EventEmitter } from 'node:events';
-import mqtt, { type MqttClient } from 'mqtt';
+import { connect as connectTcp, isIP } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { MqttClient } from 'mqtt';
 import { backoffDelay } from '../shared/backoff.js';
 import { encodeAlertAck } from '../shared/contract/alert-ack.js';
 import { topics, type VehicleStatus } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
+import type { GatewayAddress } from '../shared/gateway-urls.js';
+import { GatewayList } from './gateway-list.js';
 
 export interface LinkOptions {
-  url: string;
+  /** One gateway, or several to fail over between (gateway-list.ts). */
+  gateways: readonly GatewayAddress[];
   vehicle: string;
   username?: string;
   password?: string;
@@ -27,10 +32,25 @@ const STOP_TIMEOUT_MS = 2000;
  * alert subscription and unacknowledged publishes across reconnects; the Last Will
  * marks the vehicle offline; reconnects back off with jitter (mqtt.js's fixed period
  * would make a whole fleet reconnect in step).
+ *
+ * Given several gateways it fails over between them (GatewayList says in which order):
+ * one client, whose socket each reconnect opens to the next gateway, so what it has not
+ * had acknowledged is resent there, and the publisher resends whatever the buffer still
+ * holds. mqtt.js's own `servers` option is not used: it names the TLS server (SNI, and the
+ * name the certificate must carry) after the first gateway it connects to, for all of them.
  */
-export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer]; rejected: [Buffer] }> {
+export class AgentLink extends EventEmitter<{
+  up: [];
+  down: [];
+  alert: [Buffer];
+  rejected: [Buffer];
+  failover: [from: string, to: string];
+}> {
   private client?: MqttClient;
-  private attempt = 0;
+  private readonly gateways: GatewayList;
+  /** The gateway the link is up with, and the last one it was up with. */
+  private via?: GatewayAddress;
+  private lastVia?: GatewayAddress;
   private timer?: NodeJS.Timeout;
   private closing = false;
   /** Topics whose subscription the broker confirmed; a link cut before its SUBACK leaves that unknown. */
@@ -40,15 +60,21 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer];
   constructor(
     private readonly opts: LinkOptions,
     private readonly log: Logger,
-    private readonly status: () => Omit<VehicleStatus, 'online' | 'at'>,
+    private readonly status: () => Omit<VehicleStatus, 'online' | 'at' | 'gateway'>,
   ) {
     super();
+    this.gateways = new GatewayList(opts.gateways, opts.vehicle);
+  }
+
+  /** The gateway the link is up with. */
+  get gateway(): string | undefined {
+    return this.via?.url;
   }
 
   start(): void {
     const { vehicle } = this.opts;
     const offline: VehicleStatus = { online: false, at: Date.now() };
-    this.client = mqtt.connect(this.opts.url, {
+    this.client = new MqttClient(() => this.openSocket(this.gateways.current), {
       clientId: vehicle,
       clean: false,
       protocolVersion: 4,
@@ -57,13 +83,18 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer];
       connectTimeout: 10_000,
       username: this.opts.username,
       password: this.opts.password,
-      ...this.opts.tls,
       will: { topic: topics.status(vehicle), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
     });
     this.client.on('connect', (connack) => {
       this.connected = true;
-      this.attempt = 0;
-      this.log.info({ sessionPresent: connack.sessionPresent }, 'connected to gateway');
+      this.gateways.connected();
+      this.via = this.gateways.current;
+      this.log.info({ gateway: this.via.url, sessionPresent: connack.sessionPresent }, 'connected to gateway');
+      if (this.lastVia !== undefined && this.lastVia !== this.via) {
+        this.log.warn({ from: this.lastVia.url, to: this.via.url }, 'failed over to another gateway');
+        this.emit('failover', this.lastVia.url, this.via.url);
+      }
+      this.lastVia = this.via;
       // A present session keeps a subscription only if it was made: subscribing again is harmless.
       // `rejected` carries the gateway's reason for each payload it refused (at QoS 1 in the
       // session, so a notice sent as the gateway cut the connection arrives on the next one).
@@ -88,8 +119,9 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer];
     });
     this.client.on('error', (err) => this.log.warn({ err: err.message }, 'gateway link error'));
     this.client.on('close', () => {
-      if (this.connected) this.log.warn('gateway link lost');
+      if (this.connected) this.log.warn({ gateway: this.via?.url }, 'gateway link lost');
       this.connected = false;
+      this.via = undefined;
       this.emit('down');
       this.scheduleReconnect();
     });
@@ -101,7 +133,7 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer];
 
   publishStatus(): void {
     if (!this.connected) return;
-    const doc: VehicleStatus = { online: true, at: Date.now(), ...this.status() };
+    const doc: VehicleStatus = { online: true, at: Date.now(), gateway: this.via?.url, ...this.status() };
     this.client!.publish(topics.status(this.opts.vehicle), JSON.stringify(doc), { qos: 1, retain: true });
   }
 
@@ -135,9 +167,18 @@ export class AgentLink extends EventEmitter<{ up: []; down: []; alert: [Buffer];
     await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
   }
 
+  /** The socket to one gateway; mqtt.js runs MQTT over it. */
+  private openSocket(gateway: GatewayAddress) {
+    const { host, port } = gateway;
+    if (!gateway.secure) return connectTcp({ host, port });
+    // The gateway's certificate must name the host this URL names (an address needs no SNI).
+    return connectTls({ host, port, servername: isIP(host) === 0 ? host : undefined, rejectUnauthorized: true, ...this.opts.tls });
+  }
+
   private scheduleReconnect(): void {
     if (this.closing || this.timer) return;
-    const delay = backoffDelay(this.attempt++, this.opts.reconnectBaseMs, this.opts.reconnectMaxMs);
+    const round = this.gateways.moveOn();
+    const delay = backoffDelay(round, this.opts.reconnectBaseMs, this.opts.reconnectMaxMs);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (!this.closing && !this.client!.connected) this.client!.reconnect();

@@ -15,6 +15,7 @@ import { Publisher } from '../agent/publisher.js';
 import type { Sample } from '../shared/contract/reading.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { MB, round, truckReadings } from './support.js';
+import { gatewayAddresses } from '../shared/gateway-urls.js';
 
 const VEHICLE = 'bench-truck';
 /** Samples per commit: the agent commits every 50 ms, so 1,000 is 20,000 readings/s. */
@@ -53,7 +54,7 @@ function samples(count: number): Sample[] {
 function agentParts(path: string, url: string, batch: number, publishRate: number, log: Logger) {
   const buffer = new ReadingBuffer({ path, vehicle: VEHICLE, maxBytes: 1024 * MB, synchronous: 'FULL' });
   const link = new CountingLink(
-    { url, vehicle: VEHICLE, keepaliveS: 30, reconnectBaseMs: 500, reconnectMaxMs: 5_000, maxInflight: 8 },
+    { gateways: gatewayAddresses(url), vehicle: VEHICLE, keepaliveS: 30, reconnectBaseMs: 500, reconnectMaxMs: 5_000, maxInflight: 8 },
     log,
   );
   // The agent's own publish limit (0: none), as `maxPublishesPerSecond` sets it.

@@ -6,10 +6,17 @@
  * SQLite, synchronous=FULL; kafka: acks=all), Mosquitto only routes it (no subscriber, no
  * persistence). The broker runs as `fleet gateway` (or mosquitto) pinned to core 1; the load
  * generator (bench/mqtt-load.ts) is the same for all of them.
+ *
+ * Then the gateway as a cluster (linked by a redis-server started here): one and two
+ * `fleet gateway` processes sharing one port (SO_REUSEPORT), each with its own embedded
+ * sink, the second pinned to core 0, where the load generator also runs (a machine of two
+ * cores has no third for it).
  */
 import { encodeBatch } from '../shared/contract/codec.js';
 import { topics } from '../shared/contract/topics.js';
 import { startKafka, type KafkaBroker } from '../test/support/kafka-broker.js';
+import { freePort } from '../test/support/harness.js';
+import { RedisServer } from '../test/support/redis-server.js';
 import { startMosquitto } from './mosquitto.js';
 import { runLoad, type LoadResult } from './mqtt-load.js';
 import { emit, percentile, round, runPart, startGatewayProcess, truckReadings } from './support.js';
@@ -17,7 +24,8 @@ import { emit, percentile, round, runPart, startGatewayProcess, truckReadings } 
 const USAGE = `Usage: node dist/bench/gateway.js [--quick] [--help]
 
 QoS 1 messages/s and PUBACK latency with 100 connected agents: the gateway with its embedded
-sink, the gateway with the Kafka sink (acks=all, a broker started here), and Mosquitto under
+sink, the gateway with the Kafka sink (acks=all, a broker started here), one and two gateway
+processes of a cluster behind one port (a redis-server started here), and Mosquitto under
 the same load. One JSON line per figure.
 `;
 
@@ -25,9 +33,14 @@ const CLIENTS = 100;
 const INFLIGHT = 8;
 const READINGS_PER_BATCH = 10;
 const BROKER_CORE = 1;
+/** Where a cluster's second gateway process runs. */
+const SECOND_CORE = 0;
 const FLOOR_VS_MOSQUITTO = 0.8;
 
-type Target = 'mosquitto' | 'embedded' | 'kafka';
+type Target = 'mosquitto' | 'embedded' | 'kafka' | 'cluster-1' | 'cluster-2';
+
+/** Gateway processes of a cluster behind one port. */
+const CLUSTER_PROCESSES = { 'cluster-1': 1, 'cluster-2': 2 } as const;
 
 interface Measured {
   rate: number;
@@ -59,10 +72,22 @@ async function measure(
   payloads: Buffer[],
   quick: boolean,
   kafka: () => Promise<KafkaBroker>,
+  redis: () => Promise<RedisServer>,
   log: (msg: string) => void,
 ): Promise<Measured> {
   let result: LoadResult;
-  if (target === 'mosquitto') {
+  if (target === 'cluster-1' || target === 'cluster-2') {
+    const cluster = { port: await freePort(), redisUrl: (await redis()).url };
+    const cores = [BROKER_CORE, SECOND_CORE].slice(0, CLUSTER_PROCESSES[target]);
+    const gws = [];
+    try {
+      for (const core of cores) gws.push(await startGatewayProcess({ core, cluster }));
+      log(`${gws.length} gateway process(es) on port ${cluster.port}, cores ${cores.join(', ')}`);
+      result = await load(cluster.port, payloads, quick, log);
+    } finally {
+      for (const gw of gws) await gw.stop();
+    }
+  } else if (target === 'mosquitto') {
     const broker = await startMosquitto({ core: BROKER_CORE });
     log(`mosquitto ${broker.version} on port ${broker.port}`);
     try {
@@ -108,19 +133,25 @@ runPart(
       }
       return broker;
     };
+    let redisServer: RedisServer | undefined;
+    const redis = async () => (redisServer ??= await new RedisServer().start());
     const runs = o.quick ? 1 : 2;
     const best = new Map<Target, Measured>();
     try {
       for (let r = 0; r < runs; r++) {
-        const order: Target[] = r % 2 === 0 ? ['mosquitto', 'embedded', 'kafka'] : ['kafka', 'embedded', 'mosquitto'];
+        const order: Target[] =
+          r % 2 === 0
+            ? ['mosquitto', 'embedded', 'kafka', 'cluster-1', 'cluster-2']
+            : ['cluster-2', 'cluster-1', 'kafka', 'embedded', 'mosquitto'];
         for (const t of order) {
-          const m = await measure(t, payloads, o.quick, kafka, log);
+          const m = await measure(t, payloads, o.quick, kafka, redis, log);
           const prev = best.get(t);
           if (!prev || m.rate > prev.rate) best.set(t, m);
         }
       }
     } finally {
       await broker?.stop();
+      await redisServer?.stop();
     }
     const mosq = best.get('mosquitto')!;
     const note = `${CLIENTS} clients x ${INFLIGHT} in flight, ${READINGS_PER_BATCH} readings per message, broker on one core`;
@@ -151,6 +182,19 @@ runPart(
         peer: 'Mosquitto',
         peerValue: round(mosq.p99, 2),
         note,
+      });
+    }
+    const one = best.get('cluster-1')!;
+    for (const target of ['cluster-1', 'cluster-2'] as const) {
+      const m = best.get(target)!;
+      const n = CLUSTER_PROCESSES[target];
+      emit('gateway', {
+        figure: `QoS 1 messages/s, embedded sink, ${n} gateway process${n > 1 ? 'es' : ''} behind one port`,
+        value: Math.round(m.rate),
+        unit: 'msg/s',
+        peer: 'Mosquitto',
+        peerValue: Math.round(mosq.rate),
+        note: `${CLIENTS} clients x ${INFLIGHT} in flight, cluster linked by Redis, SO_REUSEPORT; ${round(m.rate / one.rate, 2)} x one process; cores ${[BROKER_CORE, SECOND_CORE].slice(0, n).join(', ')}${n > 1 ? ' (core 0 shared with the load generator)' : ''}`,
       });
     }
   },

@@ -210,20 +210,31 @@ export interface GatewayProcess {
 }
 
 /** `fleet gateway` as users run it, in a child process (pinned to `core`), logging warnings only. */
-export async function startGatewayProcess(opts: { core?: number; sinks?: string; kafkaBrokers?: string } = {}): Promise<GatewayProcess> {
-  const port = await freePort();
+export async function startGatewayProcess(
+  opts: {
+    core?: number;
+    sinks?: string;
+    kafkaBrokers?: string;
+    /** A port other gateway processes share (SO_REUSEPORT), and the Redis that links them. */
+    cluster?: { port: number; redisUrl: string };
+  } = {},
+): Promise<GatewayProcess> {
+  const port = opts.cluster?.port ?? (await freePort());
+  // A port another process already listens on says nothing of this one: then its ops port says when it is ready.
+  const opsPort = opts.cluster ? await freePort() : -1;
   const dataDir = join(tempDir('fleet-bench-gateway-'), 'gateway');
   // Mosquitto has no per-client publish limit, and the bench's clients publish far faster than any truck: lift ours.
-  const args = ['gateway', '--port', String(port), '--data-dir', dataDir, '--ops-port', '-1', '--max-publishes-per-second', '0'];
+  const args = ['gateway', '--port', String(port), '--data-dir', dataDir, '--ops-port', String(opsPort), '--max-publishes-per-second', '0'];
   if (opts.sinks) args.push('--sinks', opts.sinks);
   if (opts.kafkaBrokers) args.push('--kafka-brokers', opts.kafkaBrokers);
+  if (opts.cluster) args.push('--reuse-port', 'true', '--cluster-redis-url', opts.cluster.redisUrl);
   const gw = spawnNode(FLEET_BIN, args, { core: opts.core, env: { FLEET_LOG_LEVEL: 'warn' } });
   // At warn level it says nothing when ready: ready is its port accepting connections.
   await waitFor(
     `the gateway on port ${port}`,
     () => {
       if (gw.child.exitCode !== null) throw new Error(`the gateway exited with ${gw.child.exitCode}`);
-      return portOpen(port);
+      return opsPort < 0 ? portOpen(port) : portOpen(opsPort);
     },
     60_000,
     100,

@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { int, list } from '../shared/config.js';
+import { bool, int, list } from '../shared/config.js';
 import { MAX_BATCH_READINGS } from '../shared/contract/batch.js';
 import { DEFAULT_CLOCK_AHEAD_MS, MAX_CLOCK_AHEAD_MS } from '../shared/contract/validate.js';
 import { STREAMS } from '../shared/contract/topics.js';
@@ -101,6 +103,27 @@ export const gatewayConfigSchema = z
       .default(200)
       .describe('first retry delay of a batch a sink refused; doubles with jitter while the PUBACK waits'),
     sinkRetryMaxMs: int().min(10).default(10_000).describe('longest retry delay of a batch a sink refused'),
+    // Nothing is stored there: any Redis, restarted at will, does (gateway/README.md).
+    clusterRedisUrl: z
+      .string()
+      .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+      .optional()
+      .describe(
+        'Redis linking the gateways of a cluster: vehicle status, alerts and acknowledgements reach every gateway, and a vehicle taken over by another gateway has its old session closed (none: this gateway alone)',
+      ),
+    gatewayId: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . -')
+      .optional()
+      .meta({
+        description: 'name of this gateway in the cluster and its logs, unique in the cluster',
+        defaultText: 'HOSTNAME-RANDOM, new at each start',
+      }),
+    reusePort: bool()
+      .default(false)
+      .describe(
+        'share the MQTT port with other gateway processes on this host (Linux SO_REUSEPORT): the kernel spreads new connections over them',
+      ),
     ...opsSettings(OPS_PORTS.gateway),
   })
   .strict()
@@ -138,9 +161,20 @@ export const streamPathOf = (c: { dataDir: string; streamPath?: string }) => c.s
 export const credentialsPathOf = (c: { dataDir: string; credentialsFile?: string }) =>
   c.credentialsFile ?? join(c.dataDir, CREDENTIALS_FILE);
 
+/**
+ * A new name at each start unless one is set: aedes on other gateways remembers the last
+ * message counter it saw from each name, and would take a restarted gateway's messages,
+ * counted from 1 again, for repeats.
+ */
+const defaultGatewayId = () =>
+  `${hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .slice(0, 48)}-${randomBytes(4).toString('hex')}`;
+
 export function gatewayOptions(c: GatewayConfig): GatewayOptions {
   return {
     ...c,
+    gatewayId: c.gatewayId ?? defaultGatewayId(),
     credentialsPath: credentialsPathOf(c),
     tls: c.auth === 'mtls' ? { cert: c.tlsCert!, key: c.tlsKey!, ca: c.tlsCa!, crl: c.tlsCrl } : undefined,
     deadLetterPath: join(c.dataDir, 'dead-letters.db'),

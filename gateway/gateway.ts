@@ -24,6 +24,7 @@ import { statusProblem } from './status-check.js';
 import { RateLimiter } from '../shared/rate-limiter.js';
 import type { GatewayConfig } from './gateway-config.js';
 import { sinkRecord, type Sink, type SinkRecord } from './sink.js';
+import { ClusterLink, type ClusterPacket } from './cluster/cluster-link.js';
 
 /**
  * The gateway's settings as gateway-config.ts declares and validates them, with its file
@@ -50,7 +51,11 @@ export type GatewayOptions = Pick<
   | 'sinkRetryMaxMs'
   | 'opsHost'
   | 'opsPort'
+  | 'clusterRedisUrl'
+  | 'reusePort'
 > & {
+  /** aedes's broker id: unique in the cluster. */
+  gatewayId: string;
   /** Hashed per-vehicle secrets (password mode). */
   credentialsPath: string;
   /** mqtts on the main port (mtls mode). */
@@ -90,6 +95,8 @@ interface ClientState {
   /** Batches that arrived while the client's previous sink writes were under way. */
   queue: PendingWrite[];
   writing: boolean;
+  /** The gateway the vehicle connected to since, which closes this session: its Last Will would say offline. */
+  takenOverBy?: string;
 }
 
 /**
@@ -117,8 +124,10 @@ export class Gateway {
   /** Serials the fleet CA's revocation list names (mtls), re-read when it changes. */
   private revoked: ReadonlySet<string> = new Set();
   private readonly clients = new WeakMap<Client, ClientState>();
-  /** Connected clients, so a revocation can reach the sessions already open. */
-  private readonly connected = new Set<Client>();
+  /** Connected clients by client id, so a revocation or another gateway's takeover can reach the sessions already open. */
+  private readonly connected = new Map<string, Client>();
+  /** Links this gateway to the others of its cluster, when it has one. */
+  private cluster?: ClusterLink;
   /** Whether a client's waiting batches may be written together (see KEEPS_TURN_ORDER). */
   private readonly writesTogether: boolean;
   /**
@@ -208,6 +217,11 @@ export class Gateway {
           this.set(deadLetters.stats().bytes);
         },
       }),
+      takenOver: new Counter({
+        name: 'fleet_gateway_sessions_taken_over_total',
+        help: 'Sessions closed here because their client connected to another gateway of the cluster',
+        registers: r,
+      }),
       clients: new Gauge({
         name: 'fleet_gateway_connected_clients',
         help: 'Connected MQTT clients',
@@ -224,8 +238,18 @@ export class Gateway {
     if (tls?.crl) this.revoked = readRevocationList(tls.crl, tls.ca);
     this.credentials?.load();
     for (const sink of this.sinks) await sink.start();
+    if (this.opts.clusterRedisUrl) {
+      this.cluster = new ClusterLink(
+        { redisUrl: this.opts.clusterRedisUrl, gatewayId: this.opts.gatewayId },
+        this.log,
+        this.registry,
+        (packet) => this.fromCluster(packet),
+      );
+      this.cluster.start();
+    }
     this.broker = await Aedes.createBroker({
-      id: 'fleet-gateway',
+      id: this.opts.gatewayId,
+      mq: this.cluster,
       // The packet guard cuts a connection without CONNECT first, naming why; aedes's own timer is a backstop.
       connectTimeout: 2 * this.opts.connectTimeoutMs,
       preConnect: (client, packet, done) => {
@@ -237,11 +261,11 @@ export class Gateway {
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
     });
     this.broker.on('clientReady', (c) => {
-      this.connected.add(c);
+      this.connected.set(c.id, c);
       this.log.info({ vehicle: this.vehicleOf(c) }, 'client connected');
     });
     this.broker.on('clientDisconnect', (c) => {
-      this.connected.delete(c);
+      if (this.connected.get(c.id) === c) this.connected.delete(c.id);
       this.log.info({ vehicle: this.vehicleOf(c) }, 'client disconnected');
     });
     this.broker.on('clientError', (c, err) => this.clientFailed(c, err));
@@ -250,6 +274,7 @@ export class Gateway {
     this.listeners = new Listeners({
       host: opts.host,
       port: opts.port,
+      reusePort: opts.reusePort,
       tls: opts.tls,
       serviceHost: opts.serviceHost,
       servicePort: opts.servicePort,
@@ -278,6 +303,8 @@ export class Gateway {
         auth: opts.auth,
         tls: opts.tls !== undefined,
         sinks: this.sinks.map((s) => s.name),
+        gatewayId: opts.gatewayId,
+        cluster: this.cluster !== undefined,
       },
       'gateway listening',
     );
@@ -301,6 +328,9 @@ export class Gateway {
       connections: { open: this.openConnections(), authenticated: clients, max: this.opts.maxConnections },
       deadLetters: this.deadLetterHealth(),
       sinks,
+      // Not part of `ok`: a gateway without its cluster link still takes telemetry, and a
+      // balancer that dropped every gateway when Redis went down would stop the whole fleet.
+      ...(this.cluster ? { cluster: this.cluster.health() } : {}),
     };
   }
 
@@ -347,9 +377,32 @@ export class Gateway {
     this.log.info('gateway stopped');
   }
 
+  /**
+   * A message from another gateway of the cluster, before it is delivered here. A client that
+   * connected there is closed here by aedes (`$SYS/{gateway}/new/clients`); marked first, so
+   * its Last Will, which would say offline, is not published. A retained status is kept, as
+   * if published here, so a service subscribing here is given every vehicle's.
+   */
+  private async fromCluster(packet: ClusterPacket): Promise<void> {
+    const announced = /^\$SYS\/([^/]+)\/new\/clients$/.exec(packet.topic);
+    if (announced) {
+      const client = this.connected.get(packet.payload.toString('utf8'));
+      const state = client && this.clients.get(client);
+      if (!client || !state) return;
+      state.takenOverBy = announced[1]!;
+      this.metrics.takenOver.inc();
+      this.log.info(
+        { vehicle: this.vehicleOf(client), gateway: announced[1] },
+        'client connected to another gateway: its session here is closed',
+      );
+    } else if (packet.retain && this.broker) {
+      await persistenceOf(this.broker).storeRetained(packet);
+    }
+  }
+
   /** A vehicle revoked while connected is cut off at once, not only refused when it comes back. */
   private disconnectRevoked(): void {
-    for (const client of this.connected) {
+    for (const client of this.connected.values()) {
       const vehicle = this.vehicleOf(client);
       if (vehicle === undefined) continue;
       const socket = socketOf(client);
@@ -464,6 +517,12 @@ export class Gateway {
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
     if (client === null) return done(null); // the gateway's own publishes
+    const takenOverBy = this.clients.get(client)?.takenOverBy;
+    // The only publish of a session being closed is its Last Will, and the vehicle is online elsewhere.
+    if (takenOverBy !== undefined) {
+      this.log.info({ vehicle: client.id, gateway: takenOverBy, topic: packet.topic }, 'Last Will of a session taken over not published');
+      return done(new Error(`the session was taken over by gateway ${takenOverBy}`));
+    }
     // Taken first, so that every PUBLISH is looked at in the order the guard saw them.
     const sentBytes = client.conn instanceof GuardedConnection ? client.conn.takeShortened(packet.topic) : undefined;
     const state = this.clients.get(client);
@@ -590,7 +649,7 @@ export class Gateway {
    * session keeps the notice for its next connection).
    */
   private connectionCut(conn: GuardedConnection, reason: GuardViolation, detail: string): void {
-    const client = [...this.connected].find((c) => c.conn === conn);
+    const client = [...this.connected.values()].find((c) => c.conn === conn);
     const vehicle = client && this.vehicleOf(client);
     this.metrics.connectRefused.inc({ reason });
     this.log.warn({ vehicle, remote: conn.socket.remoteAddress, reason, detail }, 'connection cut');
@@ -699,6 +758,11 @@ export class Gateway {
       this.log.warn({ vehicle, err: err.message }, 'rejection notice not sent'),
     );
   }
+}
+
+/** aedes keeps its persistence on the broker without declaring it; this is the one call made on it here. */
+function persistenceOf(broker: Aedes): { storeRetained(packet: ClusterPacket): Promise<void> } {
+  return (broker as unknown as { persistence: { storeRetained(packet: ClusterPacket): Promise<void> } }).persistence;
 }
 
 /** The client's own socket, under the packet guard every listener puts in front of aedes. */

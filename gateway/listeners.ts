@@ -17,6 +17,8 @@ export interface TlsFiles {
 export interface ListenerOptions {
   host: string;
   port: number;
+  /** Share the main port with other processes (SO_REUSEPORT): the kernel spreads connections over them. */
+  reusePort: boolean;
   /** With TLS files the main listener speaks mqtts and asks every client for a certificate. */
   tls?: TlsFiles;
   /** A second, plain listener for cloud services (-1: none); vehicles are refused there in mtls mode. */
@@ -86,7 +88,7 @@ export class Listeners {
       this.main = createTcpServer(accept);
     }
     this.count(this.main);
-    await listenOn(this.main, opts.port, opts.host);
+    await listenOn(this.main, opts.port, opts.host, opts.reusePort);
     if (opts.servicePort >= 0) {
       this.service = createTcpServer(accept);
       this.count(this.service);
@@ -127,10 +129,10 @@ function readTls(files: TlsFiles): SecureContextOptions {
   };
 }
 
-function listenOn(server: Server, port: number, host: string): Promise<void> {
+function listenOn(server: Server, port: number, host: string, reusePort = false): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, reusePort }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the system and its tests need on a fresh Debian machine: Node.js 24 (the
 # pinned LTS, below), the Mosquitto broker (interop tests and the gateway benchmark's peer),
+# Redis (the gateway cluster's link between gateways, in its tests and benchmark),
 # socat (serial tests), faketime (an agent booting with its clock at 1970), shellcheck and
 # systemd-analyze (checks of the Raspberry Pi install kit), Chromium (console browser
 # tests), the npm packages (better-sqlite3 builds from source with the machine's compiler),
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v mosquitto >/dev/null || missing+=(mosquitto)
+command -v redis-server >/dev/null || missing+=(redis-server)
 command -v socat >/dev/null || missing+=(socat)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null || missing+=(systemd)

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { int, list } from './config.js';
 import { AWS_REGION, GATEWAY_URL, LOOPBACK_HOST } from './defaults.js';
+import { gatewayUrlsProblem } from './gateway-urls.js';
 
 /**
  * Settings that several commands have, declared once: a command's schema spreads or uses
@@ -14,6 +15,16 @@ export const opsSettings = (port: number) => ({
 });
 
 export const gatewayUrl = z.string().url().default(GATEWAY_URL).describe('gateway URL');
+
+/** An agent's gateways: one URL, or several to fail over between. */
+export const gatewayUrls = z
+  .string()
+  .default(GATEWAY_URL)
+  .superRefine((value, ctx) => {
+    const problem = gatewayUrlsProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .describe('gateway URL, or several comma-separated to fail over between');
 
 /** Bootstrap brokers; `min` 1 where a command cannot run without Kafka. */
 export const kafkaBrokers = (min = 0) =>

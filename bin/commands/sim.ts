@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { simHzSetting } from '../../agent/agent-config.js';
 import { int } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
-import { gatewayUrl, opsSettings } from '../../shared/settings.js';
+import { gatewayUrls, opsSettings } from '../../shared/settings.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
@@ -17,7 +17,7 @@ export const simConfigSchema = z
       .regex(/^[A-Za-z0-9_-]{1,40}$/)
       .default('truck-')
       .describe('vehicle id prefix'),
-    mqttUrl: gatewayUrl,
+    mqttUrl: gatewayUrls,
     dataDir: z.string().default(DATA_DIRS.sim).describe('where the trucks keep their buffers'),
     simHz: simHzSetting,
     overheatTruck: int().min(1).optional().describe('this truck (1-based) overheats'),

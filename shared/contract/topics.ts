@@ -45,4 +45,6 @@ export interface VehicleStatus {
   online: boolean;
   at: number;
   agentVersion?: string;
+  /** The gateway URL the agent is connected through (of those it may fail over between). */
+  gateway?: string;
 }

@@ -317,6 +317,14 @@ describe('bad input on the command line', () => {
       [['gateway'], /^ {2}env FLEET_SINK_RETRY_MAX_MS: sinkRetryMaxMs: expected number to be >=10$/m, { FLEET_SINK_RETRY_MAX_MS: '5' }],
       [['detector', '--webhook-timeout-ms', '10'], /^ {2}flag --webhook-timeout-ms: webhookTimeoutMs: expected number to be >=100$/m],
       [['agent', '--vehicle', 't1', '--compress', 'maybe'], /^ {2}flag --compress: compress: expected boolean/m],
+      [
+        ['agent', '--vehicle', 't1', '--mqtt-url', 'mqtt://gw-1:1883,gw-2:1883'],
+        /^ {2}flag --mqtt-url: mqttUrl: gw-2:1883: a gateway URL starts with mqtt:\/\/ or mqtts:\/\/$/m,
+      ],
+      [
+        ['gateway', '--cluster-redis-url', 'localhost:6379'],
+        /^ {2}flag --cluster-redis-url: clusterRedisUrl: must be a redis:\/\/ or rediss:\/\/ URL$/m,
+      ],
       [['sim', '--sinks', 'kafka'], /unknown option '--sinks'/],
       [['replay', '--rules', 'r.json', '--csv', 'x.csv', '--window', 'soon'], /^ {2}flag --window: window: expected number/m],
       [['replay', '--csv', 'x.csv'], /required option '--rules <file>' not specified/],
@@ -359,7 +367,10 @@ describe('bad input on the command line', () => {
     const missing = Object.keys(agentConfigSchema.shape).filter((k) => k !== 'faults' && !help.includes(flag(k)));
     assert.deepEqual(missing, []);
     assert.ok(!help.includes('--faults'), 'faults are objects: config file only');
-    assert.match(help, /--mqtt-url <url> +gateway URL \(default: mqtt:\/\/127\.0\.0\.1:1883\)/);
+    assert.match(
+      help,
+      /--mqtt-url <url>\s+gateway URL, or several comma-separated to\s+fail over between \(default:\s+mqtt:\/\/127\.0\.0\.1:1883\)/,
+    );
   });
 
   it('an unknown flag exits 2 with usage help', async () => {

@@ -4,6 +4,7 @@ import { afterEach, describe, it, vi } from 'vitest';
 import { Aedes, type Client, type ConnectPacket, type PublishPacket } from 'aedes';
 import { pino } from 'pino';
 import { AgentLink, type LinkOptions } from '../../../agent/link.js';
+import { gatewayAddresses } from '../../../shared/gateway-urls.js';
 import { readAlertAck } from '../../../shared/contract/alert-ack.js';
 import { topics } from '../../../shared/contract/topics.js';
 import { waitFor } from '../../support/harness.js';
@@ -128,7 +129,7 @@ async function setUp(opts: Partial<LinkOptions> = {}) {
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   const link = new AgentLink(
     {
-      url: `mqtt://127.0.0.1:${broker.port}`,
+      gateways: gatewayAddresses(`mqtt://127.0.0.1:${broker.port}`),
       vehicle: V,
       keepaliveS: 30,
       reconnectBaseMs: 20,
@@ -278,6 +279,56 @@ describe('the agent link', () => {
       cleanups.push(() => back.close());
       await waitFor('reconnected', () => t.link.connected, 10_000);
       assert.equal(back.connects[0]?.clientId, V);
+    });
+  });
+
+  describe('with several gateways', () => {
+    /** A link given two gateways, started on the one its vehicle id hashes to. */
+    async function twoGateways() {
+      const a = await new Broker().start();
+      const b = await new Broker().start();
+      cleanups.push(() => b.close());
+      const urls = [`mqtt://127.0.0.1:${a.port}`, `mqtt://127.0.0.1:${b.port}`];
+      const t = await setUp({ gateways: gatewayAddresses(urls.join(',')) });
+      cleanups.push(() => a.close());
+      const failovers: [string, string][] = [];
+      t.link.on('failover', (from, to) => failovers.push([from, to]));
+      t.link.start();
+      await waitFor('up', () => t.link.connected);
+      const [first, second] = a.connects.length > 0 ? [a, b] : [b, a];
+      const [firstUrl, secondUrl] = first === a ? urls : [urls[1]!, urls[0]!];
+      return { ...t, first, second, firstUrl: firstUrl!, secondUrl: secondUrl!, failovers };
+    }
+
+    it('moves to the other gateway when its own goes away, follows its topics there and says which gateway it is on', async () => {
+      const t = await twoGateways();
+      assert.equal(t.link.gateway, t.firstUrl);
+      await waitFor('online on the first', () => t.first.onlines() === 1);
+      assert.equal(t.first.statusesPublished()[0]!.gateway, t.firstUrl, 'the status names the gateway');
+      await t.first.close();
+      await waitFor('online on the second', () => t.second.onlines() === 1, 10_000);
+      assert.equal(t.link.gateway, t.secondUrl);
+      assert.equal(t.second.statusesPublished()[0]!.gateway, t.secondUrl);
+      assert.deepEqual(
+        t.second.events.filter((e) => e.startsWith('subscribe')),
+        [`subscribe ${topics.alerts(V)}`, `subscribe ${topics.rejected(V)}`],
+        'a gateway without its session is asked for the subscriptions again',
+      );
+      assert.deepEqual(t.failovers, [[t.firstUrl, t.secondUrl]]);
+      assert.ok(t.lines.some((l) => l.msg === 'failed over to another gateway' && l.from === t.firstUrl && l.to === t.secondUrl));
+    });
+
+    it('goes round the list while none answers, then connects to the first that does', async () => {
+      const t = await twoGateways();
+      const ports = [t.first.port, t.second.port];
+      await t.first.close();
+      await t.second.close();
+      await waitFor('attempts at both', () => t.lines.filter((l) => l.msg === 'gateway link error').length >= 4, 10_000);
+      const back = await new Broker().start(ports[1]);
+      cleanups.push(() => back.close());
+      await waitFor('connected to the one that came back', () => t.link.connected, 10_000);
+      assert.equal(back.connects[0]?.clientId, V);
+      assert.equal(t.link.gateway, t.secondUrl);
     });
   });
 

@@ -116,7 +116,10 @@ describe('--help', () => {
     assert.match(gateway.get('--sink-retry-max-ms')!, /^--sink-retry-max-ms <ms> {2}longest retry delay .* \(default: 10000\)$/);
     assert.match(gateway.get('--port')!, /\(default: 1883\)$/);
     assert.match(helpLines(detectorCommand()).get('--webhook-timeout-ms')!, /^--webhook-timeout-ms <ms> {2}.* \(default: 5000\)$/);
-    assert.match(helpLines(agentCommand()).get('--mqtt-url')!, /^--mqtt-url <url> {2}gateway URL \(default: mqtt:\/\/127\.0\.0\.1:1883\)$/);
+    assert.match(
+      helpLines(agentCommand()).get('--mqtt-url')!,
+      /^--mqtt-url <url> {2}gateway URL, or several comma-separated to fail over between \(default: mqtt:\/\/127\.0\.0\.1:1883\)$/,
+    );
     assert.match(helpLines(agentCommand()).get('--ops-port')!, /\(default: 9101\)$/);
     assert.match(helpLines(consoleCommand()).get('--console-token')!, /\(prefer FLEET_CONSOLE_TOKEN\)$/);
   });
