@@ -106,7 +106,8 @@ export class Agent {
       {
         gateways: gatewayAddresses(opts.mqttUrl),
         vehicle: opts.vehicle,
-        username: opts.username,
+        // In password mode the user name is the vehicle id; MQTT 3.1.1 sends no password without one.
+        username: opts.username ?? (opts.password === undefined ? undefined : opts.vehicle),
         password: opts.password,
         tls: opts.tls,
         keepaliveS: opts.keepaliveS,

@@ -3,8 +3,9 @@
 # pinned LTS, below), the Mosquitto broker (interop tests and the gateway benchmark's peer),
 # Redis (the gateway cluster's link between gateways, in its tests and benchmark),
 # socat (serial tests), faketime (an agent booting with its clock at 1970), shellcheck and
-# systemd-analyze (checks of the Raspberry Pi install kit), Chromium (console browser
-# tests), the npm packages (better-sqlite3 builds from source with the machine's compiler),
+# systemd-analyze (checks of the Raspberry Pi install kit and the cloud services' unit),
+# iproute2 (`ip netns`: hosts as network namespaces in the multi-host tests), Chromium
+# (console browser tests), the npm packages (better-sqlite3 builds from source with the machine's compiler),
 # an Apache Kafka broker's jars from Maven Central and a moto server in a Python venv (both
 # cached under .cache/).
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v socat >/dev/null || missing+=(socat)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v faketime >/dev/null || missing+=(faketime)
+command -v ip >/dev/null || missing+=(iproute2)
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

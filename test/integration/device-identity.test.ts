@@ -347,6 +347,31 @@ describe('password mode: per-vehicle secrets stored hashed', () => {
     );
   });
 
+  it('`fleet agent` given only its secret connects as its vehicle id', async () => {
+    const secret = await enroll('truck-pw');
+    const agent = runFleet(
+      [
+        'agent',
+        '--vehicle',
+        'truck-pw',
+        '--mqtt-url',
+        cloud.mqttUrl,
+        '--data-dir',
+        join(dir, 'agent-pw'),
+        '--ops-port',
+        '-1',
+        '--sim-hz',
+        '5',
+      ],
+      { FLEET_PASSWORD: secret },
+    );
+    try {
+      await waitFor("the agent's readings stored", () => storedSeqs(cloud.detector, 'truck-pw').length >= 10, 20_000, 100);
+    } finally {
+      await kill(agent, 'SIGKILL');
+    }
+  });
+
   it('a revoked vehicle is cut off within seconds, and gets CONNACK 5 when it comes back', async () => {
     const secret = await enroll('truck-r');
     const session = await waitFor(

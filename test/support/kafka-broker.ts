@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +9,8 @@ import { ROOT } from './paths.js';
 
 const run = promisify(execFile);
 const LIBS = join(ROOT, '.cache', 'kafka', 'libs');
+/** `node kafka-ready.js BOOTSTRAP` (test/support/kafka-ready.ts, built into dist/): exits 0 once a client can talk to the broker. */
+export const KAFKA_READY = join(ROOT, 'dist', 'test', 'support', 'kafka-ready.js');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 
@@ -25,16 +27,32 @@ export interface KafkaBroker {
   dumpLog(topic: string, partition: number): Promise<string>;
 }
 
+/** A broker on a host of a test network (test/support/hosts.ts) instead of this machine's loopback. */
+export interface KafkaHost {
+  /** The host's address: the broker listens on it and gives it to clients. */
+  address: string;
+  /** Starts a process inside the host (Network.spawner). */
+  spawn: (command: string, args: string[], options: SpawnOptions) => ChildProcess;
+  /** Whether a client can talk to the broker at `bootstrap`, asked from inside the network. */
+  ready: (bootstrap: string) => Promise<boolean>;
+}
+
+/** The ports of a broker on a host of its own, where nothing else listens. */
+const HOST_PORTS = { client: 9092, controller: 9093 };
+
 /**
  * A real single-node KRaft broker (Kafka from Maven Central, run by the machine's Java) in
- * a fresh temp dir on free ports. Its output goes to broker.log in that dir.
+ * a fresh temp dir, on free ports of 127.0.0.1 or on a test host's address (9092). Its
+ * output goes to broker.log in that dir.
  */
-export async function startKafka(opts: { partitionsDefault?: number } = {}): Promise<KafkaBroker> {
+export async function startKafka(opts: { partitionsDefault?: number; host?: KafkaHost } = {}): Promise<KafkaBroker> {
   if (!hasJars()) await run('bash', [join(ROOT, 'scripts', 'services', 'kafka.sh'), 'fetch'], { timeout: 600_000 });
   const dir = tempDir('fleet-kafka-');
-  const [port, controllerPort] = [await freePort(), await freePort()];
+  const { host } = opts;
+  const address = host?.address ?? '127.0.0.1';
+  const [port, controllerPort] = host ? [HOST_PORTS.client, HOST_PORTS.controller] : [await freePort(), await freePort()];
   const props = join(dir, 'server.properties');
-  writeFileSync(props, serverProperties(dir, port, controllerPort, opts.partitionsDefault ?? 1));
+  writeFileSync(props, serverProperties(dir, address, port, controllerPort, opts.partitionsDefault ?? 1));
   writeFileSync(join(dir, 'log4j2.properties'), LOG4J);
   // A cluster id is 16 random bytes in base64url; joined with `=`, since one starting with `-` reads as a flag.
   const clusterId = randomBytes(16).toString('base64url');
@@ -42,7 +60,8 @@ export async function startKafka(opts: { partitionsDefault?: number } = {}): Pro
     timeout: 60_000,
   });
 
-  const bootstrap = `127.0.0.1:${port}`;
+  const bootstrap = `${address}:${port}`;
+  const ready = host ? host.ready : inProcessProbe;
   let child: ChildProcess | undefined;
   let gone = Promise.resolve();
   // A test that dies mid-way must not leave a JVM behind.
@@ -50,7 +69,7 @@ export async function startKafka(opts: { partitionsDefault?: number } = {}): Pro
 
   const launch = async () => {
     const log = openSync(join(dir, 'broker.log'), 'a');
-    const c = spawn(
+    const c = (host?.spawn ?? spawn)(
       'java',
       ['-Xmx512m', '-Xms128m', `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`, '-cp', `${LIBS}/*`, 'kafka.Kafka', props],
       { stdio: ['ignore', log, log] },
@@ -58,7 +77,7 @@ export async function startKafka(opts: { partitionsDefault?: number } = {}): Pro
     closeSync(log);
     child = c;
     gone = new Promise((resolve) => c.once('exit', () => resolve()));
-    await waitReady(bootstrap, c, dir);
+    await waitReady(bootstrap, c, dir, ready);
   };
 
   await launch();
@@ -100,13 +119,13 @@ function hasJars(): boolean {
   return existsSync(LIBS) && readdirSync(LIBS).some((f) => f.endsWith('.jar'));
 }
 
-function serverProperties(dir: string, port: number, controllerPort: number, partitions: number): string {
+function serverProperties(dir: string, address: string, port: number, controllerPort: number, partitions: number): string {
   return `${[
     'process.roles=broker,controller',
     'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `controller.quorum.voters=1@${address}:${controllerPort}`,
+    `listeners=PLAINTEXT://${address}:${port},CONTROLLER://${address}:${controllerPort}`,
+    `advertised.listeners=PLAINTEXT://${address}:${port}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
@@ -131,7 +150,27 @@ const LOG4J = `${[
 ].join('\n')}\n`;
 
 /** Ready means a client can talk to it, not only that the port is open. */
-async function waitReady(bootstrap: string, child: ChildProcess, dir: string): Promise<void> {
+async function waitReady(
+  bootstrap: string,
+  child: ChildProcess,
+  dir: string,
+  ready: (bootstrap: string) => Promise<boolean>,
+): Promise<void> {
+  await waitFor(
+    `the Kafka broker on ${bootstrap}`,
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`the Kafka broker exited (${child.exitCode ?? child.signalCode}); see ${join(dir, 'broker.log')}:\n${tail(dir)}`);
+      }
+      return ready(bootstrap);
+    },
+    READY_TIMEOUT_MS,
+    250,
+  );
+}
+
+/** Asks the broker for its cluster from this process. */
+export async function inProcessProbe(bootstrap: string): Promise<boolean> {
   const admin = new Kafka({
     brokers: [bootstrap],
     clientId: 'kafka-broker-probe',
@@ -139,22 +178,10 @@ async function waitReady(bootstrap: string, child: ChildProcess, dir: string): P
     retry: { retries: 0 },
   }).admin();
   try {
-    await waitFor(
-      `the Kafka broker on ${bootstrap}`,
-      async () => {
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`the Kafka broker exited (${child.exitCode ?? child.signalCode}); see ${join(dir, 'broker.log')}:\n${tail(dir)}`);
-        }
-        try {
-          await admin.connect();
-          return (await admin.describeCluster()).brokers.length > 0;
-        } catch {
-          return false;
-        }
-      },
-      READY_TIMEOUT_MS,
-      250,
-    );
+    await admin.connect();
+    return (await admin.describeCluster()).brokers.length > 0;
+  } catch {
+    return false;
   } finally {
     await admin.disconnect();
   }
