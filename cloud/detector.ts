@@ -112,6 +112,7 @@ export class Detector {
     return {
       ok: this.running && poll.ok && dispatcher.ok,
       source: this.source.name,
+      ...(this.source.health ? { sourceDetail: this.source.health() } : {}),
       poll,
       channels: this.opts.channels.map((c) => c.name),
       ...(dispatcher.ledger ? { ledger: dispatcher.ledger } : {}),

@@ -22,5 +22,7 @@ export interface TelemetrySource {
   poll(max: number): Promise<SourcedRecord[]>;
   /** Everything up to this record's position has been fully handled. */
   commit(record: SourcedRecord): Promise<void>;
+  /** Detail for the detector's health endpoint, where the source has any (a Kinesis reader's shards). */
+  health?(): Record<string, unknown>;
   close(): Promise<void>;
 }

@@ -15,6 +15,7 @@ import {
   type PutRecordsCommandOutput,
   type PutRecordsRequestEntry,
 } from '@aws-sdk/client-kinesis';
+import { LocalShardAssignment } from '../../cloud/sources/kinesis-local-assignment.js';
 import { KinesisSource, type KinesisRecord } from '../../cloud/sources/kinesis-source.js';
 import { IotCoreSink, MAX_PUBLISH_BYTES, type ReportedState } from '../../gateway/sinks/iot-core/iot-core-sink.js';
 import { chunkCalls, KinesisSink, MAX_BYTES_PER_CALL } from '../../gateway/sinks/kinesis/kinesis-sink.js';
@@ -87,7 +88,14 @@ describe('Kinesis and IoT Core on a moto server', () => {
   const dir = tempDir('fleet-kinesis-');
   const aws = () => ({ ...CREDS, endpoint: moto.endpoint });
   const source = (streamName: string, checkpoint: string, rebuildMs: number) =>
-    new KinesisSource({ ...aws(), streamName, checkpointPath: join(dir, checkpoint), rebuildMs, idleReadMs: 50, listShardsMs: 100 });
+    new KinesisSource({
+      ...aws(),
+      streamName,
+      assignment: new LocalShardAssignment(join(dir, checkpoint), streamName),
+      rebuildMs,
+      idleReadMs: 50,
+      listShardsMs: 100,
+    });
   const shardsOf = async (streamName: string) => (await kinesis.send(new ListShardsCommand({ StreamName: streamName }))).Shards ?? [];
 
   beforeAll(async () => {
