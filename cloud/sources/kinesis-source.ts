@@ -59,6 +59,8 @@ interface ShardState {
   endingSeq?: bigint;
   iterator?: string;
   lastRead?: string;
+  /** Handed out and not handled: read again from this record. */
+  resumeAt?: string;
   /** Records up to this sequence number were handled before the restart. */
   rebuildThrough?: bigint;
   ended: boolean;
@@ -151,6 +153,22 @@ export class KinesisSource implements TelemetrySource {
     }
   }
 
+  /**
+   * The detector could not handle what it was handed (its store refused, say): each shard is
+   * read again from its first record not committed, so nothing handed out is skipped.
+   */
+  rewind(): Promise<void> {
+    const first = new Map<string, Position>();
+    for (const p of this.delivered) if (!first.has(p.shardId)) first.set(p.shardId, p);
+    this.delivered = [];
+    for (const [id, p] of first) {
+      const state = this.shards.get(id);
+      if (state?.held)
+        Object.assign(state, { iterator: undefined, lastRead: undefined, resumeAt: p.sequence, ended: false, nextReadAt: 0 });
+    }
+    return Promise.resolve();
+  }
+
   /** For the health endpoint: the shards this reader holds, and each shard's phase. */
   health(): Record<string, unknown> {
     return { shardsHeld: this.assignment.held(), shards: this.status() };
@@ -194,6 +212,7 @@ export class KinesisSource implements TelemetrySource {
       rebuildThrough: checkpoint && this.opts.rebuildMs > 0 ? BigInt(checkpoint.sequence) : undefined,
       iterator: undefined,
       lastRead: undefined,
+      resumeAt: undefined,
       ended: false,
       nextReadAt: 0,
       failures: 0,
@@ -202,7 +221,7 @@ export class KinesisSource implements TelemetrySource {
 
   /** Stops reading a shard another reader now holds; what was handed out of it is not this reader's to commit. */
   private letGo(state: ShardState): void {
-    Object.assign(state, { held: false, iterator: undefined, lastRead: undefined, ended: false });
+    Object.assign(state, { held: false, iterator: undefined, lastRead: undefined, resumeAt: undefined, ended: false });
     this.delivered = this.delivered.filter((p) => p.shardId !== state.id);
     this.lag?.remove(state.id);
   }
@@ -305,7 +324,9 @@ export class KinesisSource implements TelemetrySource {
   private async openIterator(shard: ShardState): Promise<string> {
     const checkpoint = shard.checkpoint;
     let start: Pick<GetShardIteratorCommandInput, 'ShardIteratorType' | 'StartingSequenceNumber' | 'Timestamp'>;
-    if (shard.lastRead !== undefined) {
+    if (shard.resumeAt !== undefined) {
+      start = { ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: shard.resumeAt };
+    } else if (shard.lastRead !== undefined) {
       start = { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: shard.lastRead };
     } else if (checkpoint === undefined) {
       start = { ShardIteratorType: 'TRIM_HORIZON' };
@@ -316,6 +337,7 @@ export class KinesisSource implements TelemetrySource {
       shard.lastRead = checkpoint.sequence;
     }
     const out = await this.client.send(new GetShardIteratorCommand({ StreamName: this.streamName, ShardId: shard.id, ...start }));
+    shard.resumeAt = undefined;
     return out.ShardIterator!;
   }
 }

@@ -22,6 +22,8 @@ export interface TelemetrySource {
   poll(max: number): Promise<SourcedRecord[]>;
   /** Everything up to this record's position has been fully handled. */
   commit(record: SourcedRecord): Promise<void>;
+  /** Hands out again, on the next polls, everything handed out and not committed: the detector failed to handle it. */
+  rewind?(): Promise<void>;
   /** Detail for the detector's health endpoint, where the source has any (a Kinesis reader's shards). */
   health?(): Record<string, unknown>;
   close(): Promise<void>;

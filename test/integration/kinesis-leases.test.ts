@@ -304,7 +304,19 @@ describe('Kinesis shard leases in DynamoDB on a moto server', () => {
         () => fleet.every((v) => storedSeqs(v).length === rounds * READINGS_PER_BATCH),
         60_000,
         200,
-      );
+      ).catch((err: Error) => {
+        const missing = fleet
+          .filter((v) => storedSeqs(v).length !== rounds * READINGS_PER_BATCH)
+          .map((v) => `${v}: ${storedSeqs(v).length}`);
+        const logs = [...detectors].map(
+          ([n, d]) =>
+            `${n}: ${d.proc.lines
+              .filter((l) => !l.includes('"level":30'))
+              .slice(-15)
+              .join('\n')}`,
+        );
+        throw new Error(`${err.message}\n${missing.join(', ')}\n${logs.join('\n')}`);
+      });
       for (const v of fleet) assert.deepEqual(storedSeqs(v), range(1, rounds * READINGS_PER_BATCH), v);
     }
 
@@ -398,6 +410,9 @@ describe('Kinesis shard leases in DynamoDB on a moto server', () => {
       // The two share the shards again; nothing new was written, so no checkpoint has a reason to move.
       await held({ b: 2, c: 2 }, 60_000);
       for (const l of await leasesNow()) assert.equal(l.checkpoint, before.get(l.shardId), l.shardId);
+      // Rounds 9 and 10 came while c was stopped, on its iterators: b stored them all, and c read none of them.
+      assert.equal(await metric('c', 'fleet_detector_readings_total'), 0);
+      assert.equal(await metric('c', 'fleet_detector_duplicates_total'), 0);
       await write(stream, [11], fleet);
       await allStored(11);
     });

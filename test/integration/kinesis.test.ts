@@ -193,6 +193,32 @@ describe('Kinesis and IoT Core on a moto server', () => {
     });
   });
 
+  describe('a batch the detector could not handle', () => {
+    it('is handed out again from the first record not committed, in order per vehicle', async () => {
+      const stream = 'fleet.rewind';
+      await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 2 }));
+      const sink = new KinesisSink({ ...aws(), streamName: stream });
+      await sink.start();
+      for (const round of [1, 2]) await Promise.all(VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now()))));
+      await sink.close();
+      const src = source(stream, 'rewind.db', 0);
+      const first = await readAll(src, 40);
+      assert.equal(first.length, 40);
+      await src.commit(first[9]!);
+      // The detector's store refused the rest: it rewinds, as after any failed round.
+      await src.rewind();
+      const again = await readAll(src, 30);
+      const key = (r: KinesisRecord) => `${r.shardId}/${r.sequenceNumber}`;
+      assert.deepEqual(again.map(key).sort(), first.slice(10).map(key).sort());
+      for (const [vehicle, rounds] of roundsByVehicle([...first.slice(0, 10), ...again])) assert.deepEqual(rounds, [1, 2], vehicle);
+      await src.commit(again.at(-1)!);
+      await src.close();
+      const restarted = source(stream, 'rewind.db', 0);
+      assert.deepEqual(await readAll(restarted, 0), [], 'everything committed');
+      await restarted.close();
+    });
+  });
+
   describe('partial failures', () => {
     const stream = 'fleet.faults';
 
