@@ -109,10 +109,11 @@ export class Detector {
     const dispatcher = this.dispatcher.health();
     const f = this.pollFailure;
     const poll = f ? { ok: false, detail: f.error, failures: f.failures, since: f.since } : { ok: true };
+    const sourceDetail = this.source.health?.();
     return {
-      ok: this.running && poll.ok && dispatcher.ok,
+      ok: this.running && poll.ok && dispatcher.ok && sourceDetail?.ok !== false,
       source: this.source.name,
-      ...(this.source.health ? { sourceDetail: this.source.health() } : {}),
+      ...(sourceDetail ? { sourceDetail } : {}),
       poll,
       channels: this.opts.channels.map((c) => c.name),
       ...(dispatcher.ledger ? { ledger: dispatcher.ledger } : {}),

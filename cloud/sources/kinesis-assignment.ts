@@ -1,5 +1,14 @@
 import type { Checkpoint } from './kinesis-checkpoints.js';
 
+// A type, not an interface, so that it fits the health endpoint's open record.
+export type AssignmentHealth = {
+  ok: boolean;
+  shardsHeld: number;
+  /** Why not ok, and since when. */
+  detail?: string;
+  since?: number;
+};
+
 /** A shard as ListShards names it. */
 export interface ListedShard {
   shardId: string;
@@ -22,7 +31,7 @@ export interface ShardAssignment {
   save(checkpoints: Map<string, Checkpoint>): Promise<string[]>;
   /** Records that a shard was read to its end and every record of it handled. */
   finish(shardId: string): Promise<void>;
-  /** For health: how many shards this reader holds. */
-  held(): number;
+  /** For health: how many shards this reader holds, and whether it can keep them (the lease table answers). */
+  health(): AssignmentHealth;
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AwsOptions } from '../../shared/aws-client-config.js';
 import type { Logger } from '../../shared/log.js';
 import { sleep } from '../../shared/sleep.js';
-import type { ListedShard, ShardAssignment } from './kinesis-assignment.js';
+import type { AssignmentHealth, ListedShard, ShardAssignment } from './kinesis-assignment.js';
 import type { Checkpoint } from './kinesis-checkpoints.js';
 import { LeaseCoordinator } from './kinesis-lease-coordinator.js';
 import { DynamoLeaseTable, SHARD_END } from './kinesis-lease-table.js';
@@ -30,6 +30,8 @@ export class LeaseShardAssignment implements ShardAssignment {
   private readonly stopping = new AbortController();
   private starting?: Promise<void>;
   private loop?: Promise<void>;
+  /** While lease rounds fail: the last error, and since when. */
+  private roundFailure?: { error: string; since: number };
   private readonly metrics;
 
   constructor(private readonly opts: LeaseAssignmentOptions) {
@@ -90,8 +92,13 @@ export class LeaseShardAssignment implements ShardAssignment {
     if (await this.coordinator.checkpoint(shardId, SHARD_END, Date.now())) await this.coordinator.release(shardId);
   }
 
-  held(): number {
-    return this.coordinator.readable().length;
+  /** Unhealthy while lease rounds fail: the detector then reads less and less, and soon nothing. */
+  health(): AssignmentHealth {
+    const shardsHeld = this.coordinator.readable().length;
+    const f = this.roundFailure;
+    return f
+      ? { ok: false, shardsHeld, detail: `lease table ${this.opts.tableName}: ${f.error}`, since: f.since }
+      : { ok: true, shardsHeld };
   }
 
   async close(): Promise<void> {
@@ -121,8 +128,10 @@ export class LeaseShardAssignment implements ShardAssignment {
         const { taken, lost } = await this.coordinator.round();
         this.metrics.taken.inc(taken.length);
         this.metrics.lost.inc(lost.length);
+        this.roundFailure = undefined;
       } catch (err) {
         const e = err as Error;
+        this.roundFailure = { error: `${e.name}: ${e.message}`, since: this.roundFailure?.since ?? Date.now() };
         this.opts.log?.warn({ table: this.opts.tableName, err: `${e.name}: ${e.message}` }, 'kinesis lease round failed, retrying');
       }
       await sleep(this.opts.leaseTimeMs / ROUNDS_PER_LEASE_TIME, this.stopping.signal);

@@ -1,4 +1,4 @@
-import type { ListedShard, ShardAssignment } from './kinesis-assignment.js';
+import type { AssignmentHealth, ListedShard, ShardAssignment } from './kinesis-assignment.js';
 import { KinesisCheckpoints, type Checkpoint } from './kinesis-checkpoints.js';
 
 /**
@@ -43,8 +43,8 @@ export class LocalShardAssignment implements ShardAssignment {
     return Promise.resolve();
   }
 
-  held(): number {
-    return this.shards.length;
+  health(): AssignmentHealth {
+    return { ok: true, shardsHeld: this.shards.length };
   }
 
   close(): Promise<void> {

@@ -12,7 +12,7 @@ import { backoffDelay } from '../../shared/backoff.js';
 import { decodeStreamRecord } from '../../shared/contract/stream-record.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import type { Logger } from '../../shared/log.js';
-import type { ShardAssignment } from './kinesis-assignment.js';
+import type { AssignmentHealth, ShardAssignment } from './kinesis-assignment.js';
 import type { Checkpoint } from './kinesis-checkpoints.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
 
@@ -169,9 +169,9 @@ export class KinesisSource implements TelemetrySource {
     return Promise.resolve();
   }
 
-  /** For the health endpoint: the shards this reader holds, and each shard's phase. */
-  health(): Record<string, unknown> {
-    return { shardsHeld: this.assignment.held(), shards: this.status() };
+  /** For the health endpoint: the shards this reader holds, whether it can keep them, and each shard's phase. */
+  health(): AssignmentHealth & { shards: ShardStatus[] } {
+    return { ...this.assignment.health(), shards: this.status() };
   }
 
   /** Each shard and where its reading stands, for health and tests. */

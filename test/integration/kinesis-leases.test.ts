@@ -137,6 +137,37 @@ describe('Kinesis shard leases in DynamoDB on a moto server', () => {
       leases.close();
     });
 
+    it('a reader whose lease table stops answering is unhealthy, and holds nothing once its leases could have expired', async () => {
+      // A moto server of its own, to stop.
+      const own = await startMoto();
+      const ownAws = { ...CREDS, endpoint: own.endpoint };
+      const ownKinesis = new KinesisClient(awsClientConfig(ownAws));
+      try {
+        const stream = 'fleet.lonely';
+        await ownKinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 1 }));
+        const leaseTimeMs = 2_000;
+        const reader = new KinesisSource({
+          ...ownAws,
+          streamName: stream,
+          assignment: new LeaseShardAssignment({ ...ownAws, tableName: 'leases-lonely', workerId: 'lonely', leaseTimeMs }),
+          rebuildMs: 0,
+          listShardsMs: 200,
+        });
+        open.push(reader);
+        await waitFor('the lease held', async () => (await reader.poll(10), reader.health().shardsHeld === 1), 30_000);
+        assert.equal(reader.health().ok, true);
+        await own.stop();
+        const stoppedAt = Date.now();
+        const unhealthy = await waitFor('unhealthy', () => !reader.health().ok && reader.health(), 30_000);
+        assert.match(unhealthy.detail ?? '', /^lease table leases-lonely: /);
+        await waitFor('nothing held', () => reader.health().shardsHeld === 0, 30_000);
+        assert.ok(Date.now() - stoppedAt <= leaseTimeMs + 2_000, `held for ${Date.now() - stoppedAt} ms`);
+      } finally {
+        ownKinesis.destroy();
+        await own.stop();
+      }
+    });
+
     /** Polls the readers in turn, committing what each read, until `done`; every record in read order, with its reader. */
     async function readTogether(readers: KinesisSource[], done: (reads: KinesisRecord[]) => boolean, observe = () => {}) {
       const reads: (KinesisRecord & { reader: number })[] = [];

@@ -16,6 +16,8 @@ class ScriptedSource implements TelemetrySource {
   polls = 0;
   rewinds = 0;
   failWith?: string;
+  /** What the source says of itself on the health endpoint. */
+  detail = { ok: true, shardsHeld: 1 };
 
   async poll(): Promise<SourcedRecord[]> {
     this.polls++;
@@ -27,6 +29,10 @@ class ScriptedSource implements TelemetrySource {
 
   async rewind(): Promise<void> {
     this.rewinds++;
+  }
+
+  health() {
+    return this.detail;
   }
 
   async close(): Promise<void> {}
@@ -87,6 +93,18 @@ describe('the detector while its source fails', () => {
     const polls = t.source.polls;
     await waitFor('more rounds', () => t.source.polls >= polls + 3);
     assert.equal(t.source.rewinds, rewinds, 'a round that succeeds rewinds nothing');
+  });
+
+  it('is unhealthy while its source says it cannot keep its shards, though polls succeed', async () => {
+    const t = setUp(10);
+    await t.detector.start();
+    running.push(t.detector);
+    await waitFor('a poll', () => t.source.polls >= 1);
+    assert.deepEqual(t.detector.health().sourceDetail, { ok: true, shardsHeld: 1 });
+    assert.equal(t.detector.health().ok, true);
+    t.source.detail = { ok: false, shardsHeld: 0 };
+    assert.equal(t.detector.health().ok, false);
+    assert.equal(t.detector.health().poll.ok, true);
   });
 
   it('keeps the time the failures began while they go on', async () => {
