@@ -148,7 +148,7 @@ export class Detector {
         this.pollSucceeded();
       } catch (err) {
         this.pollFailed(err as Error);
-        // A source that can hands the unhandled records out again at once; the others do after a restart.
+        // Sources that can rewind hand the unhandled records out again at once; the others do after a restart.
         await this.source.rewind?.().catch((e: Error) => this.log.error({ err: e.message }, 'source rewind failed'));
       }
       if (records.length < this.opts.pollMaxRecords) await sleep(this.opts.pollIntervalMs, this.stopping.signal);
