@@ -16,6 +16,19 @@ export const detectorConfigSchema = z
     kafkaBrokers: kafkaBrokers().default([]),
     kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic'),
     kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream'),
+    kinesisLeases: z.string().min(3).max(255).optional().meta({
+      description: 'DynamoDB table of shard leases, so several detectors share the stream (the table is created if missing)',
+      defaultText: 'none: this detector reads every shard, checkpoints in DATA_DIR',
+    }),
+    kinesisLeaseTimeMs: int()
+      .min(1000)
+      .default(10_000)
+      .describe('with leases: a detector that has not renewed its lease for this long loses the shard to another'),
+    kinesisWorkerId: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: "with leases: this detector's name as lease owner", defaultText: 'HOST-PID' }),
     // The console reads the same file.
     storePath: z
       .string()

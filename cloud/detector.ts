@@ -109,9 +109,11 @@ export class Detector {
     const dispatcher = this.dispatcher.health();
     const f = this.pollFailure;
     const poll = f ? { ok: false, detail: f.error, failures: f.failures, since: f.since } : { ok: true };
+    const sourceDetail = this.source.health?.();
     return {
-      ok: this.running && poll.ok && dispatcher.ok,
+      ok: this.running && poll.ok && dispatcher.ok && sourceDetail?.ok !== false,
       source: this.source.name,
+      ...(sourceDetail ? { sourceDetail } : {}),
       poll,
       channels: this.opts.channels.map((c) => c.name),
       ...(dispatcher.ledger ? { ledger: dispatcher.ledger } : {}),
@@ -146,6 +148,8 @@ export class Detector {
         this.pollSucceeded();
       } catch (err) {
         this.pollFailed(err as Error);
+        // Sources that can rewind hand the unhandled records out again at once; the others do after a restart.
+        await this.source.rewind?.().catch((e: Error) => this.log.error({ err: e.message }, 'source rewind failed'));
       }
       if (records.length < this.opts.pollMaxRecords) await sleep(this.opts.pollIntervalMs, this.stopping.signal);
     }

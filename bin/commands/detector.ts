@@ -6,6 +6,7 @@ import { Detector } from '../../cloud/detector.js';
 import { detectorConfigSchema, loadRules, storePathOf, type DetectorConfig } from '../../cloud/detector-config.js';
 import { createSource } from '../../cloud/sources/create-source.js';
 import { createLogger, type Logger } from '../../shared/log.js';
+import { createRegistry } from '../../shared/ops-server.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export function detectorCommand(): Command {
@@ -27,7 +28,8 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
   const channels = config.dispatch === 'here' ? createChannels(config, `detector-${config.consumerGroup}-${process.pid}`, log) : [];
   mkdirSync(config.dataDir, { recursive: true });
   // Two windows back: the open window plus the one whose verdict may not have been committed.
-  const source = createSource(config, 2 * rules.windowMs, log);
+  const registry = createRegistry('detector');
+  const source = createSource(config, 2 * rules.windowMs, log, registry);
   const detector = new Detector(
     {
       storePath: storePathOf(config),
@@ -42,6 +44,7 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
     rules,
     source,
     log,
+    registry,
   );
   await detector.start();
   return detector;

@@ -6,18 +6,20 @@ import {
   type GetShardIteratorCommandInput,
   type Shard,
 } from '@aws-sdk/client-kinesis';
+import { Gauge, type Registry } from 'prom-client';
 import { awsClientConfig, type AwsOptions } from '../../shared/aws-client-config.js';
 import { backoffDelay } from '../../shared/backoff.js';
 import { decodeStreamRecord } from '../../shared/contract/stream-record.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import type { Logger } from '../../shared/log.js';
-import { KinesisCheckpoints, type Checkpoint } from './kinesis-checkpoints.js';
+import type { AssignmentHealth, ShardAssignment } from './kinesis-assignment.js';
+import type { Checkpoint } from './kinesis-checkpoints.js';
 import type { SourcedRecord, TelemetrySource } from './source.js';
 
 export interface KinesisSourceOptions extends AwsOptions {
   streamName?: string;
-  /** SQLite file of this consumer's checkpoints (one file per consumer). */
-  checkpointPath: string;
+  /** Which shards this reader reads and where their checkpoints are kept. */
+  assignment: ShardAssignment;
   /** On start, each shard is re-read from this long before its checkpoint to rebuild open windows. */
   rebuildMs: number;
   /** Pause before reading a caught-up shard again. */
@@ -26,6 +28,8 @@ export interface KinesisSourceOptions extends AwsOptions {
   listShardsMs?: number;
   /** Where skipped records and read errors that `poll` does not throw are reported. */
   log?: Logger;
+  /** Where the shard lag gauge is registered. */
+  registry?: Registry;
 }
 
 /** A record with the Kinesis position it came from; `offset` counts records in delivery order. */
@@ -34,7 +38,8 @@ export interface KinesisRecord extends SourcedRecord {
   sequenceNumber: string;
 }
 
-export type ShardPhase = 'waiting' | 'reading' | 'ended';
+/** `elsewhere`: another reader holds the shard's lease. */
+export type ShardPhase = 'waiting' | 'reading' | 'ended' | 'elsewhere';
 
 export interface ShardStatus {
   shardId: string;
@@ -45,10 +50,17 @@ export interface ShardStatus {
 interface ShardState {
   id: string;
   parents: string[];
+  /** This reader holds the shard (always, without leases), from `checkpoint` on. */
+  held: boolean;
+  checkpoint?: Checkpoint;
+  /** Read to its end and every record handled: recorded with the assignment. */
+  finished: boolean;
   /** Set once the shard is closed (split or merged): nothing is written to it after this. */
   endingSeq?: bigint;
   iterator?: string;
   lastRead?: string;
+  /** Handed out and not handled: read again from this record. */
+  resumeAt?: string;
   /** Records up to this sequence number were handled before the restart. */
   rebuildThrough?: bigint;
   ended: boolean;
@@ -66,9 +78,12 @@ const MIN_READ_SPACING_MS = 200;
 const MAX_ERROR_BACKOFF_MS = 10_000;
 
 /**
- * Reads a Kinesis stream shard by shard, with its checkpoints in SQLite. A vehicle's
- * records are in one shard at a time, so order per vehicle holds as long as a shard made
- * by a split or merge is read only after its parents are read to their end.
+ * Reads a Kinesis stream shard by shard: every shard, or those whose leases this reader
+ * holds (see kinesis-assignment.ts). A vehicle's records are in one shard at a time, so
+ * order per vehicle holds as long as a shard made by a split or merge is read only after
+ * its parents are read to their end and handled. A shard whose lease is lost is dropped at
+ * once: records of it handed out but not committed are stored again by its new holder,
+ * which dedupe makes harmless, and its checkpoint is no longer this reader's to move.
  */
 export class KinesisSource implements TelemetrySource {
   readonly name = 'kinesis';
@@ -76,8 +91,8 @@ export class KinesisSource implements TelemetrySource {
   /** Records that did not decode; they are skipped and their position committed with the next. */
   readonly counters = { invalid: 0 };
   private readonly client: KinesisClient;
-  private readonly store: KinesisCheckpoints;
-  private readonly checkpoints: Map<string, Checkpoint>;
+  private readonly assignment: ShardAssignment;
+  private readonly lag?: Gauge<'shard'>;
   private readonly shards = new Map<string, ShardState>();
   private listedAt = -Infinity;
   private offset = 0;
@@ -86,12 +101,19 @@ export class KinesisSource implements TelemetrySource {
   constructor(private readonly opts: KinesisSourceOptions) {
     this.streamName = opts.streamName ?? STREAMS.telemetry;
     this.client = new KinesisClient(awsClientConfig(opts));
-    this.store = new KinesisCheckpoints(opts.checkpointPath);
-    this.checkpoints = this.store.of(this.streamName);
+    this.assignment = opts.assignment;
+    if (opts.registry)
+      this.lag = new Gauge({
+        name: 'fleet_detector_kinesis_shard_lag_ms',
+        help: 'How far behind the newest record of each shard this detector reads (MillisBehindLatest)',
+        labelNames: ['shard'] as const,
+        registers: [opts.registry],
+      });
   }
 
   async poll(max: number): Promise<KinesisRecord[]> {
     if (Date.now() - this.listedAt >= (this.opts.listShardsMs ?? 10_000)) await this.listShards();
+    await this.followAssignment();
     const out: KinesisRecord[] = [];
     let failure: Error | undefined;
     for (const shard of this.readable()) {
@@ -115,13 +137,41 @@ export class KinesisSource implements TelemetrySource {
     for (const p of done) last.set(p.shardId, p);
     const moved = new Map<string, Checkpoint>();
     for (const p of last.values()) {
-      const current = this.checkpoints.get(p.shardId);
+      const state = this.shards.get(p.shardId);
+      if (!state?.held) continue;
+      const current = state.checkpoint;
       // Re-read rebuild records come before the checkpoint: they must not move it back.
       if (current && BigInt(p.sequence) <= BigInt(current.sequence)) continue;
       moved.set(p.shardId, { sequence: p.sequence, arrivedAt: p.arrivedAt });
     }
-    this.store.save(this.streamName, moved);
-    for (const [shard, c] of moved) this.checkpoints.set(shard, c);
+    const refused = new Set(await this.assignment.save(moved));
+    for (const [shard, c] of moved) {
+      const state = this.shards.get(shard);
+      if (!state) continue;
+      if (refused.has(shard)) this.letGo(state);
+      else state.checkpoint = c;
+    }
+  }
+
+  /**
+   * The detector could not handle what it was handed (its store refused, say): each shard is
+   * read again from its first record not committed, so nothing handed out is skipped.
+   */
+  rewind(): Promise<void> {
+    const first = new Map<string, Position>();
+    for (const p of this.delivered) if (!first.has(p.shardId)) first.set(p.shardId, p);
+    this.delivered = [];
+    for (const [id, p] of first) {
+      const state = this.shards.get(id);
+      if (state?.held)
+        Object.assign(state, { iterator: undefined, lastRead: undefined, resumeAt: p.sequence, ended: false, nextReadAt: 0 });
+    }
+    return Promise.resolve();
+  }
+
+  /** For the health endpoint: the shards this reader holds, whether it can keep them, and each shard's phase. */
+  health(): AssignmentHealth & { shards: ShardStatus[] } {
+    return { ...this.assignment.health(), shards: this.status() };
   }
 
   /** Each shard and where its reading stands, for health and tests. */
@@ -130,13 +180,50 @@ export class KinesisSource implements TelemetrySource {
     return [...this.shards.values()].map((s) => ({
       shardId: s.id,
       parents: s.parents,
-      phase: s.ended ? 'ended' : readable.has(s) ? 'reading' : 'waiting',
+      phase: s.ended || s.finished ? 'ended' : readable.has(s) ? 'reading' : s.held ? 'waiting' : 'elsewhere',
     }));
   }
 
   async close(): Promise<void> {
     this.client.destroy();
-    this.store.close();
+    await this.assignment.close();
+  }
+
+  /**
+   * Takes up the shards the assignment gave this reader, drops those it lost, and records
+   * the shards read to their end whose records were all handled.
+   */
+  private async followAssignment(): Promise<void> {
+    const owned = this.assignment.owned();
+    for (const state of this.shards.values()) {
+      if (state.held && state.ended && !state.finished && !this.delivered.some((p) => p.shardId === state.id)) {
+        await this.assignment.finish(state.id);
+        state.finished = true;
+      }
+      if (!state.held && owned.has(state.id)) this.takeUp(state, owned.get(state.id));
+      else if (state.held && !state.finished && !owned.has(state.id)) this.letGo(state);
+    }
+  }
+
+  private takeUp(state: ShardState, checkpoint: Checkpoint | undefined): void {
+    Object.assign(state, {
+      held: true,
+      checkpoint,
+      rebuildThrough: checkpoint && this.opts.rebuildMs > 0 ? BigInt(checkpoint.sequence) : undefined,
+      iterator: undefined,
+      lastRead: undefined,
+      resumeAt: undefined,
+      ended: false,
+      nextReadAt: 0,
+      failures: 0,
+    });
+  }
+
+  /** Stops reading a shard another reader now holds; what was handed out of it is not this reader's to commit. */
+  private letGo(state: ShardState): void {
+    Object.assign(state, { held: false, iterator: undefined, lastRead: undefined, resumeAt: undefined, ended: false });
+    this.delivered = this.delivered.filter((p) => p.shardId !== state.id);
+    this.lag?.remove(state.id);
   }
 
   private async listShards(): Promise<void> {
@@ -155,11 +242,11 @@ export class KinesisSource implements TelemetrySource {
       const id = s.ShardId!;
       let state = this.shards.get(id);
       if (!state) {
-        const checkpoint = this.checkpoints.get(id);
         state = {
           id,
           parents: [s.ParentShardId, s.AdjacentParentShardId].filter((p): p is string => p !== undefined),
-          rebuildThrough: checkpoint && this.opts.rebuildMs > 0 ? BigInt(checkpoint.sequence) : undefined,
+          held: false,
+          finished: false,
           ended: false,
           nextReadAt: 0,
           failures: 0,
@@ -169,13 +256,20 @@ export class KinesisSource implements TelemetrySource {
       const ending = s.SequenceNumberRange?.EndingSequenceNumber;
       state.endingSeq = ending === undefined ? undefined : BigInt(ending);
     }
+    await this.assignment.addShards([...this.shards.values()].map((s) => ({ shardId: s.id, parents: s.parents })));
     this.listedAt = Date.now();
   }
 
   private readable(): ShardState[] {
     return [...this.shards.values()]
-      .filter((s) => !s.ended && s.parents.every((p) => this.shards.get(p)?.ended ?? true))
+      .filter((s) => s.held && !s.ended && s.parents.every((p) => this.parentDone(p)))
       .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** A parent read to its end here, finished by another reader, or gone past the retention period. */
+  private parentDone(id: string): boolean {
+    const parent = this.shards.get(id);
+    return !parent || parent.ended || parent.finished || this.assignment.finished(id);
   }
 
   private async read(shard: ShardState, limit: number): Promise<KinesisRecord[]> {
@@ -221,15 +315,18 @@ export class KinesisSource implements TelemetrySource {
       shard.ended = true;
       this.listedAt = -Infinity;
     }
+    this.lag?.set({ shard: shard.id }, out.MillisBehindLatest ?? 0);
     const behind = records.length === limit || (out.MillisBehindLatest ?? 0) > 0;
     shard.nextReadAt = now + (behind ? MIN_READ_SPACING_MS : (this.opts.idleReadMs ?? 1_000));
     return records;
   }
 
   private async openIterator(shard: ShardState): Promise<string> {
-    const checkpoint = this.checkpoints.get(shard.id);
+    const checkpoint = shard.checkpoint;
     let start: Pick<GetShardIteratorCommandInput, 'ShardIteratorType' | 'StartingSequenceNumber' | 'Timestamp'>;
-    if (shard.lastRead !== undefined) {
+    if (shard.resumeAt !== undefined) {
+      start = { ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: shard.resumeAt };
+    } else if (shard.lastRead !== undefined) {
       start = { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: shard.lastRead };
     } else if (checkpoint === undefined) {
       start = { ShardIteratorType: 'TRIM_HORIZON' };
@@ -240,6 +337,7 @@ export class KinesisSource implements TelemetrySource {
       shard.lastRead = checkpoint.sequence;
     }
     const out = await this.client.send(new GetShardIteratorCommand({ StreamName: this.streamName, ShardId: shard.id, ...start }));
+    shard.resumeAt = undefined;
     return out.ShardIterator!;
   }
 }

@@ -1,4 +1,5 @@
 import type { StreamRecord } from '../../shared/contract/stream-record.js';
+import type { Health } from '../../shared/ops-server.js';
 
 /** A stream record as a source hands it out: decoded, with its position in the stream. */
 export interface SourcedRecord extends StreamRecord {
@@ -22,5 +23,9 @@ export interface TelemetrySource {
   poll(max: number): Promise<SourcedRecord[]>;
   /** Everything up to this record's position has been fully handled. */
   commit(record: SourcedRecord): Promise<void>;
+  /** Hands out again, on the next polls, everything handed out and not committed: the detector failed to handle it. */
+  rewind?(): Promise<void>;
+  /** Detail for the detector's health endpoint, where the source has any (a Kinesis reader's shards); `ok: false` makes the detector unhealthy. */
+  health?(): Health;
   close(): Promise<void>;
 }

@@ -15,6 +15,7 @@ import {
   type PutRecordsCommandOutput,
   type PutRecordsRequestEntry,
 } from '@aws-sdk/client-kinesis';
+import { LocalShardAssignment } from '../../cloud/sources/kinesis-local-assignment.js';
 import { KinesisSource, type KinesisRecord } from '../../cloud/sources/kinesis-source.js';
 import { IotCoreSink, MAX_PUBLISH_BYTES, type ReportedState } from '../../gateway/sinks/iot-core/iot-core-sink.js';
 import { chunkCalls, KinesisSink, MAX_BYTES_PER_CALL } from '../../gateway/sinks/kinesis/kinesis-sink.js';
@@ -87,7 +88,14 @@ describe('Kinesis and IoT Core on a moto server', () => {
   const dir = tempDir('fleet-kinesis-');
   const aws = () => ({ ...CREDS, endpoint: moto.endpoint });
   const source = (streamName: string, checkpoint: string, rebuildMs: number) =>
-    new KinesisSource({ ...aws(), streamName, checkpointPath: join(dir, checkpoint), rebuildMs, idleReadMs: 50, listShardsMs: 100 });
+    new KinesisSource({
+      ...aws(),
+      streamName,
+      assignment: new LocalShardAssignment(join(dir, checkpoint), streamName),
+      rebuildMs,
+      idleReadMs: 50,
+      listShardsMs: 100,
+    });
   const shardsOf = async (streamName: string) => (await kinesis.send(new ListShardsCommand({ StreamName: streamName }))).Shards ?? [];
 
   beforeAll(async () => {
@@ -181,6 +189,32 @@ describe('Kinesis and IoT Core on a moto server', () => {
 
       const restarted = source(stream, 'a.db', 0);
       assert.deepEqual((await readAll(restarted, 20)).map(roundOf), Array(20).fill(7));
+      await restarted.close();
+    });
+  });
+
+  describe('a batch the detector could not handle', () => {
+    it('is handed out again from the first record not committed, in order per vehicle', async () => {
+      const stream = 'fleet.rewind';
+      await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 2 }));
+      const sink = new KinesisSink({ ...aws(), streamName: stream });
+      await sink.start();
+      for (const round of [1, 2]) await Promise.all(VEHICLES.map((v) => sink.write(sinkRecord(batchOf(v, round), Date.now()))));
+      await sink.close();
+      const src = source(stream, 'rewind.db', 0);
+      const first = await readAll(src, 40);
+      assert.equal(first.length, 40);
+      await src.commit(first[9]!);
+      // The detector's store refused the rest: it rewinds, as after any failed round.
+      await src.rewind();
+      const again = await readAll(src, 30);
+      const key = (r: KinesisRecord) => `${r.shardId}/${r.sequenceNumber}`;
+      assert.deepEqual(again.map(key).sort(), first.slice(10).map(key).sort());
+      for (const [vehicle, rounds] of roundsByVehicle([...first.slice(0, 10), ...again])) assert.deepEqual(rounds, [1, 2], vehicle);
+      await src.commit(again.at(-1)!);
+      await src.close();
+      const restarted = source(stream, 'rewind.db', 0);
+      assert.deepEqual(await readAll(restarted, 0), [], 'everything committed');
       await restarted.close();
     });
   });

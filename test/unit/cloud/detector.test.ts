@@ -14,7 +14,10 @@ let n = 0;
 class ScriptedSource implements TelemetrySource {
   readonly name = 'scripted';
   polls = 0;
+  rewinds = 0;
   failWith?: string;
+  /** What the source says of itself on the health endpoint. */
+  detail = { ok: true, shardsHeld: 1 };
 
   async poll(): Promise<SourcedRecord[]> {
     this.polls++;
@@ -23,6 +26,14 @@ class ScriptedSource implements TelemetrySource {
   }
 
   async commit(): Promise<void> {}
+
+  async rewind(): Promise<void> {
+    this.rewinds++;
+  }
+
+  health() {
+    return this.detail;
+  }
 
   async close(): Promise<void> {}
 }
@@ -67,6 +78,33 @@ describe('the detector while its source fails', () => {
     await waitFor('healthy again', () => t.detector.health().ok);
     assert.deepEqual(t.detector.health().poll, { ok: true });
     assert.ok(t.lines.some((l) => l.msg === 'detector polls again'));
+  });
+
+  it('asks the source to hand out again what a failed round did not handle, and only then', async () => {
+    const t = setUp(10);
+    t.source.failWith = 'store locked';
+    await t.detector.start();
+    running.push(t.detector);
+    await waitFor('two failed rounds', () => t.source.polls >= 2);
+    t.source.failWith = undefined;
+    await waitFor('healthy again', () => t.detector.health().ok);
+    const rewinds = t.source.rewinds;
+    assert.ok(rewinds >= 2, `${rewinds} rewinds`);
+    const polls = t.source.polls;
+    await waitFor('more rounds', () => t.source.polls >= polls + 3);
+    assert.equal(t.source.rewinds, rewinds, 'a round that succeeds rewinds nothing');
+  });
+
+  it('is unhealthy while its source says it cannot keep its shards, though polls succeed', async () => {
+    const t = setUp(10);
+    await t.detector.start();
+    running.push(t.detector);
+    await waitFor('a poll', () => t.source.polls >= 1);
+    assert.deepEqual(t.detector.health().sourceDetail, { ok: true, shardsHeld: 1 });
+    assert.equal(t.detector.health().ok, true);
+    t.source.detail = { ok: false, shardsHeld: 0 };
+    assert.equal(t.detector.health().ok, false);
+    assert.equal(t.detector.health().poll.ok, true);
   });
 
   it('keeps the time the failures began while they go on', async () => {
