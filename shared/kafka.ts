@@ -26,8 +26,8 @@ export async function ensureTopic(kafka: Kafka, topic: string, partitions: numbe
   await admin.connect();
   try {
     if (!(await admin.listTopics()).includes(topic)) {
-      // Not waitForLeaders: kafkajs gives up when the broker it asks does not know the new topic yet.
-      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] });
+      // kafkajs waits for leaders unless told not to, and gives up when the broker it asks does not know the new topic yet.
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: false });
     }
     const [meta] = (await topicMetadata(admin, topic)).topics;
     const have = meta?.partitions.length ?? 0;
