@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { int, parseFile } from '../shared/config.js';
 import { DATA_DIRS, OPS_PORTS, STORE_FILE, STREAM_FILE } from '../shared/defaults.js';
-import { kafkaBrokers, opsSettings } from '../shared/settings.js';
+import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } from '../shared/settings.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
@@ -15,18 +15,23 @@ export const detectorConfigSchema = z
     streamPath: z.string().default(`${DATA_DIRS.gateway}/${STREAM_FILE}`).describe('embedded stream written by the gateway'),
     kafkaBrokers: kafkaBrokers().default([]),
     kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic'),
+    // For the alert topic, which the detector creates when it dispatches over Kafka.
+    ...kafkaTopicSettings,
     kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream'),
     // The console reads the same file.
     storePath: z
       .string()
       .optional()
-      .meta({ description: 'operational store', defaultText: `DATA_DIR/${STORE_FILE}` }),
+      .meta({
+        description: 'operational store',
+        defaultText: `DATA_DIR/${STORE_FILE}`,
+      }),
     rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
     windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
-    freshnessMs: int()
-      .min(0)
-      .optional()
-      .meta({ description: 'alerts from windows older than this behind the vehicle are historical', defaultText: "the rules file's" }),
+    freshnessMs: int().min(0).optional().meta({
+      description: 'alerts from windows older than this behind the vehicle are historical',
+      defaultText: "the rules file's",
+    }),
     consumerGroup: z
       .string()
       .min(1)
@@ -44,7 +49,8 @@ export const detectorConfigSchema = z
   .refine((c) => (c.source !== 'kafka' && c.dispatch !== 'kafka') || c.kafkaBrokers.length > 0, {
     message: 'the kafka source and kafka dispatch need kafkaBrokers',
     path: ['kafkaBrokers'],
-  });
+  })
+  .refine(...kafkaReplicationFits);
 
 export type DetectorConfig = z.infer<typeof detectorConfigSchema>;
 
@@ -52,5 +58,9 @@ export const storePathOf = (c: { dataDir: string; storePath?: string }) => c.sto
 
 export function loadRules(c: Pick<DetectorConfig, 'rulesFile' | 'windowMs' | 'freshnessMs'>): RuleSet {
   const rules = c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES;
-  return { ...rules, windowMs: c.windowMs ?? rules.windowMs, freshnessMs: c.freshnessMs ?? rules.freshnessMs };
+  return {
+    ...rules,
+    windowMs: c.windowMs ?? rules.windowMs,
+    freshnessMs: c.freshnessMs ?? rules.freshnessMs,
+  };
 }

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type KafkaConfig, type logCreator } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type ConfigResourceTypes, type KafkaConfig, type logCreator } from 'kafkajs';
 import type { Logger } from './log.js';
 
 const PINO_LEVELS = { [logLevel.ERROR]: 'error', [logLevel.WARN]: 'warn', [logLevel.INFO]: 'info', [logLevel.DEBUG]: 'debug' } as const;
@@ -17,23 +17,87 @@ export function kafkaClient(brokers: string[], clientId: string, log: Logger, ex
   return new Kafka({ brokers, clientId, logLevel: logLevel.WARN, logCreator: kafkaLogTo(log), ...extra });
 }
 
+/** How a topic is made when it is missing. */
+export interface TopicSpec {
+  partitions: number;
+  /** Copies of each partition, on as many brokers (default 1). */
+  replicationFactor?: number;
+  /**
+   * The topic's min.insync.replicas: an acks=all write is acknowledged only once this many
+   * replicas have it, and refused while fewer are in sync (default: the broker's, 1).
+   */
+  minInsyncReplicas?: number;
+}
+
+const MIN_ISR = 'min.insync.replicas';
+/** ConfigResourceTypes.TOPIC: kafkajs declares the enum, but Node's ESM loader does not find it among its CommonJS exports. */
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+
 /**
- * Creates a topic with the wanted partitions unless it exists; never left to the broker's
- * auto-creation, which would give its default partition count. Returns the partition count.
+ * Creates a topic with the wanted partitions and replication unless it exists; never left to
+ * the broker's auto-creation, which would give its defaults. An existing topic is used as it
+ * is (changing partitions moves vehicles, changing replication is a reassignment: an
+ * operator's decisions), with a warning where it is short of the spec. Returns the partition count.
  */
-export async function ensureTopic(kafka: Kafka, topic: string, partitions: number, log: Logger): Promise<number> {
+export async function ensureTopic(kafka: Kafka, topic: string, spec: TopicSpec, log: Logger): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    if (!(await admin.listTopics()).includes(topic)) {
-      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-    }
+    if (!(await admin.listTopics()).includes(topic)) await createTopic(admin, topic, spec);
     const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
     const have = meta?.partitions.length ?? 0;
-    if (have < partitions)
-      log.warn({ topic, partitions: have, wanted: partitions }, 'topic exists with fewer partitions; using it as it is');
+    if (have < spec.partitions)
+      log.warn({ topic, partitions: have, wanted: spec.partitions }, 'topic exists with fewer partitions; using it as it is');
+    const replicas = Math.min(...(meta?.partitions ?? []).map((p) => p.replicas.length));
+    if (replicas < (spec.replicationFactor ?? 1))
+      log.warn(
+        { topic, replicationFactor: replicas, wanted: spec.replicationFactor },
+        'topic exists with fewer replicas; using it as it is',
+      );
+    if (spec.minInsyncReplicas !== undefined) {
+      const minIsr = await topicMinIsr(admin, topic);
+      if (minIsr < spec.minInsyncReplicas)
+        log.warn(
+          { topic, minInsyncReplicas: minIsr, wanted: spec.minInsyncReplicas },
+          'topic exists with a lower min.insync.replicas; using it as it is',
+        );
+    }
     return have;
   } finally {
     await admin.disconnect();
   }
+}
+
+async function createTopic(admin: Admin, topic: string, spec: TopicSpec): Promise<void> {
+  const { brokers } = await admin.describeCluster();
+  const replicationFactor = spec.replicationFactor ?? 1;
+  if (replicationFactor > brokers.length)
+    throw new Error(
+      `Kafka topic ${topic}: replication factor ${replicationFactor} needs as many brokers; the cluster has ${brokers.length} (kafkaReplicationFactor)`,
+    );
+  const configEntries = spec.minInsyncReplicas === undefined ? [] : [{ name: MIN_ISR, value: String(spec.minInsyncReplicas) }];
+  try {
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: spec.partitions, replicationFactor, configEntries }],
+      waitForLeaders: true,
+    });
+  } catch (err) {
+    // Another process may have created it in the meantime; anything else is named with the spec asked for.
+    if ((await admin.listTopics()).includes(topic)) return;
+    const e = err as Error & { errors?: { message: string }[] };
+    const detail = e.errors?.map((x) => x.message).join('; ') || e.message;
+    throw new Error(
+      `creating Kafka topic ${topic} (${spec.partitions} partitions, replication factor ${replicationFactor}` +
+        `${spec.minInsyncReplicas === undefined ? '' : `, ${MIN_ISR} ${spec.minInsyncReplicas}`}): ${detail}`,
+      { cause: err },
+    );
+  }
+}
+
+async function topicMinIsr(admin: Admin, topic: string): Promise<number> {
+  const { resources } = await admin.describeConfigs({
+    resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: [MIN_ISR] }],
+    includeSynonyms: false,
+  });
+  return Number(resources[0]?.configEntries.find((c) => c.configName === MIN_ISR)?.configValue ?? 1);
 }

@@ -35,7 +35,17 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
       pollMaxRecords: 1000,
       channels,
       alertStream:
-        config.dispatch === 'kafka' ? new KafkaAlertStream({ brokers: config.kafkaBrokers, clientId: 'fleet-detector' }, log) : undefined,
+        config.dispatch === 'kafka'
+          ? new KafkaAlertStream(
+              {
+                brokers: config.kafkaBrokers,
+                clientId: 'fleet-detector',
+                replicationFactor: config.kafkaReplicationFactor,
+                minInsyncReplicas: config.kafkaMinInsyncReplicas,
+              },
+              log,
+            )
+          : undefined,
       opsHost: config.opsHost,
       opsPort: config.opsPort,
     },

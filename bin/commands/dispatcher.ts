@@ -8,7 +8,7 @@ import { KafkaAlertStream } from '../../cloud/alerts/kafka-alert-stream.js';
 import { FleetStore } from '../../cloud/store.js';
 import { int } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
-import { kafkaBrokers, opsSettings } from '../../shared/settings.js';
+import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } from '../../shared/settings.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
@@ -17,7 +17,8 @@ import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-supp
 export const dispatcherConfigSchema = z
   .object({
     kafkaBrokers: kafkaBrokers(1).describe('comma-separated host:port of the Kafka cluster carrying fleet.alerts'),
-    alertsTopic: z.string().min(1).default(STREAMS.alerts).describe('alert topic'),
+    alertsTopic: z.string().min(1).default(STREAMS.alerts).describe('alert topic, created at start if missing'),
+    ...kafkaTopicSettings,
     consumerGroup: z.string().min(1).default('dispatcher').describe('dispatchers sharing it share the partitions'),
     dataDir: z.string().default(DATA_DIRS.dispatcher).describe('delivery ledger directory: which alert went to which channel'),
     // As the detector's rules: the cab is given an alert only this long after its window closed.
@@ -28,7 +29,8 @@ export const dispatcherConfigSchema = z
     ...channelSettings,
     ...opsSettings(OPS_PORTS.dispatcher),
   })
-  .strict();
+  .strict()
+  .refine(...kafkaReplicationFits);
 
 export function dispatcherCommand(): Command {
   const cmd = new Command('dispatcher').description(
@@ -43,14 +45,24 @@ export function dispatcherCommand(): Command {
       mkdirSync(c.dataDir, { recursive: true });
       const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
       const dispatcher = new AlertDispatcher(ledger.deliveries, channels, log, registry, { freshnessMs: c.freshnessMs });
-      const stream = new KafkaAlertStream({ brokers: c.kafkaBrokers, topic: c.alertsTopic, clientId: 'fleet-dispatcher' }, log);
+      const stream = new KafkaAlertStream(
+        {
+          brokers: c.kafkaBrokers,
+          topic: c.alertsTopic,
+          clientId: 'fleet-dispatcher',
+          groupId: c.consumerGroup,
+          replicationFactor: c.kafkaReplicationFactor,
+          minInsyncReplicas: c.kafkaMinInsyncReplicas,
+        },
+        log,
+      );
       const ops =
         c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() }), log) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.
       stopOnSignals([{ stop: async () => (ops?.close(), ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
       await stream.start();
       dispatcher.start();
-      await stream.consume(c.consumerGroup, async (events) => {
+      await stream.consume(async (events) => {
         ledger.transaction(() => ledger.applyAlertEvents(events, Date.now()));
         dispatcher.kick();
       });

@@ -25,99 +25,196 @@ export interface KafkaBroker {
   dumpLog(topic: string, partition: number): Promise<string>;
 }
 
+/** One node of a cluster: a combined KRaft controller and broker. */
+export interface KafkaNode extends KafkaBroker {
+  nodeId: number;
+  /** Whether its process is up (not stopped or killed). */
+  readonly running: boolean;
+}
+
+export interface KafkaCluster {
+  /** Every node's host:port: a client's bootstrap list. */
+  brokers: string[];
+  nodes: KafkaNode[];
+  node(nodeId: number): KafkaNode;
+  /** Each partition of a topic with its leader and in-sync replicas (node ids), as a running node reports them. */
+  partitions(topic: string): Promise<{ partition: number; leader: number; isr: number[] }[]>;
+  /** Stops every node still running. */
+  stop(): Promise<void>;
+}
+
 /**
  * A real single-node KRaft broker (Kafka from Maven Central, run by the machine's Java) in
  * a fresh temp dir on free ports. Its output goes to broker.log in that dir.
  */
 export async function startKafka(opts: { partitionsDefault?: number } = {}): Promise<KafkaBroker> {
+  const cluster = await startKafkaCluster(1, opts);
+  return cluster.nodes[0]!;
+}
+
+/**
+ * `size` real KRaft nodes, each a controller and a broker (so the controller quorum has
+ * `size` voters), on free ports of 127.0.0.1, each in a temp dir of its own with its log in
+ * broker.log. With three or more, the internal topics are replicated three times with two
+ * in sync at least, as a production cluster has them. Each JVM keeps to a small heap and
+ * few threads: three of them share two cores with the tests.
+ */
+export async function startKafkaCluster(size: number, opts: { partitionsDefault?: number } = {}): Promise<KafkaCluster> {
   if (!hasJars()) await run('bash', [join(ROOT, 'scripts', 'services', 'kafka.sh'), 'fetch'], { timeout: 600_000 });
-  const dir = tempDir('fleet-kafka-');
-  const [port, controllerPort] = [await freePort(), await freePort()];
-  const props = join(dir, 'server.properties');
-  writeFileSync(props, serverProperties(dir, port, controllerPort, opts.partitionsDefault ?? 1));
-  writeFileSync(join(dir, 'log4j2.properties'), LOG4J);
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ broker: await freePort(), controller: await freePort() })));
+  const voters = ports.map((p, i) => `${i + 1}@127.0.0.1:${p.controller}`).join(',');
   // A cluster id is 16 random bytes in base64url; joined with `=`, since one starting with `-` reads as a flag.
   const clusterId = randomBytes(16).toString('base64url');
-  await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props], {
-    timeout: 60_000,
-  });
+  const nodes = await Promise.all(
+    ports.map(async (p, i) => {
+      const dir = tempDir(`fleet-kafka-${i + 1}-`);
+      const props = join(dir, 'server.properties');
+      writeFileSync(props, serverProperties({ dir, nodeId: i + 1, ...p, voters, size, partitions: opts.partitionsDefault ?? 1 }));
+      writeFileSync(join(dir, 'log4j2.properties'), LOG4J);
+      await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props], {
+        timeout: 60_000,
+      });
+      return new Node(i + 1, dir, props, p.broker, size);
+    }),
+  );
+  // Launched together: a node is ready only once a majority of the quorum is up.
+  try {
+    await Promise.all(nodes.map((n) => n.launch()));
+  } catch (err) {
+    for (const n of nodes) n.kill();
+    throw err;
+  }
+  return {
+    brokers: nodes.map((n) => n.bootstrap),
+    nodes,
+    node(nodeId) {
+      const n = nodes.find((x) => x.nodeId === nodeId);
+      if (!n) throw new Error(`no Kafka node ${nodeId}`);
+      return n;
+    },
+    async partitions(topic) {
+      const up = nodes.filter((n) => n.running).map((n) => n.bootstrap);
+      const admin = new Kafka({ brokers: up, clientId: 'kafka-cluster-probe', logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      try {
+        const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+        return (meta?.partitions ?? [])
+          .map((p) => ({ partition: p.partitionId, leader: p.leader, isr: [...p.isr].sort() }))
+          .sort((a, b) => a.partition - b.partition);
+      } finally {
+        await admin.disconnect();
+      }
+    },
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop()));
+    },
+  };
+}
 
-  const bootstrap = `127.0.0.1:${port}`;
-  let child: ChildProcess | undefined;
-  let gone = Promise.resolve();
-  // A test that dies mid-way must not leave a JVM behind.
-  process.on('exit', () => child?.kill('SIGKILL'));
+class Node implements KafkaNode {
+  readonly bootstrap: string;
+  private child?: ChildProcess;
+  private gone = Promise.resolve();
 
-  const launch = async () => {
-    const log = openSync(join(dir, 'broker.log'), 'a');
+  constructor(
+    readonly nodeId: number,
+    private readonly dir: string,
+    private readonly props: string,
+    readonly port: number,
+    private readonly clusterSize: number,
+  ) {
+    this.bootstrap = `127.0.0.1:${port}`;
+    // A test that dies mid-way must not leave a JVM behind.
+    process.on('exit', () => this.child?.kill('SIGKILL'));
+  }
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  async launch(): Promise<void> {
+    const log = openSync(join(this.dir, 'broker.log'), 'a');
+    // One node alone keeps the heap it always had; nodes of a cluster less, and the serial collector's one thread.
+    const heap = this.clusterSize === 1 ? ['-Xmx512m', '-Xms128m'] : ['-Xmx384m', '-Xms64m', '-XX:+UseSerialGC'];
     const c = spawn(
       'java',
-      ['-Xmx512m', '-Xms128m', `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`, '-cp', `${LIBS}/*`, 'kafka.Kafka', props],
+      [...heap, `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`, '-cp', `${LIBS}/*`, 'kafka.Kafka', this.props],
       { stdio: ['ignore', log, log] },
     );
     closeSync(log);
-    child = c;
-    gone = new Promise((resolve) => c.once('exit', () => resolve()));
-    await waitReady(bootstrap, c, dir);
-  };
+    this.child = c;
+    this.gone = new Promise((resolve) => c.once('exit', () => resolve()));
+    await waitReady(this.bootstrap, this.clusterSize, c, this.dir);
+  }
 
-  await launch();
-  return {
-    bootstrap,
-    port,
-    async stop() {
-      const c = child;
-      if (!c) return;
-      c.kill('SIGTERM');
-      const timer = setTimeout(() => c.kill('SIGKILL'), STOP_GRACE_MS);
-      await gone;
-      clearTimeout(timer);
-      child = undefined;
-    },
-    kill() {
-      child?.kill('SIGKILL');
-      child = undefined;
-    },
-    async restart() {
-      if (child) throw new Error('the broker is still running: stop() or kill() it first');
-      await gone;
-      await launch();
-    },
-    async dumpLog(topic, partition) {
-      const logDir = join(dir, 'data', `${topic}-${partition}`);
-      const segments = readdirSync(logDir)
-        .filter((f) => f.endsWith('.log'))
-        .map((f) => join(logDir, f));
-      const { stdout } = await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.DumpLogSegments', '--files', segments.join(',')], {
-        timeout: 60_000,
-      });
-      return stdout;
-    },
-  };
+  async stop(): Promise<void> {
+    const c = this.child;
+    if (!c) return;
+    c.kill('SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), STOP_GRACE_MS);
+    await this.gone;
+    clearTimeout(timer);
+    this.child = undefined;
+  }
+
+  kill(): void {
+    this.child?.kill('SIGKILL');
+    this.child = undefined;
+  }
+
+  async restart(): Promise<void> {
+    if (this.child) throw new Error('the broker is still running: stop() or kill() it first');
+    await this.gone;
+    await this.launch();
+  }
+
+  async dumpLog(topic: string, partition: number): Promise<string> {
+    const logDir = join(this.dir, 'data', `${topic}-${partition}`);
+    const segments = readdirSync(logDir)
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => join(logDir, f));
+    const { stdout } = await run('java', ['-cp', `${LIBS}/*`, 'kafka.tools.DumpLogSegments', '--files', segments.join(',')], {
+      timeout: 60_000,
+    });
+    return stdout;
+  }
 }
 
 function hasJars(): boolean {
   return existsSync(LIBS) && readdirSync(LIBS).some((f) => f.endsWith('.jar'));
 }
 
-function serverProperties(dir: string, port: number, controllerPort: number, partitions: number): string {
+function serverProperties(o: {
+  dir: string;
+  nodeId: number;
+  broker: number;
+  controller: number;
+  voters: string;
+  size: number;
+  partitions: number;
+}): string {
+  // Internal topics as a production cluster keeps them, where there are brokers enough.
+  const replication = Math.min(3, o.size);
+  const minIsr = Math.min(2, replication);
   return `${[
     'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `node.id=${o.nodeId}`,
+    `controller.quorum.voters=${o.voters}`,
+    `listeners=PLAINTEXT://127.0.0.1:${o.broker},CONTROLLER://127.0.0.1:${o.controller}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${o.broker}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    `log.dirs=${join(dir, 'data')}`,
-    `num.partitions=${partitions}`,
-    'offsets.topic.replication.factor=1',
+    `log.dirs=${join(o.dir, 'data')}`,
+    `num.partitions=${o.partitions}`,
+    `offsets.topic.replication.factor=${replication}`,
     'offsets.topic.num.partitions=1',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
+    `transaction.state.log.replication.factor=${replication}`,
+    `transaction.state.log.min.isr=${minIsr}`,
     'group.initial.rebalance.delay.ms=0',
     'auto.create.topics.enable=false',
+    // Fewer threads than a server's defaults: the nodes share two cores.
+    ...(o.size > 1 ? ['num.network.threads=2', 'num.io.threads=2', 'background.threads=2', 'num.recovery.threads.per.data.dir=1'] : []),
   ].join('\n')}\n`;
 }
 
@@ -130,8 +227,8 @@ const LOG4J = `${[
   'rootLogger.appenderRef.out.ref = out',
 ].join('\n')}\n`;
 
-/** Ready means a client can talk to it, not only that the port is open. */
-async function waitReady(bootstrap: string, child: ChildProcess, dir: string): Promise<void> {
+/** Ready means a client can talk to it and it sees the whole cluster, not only that the port is open. */
+async function waitReady(bootstrap: string, size: number, child: ChildProcess, dir: string): Promise<void> {
   const admin = new Kafka({
     brokers: [bootstrap],
     clientId: 'kafka-broker-probe',
@@ -147,7 +244,7 @@ async function waitReady(bootstrap: string, child: ChildProcess, dir: string): P
         }
         try {
           await admin.connect();
-          return (await admin.describeCluster()).brokers.length > 0;
+          return (await admin.describeCluster()).brokers.length >= size;
         } catch {
           return false;
         }

@@ -9,6 +9,9 @@ export interface KafkaSinkOptions {
   topic?: string;
   /** Used only when the sink creates the topic. */
   partitions?: number;
+  /** Used only when the sink creates the topic (see shared/kafka.ts TopicSpec). */
+  replicationFactor?: number;
+  minInsyncReplicas?: number;
   clientId?: string;
   compression?: 'none' | 'gzip';
 }
@@ -35,7 +38,8 @@ const GZIP_FROM_BYTES = 256;
 
 /**
  * Telemetry to a Kafka topic, keyed by vehicle so a vehicle's batches stay in one partition
- * in order. A write resolves once every in-sync replica has it (acks=all). Writes arriving
+ * in order. A write resolves once every in-sync replica has it (acks=all), and the broker
+ * refuses it while fewer than the topic's min.insync.replicas are in sync. Writes arriving
  * in the same event-loop turn share one produce request; one request is in flight at a time.
  */
 export class KafkaSink implements Sink {
@@ -58,7 +62,13 @@ export class KafkaSink implements Sink {
 
   async start(): Promise<void> {
     // Adding partitions to an existing topic would move vehicles: an operator's decision.
-    const partitions = await ensureTopic(this.kafka, this.topic, this.opts.partitions ?? 6, this.log);
+    const { replicationFactor, minInsyncReplicas } = this.opts;
+    const partitions = await ensureTopic(
+      this.kafka,
+      this.topic,
+      { partitions: this.opts.partitions ?? 6, replicationFactor, minInsyncReplicas },
+      this.log,
+    );
     this.log.info({ topic: this.topic, partitions }, 'kafka sink ready');
     await this.connected();
   }
