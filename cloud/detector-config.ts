@@ -6,6 +6,7 @@ import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } f
 import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
+import { alertStreamSettings } from './alerts/create-alert-stream.js';
 import { channelSettings } from './alerts/create-channels.js';
 
 export const detectorConfigSchema = z
@@ -22,16 +23,13 @@ export const detectorConfigSchema = z
     storePath: z
       .string()
       .optional()
-      .meta({
-        description: 'operational store',
-        defaultText: `DATA_DIR/${STORE_FILE}`,
-      }),
+      .meta({ description: 'operational store', defaultText: `DATA_DIR/${STORE_FILE}` }),
     rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
     windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
-    freshnessMs: int().min(0).optional().meta({
-      description: 'alerts from windows older than this behind the vehicle are historical',
-      defaultText: "the rules file's",
-    }),
+    freshnessMs: int()
+      .min(0)
+      .optional()
+      .meta({ description: 'alerts from windows older than this behind the vehicle are historical', defaultText: "the rules file's" }),
     consumerGroup: z
       .string()
       .min(1)
@@ -39,9 +37,10 @@ export const detectorConfigSchema = z
       .describe('consumer group / position name; detectors sharing it share the partitions'),
     pollIntervalMs: int().min(1).max(10_000).default(20).describe('idle poll interval of the stream'),
     dispatch: z
-      .enum(['here', 'kafka'])
+      .enum(['here', 'kafka', 'kinesis'])
       .default('here')
-      .describe('here: send alerts to the channels; kafka: write them to fleet.alerts for `fleet dispatcher`'),
+      .describe('here: send alerts to the channels; kafka or kinesis: write them to fleet.alerts on that stream for `fleet dispatcher`'),
+    ...alertStreamSettings,
     ...channelSettings,
     ...opsSettings(OPS_PORTS.detector),
   })
@@ -58,9 +57,5 @@ export const storePathOf = (c: { dataDir: string; storePath?: string }) => c.sto
 
 export function loadRules(c: Pick<DetectorConfig, 'rulesFile' | 'windowMs' | 'freshnessMs'>): RuleSet {
   const rules = c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES;
-  return {
-    ...rules,
-    windowMs: c.windowMs ?? rules.windowMs,
-    freshnessMs: c.freshnessMs ?? rules.freshnessMs,
-  };
+  return { ...rules, windowMs: c.windowMs ?? rules.windowMs, freshnessMs: c.freshnessMs ?? rules.freshnessMs };
 }

@@ -4,8 +4,8 @@ import type { AlertStreamWriter } from './alert-channel.js';
 /**
  * `fleet.alerts`, keyed by vehicle: the detector writes every alert event (`--dispatch kafka`
  * or `kinesis`), `fleet dispatcher` processes consume them. Implementations side by side:
- * kafka-alert-stream.ts (a consumer group) and kinesis-alert-stream.ts (shards, read with the
- * telemetry source's shard reader). A replayed event carries the same alert id, so consumers
+ * kafka-alert-stream.ts (a consumer group) and kinesis-alert-stream.ts (every shard, with
+ * checkpoints in SQLite). A replayed event carries the same alert id, so consumers
  * that record deliveries by id never act on it twice.
  */
 export interface AlertStream extends AlertStreamWriter {
