@@ -14,7 +14,7 @@ import { simulateSamples } from '../simulators/fast-forward.js';
 import { TruckModel } from '../simulators/truck-model.js';
 import { FLEET_BIN, freePort, portOpen, tempDir, waitFor } from '../test/support/harness.js';
 
-export type PartName = 'agent' | 'gateway' | 'detector' | 'e2e' | 'wire' | 'kafka-client';
+export type PartName = 'agent' | 'gateway' | 'detector' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover';
 
 /** One measured figure: one JSON line on stdout. */
 export interface Figure {
@@ -210,13 +210,16 @@ export interface GatewayProcess {
 }
 
 /** `fleet gateway` as users run it, in a child process (pinned to `core`), logging warnings only. */
-export async function startGatewayProcess(opts: { core?: number; sinks?: string; kafkaBrokers?: string } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(
+  opts: { core?: number; sinks?: string; kafkaBrokers?: string; args?: string[] } = {},
+): Promise<GatewayProcess> {
   const port = await freePort();
   const dataDir = join(tempDir('fleet-bench-gateway-'), 'gateway');
   // Mosquitto has no per-client publish limit, and the bench's clients publish far faster than any truck: lift ours.
   const args = ['gateway', '--port', String(port), '--data-dir', dataDir, '--ops-port', '-1', '--max-publishes-per-second', '0'];
   if (opts.sinks) args.push('--sinks', opts.sinks);
   if (opts.kafkaBrokers) args.push('--kafka-brokers', opts.kafkaBrokers);
+  args.push(...(opts.args ?? []));
   const gw = spawnNode(FLEET_BIN, args, { core: opts.core, env: { FLEET_LOG_LEVEL: 'warn' } });
   // At warn level it says nothing when ready: ready is its port accepting connections.
   await waitFor(
