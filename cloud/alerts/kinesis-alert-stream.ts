@@ -29,6 +29,8 @@ export interface KinesisAlertStreamOptions extends AwsOptions {
 /** Alerts are few: one shard carries a large fleet's (1,000 records/s). More can be added by resharding. */
 const SHARDS_WHEN_CREATED = 1;
 const WRITE_ATTEMPTS = 5;
+/** PutRecords takes at most 500 records (an alert event is far below the 5 MiB per call). */
+const MAX_RECORDS_PER_CALL = 500;
 const CREATE_TIMEOUT_MS = 120_000;
 /** Kinesis allows five GetRecords calls per second per shard. */
 const MIN_READ_SPACING_MS = 200;
@@ -90,7 +92,7 @@ export class KinesisAlertStream implements AlertStream {
   }
 
   /**
-   * One PutRecords call per round, a round holding at most one event per vehicle: a failed
+   * PutRecords calls by rounds, a round holding at most one event per vehicle: a failed
    * record is retried before the vehicle's next event is sent, so order per vehicle holds.
    */
   async write(events: AlertEvent[]): Promise<void> {
@@ -102,7 +104,8 @@ export class KinesisAlertStream implements AlertStream {
       depth.set(v, k + 1);
       (rounds[k] ??= []).push(e);
     }
-    for (const round of rounds) await this.put(round);
+    for (const round of rounds)
+      for (let i = 0; i < round.length; i += MAX_RECORDS_PER_CALL) await this.put(round.slice(i, i + MAX_RECORDS_PER_CALL));
   }
 
   private async put(events: AlertEvent[]): Promise<void> {

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis';
+import { KinesisAlertStream } from '../../cloud/alerts/kinesis-alert-stream.js';
 import { awsClientConfig } from '../../shared/aws-client-config.js';
+import { alertId, type Alert } from '../../shared/contract/alert.js';
+import type { AlertEvent } from '../../shared/rules/engine.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { Cloud } from '../support/cloud.js';
@@ -12,6 +15,24 @@ import { queryFile } from '../support/sqlite.js';
 import { startMoto, type MotoServer } from '../support/moto-server.js';
 
 const REGION = 'us-east-1';
+const T = Date.UTC(2026, 0, 5, 10);
+const ALERT: Alert = {
+  id: alertId('bulk-000', 'hot', T),
+  vehicle: 'bulk-000',
+  rule: 'hot',
+  severity: 'critical',
+  sensor: 'engine_temp',
+  episodeStart: T,
+  windowStart: T,
+  windowEnd: T + 10_000,
+  observed: 110,
+  expected: 105,
+  message: 'engine_temp mean 110 above 105',
+  live: true,
+  driver: true,
+  raisedAt: T + 10_010,
+  closedAt: T + 10_005,
+};
 /** The 105 °C limit over 2-second windows: the simulated overheat crosses it about 35 s after onset. */
 const FAST_RULES = {
   windowMs: 2000,
@@ -41,6 +62,39 @@ describe('alert events on a Kinesis stream', () => {
     await fleet?.stop();
     await cloud?.stop();
     await moto?.stop();
+  });
+
+  it("keeps each vehicle's events in order through a write larger than one PutRecords call", async () => {
+    const opts = { region: REGION, endpoint: moto.endpoint, streamName: 'fleet.alerts-bulk' };
+    const writer = new KinesisAlertStream(opts, cloud.log);
+    await writer.start();
+    // 600 vehicles, each raised then cleared in one write: two rounds of 600, each over one call's 500 records.
+    const events: AlertEvent[] = Array.from({ length: 600 }, (_, i) => `bulk-${String(i).padStart(3, '0')}`).flatMap((vehicle) => {
+      const id = alertId(vehicle, 'hot', T);
+      return [
+        { kind: 'raised' as const, alert: { ...ALERT, id, vehicle } },
+        { kind: 'cleared' as const, alertId: id, vehicle, rule: 'hot', at: T + 60_000, reason: 'recovered' as const },
+      ];
+    });
+    await writer.write([...events.filter((_, i) => i % 2 === 0), ...events.filter((_, i) => i % 2 === 1)]);
+    await writer.close();
+
+    const reader = new KinesisAlertStream({ ...opts, checkpointPath: join(dir, 'bulk.checkpoints.db'), idleReadMs: 100 }, cloud.log);
+    const got: AlertEvent[] = [];
+    await reader.consume(async (batch) => void got.push(...batch));
+    try {
+      await waitFor('all 1,200 events read back', () => got.length >= 1200, 60_000, 100);
+    } finally {
+      await reader.close();
+    }
+    assert.equal(got.length, 1200);
+    const kinds = new Map<string, string[]>();
+    for (const e of got) {
+      const v = e.kind === 'cleared' ? e.vehicle : e.alert.vehicle;
+      kinds.set(v, [...(kinds.get(v) ?? []), e.kind]);
+    }
+    assert.equal(kinds.size, 600);
+    for (const [v, k] of kinds) assert.deepEqual(k, ['raised', 'cleared'], v);
   });
 
   it('carries an overheat alert to the cab through the dispatcher, once', async () => {
