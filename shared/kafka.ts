@@ -17,6 +17,18 @@ export function kafkaClient(brokers: string[], clientId: string, log: Logger, ex
   return new Kafka({ brokers, clientId, logLevel: logLevel.WARN, logCreator: kafkaLogTo(log), ...extra });
 }
 
+/**
+ * How the producers are made: no retry of a send inside kafkajs, and so not idempotent
+ * (kafkajs refuses an idempotent producer without retries). kafkajs 2.2.4 retries only the
+ * brokers of a send that did not answer, but looks the partitions' leaders up again: a
+ * partition whose leader died and moved to a broker that had already answered is then never
+ * sent, and the send resolves. With a broker SIGKILLed under load that acknowledged batches
+ * that were not in the topic. A failed send is retried whole by its caller instead, with a
+ * fresh producer; one request in flight keeps the order, and consumers drop what a retry
+ * repeats.
+ */
+export const PRODUCER_SETTINGS = { idempotent: false, maxInFlightRequests: 1, retry: { retries: 0 } };
+
 /** How a topic is made when it is missing. */
 export interface TopicSpec {
   partitions: number;

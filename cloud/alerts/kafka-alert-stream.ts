@@ -1,6 +1,7 @@
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import { STREAMS } from '../../shared/contract/topics.js';
-import { ensureTopic, kafkaClient, type TopicSpec } from '../../shared/kafka.js';
+import { backoffDelay } from '../../shared/backoff.js';
+import { PRODUCER_SETTINGS, ensureTopic, kafkaClient, type TopicSpec } from '../../shared/kafka.js';
 import type { Logger } from '../../shared/log.js';
 import type { AlertEvent } from '../../shared/rules/engine.js';
 import { alertEventVehicle, decodeAlertEvent, encodeAlertEvent } from './alert-events.js';
@@ -13,6 +14,9 @@ export interface KafkaAlertStreamOptions extends Partial<TopicSpec> {
   /** The consumer group of `consume`: dispatchers sharing it share the partitions. */
   groupId?: string;
 }
+
+/** Sends of one write before it rejects: with the backoff, longer than a broker's failover (about 10 s). */
+const WRITE_ATTEMPTS = 8;
 
 /** `fleet.alerts` on Kafka: written with acks=all, consumed by a consumer group. */
 export class KafkaAlertStream implements AlertStream {
@@ -35,15 +39,30 @@ export class KafkaAlertStream implements AlertStream {
     await ensureTopic(this.kafka, this.topic, { partitions, replicationFactor, minInsyncReplicas }, this.log);
   }
 
-  /** Resolves when every in-sync replica has the events (acks = all). */
+  /**
+   * Resolves when every in-sync replica has the events (acks = all). A failed send is sent
+   * again whole, with a fresh producer (see PRODUCER_SETTINGS), a few times before it rejects.
+   */
   async write(events: AlertEvent[]): Promise<void> {
     if (events.length === 0) return;
-    if (this.producer === undefined) {
-      this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      await this.producer.connect();
-    }
     const messages = events.map((e) => ({ key: alertEventVehicle(e), value: encodeAlertEvent(e) }));
-    await this.producer.send({ topic: this.topic, acks: -1, messages });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (this.producer === undefined) {
+          this.producer = this.kafka.producer(PRODUCER_SETTINGS);
+          await this.producer.connect();
+        }
+        await this.producer.send({ topic: this.topic, acks: -1, messages });
+        return;
+      } catch (err) {
+        const producer = this.producer;
+        this.producer = undefined;
+        await producer?.disconnect().catch(() => undefined);
+        if (attempt + 1 >= WRITE_ATTEMPTS) throw err;
+        this.log.warn({ topic: this.topic, err: (err as Error).message, attempt }, 'alert events not written, retrying');
+        await new Promise((r) => setTimeout(r, backoffDelay(attempt, 200, 2_000)));
+      }
+    }
   }
 
   async consume(handle: (events: AlertEvent[]) => Promise<void>): Promise<void> {

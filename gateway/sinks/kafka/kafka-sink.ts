@@ -1,6 +1,6 @@
 import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { STREAMS } from '../../../shared/contract/topics.js';
-import { ensureTopic, kafkaClient } from '../../../shared/kafka.js';
+import { PRODUCER_SETTINGS, ensureTopic, kafkaClient } from '../../../shared/kafka.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Sink, SinkHealth, SinkRecord } from '../../sink.js';
 
@@ -137,9 +137,8 @@ export class KafkaSink implements Sink {
   private connected(): Promise<Producer> {
     this.producer ??= (async () => {
       const producer = this.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        retry: RETRY,
+        // A failed send is retried whole by the gateway, never partly by kafkajs.
+        ...PRODUCER_SETTINGS,
         createPartitioner: Partitioners.DefaultPartitioner,
       });
       await producer.connect();
@@ -149,10 +148,9 @@ export class KafkaSink implements Sink {
   }
 
   /**
-   * After a failed send the broker may still have written it. The idempotent producer then
-   * rewinds its sequence numbers, and a later, different batch reusing them could be taken
-   * for a duplicate and dropped. A fresh producer (a new producer id) cannot collide; the
-   * cost is that the gateway's retry may store a batch twice, which consumers drop by seq.
+   * After a failed send the broker may still have written it, and the gateway sends it again
+   * whole (consumers drop the repeat by seq). The next send starts from a fresh producer,
+   * with new connections and the cluster's metadata read again, not from one that failed.
    */
   private async discardProducer(): Promise<void> {
     const producer = this.producer;
