@@ -17,6 +17,10 @@ export interface LoadOptions {
   clientId(i: number): string;
   topic(i: number): string;
   payload(i: number): Buffer;
+  /** Called when the measured interval begins (after the warm-up). */
+  onMeasure?(): void;
+  /** Called for every PUBACK in the measured interval, with its latency: for a figure over time. */
+  onAck?(latencyMs: number): void;
 }
 
 export interface LoadResult {
@@ -158,6 +162,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void): Promi
   let latencies = new Float64Array(1 << 20);
   const onAck = (ms: number) => {
     if (!measuring) return;
+    o.onAck?.(ms);
     if (messages === latencies.length) {
       const bigger = new Float64Array(latencies.length * 2);
       bigger.set(latencies);
@@ -175,6 +180,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void): Promi
     for (const c of clients) c.start();
     await new Promise((r) => setTimeout(r, o.warmupMs));
     measuring = true;
+    o.onMeasure?.();
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, o.durationMs));
     measuring = false;

@@ -24,6 +24,7 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   gateway       QoS 1 messages/s and PUBACK latency beside Mosquitto (bench/gateway.ts)
   e2e           alert latency, 1,000 trucks over Kafka, all parts running (bench/end-to-end.ts)
   kafka-client  kafkajs beside @platformatic/kafka (bench/kafka-client.ts)
+  kafka-failover  PUBACK stall when a broker of three is SIGKILLed (bench/kafka-failover.ts)
 
 Options:
   --quick        shorter measurements (the whole run under 3 minutes)
@@ -45,6 +46,7 @@ const PARTS: Part[] = [
   { name: 'gateway', module: 'gateway' },
   { name: 'e2e', module: 'end-to-end' },
   { name: 'kafka-client', module: 'kafka-client', figures: kafkaClientFigures },
+  { name: 'kafka-failover', module: 'kafka-failover' },
 ];
 
 const BENCHMARKS_MD = projectPath('BENCHMARKS.md');

@@ -14,7 +14,7 @@ import { simulateSamples } from '../simulators/fast-forward.js';
 import { TruckModel } from '../simulators/truck-model.js';
 import { FLEET_BIN, freePort, portOpen, tempDir, waitFor } from '../test/support/harness.js';
 
-export type PartName = 'agent' | 'gateway' | 'detector' | 'e2e' | 'wire' | 'kafka-client';
+export type PartName = 'agent' | 'gateway' | 'detector' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover';
 
 /** One measured figure: one JSON line on stdout. */
 export interface Figure {
@@ -215,6 +215,7 @@ export async function startGatewayProcess(
     core?: number;
     sinks?: string;
     kafkaBrokers?: string;
+    args?: string[];
     /** A port other gateway processes share (SO_REUSEPORT), and the Redis that links them. */
     cluster?: { port: number; redisUrl: string };
   } = {},
@@ -228,6 +229,7 @@ export async function startGatewayProcess(
   if (opts.sinks) args.push('--sinks', opts.sinks);
   if (opts.kafkaBrokers) args.push('--kafka-brokers', opts.kafkaBrokers);
   if (opts.cluster) args.push('--reuse-port', 'true', '--cluster-redis-url', opts.cluster.redisUrl);
+  args.push(...(opts.args ?? []));
   const gw = spawnNode(FLEET_BIN, args, { core: opts.core, env: { FLEET_LOG_LEVEL: 'warn' } });
   // At warn level it says nothing when ready: ready is its port accepting connections.
   await waitFor(

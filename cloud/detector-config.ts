@@ -2,10 +2,11 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { int, parseFile } from '../shared/config.js';
 import { DATA_DIRS, OPS_PORTS, STORE_FILE, STREAM_FILE } from '../shared/defaults.js';
-import { kafkaBrokers, opsSettings } from '../shared/settings.js';
+import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } from '../shared/settings.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
+import { alertStreamSettings } from './alerts/create-alert-stream.js';
 import { channelSettings } from './alerts/create-channels.js';
 
 export const detectorConfigSchema = z
@@ -15,6 +16,8 @@ export const detectorConfigSchema = z
     streamPath: z.string().default(`${DATA_DIRS.gateway}/${STREAM_FILE}`).describe('embedded stream written by the gateway'),
     kafkaBrokers: kafkaBrokers().default([]),
     kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic'),
+    // For the alert topic, which the detector creates when it dispatches over Kafka.
+    ...kafkaTopicSettings,
     kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream'),
     kinesisLeases: z.string().min(3).max(255).optional().meta({
       description: 'DynamoDB table of shard leases, so several detectors share the stream (the table is created if missing)',
@@ -47,9 +50,10 @@ export const detectorConfigSchema = z
       .describe('consumer group / position name; detectors sharing it share the partitions'),
     pollIntervalMs: int().min(1).max(10_000).default(20).describe('idle poll interval of the stream'),
     dispatch: z
-      .enum(['here', 'kafka'])
+      .enum(['here', 'kafka', 'kinesis'])
       .default('here')
-      .describe('here: send alerts to the channels; kafka: write them to fleet.alerts for `fleet dispatcher`'),
+      .describe('here: send alerts to the channels; kafka or kinesis: write them to fleet.alerts on that stream for `fleet dispatcher`'),
+    ...alertStreamSettings,
     ...channelSettings,
     ...opsSettings(OPS_PORTS.detector),
   })
@@ -57,7 +61,8 @@ export const detectorConfigSchema = z
   .refine((c) => (c.source !== 'kafka' && c.dispatch !== 'kafka') || c.kafkaBrokers.length > 0, {
     message: 'the kafka source and kafka dispatch need kafkaBrokers',
     path: ['kafkaBrokers'],
-  });
+  })
+  .refine(...kafkaReplicationFits);
 
 export type DetectorConfig = z.infer<typeof detectorConfigSchema>;
 

@@ -7,7 +7,7 @@ import { MAX_BATCH_READINGS } from '../shared/contract/batch.js';
 import { DEFAULT_CLOCK_AHEAD_MS, MAX_CLOCK_AHEAD_MS } from '../shared/contract/validate.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { DATA_DIRS, LOOPBACK_HOST, MQTT_PORT, OPS_PORTS, STREAM_FILE } from '../shared/defaults.js';
-import { awsSettings, kafkaBrokers, opsSettings } from '../shared/settings.js';
+import { awsSettings, kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } from '../shared/settings.js';
 import { DEV_SERVICE_TOKEN, serviceTokenSetting } from '../shared/service-token.js';
 import { AUTH_MODES } from './authenticator.js';
 import type { GatewayOptions } from './gateway.js';
@@ -90,6 +90,7 @@ export const gatewayConfigSchema = z
     kafkaBrokers: kafkaBrokers().default([]),
     kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic, created at start if missing'),
     kafkaPartitions: int().min(1).max(10_000).default(6).describe('partitions when the topic is created'),
+    ...kafkaTopicSettings,
     kafkaCompression: z
       .enum(['none', 'gzip'])
       .default('gzip')
@@ -131,6 +132,7 @@ export const gatewayConfigSchema = z
     message: 'the kafka sink needs kafkaBrokers',
     path: ['kafkaBrokers'],
   })
+  .refine(...kafkaReplicationFits)
   .refine((c) => c.auth !== 'open' || LOOPBACK.has(c.host), {
     message: 'open auth trusts any client id, so it only listens on loopback; use password or mtls to listen on other addresses',
     path: ['auth'],

@@ -30,6 +30,35 @@ export const gatewayUrls = z
 export const kafkaBrokers = (min = 0) =>
   list(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port'), min).describe('comma-separated host:port of the Kafka cluster');
 
+/**
+ * How the Kafka topics a command creates are replicated (an existing topic is used as it is).
+ * The defaults work on one broker; a production cluster wants 3 and 2: a PUBACK then means
+ * two brokers have the batch, and one broker may fail without stopping writes.
+ */
+export const kafkaTopicSettings = {
+  kafkaReplicationFactor: int()
+    .min(1)
+    .max(32_767)
+    .default(1)
+    .describe('copies of each partition, on as many brokers, when a topic is created (3 on a production cluster)'),
+  kafkaMinInsyncReplicas: int()
+    .min(1)
+    .max(32_767)
+    .default(1)
+    .describe(
+      'min.insync.replicas of a created topic: a write is acknowledged (and a PUBACK sent) only once this many replicas have it, and refused while fewer are in sync',
+    ),
+};
+
+/** For a schema's `.refine(...)`: min.insync.replicas above the replication factor would refuse every write. */
+export const kafkaReplicationFits: [
+  (c: { kafkaReplicationFactor: number; kafkaMinInsyncReplicas: number }) => boolean,
+  { message: string; path: string[] },
+] = [
+  (c) => c.kafkaMinInsyncReplicas <= c.kafkaReplicationFactor,
+  { message: 'must not exceed kafkaReplicationFactor: no write could be acknowledged', path: ['kafkaMinInsyncReplicas'] },
+];
+
 export const awsSettings = {
   awsRegion: z.string().default(AWS_REGION).describe('AWS region'),
   awsEndpoint: z.string().url().optional().describe('AWS endpoint override (an emulator)'),

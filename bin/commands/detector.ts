@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { Command } from 'commander';
 import { createChannels } from '../../cloud/alerts/create-channels.js';
-import { KafkaAlertStream } from '../../cloud/alerts/kafka-alert-stream.js';
+import { createAlertStream } from '../../cloud/alerts/create-alert-stream.js';
 import { Detector } from '../../cloud/detector.js';
 import { detectorConfigSchema, loadRules, storePathOf, type DetectorConfig } from '../../cloud/detector-config.js';
 import { createSource } from '../../cloud/sources/create-source.js';
@@ -36,8 +36,7 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
       pollIntervalMs: config.pollIntervalMs,
       pollMaxRecords: 1000,
       channels,
-      alertStream:
-        config.dispatch === 'kafka' ? new KafkaAlertStream({ brokers: config.kafkaBrokers, clientId: 'fleet-detector' }, log) : undefined,
+      alertStream: config.dispatch === 'here' ? undefined : createAlertStream(config.dispatch, config, 'fleet-detector', log),
       opsHost: config.opsHost,
       opsPort: config.opsPort,
     },

@@ -4,21 +4,26 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
-import { KafkaAlertStream } from '../../cloud/alerts/kafka-alert-stream.js';
+import { ALERT_STREAM_KINDS, alertStreamSettings, createAlertStream } from '../../cloud/alerts/create-alert-stream.js';
 import { FleetStore } from '../../cloud/store.js';
 import { int } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
-import { kafkaBrokers, opsSettings } from '../../shared/settings.js';
-import { STREAMS } from '../../shared/contract/topics.js';
+import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } from '../../shared/settings.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export const dispatcherConfigSchema = z
   .object({
-    kafkaBrokers: kafkaBrokers(1).describe('comma-separated host:port of the Kafka cluster carrying fleet.alerts'),
-    alertsTopic: z.string().min(1).default(STREAMS.alerts).describe('alert topic'),
-    consumerGroup: z.string().min(1).default('dispatcher').describe('dispatchers sharing it share the partitions'),
+    stream: z.enum(ALERT_STREAM_KINDS).default('kafka').describe("where fleet.alerts is: the detector's --dispatch"),
+    kafkaBrokers: kafkaBrokers().default([]).describe('comma-separated host:port of the Kafka cluster carrying fleet.alerts'),
+    ...kafkaTopicSettings,
+    ...alertStreamSettings,
+    consumerGroup: z
+      .string()
+      .min(1)
+      .default('dispatcher')
+      .describe('Kafka: dispatchers sharing it share the partitions; Kinesis: names the checkpoint file (one dispatcher per stream)'),
     dataDir: z.string().default(DATA_DIRS.dispatcher).describe('delivery ledger directory: which alert went to which channel'),
     // As the detector's rules: the cab is given an alert only this long after its window closed.
     freshnessMs: int()
@@ -28,7 +33,12 @@ export const dispatcherConfigSchema = z
     ...channelSettings,
     ...opsSettings(OPS_PORTS.dispatcher),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.stream !== 'kafka' || c.kafkaBrokers.length > 0, {
+    message: 'the kafka alert stream needs kafkaBrokers',
+    path: ['kafkaBrokers'],
+  })
+  .refine(...kafkaReplicationFits);
 
 export function dispatcherCommand(): Command {
   const cmd = new Command('dispatcher').description(
@@ -43,18 +53,19 @@ export function dispatcherCommand(): Command {
       mkdirSync(c.dataDir, { recursive: true });
       const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
       const dispatcher = new AlertDispatcher(ledger.deliveries, channels, log, registry, { freshnessMs: c.freshnessMs });
-      const stream = new KafkaAlertStream({ brokers: c.kafkaBrokers, topic: c.alertsTopic, clientId: 'fleet-dispatcher' }, log);
+      const stream = createAlertStream(c.stream, c, 'fleet-dispatcher', log, { group: c.consumerGroup, dataDir: c.dataDir });
       const ops =
         c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() }), log) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.
       stopOnSignals([{ stop: async () => (ops?.close(), ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
       await stream.start();
       dispatcher.start();
-      await stream.consume(c.consumerGroup, async (events) => {
+      await stream.consume(async (events) => {
         ledger.transaction(() => ledger.applyAlertEvents(events, Date.now()));
         dispatcher.kick();
       });
-      log.info({ topic: c.alertsTopic, group: c.consumerGroup }, 'dispatcher running');
+      const from = c.stream === 'kafka' ? { topic: c.alertsTopic } : { kinesisStream: c.alertsStream };
+      log.info({ stream: c.stream, ...from, group: c.consumerGroup }, 'dispatcher running');
     }),
   );
 }

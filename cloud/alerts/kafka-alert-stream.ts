@@ -1,24 +1,26 @@
 import type { Consumer, Kafka, Producer } from 'kafkajs';
-import { parseAlert } from '../../shared/contract/alert.js';
-import { ContractError } from '../../shared/contract/errors.js';
 import { STREAMS } from '../../shared/contract/topics.js';
-import { ensureTopic, kafkaClient } from '../../shared/kafka.js';
+import { backoffDelay } from '../../shared/backoff.js';
+import { PRODUCER_SETTINGS, ensureTopic, kafkaClient, type TopicSpec } from '../../shared/kafka.js';
 import type { Logger } from '../../shared/log.js';
 import type { AlertEvent } from '../../shared/rules/engine.js';
+import { alertEventVehicle, decodeAlertEvent, encodeAlertEvent } from './alert-events.js';
+import type { AlertStream } from './alert-stream.js';
 
-export interface KafkaAlertStreamOptions {
+export interface KafkaAlertStreamOptions extends Partial<TopicSpec> {
   brokers: string[];
   topic?: string;
-  partitions?: number;
   clientId: string;
+  /** The consumer group of `consume`: dispatchers sharing it share the partitions. */
+  groupId?: string;
 }
 
-/**
- * `fleet.alerts` on Kafka, keyed by vehicle: the detector writes every alert event, the
- * dispatchers consume them. A replayed event carries the same alert id, so consumers that
- * record deliveries by id never act on it twice.
- */
-export class KafkaAlertStream {
+/** Sends of one write before it rejects: with the backoff, longer than a broker's failover (about 10 s). */
+const WRITE_ATTEMPTS = 8;
+
+/** `fleet.alerts` on Kafka: written with acks=all, consumed by a consumer group. */
+export class KafkaAlertStream implements AlertStream {
+  readonly name = 'kafka';
   private readonly kafka: Kafka;
   readonly topic: string;
   private producer?: Producer;
@@ -33,26 +35,38 @@ export class KafkaAlertStream {
   }
 
   async start(): Promise<void> {
-    await ensureTopic(this.kafka, this.topic, this.opts.partitions ?? 6, this.log);
-  }
-
-  /** Resolves when every replica has the events (acks = all). */
-  async write(events: AlertEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    if (this.producer === undefined) {
-      this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      await this.producer.connect();
-    }
-    const messages = events.map((e) => ({ key: e.kind === 'cleared' ? e.vehicle : e.alert.vehicle, value: JSON.stringify(e) }));
-    await this.producer.send({ topic: this.topic, acks: -1, messages });
+    const { partitions = 6, replicationFactor, minInsyncReplicas } = this.opts;
+    await ensureTopic(this.kafka, this.topic, { partitions, replicationFactor, minInsyncReplicas }, this.log);
   }
 
   /**
-   * Hands each batch of events to `handle` in order per vehicle; the position is committed
-   * only after `handle` resolved, so a crash redelivers rather than skips.
+   * Resolves when every in-sync replica has the events (acks = all). A failed send is sent
+   * again whole, with a fresh producer (see PRODUCER_SETTINGS), a few times before it rejects.
    */
-  async consume(groupId: string, handle: (events: AlertEvent[]) => Promise<void>): Promise<void> {
-    this.consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+  async write(events: AlertEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const messages = events.map((e) => ({ key: alertEventVehicle(e), value: encodeAlertEvent(e) }));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (this.producer === undefined) {
+          this.producer = this.kafka.producer(PRODUCER_SETTINGS);
+          await this.producer.connect();
+        }
+        await this.producer.send({ topic: this.topic, acks: -1, messages });
+        return;
+      } catch (err) {
+        const producer = this.producer;
+        this.producer = undefined;
+        await producer?.disconnect().catch(() => undefined);
+        if (attempt + 1 >= WRITE_ATTEMPTS) throw err;
+        this.log.warn({ topic: this.topic, err: (err as Error).message, attempt }, 'alert events not written, retrying');
+        await new Promise((r) => setTimeout(r, backoffDelay(attempt, 200, 2_000)));
+      }
+    }
+  }
+
+  async consume(handle: (events: AlertEvent[]) => Promise<void>): Promise<void> {
+    this.consumer = this.kafka.consumer({ groupId: this.opts.groupId ?? 'dispatcher', sessionTimeout: 10_000, heartbeatInterval: 1000 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     await this.consumer.run({
@@ -76,10 +90,7 @@ export class KafkaAlertStream {
 
   private decode(value: Buffer | null): AlertEvent[] {
     try {
-      const e = JSON.parse(String(value)) as AlertEvent;
-      if (e.kind === 'raised' || e.kind === 'promoted') return [{ kind: e.kind, alert: parseAlert(JSON.stringify(e.alert)) }];
-      if (e.kind === 'cleared' && typeof e.alertId === 'string' && typeof e.at === 'number') return [e];
-      throw new ContractError(`unknown alert event kind ${JSON.stringify((e as { kind?: unknown }).kind)}`);
+      return [decodeAlertEvent(value ?? '')];
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'alert event refused');
       return [];

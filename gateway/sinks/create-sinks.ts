@@ -15,7 +15,14 @@ export function createSinks(c: GatewayConfig, log: Logger): Sink[] {
         return new EmbeddedSink(streamPathOf(c));
       case 'kafka':
         return new KafkaSink(
-          { brokers: c.kafkaBrokers, topic: c.kafkaTopic, partitions: c.kafkaPartitions, compression: c.kafkaCompression },
+          {
+            brokers: c.kafkaBrokers,
+            topic: c.kafkaTopic,
+            partitions: c.kafkaPartitions,
+            replicationFactor: c.kafkaReplicationFactor,
+            minInsyncReplicas: c.kafkaMinInsyncReplicas,
+            compression: c.kafkaCompression,
+          },
           log,
         );
       case 'kinesis':

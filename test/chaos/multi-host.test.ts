@@ -218,7 +218,8 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
       host: {
         address: net.address('kafka'),
         spawn: net.spawner('kafka'),
-        ready: async (bootstrap) => (await net.exec('gw-a', [NODE, KAFKA_READY, bootstrap], { timeoutMs: 15_000 })).code === 0,
+        ready: async (bootstrap, brokers) =>
+          (await net.exec('gw-a', [NODE, KAFKA_READY, bootstrap, String(brokers)], { timeoutMs: 15_000 })).code === 0,
       },
     });
     const secrets = await enrol();

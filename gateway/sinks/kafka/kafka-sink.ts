@@ -1,6 +1,6 @@
 import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { STREAMS } from '../../../shared/contract/topics.js';
-import { ensureTopic, kafkaClient } from '../../../shared/kafka.js';
+import { PRODUCER_SETTINGS, ensureTopic, kafkaClient } from '../../../shared/kafka.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Sink, SinkHealth, SinkRecord } from '../../sink.js';
 
@@ -9,6 +9,9 @@ export interface KafkaSinkOptions {
   topic?: string;
   /** Used only when the sink creates the topic. */
   partitions?: number;
+  /** Used only when the sink creates the topic (see shared/kafka.ts TopicSpec). */
+  replicationFactor?: number;
+  minInsyncReplicas?: number;
   clientId?: string;
   compression?: 'none' | 'gzip';
 }
@@ -35,7 +38,8 @@ const GZIP_FROM_BYTES = 256;
 
 /**
  * Telemetry to a Kafka topic, keyed by vehicle so a vehicle's batches stay in one partition
- * in order. A write resolves once every in-sync replica has it (acks=all). Writes arriving
+ * in order. A write resolves once every in-sync replica has it (acks=all), and the broker
+ * refuses it while fewer than the topic's min.insync.replicas are in sync. Writes arriving
  * in the same event-loop turn share one produce request; one request is in flight at a time.
  */
 export class KafkaSink implements Sink {
@@ -58,7 +62,13 @@ export class KafkaSink implements Sink {
 
   async start(): Promise<void> {
     // Adding partitions to an existing topic would move vehicles: an operator's decision.
-    const partitions = await ensureTopic(this.kafka, this.topic, this.opts.partitions ?? 6, this.log);
+    const { replicationFactor, minInsyncReplicas } = this.opts;
+    const partitions = await ensureTopic(
+      this.kafka,
+      this.topic,
+      { partitions: this.opts.partitions ?? 6, replicationFactor, minInsyncReplicas },
+      this.log,
+    );
     this.log.info({ topic: this.topic, partitions }, 'kafka sink ready');
     await this.connected();
   }
@@ -127,9 +137,8 @@ export class KafkaSink implements Sink {
   private connected(): Promise<Producer> {
     this.producer ??= (async () => {
       const producer = this.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        retry: RETRY,
+        // A failed send is retried whole by the gateway, never partly by kafkajs.
+        ...PRODUCER_SETTINGS,
         createPartitioner: Partitioners.DefaultPartitioner,
       });
       await producer.connect();
@@ -139,10 +148,9 @@ export class KafkaSink implements Sink {
   }
 
   /**
-   * After a failed send the broker may still have written it. The idempotent producer then
-   * rewinds its sequence numbers, and a later, different batch reusing them could be taken
-   * for a duplicate and dropped. A fresh producer (a new producer id) cannot collide; the
-   * cost is that the gateway's retry may store a batch twice, which consumers drop by seq.
+   * After a failed send the broker may still have written it, and the gateway sends it again
+   * whole (consumers drop the repeat by seq). The next send starts from a fresh producer,
+   * with new connections and the cluster's metadata read again, not from one that failed.
    */
   private async discardProducer(): Promise<void> {
     const producer = this.producer;

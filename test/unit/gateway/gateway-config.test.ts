@@ -32,4 +32,12 @@ describe('gateway settings', () => {
     );
     assert.deepEqual(problems({}), []);
   });
+
+  it('refuse a min.insync.replicas no write could meet', () => {
+    assert.deepEqual(problems({ sinks: ['kafka'], kafkaBrokers: ['k:9092'], kafkaReplicationFactor: 3, kafkaMinInsyncReplicas: 2 }), []);
+    assert.match(
+      problems({ sinks: ['kafka'], kafkaBrokers: ['k:9092'], kafkaReplicationFactor: 2, kafkaMinInsyncReplicas: 3 }).join('\n'),
+      /kafkaMinInsyncReplicas: must not exceed kafkaReplicationFactor/,
+    );
+  });
 });

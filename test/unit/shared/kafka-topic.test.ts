@@ -30,7 +30,8 @@ function racingAdmin(unknownFor: number) {
   const admin = {
     connect: async () => {},
     disconnect: async () => {},
-    listTopics: async () => [],
+    listTopics: async () => (calls.created > 0 ? ['fleet.telemetry'] : []),
+    describeCluster: async () => ({ brokers: [{ nodeId: 1, host: 'kafka-1', port: 9092 }], controller: 1, clusterId: 'c' }),
     createTopics: async ({ waitForLeaders = true }: { waitForLeaders?: boolean }) => {
       calls.created++;
       if (waitForLeaders) metadata();
@@ -44,7 +45,7 @@ function racingAdmin(unknownFor: number) {
 describe('ensureTopic', () => {
   it('waits for a topic the broker does not know yet, rather than failing the start', async () => {
     const { kafka, calls } = racingAdmin(2);
-    assert.equal(await ensureTopic(kafka, 'fleet.telemetry', 3, pino({ level: 'silent' })), 3);
+    assert.equal(await ensureTopic(kafka, 'fleet.telemetry', { partitions: 3 }, pino({ level: 'silent' })), 3);
     assert.equal(calls.created, 1);
     assert.equal(calls.metadata, 3, 'asked again until the broker knew the topic');
   });
