@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Detector } from '../cloud/detector.js';
+import { SqliteStore } from '../cloud/store/sqlite/sqlite-store.js';
 import type { SourcedRecord, TelemetrySource } from '../cloud/sources/source.js';
 import type { Reading, SensorId } from '../shared/contract/reading.js';
 import { createLogger } from '../shared/log.js';
@@ -152,7 +153,14 @@ runPart(
     try {
       const silent = createLogger('bench', { level: 'silent' });
       const detector = new Detector(
-        { storePath: join(dir, 'fleet.db'), pollIntervalMs: 20, pollMaxRecords: 1000, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+        {
+          store: new SqliteStore(join(dir, 'fleet.db')),
+          pollIntervalMs: 20,
+          pollMaxRecords: 1000,
+          channels: [],
+          opsHost: '127.0.0.1',
+          opsPort: -1,
+        },
         DEFAULT_RULES,
         NO_SOURCE,
         silent,
@@ -183,14 +191,14 @@ runPart(
           }
         }
         const cpu0 = process.cpuUsage();
-        for (let i = 0; i < records.length; i += 1000) detector.handle(records.slice(i, i + 1000));
+        for (let i = 0; i < records.length; i += 1000) await detector.handle(records.slice(i, i + 1000));
         stepCpu += cpuSeconds(cpu0);
         stepReadings += records.reduce((n, r) => n + r.batch.readings.length, 0);
         log(
           `detector step: ${stepReadings.toLocaleString('en')} readings, ${Math.round(stepReadings / stepCpu).toLocaleString('en')} per CPU second`,
         );
       }
-      detector.store.close();
+      await detector.store.close();
       emit('detector', {
         figure: 'detector step (store + engine), readings/s per core',
         value: Math.round(stepReadings / stepCpu),

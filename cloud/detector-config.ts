@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { int, parseFile } from '../shared/config.js';
 import { DATA_DIRS, OPS_PORTS, STORE_FILE, STREAM_FILE } from '../shared/defaults.js';
-import { kafkaBrokers, opsSettings } from '../shared/settings.js';
+import { kafkaBrokers, opsSettings, storeSetting } from '../shared/settings.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
@@ -16,11 +16,10 @@ export const detectorConfigSchema = z
     kafkaBrokers: kafkaBrokers().default([]),
     kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic'),
     kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream'),
-    // The console reads the same file.
-    storePath: z
-      .string()
+    // The console reads the same store.
+    store: storeSetting
       .optional()
-      .meta({ description: 'operational store', defaultText: `DATA_DIR/${STORE_FILE}` }),
+      .meta({ description: 'operational store: a SQLite file or a postgres:// URL', defaultText: `DATA_DIR/${STORE_FILE}` }),
     rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
     windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
     freshnessMs: int()
@@ -48,7 +47,7 @@ export const detectorConfigSchema = z
 
 export type DetectorConfig = z.infer<typeof detectorConfigSchema>;
 
-export const storePathOf = (c: { dataDir: string; storePath?: string }) => c.storePath ?? join(c.dataDir, STORE_FILE);
+export const storeOf = (c: { dataDir: string; store?: string }) => c.store ?? join(c.dataDir, STORE_FILE);
 
 export function loadRules(c: Pick<DetectorConfig, 'rulesFile' | 'windowMs' | 'freshnessMs'>): RuleSet {
   const rules = c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES;

@@ -3,7 +3,8 @@
 # pinned LTS, below), the Mosquitto broker (interop tests and the gateway benchmark's peer),
 # socat (serial tests), faketime (an agent booting with its clock at 1970), shellcheck and
 # systemd-analyze (checks of the Raspberry Pi install kit), Chromium (console browser
-# tests), the npm packages (better-sqlite3 builds from source with the machine's compiler),
+# tests), PostgreSQL (the operational store past one machine; the tests run their own
+# clusters, scripts/services/postgres.sh), the npm packages (better-sqlite3 builds from source with the machine's compiler),
 # an Apache Kafka broker's jars from Maven Central and a moto server in a Python venv (both
 # cached under .cache/).
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v faketime >/dev/null || missing+=(faketime)
 command -v chromium >/dev/null || missing+=(chromium)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install the Debian packages: ${missing[*]} (needs root)" >&2

@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { createChannels } from '../../cloud/alerts/create-channels.js';
 import { KafkaAlertStream } from '../../cloud/alerts/kafka-alert-stream.js';
 import { Detector } from '../../cloud/detector.js';
-import { detectorConfigSchema, loadRules, storePathOf, type DetectorConfig } from '../../cloud/detector-config.js';
+import { detectorConfigSchema, loadRules, storeOf, type DetectorConfig } from '../../cloud/detector-config.js';
+import { openStore } from '../../cloud/store/open-store.js';
 import { createSource } from '../../cloud/sources/create-source.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
@@ -30,7 +31,7 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
   const source = createSource(config, 2 * rules.windowMs, log);
   const detector = new Detector(
     {
-      storePath: storePathOf(config),
+      store: openStore(storeOf(config), log),
       pollIntervalMs: config.pollIntervalMs,
       pollMaxRecords: 1000,
       channels,

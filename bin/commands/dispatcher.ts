@@ -5,10 +5,10 @@ import { z } from 'zod';
 import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
 import { KafkaAlertStream } from '../../cloud/alerts/kafka-alert-stream.js';
-import { FleetStore } from '../../cloud/store.js';
+import { openStore } from '../../cloud/store/open-store.js';
 import { int } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
-import { kafkaBrokers, opsSettings } from '../../shared/settings.js';
+import { kafkaBrokers, opsSettings, storeSetting } from '../../shared/settings.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
@@ -20,6 +20,10 @@ export const dispatcherConfigSchema = z
     alertsTopic: z.string().min(1).default(STREAMS.alerts).describe('alert topic'),
     consumerGroup: z.string().min(1).default('dispatcher').describe('dispatchers sharing it share the partitions'),
     dataDir: z.string().default(DATA_DIRS.dispatcher).describe('delivery ledger directory: which alert went to which channel'),
+    store: storeSetting.optional().meta({
+      description: "delivery ledger: a SQLite file, or the detector's postgres:// store (the console then shows the cab's deliveries)",
+      defaultText: 'DATA_DIR/ledger.db',
+    }),
     // As the detector's rules: the cab is given an alert only this long after its window closed.
     freshnessMs: int()
       .min(0)
@@ -41,17 +45,18 @@ export function dispatcherCommand(): Command {
       const registry = createRegistry('dispatcher');
       const channels = createChannels(c, `dispatcher-${c.consumerGroup}-${process.pid}`, log);
       mkdirSync(c.dataDir, { recursive: true });
-      const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
+      const ledger = openStore(c.store ?? join(c.dataDir, 'ledger.db'), log);
+      await ledger.open();
       const dispatcher = new AlertDispatcher(ledger.deliveries, channels, log, registry, { freshnessMs: c.freshnessMs });
       const stream = new KafkaAlertStream({ brokers: c.kafkaBrokers, topic: c.alertsTopic, clientId: 'fleet-dispatcher' }, log);
       const ops =
         c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() }), log) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.
-      stopOnSignals([{ stop: async () => (ops?.close(), ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
+      stopOnSignals([{ stop: async () => (ops?.close(), await ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
       await stream.start();
       dispatcher.start();
       await stream.consume(c.consumerGroup, async (events) => {
-        ledger.transaction(() => ledger.applyAlertEvents(events, Date.now()));
+        await ledger.write({ received: [], duplicates: 0, events, at: Date.now() });
         dispatcher.kick();
       });
       log.info({ topic: c.alertsTopic, group: c.consumerGroup }, 'dispatcher running');

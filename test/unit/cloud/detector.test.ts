@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'vitest';
 import { pino } from 'pino';
 import { Detector } from '../../../cloud/detector.js';
+import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
 import type { SourcedRecord, TelemetrySource } from '../../../cloud/sources/source.js';
 import { DEFAULT_RULES } from '../../../shared/rules/default-rules.js';
 import { tempDir, waitFor, within } from '../../support/harness.js';
@@ -37,7 +38,14 @@ function setUp(pollIntervalMs: number) {
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   const detector = new Detector(
-    { storePath: join(dir, `fleet-${n++}.db`), pollIntervalMs, pollMaxRecords: 100, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+    {
+      store: new SqliteStore(join(dir, `fleet-${n++}.db`)),
+      pollIntervalMs,
+      pollMaxRecords: 100,
+      channels: [],
+      opsHost: '127.0.0.1',
+      opsPort: -1,
+    },
     DEFAULT_RULES,
     source,
     log,
@@ -54,7 +62,7 @@ describe('the detector while its source fails', () => {
     await t.detector.start();
     running.push(t.detector);
     await waitFor('a few failed polls', () => t.source.polls >= 3);
-    const health = t.detector.health();
+    const health = await t.detector.health();
     assert.equal(health.ok, false);
     assert.equal(health.poll.ok, false);
     assert.equal(health.poll.detail, 'broker unreachable');
@@ -64,8 +72,8 @@ describe('the detector while its source fails', () => {
     assert.ok(t.lines.some((l) => l.msg === 'detector poll failed, retrying' && l.err === 'broker unreachable'));
 
     t.source.failWith = undefined;
-    await waitFor('healthy again', () => t.detector.health().ok);
-    assert.deepEqual(t.detector.health().poll, { ok: true });
+    await waitFor('healthy again', async () => (await t.detector.health()).ok);
+    assert.deepEqual((await t.detector.health()).poll, { ok: true });
     assert.ok(t.lines.some((l) => l.msg === 'detector polls again'));
   });
 
@@ -74,11 +82,11 @@ describe('the detector while its source fails', () => {
     t.source.failWith = 'first';
     await t.detector.start();
     running.push(t.detector);
-    await waitFor('a failure', () => t.detector.health().poll.failures === 1 || undefined);
-    const since = t.detector.health().poll.since;
+    await waitFor('a failure', async () => (await t.detector.health()).poll.failures === 1 || undefined);
+    const since = (await t.detector.health()).poll.since;
     t.source.failWith = 'second';
-    await waitFor('the next error', () => t.detector.health().poll.detail === 'second');
-    assert.equal(t.detector.health().poll.since, since);
+    await waitFor('the next error', async () => (await t.detector.health()).poll.detail === 'second');
+    assert.equal((await t.detector.health()).poll.since, since);
   });
 
   it('is healthy from the start when its polls succeed', async () => {
@@ -86,7 +94,7 @@ describe('the detector while its source fails', () => {
     await t.detector.start();
     running.push(t.detector);
     await waitFor('a poll', () => t.source.polls >= 1);
-    assert.equal(t.detector.health().ok, true);
+    assert.equal((await t.detector.health()).ok, true);
     assert.equal(await t.failures(), 0);
   });
 });
