@@ -20,6 +20,11 @@ export const detectorConfigSchema = z
     store: storeSetting
       .optional()
       .meta({ description: 'operational store: a SQLite file or a postgres:// URL', defaultText: `DATA_DIR/${STORE_FILE}` }),
+    readingsRetentionDays: int()
+      .min(1)
+      .max(36_500)
+      .optional()
+      .meta({ description: 'drop stored readings older than this many days of event time (checked hourly)', defaultText: 'keep all' }),
     rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
     windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
     freshnessMs: int()

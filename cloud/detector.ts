@@ -13,9 +13,12 @@ import { vehicleKey, type FleetStore, type ReceivedReadings, type StoreWrite } f
 
 /** The longest wait between attempts to store a step while the store is away. */
 const STORE_RETRY_MAX_MS = 2000;
+/** How often readings past their retention are dropped. */
+const RETENTION_EVERY_MS = 3600_000;
+const MS_PER_DAY = 86_400_000;
 
 /** Some of the detector's settings as detector-config.ts declares them, and the parts made from the others. */
-export type DetectorOptions = Pick<DetectorConfig, 'pollIntervalMs' | 'opsHost' | 'opsPort'> & {
+export type DetectorOptions = Pick<DetectorConfig, 'pollIntervalMs' | 'opsHost' | 'opsPort' | 'readingsRetentionDays'> & {
   /** The operational store (cloud/store/open-store.ts), opened by `start`; the detector closes it when it stops. */
   store: FleetStore;
   pollMaxRecords: number;
@@ -43,6 +46,9 @@ export class Detector {
   /** While polls fail: the last error, how many in a row, and since when. */
   private pollFailure?: { error: string; failures: number; since: number };
   private ops?: Server;
+  private retentionTimer?: NodeJS.Timeout;
+  /** The round of dropping old readings under way, awaited by `stop`. */
+  private retentionRound?: Promise<void>;
   private readonly metrics;
   /** The engine's running counts of late and outlier readings as the metrics last took them. */
   private readonly exported = { late: 0, outliers: 0 };
@@ -79,6 +85,11 @@ export class Detector {
         help: "Readings far ahead of their vehicle's time that no later reading confirmed: a clock fault, not evaluated",
         registers: r,
       }),
+      expired: new Counter({
+        name: 'fleet_detector_readings_expired_total',
+        help: 'Stored readings dropped for being older than readingsRetentionDays',
+        registers: r,
+      }),
       pollFailures: new Counter({
         name: 'fleet_detector_poll_failures_total',
         help: 'Rounds of reading, storing and committing the stream that failed (each retried after the poll interval)',
@@ -103,6 +114,12 @@ export class Detector {
       this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health(), this.log);
     this.running = true;
     this.loop = this.run();
+    const days = this.opts.readingsRetentionDays;
+    if (days !== undefined) {
+      const round = () => void (this.retentionRound = this.expireReadings(days));
+      round();
+      this.retentionTimer = setInterval(round, RETENTION_EVERY_MS);
+    }
     this.log.info(
       { source: this.source.name, windowMs: this.engine.ruleSet.windowMs, rules: this.engine.ruleSet.rules.length },
       'detector started',
@@ -133,6 +150,8 @@ export class Detector {
   async stop(): Promise<void> {
     this.running = false;
     this.stopping.abort();
+    clearInterval(this.retentionTimer);
+    await this.retentionRound;
     await this.loop;
     await this.dispatcher.stop();
     await this.opts.alertStream?.close();
@@ -177,6 +196,18 @@ export class Detector {
         this.pollFailed(err as Error);
         await sleep(Math.min(STORE_RETRY_MAX_MS, this.opts.pollIntervalMs * 2 ** attempt), this.stopping.signal);
       }
+    }
+  }
+
+  /** Never rejects: a failure is logged and the next round tries again. */
+  private async expireReadings(days: number): Promise<void> {
+    const before = Date.now() - days * MS_PER_DAY;
+    try {
+      const dropped = await this.store.dropReadingsBefore(before);
+      this.metrics.expired.inc(dropped);
+      if (dropped > 0) this.log.info({ dropped, before: new Date(before).toISOString(), retentionDays: days }, 'old readings dropped');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'dropping old readings failed; tried again within the hour');
     }
   }
 

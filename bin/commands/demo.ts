@@ -44,6 +44,7 @@ export const demoConfigSchema = z
       'detector freshness limit: alerts from windows older than this behind the vehicle are historical',
     ),
     stream: detectorSettings.source.describe('the stream between gateway and detector'),
+    readingsRetentionDays: detectorSettings.readingsRetentionDays,
     store: detectorSettings.store.meta({
       description: 'operational store of detector and console: a SQLite file or a postgres:// URL',
       defaultText: 'DATA_DIR/cloud/fleet.db',
@@ -102,6 +103,7 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
       ...streamSettings,
       streamPath: join(dataDir, 'gateway', 'stream.db'),
       store,
+      readingsRetentionDays: c.readingsRetentionDays,
       rulesFile: c.rulesFile,
       windowMs: c.windowMs,
       freshnessMs: c.freshnessMs,

@@ -33,6 +33,7 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
     {
       store: openStore(storeOf(config), log),
       pollIntervalMs: config.pollIntervalMs,
+      readingsRetentionDays: config.readingsRetentionDays,
       pollMaxRecords: 1000,
       channels,
       alertStream:

@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'vitest';
 import { pino } from 'pino';
 import { Detector } from '../../../cloud/detector.js';
+import { detectorConfigSchema } from '../../../cloud/detector-config.js';
 import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
 import type { SourcedRecord, TelemetrySource } from '../../../cloud/sources/source.js';
 import { DEFAULT_RULES } from '../../../shared/rules/default-rules.js';
 import { tempDir, waitFor, within } from '../../support/harness.js';
+import { storeReadings } from '../../support/store-contract.js';
 
 const dir = tempDir('fleet-detector-unit-');
 let n = 0;
@@ -106,5 +108,54 @@ describe('stopping the detector', () => {
     await waitFor('the first poll', () => t.source.polls === 1);
     await within('stop', t.detector.stop(), 5_000);
     assert.equal(t.source.polls, 1);
+  });
+});
+
+describe('the detector with readingsRetentionDays', () => {
+  it('drops stored readings older than the limit on start (and hourly), keeps recent ones, and counts what went', async () => {
+    const store = new SqliteStore(join(dir, `fleet-${n++}.db`));
+    const now = Date.now();
+    const r = (seq: number, ts: number) => ({
+      vehicle: 'truck-1',
+      seq,
+      ts,
+      clock: 'synced' as const,
+      sensor: 'speed' as const,
+      value: 1,
+      quality: 'good' as const,
+    });
+    await storeReadings(store, [r(1, now - 10 * 86_400_000), r(2, now - 8 * 86_400_000), r(3, now - 86_400_000), r(4, now)], now);
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const detector = new Detector(
+      { store, pollIntervalMs: 10, pollMaxRecords: 100, channels: [], opsHost: '127.0.0.1', opsPort: -1, readingsRetentionDays: 7 },
+      DEFAULT_RULES,
+      new ScriptedSource(),
+      log,
+    );
+    await detector.start();
+    running.push(detector);
+    await waitFor('old readings dropped', () => lines.find((l) => l.msg === 'old readings dropped'));
+    assert.equal((await store.counts()).readingsStored, 2);
+    assert.deepEqual(
+      (await store.readingSeries('truck-1', 'speed', 0)).map((x) => x.ts),
+      [now - 86_400_000, now],
+    );
+    const expired = (await detector.registry.getSingleMetric('fleet_detector_readings_expired_total')?.get())?.values[0]?.value;
+    assert.equal(expired, 2);
+    assert.ok(
+      lines.some((l) => l.msg === 'old readings dropped' && l.dropped === 2 && l.retentionDays === 7),
+      'logged with the count',
+    );
+  });
+
+  it('is validated: a whole number of days, at least 1', () => {
+    for (const bad of [0, -1, 1.5, 'soon']) {
+      const result = detectorConfigSchema.safeParse({ readingsRetentionDays: bad });
+      assert.equal(result.success, false, String(bad));
+      assert.deepEqual(result.error?.issues[0]?.path, ['readingsRetentionDays']);
+    }
+    assert.equal(detectorConfigSchema.parse({ readingsRetentionDays: '30' }).readingsRetentionDays, 30);
+    assert.equal(detectorConfigSchema.parse({}).readingsRetentionDays, undefined, 'unset: every reading is kept');
   });
 });
