@@ -20,11 +20,12 @@ export const detectorConfigSchema = z
     store: storeSetting
       .optional()
       .meta({ description: 'operational store: a SQLite file or a postgres:// URL', defaultText: `DATA_DIR/${STORE_FILE}` }),
+    // Latest values, alerts and the ledger are kept; only the readings themselves expire.
     readingsRetentionDays: int()
       .min(1)
       .max(36_500)
-      .optional()
-      .meta({ description: 'drop stored readings older than this many days of event time (checked hourly)', defaultText: 'keep all' }),
+      .default(90)
+      .describe('drop stored readings older than this many days of event time (on start, then hourly)'),
     rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
     windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
     freshnessMs: int()

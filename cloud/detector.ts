@@ -18,7 +18,9 @@ const RETENTION_EVERY_MS = 3600_000;
 const MS_PER_DAY = 86_400_000;
 
 /** Some of the detector's settings as detector-config.ts declares them, and the parts made from the others. */
-export type DetectorOptions = Pick<DetectorConfig, 'pollIntervalMs' | 'opsHost' | 'opsPort' | 'readingsRetentionDays'> & {
+export type DetectorOptions = Pick<DetectorConfig, 'pollIntervalMs' | 'opsHost' | 'opsPort'> & {
+  /** Readings older than this many days of event time are dropped; absent, every one is kept (tests and benchmarks). */
+  readingsRetentionDays?: number;
   /** The operational store (cloud/store/open-store.ts), opened by `start`; the detector closes it when it stops. */
   store: FleetStore;
   pollMaxRecords: number;

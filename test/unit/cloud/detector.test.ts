@@ -156,6 +156,6 @@ describe('the detector with readingsRetentionDays', () => {
       assert.deepEqual(result.error?.issues[0]?.path, ['readingsRetentionDays']);
     }
     assert.equal(detectorConfigSchema.parse({ readingsRetentionDays: '30' }).readingsRetentionDays, 30);
-    assert.equal(detectorConfigSchema.parse({}).readingsRetentionDays, undefined, 'unset: every reading is kept');
+    assert.equal(detectorConfigSchema.parse({}).readingsRetentionDays, 90, 'bounded unless told otherwise');
   });
 });
