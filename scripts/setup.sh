@@ -3,10 +3,10 @@
 # pinned LTS, below), the Mosquitto broker (interop tests and the gateway benchmark's peer),
 # socat (serial tests), faketime (an agent booting with its clock at 1970), shellcheck and
 # systemd-analyze (checks of the Raspberry Pi install kit), Chromium (console browser
-# tests), PostgreSQL (the operational store past one machine; the tests run their own
-# clusters, scripts/services/postgres.sh), the npm packages (better-sqlite3 builds from source with the machine's compiler),
-# an Apache Kafka broker's jars from Maven Central and a moto server in a Python venv (both
-# cached under .cache/).
+# tests), PostgreSQL (the operational store past one machine; the tests run clusters of
+# their own through scripts/services/postgres.sh), the npm packages (better-sqlite3 builds
+# from source with the machine's compiler), an Apache Kafka broker's jars from Maven Central
+# and a moto server in a Python venv (both cached under .cache/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,8 +2,10 @@ import pg from 'pg';
 import type { Logger } from '../../../shared/log.js';
 
 /**
- * node-postgres (`pg`): its pool reports a connection the server ended as an event we log,
- * and opens another when next needed, so a restarted PostgreSQL needs nothing from us.
+ * node-postgres (`pg`), measured beside porsager's `postgres` on the detector's write path
+ * (bench/postgres-client.ts, BENCHMARKS.md): as fast within the noise, and its pool reports a connection
+ * the server ended as an event we log, opening another when next needed, so a restarted
+ * PostgreSQL needs nothing from us.
  */
 
 /** ms timestamps and counts are bigint: read as numbers (exact up to 2^53, far past any ms or count here). */
