@@ -115,11 +115,16 @@ export class ConsoleServer {
     await this.store.open();
     // Connections that have had a request: a parse error there may follow an answer already sent.
     const answered = new WeakSet<Duplex>();
+    // The answer under way on a connection: handlers wait on the store, and bytes after the
+    // request (a body a DELETE may not carry) can reach the parser before the answer is sent.
+    const answering = new WeakMap<Duplex, ServerResponse>();
     const server = createServer(
       // Checked every second rather than Node's 30: a slow client is answered close to its deadline.
       { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 2 * HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
       (req, res) => {
         answered.add(req.socket);
+        answering.set(req.socket, res);
+        res.once('close', () => answering.delete(req.socket));
         void this.dispatch(req, res);
       },
     );
@@ -131,9 +136,13 @@ export class ConsoleServer {
         'connection refused: too many open connections',
       );
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
-      this.answerMalformedRequest(err, socket, answered.has(socket)),
-    );
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Bytes the parser refused after a whole request still being answered: the answer goes
+      // out first, then the connection ends. (A request cut off mid-body ends here and now.)
+      const res = answering.get(socket);
+      if (res?.req.complete) return void res.once('close', () => socket.destroy());
+      this.answerMalformedRequest(err, socket, answered.has(socket));
+    });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
