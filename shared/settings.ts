@@ -31,6 +31,6 @@ export const awsSettings = {
 export const storeSetting = z
   .string()
   .min(1)
-  .refine((s) => !/^postgres(ql)?:/i.test(s) || URL.canParse(s), {
-    message: 'a PostgreSQL store must be a URL such as postgres://user:password@host:5432/fleet',
+  .refine((s) => !/^postgres(ql)?:/i.test(s) || (URL.canParse(s) && new URL(s).hostname !== ''), {
+    message: 'a PostgreSQL store must be a URL with a host, such as postgres://user:password@host:5432/fleet',
   });

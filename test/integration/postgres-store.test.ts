@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { PgStore } from '../../cloud/store/postgres/pg-store.js';
 import { PARTITIONS } from '../../cloud/store/postgres/schema.js';
+import { freePort } from '../support/harness.js';
 import { query, startPostgres, type PostgresServer } from '../support/postgres.js';
 import { storeContract } from '../support/store-contract.js';
 
@@ -29,6 +30,17 @@ describe('the PostgreSQL store', () => {
     await query(url, 'CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (99)');
     const store = new PgStore(url);
     await assert.rejects(store.open(), /has schema version 99, newer than this release knows \(1\)/);
+    await store.close();
+  });
+
+  it('says which database it could not reach, without its password', async () => {
+    const url = `postgres://fleet:s3cret@127.0.0.1:${await freePort()}/fleet`;
+    const store = new PgStore(url);
+    await assert.rejects(store.open(), (err: Error) => {
+      assert.match(err.message, /^store postgres:\/\/fleet:\*\*\*@127\.0\.0\.1:\d+\/fleet: .*ECONNREFUSED/);
+      assert.doesNotMatch(err.message, /s3cret/);
+      return true;
+    });
     await store.close();
   });
 

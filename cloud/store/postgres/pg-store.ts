@@ -76,8 +76,13 @@ export class PgStore implements FleetStore {
     this.partitions = new Partitions(this.pool);
   }
 
-  open(): Promise<void> {
-    return migrate(this.pool, this.location);
+  /** Rejects naming the database (without its password) when it cannot be reached or migrated. */
+  async open(): Promise<void> {
+    try {
+      await migrate(this.pool, this.location);
+    } catch (err) {
+      throw new Error(`store ${this.location}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async storedKeys(readings: Reading[]): Promise<Set<string>> {

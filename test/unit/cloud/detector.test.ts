@@ -149,6 +149,17 @@ describe('the detector with readingsRetentionDays', () => {
     );
   });
 
+  it('takes a SQLite path or a PostgreSQL URL with a host as its store, and says what a bad one lacks', () => {
+    assert.equal(detectorConfigSchema.parse({ store: 'postgres://fleet@db:5432/fleet' }).store, 'postgres://fleet@db:5432/fleet');
+    assert.equal(detectorConfigSchema.parse({ store: '/var/lib/fleet/fleet.db' }).store, '/var/lib/fleet/fleet.db');
+    for (const bad of ['postgres://', 'postgresql:fleet', '']) {
+      const result = detectorConfigSchema.safeParse({ store: bad });
+      assert.equal(result.success, false, bad);
+      assert.deepEqual(result.error?.issues[0]?.path, ['store']);
+    }
+    assert.match(detectorConfigSchema.safeParse({ store: 'postgres://' }).error!.issues[0]!.message, /URL with a host/);
+  });
+
   it('is validated: a whole number of days, at least 1', () => {
     for (const bad of [0, -1, 1.5, 'soon']) {
       const result = detectorConfigSchema.safeParse({ readingsRetentionDays: bad });
