@@ -27,7 +27,7 @@ const LIFECYCLE_FIELDS: Record<Exclude<keyof AlertLifecycle, 'driverSentAt'>, tr
 };
 
 /** Each field's column is its name in snake case: `episodeStart` lives in `episode_start`. Both stores name them so. */
-export const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** The contract's fields' columns, in the contract's order: what a new alert's row is written with. */
 export const ALERT_COLUMNS = ALERT_FIELDS.map(columnOf);
