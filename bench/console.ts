@@ -20,7 +20,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FleetStore } from '../cloud/store.js';
+import { SqliteStore } from '../cloud/store/sqlite/sqlite-store.js';
 import type { Reading } from '../shared/contract/reading.js';
 import { launchChromium } from '../test/support/browser.js';
 import { freePort, kill, runFleet, sleep, tempDir, waitFor } from '../test/support/harness.js';
@@ -47,7 +47,7 @@ const SLICES_PER_S = 10;
  * Stands in for the detector: every vehicle drives a circle of its own around the
  * Netherlands, its values wandering in their normal ranges, stored with its own seqs.
  */
-function startFeeder(store: FleetStore, vehicles: number, hz: number): () => void {
+function startFeeder(store: SqliteStore, vehicles: number, hz: number): () => void {
   const seqs = new Array<number>(vehicles).fill(0);
   let slice = 0;
   const timer = setInterval(
@@ -81,7 +81,7 @@ function startFeeder(store: FleetStore, vehicles: number, hz: number): () => voi
           gps,
         );
       }
-      store.transaction(() => store.insertReadings(readings, now));
+      void store.write({ received: [{ readings, receivedAt: now }], duplicates: 0, events: [], at: now });
       slice++;
     },
     1000 / hz / SLICES_PER_S,
@@ -168,7 +168,7 @@ async function main(): Promise<void> {
 
   const dir = tempDir('fleet-bench-console-');
   const storePath = join(dir, 'fleet.db');
-  const store = new FleetStore(storePath);
+  const store = new SqliteStore(storePath);
   const log = (line: string) => process.stderr.write(`bench console: ${line}\n`);
   log(`storing ${vehicles} vehicles × 5 sensors at ${hz} Hz; console on ${storePath}`);
   const stopFeeder = startFeeder(store, vehicles, hz);
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
       'console',
       '--port',
       String(await freePort()),
-      '--store-path',
+      '--store',
       storePath,
       '--console-token',
       TOKEN,
@@ -237,7 +237,7 @@ async function main(): Promise<void> {
     await browser.close();
     await kill(consoleProc);
     stopFeeder();
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Detector } from '../cloud/detector.js';
+import type { FleetStore } from '../cloud/store.js';
+import { PgStore } from '../cloud/store/postgres/pg-store.js';
+import { SqliteStore } from '../cloud/store/sqlite/sqlite-store.js';
 import type { SourcedRecord, TelemetrySource } from '../cloud/sources/source.js';
 import type { Reading, SensorId } from '../shared/contract/reading.js';
 import { createLogger } from '../shared/log.js';
@@ -19,6 +22,7 @@ import { RuleEngine } from '../shared/rules/engine.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { DEFAULT_SAMPLE_HZ } from '../simulators/simulated-sensors.js';
 import { tempDir } from '../test/support/harness.js';
+import { startPostgres } from '../test/support/postgres.js';
 import { emit, round, runPart } from './support.js';
 
 const USAGE = `Usage: node dist/bench/detector.js [--quick] [--help]
@@ -94,10 +98,63 @@ const cpuSeconds = (since: NodeJS.CpuUsage) => {
 /** The detector step with nothing behind it: records are handed to Detector.handle directly. */
 const NO_SOURCE: TelemetrySource = { name: 'bench', poll: async () => [], commit: async () => {}, close: async () => {} };
 
+/**
+ * Detector.handle over `chunks` chunks of event time, as one record per vehicle batch of 2 s
+ * (10 readings), ordered by their first reading's time as a stream would carry them.
+ */
+async function measureStep(store: FleetStore, chunks: number, log: (line: string) => void) {
+  const detector = new Detector(
+    { store, pollIntervalMs: 20, pollMaxRecords: 1000, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+    DEFAULT_RULES,
+    NO_SOURCE,
+    createLogger('bench', { level: 'silent' }),
+  );
+  await store.open();
+  const rnd = noise(7);
+  const seqs = new Int32Array(VEHICLES);
+  let readings = 0;
+  let cpu = 0;
+  let wall = 0;
+  let offset = 0;
+  for (let c = 0; c < chunks; c++) {
+    const byVehicle = new Map<string, Reading[]>();
+    for (const r of chunk(T0 + c * CHUNK_MS, seqs, rnd)) {
+      let list = byVehicle.get(r.vehicle);
+      if (!list) byVehicle.set(r.vehicle, (list = []));
+      list.push(r);
+    }
+    const records: SourcedRecord[] = [];
+    for (let from = 0; from < CHUNK_MS; from += 2000) {
+      for (const [vehicle, list] of byVehicle) {
+        const rs = list.filter((r) => r.ts - (T0 + c * CHUNK_MS) >= from && r.ts - (T0 + c * CHUNK_MS) < from + 2000);
+        records.push({
+          offset: ++offset,
+          vehicle,
+          receivedAt: rs.at(-1)!.ts,
+          batch: { vehicle, headTs: rs.at(-1)!.ts, readings: rs },
+          rebuild: false,
+        });
+      }
+    }
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
+    for (let i = 0; i < records.length; i += 1000) await detector.handle(records.slice(i, i + 1000));
+    wall += (performance.now() - wall0) / 1000;
+    cpu += cpuSeconds(cpu0);
+    readings += records.reduce((n, r) => n + r.batch.readings.length, 0);
+    log(
+      `detector step, ${store.location}: ${readings.toLocaleString('en')} readings, ${Math.round(readings / wall).toLocaleString('en')}/s`,
+    );
+  }
+  await store.close();
+  return { readings, cpuSeconds: cpu, wallSeconds: wall };
+}
+
 runPart(
   'detector',
   USAGE,
-  (quick) => (quick ? 60_000 : 240_000),
+  // The step runs twice: into SQLite and into a PostgreSQL started here.
+  (quick) => (quick ? 240_000 : 900_000),
   async (o, log) => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
@@ -149,55 +206,27 @@ runPart(
 
     // The whole step: the same kind of readings as one record per vehicle batch of 2 s (10 readings).
     const dir = tempDir('fleet-bench-detector-');
+    const stepChunks = o.quick ? 1 : 3;
+    const pg = await startPostgres();
     try {
-      const silent = createLogger('bench', { level: 'silent' });
-      const detector = new Detector(
-        { storePath: join(dir, 'fleet.db'), pollIntervalMs: 20, pollMaxRecords: 1000, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
-        DEFAULT_RULES,
-        NO_SOURCE,
-        silent,
-      );
-      const seqs2 = new Int32Array(VEHICLES);
-      let stepReadings = 0;
-      let stepCpu = 0;
-      let offset = 0;
-      for (let c = 0; c < (o.quick ? 1 : 3); c++) {
-        const byVehicle = new Map<string, Reading[]>();
-        for (const r of chunk(T0 + c * CHUNK_MS, seqs2, rnd)) {
-          let list = byVehicle.get(r.vehicle);
-          if (!list) byVehicle.set(r.vehicle, (list = []));
-          list.push(r);
-        }
-        // Batches of 2 s of one vehicle, ordered by their first reading's time as a stream would carry them.
-        const records: SourcedRecord[] = [];
-        for (let from = 0; from < CHUNK_MS; from += 2000) {
-          for (const [vehicle, list] of byVehicle) {
-            const rs = list.filter((r) => r.ts - (T0 + c * CHUNK_MS) >= from && r.ts - (T0 + c * CHUNK_MS) < from + 2000);
-            records.push({
-              offset: ++offset,
-              vehicle,
-              receivedAt: rs.at(-1)!.ts,
-              batch: { vehicle, headTs: rs.at(-1)!.ts, readings: rs },
-              rebuild: false,
-            });
-          }
-        }
-        const cpu0 = process.cpuUsage();
-        for (let i = 0; i < records.length; i += 1000) detector.handle(records.slice(i, i + 1000));
-        stepCpu += cpuSeconds(cpu0);
-        stepReadings += records.reduce((n, r) => n + r.batch.readings.length, 0);
-        log(
-          `detector step: ${stepReadings.toLocaleString('en')} readings, ${Math.round(stepReadings / stepCpu).toLocaleString('en')} per CPU second`,
-        );
-      }
-      detector.store.close();
+      const sqlite = await measureStep(new SqliteStore(join(dir, 'fleet.db')), stepChunks, log);
       emit('detector', {
         figure: 'detector step (store + engine), readings/s per core',
-        value: Math.round(stepReadings / stepCpu),
+        value: Math.round(sqlite.readings / sqlite.cpuSeconds),
         unit: 'readings/s',
-        note: `Detector.handle, 1,000 records of 10 readings per call, SQLite store; ${stepReadings.toLocaleString('en')} readings`,
+        note: `Detector.handle, 1,000 records of 10 readings per call, SQLite store; ${sqlite.readings.toLocaleString('en')} readings`,
+      });
+      const postgres = await measureStep(new PgStore(await pg.createDatabase()), stepChunks, log);
+      emit('detector', {
+        figure: 'detector readings/s stored, PostgreSQL store',
+        value: Math.round(postgres.readings / postgres.wallSeconds),
+        unit: 'readings/s',
+        peer: 'SQLite store',
+        peerValue: Math.round(sqlite.readings / sqlite.wallSeconds),
+        note: `Detector.handle, wall clock, 1,000 records of 10 readings per call; PostgreSQL (Debian's) on this machine, synchronous commit`,
       });
     } finally {
+      await pg.stop();
       rmSync(dir, { recursive: true, force: true });
     }
     log(`engine wall time ${round(wall / 1000, 2)} s`);

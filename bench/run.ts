@@ -19,12 +19,14 @@ peerValue?, ratio?, note?}.
 
 Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   wire          bytes per reading on the MQTT link (bench/wire.ts)
-  detector      rule engine readings/s per core and memory per vehicle (bench/detector.ts)
+  detector      rule engine readings/s per core, memory per vehicle, readings/s stored into
+                PostgreSQL beside SQLite (bench/detector.ts)
   agent         agent readings/s on one core, RSS, restart with a backlog, drain (bench/agent.ts)
   gateway       QoS 1 messages/s and PUBACK latency beside Mosquitto (bench/gateway.ts)
   e2e           alert latency, 1,000 trucks over Kafka, all parts running (bench/end-to-end.ts)
   kafka-client  kafkajs beside @platformatic/kafka (bench/kafka-client.ts)
   kafka-failover  PUBACK stall when a broker of three is SIGKILLed (bench/kafka-failover.ts)
+  postgres-client  pg beside postgres (porsager) on the detector's write path (bench/postgres-client.ts)
 
 Options:
   --quick        shorter measurements (the whole run under 3 minutes)
@@ -47,6 +49,7 @@ const PARTS: Part[] = [
   { name: 'e2e', module: 'end-to-end' },
   { name: 'kafka-client', module: 'kafka-client', figures: kafkaClientFigures },
   { name: 'kafka-failover', module: 'kafka-failover' },
+  { name: 'postgres-client', module: 'postgres-client' },
 ];
 
 const BENCHMARKS_MD = projectPath('BENCHMARKS.md');

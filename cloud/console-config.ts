@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { bool, int, list } from '../shared/config.js';
 import { CONSOLE_PORT, DATA_DIRS, LOOPBACK_HOST, STORE_FILE } from '../shared/defaults.js';
-import { gatewayUrl } from '../shared/settings.js';
+import { gatewayUrl, storeSetting } from '../shared/settings.js';
 import { serviceTokenSetting } from '../shared/service-token.js';
 import { USER_ENTRY } from './console/passwords.js';
 
@@ -40,8 +40,10 @@ export const consoleConfigSchema = z
   .object({
     host: z.string().default(LOOPBACK_HOST).describe('listen address'),
     port: int().min(0).max(65535).default(CONSOLE_PORT).describe('HTTP port (0 = any free port)'),
-    // The detector writes it at the same time (WAL).
-    storePath: z.string().default(`${DATA_DIRS.cloud}/${STORE_FILE}`).describe('operational store written by the detector'),
+    // The detector writes it at the same time (SQLite: WAL).
+    store: storeSetting
+      .default(`${DATA_DIRS.cloud}/${STORE_FILE}`)
+      .describe('operational store written by the detector: a SQLite file or a postgres:// URL'),
     mqttUrl: gatewayUrl.describe('gateway URL, for online/offline status'),
     serviceToken: serviceTokenSetting,
     rulesFile: z

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { int, parseFile } from '../shared/config.js';
 import { DATA_DIRS, OPS_PORTS, STORE_FILE, STREAM_FILE } from '../shared/defaults.js';
-import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } from '../shared/settings.js';
+import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings, storeSetting } from '../shared/settings.js';
 import { STREAMS } from '../shared/contract/topics.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
@@ -32,11 +32,16 @@ export const detectorConfigSchema = z
       .min(1)
       .optional()
       .meta({ description: "with leases: this detector's name as lease owner", defaultText: 'HOST-PID' }),
-    // The console reads the same file.
-    storePath: z
-      .string()
+    // The console reads the same store.
+    store: storeSetting
       .optional()
-      .meta({ description: 'operational store', defaultText: `DATA_DIR/${STORE_FILE}` }),
+      .meta({ description: 'operational store: a SQLite file or a postgres:// URL', defaultText: `DATA_DIR/${STORE_FILE}` }),
+    // Latest values, alerts and the ledger are kept; only the readings themselves expire.
+    readingsRetentionDays: int()
+      .min(1)
+      .max(36_500)
+      .default(90)
+      .describe('drop stored readings older than this many days of event time (on start, then hourly)'),
     rulesFile: z.string().optional().meta({ description: 'rules (JSON)', defaultText: 'built-in rules' }),
     windowMs: int().min(100).optional().meta({ description: 'window length', defaultText: "the rules file's" }),
     freshnessMs: int()
@@ -66,7 +71,7 @@ export const detectorConfigSchema = z
 
 export type DetectorConfig = z.infer<typeof detectorConfigSchema>;
 
-export const storePathOf = (c: { dataDir: string; storePath?: string }) => c.storePath ?? join(c.dataDir, STORE_FILE);
+export const storeOf = (c: { dataDir: string; store?: string }) => c.store ?? join(c.dataDir, STORE_FILE);
 
 export function loadRules(c: Pick<DetectorConfig, 'rulesFile' | 'windowMs' | 'freshnessMs'>): RuleSet {
   const rules = c.rulesFile ? parseFile(ruleSetSchema, c.rulesFile) : DEFAULT_RULES;

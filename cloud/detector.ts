@@ -9,11 +9,20 @@ import type { AlertChannel, AlertStreamWriter } from './alerts/alert-channel.js'
 import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import type { DetectorConfig } from './detector-config.js';
 import type { SourcedRecord, TelemetrySource } from './sources/source.js';
-import { FleetStore } from './store.js';
+import { vehicleKey, type FleetStore, type ReceivedReadings, type StoreWrite } from './store.js';
+
+/** The longest wait between attempts to store a step while the store is away. */
+const STORE_RETRY_MAX_MS = 2000;
+/** How often readings past their retention are dropped. */
+const RETENTION_EVERY_MS = 3600_000;
+const MS_PER_DAY = 86_400_000;
 
 /** Some of the detector's settings as detector-config.ts declares them, and the parts made from the others. */
 export type DetectorOptions = Pick<DetectorConfig, 'pollIntervalMs' | 'opsHost' | 'opsPort'> & {
-  storePath: string;
+  /** Readings older than this many days of event time are dropped; absent, every one is kept (tests and benchmarks). */
+  readingsRetentionDays?: number;
+  /** The operational store (cloud/store/open-store.ts), opened by `start`; the detector closes it when it stops. */
+  store: FleetStore;
   pollMaxRecords: number;
   /** Where alerts go: the driver's cab, SNS, webhooks (none when a stream carries them to dispatchers). */
   channels: AlertChannel[];
@@ -39,6 +48,9 @@ export class Detector {
   /** While polls fail: the last error, how many in a row, and since when. */
   private pollFailure?: { error: string; failures: number; since: number };
   private ops?: Server;
+  private retentionTimer?: NodeJS.Timeout;
+  /** The round of dropping old readings under way, awaited by `stop`. */
+  private retentionRound?: Promise<void>;
   private readonly metrics;
   /** The engine's running counts of late and outlier readings as the metrics last took them. */
   private readonly exported = { late: 0, outliers: 0 };
@@ -51,7 +63,7 @@ export class Detector {
     registry?: Registry,
   ) {
     this.engine = new RuleEngine(rules);
-    this.store = new FleetStore(opts.storePath);
+    this.store = opts.store;
     this.registry = registry ?? createRegistry('detector');
     this.dispatcher = new AlertDispatcher(this.store.deliveries, opts.channels, log, this.registry, { freshnessMs: rules.freshnessMs });
     const r = [this.registry];
@@ -75,6 +87,11 @@ export class Detector {
         help: "Readings far ahead of their vehicle's time that no later reading confirmed: a clock fault, not evaluated",
         registers: r,
       }),
+      expired: new Counter({
+        name: 'fleet_detector_readings_expired_total',
+        help: 'Stored readings dropped for being older than readingsRetentionDays',
+        registers: r,
+      }),
       pollFailures: new Counter({
         name: 'fleet_detector_poll_failures_total',
         help: 'Rounds of reading, storing and committing the stream that failed (each retried after the poll interval)',
@@ -92,12 +109,19 @@ export class Detector {
   }
 
   async start(): Promise<void> {
+    await this.store.open();
     await this.opts.alertStream?.start();
     this.dispatcher.start();
     if (this.opts.opsPort >= 0)
       this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health(), this.log);
     this.running = true;
     this.loop = this.run();
+    const days = this.opts.readingsRetentionDays;
+    if (days !== undefined) {
+      const round = () => void (this.retentionRound = this.expireReadings(days));
+      round();
+      this.retentionTimer = setInterval(round, RETENTION_EVERY_MS);
+    }
     this.log.info(
       { source: this.source.name, windowMs: this.engine.ruleSet.windowMs, rules: this.engine.ruleSet.rules.length },
       'detector started',
@@ -105,32 +129,39 @@ export class Detector {
   }
 
   /** Unhealthy while stopped and while polls fail, with the error, so an orchestrator sees a detector that reads nothing. */
-  health() {
+  async health() {
     const dispatcher = this.dispatcher.health();
+    // The store away (PostgreSQL restarting) is unhealthy too: nothing is stored meanwhile.
+    const store = await this.store.counts().then(
+      (counts) => ({ ok: true, ...counts }),
+      (err: Error) => ({ ok: false, storeError: err.message }),
+    );
     const f = this.pollFailure;
     const poll = f ? { ok: false, detail: f.error, failures: f.failures, since: f.since } : { ok: true };
     const sourceDetail = this.source.health?.();
     return {
-      ok: this.running && poll.ok && dispatcher.ok && sourceDetail?.ok !== false,
       source: this.source.name,
       ...(sourceDetail ? { sourceDetail } : {}),
       poll,
       channels: this.opts.channels.map((c) => c.name),
       ...(dispatcher.ledger ? { ledger: dispatcher.ledger } : {}),
       ...this.engine.counters,
-      ...this.store.counts(),
+      ...store,
+      ok: this.running && poll.ok && dispatcher.ok && store.ok && sourceDetail?.ok !== false,
     };
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.stopping.abort();
+    clearInterval(this.retentionTimer);
+    await this.retentionRound;
     await this.loop;
     await this.dispatcher.stop();
     await this.opts.alertStream?.close();
     await this.source.close();
     this.ops?.close();
-    this.store.close();
+    await this.store.close();
     this.log.info('detector stopped');
   }
 
@@ -140,7 +171,7 @@ export class Detector {
       try {
         records = await this.source.poll(this.opts.pollMaxRecords);
         if (records.length > 0) {
-          const events = this.handle(records);
+          const events = await this.handle(records);
           await this.opts.alertStream?.write(events);
           await this.source.commit(records.at(-1)!);
           this.dispatcher.kick();
@@ -152,6 +183,37 @@ export class Detector {
         await this.source.rewind?.().catch((e: Error) => this.log.error({ err: e.message }, 'source rewind failed'));
       }
       if (records.length < this.opts.pollMaxRecords) await sleep(this.opts.pollIntervalMs, this.stopping.signal);
+    }
+  }
+
+  /**
+   * A step's store work, tried until it succeeds: the records were taken from the source, which
+   * does not give them again, and the stream position is committed only after this resolves.
+   * Gives up only when the detector stops (the records are then read again after a restart).
+   * A write retried after a failure whose outcome is unknown (`attempt` > 0) finds its own
+   * readings stored and does not count them again.
+   */
+  private async untilDone<T>(work: (attempt: number) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work(attempt);
+      } catch (err) {
+        if (!this.running) throw err;
+        this.pollFailed(err as Error);
+        await sleep(Math.min(STORE_RETRY_MAX_MS, this.opts.pollIntervalMs * 2 ** attempt), this.stopping.signal);
+      }
+    }
+  }
+
+  /** Never rejects: a failure is logged and the next round tries again. */
+  private async expireReadings(days: number): Promise<void> {
+    const before = Date.now() - days * MS_PER_DAY;
+    try {
+      const dropped = await this.store.dropReadingsBefore(before);
+      this.metrics.expired.inc(dropped);
+      if (dropped > 0) this.log.info({ dropped, before: new Date(before).toISOString(), retentionDays: days }, 'old readings dropped');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'dropping old readings failed; tried again within the hour');
     }
   }
 
@@ -169,34 +231,39 @@ export class Detector {
   }
 
   /** Exposed for benchmarks and tests that drive the detector without a loop. */
-  handle(records: SourcedRecord[]): AlertEvent[] {
+  async handle(records: SourcedRecord[]): Promise<AlertEvent[]> {
     const now = Date.now();
-    const events: AlertEvent[] = [];
-    let fresh = 0;
-    let duplicates = 0;
-    this.store.transaction(() => {
-      for (const rec of records) {
-        const { batch } = rec;
-        if (!this.engine.knows(batch.vehicle)) for (const alert of this.store.openAlerts(batch.vehicle)) this.engine.adopt(alert);
-        let toEvaluate: typeof batch.readings;
-        if (rec.rebuild) {
-          // Stored and evaluated before the restart: feed the windows again, once each.
-          toEvaluate = batch.readings.filter((r) => !this.engine.seen(r.vehicle, r.seq));
-        } else {
-          toEvaluate = this.store.insertReadings(batch.readings, rec.receivedAt);
-          fresh += toEvaluate.length;
-          duplicates += batch.readings.length - toEvaluate.length;
-        }
-        for (const r of toEvaluate) events.push(...this.engine.process(r, rec.receivedAt, batch.headTs));
-      }
-      this.store.applyAlertEvents(events, now);
+    // Read before the windows take anything: until it succeeds, a retry starts from the same state.
+    const seen = await this.untilDone(async () => {
+      const unknown = [...new Set(records.map((rec) => rec.batch.vehicle))].filter((v) => !this.engine.knows(v));
+      if (unknown.length > 0) for (const alert of await this.store.openAlerts(unknown)) this.engine.adopt(alert);
+      return this.store.storedKeys(records.filter((rec) => !rec.rebuild).flatMap((rec) => rec.batch.readings));
     });
-    this.metrics.readings.inc(fresh);
+    const events: AlertEvent[] = [];
+    const received: ReceivedReadings[] = [];
+    let duplicates = 0;
+    for (const rec of records) {
+      const { batch } = rec;
+      let toEvaluate: typeof batch.readings;
+      if (rec.rebuild) {
+        // Stored and evaluated before the restart: feed the windows again, once each.
+        toEvaluate = batch.readings.filter((r) => !this.engine.seen(r.vehicle, r.seq));
+      } else {
+        // Stored before, or earlier in this step: dropped and counted.
+        toEvaluate = batch.readings.filter((r) => !seen.has(vehicleKey(r)) && Boolean(seen.add(vehicleKey(r))));
+        received.push({ readings: toEvaluate, receivedAt: rec.receivedAt });
+        duplicates += batch.readings.length - toEvaluate.length;
+      }
+      for (const r of toEvaluate) events.push(...this.engine.process(r, rec.receivedAt, batch.headTs));
+    }
+    const step: StoreWrite = { received, duplicates, events, at: now };
+    const written = await this.untilDone((attempt) => this.store.write(attempt === 0 ? step : { ...step, retry: true }));
+    this.metrics.readings.inc(written.stored);
     for (const kind of ['late', 'outliers'] as const) {
       this.metrics[kind].inc(this.engine.counters[kind] - this.exported[kind]);
       this.exported[kind] = this.engine.counters[kind];
     }
-    if (duplicates > 0) this.metrics.duplicates.inc(duplicates);
+    if (written.duplicates > 0) this.metrics.duplicates.inc(written.duplicates);
     for (const e of events) {
       const live = e.kind === 'cleared' ? 'n/a' : String(e.alert.live);
       this.metrics.alerts.inc({ kind: e.kind, live });

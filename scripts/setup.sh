@@ -5,9 +5,10 @@
 # socat (serial tests), faketime (an agent booting with its clock at 1970), shellcheck and
 # systemd-analyze (checks of the Raspberry Pi install kit and the cloud services' unit),
 # iproute2 (`ip netns`: hosts as network namespaces in the multi-host tests), Chromium
-# (console browser tests), the npm packages (better-sqlite3 builds from source with the machine's compiler),
-# an Apache Kafka broker's jars from Maven Central and a moto server in a Python venv (both
-# cached under .cache/).
+# (console browser tests), PostgreSQL (the operational store past one machine; the tests
+# run clusters of their own through scripts/services/postgres.sh), the npm packages
+# (better-sqlite3 builds from source with the machine's compiler), an Apache Kafka broker's
+# jars from Maven Central and a moto server in a Python venv (both cached under .cache/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v faketime >/dev/null || missing+=(faketime)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v chromium >/dev/null || missing+=(chromium)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install the Debian packages: ${missing[*]} (needs root)" >&2

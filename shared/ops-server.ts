@@ -22,7 +22,13 @@ export function createRegistry(component: string): Registry {
  * metric's collect() that throws is answered with 500 and its message, and logged: the
  * scraper learns why, and the process carries on.
  */
-export async function startOpsServer(host: string, port: number, registry: Registry, health: () => Health, log: Logger): Promise<Server> {
+export async function startOpsServer(
+  host: string,
+  port: number,
+  registry: Registry,
+  health: () => Health | Promise<Health>,
+  log: Logger,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
     void handleOps(url, registry, health)
@@ -46,11 +52,11 @@ export async function startOpsServer(host: string, port: number, registry: Regis
 export async function handleOps(
   url: string,
   registry: Registry,
-  health: () => Health,
+  health: () => Health | Promise<Health>,
 ): Promise<{ status: number; type: string; body: string }> {
   if (url === '/metrics') return { status: 200, type: registry.contentType, body: await registry.metrics() };
   if (url === '/healthz') {
-    const h = health();
+    const h = await health();
     return { status: h.ok ? 200 : 503, type: 'application/json', body: JSON.stringify(h) };
   }
   return { status: 404, type: 'application/json', body: JSON.stringify({ error: `no such path ${url}; try /healthz or /metrics` }) };

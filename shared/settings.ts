@@ -63,3 +63,14 @@ export const awsSettings = {
   awsRegion: z.string().default(AWS_REGION).describe('AWS region'),
   awsEndpoint: z.string().url().optional().describe('AWS endpoint override (an emulator)'),
 };
+
+/**
+ * The cloud's operational store: a SQLite file (one machine), or a `postgres://` URL that
+ * detectors, dispatchers and consoles on several hosts share.
+ */
+export const storeSetting = z
+  .string()
+  .min(1)
+  .refine((s) => !/^postgres(ql)?:/i.test(s) || (URL.canParse(s) && new URL(s).hostname !== ''), {
+    message: 'a PostgreSQL store must be a URL with a host, such as postgres://user:password@host:5432/fleet',
+  });

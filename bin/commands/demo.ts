@@ -44,6 +44,11 @@ export const demoConfigSchema = z
       'detector freshness limit: alerts from windows older than this behind the vehicle are historical',
     ),
     stream: detectorSettings.source.describe('the stream between gateway and detector'),
+    readingsRetentionDays: detectorSettings.readingsRetentionDays,
+    store: detectorSettings.store.meta({
+      description: 'operational store of detector and console: a SQLite file or a postgres:// URL',
+      defaultText: 'DATA_DIR/cloud/fleet.db',
+    }),
     kafkaBrokers: detectorSettings.kafkaBrokers.describe('with --stream kafka: comma-separated host:port'),
     awsRegion: awsSettings.awsRegion.describe('with --stream kinesis: AWS region'),
     awsEndpoint: awsSettings.awsEndpoint.describe('with --stream kinesis: AWS endpoint override (an emulator)'),
@@ -90,12 +95,15 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   parts.push(gateway);
   const mqttUrl = `mqtt://${c.host}:${gateway.port}`;
 
+  const store = c.store ?? join(dataDir, 'cloud', 'fleet.db');
   const detector = await startDetector(
     detectorConfigSchema.parse({
       dataDir: join(dataDir, 'cloud'),
       source: c.stream,
       ...streamSettings,
       streamPath: join(dataDir, 'gateway', 'stream.db'),
+      store,
+      readingsRetentionDays: c.readingsRetentionDays,
       rulesFile: c.rulesFile,
       windowMs: c.windowMs,
       freshnessMs: c.freshnessMs,
@@ -112,7 +120,7 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
     {
       host: c.host,
       port: c.consolePort,
-      storePath: join(dataDir, 'cloud', 'fleet.db'),
+      store,
       mqttUrl,
       serviceToken: gatewayConfig.serviceToken,
       consoleToken: token,
@@ -166,8 +174,8 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   const drained = await fleet.drain(DRAIN_TIMEOUT_MS);
   const produced = fleet.readingsProduced();
   const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-  while (detector.store.counts().readingsStored < produced && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  const { readingsStored, duplicates } = detector.store.counts();
+  while ((await detector.store.counts()).readingsStored < produced && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const { readingsStored, duplicates } = await detector.store.counts();
   const latencies = fleet.trucks.flatMap((t) => t.driver.shown.map((s) => s.shownAt - s.alert.closedAt)).sort((a, b) => a - b);
   const summary = {
     vehicles: c.trucks,
@@ -175,7 +183,7 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
     readingsStored,
     duplicates,
     lost: produced - readingsStored,
-    alertsRaised: detector.store.listAlerts({ limit: 1_000_000 }).length,
+    alertsRaised: Object.values(await detector.store.alertCountsByState()).reduce((a, b) => a + b, 0),
     driverAlertsDelivered: latencies.length,
     p50AlertLatencyMs: percentile(latencies, 0.5),
     p99AlertLatencyMs: percentile(latencies, 0.99),

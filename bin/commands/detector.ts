@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { createChannels } from '../../cloud/alerts/create-channels.js';
 import { createAlertStream } from '../../cloud/alerts/create-alert-stream.js';
 import { Detector } from '../../cloud/detector.js';
-import { detectorConfigSchema, loadRules, storePathOf, type DetectorConfig } from '../../cloud/detector-config.js';
+import { detectorConfigSchema, loadRules, storeOf, type DetectorConfig } from '../../cloud/detector-config.js';
+import { openStore } from '../../cloud/store/open-store.js';
 import { createSource } from '../../cloud/sources/create-source.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { createRegistry } from '../../shared/ops-server.js';
@@ -32,8 +33,9 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
   const source = createSource(config, 2 * rules.windowMs, log, registry);
   const detector = new Detector(
     {
-      storePath: storePathOf(config),
+      store: openStore(storeOf(config), log),
       pollIntervalMs: config.pollIntervalMs,
+      readingsRetentionDays: config.readingsRetentionDays,
       pollMaxRecords: 1000,
       channels,
       alertStream: config.dispatch === 'here' ? undefined : createAlertStream(config.dispatch, config, 'fleet-detector', log),

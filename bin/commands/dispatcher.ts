@@ -5,10 +5,10 @@ import { z } from 'zod';
 import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
 import { ALERT_STREAM_KINDS, alertStreamSettings, createAlertStream } from '../../cloud/alerts/create-alert-stream.js';
-import { FleetStore } from '../../cloud/store.js';
+import { openStore } from '../../cloud/store/open-store.js';
 import { int } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
-import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings } from '../../shared/settings.js';
+import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings, storeSetting } from '../../shared/settings.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
@@ -25,6 +25,10 @@ export const dispatcherConfigSchema = z
       .default('dispatcher')
       .describe('Kafka: dispatchers sharing it share the partitions; Kinesis: names the checkpoint file (one dispatcher per stream)'),
     dataDir: z.string().default(DATA_DIRS.dispatcher).describe('delivery ledger directory: which alert went to which channel'),
+    store: storeSetting.optional().meta({
+      description: "delivery ledger: a SQLite file, or the detector's postgres:// store (the console then shows the cab's deliveries)",
+      defaultText: 'DATA_DIR/ledger.db',
+    }),
     // As the detector's rules: the cab is given an alert only this long after its window closed.
     freshnessMs: int()
       .min(0)
@@ -51,17 +55,18 @@ export function dispatcherCommand(): Command {
       const registry = createRegistry('dispatcher');
       const channels = createChannels(c, `dispatcher-${c.consumerGroup}-${process.pid}`, log);
       mkdirSync(c.dataDir, { recursive: true });
-      const ledger = new FleetStore(join(c.dataDir, 'ledger.db'));
+      const ledger = openStore(c.store ?? join(c.dataDir, 'ledger.db'), log);
+      await ledger.open();
       const dispatcher = new AlertDispatcher(ledger.deliveries, channels, log, registry, { freshnessMs: c.freshnessMs });
       const stream = createAlertStream(c.stream, c, 'fleet-dispatcher', log, { group: c.consumerGroup, dataDir: c.dataDir });
       const ops =
         c.opsPort >= 0 ? await startOpsServer(c.opsHost, c.opsPort, registry, () => ({ ...dispatcher.health() }), log) : undefined;
       // Stopped in reverse: no new events first, then the deliveries under way, then the ledger.
-      stopOnSignals([{ stop: async () => (ops?.close(), ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
+      stopOnSignals([{ stop: async () => (ops?.close(), await ledger.close()) }, dispatcher, { stop: () => stream.close() }]);
       await stream.start();
       dispatcher.start();
       await stream.consume(async (events) => {
-        ledger.transaction(() => ledger.applyAlertEvents(events, Date.now()));
+        await ledger.write({ received: [], duplicates: 0, events, at: Date.now() });
         dispatcher.kick();
       });
       const from = c.stream === 'kafka' ? { topic: c.alertsTopic } : { kinesisStream: c.alertsStream };

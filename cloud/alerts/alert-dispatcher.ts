@@ -147,11 +147,11 @@ export class AlertDispatcher {
   private async drain(state: ChannelState): Promise<void> {
     state.busy = true;
     try {
-      if (!state.settled) this.settleInDoubt(state);
+      if (!state.settled) await this.settleInDoubt(state);
       if (!state.channel.acknowledges || (await this.resendUnacknowledged(state))) await this.deliverNew(state);
       this.ledgerTrouble = undefined;
     } catch (err) {
-      // The ledger refused (SQLITE_BUSY while another process writes the store, a full disk).
+      // The ledger refused (SQLITE_BUSY while another process writes the store, a full disk, PostgreSQL away).
       // Every send so far is recorded (see `record`), so the same round is simply tried again.
       state.retryAt = Date.now() + backoffDelay(state.failures++, this.opts.retryBaseMs, this.opts.retryMaxMs);
       this.ledgerRefused(err, { channel: state.channel.name }, 'delivery ledger unavailable, will retry');
@@ -164,10 +164,10 @@ export class AlertDispatcher {
    * Deliveries a crash interrupted are tried again on a channel whose receiver drops
    * repeats; elsewhere they are only logged, since a repeat would reach someone twice.
    */
-  private settleInDoubt(state: ChannelState): void {
+  private async settleInDoubt(state: ChannelState): Promise<void> {
     const { channel } = state;
-    for (const alertId of this.ledger.inDoubt(channel.name)) {
-      if (channel.idempotent) this.ledger.release(alertId, channel.name);
+    for (const alertId of await this.ledger.inDoubt(channel.name)) {
+      if (channel.idempotent) await this.ledger.release(alertId, channel.name);
       else
         this.log.warn(
           { alertId, channel: channel.name },
@@ -193,13 +193,13 @@ export class AlertDispatcher {
   /** Sends what the channel has not been given yet, until a send fails. */
   private async deliverNew(state: ChannelState): Promise<void> {
     const { channel } = state;
-    for (const alert of this.ledger.undelivered(channel.name, channel.cab)) {
+    for (const alert of await this.ledger.undelivered(channel.name, channel.cab)) {
       if (this.stopping) return;
       if (channel.cab && !this.fresh(alert)) {
-        this.expire(state, alert);
+        await this.expire(state, alert);
         continue;
       }
-      if (!this.ledger.claim(alert.id, channel.name, Date.now())) continue;
+      if (!(await this.ledger.claim(alert.id, channel.name, Date.now()))) continue;
       if (!(await this.attempt(state, alert))) {
         await this.record(() => this.ledger.release(alert.id, channel.name));
         return;
@@ -219,14 +219,14 @@ export class AlertDispatcher {
   /** Sends again what is due and still fresh, and records as expired what is no longer fresh; false when a send failed. */
   private async resendUnacknowledged(state: ChannelState): Promise<boolean> {
     const { channel } = state;
-    const awaiting = this.ledger.awaitingAck(channel.name);
+    const awaiting = await this.ledger.awaitingAck(channel.name);
     // Acknowledged through another dispatcher sharing this ledger: forgotten here too.
     const ids = new Set(awaiting.map((a) => a.id));
     for (const id of state.resends.keys()) if (!ids.has(id)) state.resends.delete(id);
     for (const alert of awaiting) {
       if (this.stopping) return true;
       if (!this.fresh(alert)) {
-        this.expire(state, alert);
+        await this.expire(state, alert);
         continue;
       }
       // Not known after a restart: due at once.
@@ -265,10 +265,10 @@ export class AlertDispatcher {
    * (or never counted): it is retried until it succeeds, unless the dispatcher stops (the
    * delivery is then in doubt, which a restart resolves).
    */
-  private async record<T>(write: () => T): Promise<T> {
+  private async record<T>(write: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return write();
+        return await write();
       } catch (err) {
         if (this.stopping) throw err;
         this.ledgerRefused(err, {}, 'delivery ledger refused a write, will retry');
@@ -281,10 +281,10 @@ export class AlertDispatcher {
     return Date.now() - alert.closedAt <= this.opts.freshnessMs;
   }
 
-  private expire(state: ChannelState, alert: StoredAlert): void {
+  private async expire(state: ChannelState, alert: StoredAlert): Promise<void> {
     const { channel } = state;
     state.resends.delete(alert.id);
-    if (!this.ledger.expired(alert.id, channel.name, Date.now())) return;
+    if (!(await this.ledger.expired(alert.id, channel.name, Date.now()))) return;
     this.metrics.expired.inc({ channel: channel.name });
     this.log.warn(
       { vehicle: alert.vehicle, alertId: alert.id, channel: channel.name, closedAt: alert.closedAt, freshnessMs: this.opts.freshnessMs },
@@ -297,27 +297,27 @@ export class AlertDispatcher {
     state.resends.set(alert.id, { vehicle: alert.vehicle, copies, dueAt: Date.now() + delay });
   }
 
+  /** Never rejects: a refused write is logged, and the alert is sent again until one is recorded. */
+  private async recordAcknowledgement(state: ChannelState, alertId: string, vehicle: string): Promise<void> {
+    const channel = state.channel.name;
+    let recorded: boolean;
+    try {
+      recorded = await this.ledger.acknowledged(alertId, channel, Date.now());
+    } catch (err) {
+      this.ledgerRefused(err, { vehicle, alertId, channel }, 'delivery ledger refused an acknowledgement; the alert will be sent again');
+      return;
+    }
+    state.resends.delete(alertId);
+    // A repeat, or an alert another dispatcher sent: nothing to do.
+    if (!recorded) return void this.log.debug({ vehicle, alertId, channel }, 'acknowledgement of an alert not waiting for one');
+    this.metrics.delivered.inc({ channel });
+    this.log.info({ vehicle, alertId, channel }, 'alert delivered: acknowledged by the receiver');
+  }
+
   private receipts(state: ChannelState): ChannelReceipts {
     const channel = state.channel.name;
     return {
-      acknowledged: (alertId, vehicle) => {
-        let recorded: boolean;
-        try {
-          recorded = this.ledger.acknowledged(alertId, channel, Date.now());
-        } catch (err) {
-          this.ledgerRefused(
-            err,
-            { vehicle, alertId, channel },
-            'delivery ledger refused an acknowledgement; the alert will be sent again',
-          );
-          return;
-        }
-        state.resends.delete(alertId);
-        // A repeat, or an alert another dispatcher sent: nothing to do.
-        if (!recorded) return void this.log.debug({ vehicle, alertId, channel }, 'acknowledgement of an alert not waiting for one');
-        this.metrics.delivered.inc({ channel });
-        this.log.info({ vehicle, alertId, channel }, 'alert delivered: acknowledged by the receiver');
-      },
+      acknowledged: (alertId, vehicle) => void this.recordAcknowledgement(state, alertId, vehicle),
       reachable: (vehicle) => {
         for (const r of state.resends.values()) if (r.vehicle === vehicle) r.dueAt = 0;
         // Word from the receivers' side means the channel works again: no need to sit out its backoff.

@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { sameSecret } from '../../shared/secrets.js';
 import { bearerToken, HttpError } from './http.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import type { SessionTable, StoredSession } from '../store.js';
 
 export interface Principal {
   user: string;
@@ -19,11 +20,6 @@ export interface AuthOptions {
   sessionTtlMs: number;
 }
 
-interface Session {
-  principal: Principal;
-  expiresAt: number;
-}
-
 export const SESSION_COOKIE = 'fleet_session';
 const MAX_SESSIONS = 10_000;
 
@@ -32,49 +28,51 @@ const MAX_SESSIONS = 10_000;
  * session cookie; scripts send the token as a bearer header on every request. A cookie is
  * sent by the browser on its own, so a write carried by one must also come from our own
  * origin: that, with SameSite=Strict, is what keeps another site from acting for the user.
- * Sessions live in memory: a restarted console asks everyone to sign in again.
+ * Sessions live in the store, kept by a hash of their id (a copy of the database holds no
+ * usable cookie): every console on one store accepts the same cookie, and a restarted
+ * console keeps everyone signed in.
  */
 export class ConsoleAuth {
-  private readonly sessions = new Map<string, Session>();
   /** Compared against when the name is unknown, so a wrong name costs as long as a wrong password. */
   private readonly decoy = hashPassword(randomBytes(16).toString('hex'));
 
-  constructor(private readonly opts: AuthOptions) {}
+  constructor(
+    private readonly opts: AuthOptions,
+    private readonly sessions: SessionTable,
+  ) {}
 
   /** A configured user signs in with their password; anyone else by name with the token. */
-  async signIn(user: string, secret: string, now: number): Promise<{ id: string; session: Session } | undefined> {
+  async signIn(user: string, secret: string, now: number): Promise<{ id: string; session: StoredSession } | undefined> {
     const hash = this.opts.users.get(user);
     const ok = hash ? await verifyPassword(secret, hash) : await this.isToken(secret);
     if (!ok) return undefined;
-    this.prune(now);
     const id = randomBytes(32).toString('base64url');
-    const session = { principal: { user, via: 'session' as const }, expiresAt: now + this.opts.sessionTtlMs };
-    this.sessions.set(id, session);
+    const session = { user, expiresAt: now + this.opts.sessionTtlMs };
+    await this.sessions.create(idHash(id), session, now, MAX_SESSIONS);
     return { id, session };
   }
 
-  signOut(req: IncomingMessage): void {
+  async signOut(req: IncomingMessage): Promise<void> {
     const id = sessionId(req);
-    if (id) this.sessions.delete(id);
+    if (id) await this.sessions.delete(idHash(id));
   }
 
-  principal(req: IncomingMessage, now: number): Principal | undefined {
+  async principal(req: IncomingMessage, now: number): Promise<Principal | undefined> {
     const token = bearerToken(req);
     if (token !== undefined)
       return this.opts.token !== undefined && sameSecret(token, this.opts.token) ? { user: 'token', via: 'bearer' } : undefined;
     const id = sessionId(req);
-    const session = id === undefined ? undefined : this.sessions.get(id);
-    if (!session || session.expiresAt <= now) return undefined;
-    return session.principal;
+    const session = id === undefined ? undefined : await this.sessions.get(idHash(id), now);
+    return session && { user: session.user, via: 'session' };
   }
 
   /** Reads need a sign-in unless the console is configured for public reads. */
-  requireRead(req: IncomingMessage, now: number): void {
-    if (!this.opts.publicReads) this.requirePrincipal(req, now);
+  async requireRead(req: IncomingMessage, now: number): Promise<void> {
+    if (!this.opts.publicReads) await this.requirePrincipal(req, now);
   }
 
-  requireWrite(req: IncomingMessage, now: number): Principal {
-    const principal = this.requirePrincipal(req, now);
+  async requireWrite(req: IncomingMessage, now: number): Promise<Principal> {
+    const principal = await this.requirePrincipal(req, now);
     if (principal.via === 'session') requireSameOrigin(req);
     return principal;
   }
@@ -88,18 +86,12 @@ export class ConsoleAuth {
     return this.opts.token !== undefined && sameSecret(secret, this.opts.token);
   }
 
-  private requirePrincipal(req: IncomingMessage, now: number): Principal {
-    const principal = this.principal(req, now);
+  private async requirePrincipal(req: IncomingMessage, now: number): Promise<Principal> {
+    const principal = await this.principal(req, now);
     if (principal) return principal;
     throw new HttpError(401, 'sign in first (POST /api/session) or send Authorization: Bearer <console token>', {
       'www-authenticate': 'Bearer realm="fleet-console"',
     });
-  }
-
-  private prune(now: number): void {
-    for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
-    // Oldest first: a flood of sign-ins pushes out the earliest sessions, not memory.
-    while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
   }
 }
 
@@ -116,6 +108,9 @@ export function sessionCookie(id: string, maxAgeMs: number): string {
 }
 
 export const CLEARED_COOKIE = `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`;
+
+/** A session id is 32 random bytes: one SHA-256 is enough to make the stored form useless as a cookie. */
+const idHash = (id: string) => createHash('sha256').update(id).digest('base64url');
 
 function sessionId(req: IncomingMessage): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {

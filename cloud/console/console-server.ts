@@ -7,7 +7,8 @@ import { DEFAULT_MAX_CONNECTIONS, DEFAULT_STALE_AFTER_MS, type ConsoleConfig } f
 import { DEFAULT_RULES } from '../../shared/rules/default-rules.js';
 import type { RuleSet } from '../../shared/rules/rule-set.js';
 import { createRegistry, handleOps, type Health } from '../../shared/ops-server.js';
-import { FleetStore } from '../store.js';
+import { latestByVehicle, type FleetStore } from '../store.js';
+import { openStore } from '../store/open-store.js';
 import type { StoredAlert } from '../store/stored-alert.js';
 import { CLEARED_COOKIE, ConsoleAuth, requireSameOrigin, sessionCookie, type Principal } from './auth.js';
 import { EventStream } from './event-stream.js';
@@ -25,7 +26,7 @@ import { vehicleViews, type VehicleStatusEntry } from './vehicles.js';
  * The console's settings as console-config.ts declares them; those with a default may be
  * left out (tests build servers with a few), and the rules arrive read from their file.
  */
-export type ConsoleOptions = Pick<ConsoleConfig, 'host' | 'port' | 'storePath' | 'mqttUrl' | 'serviceToken' | 'consoleToken'> &
+export type ConsoleOptions = Pick<ConsoleConfig, 'host' | 'port' | 'store' | 'mqttUrl' | 'serviceToken' | 'consoleToken'> &
   Partial<Pick<ConsoleConfig, 'consoleUsers' | 'publicReads' | 'tileUrl' | 'tileAttribution' | 'staleAfterMs' | 'maxConnections'>> & {
     /** The detector's rules, whose thresholds the charts draw. */
     rules?: RuleSet;
@@ -91,15 +92,18 @@ export class ConsoleServer {
     registry?: Registry,
   ) {
     this.registry = registry ?? createRegistry('console');
-    this.store = new FleetStore(opts.storePath);
+    this.store = openStore(opts.store, log);
     this.history = new ReadingHistory(this.store);
     this.events = new EventStream(this.store, new LatestChanges(this.store), log, { pollMs: 200, heartbeatMs: 15_000 });
-    this.auth = new ConsoleAuth({
-      token: opts.consoleToken,
-      users: parseUsers(opts.consoleUsers ?? []),
-      publicReads: opts.publicReads ?? false,
-      sessionTtlMs: SESSION_TTL_MS,
-    });
+    this.auth = new ConsoleAuth(
+      {
+        token: opts.consoleToken,
+        users: parseUsers(opts.consoleUsers ?? []),
+        publicReads: opts.publicReads ?? false,
+        sessionTtlMs: SESSION_TTL_MS,
+      },
+      this.store.sessions,
+    );
     this.files = new StaticFiles({ 'content-security-policy': contentSecurityPolicy(opts.tileUrl ?? '') });
     const link = { mqttUrl: opts.mqttUrl, serviceToken: opts.serviceToken };
     this.status = new StatusTracker(link, log, (update) => this.events.status(update));
@@ -108,13 +112,19 @@ export class ConsoleServer {
   }
 
   async start(): Promise<void> {
+    await this.store.open();
     // Connections that have had a request: a parse error there may follow an answer already sent.
     const answered = new WeakSet<Duplex>();
+    // The answer under way on a connection: handlers wait on the store, and bytes after the
+    // request (a body a DELETE may not carry) can reach the parser before the answer is sent.
+    const answering = new WeakMap<Duplex, ServerResponse>();
     const server = createServer(
       // Checked every second rather than Node's 30: a slow client is answered close to its deadline.
       { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 2 * HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
       (req, res) => {
         answered.add(req.socket);
+        answering.set(req.socket, res);
+        res.once('close', () => answering.delete(req.socket));
         void this.dispatch(req, res);
       },
     );
@@ -126,16 +136,20 @@ export class ConsoleServer {
         'connection refused: too many open connections',
       );
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
-      this.answerMalformedRequest(err, socket, answered.has(socket)),
-    );
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Bytes the parser refused after a whole request still being answered: the answer goes
+      // out first, then the connection ends. (A request cut off mid-body ends here and now.)
+      const res = answering.get(socket);
+      if (res?.req.complete) return void res.once('close', () => socket.destroy());
+      this.answerMalformedRequest(err, socket, answered.has(socket));
+    });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host, resolve);
     });
     // Started only once listening, so a port already in use leaves nothing running.
-    this.events.start();
+    await this.events.start();
     this.status.start();
     this.log.info({ url: this.url }, 'console listening');
   }
@@ -144,7 +158,7 @@ export class ConsoleServer {
     this.events.stop();
     await this.closeServer();
     await this.status.stop();
-    this.store.close();
+    await this.store.close();
     this.log.info('console stopped');
   }
 
@@ -162,10 +176,10 @@ export class ConsoleServer {
     return this.status.snapshot();
   }
 
-  health(): Health {
+  async health(): Promise<Health> {
     const mqtt = { connected: this.status.connected };
     try {
-      return { ok: true, store: { lastChangeId: this.store.lastChangeId() }, mqtt, eventClients: this.events.size };
+      return { ok: true, store: { lastChangeId: await this.store.lastChangeId() }, mqtt, eventClients: this.events.size };
     } catch (err) {
       return { ok: false, store: { error: (err as Error).message }, mqtt, eventClients: this.events.size };
     }
@@ -180,19 +194,21 @@ export class ConsoleServer {
       open('page', /^\/$/, ({ res }) => this.files.page(res)),
       open('app', /^\/app\/(.+)$/, ({ res, params }) => this.files.app(res, params[0]!)),
       open('vendor', /^\/vendor\/([^/]+)\/(.+)$/, ({ res, params }) => this.files.vendor(res, params[0]!, params[1]!)),
-      open('config', /^\/api\/config$/, ({ req, res }) => sendJson(res, 200, this.pageConfig(req))),
+      open('config', /^\/api\/config$/, async ({ req, res }) => sendJson(res, 200, await this.pageConfig(req))),
       route('POST', 'open')('sign-in', /^\/api\/session$/, (ctx) => this.signIn(ctx)),
       route('DELETE', 'open')('sign-out', /^\/api\/session$/, (ctx) => this.signOut(ctx)),
-      read('vehicles', /^\/api\/vehicles$/, ({ res }) => sendJson(res, 200, this.vehicles())),
-      read('series', /^\/api\/vehicles\/([^/]+)\/series$/, ({ res, params }) =>
-        sendJson(res, 200, this.history.series(parseVehicle(params[0]!), Date.now() - HISTORY_MS)),
+      read('vehicles', /^\/api\/vehicles$/, async ({ res }) => sendJson(res, 200, await this.vehicles())),
+      read('series', /^\/api\/vehicles\/([^/]+)\/series$/, async ({ res, params }) =>
+        sendJson(res, 200, await this.history.series(parseVehicle(params[0]!), Date.now() - HISTORY_MS)),
       ),
-      read('tracks', /^\/api\/tracks$/, ({ res }) => sendJson(res, 200, this.history.tracks(Date.now() - HISTORY_MS, TRACK_BUCKET_MS))),
-      read('alerts', /^\/api\/alerts$/, ({ res, query }) => sendJson(res, 200, this.store.listAlerts(parseAlertFilter(query)))),
-      read('alert', /^\/api\/alerts\/([^/]+)$/, ({ res, params }) => sendJson(res, 200, this.alert(params[0]!))),
+      read('tracks', /^\/api\/tracks$/, async ({ res }) =>
+        sendJson(res, 200, await this.history.tracks(Date.now() - HISTORY_MS, TRACK_BUCKET_MS)),
+      ),
+      read('alerts', /^\/api\/alerts$/, async ({ res, query }) => sendJson(res, 200, await this.store.listAlerts(parseAlertFilter(query)))),
+      read('alert', /^\/api\/alerts\/([^/]+)$/, async ({ res, params }) => sendJson(res, 200, await this.alert(params[0]!))),
       write('ack', /^\/api\/alerts\/([^/]+)\/ack$/, (ctx) => this.lifecycle(ctx, 'acknowledge')),
       write('clear', /^\/api\/alerts\/([^/]+)\/clear$/, (ctx) => this.lifecycle(ctx, 'clear')),
-      read('stats', /^\/api\/stats$/, ({ res }) => sendJson(res, 200, this.stats())),
+      read('stats', /^\/api\/stats$/, async ({ res }) => sendJson(res, 200, await this.stats())),
       read('events', /^\/api\/events$/, ({ res }) => this.events.open(res)),
       open('ops', /^\/(?:healthz|metrics)$/, ({ res, path }) => this.ops(res, path)),
     ];
@@ -257,7 +273,7 @@ export class ConsoleServer {
       const { path, query } = splitUrl(req.url ?? '/');
       const { route: found, params } = this.match(req.method ?? 'GET', path);
       route = found.name;
-      const principal = this.authorize(req, found);
+      const principal = await this.authorize(req, found);
       await found.handle({ req, res, path, query, params, principal });
     } catch (err) {
       if (err instanceof ClientAborted) {
@@ -292,23 +308,22 @@ export class ConsoleServer {
   }
 
   /** Refused requests are logged with the route and address, never with what they sent. */
-  private authorize(req: IncomingMessage, route: Route): Principal | undefined {
+  private async authorize(req: IncomingMessage, route: Route): Promise<Principal | undefined> {
     try {
-      if (route.access === 'read') this.auth.requireRead(req, Date.now());
-      return route.access === 'write' ? this.auth.requireWrite(req, Date.now()) : undefined;
+      if (route.access === 'read') await this.auth.requireRead(req, Date.now());
+      return route.access === 'write' ? await this.auth.requireWrite(req, Date.now()) : undefined;
     } catch (err) {
-      this.log.warn(
-        { route: route.name, remote: req.socket.remoteAddress, status: (err as HttpError).status },
-        'request refused: not signed in',
-      );
+      // Else the store could not say (the request fails with 500 and the error is logged there).
+      if (err instanceof HttpError)
+        this.log.warn({ route: route.name, remote: req.socket.remoteAddress, status: err.status }, 'request refused: not signed in');
       throw err;
     }
   }
 
   /** What the page needs before it draws anything; no secrets, so it is open. */
-  private pageConfig(req: IncomingMessage) {
+  private async pageConfig(req: IncomingMessage) {
     return {
-      user: this.auth.principal(req, Date.now())?.user ?? null,
+      user: (await this.auth.principal(req, Date.now()))?.user ?? null,
       publicReads: this.auth.publicReads,
       tileUrl: this.opts.tileUrl ?? '',
       tileAttribution: this.opts.tileAttribution ?? '',
@@ -343,9 +358,9 @@ export class ConsoleServer {
     sendJson(res, 200, { user, expiresAt: signedIn.session.expiresAt }, { 'set-cookie': sessionCookie(signedIn.id, SESSION_TTL_MS) });
   }
 
-  private signOut({ req, res }: Context): void {
+  private async signOut({ req, res }: Context): Promise<void> {
     requireSameOrigin(req);
-    this.auth.signOut(req);
+    await this.auth.signOut(req);
     sendJson(res, 200, { user: null }, { 'set-cookie': CLEARED_COOKIE });
   }
 
@@ -353,23 +368,21 @@ export class ConsoleServer {
     return this.opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   }
 
-  private vehicles() {
-    const sources = {
-      latest: this.store.latestValues(),
-      statuses: this.status.snapshot(),
-      activeAlerts: this.store.activeAlertsByVehicle(),
-    };
+  private async vehicles() {
+    const [latest, activeAlerts] = await Promise.all([this.store.latestRows(), this.store.activeAlertsByVehicle()]);
+    const sources = { latest: latestByVehicle(latest), statuses: this.status.snapshot(), activeAlerts };
     return vehicleViews(sources, Date.now(), this.staleAfterMs);
   }
 
-  private alert(id: string): StoredAlert {
-    const alert = this.store.getAlert(id);
+  private async alert(id: string): Promise<StoredAlert> {
+    const alert = await this.store.getAlert(id);
     if (!alert) throw new HttpError(404, `no alert with id ${truncate(id)}`);
     return alert;
   }
 
-  private stats() {
-    return { ...this.store.counts(), alerts: this.store.alertCountsByState() };
+  private async stats() {
+    const [counts, alerts] = await Promise.all([this.store.counts(), this.store.alertCountsByState()]);
+    return { ...counts, alerts };
   }
 
   private async lifecycle({ req, res, params, principal }: Context, action: Action): Promise<void> {
@@ -378,7 +391,7 @@ export class ConsoleServer {
     const by = principal!.via === 'session' ? principal!.user : named;
     const id = params[0]!;
     const at = Date.now();
-    const alert = action === 'acknowledge' ? this.store.acknowledge(id, by, at) : this.store.clear(id, by, at);
+    const alert = await (action === 'acknowledge' ? this.store.acknowledge(id, by, at) : this.store.clear(id, by, at));
     if (!alert) throw new HttpError(404, `no alert with id ${truncate(id)}`);
     this.metrics.actions.inc({ action });
     this.log.info({ vehicle: alert.vehicle, alertId: id, rule: alert.rule, action, by, state: alert.state }, 'operator action on alert');

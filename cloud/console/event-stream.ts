@@ -22,6 +22,7 @@ export class EventStream {
   private readonly clients = new Set<ServerResponse>();
   private lastChangeId = 0;
   private timers: NodeJS.Timeout[] = [];
+  private polling = false;
 
   constructor(
     private readonly store: FleetStore,
@@ -30,10 +31,10 @@ export class EventStream {
     private readonly opts: EventStreamOptions,
   ) {}
 
-  start(): void {
-    this.lastChangeId = this.store.lastChangeId();
+  async start(): Promise<void> {
+    this.lastChangeId = await this.store.lastChangeId();
     this.timers = [
-      setInterval(() => this.poll(), this.opts.pollMs),
+      setInterval(() => void this.tick(), this.opts.pollMs),
       // A comment line keeps proxies and idle timeouts from closing a quiet stream.
       setInterval(() => this.writeAll(': heartbeat\n\n'), this.opts.heartbeatMs),
     ];
@@ -68,16 +69,27 @@ export class EventStream {
     this.clients.clear();
   }
 
-  private poll(): void {
+  /** One poll at a time: a slow store makes ticks wait rather than pile up. */
+  private async tick(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
     try {
-      const changed = this.nextChanges();
+      await this.poll();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const changed = await this.nextChanges();
       if (this.clients.size === 0) return;
       for (const [alertId, change] of changed) {
-        const alert = this.store.getAlert(alertId);
+        const alert = await this.store.getAlert(alertId);
         if (alert) this.writeAll(frame('alert', { ...alert, change }));
       }
       // One frame per tick for the whole fleet: a page applies it in one go.
-      const values = this.latest.next();
+      const values = await this.latest.next();
       if (values.length > 0) this.writeAll(frame('values', values));
     } catch (err) {
       // A locked or briefly unavailable store is retried on the next tick.
@@ -86,10 +98,10 @@ export class EventStream {
   }
 
   /** Alert id → latest change kind since the last poll; the alert is sent once with its current state. */
-  private nextChanges(): Map<string, string> {
+  private async nextChanges(): Promise<Map<string, string>> {
     const changed = new Map<string, string>();
     for (;;) {
-      const batch = this.store.changesAfter(this.lastChangeId, CHANGES_PER_QUERY);
+      const batch = await this.store.changesAfter(this.lastChangeId, CHANGES_PER_QUERY);
       for (const c of batch) {
         changed.delete(c.alertId);
         changed.set(c.alertId, c.kind);

@@ -25,9 +25,9 @@ export class LatestChanges {
 
   constructor(private readonly store: FleetStore) {}
 
-  next(): VehicleValues[] {
+  async next(): Promise<VehicleValues[]> {
     const byVehicle = new Map<string, VehicleValues>();
-    for (const r of this.store.latestRows()) {
+    for (const r of await this.store.latestRows()) {
       const key = `${r.vehicle}\u0000${r.sensor}`;
       if (this.seen.get(key) === r.seq) continue;
       this.seen.set(key, r.seq);

@@ -14,24 +14,19 @@ export type TrackPoint = [number, number, number];
 export class ReadingHistory {
   constructor(private readonly store: FleetStore) {}
 
-  series(vehicle: string, since: number): Record<(typeof CHART_SENSORS)[number], Series> {
+  async series(vehicle: string, since: number): Promise<Record<(typeof CHART_SENSORS)[number], Series>> {
     const out = {} as Record<(typeof CHART_SENSORS)[number], Series>;
     for (const sensor of CHART_SENSORS) {
-      const rows = this.store.readingSeries(vehicle, sensor, since);
+      const rows = await this.store.readingSeries(vehicle, sensor, since);
       out[sensor] = [rows.map((r) => r.ts), rows.map((r) => r.value)];
     }
     return out;
   }
 
   /** Every vehicle's positions since `since`, at most one per `bucketMs`. */
-  tracks(since: number, bucketMs: number): Record<string, TrackPoint[]> {
-    return this.store.transaction(() =>
-      // fromEntries makes own properties: a vehicle named `__proto__` is a key like any other.
-      Object.fromEntries(
-        this.store
-          .vehiclesWithPositionSince(since)
-          .map((vehicle) => [vehicle, this.store.track(vehicle, since, bucketMs).map((r): TrackPoint => [r.lat, r.lon, r.ts])]),
-      ),
-    );
+  async tracks(since: number, bucketMs: number): Promise<Record<string, TrackPoint[]>> {
+    const tracks = await this.store.tracks(since, bucketMs);
+    // fromEntries makes own properties: a vehicle named `__proto__` is a key like any other.
+    return Object.fromEntries([...tracks].map(([vehicle, points]) => [vehicle, points.map((r): TrackPoint => [r.lat, r.lon, r.ts])]));
   }
 }

@@ -26,34 +26,35 @@ const LIFECYCLE_FIELDS: Record<Exclude<keyof AlertLifecycle, 'driverSentAt'>, tr
   clearReason: true,
 };
 
-/** Each field's column is its name in snake case: `episodeStart` lives in `episode_start`. */
+/** Each field's column is its name in snake case: `episodeStart` lives in `episode_start`. Both stores name them so. */
 const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
-/** SQLite has no booleans: these are 0 or 1 in their columns. */
-type AlertRow = Omit<StoredAlert, 'live' | 'driver'> & { live: number; driver: number };
+/** The contract's fields' columns, in the contract's order: what a new alert's row is written with. */
+export const ALERT_COLUMNS = ALERT_FIELDS.map(columnOf);
 
-const aliased = (fields: string[]) => fields.map((field) => `alerts.${columnOf(field)} AS ${field}`);
+/** SQLite has no booleans (0 or 1); a PostgreSQL row has them. */
+type AlertRow = Omit<StoredAlert, 'live' | 'driver'> & { live: number | boolean; driver: number | boolean };
+
+// Quoted: PostgreSQL folds an unquoted alias to lower case.
+const aliased = (fields: string[]) => fields.map((field) => `alerts.${columnOf(field)} AS "${field}"`);
 
 /**
- * The select list of a StoredAlert from `alerts`, in the field order the API shows. The
- * driver's delivery comes from the ledger's table beside it.
+ * The select list of a StoredAlert from `alerts`, in the field order the API shows, in SQL
+ * both stores read alike. The driver's delivery comes from the ledger's table beside it.
  */
 export const STORED_ALERT_COLUMNS = [
   ...aliased(ALERT_FIELDS),
   ...aliased(Object.keys(LIFECYCLE_FIELDS)),
-  `(SELECT at FROM deliveries cab WHERE cab.alert_id = alerts.id AND cab.channel = 'driver' AND cab.state IN ('sent', 'acknowledged')) AS driverSentAt`,
+  `(SELECT at FROM deliveries cab WHERE cab.alert_id = alerts.id AND cab.channel = 'driver' AND cab.state IN ('sent', 'acknowledged')) AS "driverSentAt"`,
 ].join(', ');
 
-/** Stores a new alert; one already there (a replay raises the same id) is left as it is. */
-export const INSERT_ALERT = `INSERT OR IGNORE INTO alerts (${ALERT_FIELDS.map(columnOf).join(', ')})
-  VALUES (${ALERT_FIELDS.map((field) => `@${field}`).join(', ')})`;
-
-/** The named parameters of INSERT_ALERT: the alert's fields, its flags as 0 or 1 (absent `driver` means the cab is told). */
-export function alertParams(a: Alert): Record<keyof Alert, string | number> {
-  return { ...(wireAlert(a) as Required<Alert>), live: a.live ? 1 : 0, driver: a.driver === false ? 0 : 1 };
+/** A new alert's row values in ALERT_COLUMNS' order; absent `driver` means the cab is told. */
+export function alertValues(a: Alert): (string | number | boolean)[] {
+  const full = { ...(wireAlert(a) as Required<Alert>), driver: a.driver !== false };
+  return ALERT_FIELDS.map((f) => full[f]);
 }
 
 export function toStoredAlert(row: unknown): StoredAlert {
   const r = row as AlertRow;
-  return { ...r, live: r.live === 1, driver: r.driver === 1 };
+  return { ...r, live: r.live === 1 || r.live === true, driver: r.driver === 1 || r.driver === true };
 }

@@ -158,7 +158,7 @@ describe("chaos: the agent's disk full", () => {
     );
 
     const produced = committed + dropped;
-    const { readingsStored, duplicates } = cloud.detector.store.counts();
+    const { readingsStored, duplicates } = await cloud.detector.store.counts();
     const lost = produced - readingsStored;
     process.stdout.write(
       `# agent-disk-full: disk filled ${EPISODES} times, ${episodes} episodes (more when the agent freed room itself and used it up), ${writeErrors} refused writes\n`,
@@ -172,7 +172,7 @@ describe("chaos: the agent's disk full", () => {
       lost,
       duplicates,
       alertsExpected: 0,
-      alertsRaised: cloud.detector.store.listAlerts().length,
+      alertsRaised: (await cloud.detector.store.listAlerts()).length,
       notificationsPerAlert: null,
       durationS: Math.round((Date.now() - started) / 1000),
     });

@@ -140,7 +140,7 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
       await sleep(CUT_HOLD_MS);
       assert.equal(agent.link.connected, false, 'still cut off');
       const through = queryValue(
-        cloud.detector.store.path,
+        cloud.detector.store.location,
         'SELECT count(*) FROM readings WHERE vehicle = ? AND ts >= ?',
         VEHICLE,
         cutStart,
@@ -165,7 +165,7 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
       'every seq stored once',
     );
     const rows = queryFile<{ ts: number; receivedAt: number }>(
-      cloud.detector.store.path,
+      cloud.detector.store.location,
       'SELECT ts, received_at AS receivedAt FROM readings WHERE vehicle = ? ORDER BY seq',
       VEHICLE,
     );
@@ -174,8 +174,8 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
       'stored in seq order, seqs in event-time order',
     );
 
-    await waitFor(`${CUTS} alerts raised`, () => cloud.detector.store.listAlerts().length >= CUTS, 10_000);
-    const alerts = cloud.detector.store.listAlerts();
+    await waitFor(`${CUTS} alerts raised`, async () => (await cloud.detector.store.listAlerts()).length >= CUTS, 10_000);
+    const alerts = await cloud.detector.store.listAlerts();
     assert.equal(alerts.length, CUTS, `one per overheat: ${alerts.map((a) => a.id).join(', ')}`);
     const cabPerAlert = alerts.map((a) => driver.shown.filter((s) => s.alert.id === a.id).length);
     for (const alert of alerts) {
@@ -189,7 +189,7 @@ describe('chaos: an agent cut off from the network for 10 minutes (simulated tim
     );
     assert.equal(driver.shown.length, CUTS, 'and nothing else');
 
-    const { readingsStored, duplicates } = cloud.detector.store.counts();
+    const { readingsStored, duplicates } = await cloud.detector.store.counts();
     const lost = sensor.produced - readingsStored;
     reportReliability({
       kind: 'chaos',

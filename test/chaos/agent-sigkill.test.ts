@@ -72,7 +72,7 @@ describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', 
       Array.from({ length: produced }, (_, i) => i + 1),
       'lost = 0',
     );
-    const { duplicates } = cloud.detector.store.counts();
+    const { duplicates } = await cloud.detector.store.counts();
     assert.ok(Number.isInteger(duplicates) && duplicates >= 0);
     reportReliability({
       kind: 'chaos',
@@ -83,7 +83,7 @@ describe('agent SIGKILLed at 20 random moments while producing 200 readings/s', 
       lost: produced - new Set(storedSeqs(cloud.detector, VEHICLE)).size,
       duplicates,
       alertsExpected: 0,
-      alertsRaised: cloud.detector.store.listAlerts().length,
+      alertsRaised: (await cloud.detector.store.listAlerts()).length,
       notificationsPerAlert: null,
       durationS: Math.round((Date.now() - started) / 1000),
     });

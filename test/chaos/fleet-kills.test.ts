@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { FleetStore } from '../../cloud/store.js';
+import { SqliteStore } from '../../cloud/store/sqlite/sqlite-store.js';
 import { Random } from '../../simulators/random.js';
 import { slowWebhookReceiver, type WebhookReceiver } from '../support/alert-fixtures.js';
 import { freePort, kill, portOpen, runFleet, sleep, tempDir, waitFor, type Proc } from '../support/harness.js';
@@ -219,7 +219,7 @@ describe('chaos: random SIGKILLs of agents, gateway, detector, dispatcher and th
         'one alert per overheating truck, none for the others',
       );
       const perAlert = raised.map((a) => webhook.received.filter((k) => k === a.id).length);
-      const { duplicates } = countsOf(join(dir, 'cloud', 'fleet.db'));
+      const { duplicates } = await countsOf(join(dir, 'cloud', 'fleet.db'));
       reportReliability({
         kind: 'chaos',
         scenario: 'pipeline kills over Kafka',
@@ -271,11 +271,11 @@ function bufferedIn(bufferPath: string): number {
   }
 }
 
-function countsOf(storePath: string) {
-  const store = new FleetStore(storePath);
+async function countsOf(storePath: string) {
+  const store = new SqliteStore(storePath);
   try {
-    return store.counts();
+    return await store.counts();
   } finally {
-    store.close();
+    await store.close();
   }
 }

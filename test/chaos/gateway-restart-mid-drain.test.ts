@@ -108,7 +108,7 @@ describe('chaos: the gateway restarted in the middle of a backlog drain', () => 
       Array.from({ length: produced }, (_, i) => i + 1),
       'every seq stored, once, in the end',
     );
-    const { duplicates } = cloud.detector.store.counts();
+    const { duplicates } = await cloud.detector.store.counts();
     reportReliability({
       kind: 'chaos',
       scenario: 'gateway restarted mid-drain',
@@ -118,10 +118,10 @@ describe('chaos: the gateway restarted in the middle of a backlog drain', () => 
       lost: produced - seqs.length,
       duplicates,
       alertsExpected: 0,
-      alertsRaised: cloud.detector.store.listAlerts().length,
+      alertsRaised: (await cloud.detector.store.listAlerts()).length,
       notificationsPerAlert: null,
       durationS: Math.round((Date.now() - started) / 1000),
     });
-    assert.equal(cloud.detector.store.listAlerts().length, 0, 'a healthy truck raises nothing');
+    assert.equal((await cloud.detector.store.listAlerts()).length, 0, 'a healthy truck raises nothing');
   });
 });

@@ -69,10 +69,10 @@ describe('gateway outage with 5 producing agents', () => {
         20_000,
       );
     }
-    const lost = fleet.readingsProduced() - cloud.detector.store.counts().readingsStored;
+    const lost = fleet.readingsProduced() - (await cloud.detector.store.counts()).readingsStored;
     assert.equal(lost, 0);
 
-    const alerts = cloud.detector.store.listAlerts();
+    const alerts = await cloud.detector.store.listAlerts();
     assert.equal(alerts.length, 1, `one overheat episode, got ${alerts.map((a) => a.id).join(', ')}`);
     const [alert] = alerts;
     assert.equal(alert!.vehicle, 'out-02');

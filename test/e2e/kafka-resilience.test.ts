@@ -91,7 +91,7 @@ describe('the fleet over Kafka when things go wrong', () => {
         Array.from({ length: 36_000 }, (_, i) => i + 1),
         'every backlog reading, in order',
       );
-      const alerts = cloud.detector.store.listAlerts({ vehicle: 'backlog-1' });
+      const alerts = await cloud.detector.store.listAlerts({ vehicle: 'backlog-1' });
       const overheat = alerts.filter((a) => a.rule === 'engine-overheat');
       assert.equal(overheat.length, 1, 'the overheat, once');
       assert.ok(overheat[0]!.windowStart >= overheatAt && overheat[0]!.windowEnd <= overheatAt + 6 * 60_000, 'placed in event time');

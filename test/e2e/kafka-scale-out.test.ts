@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { startGateway } from '../../bin/commands/gateway.js';
-import { FleetStore } from '../../cloud/store.js';
+import { SqliteStore } from '../../cloud/store/sqlite/sqlite-store.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
 import { createLogger } from '../../shared/log.js';
@@ -82,20 +82,20 @@ describe('detectors scaled out over Kafka partitions', () => {
 
   it('counts each reading once, survives a SIGKILLed detector, and raises the overheat once', async () => {
     mkdirSync(join(dir, 'cloud'), { recursive: true });
-    const store = new FleetStore(join(dir, 'cloud', 'fleet.db'));
+    const store = new SqliteStore(join(dir, 'cloud', 'fleet.db'));
     try {
-      await waitFor('both detectors storing readings', () => store.counts().readingsStored > TRUCKS * 20, 60_000, 200);
+      await waitFor('both detectors storing readings', async () => (await store.counts()).readingsStored > TRUCKS * 20, 60_000, 200);
       await sleep(4000);
       await kill(detectors[0]!, 'SIGKILL');
       await sleep(12_000);
       // The failed cooling takes the engine past 105 °C about 35 s after onset; the survivor raises it.
-      await waitFor('the overheat raised', () => store.listAlerts().length > 0, 90_000, 250);
+      await waitFor('the overheat raised', async () => (await store.listAlerts()).length > 0, 90_000, 250);
       assert.ok(await fleet.drain(30_000), 'every truck drained');
       for (const { agent } of fleet.trucks) {
         const vehicle = agent.opts.vehicle;
         const produced = agent.buffer.stats().nextSeq - 1;
         const seqs = () =>
-          queryFile<{ seq: number }>(store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map((r) => r.seq);
+          queryFile<{ seq: number }>(store.location, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map((r) => r.seq);
         await waitFor(`${vehicle}: ${produced} readings stored`, () => seqs().length === produced, 60_000, 200);
         assert.deepEqual(
           seqs(),
@@ -104,17 +104,17 @@ describe('detectors scaled out over Kafka partitions', () => {
         );
       }
       const produced = fleet.readingsProduced();
-      assert.equal(store.counts().readingsStored, produced, 'each reading counted once after dedupe');
-      const alerts = store.listAlerts();
+      assert.equal((await store.counts()).readingsStored, produced, 'each reading counted once after dedupe');
+      const alerts = await store.listAlerts();
       assert.deepEqual(
         alerts.map((a) => a.vehicle),
         ['kf-07'],
         'exactly one alert, for the overheating truck',
       );
       await waitFor('the cab alert', () => fleet.trucks[6]!.driver.shown.length === 1, 10_000);
-      process.stdout.write(`# kafka scale-out: produced=${produced} duplicates=${store.counts().duplicates}\n`);
+      process.stdout.write(`# kafka scale-out: produced=${produced} duplicates=${(await store.counts()).duplicates}\n`);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

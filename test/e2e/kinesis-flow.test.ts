@@ -63,14 +63,14 @@ describe('the fleet over Kinesis and IoT Core on moto', () => {
         Array.from({ length: produced }, (_, i) => i + 1),
       );
     }
-    assert.equal(cloud.detector.store.listAlerts({ vehicle: 'kin-03' }).length, 1);
+    assert.equal((await cloud.detector.store.listAlerts({ vehicle: 'kin-03' })).length, 1);
 
     const data = new IoTDataPlaneClient(awsClientConfig({ region: REGION, endpoint: moto.endpoint }));
     for (const { agent } of fleet.trucks) {
       const vehicle = agent.opts.vehicle;
       const last = agent.buffer.stats().nextSeq - 1;
       const [lastGps] = queryFile<{ lat: number; lon: number }>(
-        cloud.detector.store.path,
+        cloud.detector.store.location,
         "SELECT lat, lon FROM readings WHERE vehicle = ? AND sensor = 'gps' ORDER BY seq DESC LIMIT 1",
         vehicle,
       );

@@ -4,7 +4,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
-import { FleetStore } from '../../cloud/store.js';
+import { SqliteStore } from '../../cloud/store/sqlite/sqlite-store.js';
+import { storeAlertEvents } from '../support/store-contract.js';
 import { alertId, type Alert } from '../../shared/contract/alert.js';
 import { createLogger } from '../../shared/log.js';
 import { freePort, tempDir } from '../support/harness.js';
@@ -64,16 +65,16 @@ describe('fuzz: the console HTTP API', () => {
   const dir = tempDir('fleet-fuzz-console-');
   const storePath = join(dir, 'fleet.db');
   const ids: string[] = [];
-  let store: FleetStore;
+  let store: SqliteStore;
   let server: ConsoleServer;
   let port: number;
 
   beforeAll(async () => {
-    store = new FleetStore(storePath);
+    store = new SqliteStore(storePath);
     for (let i = 1; i <= 5; i++) {
       const a = alert(`truck-${i}`, NOW - i * 60_000);
       ids.push(a.id);
-      store.applyAlertEvents([{ kind: 'raised', alert: a }], NOW);
+      await storeAlertEvents(store, [{ kind: 'raised', alert: a }], NOW);
     }
     port = await freePort();
     server = new ConsoleServer(
@@ -81,7 +82,7 @@ describe('fuzz: the console HTTP API', () => {
       {
         host: '127.0.0.1',
         port,
-        storePath,
+        store: storePath,
         mqttUrl: `mqtt://127.0.0.1:${await freePort()}`,
         serviceToken: 'unused-service-token',
         consoleToken: TOKEN,
@@ -93,7 +94,7 @@ describe('fuzz: the console HTTP API', () => {
 
   afterAll(async () => {
     await server.stop();
-    store.close();
+    await store.close();
   });
 
   it('answers every request with data or a reasoned 4xx, and changes nothing without a sign-in', async () => {
@@ -230,6 +231,6 @@ describe('fuzz: the console HTTP API', () => {
     const { status } = await send(port, 'GET', '/api/alerts', { authorization: `Bearer ${TOKEN}` });
     assert.equal(status, 200);
     // The raw requests carried no credential: the alert they aimed at is untouched.
-    assert.equal(store.getAlert(ids[3]!)?.state, 'active');
+    assert.equal((await store.getAlert(ids[3]!))?.state, 'active');
   });
 });

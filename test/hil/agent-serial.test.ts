@@ -78,7 +78,7 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
     const bySensor = () =>
       new Map(
         queryFile<{ sensor: string; n: number; mean: number }>(
-          cloud.detector.store.path,
+          cloud.detector.store.location,
           "SELECT sensor, count(*) AS n, avg(value) AS mean FROM readings WHERE vehicle = 'hil-1' GROUP BY sensor",
         ).map((r) => [r.sensor, r]),
       );
@@ -95,7 +95,7 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
     );
     assert.equal(bySensor().get('container_temp')!.mean, 4.5);
     const [fix] = queryFile<{ lat: number; lon: number; fix: string; quality: string }>(
-      cloud.detector.store.path,
+      cloud.detector.store.location,
       "SELECT lat, lon, fix, quality FROM readings WHERE vehicle = 'hil-1' AND sensor = 'gps' ORDER BY seq DESC LIMIT 1",
     );
     assert.ok(fix, 'a position stored');
@@ -127,7 +127,7 @@ describe('agent with serial GPS and OBD-II over pseudo-terminals and a 1-Wire pr
     obdEmulator = new Elm327Emulator({ path: obd.b, model });
     await obdEmulator.open();
     const count = () =>
-      queryValue<number>(cloud.detector.store.path, "SELECT count(*) FROM readings WHERE vehicle = 'hil-1' AND sensor = 'rpm'")!;
+      queryValue<number>(cloud.detector.store.location, "SELECT count(*) FROM readings WHERE vehicle = 'hil-1' AND sensor = 'rpm'")!;
     const before = count();
     await waitFor('rpm readings again', () => count() > before + 2, 30_000, 200);
     const { body } = await getJson<{ sensors: Record<string, SensorHealth> }>(`http://127.0.0.1:${opsPort}/healthz`);

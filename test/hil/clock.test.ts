@@ -124,7 +124,7 @@ interface StoredRow {
 
 function storedRows(cloud: Cloud, vehicle: string): StoredRow[] {
   return queryFile<StoredRow>(
-    cloud.detector.store.path,
+    cloud.detector.store.location,
     'SELECT seq, ts, clock, sensor FROM readings WHERE vehicle = ? ORDER BY seq',
     vehicle,
   );

@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { Registry } from 'prom-client';
 import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
-import { FleetStore } from '../../cloud/store.js';
+import { SqliteStore } from '../../cloud/store/sqlite/sqlite-store.js';
 import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
 import { topics } from '../../shared/contract/topics.js';
 import { createLogger } from '../../shared/log.js';
@@ -247,7 +247,7 @@ describe('the driver channel', () => {
     const gateway = createServer((s) => connections.push(s));
     const port = await freePort();
     await new Promise<void>((r) => gateway.listen(port, '127.0.0.1', r));
-    const store = new FleetStore(join(dir, 'fleet.db'));
+    const store = new SqliteStore(join(dir, 'fleet.db'));
     const settings = z.object(channelSettings).parse({ mqttUrl: `mqtt://127.0.0.1:${port}` });
     const log = createLogger('test', { level: 'silent' });
     const dispatcher = new AlertDispatcher(store.deliveries, createChannels(settings, 'driver-channel-test', log), log, new Registry());
@@ -261,7 +261,7 @@ describe('the driver channel', () => {
       await dispatcher.stop();
       for (const s of connections) s.destroy();
       gateway.close();
-      store.close();
+      await store.close();
     }
   });
 });

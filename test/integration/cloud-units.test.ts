@@ -96,10 +96,10 @@ describe('fleet@.service', () => {
       assert.match(help.stdout, /--config <file>/);
       const config = loadConfig(schema, { file: join(CONFIGS, `${service}.json`), env: SECRETS }) as {
         dataDir?: string;
-        storePath?: string;
+        store?: string;
       };
       // Everything it writes is under the unit's one writable directory.
-      for (const path of [config.dataDir, config.storePath]) if (path !== undefined) assert.match(path, /^\/var\/lib\/fleet\//, service);
+      for (const path of [config.dataDir, config.store]) if (path !== undefined) assert.match(path, /^\/var\/lib\/fleet\//, service);
     });
   }
 });

@@ -131,7 +131,11 @@ describe('alert events on a Kinesis stream', () => {
     assert.equal(alert.vehicle, 'ka-02');
     assert.equal(alert.rule, 'engine-overheat');
     assert.equal(alert.live, true);
-    assert.deepEqual(queryFile(cloud.detector.store.path, 'SELECT alert_id FROM deliveries'), [], 'the detector itself told no channel');
+    assert.deepEqual(
+      queryFile(cloud.detector.store.location, 'SELECT alert_id FROM deliveries'),
+      [],
+      'the detector itself told no channel',
+    );
 
     // The dispatcher's ledger records the cab's acknowledgement.
     const ledgerPath = join(dir, 'dispatcher', 'ledger.db');

@@ -6,6 +6,7 @@ import { finished } from 'node:stream/promises';
 import { EdgeRules } from '../../agent/edge-rules.js';
 import { evalDays } from '../../cloud/eval/eval.js';
 import { Detector } from '../../cloud/detector.js';
+import { SqliteStore } from '../../cloud/store/sqlite/sqlite-store.js';
 import { replay } from '../../cloud/replay/replay.js';
 import type { SourcedRecord, TelemetrySource } from '../../cloud/sources/source.js';
 import type { Alert } from '../../shared/contract/alert.js';
@@ -57,7 +58,14 @@ describe('agent, cloud detector and replay raise the same alerts from the same r
 
       // The cloud: batches through the detector's own handling, store and all.
       const detector = new Detector(
-        { storePath: join(dir, `${fault}.db`), pollIntervalMs: 1000, pollMaxRecords: 100, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+        {
+          store: new SqliteStore(join(dir, `${fault}.db`)),
+          pollIntervalMs: 1000,
+          pollMaxRecords: 100,
+          channels: [],
+          opsHost: '127.0.0.1',
+          opsPort: -1,
+        },
         RULES,
         NO_SOURCE,
         log,
@@ -73,7 +81,7 @@ describe('agent, cloud detector and replay raise the same alerts from the same r
           rebuild: false,
           batch: { vehicle, headTs, readings: part },
         };
-        for (const e of detector.handle([record])) if (e.kind === 'raised') cloud.push(e.alert);
+        for (const e of await detector.handle([record])) if (e.kind === 'raised') cloud.push(e.alert);
       }
       await detector.stop();
 

@@ -76,7 +76,8 @@ export class Cloud {
         {
           host: '127.0.0.1',
           port: 0,
-          storePath: join(dir, 'cloud', 'fleet.db'),
+          // The detector's store, wherever it is.
+          store: (this.opts.detector?.store as string | undefined) ?? join(dir, 'cloud', 'fleet.db'),
           mqttUrl: this.serviceMqttUrl,
           serviceToken: this.gatewayConfig.serviceToken,
           consoleToken: DEV_CONSOLE_TOKEN,
@@ -106,7 +107,7 @@ export class Cloud {
 
 /** Distinct seqs the cloud stored for a vehicle. */
 export function storedSeqs(detector: Detector, vehicle: string): number[] {
-  return queryFile<{ seq: number }>(detector.store.path, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map(
+  return queryFile<{ seq: number }>(detector.store.location, 'SELECT seq FROM readings WHERE vehicle = ? ORDER BY seq', vehicle).map(
     (r) => r.seq,
   );
 }

@@ -7,7 +7,7 @@ import { afterEach, describe, it } from 'vitest';
 import type { AlertChannel, ChannelReceipts } from '../../../cloud/alerts/alert-channel.js';
 import { AlertDispatcher, type DispatcherOptions } from '../../../cloud/alerts/alert-dispatcher.js';
 import type { DeliveryLedger } from '../../../cloud/alerts/delivery-ledger.js';
-import { FleetStore } from '../../../cloud/store.js';
+import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
 import type { Alert } from '../../../shared/contract/alert.js';
 import { tempDir, waitFor } from '../../support/harness.js';
 
@@ -54,7 +54,7 @@ function refusing(ledger: DeliveryLedger, method: keyof DeliveryLedger, times = 
         if (prop === method && left > 0) {
           left--;
           refusedAt.push(Date.now());
-          throw new Database.SqliteError('database is locked', 'SQLITE_BUSY');
+          return Promise.reject(new Database.SqliteError('database is locked', 'SQLITE_BUSY'));
         }
         return fn(...args);
       };
@@ -99,7 +99,7 @@ describe('AlertDispatcher', () => {
   });
 
   function start(
-    store: FleetStore,
+    store: SqliteStore,
     channels: AlertChannel[],
     opts: Partial<DispatcherOptions> = {},
     ledger: DeliveryLedger = store.deliveries,
@@ -109,24 +109,21 @@ describe('AlertDispatcher', () => {
     const registry = new Registry();
     const dispatcher = new AlertDispatcher(ledger, channels, log, registry, { ...FAST, ...opts });
     dispatcher.start();
-    open.push({ stop: async () => (await dispatcher.stop(), store.close()) });
+    open.push({ stop: async () => (await dispatcher.stop(), await store.close()) });
     const counter = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.reduce((n, v) => n + v.value, 0);
     return { dispatcher, lines, counter };
   }
 
-  function raise(store: FleetStore, ...alerts: Alert[]): void {
-    store.applyAlertEvents(
-      alerts.map((alert) => ({ kind: 'raised' as const, alert })),
-      Date.now(),
-    );
+  async function raise(store: SqliteStore, ...alerts: Alert[]): Promise<void> {
+    await store.write({ received: [], duplicates: 0, events: alerts.map((alert) => ({ kind: 'raised' as const, alert })), at: Date.now() });
   }
 
   it('gives the cab an alert again on a growing backoff until it acknowledges, then no more', async () => {
-    const store = new FleetStore(join(tempDir(), 'fleet.db'));
+    const store = new SqliteStore(join(tempDir(), 'fleet.db'));
     const cab = new RecordingChannel('driver', true, true);
     const { dispatcher } = start(store, [cab]);
     const first = liveAlert('truck-1');
-    raise(store, first);
+    await raise(store, first);
     dispatcher.kick();
     await waitFor('four copies', () => cab.copies(first.id) >= 4, 10_000, 10);
     // Equal jitter: copy k+1 comes at least half of min(80 · 2^(k-1), 320) ms after copy k.
@@ -140,33 +137,33 @@ describe('AlertDispatcher', () => {
     // The vehicle coming online makes whatever still waits for it due at once; a later alert shows the rounds went on.
     cab.receipts!.reachable('truck-1');
     const second = liveAlert('truck-2', Date.now() + 1);
-    raise(store, second);
+    await raise(store, second);
     dispatcher.kick();
     await waitFor('the later alert sent', () => cab.copies(second.id) >= 1, 10_000, 10);
     assert.equal(cab.copies(first.id), copies, 'an acknowledged alert is not sent again');
-    assert.equal(store.getAlert(first.id)!.driverSentAt !== null, true);
+    assert.equal((await store.getAlert(first.id))!.driverSentAt !== null, true);
     assert.deepEqual(
-      store.deliveries.awaitingAck('driver').map((a) => a.id),
+      (await store.deliveries.awaitingAck('driver')).map((a) => a.id),
       [second.id],
     );
   });
 
   it('records an unacknowledged alert as expired once it is no longer fresh, counts it, and stops sending it', async () => {
-    const store = new FleetStore(join(tempDir(), 'fleet.db'));
+    const store = new SqliteStore(join(tempDir(), 'fleet.db'));
     const cab = new RecordingChannel('driver', true, true);
     const { dispatcher, counter, lines } = start(store, [cab], { freshnessMs: 400 });
     const stale = liveAlert('truck-1');
-    raise(store, stale);
+    await raise(store, stale);
     dispatcher.kick();
     await waitFor('the alert expired', async () => (await counter('fleet_alert_expired_total')) === 1, 10_000, 10);
     assert.ok(cab.copies(stale.id) >= 1);
-    assert.deepEqual(store.deliveries.awaitingAck('driver'), []);
-    assert.equal(store.getAlert(stale.id)!.driverSentAt, null);
+    assert.deepEqual(await store.deliveries.awaitingAck('driver'), []);
+    assert.equal((await store.getAlert(stale.id))!.driverSentAt, null);
     assert.ok(lines.some((l) => l.alertId === stale.id && String(l.msg).startsWith('alert expired')));
     const copies = cab.copies(stale.id);
     cab.receipts!.reachable('truck-1');
     const later = liveAlert('truck-2', Date.now() + 1);
-    raise(store, later);
+    await raise(store, later);
     dispatcher.kick();
     await waitFor('the later alert sent', () => cab.copies(later.id) >= 1, 10_000, 10);
     assert.equal(cab.copies(stale.id), copies, 'never sent after it expired');
@@ -176,22 +173,22 @@ describe('AlertDispatcher', () => {
     const path = join(tempDir(), 'fleet.db');
     const cab = new RecordingChannel('driver', true, true);
     const webhook = new RecordingChannel('webhook', false, false);
-    const before = start(new FleetStore(path), [cab, webhook], { resendBaseMs: 60_000, resendMaxMs: 60_000 });
-    const store = new FleetStore(path);
+    const before = start(new SqliteStore(path), [cab, webhook], { resendBaseMs: 60_000, resendMaxMs: 60_000 });
+    const store = new SqliteStore(path);
     const a = liveAlert('truck-1');
-    raise(store, a);
-    store.close();
+    await raise(store, a);
+    await store.close();
     before.dispatcher.kick();
     await waitFor('the cab and the webhook given it', () => cab.copies(a.id) === 1 && webhook.copies(a.id) === 1, 10_000, 10);
     await open.shift()!.stop();
 
     const cabAgain = new RecordingChannel('driver', true, true);
     const webhookAgain = new RecordingChannel('webhook', false, false);
-    const after = start(new FleetStore(path), [cabAgain, webhookAgain], { resendBaseMs: 60_000, resendMaxMs: 60_000 });
+    const after = start(new SqliteStore(path), [cabAgain, webhookAgain], { resendBaseMs: 60_000, resendMaxMs: 60_000 });
     after.dispatcher.kick();
     await waitFor('the cab given it again', () => cabAgain.copies(a.id) === 1, 10_000, 10);
     cabAgain.receipts!.acknowledged(a.id, 'truck-1');
-    assert.equal(await after.counter('fleet_alert_deliveries_total'), 1);
+    await waitFor('the acknowledgement recorded', async () => (await after.counter('fleet_alert_deliveries_total')) === 1, 10_000, 10);
     assert.equal(webhookAgain.copies(a.id), 0, 'the webhook had it before the restart');
   });
 
@@ -200,13 +197,13 @@ describe('AlertDispatcher', () => {
     const onUnhandled = (reason: unknown) => void unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
     try {
-      const store = new FleetStore(join(tempDir(), 'fleet.db'));
+      const store = new SqliteStore(join(tempDir(), 'fleet.db'));
       const webhook = new RecordingChannel('webhook', false, false);
       // Refused until lifted, as while the console holds the file.
       const busy = refusing(store.deliveries, 'claim');
       const { dispatcher, counter, lines } = start(store, [webhook], {}, busy.ledger);
       const a = liveAlert('truck-1');
-      raise(store, a);
+      await raise(store, a);
       dispatcher.kick();
       await waitFor('three refusals', () => busy.refusedAt.length >= 3, 10_000, 5);
       const health = dispatcher.health();
@@ -233,11 +230,11 @@ describe('AlertDispatcher', () => {
 
   it('starts while the ledger refuses, and settles what a crash left in doubt once it answers', async () => {
     const path = join(tempDir(), 'fleet.db');
-    const store = new FleetStore(path);
+    const store = new SqliteStore(path);
     const a = liveAlert('truck-1');
-    raise(store, a);
+    await raise(store, a);
     // A crash between the claim and the outcome: the webhook drops repeats, so it is tried again.
-    store.deliveries.claim(a.id, 'webhook', Date.now());
+    await store.deliveries.claim(a.id, 'webhook', Date.now());
     const webhook = new RecordingChannel('webhook', false, false);
     const { dispatcher } = start(store, [webhook], {}, refusing(store.deliveries, 'inDoubt', 2).ledger);
     dispatcher.kick();
@@ -246,15 +243,16 @@ describe('AlertDispatcher', () => {
   });
 
   it('a ledger write that follows a send is retried until it holds, so the alert is not sent twice', async () => {
-    const store = new FleetStore(join(tempDir(), 'fleet.db'));
+    const store = new SqliteStore(join(tempDir(), 'fleet.db'));
     const webhook = new RecordingChannel('webhook', false, false);
     const { dispatcher, counter } = start(store, [webhook], {}, refusing(store.deliveries, 'sent', 2).ledger);
     const a = liveAlert('truck-1');
-    raise(store, a);
+    await raise(store, a);
     dispatcher.kick();
     await waitFor(
       'the delivery recorded',
-      () => store.deliveries.undelivered('webhook', false).length === 0 && store.deliveries.inDoubt('webhook').length === 0,
+      async () =>
+        (await store.deliveries.undelivered('webhook', false)).length === 0 && (await store.deliveries.inDoubt('webhook')).length === 0,
       10_000,
       10,
     );

@@ -3,9 +3,12 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'vitest';
 import { pino } from 'pino';
 import { Detector } from '../../../cloud/detector.js';
+import { detectorConfigSchema } from '../../../cloud/detector-config.js';
+import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
 import type { SourcedRecord, TelemetrySource } from '../../../cloud/sources/source.js';
 import { DEFAULT_RULES } from '../../../shared/rules/default-rules.js';
 import { tempDir, waitFor, within } from '../../support/harness.js';
+import { storeReadings } from '../../support/store-contract.js';
 
 const dir = tempDir('fleet-detector-unit-');
 let n = 0;
@@ -48,7 +51,14 @@ function setUp(pollIntervalMs: number) {
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   const detector = new Detector(
-    { storePath: join(dir, `fleet-${n++}.db`), pollIntervalMs, pollMaxRecords: 100, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+    {
+      store: new SqliteStore(join(dir, `fleet-${n++}.db`)),
+      pollIntervalMs,
+      pollMaxRecords: 100,
+      channels: [],
+      opsHost: '127.0.0.1',
+      opsPort: -1,
+    },
     DEFAULT_RULES,
     source,
     log,
@@ -65,7 +75,7 @@ describe('the detector while its source fails', () => {
     await t.detector.start();
     running.push(t.detector);
     await waitFor('a few failed polls', () => t.source.polls >= 3);
-    const health = t.detector.health();
+    const health = await t.detector.health();
     assert.equal(health.ok, false);
     assert.equal(health.poll.ok, false);
     assert.equal(health.poll.detail, 'broker unreachable');
@@ -75,8 +85,8 @@ describe('the detector while its source fails', () => {
     assert.ok(t.lines.some((l) => l.msg === 'detector poll failed, retrying' && l.err === 'broker unreachable'));
 
     t.source.failWith = undefined;
-    await waitFor('healthy again', () => t.detector.health().ok);
-    assert.deepEqual(t.detector.health().poll, { ok: true });
+    await waitFor('healthy again', async () => (await t.detector.health()).ok);
+    assert.deepEqual((await t.detector.health()).poll, { ok: true });
     assert.ok(t.lines.some((l) => l.msg === 'detector polls again'));
   });
 
@@ -87,7 +97,7 @@ describe('the detector while its source fails', () => {
     running.push(t.detector);
     await waitFor('two failed rounds', () => t.source.polls >= 2);
     t.source.failWith = undefined;
-    await waitFor('healthy again', () => t.detector.health().ok);
+    await waitFor('healthy again', async () => (await t.detector.health()).ok);
     const rewinds = t.source.rewinds;
     assert.ok(rewinds >= 2, `${rewinds} rewinds`);
     const polls = t.source.polls;
@@ -100,11 +110,11 @@ describe('the detector while its source fails', () => {
     await t.detector.start();
     running.push(t.detector);
     await waitFor('a poll', () => t.source.polls >= 1);
-    assert.deepEqual(t.detector.health().sourceDetail, { ok: true, shardsHeld: 1 });
-    assert.equal(t.detector.health().ok, true);
+    assert.deepEqual((await t.detector.health()).sourceDetail, { ok: true, shardsHeld: 1 });
+    assert.equal((await t.detector.health()).ok, true);
     t.source.detail = { ok: false, shardsHeld: 0 };
-    assert.equal(t.detector.health().ok, false);
-    assert.equal(t.detector.health().poll.ok, true);
+    assert.equal((await t.detector.health()).ok, false);
+    assert.equal((await t.detector.health()).poll.ok, true);
   });
 
   it('keeps the time the failures began while they go on', async () => {
@@ -112,11 +122,11 @@ describe('the detector while its source fails', () => {
     t.source.failWith = 'first';
     await t.detector.start();
     running.push(t.detector);
-    await waitFor('a failure', () => t.detector.health().poll.failures === 1 || undefined);
-    const since = t.detector.health().poll.since;
+    await waitFor('a failure', async () => (await t.detector.health()).poll.failures === 1 || undefined);
+    const since = (await t.detector.health()).poll.since;
     t.source.failWith = 'second';
-    await waitFor('the next error', () => t.detector.health().poll.detail === 'second');
-    assert.equal(t.detector.health().poll.since, since);
+    await waitFor('the next error', async () => (await t.detector.health()).poll.detail === 'second');
+    assert.equal((await t.detector.health()).poll.since, since);
   });
 
   it('is healthy from the start when its polls succeed', async () => {
@@ -124,7 +134,7 @@ describe('the detector while its source fails', () => {
     await t.detector.start();
     running.push(t.detector);
     await waitFor('a poll', () => t.source.polls >= 1);
-    assert.equal(t.detector.health().ok, true);
+    assert.equal((await t.detector.health()).ok, true);
     assert.equal(await t.failures(), 0);
   });
 });
@@ -136,5 +146,65 @@ describe('stopping the detector', () => {
     await waitFor('the first poll', () => t.source.polls === 1);
     await within('stop', t.detector.stop(), 5_000);
     assert.equal(t.source.polls, 1);
+  });
+});
+
+describe('the detector with readingsRetentionDays', () => {
+  it('drops stored readings older than the limit on start (and hourly), keeps recent ones, and counts what went', async () => {
+    const store = new SqliteStore(join(dir, `fleet-${n++}.db`));
+    const now = Date.now();
+    const r = (seq: number, ts: number) => ({
+      vehicle: 'truck-1',
+      seq,
+      ts,
+      clock: 'synced' as const,
+      sensor: 'speed' as const,
+      value: 1,
+      quality: 'good' as const,
+    });
+    await storeReadings(store, [r(1, now - 10 * 86_400_000), r(2, now - 8 * 86_400_000), r(3, now - 86_400_000), r(4, now)], now);
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const detector = new Detector(
+      { store, pollIntervalMs: 10, pollMaxRecords: 100, channels: [], opsHost: '127.0.0.1', opsPort: -1, readingsRetentionDays: 7 },
+      DEFAULT_RULES,
+      new ScriptedSource(),
+      log,
+    );
+    await detector.start();
+    running.push(detector);
+    await waitFor('old readings dropped', () => lines.find((l) => l.msg === 'old readings dropped'));
+    assert.equal((await store.counts()).readingsStored, 2);
+    assert.deepEqual(
+      (await store.readingSeries('truck-1', 'speed', 0)).map((x) => x.ts),
+      [now - 86_400_000, now],
+    );
+    const expired = (await detector.registry.getSingleMetric('fleet_detector_readings_expired_total')?.get())?.values[0]?.value;
+    assert.equal(expired, 2);
+    assert.ok(
+      lines.some((l) => l.msg === 'old readings dropped' && l.dropped === 2 && l.retentionDays === 7),
+      'logged with the count',
+    );
+  });
+
+  it('takes a SQLite path or a PostgreSQL URL with a host as its store, and says what a bad one lacks', () => {
+    assert.equal(detectorConfigSchema.parse({ store: 'postgres://fleet@db:5432/fleet' }).store, 'postgres://fleet@db:5432/fleet');
+    assert.equal(detectorConfigSchema.parse({ store: '/var/lib/fleet/fleet.db' }).store, '/var/lib/fleet/fleet.db');
+    for (const bad of ['postgres://', 'postgresql:fleet', '']) {
+      const result = detectorConfigSchema.safeParse({ store: bad });
+      assert.equal(result.success, false, bad);
+      assert.deepEqual(result.error?.issues[0]?.path, ['store']);
+    }
+    assert.match(detectorConfigSchema.safeParse({ store: 'postgres://' }).error!.issues[0]!.message, /URL with a host/);
+  });
+
+  it('is validated: a whole number of days, at least 1', () => {
+    for (const bad of [0, -1, 1.5, 'soon']) {
+      const result = detectorConfigSchema.safeParse({ readingsRetentionDays: bad });
+      assert.equal(result.success, false, String(bad));
+      assert.deepEqual(result.error?.issues[0]?.path, ['readingsRetentionDays']);
+    }
+    assert.equal(detectorConfigSchema.parse({ readingsRetentionDays: '30' }).readingsRetentionDays, 30);
+    assert.equal(detectorConfigSchema.parse({}).readingsRetentionDays, 90, 'bounded unless told otherwise');
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'vitest';
-import { FleetStore } from '../../../cloud/store.js';
+import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
 import { ALERT_FIELDS, alertId, parseAlert, wireAlert, type Alert } from '../../../shared/contract/alert.js';
 import { tempDir } from '../../support/harness.js';
 
@@ -41,12 +41,12 @@ describe("the alert's forms, all derived from the contract's", () => {
     assert.deepEqual(parseAlert(JSON.stringify({ ...ALERT, state: 'active', note: 'not ours' })), ALERT);
   });
 
-  it('is stored and given to the cab, webhooks and SNS as the detector raised it', () => {
-    const store = new FleetStore(join(tempDir(), 'fleet.db'));
-    store.applyAlertEvents([{ kind: 'raised', alert: ALERT }], T);
-    const stored = store.getAlert(ALERT.id)!;
+  it('is stored and given to the cab, webhooks and SNS as the detector raised it', async () => {
+    const store = new SqliteStore(join(tempDir(), 'fleet.db'));
+    await store.write({ received: [], duplicates: 0, events: [{ kind: 'raised', alert: ALERT }], at: T });
+    const stored = (await store.getAlert(ALERT.id))!;
     assert.equal(JSON.stringify(wireAlert(stored)), JSON.stringify(ALERT));
     assert.deepEqual(Object.keys(stored).slice(0, ALERT_FIELDS.length), ALERT_FIELDS);
-    store.close();
+    await store.close();
   });
 });

@@ -1,4 +1,4 @@
-import type { Migration } from '../../shared/sqlite.js';
+import type { Migration } from '../../../shared/sqlite.js';
 
 /**
  * The operational store's schema (fleet.db, and the dispatcher's ledger.db), one step per
@@ -22,7 +22,7 @@ export const STORE_MIGRATIONS: Migration[] = [
      acked_by TEXT, acked_at INTEGER, cleared_by TEXT, cleared_at INTEGER) WITHOUT ROWID;
    CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (raised_at);
    CREATE TABLE IF NOT EXISTS alert_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, kind TEXT NOT NULL, at INTEGER NOT NULL);
-   -- The delivery ledger (store/delivery-table.ts); here because alert rows show the driver's delivery.
+   -- The delivery ledger (delivery-table.ts); here because alert rows show the driver's delivery.
    CREATE TABLE IF NOT EXISTS deliveries (
      alert_id TEXT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL,
      PRIMARY KEY (alert_id, channel)) WITHOUT ROWID;
@@ -30,4 +30,7 @@ export const STORE_MIGRATIONS: Migration[] = [
   // Sensor-health alerts are for the fleet team only; an episode ends recovered or as a level shift.
   `ALTER TABLE alerts ADD COLUMN driver INTEGER NOT NULL DEFAULT 1;
    ALTER TABLE alerts ADD COLUMN clear_reason TEXT;`,
+  // Console sessions, shared by every console on the file; kept by a hash of the cookie's id.
+  `CREATE TABLE sessions (id_hash TEXT PRIMARY KEY, user TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX sessions_by_expiry ON sessions (expires_at);`,
 ];

@@ -1,10 +1,11 @@
 import type Database from 'better-sqlite3';
-import type { DeliveryLedger } from '../alerts/delivery-ledger.js';
-import { STORED_ALERT_COLUMNS, toStoredAlert, type StoredAlert } from './stored-alert.js';
+import type { DeliveryLedger } from '../../alerts/delivery-ledger.js';
+import { STORED_ALERT_COLUMNS, toStoredAlert, type StoredAlert } from '../stored-alert.js';
 
 /**
  * The delivery ledger in the store's `deliveries` table, beside the alerts it covers, so the
  * console shows when the cab was given an alert. `at` is when a delivery reached its state.
+ * SQLite answers at once: each method does its work before it returns its promise.
  */
 export class DeliveryTable implements DeliveryLedger {
   private readonly st;
@@ -29,35 +30,35 @@ export class DeliveryTable implements DeliveryLedger {
     };
   }
 
-  undelivered(channel: string, cab: boolean): StoredAlert[] {
+  async undelivered(channel: string, cab: boolean): Promise<StoredAlert[]> {
     return this.st.undelivered.all({ channel, cab: cab ? 1 : 0 }).map(toStoredAlert);
   }
 
-  awaitingAck(channel: string): StoredAlert[] {
+  async awaitingAck(channel: string): Promise<StoredAlert[]> {
     return this.st.awaitingAck.all(channel).map(toStoredAlert);
   }
 
-  claim(alertId: string, channel: string, at: number): boolean {
+  async claim(alertId: string, channel: string, at: number): Promise<boolean> {
     return this.st.claim.run(alertId, channel, at).changes === 1;
   }
 
-  sent(alertId: string, channel: string, at: number, awaitingAck: boolean): boolean {
+  async sent(alertId: string, channel: string, at: number, awaitingAck: boolean): Promise<boolean> {
     return this.step(() => this.st.sent.run(at, alertId, channel).changes, alertId, `${awaitingAck ? 'sent' : 'delivered'}:${channel}`, at);
   }
 
-  acknowledged(alertId: string, channel: string, at: number): boolean {
+  async acknowledged(alertId: string, channel: string, at: number): Promise<boolean> {
     return this.step(() => this.st.acknowledged.run(at, alertId, channel).changes, alertId, `delivered:${channel}`, at);
   }
 
-  expired(alertId: string, channel: string, at: number): boolean {
+  async expired(alertId: string, channel: string, at: number): Promise<boolean> {
     return this.step(() => this.st.expired.run(alertId, channel, at).changes, alertId, `expired:${channel}`, at);
   }
 
-  release(alertId: string, channel: string): void {
+  async release(alertId: string, channel: string): Promise<void> {
     this.st.release.run(alertId, channel);
   }
 
-  inDoubt(channel: string): string[] {
+  async inDoubt(channel: string): Promise<string[]> {
     return this.st.inDoubt.all(channel) as string[];
   }
 
