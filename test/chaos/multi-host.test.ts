@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { appendFileSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { sleep, waitFor, within } from '../support/harness.js';
-import { Network, NODE } from '../support/hosts.js';
+import { sleep, tempDir, waitFor, within } from '../support/harness.js';
+import { Network, NODE, SUBNET } from '../support/hosts.js';
 import { KAFKA_READY, startKafkaCluster, type KafkaCluster } from '../support/kafka-broker.js';
 import { FLEET_BIN, ROOT } from '../support/paths.js';
 
@@ -13,27 +16,28 @@ import { FLEET_BIN, ROOT } from '../support/paths.js';
  * service the `fleet` command as it is deployed (docs/DEPLOY.md), 200 trucks with their own
  * secrets given both gateways' addresses: a few real agents (their cabs and buffers are
  * looked at) and the rest simulated by one `fleet sim`. Over two and a half minutes of
- * traffic one gateway host crashes and comes back, the detector host loses its link (no
- * process is told) and gets it back, and one of the three Kafka brokers crashes and comes
- * back. Meanwhile the crashed gateway's trucks carry on through the other one, and the
+ * traffic one gateway host crashes and comes back, PostgreSQL's host crashes and comes
+ * back, a detector host loses its link (no process is told) and gets it back, and one of the
+ * three Kafka brokers crashes and comes back. Meanwhile the crashed gateway's trucks carry on through the other one, and the
  * pipeline through the other two brokers once Kafka has moved the partitions. Afterwards: every
- * reading produced is stored exactly once, each overheating truck raised one alert, the
+ * reading produced is stored exactly once in PostgreSQL, each overheating truck raised one alert, the
  * webhook got each alert once, each live alert reached its truck's cab once (acknowledged in
  * the ledger, shown once), no historical one did, and the console lists every vehicle to
  * another host.
  *
- * The topology is data (HOSTS, AGENTS, SIMULATED, FAULTS). What today's parts decide:
+ * The topology is data (HOSTS, AGENTS, SIMULATED, FAULTS). What the parts decide:
  * - The gateways are one cluster through Redis, so the one dispatcher, connected to gw-a,
  *   reaches a cab on either gateway (and, while gw-a is down, keeps what it owes in its
  *   ledger until gw-a is back).
- * - The operational store is a SQLite file, which two hosts cannot share: one detector host
- *   holds it and runs the console beside it. With a PostgreSQL store a second detector host
- *   joins the consumer group and the console moves to a host of its own.
+ * - The operational store is PostgreSQL on a host of its own: two detector hosts share the
+ *   work as one consumer group, and the console, on a host of its own with the dispatcher
+ *   (whose delivery ledger is in the same database), reads what they store.
  * - Three Kafka brokers, each topic with three copies and min ISR 2: a broker's crash stalls
  *   writes only until its partitions have new leaders.
  */
 const KAFKA_HOSTS = ['kafka-1', 'kafka-2', 'kafka-3'] as const;
-const HOSTS = [...KAFKA_HOSTS, 'redis', 'gw-a', 'gw-b', 'detector', 'dispatch', 'trucks'] as const;
+const DETECTORS = ['detector-1', 'detector-2'] as const;
+const HOSTS = [...KAFKA_HOSTS, 'redis', 'postgres', 'gw-a', 'gw-b', ...DETECTORS, 'console', 'trucks'] as const;
 type Host = (typeof HOSTS)[number];
 const GATEWAYS = ['gw-a', 'gw-b'] as const;
 type GatewayHost = (typeof GATEWAYS)[number];
@@ -46,7 +50,7 @@ const AGENTS: { vehicle: string; overheatAtS?: number }[] = [
   { vehicle: 'trk-1', overheatAtS: 10 }, // gw-a
   { vehicle: 'trk-2', overheatAtS: 10 }, // gw-b
   { vehicle: 'trk-3', overheatAtS: 42 }, // gw-a, down by then: the truck is on gw-b, the dispatcher waits for gw-a
-  { vehicle: 'trk-4', overheatAtS: 78 }, // while the detector host is cut off
+  { vehicle: 'trk-4', overheatAtS: 78 }, // while detector-1 is cut off
   { vehicle: 'trk-5' },
 ];
 /** The rest of the 200 trucks, in one `fleet sim` process: `sim-001` on. */
@@ -62,9 +66,12 @@ const OVERHEATING = AGENTS.filter((t) => t.overheatAtS !== undefined).map((t) =>
  */
 const FAULTS: { atS: number; kind: 'crash' | 'partition'; host: Host; forS: number; carriesOnAfterS?: number }[] = [
   { atS: 35, kind: 'crash', host: 'gw-a', forS: 15, carriesOnAfterS: 5 },
-  { atS: 70, kind: 'partition', host: 'detector', forS: 20 },
-  // Kafka moves the dead broker's partitions once its session times out (BENCHMARKS.md: PUBACKs stall 11 to 14 s).
-  { atS: 100, kind: 'crash', host: 'kafka-1', forS: 30, carriesOnAfterS: 18 },
+  // The detectors, the dispatcher and the console wait for it; the trucks' readings wait in Kafka.
+  { atS: 55, kind: 'crash', host: 'postgres', forS: 8 },
+  { atS: 70, kind: 'partition', host: 'detector-1', forS: 20 },
+  // Kafka moves the dead broker's partitions once its session times out (BENCHMARKS.md: PUBACKs stall 11 to 14 s),
+  // and the detectors rejoin their group; 40 s leaves room for both on two shared cores.
+  { atS: 100, kind: 'crash', host: 'kafka-1', forS: 40, carriesOnAfterS: 18 },
 ];
 /** Seconds of traffic, from the trucks' start to their stop. */
 const TRAFFIC_S = 150;
@@ -73,14 +80,27 @@ const RULES = {
   windowMs: 2000,
   rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
 };
-const PORTS = { mqtt: 1883, gatewayOps: 9102, detectorOps: 9103, dispatcherOps: 9104, console: 8080, webhook: 8099, redis: 6379 };
+const PORTS = {
+  mqtt: 1883,
+  gatewayOps: 9102,
+  detectorOps: 9103,
+  dispatcherOps: 9104,
+  console: 8080,
+  webhook: 8099,
+  redis: 6379,
+  postgres: 5432,
+};
+const POSTGRES_SH = join(ROOT, 'scripts', 'services', 'postgres.sh');
 const SERVICE_TOKEN = 'multi-host-service-token';
 const CONSOLE_TOKEN = 'multi-host-console-token';
+const execFileP = promisify(execFile);
 const WEBHOOK_RECORDER = join(ROOT, 'dist', 'test', 'support', 'webhook-recorder.js');
 
-describe('the fleet on several hosts through a gateway crash, a detector partition and a Kafka broker crash', () => {
+describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash, a detector partition and a Kafka broker crash', () => {
   let net: Network;
   let kafka: KafkaCluster | undefined;
+  /** PostgreSQL's files; its own temp dir, since it runs as nobody, who may not enter net.dir. */
+  const pgDir = tempDir('fleet-pg-');
   /** The moment the trucks started: the faults' and the overheats' clock. */
   let trucksStarted = 0;
   const dataDir = (host: Host, part: string) => join(net.dir, host, part);
@@ -93,8 +113,37 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
   const rulesFile = () => join(net.dir, 'rules.json');
   const bufferOf = (vehicle: string) =>
     join(dataDir('trucks', vehicle.startsWith(SIMULATED.prefix) ? 'sim' : 'agents'), `${vehicle}.buffer.db`);
-  const ledgerFile = () => join(dataDir('dispatch', 'dispatcher'), 'ledger.db');
-  const storeFile = () => join(dataDir('detector', 'cloud'), 'fleet.db');
+  const storeUrl = () => `postgres://fleet@${net.address('postgres')}:${PORTS.postgres}/fleet`;
+  /** One statement on the fleet's database, through PostgreSQL's socket file (this process has no route into the network). */
+  const sql = async <T>(text: string, params: unknown[] = [], database = 'fleet'): Promise<T[]> => {
+    const client = new pg.Client({ host: pgDir, port: PORTS.postgres, user: 'fleet', database });
+    await client.connect();
+    try {
+      return (await client.query(text, params)).rows as T[];
+    } finally {
+      await client.end();
+    }
+  };
+  /** Per vehicle, what the store holds of its readings. */
+  const storedPerVehicle = async (): Promise<Map<string, StoredReadings>> => {
+    const rows = await sql<Record<keyof StoredReadings | 'vehicle', string>>(
+      `SELECT vehicle, count(*) AS count, count(DISTINCT seq) AS distinct, min(seq) AS "minSeq", max(seq) AS "maxSeq", max(ts) AS "lastTs"
+       FROM readings GROUP BY vehicle`,
+    );
+    // bigint and count come back as strings.
+    return new Map(
+      rows.map((r) => [
+        r.vehicle,
+        {
+          count: Number(r.count),
+          distinct: Number(r.distinct),
+          minSeq: Number(r.minSeq),
+          maxSeq: Number(r.maxSeq),
+          lastTs: Number(r.lastTs),
+        },
+      ]),
+    );
+  };
   // Services log at info to their files in net.dir; FLEET_SINK_RETRY_MAX_MS: a gateway finds the restarted broker within a second.
   const serviceEnv = { FLEET_SERVICE_TOKEN: SERVICE_TOKEN, FLEET_SINK_RETRY_MAX_MS: '1000' };
 
@@ -113,41 +162,71 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
       serviceEnv,
     );
 
-  const startCloud = async () => {
-    net.fleet(
-      'detector',
-      'detector',
-      [
-        'detector',
-        ...['--source', 'kafka', '--kafka-brokers', kafkaBrokers(), '--consumer-group', 'detectors', '--dispatch', 'kafka', ...replication],
-        ...['--data-dir', dataDir('detector', 'cloud'), '--rules-file', rulesFile()],
-        ...['--ops-host', net.address('detector'), '--ops-port', String(PORTS.detectorOps)],
-      ],
-      serviceEnv,
+  const startPostgres = async () => {
+    await execFileP('bash', [POSTGRES_SH, 'init', pgDir], { timeout: 120_000 });
+    // The services connect from their hosts, over addresses only these namespaces use.
+    appendFileSync(join(pgDir, 'data', 'pg_hba.conf'), `host all fleet ${SUBNET}.0/24 trust\n`);
+    net.start('postgres', 'postgres', ['bash', POSTGRES_SH, 'run', pgDir, String(PORTS.postgres), net.address('postgres')]);
+    await waitFor(
+      'PostgreSQL',
+      () =>
+        sql('SELECT 1', [], 'postgres').then(
+          () => true,
+          () => false,
+        ),
+      60_000,
+      200,
     );
-    // The console opens the store the detector creates: it starts once the detector is up.
-    await waitFor('the detector', () => healthy('dispatch', healthUrl('detector')), 60_000, 500);
+    await sql('CREATE DATABASE fleet', [], 'postgres');
+  };
+
+  const startCloud = async () => {
+    for (const host of DETECTORS) {
+      net.fleet(
+        host,
+        'detector',
+        [
+          'detector',
+          ...[
+            '--source',
+            'kafka',
+            '--kafka-brokers',
+            kafkaBrokers(),
+            '--consumer-group',
+            'detectors',
+            '--dispatch',
+            'kafka',
+            ...replication,
+          ],
+          ...['--store', storeUrl(), '--data-dir', dataDir(host, 'cloud'), '--rules-file', rulesFile()],
+          ...['--ops-host', net.address(host), '--ops-port', String(PORTS.detectorOps)],
+        ],
+        serviceEnv,
+      );
+      // One at a time: the first creates the store's tables.
+      await waitFor(`the detector on ${host}`, () => healthy('console', healthUrl(host)), 60_000, 500);
+    }
     net.fleet(
-      'detector',
+      'console',
       'console',
       [
         'console',
-        ...['--host', net.address('detector'), '--port', String(PORTS.console)],
-        ...['--store-path', storeFile(), '--mqtt-url', gatewayUrl('gw-b'), '--rules-file', rulesFile()],
+        ...['--host', net.address('console'), '--port', String(PORTS.console)],
+        ...['--store', storeUrl(), '--mqtt-url', gatewayUrl('gw-b'), '--rules-file', rulesFile()],
       ],
       { ...serviceEnv, FLEET_CONSOLE_TOKEN: CONSOLE_TOKEN },
     );
-    net.node('dispatch', 'webhook', WEBHOOK_RECORDER, [net.address('dispatch'), String(PORTS.webhook)]);
+    net.node('console', 'webhook', WEBHOOK_RECORDER, [net.address('console'), String(PORTS.webhook)]);
     // One dispatcher for the fleet: the gateway cluster carries each cab alert to the gateway its truck is on.
     net.fleet(
-      'dispatch',
+      'console',
       'dispatcher',
       [
         'dispatcher',
-        ...['--kafka-brokers', kafkaBrokers(), '--consumer-group', 'dispatch', '--data-dir', dataDir('dispatch', 'dispatcher')],
-        ...replication,
-        ...['--mqtt-url', gatewayUrl('gw-a'), '--ops-host', net.address('dispatch'), '--ops-port', String(PORTS.dispatcherOps)],
-        ...['--webhook-url', `http://${net.address('dispatch')}:${PORTS.webhook}/alerts`],
+        ...['--kafka-brokers', kafkaBrokers(), '--consumer-group', 'dispatch', '--store', storeUrl()],
+        ...['--data-dir', dataDir('console', 'dispatcher'), ...replication],
+        ...['--mqtt-url', gatewayUrl('gw-a'), '--ops-host', net.address('console'), '--ops-port', String(PORTS.dispatcherOps)],
+        ...['--webhook-url', `http://${net.address('console')}:${PORTS.webhook}/alerts`],
       ],
       serviceEnv,
     );
@@ -235,31 +314,37 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
           (await net.exec('gw-a', [NODE, KAFKA_READY, bootstrap, String(brokers)], { timeoutMs: 15_000 })).code === 0,
       })),
     });
+    await startPostgres();
     const secrets = await enrol();
     for (const gw of GATEWAYS) startGateway(gw);
     await startCloud();
     for (const gw of GATEWAYS) {
       await waitFor(`the gateway on ${gw}, linked to the cluster`, () => clusterLinked(gw), 60_000, 500);
     }
-    await waitFor('the console', () => healthy('dispatch', consoleUrl('/healthz')), 60_000, 500);
+    await waitFor('the console', () => healthy('trucks', consoleUrl('/healthz')), 60_000, 500);
     startTrucks(secrets);
   });
 
   afterAll(async () => {
     for (const node of kafka?.nodes ?? []) node.kill();
     await net?.destroy();
+    rmSync(pgDir, { recursive: true, force: true });
   });
 
   /** The /healthz of the service each host answers for (its first). */
   const healthUrl = (host: Host) => {
-    const port = { 'gw-a': PORTS.gatewayOps, 'gw-b': PORTS.gatewayOps, detector: PORTS.detectorOps, dispatch: PORTS.dispatcherOps }[
-      host as string
-    ];
+    const port = {
+      'gw-a': PORTS.gatewayOps,
+      'gw-b': PORTS.gatewayOps,
+      'detector-1': PORTS.detectorOps,
+      'detector-2': PORTS.detectorOps,
+      console: PORTS.dispatcherOps,
+    }[host as string];
     if (port === undefined) throw new Error(`no health endpoint on ${host}`);
     return `http://${net.address(host)}:${port}/healthz`;
   };
 
-  const consoleUrl = (path: string) => `http://${net.address('detector')}:${PORTS.console}${path}`;
+  const consoleUrl = (path: string) => `http://${net.address('console')}:${PORTS.console}${path}`;
 
   const healthy = async (from: Host, url: string) => {
     try {
@@ -283,7 +368,7 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
     const at = (s: number) => sleep(Math.max(0, started + s * 1000 - Date.now()));
     await waitFor(
       "every truck's readings in the store",
-      () => existsSync(storeFile()) && storedPerVehicle(storeFile()).size === VEHICLES.length,
+      async () => (await storedPerVehicle()).size === VEHICLES.length,
       Math.min(30_000, FAULTS[0]!.atS * 1000),
       500,
     );
@@ -301,14 +386,14 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
         if (f.carriesOnAfterS !== undefined) {
           // Before the host is back: every truck's readings of the outage reach the store without it.
           const since = crashedAt + f.carriesOnAfterS * 1000;
-          const stalled = () => {
-            const stored = storedPerVehicle(storeFile());
+          const stalled = async () => {
+            const stored = await storedPerVehicle();
             return VEHICLES.filter((v) => (stored.get(v)?.lastTs ?? 0) < since);
           };
           const deadline = started + (f.atS + f.forS) * 1000;
-          while (stalled().length > 0 && Date.now() < deadline) await sleep(500);
+          while ((await stalled()).length > 0 && Date.now() < deadline) await sleep(500);
           assert.deepEqual(
-            stalled(),
+            await stalled(),
             [],
             `every truck's readings from ${f.carriesOnAfterS} s into the outage stored while ${f.host} was down`,
           );
@@ -337,89 +422,85 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
     for (const [vehicle, b] of produced) assert.equal(b.buffered, 0, `${vehicle}: its whole buffer acknowledged by a gateway`);
     const total = [...produced.values()].reduce((n, b) => n + b.produced, 0);
 
-    const store = new Database(storeFile(), { readonly: true });
-    const ledger = new Database(ledgerFile(), { readonly: true });
-    try {
-      await waitFor(
-        `all ${total} readings stored`,
-        () => {
-          const stored = storedPerVehicle(storeFile());
-          return VEHICLES.every((v) => (stored.get(v)?.count ?? 0) >= produced.get(v)!.produced);
-        },
-        120_000,
-        1000,
-      );
-      const stored = storedPerVehicle(storeFile());
-      // count = distinct seqs = the highest = what the truck produced, from 1: each of its seqs exactly once.
-      const wrong = VEHICLES.filter((v) => {
-        const s = stored.get(v)!;
-        const n = produced.get(v)!.produced;
-        return !(s.count === n && s.distinct === n && s.minSeq === 1 && s.maxSeq === n);
-      });
-      assert.deepEqual(wrong, [], 'every seq of every truck stored exactly once');
+    await waitFor(
+      `all ${total} readings stored`,
+      async () => {
+        const stored = await storedPerVehicle();
+        return VEHICLES.every((v) => (stored.get(v)?.count ?? 0) >= produced.get(v)!.produced);
+      },
+      120_000,
+      1000,
+    );
+    const stored = await storedPerVehicle();
+    // count = distinct seqs = the highest = what the truck produced, from 1: each of its seqs exactly once.
+    const wrong = VEHICLES.filter((v) => {
+      const s = stored.get(v)!;
+      const n = produced.get(v)!.produced;
+      return !(s.count === n && s.distinct === n && s.minSeq === 1 && s.maxSeq === n);
+    });
+    assert.deepEqual(wrong, [], 'every seq of every truck stored exactly once');
 
-      type Row = { id: string; vehicle: string; rule: string; live: number };
-      const alerts = () => store.prepare('SELECT id, vehicle, rule, live FROM alerts ORDER BY vehicle').all() as Row[];
-      await waitFor('an alert for each overheating truck', () => alerts().length >= OVERHEATING.length, 60_000, 1000);
-      const raised = alerts();
+    type Row = { id: string; vehicle: string; rule: string; live: boolean };
+    const alerts = () => sql<Row>('SELECT id, vehicle, rule, live FROM alerts ORDER BY vehicle');
+    await waitFor('an alert for each overheating truck', async () => (await alerts()).length >= OVERHEATING.length, 60_000, 1000);
+    const raised = await alerts();
+    assert.deepEqual(
+      raised.map((a) => [a.vehicle, a.rule]),
+      OVERHEATING.map((v) => [v, 'engine-overheat']),
+      'one alert per overheating truck, none for the others',
+    );
+    for (const v of ['trk-1', 'trk-2', 'trk-3'])
+      assert.equal(raised.find((a) => a.vehicle === v)?.live, true, `${v}'s alert, raised while the detectors were reachable, is live`);
+
+    const webhook = () => net.process('console', 'webhook').lines;
+    await waitFor('each alert at the webhook', () => raised.every((a) => webhook().includes(a.id)), 60_000, 1000);
+    const live = raised.filter((a) => a.live);
+    const acknowledgedByCab = async () =>
+      (
+        await sql<{ alert_id: string }>(
+          "SELECT alert_id FROM deliveries WHERE channel = 'driver' AND state = 'acknowledged' AND alert_id = ANY($1)",
+          [live.map((a) => a.id)],
+        )
+      ).length;
+    await waitFor('each live alert acknowledged by its cab', async () => (await acknowledgedByCab()) === live.length, 60_000, 1000);
+    await sleep(3000); // a late duplicate would arrive now
+
+    assert.deepEqual(
+      raised.map((a) => webhook().filter((k) => k === a.id).length),
+      raised.map(() => 1),
+      'the webhook got each alert once',
+    );
+    for (const t of AGENTS) {
+      const mine = raised.filter((a) => a.vehicle === t.vehicle);
       assert.deepEqual(
-        raised.map((a) => [a.vehicle, a.rule]),
-        OVERHEATING.map((v) => [v, 'engine-overheat']),
-        'one alert per overheating truck, none for the others',
+        readBuffer(bufferOf(t.vehicle)).shown,
+        mine
+          .filter((a) => a.live)
+          .map((a) => a.id)
+          .sort(),
+        `${t.vehicle}'s cab showed each of its live alerts once, and no historical one`,
       );
-      for (const v of ['trk-1', 'trk-2', 'trk-3'])
-        assert.equal(raised.find((a) => a.vehicle === v)?.live, 1, `${v}'s alert, raised while the detector was reachable, is live`);
-
-      const webhook = () => net.process('dispatch', 'webhook').lines;
-      await waitFor('each alert at the webhook', () => raised.every((a) => webhook().includes(a.id)), 60_000, 1000);
-      const live = raised.filter((a) => a.live === 1);
-      const cabState = (a: Row) =>
-        (
-          ledger.prepare("SELECT state FROM deliveries WHERE alert_id = ? AND channel = 'driver'").get(a.id) as
-            { state: string } | undefined
-        )?.state;
-      await waitFor('each live alert acknowledged by its cab', () => live.every((a) => cabState(a) === 'acknowledged'), 60_000, 1000);
-      await sleep(3000); // a late duplicate would arrive now
-
-      assert.deepEqual(
-        raised.map((a) => webhook().filter((k) => k === a.id).length),
-        raised.map(() => 1),
-        'the webhook got each alert once',
-      );
-      for (const t of AGENTS) {
-        const mine = raised.filter((a) => a.vehicle === t.vehicle);
-        assert.deepEqual(
-          readBuffer(bufferOf(t.vehicle)).shown,
-          mine
-            .filter((a) => a.live === 1)
-            .map((a) => a.id)
-            .sort(),
-          `${t.vehicle}'s cab showed each of its live alerts once, and no historical one`,
-        );
-      }
-
-      for (const host of ['gw-a', 'gw-b', 'detector', 'dispatch'] as const) {
-        assert.ok(await healthy('trucks', healthUrl(host)), `${host}'s service healthy again, asked from another host`);
-      }
-      const vehicles = await net.fetchJson<{ id: string }[]>('dispatch', consoleUrl('/api/vehicles'), {
-        authorization: `Bearer ${CONSOLE_TOKEN}`,
-      });
-      assert.equal(vehicles.status, 200);
-      assert.deepEqual(vehicles.body.map((v) => v.id).sort(), [...VEHICLES].sort(), 'the console lists every vehicle');
-      process.stderr.write(
-        `# ${total} readings from ${VEHICLES.length} trucks stored once; ${raised.length} alerts (${live.length} live) in ${Math.round((Date.now() - started) / 1000)} s\n`,
-      );
-    } finally {
-      store.close();
-      ledger.close();
     }
+
+    for (const host of ['gw-a', 'gw-b', ...DETECTORS, 'console'] as const) {
+      assert.ok(await healthy('trucks', healthUrl(host)), `${host}'s service healthy again, asked from another host`);
+    }
+    const vehicles = await net.fetchJson<{ id: string }[]>('trucks', consoleUrl('/api/vehicles'), {
+      authorization: `Bearer ${CONSOLE_TOKEN}`,
+    });
+    assert.equal(vehicles.status, 200);
+    assert.deepEqual(vehicles.body.map((v) => v.id).sort(), [...VEHICLES].sort(), 'the console lists every vehicle');
+    process.stderr.write(
+      `# ${total} readings from ${VEHICLES.length} trucks stored once; ${raised.length} alerts (${live.length} live) in ${Math.round((Date.now() - started) / 1000)} s\n`,
+    );
   });
 });
 
 /** What ran on a host, in the order it is started again after a crash. */
 function servicesOn(host: Host): string[] {
   if (host === 'gw-a' || host === 'gw-b') return ['gateway'];
-  if (host === 'detector') return ['detector', 'console'];
+  if (host === 'postgres') return ['postgres'];
+  if (host === 'detector-1' || host === 'detector-2') return ['detector'];
   throw new Error(`nothing to start again on ${host}`);
 }
 
@@ -443,20 +524,4 @@ interface StoredReadings {
   maxSeq: number;
   /** The event time of the newest reading stored. */
   lastTs: number;
-}
-
-/** Per vehicle, what the store holds of its readings. */
-function storedPerVehicle(storePath: string): Map<string, StoredReadings> {
-  const db = new Database(storePath, { readonly: true });
-  try {
-    const rows = db
-      .prepare(
-        `SELECT vehicle, count(*) AS count, count(DISTINCT seq) AS "distinct", min(seq) AS minSeq, max(seq) AS maxSeq, max(ts) AS lastTs
-         FROM readings GROUP BY vehicle`,
-      )
-      .all() as (StoredReadings & { vehicle: string })[];
-    return new Map(rows.map(({ vehicle, ...r }) => [vehicle, r]));
-  } finally {
-    db.close();
-  }
 }
