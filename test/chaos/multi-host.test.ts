@@ -16,14 +16,15 @@ import { FLEET_BIN, ROOT } from '../support/paths.js';
  * service the `fleet` command as it is deployed (docs/DEPLOY.md), 200 trucks with their own
  * secrets given both gateways' addresses: a few real agents (their cabs and buffers are
  * looked at) and the rest simulated by one `fleet sim`. Over two and a half minutes of
- * traffic one gateway host crashes and comes back, PostgreSQL's host crashes and comes
- * back, a detector host loses its link (no process is told) and gets it back, and one of the
- * three Kafka brokers crashes and comes back. Meanwhile the crashed gateway's trucks carry on through the other one, and the
- * pipeline through the other two brokers once Kafka has moved the partitions. Afterwards: every
- * reading produced is stored exactly once in PostgreSQL, each overheating truck raised one alert, the
- * webhook got each alert once, each live alert reached its truck's cab once (acknowledged in
- * the ledger, shown once), no historical one did, and the console lists every vehicle to
- * another host.
+ * traffic one gateway host crashes and comes back, PostgreSQL's host crashes and comes back,
+ * a detector host loses its link (no process is told; its partitions go to the other
+ * detector, and come back to it when its link does) and gets it back, and one of the three
+ * Kafka brokers crashes and comes back. Meanwhile the crashed gateway's trucks carry on
+ * through the other one, and the pipeline through the other two brokers once Kafka has
+ * moved the partitions. Afterwards: every reading produced is stored exactly once in
+ * PostgreSQL, each overheating truck raised one alert, the webhook got each alert once, each
+ * live alert reached its truck's cab once (acknowledged in the ledger, shown once), no
+ * historical one did, and the console lists every vehicle to another host.
  *
  * The topology is data (HOSTS, AGENTS, SIMULATED, FAULTS). What the parts decide:
  * - The gateways are one cluster through Redis, so the one dispatcher, connected to gw-a,
@@ -272,18 +273,8 @@ describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash
         [
           'agent',
           ...['--vehicle', t.vehicle, '--mqtt-url', gatewayList(), '--data-dir', dataDir('trucks', 'agents')],
-          ...[
-            '--sim-seed',
-            String(1000 + i),
-            '--sim-hz',
-            '5',
-            '--ops-port',
-            '-1',
-            '--reconnect-base-ms',
-            '200',
-            '--reconnect-max-ms',
-            '2000',
-          ],
+          ...['--sim-seed', String(1000 + i), '--sim-hz', '5', '--ops-port', '-1'],
+          ...['--reconnect-base-ms', '200', '--reconnect-max-ms', '2000'],
           // The cab hears only what the cloud sends it, so its delivery is what is measured; a stop drains the whole buffer.
           ...['--edge-rules', 'false', '--drain-on-stop-ms', '60000'],
           ...(t.overheatAtS === undefined ? [] : ['--overheat-at', String(t.overheatAtS)]),
@@ -331,7 +322,7 @@ describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash
     rmSync(pgDir, { recursive: true, force: true });
   });
 
-  /** The /healthz of the service each host answers for (its first). */
+  /** The ops /healthz of each host's service (on the console host, the dispatcher's: the console answers on its own port). */
   const healthUrl = (host: Host) => {
     const port = {
       'gw-a': PORTS.gatewayOps,
