@@ -110,7 +110,7 @@ describe('the fleet on several hosts through a gateway crash, a detector partiti
       [
         'console',
         ...['--host', net.address('detector'), '--port', String(PORTS.console)],
-        ...['--store-path', join(dataDir('detector', 'cloud'), 'fleet.db'), '--mqtt-url', gatewayUrl('gw-a'), '--rules-file', rulesFile()],
+        ...['--store', join(dataDir('detector', 'cloud'), 'fleet.db'), '--mqtt-url', gatewayUrl('gw-a'), '--rules-file', rulesFile()],
       ],
       { ...serviceEnv, FLEET_CONSOLE_TOKEN: CONSOLE_TOKEN },
     );
