@@ -215,7 +215,8 @@ describe('what the gateway keeps of bad input: status documents and dead letters
     const deleted = held.length + 2 - rows.length;
     assert.ok(held.includes('flood-1:4') && deleted >= 1);
     assert.equal(await dropped('store'), deleted);
-    assert.equal(flood1.notices.length + flood2.notices.length, 8, 'every refused payload was still acknowledged and reported');
+    // Each was acknowledged (publishAsync resolved); the notices on the rejected topic follow their PUBACKs.
+    await waitFor('every refused payload reported', () => flood1.notices.length + flood2.notices.length === 8, 15_000);
     const health = cloud.gateway.health();
     assert.equal(health.deadLetters.dropped, 4 + deleted);
     assert.equal(
@@ -299,6 +300,15 @@ describe('bad input on the command line', () => {
     const p = runFleet(['agent', '--config', file]);
     assert.equal(await p.exited, 2);
     assert.match(p.stderr.join('\n'), /agent\.json: not valid JSON/);
+  });
+
+  it('a store whose directory does not exist exits 2 naming it, rather than crashing', async () => {
+    const store = join(dir, 'no-such-dir', 'fleet.db');
+    const p = runFleet(['console', '--store', store]);
+    assert.equal(await p.exited, 2);
+    const err = p.stderr.join('\n');
+    assert.match(err, new RegExp(`store ${store}: its directory does not exist`));
+    assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
   });
 
   it('a bad flag value and a bad environment value are named', async () => {

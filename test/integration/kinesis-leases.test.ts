@@ -281,7 +281,7 @@ describe('Kinesis shard leases in DynamoDB on a moto server', () => {
           ...['--source', 'kinesis', '--kinesis-stream', stream, '--kinesis-leases', table],
           ...['--kinesis-lease-time-ms', String(LEASE_TIME_MS), '--kinesis-worker-id', name],
           ...['--aws-endpoint', moto.endpoint, '--aws-region', CREDS.region],
-          ...['--data-dir', join(dir, name), '--store-path', storePath, '--rules-file', rulesFile],
+          ...['--data-dir', join(dir, name), '--store', storePath, '--rules-file', rulesFile],
           ...['--ops-port', String(opsPort), '--mqtt-url', `mqtt://127.0.0.1:${closedPort}`],
         ],
         { AWS_ACCESS_KEY_ID: CREDS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey },
