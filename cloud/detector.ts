@@ -52,6 +52,8 @@ export class Detector {
   /** The round of dropping old readings under way, awaited by `stop`. */
   private retentionRound?: Promise<void>;
   private readonly metrics;
+  /** The source's assignment count the engine's memory belongs to. */
+  private assignmentsSeen?: number;
   /** The engine's running counts of late and outlier readings as the metrics last took them. */
   private readonly exported = { late: 0, outliers: 0 };
 
@@ -233,6 +235,11 @@ export class Detector {
   /** Exposed for benchmarks and tests that drive the detector without a loop. */
   async handle(records: SourcedRecord[]): Promise<AlertEvent[]> {
     const now = Date.now();
+    if (this.source.assignments !== this.assignmentsSeen) {
+      // Another share of the stream: what the store and the rebuild say, not what was remembered.
+      this.engine.forgetAll();
+      this.assignmentsSeen = this.source.assignments;
+    }
     // Read before the windows take anything: until it succeeds, a retry starts from the same state.
     const seen = await this.untilDone(async () => {
       const unknown = [...new Set(records.map((rec) => rec.batch.vehicle))].filter((v) => !this.engine.knows(v));

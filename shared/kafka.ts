@@ -90,8 +90,9 @@ async function createTopic(admin: Admin, topic: string, spec: TopicSpec): Promis
   const configEntries = spec.minInsyncReplicas === undefined ? [] : [{ name: MIN_ISR, value: String(spec.minInsyncReplicas) }];
   try {
     await admin.createTopics({
-      // Not waitForLeaders: kafkajs gives up when the broker it asks does not know the new topic yet.
       topics: [{ topic, numPartitions: spec.partitions, replicationFactor, configEntries }],
+      // kafkajs waits for leaders unless told not to, and gives up when the broker it asks does not know the new topic yet.
+      waitForLeaders: false,
     });
   } catch (err) {
     // Another process may have created it in the meantime; anything else is named with the spec asked for.

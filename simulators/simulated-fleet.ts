@@ -1,5 +1,8 @@
 import type { Registry } from 'prom-client';
-import { agentConfigSchema } from '../agent/agent-config.js';
+import { z } from 'zod';
+import { agentConfigSchema, type AgentConfig } from '../agent/agent-config.js';
+import { ConfigError } from '../shared/config.js';
+import { VEHICLE_ID } from '../shared/contract/reading.js';
 import type { Logger } from '../shared/log.js';
 import { createSimulatedTruck, type SimulatedTruck } from './simulated-agent.js';
 
@@ -11,8 +14,37 @@ export interface SimulatedFleetOptions {
   simHz?: number;
   /** Which truck (1-based) overheats, and when (seconds after start). */
   overheat?: { truck: number; atS: number };
+  /** Each truck's MQTT password, by vehicle id, for a gateway in password mode; every truck needs one. */
+  secrets?: Record<string, string>;
   /** Extra agent settings (reconnect timing, batch size ...). */
   agent?: Record<string, unknown>;
+}
+
+/** A secrets file: `{"truck-001": "<secret from fleet device add>", …}`. */
+export const truckSecretsSchema = z.record(z.string().regex(VEHICLE_ID, 'must be a vehicle id'), z.string().min(1));
+
+/** The agent settings of each simulated truck: `prefix` numbered from 1, zero-padded to the count's width. */
+export function simulatedTruckConfigs(opts: SimulatedFleetOptions): AgentConfig[] {
+  const width = String(opts.count).length < 2 ? 2 : String(opts.count).length;
+  return Array.from({ length: opts.count }, (_, n) => {
+    const i = n + 1;
+    const vehicle = `${opts.prefix}${String(i).padStart(width, '0')}`;
+    const password = opts.secrets?.[vehicle];
+    if (opts.secrets && password === undefined) throw new ConfigError(`secrets: no secret for ${vehicle}`);
+    return agentConfigSchema.parse({
+      ...opts.agent,
+      vehicle,
+      password,
+      mqttUrl: opts.mqttUrl,
+      dataDir: opts.dataDir,
+      simSeed: i,
+      simHz: opts.simHz,
+      opsPort: -1,
+      // The demo and the tests follow alerts along the cloud path; edge rules would get there first.
+      edgeRules: false,
+      faults: opts.overheat?.truck === i ? [{ kind: 'engine_overheat', fromS: opts.overheat.atS }] : [],
+    });
+  });
 }
 
 /** Many real agents in one process, each with its own buffer file and MQTT session. */
@@ -20,22 +52,8 @@ export class SimulatedFleet {
   readonly trucks: SimulatedTruck[] = [];
 
   constructor(opts: SimulatedFleetOptions, log: Logger, registry?: Registry) {
-    const width = String(opts.count).length < 2 ? 2 : String(opts.count).length;
-    for (let i = 1; i <= opts.count; i++) {
-      const vehicle = `${opts.prefix}${String(i).padStart(width, '0')}`;
-      const config = agentConfigSchema.parse({
-        ...opts.agent,
-        vehicle,
-        mqttUrl: opts.mqttUrl,
-        dataDir: opts.dataDir,
-        simSeed: i,
-        simHz: opts.simHz,
-        opsPort: -1,
-        // The demo and the tests follow alerts along the cloud path; edge rules would get there first.
-        edgeRules: false,
-        faults: opts.overheat?.truck === i ? [{ kind: 'engine_overheat', fromS: opts.overheat.atS }] : [],
-      });
-      this.trucks.push(createSimulatedTruck(config, log.child({ vehicle }), registry));
+    for (const config of simulatedTruckConfigs(opts)) {
+      this.trucks.push(createSimulatedTruck(config, log.child({ vehicle: config.vehicle }), registry));
     }
   }
 

@@ -27,11 +27,16 @@ export function deviceCommand(): Command {
   );
   cmd.addCommand(
     withFlags(new Command('add'), deviceConfigSchema)
-      .description("create a vehicle's secret (or replace it) and print it once: give it to the agent as its MQTT password")
-      .argument('<vehicle>', 'vehicle id')
-      .action((vehicle: string, flags: Record<string, unknown>) =>
+      .description(
+        "create each vehicle's secret (or replace it) and print it once, one line per vehicle in the order given: give it to the agent as its MQTT password",
+      )
+      .argument('<vehicles...>', 'vehicle ids')
+      .action((vehicles: string[], flags: Record<string, unknown>) =>
         runCommand(async () => {
-          process.stdout.write(`${DeviceCredentials.add(credentialsPath(flags), checked(vehicle))}\n`);
+          // All checked before any is enrolled: a typo in a long list enrols none.
+          const path = credentialsPath(flags);
+          const secrets = vehicles.map(checked).map((vehicle) => DeviceCredentials.add(path, vehicle));
+          process.stdout.write(secrets.map((s) => `${s}\n`).join(''));
         }),
       ),
   );

@@ -1,12 +1,12 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { simHzSetting } from '../../agent/agent-config.js';
-import { int } from '../../shared/config.js';
+import { agentConfigSchema, simHzSetting } from '../../agent/agent-config.js';
+import { int, parseFile } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
 import { gatewayUrls, opsSettings } from '../../shared/settings.js';
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
-import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
+import { SimulatedFleet, truckSecretsSchema } from '../../simulators/simulated-fleet.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export const simConfigSchema = z
@@ -22,6 +22,12 @@ export const simConfigSchema = z
     simHz: simHzSetting,
     overheatTruck: int().min(1).optional().describe('this truck (1-based) overheats'),
     overheatAt: z.coerce.number<unknown>().min(0).default(20).meta({ description: 'seconds after start the overheat begins', arg: 's' }),
+    secretsFile: z
+      .string()
+      .optional()
+      .describe('for a gateway in password mode: a JSON file {"<vehicle>": "<secret>"} with every truck\'s secret from "fleet device add"'),
+    lingerMs: agentConfigSchema.shape.lingerMs,
+    drainOnStopMs: agentConfigSchema.shape.drainOnStopMs,
     ...opsSettings(OPS_PORTS.sim),
   })
   .strict();
@@ -43,6 +49,8 @@ export function simCommand(): Command {
           dataDir: c.dataDir,
           simHz: c.simHz,
           overheat: c.overheatTruck === undefined ? undefined : { truck: c.overheatTruck, atS: c.overheatAt },
+          secrets: c.secretsFile === undefined ? undefined : parseFile(truckSecretsSchema, c.secretsFile),
+          agent: { lingerMs: c.lingerMs, drainOnStopMs: c.drainOnStopMs },
         },
         log,
         registry,

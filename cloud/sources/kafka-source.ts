@@ -29,8 +29,12 @@ const PARTITIONS_AT_ONCE = 8;
  * Telemetry from a Kafka topic as one member of a consumer group. A fetched batch waits in
  * its eachBatch call until the detector has committed it (back-pressure), and Kafka's
  * committed offset moves only when the detector commits. When partitions are assigned, each
- * newly held one is re-read from `rebuildMs` before its committed record, so the windows
- * its previous holder had open are rebuilt here; those records come with `rebuild` set.
+ * one is re-read from `rebuildMs` before its committed record, so the windows its previous
+ * holder had open are rebuilt here; those records come with `rebuild` set. That includes a
+ * partition this member held before the rebalance as well: it may have lost it meanwhile
+ * without hearing so (cut off from the network past its session timeout) while another
+ * member moved on, so what it remembers is out of date (the detector forgets it, see
+ * `assignments`).
  */
 export class KafkaSource implements TelemetrySource {
   readonly name = 'kafka';
@@ -42,6 +46,8 @@ export class KafkaSource implements TelemetrySource {
   private closing = false;
   private assignment: Promise<boolean> = Promise.resolve(true);
   private partitions = new Set<number>();
+  /** Group joins so far: each brings an assignment, and the detector forgets what it remembered. */
+  assignments = 0;
   /** Fetched and decoded, not yet handed out. */
   private buffer: KafkaRecord[] = [];
   /** Handed out, not yet committed by the detector, in hand-out order. */
@@ -144,8 +150,8 @@ export class KafkaSource implements TelemetrySource {
   }
 
   private async assigned(consumer: Consumer, partitions: number[]): Promise<void> {
-    const held = this.partitions;
     this.partitions = new Set(partitions);
+    this.assignments++;
     this.handedOut = [];
     this.handled.clear();
     this.committed.clear();
@@ -157,9 +163,8 @@ export class KafkaSource implements TelemetrySource {
       // -1: never committed; the group starts from the beginning and nothing was evaluated.
       if (!this.partitions.has(partition) || committed < 0) continue;
       this.committed.set(partition, committed);
-      // A partition this member kept still has its windows in memory.
       const committedAt = Number(metadata);
-      if (held.has(partition) || !(committedAt > 0)) continue;
+      if (!(committedAt > 0)) continue;
       const [found] = (await this.admin!.fetchTopicOffsetsByTimestamp(this.topic, committedAt - this.opts.rebuildMs)).filter(
         (o) => o.partition === partition,
       );

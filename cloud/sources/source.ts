@@ -18,6 +18,12 @@ export interface SourcedRecord extends StreamRecord {
  * shared/contract/stream-record.ts.
  */
 export interface TelemetrySource {
+  /**
+   * How many times this source's share of the stream has been assigned (a consumer group's
+   * rebalances), for sources whose share changes; the detector forgets its vehicles at each
+   * change, and the records of every partition come again from two windows back to rebuild.
+   */
+  readonly assignments?: number;
   readonly name: string;
   /** Up to `max` records, or none when caught up. */
   poll(max: number): Promise<SourcedRecord[]>;

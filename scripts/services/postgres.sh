@@ -3,7 +3,8 @@
 # and for development; no system service, no Docker.
 #   postgres.sh init DIR               an empty cluster in DIR/data: superuser `fleet`, trusted on
 #                                      127.0.0.1 and on its socket in DIR (idempotent)
-#   postgres.sh run DIR PORT           run it in the foreground on 127.0.0.1:PORT (the tests do)
+#   postgres.sh run DIR PORT [ADDR]    run it in the foreground on 127.0.0.1:PORT, or ADDR:PORT (the
+#                                      tests do; a test host's address: its pg_hba.conf is the test's)
 #   postgres.sh start [DIR] [PORT]     init if needed, start in the background (default var/postgres,
 #                                      5432), create the database `fleet` and print the store URL
 #   postgres.sh stop [DIR]             a fast shutdown
@@ -35,20 +36,21 @@ init() {
 }
 
 options() {
-  echo "-p $2 -k $1 -c listen_addresses=127.0.0.1"
+  echo "-p $2 -k $1 -c listen_addresses=${3:-127.0.0.1}"
 }
 
 case "${1:-}" in
   init) init "${2:?usage: postgres.sh init DIR}" ;;
   run)
     dir=${2:?usage: postgres.sh run DIR PORT}
-    port=${3:?usage: postgres.sh run DIR PORT}
+    port=${3:?usage: postgres.sh run DIR PORT [ADDR]}
+    address=${4:-127.0.0.1}
     init "$dir"
     # shellcheck disable=SC2046 # the options are words by design
     if [ "$(id -u)" -eq 0 ]; then
-      exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$BIN/postgres" -D "$dir/data" $(options "$dir" "$port")
+      exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$BIN/postgres" -D "$dir/data" $(options "$dir" "$port" "$address")
     else
-      exec "$BIN/postgres" -D "$dir/data" $(options "$dir" "$port")
+      exec "$BIN/postgres" -D "$dir/data" $(options "$dir" "$port" "$address")
     fi
     ;;
   start)
@@ -66,7 +68,7 @@ case "${1:-}" in
     as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w stop
     ;;
   *)
-    echo "usage: $0 init DIR | run DIR PORT | start [DIR] [PORT] | stop [DIR]" >&2
+    echo "usage: $0 init DIR | run DIR PORT [ADDR] | start [DIR] [PORT] | stop [DIR]" >&2
     exit 2
     ;;
 esac

@@ -149,6 +149,16 @@ export class RuleEngine {
   }
 
   /**
+   * Forgets every vehicle: their windows, episodes and last seq. A detector whose share of
+   * the stream changed starts again from what the store holds (open alerts, adopted) and what
+   * the stream holds (the records re-read to rebuild the windows), since what it remembers of
+   * a vehicle another detector had meanwhile is out of date.
+   */
+  forgetAll(): void {
+    this.vehicles.clear();
+  }
+
+  /**
    * Continues an episode raised elsewhere (before a restart, or by the detector that held
    * this vehicle's partition), so it is not raised a second time under a new episode start.
    */
@@ -345,6 +355,9 @@ export class RuleEngine {
     const vehicle = v.id;
     const live = end >= v.newest - this.ruleSet.freshnessMs;
     const episode = v.episodes[rule.name];
+    // A window no later than the episode's own was judged already, by whoever raised it: re-read
+    // to rebuild (after a restart or a takeover, before the episode began), it must not end it.
+    if (episode !== undefined && end <= episode.alert.windowEnd) return false;
     if (!verdict.breach) {
       delete v.runs[rule.name];
       if (episode !== undefined && ++episode.cleanWindows >= rule.clearAfterWindows) this.close(v, rule, episode, end, 'recovered', events);

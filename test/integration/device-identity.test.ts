@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
@@ -369,6 +369,30 @@ describe('password mode: per-vehicle secrets stored hashed', () => {
       await waitFor("the agent's readings stored", () => storedSeqs(cloud.detector, 'truck-pw').length >= 10, 20_000, 100);
     } finally {
       await kill(agent, 'SIGKILL');
+    }
+  });
+
+  it('`fleet device add` enrols several vehicles at once, and `fleet sim` connects each with its secret', async () => {
+    const vehicles = ['sim-01', 'sim-02', 'sim-03'];
+    const p = runFleet(['device', 'add', ...vehicles, '--credentials-file', credentials]);
+    assert.equal(await p.exited, 0, p.stderr.join('\n'));
+    assert.equal(p.lines.length, vehicles.length, 'one secret per line, in the order given');
+    const secretsFile = join(dir, 'sim-secrets.json');
+    writeFileSync(secretsFile, JSON.stringify(Object.fromEntries(vehicles.map((v, i) => [v, p.lines[i]]))));
+    const sim = runFleet([
+      'sim',
+      ...['--trucks', '3', '--prefix', 'sim-', '--mqtt-url', cloud.mqttUrl, '--secrets-file', secretsFile],
+      ...['--data-dir', join(dir, 'sim'), '--ops-port', '-1', '--sim-hz', '5'],
+    ]);
+    try {
+      await waitFor(
+        "every simulated truck's readings stored",
+        () => vehicles.every((v) => storedSeqs(cloud.detector, v).length >= 10),
+        20_000,
+        100,
+      );
+    } finally {
+      await kill(sim, 'SIGKILL');
     }
   });
 

@@ -259,7 +259,7 @@ describe('Kafka sink and source against a real broker', () => {
     );
   });
 
-  it('a member that goes away hands its partitions over; what it had committed comes back as rebuild', async () => {
+  it('a member that goes away hands its partitions over; what was committed comes back as rebuild', async () => {
     const partsB = new Set((await groupMembers()).get('det-b'));
     const partsA = new Set([0, 1, 2, 3, 4, 5].filter((p) => !partsB.has(p)));
     await writeRounds(2);
@@ -320,9 +320,10 @@ describe('Kafka sink and source against a real broker', () => {
       taken.some((r) => r.rebuild),
       'some records are rebuilt',
     );
-    // a kept its own partitions and had committed them: nothing of them comes again.
+    // a kept its own partitions and had committed them: they come again too (a member may have
+    // lost them meanwhile without hearing so), only to rebuild, nothing of them evaluated anew.
     assert.deepEqual(
-      taken.filter((r) => partsA.has(r.partition)),
+      taken.filter((r) => partsA.has(r.partition) && !r.rebuild),
       [],
     );
     await a.close();

@@ -29,6 +29,10 @@ export function createPool(url: string, log?: Logger): pg.Pool {
 export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await pool.connect();
   let broken = false;
+  // The pool stops listening to a connection it hands out: a server that goes away mid-transaction
+  // (a restart) emits 'error' on it besides failing the query, and unheard that ends the process.
+  const lost = () => (broken = true);
+  c.on('error', lost);
   try {
     await c.query('BEGIN');
     const result = await fn(c);
@@ -38,7 +42,8 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
     await c.query('ROLLBACK').catch(() => (broken = true));
     throw err;
   } finally {
-    // A connection that could not even roll back is not given to the next caller.
+    c.off('error', lost);
+    // A connection lost, or that could not even roll back, is not given to the next caller.
     c.release(broken);
   }
 }

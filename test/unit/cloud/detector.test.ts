@@ -6,7 +6,9 @@ import { Detector } from '../../../cloud/detector.js';
 import { detectorConfigSchema } from '../../../cloud/detector-config.js';
 import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
 import type { SourcedRecord, TelemetrySource } from '../../../cloud/sources/source.js';
+import type { Reading } from '../../../shared/contract/reading.js';
 import { DEFAULT_RULES } from '../../../shared/rules/default-rules.js';
+import { ruleSetSchema } from '../../../shared/rules/rule-set.js';
 import { tempDir, waitFor, within } from '../../support/harness.js';
 import { storeReadings } from '../../support/store-contract.js';
 
@@ -206,5 +208,70 @@ describe('the detector with readingsRetentionDays', () => {
     }
     assert.equal(detectorConfigSchema.parse({ readingsRetentionDays: '30' }).readingsRetentionDays, 30);
     assert.equal(detectorConfigSchema.parse({}).readingsRetentionDays, 90, 'bounded unless told otherwise');
+  });
+});
+
+describe('two detectors sharing a stream and a store', () => {
+  const rules = ruleSetSchema.parse({
+    windowMs: 2000,
+    rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
+  });
+  const T0 = Date.now() - 60_000;
+  /** One reading of engine_temp a second: seq n at T0 + n s, overheating from seq `hotFrom` on. */
+  const records = (from: number, to: number, hotFrom: number, rebuild = false): SourcedRecord[] =>
+    Array.from({ length: to - from + 1 }, (_, i) => {
+      const seq = from + i;
+      const ts = T0 + seq * 1000;
+      const reading: Reading = {
+        vehicle: 'v1',
+        seq,
+        ts,
+        clock: 'synced',
+        sensor: 'engine_temp',
+        value: seq >= hotFrom ? 112 : 90,
+        quality: 'good',
+      };
+      return { offset: seq, vehicle: 'v1', receivedAt: ts + 50, batch: { vehicle: 'v1', headTs: ts, readings: [reading] }, rebuild };
+    });
+  const detectorOn = (store: string, source: TelemetrySource) =>
+    new Detector(
+      { store: new SqliteStore(store), pollIntervalMs: 10, pollMaxRecords: 100, channels: [], opsHost: '127.0.0.1', opsPort: -1 },
+      rules,
+      source,
+      pino({ level: 'silent' }),
+    );
+
+  it('continues, neither clears nor raises again, an episode the other raised while it held the vehicle unknowingly', async () => {
+    const store = join(dir, `shared-${n++}.db`);
+    // Each source's share of the stream as a consumer group hands it out.
+    const a = Object.assign(new ScriptedSource(), { assignments: 1 });
+    const b = Object.assign(new ScriptedSource(), { assignments: 1 });
+    const first = detectorOn(store, a);
+    const second = detectorOn(store, b);
+    await first.store.open();
+    await second.store.open();
+    try {
+      // The first holds v1 while it is normal, then is cut off; the second takes it and raises its overheat.
+      await first.handle(records(1, 10, 15));
+      const byTheSecond = (await second.handle(records(11, 20, 15))).filter((e) => e.kind === 'raised');
+      assert.equal(byTheSecond.length, 1);
+      const raised = (await second.store.openAlerts(['v1']))[0]!;
+      // Back on the network, the first gets v1 again: a new assignment, the partition re-read from
+      // before the episode began (the windows its alert covers were judged by the second already).
+      a.assignments = 2;
+      const events = await first.handle([...records(1, 20, 15, true), ...records(21, 30, 15)]);
+      assert.deepEqual(
+        events.map((e) => e.kind),
+        [],
+        `the episode ${raised.id} goes on: not cleared by the windows re-read, not raised a second time`,
+      );
+      assert.deepEqual(
+        (await first.store.openAlerts(['v1'])).map((x) => x.id),
+        [raised.id],
+      );
+    } finally {
+      await first.store.close();
+      await second.store.close();
+    }
   });
 });
