@@ -5,34 +5,19 @@ import Database from 'better-sqlite3';
 import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis';
 import { KinesisAlertStream } from '../../cloud/alerts/kinesis-alert-stream.js';
 import { awsClientConfig } from '../../shared/aws-client-config.js';
-import { alertId, type Alert } from '../../shared/contract/alert.js';
+import { alertId } from '../../shared/contract/alert.js';
 import type { AlertEvent } from '../../shared/rules/engine.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
+import { ALERT_T, hotAlert } from '../support/alert-fixtures.js';
 import { Cloud } from '../support/cloud.js';
 import { kill, runFleet, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { queryFile } from '../support/sqlite.js';
 import { startMoto, type MotoServer } from '../support/moto-server.js';
 
 const REGION = 'us-east-1';
-const T = Date.UTC(2026, 0, 5, 10);
-const ALERT: Alert = {
-  id: alertId('bulk-000', 'hot', T),
-  vehicle: 'bulk-000',
-  rule: 'hot',
-  severity: 'critical',
-  sensor: 'engine_temp',
-  episodeStart: T,
-  windowStart: T,
-  windowEnd: T + 10_000,
-  observed: 110,
-  expected: 105,
-  message: 'engine_temp mean 110 above 105',
-  live: true,
-  driver: true,
-  raisedAt: T + 10_010,
-  closedAt: T + 10_005,
-};
+const T = ALERT_T;
+const ALERT = hotAlert('bulk-000');
 /** The 105 °C limit over 2-second windows: the simulated overheat crosses it about 35 s after onset. */
 const FAST_RULES = {
   windowMs: 2000,

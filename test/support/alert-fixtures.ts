@@ -2,9 +2,35 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { sinkRecord } from '../../gateway/sink.js';
+import { alertId, type Alert } from '../../shared/contract/alert.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { StreamLog } from '../../shared/stream-log.js';
 import { freePort } from './harness.js';
+
+/** When the fixture alert's episode began: a fixed instant, so expected values can be written down. */
+export const ALERT_T = Date.UTC(2026, 0, 5, 10);
+
+/** A live overheat alert of `vehicle` (rule `hot`, 110 against 105), as the contract carries it. */
+export function hotAlert(vehicle = 'truck-1', overrides: Partial<Alert> = {}): Alert {
+  return {
+    id: alertId(vehicle, 'hot', ALERT_T),
+    vehicle,
+    rule: 'hot',
+    severity: 'critical',
+    sensor: 'engine_temp',
+    episodeStart: ALERT_T,
+    windowStart: ALERT_T,
+    windowEnd: ALERT_T + 10_000,
+    observed: 110,
+    expected: 105,
+    message: 'engine_temp mean 110 above 105',
+    live: true,
+    driver: true,
+    raisedAt: ALERT_T + 10_010,
+    closedAt: ALERT_T + 10_005,
+    ...overrides,
+  };
+}
 
 const RULES = { windowMs: 1000, rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 100, severity: 'critical' }] };
 

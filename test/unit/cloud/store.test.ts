@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
+import { hotAlert } from '../../support/alert-fixtures.js';
 import { storeContract } from '../../support/store-contract.js';
 import { tempDir } from '../../support/harness.js';
 import { queryValue } from '../../support/sqlite.js';
@@ -79,21 +80,7 @@ describe('the SQLite store file', () => {
     const store = new SqliteStore(path);
     const id = `truck-1.hot.${T}`;
     assert.deepEqual(await store.getAlert(id), {
-      id,
-      vehicle: 'truck-1',
-      rule: 'hot',
-      severity: 'critical',
-      sensor: 'engine_temp',
-      episodeStart: T,
-      windowStart: T,
-      windowEnd: T + 10_000,
-      observed: 110,
-      expected: 105,
-      message: 'engine_temp mean 110 above 105',
-      live: true,
-      driver: true,
-      raisedAt: T + 10_010,
-      closedAt: T + 10_005,
+      ...hotAlert(),
       state: 'acknowledged',
       ackedBy: 'alice',
       ackedAt: T + 20_000,

@@ -1,27 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'vitest';
 import { alertEventVehicle, decodeAlertEvent, encodeAlertEvent } from '../../../cloud/alerts/alert-events.js';
-import { alertId, type Alert } from '../../../shared/contract/alert.js';
 import type { AlertEvent } from '../../../shared/rules/engine.js';
+import { ALERT_T, hotAlert } from '../../support/alert-fixtures.js';
 
-const T = Date.UTC(2026, 0, 5, 10);
-const ALERT: Alert = {
-  id: alertId('truck-1', 'hot', T),
-  vehicle: 'truck-1',
-  rule: 'hot',
-  severity: 'critical',
-  sensor: 'engine_temp',
-  episodeStart: T,
-  windowStart: T,
-  windowEnd: T + 10_000,
-  observed: 110,
-  expected: 105,
-  message: 'engine_temp mean 110 above 105',
-  live: true,
-  driver: true,
-  raisedAt: T + 10_010,
-  closedAt: T + 10_005,
-};
+const T = ALERT_T;
+const ALERT = hotAlert();
 
 describe('an alert event on fleet.alerts', () => {
   it('reads back as it was written, keyed by its vehicle, on any stream', () => {

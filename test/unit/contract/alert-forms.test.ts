@@ -2,27 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
-import { ALERT_FIELDS, alertId, parseAlert, wireAlert, type Alert } from '../../../shared/contract/alert.js';
+import { ALERT_FIELDS, parseAlert, wireAlert } from '../../../shared/contract/alert.js';
 import { tempDir } from '../../support/harness.js';
+import { ALERT_T, hotAlert } from '../../support/alert-fixtures.js';
 
-const T = Date.UTC(2026, 0, 5, 10);
-const ALERT: Alert = {
-  id: alertId('truck-1', 'hot', T),
-  vehicle: 'truck-1',
-  rule: 'hot',
-  severity: 'critical',
-  sensor: 'engine_temp',
-  episodeStart: T,
-  windowStart: T,
-  windowEnd: T + 10_000,
-  observed: 110,
-  expected: 105,
-  message: 'engine_temp mean 110 above 105',
-  live: true,
-  driver: false,
-  raisedAt: T + 10_010,
-  closedAt: T + 10_005,
-};
+const T = ALERT_T;
+const ALERT = hotAlert('truck-1', { driver: false });
 
 describe("the alert's forms, all derived from the contract's", () => {
   it("travels with the contract's fields, in their order, and nothing of the store's lifecycle", () => {
