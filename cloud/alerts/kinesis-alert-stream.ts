@@ -1,18 +1,10 @@
-import {
-  CreateStreamCommand,
-  DescribeStreamSummaryCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-  ListShardsCommand,
-  PutRecordsCommand,
-  type Shard,
-} from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { awsClientConfig, type AwsOptions } from '../../shared/aws-client-config.js';
 import { backoffDelay } from '../../shared/backoff.js';
 import { STREAMS } from '../../shared/contract/topics.js';
 import type { Logger } from '../../shared/log.js';
 import type { AlertEvent } from '../../shared/rules/engine.js';
+import { ensureStream, listShards } from '../../shared/kinesis-stream.js';
 import { sleep } from '../../shared/sleep.js';
 import { KinesisCheckpoints } from '../sources/kinesis-checkpoints.js';
 import { alertEventVehicle, decodeAlertEvent, encodeAlertEvent } from './alert-events.js';
@@ -73,22 +65,11 @@ export class KinesisAlertStream implements AlertStream {
   }
 
   async start(): Promise<void> {
-    if ((await this.status()) === undefined) {
-      try {
-        await this.client.send(new CreateStreamCommand({ StreamName: this.streamName, ShardCount: SHARDS_WHEN_CREATED }));
-      } catch (err) {
-        // Another process created it first.
-        if ((err as Error).name !== 'ResourceInUseException') throw err;
-      }
-    }
-    const deadline = Date.now() + CREATE_TIMEOUT_MS;
-    for (let attempt = 0; ; attempt++) {
-      const status = await this.status();
-      if (status === 'ACTIVE' || status === 'UPDATING') return;
-      if (Date.now() > deadline)
-        throw new Error(`Kinesis stream ${this.streamName} is ${status ?? 'missing'} after ${CREATE_TIMEOUT_MS} ms`);
-      await sleep(backoffDelay(attempt, 100, 2_000), this.stopping.signal);
-    }
+    await ensureStream(this.client, this.streamName, {
+      shards: SHARDS_WHEN_CREATED,
+      timeoutMs: CREATE_TIMEOUT_MS,
+      signal: this.stopping.signal,
+    });
   }
 
   /**
@@ -204,14 +185,7 @@ export class KinesisAlertStream implements AlertStream {
   }
 
   private async listShards(): Promise<void> {
-    const listed: Shard[] = [];
-    let token: string | undefined;
-    do {
-      // ListShards takes either the stream or a token, never both.
-      const out = await this.client.send(new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.streamName }));
-      listed.push(...(out.Shards ?? []));
-      token = out.NextToken;
-    } while (token);
+    const listed = await listShards(this.client, this.streamName);
     const saved = this.checkpoints?.of(this.streamName);
     for (const s of listed) {
       const id = s.ShardId!;
@@ -225,15 +199,5 @@ export class KinesisAlertStream implements AlertStream {
   /** Shards whose parents were read to their end (or are gone past retention). */
   private readable(): ShardState[] {
     return [...this.shards.values()].filter((s) => !s.ended && s.parents.every((p) => this.shards.get(p)?.ended ?? true));
-  }
-
-  private async status(): Promise<string | undefined> {
-    try {
-      const out = await this.client.send(new DescribeStreamSummaryCommand({ StreamName: this.streamName }));
-      return out.StreamDescriptionSummary?.StreamStatus;
-    } catch (err) {
-      if ((err as Error).name === 'ResourceNotFoundException') return undefined;
-      throw err;
-    }
   }
 }

@@ -1,16 +1,10 @@
-import {
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-  ListShardsCommand,
-  type GetShardIteratorCommandInput,
-  type Shard,
-} from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, type GetShardIteratorCommandInput } from '@aws-sdk/client-kinesis';
 import { Gauge, type Registry } from 'prom-client';
 import { awsClientConfig, type AwsOptions } from '../../shared/aws-client-config.js';
 import { backoffDelay } from '../../shared/backoff.js';
 import { decodeStreamRecord } from '../../shared/contract/stream-record.js';
 import { STREAMS } from '../../shared/contract/topics.js';
+import { listShards } from '../../shared/kinesis-stream.js';
 import type { Logger } from '../../shared/log.js';
 import type { AssignmentHealth, ShardAssignment } from './kinesis-assignment.js';
 import type { Checkpoint } from './kinesis-checkpoints.js';
@@ -227,14 +221,7 @@ export class KinesisSource implements TelemetrySource {
   }
 
   private async listShards(): Promise<void> {
-    const listed: Shard[] = [];
-    let token: string | undefined;
-    do {
-      // ListShards takes either the stream or a token, never both.
-      const out = await this.client.send(new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.streamName }));
-      listed.push(...(out.Shards ?? []));
-      token = out.NextToken;
-    } while (token);
+    const listed = await listShards(this.client, this.streamName);
     const ids = new Set(listed.map((s) => s.ShardId!));
     // A shard past the retention period is gone; a parent that is gone counts as read.
     for (const id of this.shards.keys()) if (!ids.has(id)) this.shards.delete(id);

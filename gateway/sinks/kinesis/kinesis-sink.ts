@@ -1,13 +1,8 @@
-import {
-  CreateStreamCommand,
-  DescribeStreamSummaryCommand,
-  KinesisClient,
-  PutRecordsCommand,
-  type PutRecordsResultEntry,
-} from '@aws-sdk/client-kinesis';
+import { KinesisClient, PutRecordsCommand, type PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { awsClientConfig, type AwsOptions } from '../../../shared/aws-client-config.js';
 import { backoffDelay } from '../../../shared/backoff.js';
 import { STREAMS } from '../../../shared/contract/topics.js';
+import { ensureStream } from '../../../shared/kinesis-stream.js';
 import type { Sink, SinkHealth, SinkRecord } from '../../sink.js';
 
 export interface KinesisSinkOptions extends AwsOptions {
@@ -69,16 +64,7 @@ export class KinesisSink implements Sink {
   }
 
   async start(): Promise<void> {
-    const status = await this.streamStatus();
-    if (status === undefined) {
-      try {
-        await this.client.send(new CreateStreamCommand({ StreamName: this.streamName, ShardCount: this.opts.shards ?? 2 }));
-      } catch (err) {
-        // Another gateway created it first.
-        if ((err as Error).name !== 'ResourceInUseException') throw err;
-      }
-    }
-    if (status !== 'ACTIVE' && status !== 'UPDATING') await this.waitActive();
+    await ensureStream(this.client, this.streamName, { shards: this.opts.shards ?? 2, timeoutMs: this.opts.createTimeoutMs ?? 120_000 });
   }
 
   write(record: SinkRecord): Promise<void> {
@@ -115,27 +101,6 @@ export class KinesisSink implements Sink {
     if (this.queues.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     clearTimeout(this.retryTimer);
     this.client.destroy();
-  }
-
-  private async streamStatus(): Promise<string | undefined> {
-    try {
-      const out = await this.client.send(new DescribeStreamSummaryCommand({ StreamName: this.streamName }));
-      return out.StreamDescriptionSummary?.StreamStatus;
-    } catch (err) {
-      if ((err as Error).name === 'ResourceNotFoundException') return undefined;
-      throw err;
-    }
-  }
-
-  private async waitActive(): Promise<void> {
-    const timeoutMs = this.opts.createTimeoutMs ?? 120_000;
-    const deadline = Date.now() + timeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      const status = await this.streamStatus();
-      if (status === 'ACTIVE' || status === 'UPDATING') return;
-      if (Date.now() > deadline) throw new Error(`Kinesis stream ${this.streamName} is ${status ?? 'missing'} after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, backoffDelay(attempt, 100, 2_000)));
-    }
   }
 
   private schedulePump(): void {
