@@ -5,10 +5,8 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import type { StoredAlert } from '../../cloud/store/stored-alert.js';
-import { sinkRecord } from '../../gateway/sink.js';
-import type { Reading } from '../../shared/contract/reading.js';
-import { StreamLog } from '../../shared/stream-log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
+import { appendBoilingEngine } from '../support/alert-fixtures.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
 import { freePort, getJson, kill, portOpen, runFleet, sleep, tempDir, waitFor, type Proc } from '../support/harness.js';
 
@@ -163,19 +161,7 @@ describe('driver alerts for cabs that were offline across a gateway restart', ()
 
   /** Two seconds of a boiling engine, as the gateway would have appended them to the stream just now. */
   function boilingEngine(vehicle: string): void {
-    const now = Date.now();
-    const readings: Reading[] = Array.from({ length: 40 }, (_, j) => ({
-      vehicle,
-      seq: 1_000_000 + j,
-      ts: now - 2000 + j * 50,
-      clock: 'synced',
-      sensor: 'engine_temp',
-      value: 140,
-      quality: 'good',
-    }));
-    const stream = new StreamLog(streamPath);
-    stream.append([sinkRecord({ vehicle, headTs: now, readings }, now)]);
-    stream.close();
+    appendBoilingEngine(streamPath, vehicle);
   }
 
   beforeAll(async () => {

@@ -4,12 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import mqtt from 'mqtt';
 import { GatewayList } from '../../agent/gateway-list.js';
-import { sinkRecord } from '../../gateway/sink.js';
-import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
 import { gatewayAddresses } from '../../shared/gateway-urls.js';
 import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
-import { StreamLog } from '../../shared/stream-log.js';
+import { appendBoilingEngine } from '../support/alert-fixtures.js';
 import { freePort, getJson, kill, portOpen, runFleet, sleep, tempDir, waitFor, type Proc } from '../support/harness.js';
 import { RedisServer } from '../support/redis-server.js';
 import { queryValue } from '../support/sqlite.js';
@@ -113,19 +111,7 @@ describe('a cluster of two gateways', () => {
 
   /** Two seconds of a boiling engine, as a gateway would have appended them to the stream just now; the alert's id. */
   async function boilingEngine(vehicle: string): Promise<string> {
-    const now = Date.now();
-    const readings: Reading[] = Array.from({ length: 40 }, (_, j) => ({
-      vehicle,
-      seq: 1_000_000 + j,
-      ts: now - 2000 + j * 50,
-      clock: 'synced',
-      sensor: 'engine_temp',
-      value: 140,
-      quality: 'good',
-    }));
-    const stream = new StreamLog(streamPath);
-    stream.append([sinkRecord({ vehicle, headTs: now, readings }, now)]);
-    stream.close();
+    appendBoilingEngine(streamPath, vehicle);
     return waitFor(`the alert of ${vehicle} raised`, () => alertOf(vehicle), 20_000, 100);
   }
 

@@ -32,6 +32,23 @@ export function hotAlert(vehicle = 'truck-1', overrides: Partial<Alert> = {}): A
   };
 }
 
+/** Two seconds of a boiling engine (140 °C) as a gateway would have appended them to the embedded stream just now. */
+export function appendBoilingEngine(streamPath: string, vehicle: string): void {
+  const now = Date.now();
+  const readings: Reading[] = Array.from({ length: 40 }, (_, j) => ({
+    vehicle,
+    seq: 1_000_000 + j,
+    ts: now - 2000 + j * 50,
+    clock: 'synced',
+    sensor: 'engine_temp',
+    value: 140,
+    quality: 'good',
+  }));
+  const stream = new StreamLog(streamPath);
+  stream.append([sinkRecord({ vehicle, headTs: now, readings }, now)]);
+  stream.close();
+}
+
 const RULES = { windowMs: 1000, rules: [{ name: 'hot', type: 'threshold', sensor: 'engine_temp', above: 100, severity: 'critical' }] };
 
 /**
