@@ -14,6 +14,7 @@ import { gatewayCommand } from '../../../bin/commands/gateway.js';
 import { hashPasswordCommand } from '../../../bin/commands/hash-password.js';
 import { replayCommand, replayConfigSchema } from '../../../bin/commands/replay.js';
 import { simCommand, simConfigSchema } from '../../../bin/commands/sim.js';
+import { storeCommand, storeCopyConfigSchema } from '../../../bin/commands/store.js';
 import { flaglessSettings } from '../../../bin/flags-from-schema.js';
 import { consoleConfigSchema } from '../../../cloud/console-config.js';
 import { detectorConfigSchema } from '../../../cloud/detector-config.js';
@@ -38,6 +39,7 @@ const COMMANDS: { name: string; cmd: () => Command; schema: z.ZodObject; command
   { name: 'eval', cmd: evalCommand, schema: evalConfigSchema, commandFlags: [], flagless: [] },
   { name: 'device add', cmd: () => subcommand(deviceCommand(), 'add'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   { name: 'device revoke', cmd: () => subcommand(deviceCommand(), 'revoke'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
+  { name: 'store copy', cmd: () => subcommand(storeCommand(), 'copy'), schema: storeCopyConfigSchema, commandFlags: [], flagless: [] },
   // Its one input is the user name; the password comes on stdin, never as a flag.
   { name: 'hash-password', cmd: hashPasswordCommand, schema: z.object({}), commandFlags: [], flagless: [] },
 ];
@@ -63,6 +65,7 @@ describe('every command has a flag for each setting and a setting for each flag'
       'replay',
       'eval',
       'device',
+      'store',
       'hash-password',
     ]) {
       assert.ok(covered.has(name), name);
