@@ -37,7 +37,7 @@ const COMMANDS: { name: string; cmd: () => Command; schema: z.ZodObject; command
   { name: 'sim', cmd: simCommand, schema: simConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'replay', cmd: replayCommand, schema: replayConfigSchema, commandFlags: [], flagless: [] },
   { name: 'eval', cmd: evalCommand, schema: evalConfigSchema, commandFlags: [], flagless: [] },
-  { name: 'query', cmd: queryCommand, schema: queryConfigSchema, commandFlags: [], flagless: [] },
+  { name: 'query', cmd: queryCommand, schema: queryConfigSchema, commandFlags: ['--progress'], flagless: [] },
   { name: 'device add', cmd: () => subcommand(deviceCommand(), 'add'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   { name: 'device revoke', cmd: () => subcommand(deviceCommand(), 'revoke'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   // Its one input is the user name; the password comes on stdin, never as a flag.
