@@ -9,6 +9,7 @@ import { dispatcherCommand } from './commands/dispatcher.js';
 import { evalCommand } from './commands/eval.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { hashPasswordCommand } from './commands/hash-password.js';
+import { queryCommand } from './commands/query.js';
 import { replayCommand } from './commands/replay.js';
 import { simCommand } from './commands/sim.js';
 import { storeCommand } from './commands/store.js';
@@ -25,6 +26,7 @@ const program = new Command('fleet')
   .addCommand(consoleCommand())
   .addCommand(simCommand())
   .addCommand(replayCommand())
+  .addCommand(queryCommand())
   .addCommand(evalCommand())
   .addCommand(deviceCommand())
   .addCommand(storeCommand())

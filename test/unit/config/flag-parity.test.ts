@@ -12,6 +12,7 @@ import { dispatcherCommand, dispatcherConfigSchema } from '../../../bin/commands
 import { evalCommand, evalConfigSchema } from '../../../bin/commands/eval.js';
 import { gatewayCommand } from '../../../bin/commands/gateway.js';
 import { hashPasswordCommand } from '../../../bin/commands/hash-password.js';
+import { queryCommand, queryConfigSchema } from '../../../bin/commands/query.js';
 import { replayCommand, replayConfigSchema } from '../../../bin/commands/replay.js';
 import { simCommand, simConfigSchema } from '../../../bin/commands/sim.js';
 import { storeCommand, storeCopyConfigSchema } from '../../../bin/commands/store.js';
@@ -37,6 +38,7 @@ const COMMANDS: { name: string; cmd: () => Command; schema: z.ZodObject; command
   { name: 'sim', cmd: simCommand, schema: simConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'replay', cmd: replayCommand, schema: replayConfigSchema, commandFlags: [], flagless: [] },
   { name: 'eval', cmd: evalCommand, schema: evalConfigSchema, commandFlags: [], flagless: [] },
+  { name: 'query', cmd: queryCommand, schema: queryConfigSchema, commandFlags: ['--progress'], flagless: [] },
   { name: 'device add', cmd: () => subcommand(deviceCommand(), 'add'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   { name: 'device revoke', cmd: () => subcommand(deviceCommand(), 'revoke'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   { name: 'store copy', cmd: () => subcommand(storeCommand(), 'copy'), schema: storeCopyConfigSchema, commandFlags: [], flagless: [] },
