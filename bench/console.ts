@@ -20,10 +20,10 @@
  *
  * stdout: one JSON figure line per figure and fleet size. stderr: progress.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { CDPSession } from 'playwright-core';
+import type { Browser, CDPSession, Page } from 'playwright-core';
 import { SqliteStore } from '../cloud/store/sqlite/sqlite-store.js';
 import type { Reading } from '../shared/contract/reading.js';
 import { launchChromium } from '../test/support/browser.js';
@@ -40,6 +40,8 @@ Options:
   --vehicles LIST  fleet sizes measured one after the other (default 500,5000)
   --hz HZ          readings per second of every sensor of every vehicle (default 1)
   --duration S     measured seconds per fleet size after the page is warm (default 60; --quick: 20)
+  --trace FILE     also record a Chromium performance trace of 5 s of the last fleet size
+                   into FILE, and print the renderer main thread's busiest events on stderr
   --quick          a shorter measurement
   --help           this text
 `;
@@ -103,6 +105,8 @@ function startFeeder(store: SqliteStore, vehicles: number, hz: number): () => vo
 interface PageStats {
   map: number[];
   list: number[];
+  /** From a reading's event time to its arrival in the page: the console's share of the update latency. */
+  arrivals: number[];
   longTasks: number[];
   inputs: number[];
 }
@@ -115,9 +119,24 @@ type BenchWindow = Window & { benchStats: PageStats; fleetMap?: FleetMapInspecto
 
 /** Installed in the page before its own scripts: collects the figures without touching the console's code. */
 function instrument(): void {
-  const stats: PageStats = { map: [], list: [], longTasks: [], inputs: [] };
+  const stats: PageStats = { map: [], list: [], arrivals: [], longTasks: [], inputs: [] };
   const w = window as unknown as BenchWindow;
   w.benchStats = stats;
+  // Every fifth frame of values is read a second time here: enough samples, little of the page's time.
+  const NativeEventSource = EventSource;
+  let frames = 0;
+  window.EventSource = class extends NativeEventSource {
+    constructor(url: string | URL, init?: EventSourceInit) {
+      super(url, init);
+      this.addEventListener('values', (e) => {
+        if (frames++ % 5 !== 0) return;
+        const now = Date.now();
+        for (const { values } of JSON.parse((e as MessageEvent<string>).data) as { values: { gps?: { ts: number } } }[]) {
+          if (values.gps) stats.arrivals.push(now - values.gps.ts);
+        }
+      });
+    }
+  };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) stats.longTasks.push(e.duration);
   }).observe({ type: 'longtask', buffered: true });
@@ -138,11 +157,16 @@ function instrument(): void {
     new MutationObserver((records) => {
       const added = new Set(records.flatMap((r) => [...r.addedNodes]));
       const stamps = records
-        .filter((r) => r.type === 'attributes' && !added.has((r.target as HTMLElement).closest('tr')!))
+        .filter(
+          (r) =>
+            r.type === 'attributes' &&
+            r.oldValue !== (r.target as HTMLElement).dataset.ts &&
+            !added.has((r.target as HTMLElement).closest('tr')!),
+        )
         .map((r) => Number((r.target as HTMLElement).dataset.ts))
         .filter((ts) => ts > 0);
       if (stamps.length > 0) afterPaint((now) => stats.list.push(...stamps.map((ts) => now - ts)));
-    }).observe(body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-ts'] });
+    }).observe(body, { subtree: true, childList: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-ts'] });
     // Redraws for a status or an alert report the position drawn before: only a new fix counts.
     const lastTs = new Map<string, number>();
     const watchMap = () => {
@@ -161,6 +185,50 @@ function instrument(): void {
 
 const sorted = (values: number[]) => Float64Array.from(values).sort();
 
+/** CPU seconds a process has used so far (Linux), to tell the console server's share from the page's. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Records 5 s of the page in Chromium's trace format and a JavaScript CPU profile, and logs
+ * where the renderer's main thread spent them.
+ */
+async function trace(browser: Browser, page: Page, cdp: CDPSession, path: string, log: (msg: string) => void): Promise<void> {
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.start');
+  await sleep(5000);
+  const { profile } = await cdp.send('Profiler.stop');
+  const interval = (profile.endTime - profile.startTime) / 1000 / (profile.samples?.length ?? 1);
+  const selfMs = new Map<string, number>();
+  for (const n of profile.nodes) {
+    const where = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber + 1}`;
+    selfMs.set(where, (selfMs.get(where) ?? 0) + (n.hitCount ?? 0) * interval);
+  }
+  const busiest = [...selfMs].sort((a, b) => b[1] - a[1]).slice(0, 15);
+  log(`JavaScript self time in 5 s, ms: ${busiest.map(([w, ms]) => `${w} ${round(ms)}`).join(', ')}`);
+
+  await browser.startTracing(page, {
+    path,
+    categories: ['devtools.timeline', 'v8', 'blink', 'cc', 'gpu', 'disabled-by-default-devtools.timeline'],
+  });
+  await sleep(5000);
+  const { traceEvents } = JSON.parse((await browser.stopTracing()).toString()) as {
+    traceEvents: { name: string; ph: string; pid: number; tid: number; dur?: number; args?: { name?: string } }[];
+  };
+  const main = traceEvents.find((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain');
+  const totals = new Map<string, number>();
+  for (const e of traceEvents) {
+    if (e.pid !== main?.pid || e.tid !== main.tid || e.ph !== 'X' || !e.dur) continue;
+    totals.set(e.name, (totals.get(e.name) ?? 0) + e.dur / 1000);
+  }
+  const top = [...totals].sort((a, b) => b[1] - a[1]).slice(0, 20);
+  log(
+    `trace in ${path}; renderer main thread, ms in 5 s by event (nested events counted in each): ${top.map(([n, ms]) => `${n} ${round(ms)}`).join(', ')}`,
+  );
+}
+
 /** Main-thread seconds by kind, from Chromium's counters. */
 async function mainThreadTimes(cdp: CDPSession) {
   const { metrics } = await cdp.send('Performance.getMetrics');
@@ -174,7 +242,13 @@ async function mainThreadTimes(cdp: CDPSession) {
 }
 
 /** One fleet size: its store, feeder and console, the page driven for `duration` seconds. */
-async function measure(vehicles: number, hz: number, duration: number, log: (msg: string) => void): Promise<void> {
+async function measure(
+  vehicles: number,
+  hz: number,
+  duration: number,
+  tracePath: string | undefined,
+  log: (msg: string) => void,
+): Promise<void> {
   const dir = tempDir('fleet-bench-console-');
   const storePath = join(dir, 'fleet.db');
   const store = new SqliteStore(storePath);
@@ -215,9 +289,10 @@ async function measure(vehicles: number, hz: number, duration: number, log: (msg
     await cdp.send('Performance.enable');
     await page.evaluate(() => {
       const s = (window as unknown as BenchWindow).benchStats;
-      s.map.length = s.list.length = s.longTasks.length = s.inputs.length = 0;
+      s.map.length = s.list.length = s.arrivals.length = s.longTasks.length = s.inputs.length = 0;
     });
     const before = await mainThreadTimes(cdp);
+    const serverBefore = cpuSeconds(consoleProc.child.pid!);
     const load = [loadavg()[0]!];
 
     const headers = ['speed', 'engine_temp', 'id', 'lastSeen'];
@@ -228,14 +303,20 @@ async function measure(vehicles: number, hz: number, duration: number, log: (msg
       if (step === 0) await page.click(`#vehicles th[data-sort="${headers[(input / 4) % headers.length]}"]`);
       else if (step === 1) await page.type('#vehicle-filter', '1');
       else if (step === 2) await page.fill('#vehicle-filter', '');
-      else await page.click(`#vehicles tbody tr:nth-child(${1 + (input % 7)})`);
+      else {
+        // Where a row is, not which: with the list sorted by a value its rows change places every second.
+        const box = (await page.locator('#vehicles tbody').boundingBox())!;
+        await page.mouse.click(box.x + 40, box.y + 15 + 30 * (input % 7));
+      }
       await sleep(1000);
     }
     const seconds = (Date.now() - started) / 1000;
     const after = await mainThreadTimes(cdp);
+    const server = (cpuSeconds(consoleProc.child.pid!) - serverBefore) / seconds;
     load.push(loadavg()[0]!);
     const stats = await page.evaluate(() => (window as unknown as BenchWindow).benchStats);
-    report(vehicles, hz, seconds, stats, before, after, load);
+    report(vehicles, hz, seconds, stats, before, after, server, load);
+    if (tracePath) await trace(browser, page, cdp, tracePath, log);
   } finally {
     await browser.close();
     await kill(consoleProc);
@@ -252,10 +333,13 @@ function report(
   stats: PageStats,
   before: Awaited<ReturnType<typeof mainThreadTimes>>,
   after: Awaited<ReturnType<typeof mainThreadTimes>>,
+  server: number,
   load: number[],
 ): void {
   const conditions = `${vehicles.toLocaleString('en')} vehicles × 5 sensors at ${hz} Hz, ${round(seconds)} s; 1-minute load ${load.map((l) => round(l, 1)).join(' → ')}`;
   const fleet = `${vehicles.toLocaleString('en')} vehicles`;
+  const arrivals = sorted(stats.arrivals);
+  const arrived = `arrival in the page p50 ${round(percentile(arrivals, 0.5))} ms, p99 ${round(percentile(arrivals, 0.99))} ms`;
   for (const [what, samples] of [
     ['map', stats.map],
     ['vehicle list', stats.list],
@@ -267,7 +351,7 @@ function report(
       unit: 'ms',
       floor: UPDATE_FLOOR_MS,
       floorOp: '<=',
-      note: `${conditions}; p50 ${round(percentile(s, 0.5))} ms, ${s.length.toLocaleString('en')} updates${what === 'vehicle list' ? ' (rows in view)' : ''}`,
+      note: `${conditions}; p50 ${round(percentile(s, 0.5))} ms, ${s.length.toLocaleString('en')} updates${what === 'vehicle list' ? ' (rows in view)' : ''}; ${arrived}`,
     });
   }
   const inputs = sorted(stats.inputs);
@@ -286,6 +370,12 @@ function report(
     unit: '%',
     note: `${conditions}; script ${share('script')} %, style ${share('style')} %, layout ${share('layout')} %; ${stats.longTasks.length} long tasks, longest ${round(Math.max(0, ...stats.longTasks))} ms`,
   });
+  emit('console', {
+    figure: `console server CPU, ${fleet}`,
+    value: round(100 * server),
+    unit: '% of a core',
+    note: `${conditions}; polls the store every 200 ms, one SSE frame per poll`,
+  });
 }
 
 runPart(
@@ -301,7 +391,9 @@ runPart(
     for (const [name, v] of [...sizes.map((s) => ['vehicles', s] as const), ['hz', hz] as const, ['duration', duration] as const]) {
       if (!(v > 0)) throw new Error(`--${name}: must be a positive number`);
     }
-    for (const vehicles of sizes) await measure(vehicles, hz, duration, log);
+    for (const [i, vehicles] of sizes.entries()) {
+      await measure(vehicles, hz, duration, i === sizes.length - 1 ? (o.values.trace as string | undefined) : undefined, log);
+    }
   },
-  { vehicles: { type: 'string' }, hz: { type: 'string' }, duration: { type: 'string' } },
+  { vehicles: { type: 'string' }, hz: { type: 'string' }, duration: { type: 'string' }, trace: { type: 'string' } },
 );

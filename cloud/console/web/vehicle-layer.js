@@ -26,6 +26,7 @@ export const VehicleLayer = L.Layer.extend({
     this.markersDirty = true;
     this.zoom = null;
     this.colours = colours();
+    this.sprites = Object.fromEntries(LEVELS.map((level) => [level, sprite(level, this.colours)]));
     this.tooltip = L.tooltip({ direction: 'top', offset: [0, -RADIUS] });
   },
 
@@ -196,18 +197,9 @@ export const VehicleLayer = L.Layer.extend({
     }
     this.drawnMarkers = [];
     for (const [level, markers] of byLevel) {
-      if (markers.length === 0) continue;
-      ctx.beginPath();
-      for (const { x, y } of markers) {
-        ctx.moveTo(x + RADIUS, y);
-        ctx.arc(x, y, RADIUS, 0, 2 * Math.PI);
-      }
-      ctx.fillStyle = this.colours[level];
-      ctx.fill();
-      // A critical vehicle stands out by its ring as well as its colour.
-      ctx.lineWidth = level === 'critical' ? 3 : 2;
-      ctx.strokeStyle = level === 'critical' ? this.colours.criticalRing : '#fff';
-      ctx.stroke();
+      const sprite = this.sprites[level];
+      const half = sprite.width / devicePixelRatio / 2;
+      for (const { x, y } of markers) ctx.drawImage(sprite, Math.round(x - half), Math.round(y - half), half * 2, half * 2);
       this.drawnMarkers.push(...markers);
     }
     this.markersDirty = false;
@@ -240,6 +232,27 @@ export const VehicleLayer = L.Layer.extend({
     this._map.closeTooltip(this.tooltip);
   },
 });
+
+/**
+ * A marker drawn once per level and stamped for every vehicle: rasterising thousands of
+ * anti-aliased circles every frame is what took a large fleet's frames, copying a bitmap is not.
+ */
+function sprite(level, colours) {
+  const ring = level === 'critical' ? 3 : 2;
+  const size = 2 * (RADIUS + ring);
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = Math.ceil(size * devicePixelRatio);
+  const ctx = canvas.getContext('2d');
+  ctx.scale(devicePixelRatio, devicePixelRatio);
+  ctx.arc(size / 2, size / 2, RADIUS, 0, 2 * Math.PI);
+  ctx.fillStyle = colours[level];
+  ctx.fill();
+  // A critical vehicle stands out by its ring as well as its colour.
+  ctx.lineWidth = ring;
+  ctx.strokeStyle = level === 'critical' ? colours.criticalRing : '#fff';
+  ctx.stroke();
+  return canvas;
+}
 
 /** The page's colours, from its style sheet, so the map and the tables say the same thing. */
 function colours() {

@@ -165,7 +165,7 @@ export class VehiclesTable {
     setText(cells.status, status);
     if (!cells.status.classList.contains(status)) cells.status.className = `status badge ${status}`;
     setText(cells.lastSeen, formatAgo(v.lastSeen, now));
-    if (v.lastSeen != null) cells.lastSeen.dataset.ts = String(v.lastSeen);
+    if (v.lastSeen != null && cells.lastSeen.dataset.ts !== String(v.lastSeen)) cells.lastSeen.dataset.ts = String(v.lastSeen);
     for (const sensor of VALUE_COLUMNS) {
       // GPS ground speed stands in when the vehicle reports no separate speed sensor.
       const reading = v.values[sensor] ?? (sensor === 'speed' ? v.values.gps : undefined);
