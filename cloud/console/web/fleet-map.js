@@ -81,8 +81,9 @@ export class FleetMap {
 
   /** Returns whether the vehicle's marker changed. */
   update(id) {
+    // An alert may name a vehicle whose values have not arrived yet.
     const v = this.state.vehicles.get(id);
-    const gps = v.values.gps;
+    const gps = v?.values.gps;
     if (gps?.lat == null) return false;
     const latLng = [gps.lat, gps.lon];
     const level = v.online ? (this.state.alertSummary(id).level ?? 'ok') : 'offline';
