@@ -39,7 +39,7 @@ Progress on stderr, one JSON line per figure on stdout.
 Options:
   --vehicles LIST  fleet sizes measured one after the other (default 500,5000)
   --hz HZ          readings per second of every sensor of every vehicle (default 1)
-  --duration S     measured seconds per fleet size after the page is warm (default 60; --quick: 20)
+  --duration S     measured seconds per fleet size after the page is warm (default 60; --quick: 10)
   --trace FILE     also record a Chromium performance trace of 5 s of the last fleet size
                    into FILE, and print the renderer main thread's busiest events on stderr
   --quick          a shorter measurement
@@ -387,7 +387,7 @@ runPart(
       .split(',')
       .map(Number);
     const hz = Number(o.values.hz ?? 1);
-    const duration = Number(o.values.duration ?? (o.quick ? 20 : 60));
+    const duration = Number(o.values.duration ?? (o.quick ? 10 : 60));
     for (const [name, v] of [...sizes.map((s) => ['vehicles', s] as const), ['hz', hz] as const, ['duration', duration] as const]) {
       if (!(v > 0)) throw new Error(`--${name}: must be a positive number`);
     }
