@@ -10,10 +10,10 @@ const TRACK_ALPHA = 0.45;
 /**
  * Vehicles and their tracks, drawn on two canvases over the map rather than as an SVG
  * element each: with thousands of vehicles, moving SVG elements cost a style, layout and
- * paint of every one of them, where redrawing a canvas of circles costs a few milliseconds.
- * Markers are redrawn whole when any moved (cheap); tracks only get their new segment
- * drawn, and are redrawn whole when points are trimmed, a colour changes or the view moves.
- * Clicks and hovers are hit-tested against what was drawn last.
+ * paint of every one of them. Markers, stamped from a sprite per level, are redrawn whole
+ * in the frame after any moved (a few milliseconds for thousands); tracks only get their new
+ * segments drawn, and are redrawn whole when points are trimmed, a colour changes or the
+ * view moves. Clicks and hovers are hit-tested against what was drawn last.
  */
 export const VehicleLayer = L.Layer.extend({
   initialize({ onSelect }) {
