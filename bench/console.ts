@@ -140,8 +140,25 @@ function instrument(): void {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) stats.longTasks.push(e.duration);
   }).observe({ type: 'longtask', buffered: true });
-  // The frame that shows a change has been produced once a task queued from its animation frame runs.
-  const afterPaint = (done: (now: number) => void) => requestAnimationFrame(() => setTimeout(() => done(Date.now()), 0));
+  // The frame that shows a change has been produced once a task queued from its animation-frame
+  // callbacks runs: a change made in one (the page draws there) waits for that task, any other
+  // for the next frame's. The flag stays up for the microtasks of the callback (mutation records).
+  let inFrame = false;
+  const nativeFrame = requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (callback) =>
+    nativeFrame((t) => {
+      inFrame = true;
+      try {
+        callback(t);
+      } finally {
+        queueMicrotask(() => (inFrame = false));
+      }
+    });
+  const afterPaint = (done: (now: number) => void) => {
+    const paint = () => setTimeout(() => done(Date.now()), 0);
+    if (inFrame) paint();
+    else nativeFrame(paint);
+  };
   for (const type of ['click', 'keydown']) {
     addEventListener(
       type,
