@@ -7,8 +7,8 @@
  * figure would be the simulator's.
  *
  * Measured in the page:
- *  - update to paint: from a reading's event time (stamped as it is stored) to the animation
- *    frame after the page drew it: a map marker moved (the map tells of what it drew through
+ *  - update to paint: from a reading's event time (stamped as it is stored) until the frame
+ *    in which the page drew it is produced: a map marker moved (the map tells of what it drew through
  *    its inspector, `window.fleetMap`), or a value cell of a row in view of the vehicle list
  *    changed (rows that just came into view are not counted: they show a reading, not an
  *    update). It covers the console's poll of the store, SSE and the page's render;
