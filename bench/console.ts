@@ -10,8 +10,9 @@
  *  - update to paint: from a reading's event time (stamped as it is stored) until the frame
  *    in which the page drew it is produced: a map marker moved (the map tells of what it
  *    drew through its inspector, `window.fleetMap`), or a value cell of a row in view of the
- *    vehicle list changed (rows that just came into view are not counted: they show a reading, not an
- *    update). It covers the console's poll of the store, SSE and the page's render;
+ *    vehicle list changed (rows that just came into view are not counted: they show a
+ *    reading, not an update). It covers the console's poll of the store, SSE and the page's
+ *    render;
  *  - input to paint: an operator's input (a click on a sort header or on a vehicle in the
  *    list, a keystroke in the filter box, one a second) from the event's timestamp to the
  *    frame after its handlers ran, which shows the result;
