@@ -1,11 +1,12 @@
 import { once } from 'node:events';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { FORMATS, formatReplay } from '../../cloud/replay/format.js';
 import { replay } from '../../cloud/replay/replay.js';
 import { bool, int } from '../../shared/config.js';
 import { SENSORS } from '../../shared/contract/reading.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export const replayConfigSchema = z
   .object({
@@ -30,9 +31,7 @@ export const replayConfigSchema = z
   .strict();
 
 export function replayCommand(): Command {
-  const cmd = new Command('replay').description(
-    'run recorded readings through the detector in event time and print the alerts (tune rules on history)',
-  );
+  const cmd = describedCommand('replay');
   return withFlags(cmd, replayConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const s = flagsFrom(replayConfigSchema, flags);
