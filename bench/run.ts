@@ -27,6 +27,7 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   kafka-client  kafkajs beside @platformatic/kafka (bench/kafka-client.ts)
   kafka-failover  PUBACK stall when a broker of three is SIGKILLed (bench/kafka-failover.ts)
   postgres-client  pg beside postgres (porsager) on the detector's write path (bench/postgres-client.ts)
+  replay        fleet replay on 1,000,000 rows: peak RSS and rows/s per output format (bench/replay.ts)
 
 Options:
   --quick        shorter measurements (the whole run under 3 minutes)
@@ -50,6 +51,7 @@ const PARTS: Part[] = [
   { name: 'kafka-client', module: 'kafka-client', figures: kafkaClientFigures },
   { name: 'kafka-failover', module: 'kafka-failover' },
   { name: 'postgres-client', module: 'postgres-client' },
+  { name: 'replay', module: 'replay' },
 ];
 
 const BENCHMARKS_MD = projectPath('BENCHMARKS.md');

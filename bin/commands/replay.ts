@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { FORMATS, formatReplay } from '../../cloud/replay/format.js';
-import { replay } from '../../cloud/replay/replay.js';
+import { FORMATS, replayFormatter } from '../../cloud/replay/format.js';
+import { replayBatches } from '../../cloud/replay/replay.js';
 import { bool, int } from '../../shared/config.js';
 import { SENSORS } from '../../shared/contract/reading.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
@@ -37,7 +37,8 @@ export function replayCommand(): Command {
       const s = flagsFrom(replayConfigSchema, flags);
       // Progress only where someone watches: a pipe or a file gets just the records.
       const tty = process.stderr.isTTY;
-      const records = replay({
+      const lines = replayFormatter(s.format);
+      const batches = replayBatches({
         rulesFile: s.rules,
         csvFile: s.csv,
         windowMs: s.window,
@@ -46,8 +47,11 @@ export function replayCommand(): Command {
         sensor: s.sensor,
         onProgress: tty ? (rows) => process.stderr.write(`\rreplayed ${rows} rows`) : undefined,
       });
-      for await (const line of formatReplay(records, s.format)) {
-        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+      // One write per read of the file, not per line: a line's write costs more than scoring it.
+      for await (const records of batches) {
+        let text = '';
+        for (const r of records) for (const l of lines(r)) text += `${l}\n`;
+        if (text !== '' && !process.stdout.write(text)) await once(process.stdout, 'drain');
       }
       if (tty) process.stderr.write('\n');
     }),
