@@ -34,8 +34,8 @@ function writeCsv(path: string, rows: number): void {
   closeSync(fd);
 }
 
-/** Loaded into the child with --import: its peak RSS (KiB) on fd 3 as it exits. */
-const PEAK_RSS = `data:text/javascript,import { writeSync } from 'node:fs'; process.on('exit', () => writeSync(3, String(process.resourceUsage().maxRSS)));`;
+/** Loaded into the child with --import (and so into its worker threads, which stay quiet): its peak RSS (KiB) on fd 3 as it exits. */
+const PEAK_RSS = `data:text/javascript,import { writeSync } from 'node:fs'; import { isMainThread } from 'node:worker_threads'; if (isMainThread) process.on('exit', () => writeSync(3, String(process.resourceUsage().maxRSS)));`;
 
 async function run(args: string[], out: string): Promise<{ peakMb: number; seconds: number; lines: number }> {
   const fd = openSync(out, 'w');

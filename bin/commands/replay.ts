@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { FORMATS, replayFormatter } from '../../cloud/replay/format.js';
-import { replayBatches } from '../../cloud/replay/replay.js';
+import { boundedReplay } from '../../cloud/replay/bounded-replay.js';
+import { FORMATS } from '../../cloud/replay/format.js';
 import { bool, int } from '../../shared/config.js';
 import { SENSORS } from '../../shared/contract/reading.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
@@ -37,22 +37,20 @@ export function replayCommand(): Command {
       const s = flagsFrom(replayConfigSchema, flags);
       // Progress only where someone watches: a pipe or a file gets just the records.
       const tty = process.stderr.isTTY;
-      const lines = replayFormatter(s.format);
-      const batches = replayBatches({
-        rulesFile: s.rules,
-        csvFile: s.csv,
-        windowMs: s.window,
-        scores: s.scores,
-        vehicle: s.vehicle,
-        sensor: s.sensor,
-        onProgress: tty ? (rows) => process.stderr.write(`\rreplayed ${rows} rows`) : undefined,
-      });
+      const texts = boundedReplay(
+        {
+          rulesFile: s.rules,
+          csvFile: s.csv,
+          windowMs: s.window,
+          scores: s.scores,
+          vehicle: s.vehicle,
+          sensor: s.sensor,
+          onProgress: tty ? (rows) => process.stderr.write(`\rreplayed ${rows} rows`) : undefined,
+        },
+        s.format,
+      );
       // One write per read of the file, not per line: a line's write costs more than scoring it.
-      for await (const records of batches) {
-        let text = '';
-        for (const r of records) for (const l of lines(r)) text += `${l}\n`;
-        if (text !== '' && !process.stdout.write(text)) await once(process.stdout, 'drain');
-      }
+      for await (const text of texts) if (!process.stdout.write(text)) await once(process.stdout, 'drain');
       if (tty) process.stderr.write('\n');
     }),
   );
