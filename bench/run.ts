@@ -21,7 +21,8 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   wire          bytes per reading on the MQTT link (bench/wire.ts)
   detector      rule engine readings/s per core, memory per vehicle, readings/s stored into
                 PostgreSQL beside SQLite (bench/detector.ts)
-  agent         agent readings/s on one core, RSS, restart with a backlog, drain (bench/agent.ts)
+  agent         fleet agent as the Pi starts it: RSS and first sample, steady and on a 1,000,000-
+                reading backlog; readings/s on one core, drain (bench/agent.ts)
   gateway       QoS 1 messages/s and PUBACK latency beside Mosquitto (bench/gateway.ts)
   e2e           alert latency, 1,000 trucks over Kafka, all parts running (bench/end-to-end.ts)
   kafka-client  kafkajs beside @platformatic/kafka (bench/kafka-client.ts)
