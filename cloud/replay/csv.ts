@@ -40,8 +40,9 @@ export async function* readCsv(file: string, opts: CsvOptions = {}): AsyncGenera
 const LINE_END = /\r\n|\n|\r(?!$)/;
 
 /**
- * readCsv's rows a read's worth at a time (16 KiB of the file: small enough to stay in the CPU's caches): a million-row file is a few
- * hundred awaits rather than a million, which is most of a replay's time otherwise.
+ * readCsv's rows a read's worth at a time (16 KiB of the file, small enough to stay in the
+ * CPU's caches): a million-row file is some thousand awaits rather than a million, which are
+ * most of a replay's time otherwise.
  */
 export async function* readCsvBatches(file: string, opts: CsvOptions = {}): AsyncGenerator<CsvRow[]> {
   if (opts.sensor === 'gps') throw new ReplayInputError(`${file}: ${GPS_UNSUPPORTED}`);
