@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { FLEET_BIN } from '../test/support/harness.js';
 import { projectPath } from '../shared/package-root.js';
 import { MB, round, sleep, spawnNode } from './support.js';
 
@@ -14,8 +13,11 @@ export function deployedAgentCommand(): { nodeFlags: string[]; script: string } 
 }
 
 /** The script of the unit's ExecStart, as it sits in this checkout (/opt/fleet is where install.sh puts it). */
-const localScript = (script: string) =>
-  script.startsWith('/opt/fleet/') ? projectPath(...script.slice('/opt/fleet/'.length).split('/')) : FLEET_BIN;
+function localScript(script: string): string {
+  if (!script.startsWith('/opt/fleet/'))
+    throw new Error(`hardware/pi/fleet-agent.service runs ${script}, not a script install.sh puts in /opt/fleet`);
+  return projectPath(...script.slice('/opt/fleet/'.length).split('/'));
+}
 
 export interface AgentRun {
   /** Spawn to the first reading this process sampled committed to its buffer (seen by a reader of the SQLite file). */
