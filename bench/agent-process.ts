@@ -1,6 +1,6 @@
 /**
  * The agent's buffer and publisher in a process of their own, for bench/agent.ts: one core
- * (the parent pins it), and an RSS that is the agent's alone. One phase per run:
+ * (the parent pins it), their throughput without the rest of the agent. One phase per run:
  *  - sustained: commit samples in groups as the agent does, publish from the buffer, delete
  *    on PUBACK, for --seconds; the buffer's backlog is capped so the rate is what all three keep up;
  *  - fill: commit --readings samples with no connection (the backlog a dead zone leaves);
@@ -35,14 +35,13 @@ const memory = () => {
 /** The agent's link, counting what it publishes. */
 class CountingLink extends AgentLink {
   publishes = 0;
-  onFirstPublish?: () => void;
 
   constructor(opts: LinkOptions, log: Logger) {
     super(opts, log, () => ({}));
   }
 
   override publish(topic: string, payload: Buffer, done: (err?: Error) => void): void {
-    if (this.publishes++ === 0) this.onFirstPublish?.();
+    this.publishes++;
     super.publish(topic, payload, done);
   }
 }
@@ -121,11 +120,9 @@ function fill(path: string, readings: number): void {
 
 async function restart(path: string, url: string, seconds: number, batch: number, publishRate: number, log: Logger): Promise<void> {
   const { buffer, link, publisher } = agentParts(path, url, batch, publishRate, log);
-  const backlog = buffer.stats().readings;
   let acked = 0;
   let firstAckAt = 0;
   let rssMax = 0;
-  link.onFirstPublish = () => out('first-publish', { rssMb: rssMb(), backlog });
   publisher.onAck = (n) => {
     if (acked === 0) firstAckAt = performance.now();
     acked += n;

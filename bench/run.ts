@@ -21,7 +21,8 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   wire          bytes per reading on the MQTT link (bench/wire.ts)
   detector      rule engine readings/s per core, memory per vehicle, readings/s stored into
                 PostgreSQL beside SQLite (bench/detector.ts)
-  agent         agent readings/s on one core, RSS, restart with a backlog, drain (bench/agent.ts)
+  agent         fleet agent as the Pi starts it: RSS and first sample, steady and on a 1,000,000-
+                reading backlog; readings/s on one core, drain (bench/agent.ts)
   gateway       QoS 1 messages/s and PUBACK latency beside Mosquitto (bench/gateway.ts)
   e2e           alert latency, 1,000 trucks over Kafka, all parts running (bench/end-to-end.ts)
   kafka-client  kafkajs beside @platformatic/kafka (bench/kafka-client.ts)
@@ -30,6 +31,7 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   archive-query  a month of a fleet in Parquet: bytes per reading, query times (bench/archive-query.ts)
   console       the console's page in Chromium, 500 and 5,000 vehicles: update and input to
                 paint (bench/console.ts)
+  replay        fleet replay on 1,000,000 rows: peak RSS and rows/s per output format (bench/replay.ts)
 
 Options:
   --quick        shorter measurements (the whole run under 3 minutes)
@@ -55,6 +57,7 @@ const PARTS: Part[] = [
   { name: 'postgres-client', module: 'postgres-client' },
   { name: 'archive-query', module: 'archive-query' },
   { name: 'console', module: 'console' },
+  { name: 'replay', module: 'replay' },
 ];
 
 const BENCHMARKS_MD = projectPath('BENCHMARKS.md');

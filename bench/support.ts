@@ -15,7 +15,17 @@ import { TruckModel } from '../simulators/truck-model.js';
 import { FLEET_BIN, freePort, portOpen, tempDir, waitFor } from '../test/support/harness.js';
 
 export type PartName =
-  'agent' | 'gateway' | 'detector' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover' | 'postgres-client' | 'archive-query' | 'console';
+  | 'agent'
+  | 'gateway'
+  | 'detector'
+  | 'e2e'
+  | 'wire'
+  | 'kafka-client'
+  | 'kafka-failover'
+  | 'postgres-client'
+  | 'archive-query'
+  | 'console'
+  | 'replay';
 
 /** One measured figure: one JSON line on stdout. */
 export interface Figure {

@@ -1,36 +1,17 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { agentCommand } from './commands/agent.js';
-import { consoleCommand } from './commands/console.js';
-import { demoCommand } from './commands/demo.js';
-import { detectorCommand } from './commands/detector.js';
-import { deviceCommand } from './commands/device.js';
-import { dispatcherCommand } from './commands/dispatcher.js';
-import { evalCommand } from './commands/eval.js';
-import { gatewayCommand } from './commands/gateway.js';
-import { hashPasswordCommand } from './commands/hash-password.js';
-import { queryCommand } from './commands/query.js';
-import { replayCommand } from './commands/replay.js';
-import { simCommand } from './commands/sim.js';
-import { storeCommand } from './commands/store.js';
+import { COMMANDS, describedCommand } from './command-list.js';
 
 const program = new Command('fleet')
   .description('fleet telemetry: truck agents, MQTT gateway, event-time anomaly detector and console')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
-  .addCommand(demoCommand())
-  .addCommand(agentCommand())
-  .addCommand(gatewayCommand())
-  .addCommand(detectorCommand())
-  .addCommand(dispatcherCommand())
-  .addCommand(consoleCommand())
-  .addCommand(simCommand())
-  .addCommand(replayCommand())
-  .addCommand(queryCommand())
-  .addCommand(evalCommand())
-  .addCommand(deviceCommand())
-  .addCommand(storeCommand())
-  .addCommand(hashPasswordCommand());
+  .showHelpAfterError('(run with --help for usage)');
+
+// Only the command being run is built from its module; the others are listed by name and
+// description, which is all `fleet --help` shows of them (`fleet help CMD` names the command second).
+const args = process.argv.slice(2);
+const named = args[0] === 'help' ? args[1] : args.find((a) => !a.startsWith('-'));
+for (const entry of COMMANDS) program.addCommand(entry.name === named ? (await entry.load())() : describedCommand(entry.name));
 
 // Usage errors (unknown flag, missing value) exit 2 like other bad input.
 program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));

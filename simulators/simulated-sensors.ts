@@ -70,13 +70,16 @@ export class SimulatedSensor implements Sensor {
   async start(emit: (sample: Sample) => void): Promise<void> {
     if (this.startedAt !== undefined) throw new Error(`${this.name} is already started`);
     this.startedAt = this.clock();
-    this.timer = setInterval(() => {
+    const sample = () => {
       const ts = this.clock();
-      const sample = takeSample(this.model, this.sensor, ts);
-      if (sample === undefined) return;
+      const taken = takeSample(this.model, this.sensor, ts);
+      if (taken === undefined) return;
       this.lastSampleAt = ts;
-      emit(sample);
-    }, 1000 / this.hz);
+      emit(taken);
+    };
+    // The first reading as the sensor starts, as a device answers its first poll, not a period later.
+    sample();
+    this.timer = setInterval(sample, 1000 / this.hz);
     // The agent's own lifecycle decides when the process ends, not a sensor's timer.
     this.timer.unref();
   }

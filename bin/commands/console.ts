@@ -1,13 +1,14 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { consoleConfigSchema, DEV_CONSOLE_TOKEN, effectiveToken, type ConsoleAccess } from '../../cloud/console-config.js';
 import { loadRules } from '../../cloud/detector-config.js';
 import { requireConsoleSecret, requireServiceSecret } from '../../cloud/dev-secrets.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export function consoleCommand(): Command {
-  const cmd = new Command('console').description('serve the fleet console and its HTTP API (also /healthz and /metrics)');
+  const cmd = describedCommand('console');
   return withSettings(cmd, consoleConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(consoleConfigSchema, flags);

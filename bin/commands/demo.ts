@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { consoleAccessSettings, consoleConfigSchema, DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
@@ -18,6 +18,7 @@ import { consoleToken } from './console.js';
 import { startDetector } from './detector.js';
 import { startGateway } from './gateway.js';
 import { simConfigSchema } from './sim.js';
+import { describedCommand } from '../command-list.js';
 
 /** The demo runs a detector: these settings mean what they mean to `fleet detector`. */
 const detectorSettings = detectorConfigSchema.shape;
@@ -64,9 +65,7 @@ export const demoConfigSchema = z
 const DRAIN_TIMEOUT_MS = 20_000;
 
 export function demoCommand(): Command {
-  const cmd = new Command('demo').description(
-    'run the whole system on one machine: gateway, embedded stream, detector, console and simulated trucks',
-  );
+  const cmd = describedCommand('demo');
   return withSettings(cmd, demoConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(demoConfigSchema, flags);

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { createChannels } from '../../cloud/alerts/create-channels.js';
 import { createAlertStream } from '../../cloud/alerts/create-alert-stream.js';
 import { Detector } from '../../cloud/detector.js';
@@ -9,11 +9,10 @@ import { createSource } from '../../cloud/sources/create-source.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { createRegistry } from '../../shared/ops-server.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export function detectorCommand(): Command {
-  const cmd = new Command('detector').description(
-    'run the windowed anomaly detector: read the stream, evaluate rules in event time, raise and dispatch alerts',
-  );
+  const cmd = describedCommand('detector');
   return withSettings(cmd, detectorConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(detectorConfigSchema, flags);

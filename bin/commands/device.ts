@@ -5,6 +5,7 @@ import { credentialsPathOf, gatewayConfigSchema } from '../../gateway/gateway-co
 import { ConfigError } from '../../shared/config.js';
 import { VEHICLE_ID } from '../../shared/contract/reading.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 /** The gateway's own settings that say where its credentials file is. */
 export const deviceConfigSchema = z
@@ -22,9 +23,7 @@ export function deviceCommand(): Command {
       throw new ConfigError(`vehicle: must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(vehicle)}`);
     return vehicle;
   };
-  const cmd = new Command('device').description(
-    "enroll and revoke vehicles for the gateway's password mode (a running gateway picks changes up within a second)",
-  );
+  const cmd = describedCommand('device');
   cmd.addCommand(
     withFlags(new Command('add'), deviceConfigSchema)
       .description(

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { AlertDispatcher } from '../../cloud/alerts/alert-dispatcher.js';
 import { channelSettings, createChannels } from '../../cloud/alerts/create-channels.js';
@@ -12,6 +12,7 @@ import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings, st
 import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export const dispatcherConfigSchema = z
   .object({
@@ -45,9 +46,7 @@ export const dispatcherConfigSchema = z
   .refine(...kafkaReplicationFits);
 
 export function dispatcherCommand(): Command {
-  const cmd = new Command('dispatcher').description(
-    'consume fleet.alerts and tell the driver, a webhook and an SNS topic, each at most once per alert',
-  );
+  const cmd = describedCommand('dispatcher');
   return withSettings(cmd, dispatcherConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(dispatcherConfigSchema, flags);

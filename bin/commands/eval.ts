@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { FULL, QUICK, runEval, SEED_SETS } from '../../cloud/eval/eval.js';
 import { missedFloors, reportLines } from '../../cloud/eval/report.js';
@@ -7,6 +7,7 @@ import { bool, ConfigError, int, parseFile } from '../../shared/config.js';
 import { DEFAULT_RULES } from '../../shared/rules/default-rules.js';
 import { ruleSetSchema } from '../../shared/rules/rule-set.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 const BEGIN = '<!-- eval:begin -->';
 const END = '<!-- eval:end -->';
@@ -32,9 +33,7 @@ export const evalConfigSchema = z
   .strict();
 
 export function evalCommand(): Command {
-  const cmd = new Command('eval').description(
-    'score the detector on simulated, labelled truck-days: recall and time to detect per fault, false alerts per truck-day',
-  );
+  const cmd = describedCommand('eval');
   return withFlags(cmd, evalConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const s = flagsFrom(evalConfigSchema, flags);

@@ -1,16 +1,15 @@
 import { mkdirSync } from 'node:fs';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { Gateway } from '../../gateway/gateway.js';
 import { gatewayConfigSchema, gatewayOptions, type GatewayConfig } from '../../gateway/gateway-config.js';
 import { createSinks } from '../../gateway/sinks/create-sinks.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { DEV_SERVICE_TOKEN } from '../../shared/service-token.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export function gatewayCommand(): Command {
-  const cmd = new Command('gateway').description(
-    'run the MQTT gateway (aedes): validate telemetry, write it to the sinks, PUBACK after they have it',
-  );
+  const cmd = describedCommand('gateway');
   return withSettings(cmd, gatewayConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const config = configFrom(gatewayConfigSchema, flags);

@@ -1,14 +1,14 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { hashPassword } from '../../cloud/console/passwords.js';
 import { ConfigError } from '../../shared/config.js';
 import { runCommand } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 const USER_NAME = /^[^:\s]{1,64}$/;
 
 /** Reads the password from stdin (never a flag: it would end up in shell history and `ps`). */
 export function hashPasswordCommand(): Command {
-  return new Command('hash-password')
-    .description('print a console user entry (name:scrypt hash) for --console-users; the password is read from stdin')
+  return describedCommand('hash-password')
     .argument('<user>', 'the user name (no spaces or colons)')
     .addHelpText('after', '\nExample: printf %s "$PASSWORD" | fleet hash-password alice')
     .action((user: string) =>

@@ -1,10 +1,11 @@
 import { once } from 'node:events';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { archiveUrlSetting, defaultArchiveUrl, QUERY_CACHE_DIR } from '../../cloud/archive/archive-location.js';
 import { openReadingsView, runQuery, type ReadingsView } from '../../cloud/archive/archive-query.js';
 import { formatResult, QUERY_FORMATS } from '../../cloud/archive/query-output.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 const day = () =>
   z
@@ -47,8 +48,7 @@ Example: the hourly maximum cargo temperature of one truck in one month
 Exit status: 0 on success, 1 when the query or the archive fails, 2 on bad flags.`;
 
 export function queryCommand(): Command {
-  const cmd = new Command('query')
-    .description('run SQL over the archive (Parquet in a directory or an S3 bucket) with DuckDB')
+  const cmd = describedCommand('query')
     .argument('<sql>', 'the SQL to run (several statements: the last one is printed)')
     .addHelpText('after', EXAMPLE);
   return (

@@ -1,11 +1,12 @@
 import { once } from 'node:events';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
-import { FORMATS, formatReplay } from '../../cloud/replay/format.js';
-import { replay } from '../../cloud/replay/replay.js';
+import { boundedReplay } from '../../cloud/replay/bounded-replay.js';
+import { FORMATS } from '../../cloud/replay/format.js';
 import { bool, int } from '../../shared/config.js';
 import { SENSORS } from '../../shared/contract/reading.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export const replayConfigSchema = z
   .object({
@@ -30,26 +31,26 @@ export const replayConfigSchema = z
   .strict();
 
 export function replayCommand(): Command {
-  const cmd = new Command('replay').description(
-    'run recorded readings through the detector in event time and print the alerts (tune rules on history)',
-  );
+  const cmd = describedCommand('replay');
   return withFlags(cmd, replayConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const s = flagsFrom(replayConfigSchema, flags);
       // Progress only where someone watches: a pipe or a file gets just the records.
       const tty = process.stderr.isTTY;
-      const records = replay({
-        rulesFile: s.rules,
-        csvFile: s.csv,
-        windowMs: s.window,
-        scores: s.scores,
-        vehicle: s.vehicle,
-        sensor: s.sensor,
-        onProgress: tty ? (rows) => process.stderr.write(`\rreplayed ${rows} rows`) : undefined,
-      });
-      for await (const line of formatReplay(records, s.format)) {
-        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
-      }
+      const texts = boundedReplay(
+        {
+          rulesFile: s.rules,
+          csvFile: s.csv,
+          windowMs: s.window,
+          scores: s.scores,
+          vehicle: s.vehicle,
+          sensor: s.sensor,
+          onProgress: tty ? (rows) => process.stderr.write(`\rreplayed ${rows} rows`) : undefined,
+        },
+        s.format,
+      );
+      // One write per read of the file, not per line: a line's write costs more than scoring it.
+      for await (const text of texts) if (!process.stdout.write(text)) await once(process.stdout, 'drain');
       if (tty) process.stderr.write('\n');
     }),
   );

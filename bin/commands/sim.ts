@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { agentConfigSchema, simHzSetting } from '../../agent/agent-config.js';
 import { int, parseFile } from '../../shared/config.js';
@@ -8,6 +8,7 @@ import { createLogger } from '../../shared/log.js';
 import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { SimulatedFleet, truckSecretsSchema } from '../../simulators/simulated-fleet.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export const simConfigSchema = z
   .object({
@@ -33,9 +34,7 @@ export const simConfigSchema = z
   .strict();
 
 export function simCommand(): Command {
-  const cmd = new Command('sim').description(
-    'run simulated trucks: each a real agent with its own buffer and MQTT session, fed by a truck model',
-  );
+  const cmd = describedCommand('sim');
   return withSettings(cmd, simConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
       const c = configFrom(simConfigSchema, flags);

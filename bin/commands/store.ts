@@ -9,6 +9,7 @@ import { redacted } from '../../cloud/store/postgres/connection.js';
 import { ConfigError, int } from '../../shared/config.js';
 import { storeSetting } from '../../shared/settings.js';
 import { flagsFrom, progressOnStderr, runCommand, withFlags } from '../cli-support.js';
+import { describedCommand } from '../command-list.js';
 
 export const storeCopyConfigSchema = z
   .object({
@@ -25,7 +26,7 @@ export const storeCopyConfigSchema = z
 export const storeIdentity = (store: string) => (isPostgresUrl(store) ? redacted(store) : resolve(store));
 
 export function storeCommand(): Command {
-  const cmd = new Command('store').description('work on an operational store (SQLite file or PostgreSQL database)');
+  const cmd = describedCommand('store');
   cmd.addCommand(
     withFlags(new Command('copy'), storeCopyConfigSchema)
       .description(

@@ -9,29 +9,29 @@ export type ReplayFormat = (typeof FORMATS)[number];
  * come, the alerts once the file is done, then the summary).
  */
 export async function* formatReplay(records: AsyncIterable<ReplayRecord>, format: ReplayFormat): AsyncGenerator<string> {
-  if (format === 'json') {
-    for await (const r of records) yield JSON.stringify(r);
-    return;
-  }
+  const lines = replayFormatter(format);
+  for await (const r of records) yield* lines(r);
+}
+
+/** formatReplay one record at a time: the lines each record adds (none for an alert of the table, shown at the end). */
+export function replayFormatter(format: ReplayFormat): (r: ReplayRecord) => string[] {
+  if (format === 'json') return (r) => [JSON.stringify(r)];
   const alerts: ReplayAlert[] = [];
   let scoresHeader = false;
-  for await (const r of records) {
+  return (r) => {
     if (r.record === 'score') {
-      if (!scoresHeader) {
-        yield line(SCORE_COLUMNS);
-        scoresHeader = true;
-      }
-      yield line(scoreCells(r));
-    } else if (r.record === 'alert') {
+      const row = line(scoreCells(r));
+      if (scoresHeader) return [row];
+      scoresHeader = true;
+      return [line(SCORE_COLUMNS), row];
+    }
+    if (r.record === 'alert') {
       const { record: _record, ...alert } = r;
       alerts.push(alert);
-    } else {
-      if (scoresHeader) yield '';
-      yield* alertTable(alerts);
-      yield '';
-      yield summaryLine(r);
+      return [];
     }
-  }
+    return [...(scoresHeader ? [''] : []), ...alertTable(alerts), '', summaryLine(r)];
+  };
 }
 
 /** Score rows are printed as they come, so their columns have fixed widths. */

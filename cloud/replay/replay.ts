@@ -3,7 +3,7 @@ import type { Alert, ClearReason } from '../../shared/contract/alert.js';
 import type { SensorId } from '../../shared/contract/reading.js';
 import { RuleEngine, type AlertEvent, type WindowResult } from '../../shared/rules/engine.js';
 import { ruleSetSchema } from '../../shared/rules/rule-set.js';
-import { readCsv } from './csv.js';
+import { readCsvBatches } from './csv.js';
 import { ReplayInputError } from './errors.js';
 
 export interface ReplayOptions {
@@ -68,6 +68,11 @@ interface PendingRow extends ScoreRow {
  * in file order: a replay of a year needs memory for a few windows, not for the year.
  */
 export async function* replay(opts: ReplayOptions): AsyncGenerator<ReplayRecord> {
+  for await (const records of replayBatches(opts)) yield* records;
+}
+
+/** replay's records as each read of the file yields them: for a caller that writes them out a chunk at a time. */
+export async function* replayBatches(opts: ReplayOptions): AsyncGenerator<ReplayRecord[]> {
   const ruleSet = parseFile(ruleSetSchema, opts.rulesFile);
   const windowMs = opts.windowMs === undefined ? ruleSet.windowMs : checkWindowMs(opts.windowMs);
   // Replay has no "now": freshness would be measured against the vehicle's newest reading, and a
@@ -138,48 +143,50 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<ReplayRecord>
 
   let rows = 0;
   let newest = 0;
-  for await (const { reading: r } of readCsv(opts.csvFile, { vehicle: opts.vehicle, sensor: opts.sensor })) {
-    rows++;
-    if (opts.onProgress !== undefined && rows % PROGRESS_EVERY === 0) opts.onProgress(rows);
-    newest = Math.max(newest, r.ts);
-    if (opts.scores) {
-      const windowStart = r.ts - (r.ts % windowMs);
-      // A row no rule judges, or one whose window closed already (late), keeps score 0.
-      const row: PendingRow = {
-        ts: r.ts,
-        vehicle: r.vehicle,
-        sensor: r.sensor,
-        value: r.value,
-        score: 0,
-        scores: {},
-        windowStart,
-        scored: !ruled.has(r.sensor),
-      };
-      queue.push(row);
-      if (ruled.has(r.sensor)) {
-        const key = windowKey(r.vehicle, r.sensor, windowStart);
-        const waiting = pending.get(key);
-        if (waiting === undefined) pending.set(key, [row]);
-        else waiting.push(row);
+  for await (const batch of readCsvBatches(opts.csvFile, { vehicle: opts.vehicle, sensor: opts.sensor })) {
+    for (const { reading: r } of batch) {
+      rows++;
+      if (opts.onProgress !== undefined && rows % PROGRESS_EVERY === 0) opts.onProgress(rows);
+      newest = Math.max(newest, r.ts);
+      if (opts.scores) {
+        const windowStart = r.ts - (r.ts % windowMs);
+        // A row no rule judges, or one whose window closed already (late), keeps score 0.
+        const row: PendingRow = {
+          ts: r.ts,
+          vehicle: r.vehicle,
+          sensor: r.sensor,
+          value: r.value,
+          score: 0,
+          scores: {},
+          windowStart,
+          scored: !ruled.has(r.sensor),
+        };
+        queue.push(row);
+        if (ruled.has(r.sensor)) {
+          const key = windowKey(r.vehicle, r.sensor, windowStart);
+          const waiting = pending.get(key);
+          if (waiting === undefined) pending.set(key, [row]);
+          else waiting.push(row);
+        }
       }
+      collect(engine.process(r, r.ts));
+      if (opts.scores) release(false);
     }
-    collect(engine.process(r, r.ts));
-    if (opts.scores) release(false);
-    yield* out.splice(0);
+    if (out.length > 0) yield out.splice(0);
   }
   collect(engine.flush(newest));
   if (opts.scores) release(true);
   opts.onProgress?.(rows);
   for (const alert of open.values()) out.push({ record: 'alert', ...alert });
-  yield* out.splice(0);
-  yield {
+  out.push({
     record: 'summary',
     rows,
     windows: engine.counters.windows,
     alerts,
     late: engine.counters.late,
     outliers: engine.counters.outliers,
-  };
+  });
+  yield out;
 }
 
 function checkWindowMs(ms: number): number {

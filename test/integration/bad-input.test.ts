@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { agentConfigSchema } from '../../agent/agent-config.js';
+import { COMMANDS } from '../../bin/command-list.js';
 import { encodeBatch } from '../../shared/contract/codec.js';
 import type { Reading } from '../../shared/contract/reading.js';
 import { topics } from '../../shared/contract/topics.js';
@@ -387,6 +388,14 @@ describe('bad input on the command line', () => {
     const p = runFleet(['detector', '--windw-ms', '5']);
     assert.equal(await p.exited, 2);
     assert.match(p.stderr.join('\n'), /unknown option '--windw-ms'/);
+  });
+
+  it('fleet --help lists every command with its description', async () => {
+    const p = runFleet(['--help']);
+    assert.equal(await p.exited, 0);
+    // Commander wraps descriptions: compare with the whitespace folded.
+    const help = p.lines.join('\n').replace(/\s+/g, ' ');
+    for (const c of COMMANDS) assert.ok(help.includes(` ${c.name} ${c.description}`), c.name);
   });
 
   it('every command has --help', async () => {

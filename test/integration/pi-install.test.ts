@@ -400,7 +400,7 @@ describe('fleet-agent.service', () => {
       RestartSec: '2',
       User: 'fleet',
       SupplementaryGroups: 'dialout gpio',
-      ExecStart: `${FLEET_NODE} --max-semi-space-size=1 --max-old-space-size=48 /opt/fleet/dist/bin/fleet.js agent --config /etc/fleet/agent.json`,
+      ExecStart: `${FLEET_NODE} --max-semi-space-size=1 --max-old-space-size=48 --lite-mode /opt/fleet/dist/bin/fleet.js agent --config /etc/fleet/agent.json`,
       StateDirectory: 'fleet',
       ReadWritePaths: '/var/lib/fleet',
       ProtectSystem: 'strict',

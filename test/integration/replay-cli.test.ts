@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { describe, it } from 'vitest';
@@ -27,6 +28,19 @@ describe('fleet replay on the command line', () => {
       summary: 1,
     });
     assert.equal(records.at(-1)!.record, 'summary');
+  });
+
+  it('prints the same lines as releases before it streamed them, each JSON line valid', async () => {
+    // Recorded from the release that wrote a line at a time: scripts parse this output.
+    const expected = (name: string) => readFileSync(join(ROOT, 'test', 'fixtures', 'replay', name), 'utf8');
+    const args = ['replay', '--rules', examples('rules.json'), '--csv', examples('engine-overheat.csv'), '--scores'];
+    const json = runFleet([...args, '--format', 'json']);
+    const table = runFleet(args);
+    assert.equal(await json.exited, 0, json.stderr.join('\n'));
+    assert.equal(await table.exited, 0, table.stderr.join('\n'));
+    for (const line of json.lines.filter((l) => l !== '')) JSON.parse(line);
+    assert.equal(`${json.lines.join('\n')}\n`, expected('engine-overheat.scores.jsonl'));
+    assert.equal(`${table.lines.join('\n')}\n`, expected('engine-overheat.scores.txt'));
   });
 
   it('answers a bad rules file with the file and field, and exit 2', async () => {

@@ -44,6 +44,18 @@ describe('readCsv', () => {
     );
   });
 
+  it('reads every line of a file of many reads, whatever its line ends, where a read splits a line or a \\r\\n', async () => {
+    const ends = ['\r\n', '\n', '\r'];
+    const values = Array.from({ length: 20_000 }, (_, i) => i);
+    // The last line has no end: it is a row all the same.
+    const content = `timestamp,value\n${values.map((v, i) => `${BASE + i * 1000},${v % 200}${i === values.length - 1 ? '' : ends[i % 3]}`).join('')}`;
+    const rows = await read(content);
+    assert.deepEqual(
+      rows.map((r) => [r.line, r.reading.value]),
+      values.map((v, i) => [i + 2, v % 200]),
+    );
+  });
+
   it('numbers rows per vehicle and filters four-column files by the options', async () => {
     const csv = [
       `${BASE},truck-1,engine_temp,90`,

@@ -54,7 +54,7 @@ describe('takeSample', () => {
 });
 
 describe('SimulatedSensor', () => {
-  it('samples on a timer with the clock it is given, and reports its health', async () => {
+  it('samples as it starts, then on a timer with the clock it is given, and reports its health', async () => {
     let now = T0;
     const model = new TruckModel({ seed: 1, startTs: T0 });
     const sensor = new SimulatedSensor(model, 'engine_temp', 100, () => now);
@@ -63,11 +63,15 @@ describe('SimulatedSensor', () => {
     assert.equal(sensor.health().state, 'down');
 
     await sensor.start((s) => got.push(s));
-    assert.equal(sensor.health().state, 'starting');
+    assert.deepEqual(
+      got.map((s) => s.ts),
+      [T0],
+    );
+    assert.deepEqual(sensor.health(), { state: 'ok', lastSampleAt: T0, rejected: 0 });
     now += 500;
     await sleep(60);
-    assert.ok(got.length >= 2, `${got.length} samples in 60 ms at 100 Hz`);
-    assert.ok(got.every((s) => s.sensor === 'engine_temp' && s.ts === T0 + 500));
+    assert.ok(got.length >= 3, `${got.length} samples in 60 ms at 100 Hz`);
+    assert.ok(got.slice(1).every((s) => s.sensor === 'engine_temp' && s.ts === T0 + 500));
     assert.deepEqual(sensor.health(), { state: 'ok', lastSampleAt: T0 + 500, rejected: 0 });
 
     model.inject({ kind: 'dropout', sensor: 'engine_temp', from: T0 });
