@@ -1,0 +1,89 @@
+import type { Reading } from '../../shared/contract/reading.js';
+import type { PositionedRecord } from '../sources/source.js';
+import { hourDir } from './archive-keys.js';
+import { DedupeState, type DedupeJson } from './dedupe-state.js';
+
+/** Which time picks a reading's hour directory: its event time (the default), or when the gateway received it. */
+export type PartitionBy = 'event' | 'received';
+
+/** One archived reading: the columns of cloud/archive/archive-row.ts. */
+export interface ArchiveRow {
+  vehicle: string;
+  seq: number;
+  ts: number;
+  sensor: string;
+  value: number;
+  quality: string;
+  clock: string;
+  lat: number | null;
+  lon: number | null;
+  heading: number | null;
+  fix: string | null;
+  received_at: number;
+}
+
+/**
+ * What the archiver writes before a segment's files, with putIfAbsent: the first writer fixes
+ * where the segment after `after` ends, and every later writer (a replay after a crash, a
+ * second archiver holding the lane for a while) cuts there too and writes the same files.
+ */
+export interface SegmentIntent {
+  /** The positions of the segment's first and last records. */
+  first: string;
+  last: string;
+  /** The lane's dedupe state before and after the segment. */
+  before: DedupeJson;
+  after: DedupeJson;
+}
+
+/** A segment's rows by hour directory, and what writing it does to the dedupe state. */
+export interface SegmentContent {
+  hours: Map<string, ArchiveRow[]>;
+  after: DedupeState;
+  readings: number;
+  duplicates: number;
+}
+
+export function archiveRow(r: Reading, receivedAt: number): ArchiveRow {
+  const p = r.position;
+  return {
+    vehicle: r.vehicle,
+    seq: r.seq,
+    ts: r.ts,
+    sensor: r.sensor,
+    value: r.value,
+    quality: r.quality,
+    clock: r.clock,
+    lat: p?.lat ?? null,
+    lon: p?.lon ?? null,
+    heading: p?.heading ?? null,
+    fix: p?.fix ?? null,
+    received_at: receivedAt,
+  };
+}
+
+/**
+ * A segment's content: a pure function of the dedupe state before it and its records, so
+ * every writer of a segment writes the same rows under the same keys. Late readings go to
+ * the hour of their own event time.
+ */
+export function segmentContent(records: PositionedRecord[], before: DedupeState, partitionBy: PartitionBy): SegmentContent {
+  const after = before.clone();
+  const hours = new Map<string, ArchiveRow[]>();
+  let readings = 0;
+  let duplicates = 0;
+  for (const rec of records) {
+    for (const r of rec.batch.readings) {
+      if (!after.admit(r.vehicle, r.seq)) {
+        duplicates++;
+        continue;
+      }
+      const hour = hourDir(partitionBy === 'event' ? r.ts : rec.receivedAt);
+      let rows = hours.get(hour);
+      if (!rows) hours.set(hour, (rows = []));
+      rows.push(archiveRow(r, rec.receivedAt));
+      readings++;
+    }
+  }
+  return { hours, after, readings, duplicates };
+}
