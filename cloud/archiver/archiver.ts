@@ -8,7 +8,7 @@ import type { ArchiveStore } from '../archive/object-store.js';
 import type { PositionedRecord, PositionedSource } from '../sources/source.js';
 import { cutoverKey } from './archive-keys.js';
 import { LaneArchiver, type SegmentWritten } from './lane-archiver.js';
-import type { ArchiveRow, PartitionBy } from './segment.js';
+import type { ArchivedReading, PartitionBy } from './segment.js';
 
 export interface ArchiverOptions {
   source: PositionedSource;
@@ -24,7 +24,7 @@ export interface ArchiverOptions {
   /** Staged bytes across lanes: past it the biggest lane is cut early. */
   stagingMaxBytes: number;
   partitionBy: PartitionBy;
-  writeFile(rows: ArchiveRow[], localPath: string): Promise<void>;
+  writeFile(rows: ArchivedReading[], localPath: string): Promise<void>;
   pollIntervalMs: number;
   pollMaxRecords: number;
   opsHost: string;
@@ -252,7 +252,7 @@ export class Archiver {
       streamName: this.opts.streamName,
       stagingDir: this.opts.stagingDir,
       partitionBy: this.opts.partitionBy,
-      writeFile: (rows: ArchiveRow[], path: string) => this.opts.writeFile(rows, path),
+      writeFile: (rows: ArchivedReading[], path: string) => this.opts.writeFile(rows, path),
       commit: (r: PositionedRecord) => this.opts.source.commitLane(r),
       written: (s: SegmentWritten) => this.written(s),
       log: this.log,

@@ -6,20 +6,10 @@ import { DedupeState, type DedupeJson } from './dedupe-state.js';
 /** Which time picks a reading's hour directory: its event time (the default), or when the gateway received it. */
 export type PartitionBy = 'event' | 'received';
 
-/** One archived reading: the columns of cloud/archive/archive-row.ts. */
-export interface ArchiveRow {
-  vehicle: string;
-  seq: number;
-  ts: number;
-  sensor: string;
-  value: number;
-  quality: string;
-  clock: string;
-  lat: number | null;
-  lon: number | null;
-  heading: number | null;
-  fix: string | null;
-  received_at: number;
+/** A reading as the archive keeps it: with the time the gateway received it. */
+export interface ArchivedReading {
+  reading: Reading;
+  receivedAt: number;
 }
 
 /**
@@ -38,28 +28,10 @@ export interface SegmentIntent {
 
 /** A segment's rows by hour directory, and what writing it does to the dedupe state. */
 export interface SegmentContent {
-  hours: Map<string, ArchiveRow[]>;
+  hours: Map<string, ArchivedReading[]>;
   after: DedupeState;
   readings: number;
   duplicates: number;
-}
-
-export function archiveRow(r: Reading, receivedAt: number): ArchiveRow {
-  const p = r.position;
-  return {
-    vehicle: r.vehicle,
-    seq: r.seq,
-    ts: r.ts,
-    sensor: r.sensor,
-    value: r.value,
-    quality: r.quality,
-    clock: r.clock,
-    lat: p?.lat ?? null,
-    lon: p?.lon ?? null,
-    heading: p?.heading ?? null,
-    fix: p?.fix ?? null,
-    received_at: receivedAt,
-  };
 }
 
 /**
@@ -69,7 +41,7 @@ export function archiveRow(r: Reading, receivedAt: number): ArchiveRow {
  */
 export function segmentContent(records: PositionedRecord[], before: DedupeState, partitionBy: PartitionBy): SegmentContent {
   const after = before.clone();
-  const hours = new Map<string, ArchiveRow[]>();
+  const hours = new Map<string, ArchivedReading[]>();
   let readings = 0;
   let duplicates = 0;
   for (const rec of records) {
@@ -81,7 +53,7 @@ export function segmentContent(records: PositionedRecord[], before: DedupeState,
       const hour = hourDir(partitionBy === 'event' ? r.ts : rec.receivedAt);
       let rows = hours.get(hour);
       if (!rows) hours.set(hour, (rows = []));
-      rows.push(archiveRow(r, rec.receivedAt));
+      rows.push({ reading: r, receivedAt: rec.receivedAt });
       readings++;
     }
   }

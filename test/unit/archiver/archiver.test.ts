@@ -4,7 +4,7 @@ import { describe, it } from 'vitest';
 import type { ArchiveStore, StoredObject } from '../../../cloud/archive/object-store.js';
 import { headKey } from '../../../cloud/archiver/archive-keys.js';
 import { Archiver, type ArchiverOptions } from '../../../cloud/archiver/archiver.js';
-import type { ArchiveRow } from '../../../cloud/archiver/segment.js';
+import type { ArchivedReading } from '../../../cloud/archiver/segment.js';
 import type { PositionedRecord, PositionedSource } from '../../../cloud/sources/source.js';
 import type { Reading } from '../../../shared/contract/reading.js';
 import { createLogger } from '../../../shared/log.js';
@@ -46,11 +46,11 @@ class MemoryStore implements ArchiveStore {
     return Promise.resolve();
   }
   /** The data files and their rows. */
-  data(): Map<string, ArchiveRow[]> {
+  data(): Map<string, ArchivedReading[]> {
     return new Map(
       [...this.objects]
         .filter(([k]) => !k.startsWith('_fleet_archive/'))
-        .map(([k, v]) => [k, JSON.parse(v.toString('utf8')) as ArchiveRow[]]),
+        .map(([k, v]) => [k, JSON.parse(v.toString('utf8')) as ArchivedReading[]]),
     );
   }
 }
@@ -159,7 +159,7 @@ function archiver(store: ArchiveStore, source: PositionedSource, o: Partial<Arch
 function archived(store: MemoryStore): Map<string, number> {
   const counts = new Map<string, number>();
   for (const rows of store.data().values())
-    for (const r of rows) counts.set(`${r.vehicle}:${r.seq}`, (counts.get(`${r.vehicle}:${r.seq}`) ?? 0) + 1);
+    for (const { reading: r } of rows) counts.set(`${r.vehicle}:${r.seq}`, (counts.get(`${r.vehicle}:${r.seq}`) ?? 0) + 1);
   return counts;
 }
 

@@ -87,11 +87,11 @@ describe('a segment', () => {
     const c = segmentContent(records, DedupeState.empty(), 'event');
     assert.deepEqual([...c.hours.keys()].sort(), [hourDir(H - HOUR), hourDir(H), hourDir(H + HOUR)].sort());
     assert.deepEqual(
-      c.hours.get(hourDir(H - HOUR))!.map((r) => [r.vehicle, r.seq]),
+      c.hours.get(hourDir(H - HOUR))!.map(({ reading: r }) => [r.vehicle, r.seq]),
       [['w', 1]],
     );
     assert.deepEqual(
-      c.hours.get(hourDir(H + HOUR))!.map((r) => [r.vehicle, r.seq, r.received_at]),
+      c.hours.get(hourDir(H + HOUR))!.map(({ reading: r, receivedAt }) => [r.vehicle, r.seq, receivedAt]),
       [
         ['v', 2, H + 10],
         ['v', 3, H + HOUR + 30],
@@ -106,7 +106,7 @@ describe('a segment', () => {
     const c = segmentContent(records, DedupeState.empty(), 'received');
     assert.deepEqual([...c.hours.keys()].sort(), [hourDir(H), hourDir(H + HOUR)].sort());
     assert.deepEqual(
-      c.hours.get(hourDir(H))!.map((r) => [r.vehicle, r.seq]),
+      c.hours.get(hourDir(H))!.map(({ reading: r }) => [r.vehicle, r.seq]),
       [
         ['v', 1],
         ['v', 2],

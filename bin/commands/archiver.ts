@@ -1,0 +1,93 @@
+import { Command } from 'commander';
+import { defaultArchiveUrl } from '../../cloud/archive/archive-location.js';
+import type { ArchiveStore } from '../../cloud/archive/object-store.js';
+import { openArchiveStore } from '../../cloud/archive/open-archive-store.js';
+import { ParquetStaging, type ParquetCompression } from '../../cloud/archive/parquet-file.js';
+import { archiverConfigSchema, stagingDirOf, streamNameOf, type ArchiverConfig } from '../../cloud/archiver/archiver-config.js';
+import { Archiver } from '../../cloud/archiver/archiver.js';
+import type { ArchivedReading } from '../../cloud/archiver/segment.js';
+import { createSource } from '../../cloud/sources/create-source.js';
+import { ConfigError } from '../../shared/config.js';
+import { createLogger, type Logger } from '../../shared/log.js';
+import { createRegistry } from '../../shared/ops-server.js';
+import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
+
+export function archiverCommand(): Command {
+  const cmd = new Command('archiver').description(
+    'archive every reading of the stream once, as Parquet files by hour in a directory or an S3 bucket',
+  );
+  return withSettings(cmd, archiverConfigSchema).action((flags: Record<string, unknown>) =>
+    runCommand(async () => {
+      const config = configFrom(archiverConfigSchema, flags);
+      const log = createLogger('archiver');
+      if (!config.backfill) {
+        stopOnSignals([await startArchiver(config, log)]);
+        return;
+      }
+      await backfill(config, log);
+    }),
+  );
+}
+
+/** The archive `--to` names; a URL it refuses is a configuration error naming the flag. */
+export function archiveOf(c: Pick<ArchiverConfig, 'to'>): ArchiveStore {
+  try {
+    return openArchiveStore(c.to ?? defaultArchiveUrl());
+  } catch (err) {
+    throw new ConfigError(`--to: ${(err as Error).message}`);
+  }
+}
+
+/** Writes a segment's readings of one hour to a local Parquet file, through one DuckDB staging table. */
+export function parquetWriter(compression: ParquetCompression): (rows: ArchivedReading[], path: string) => Promise<void> {
+  let staging: Promise<ParquetStaging> | undefined;
+  return async (rows, path) => {
+    const s = await (staging ??= ParquetStaging.create());
+    for (const { reading, receivedAt } of rows) s.append(reading, receivedAt);
+    await s.write(path, { compression });
+  };
+}
+
+export function createArchiver(config: ArchiverConfig, log: Logger): Archiver {
+  const store = archiveOf(config);
+  const registry = createRegistry('archiver');
+  // No window to rebuild: the archive's heads, not the commit, say what is archived.
+  const source = createSource(config, { rebuildMs: 0, clientId: 'fleet-archiver', releaseWhenTaken: true }, log, registry);
+  return new Archiver(
+    {
+      source,
+      store,
+      streamName: streamNameOf(config),
+      stagingDir: stagingDirOf(config),
+      flushBytes: config.flushBytes,
+      flushAgeMs: config.flushAgeMs,
+      stagingMaxBytes: config.stagingMaxBytes,
+      partitionBy: config.partitionBy,
+      writeFile: parquetWriter(config.compression),
+      pollIntervalMs: config.pollIntervalMs,
+      pollMaxRecords: 1000,
+      opsHost: config.opsHost,
+      opsPort: config.opsPort,
+    },
+    log,
+    registry,
+  );
+}
+
+export async function startArchiver(config: ArchiverConfig, log: Logger): Promise<Archiver> {
+  const archiver = createArchiver(config, log);
+  await archiver.start();
+  return archiver;
+}
+
+/** One-shot: the stream up to now (the embedded log from its start, for a new consumer group), then the store's older readings. */
+async function backfill(config: ArchiverConfig, log: Logger): Promise<void> {
+  const archiver = createArchiver({ ...config, opsPort: -1 }, log);
+  const progress = () => {
+    const t = archiver.totals;
+    process.stderr.write(`\rarchived ${t.readings} readings in ${t.segments} segments (${t.duplicates} repeats dropped, ${t.skipped} records already archived)`);
+  };
+  await archiver.drain(progress);
+  await archiver.close();
+  process.stderr.write('\n');
+}
