@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { agentCommand } from './commands/agent.js';
+import { archiverCommand } from './commands/archiver.js';
 import { consoleCommand } from './commands/console.js';
 import { demoCommand } from './commands/demo.js';
 import { detectorCommand } from './commands/detector.js';
@@ -21,6 +22,7 @@ const program = new Command('fleet')
   .addCommand(gatewayCommand())
   .addCommand(detectorCommand())
   .addCommand(dispatcherCommand())
+  .addCommand(archiverCommand())
   .addCommand(consoleCommand())
   .addCommand(simCommand())
   .addCommand(replayCommand())

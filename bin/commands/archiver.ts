@@ -85,7 +85,9 @@ async function backfill(config: ArchiverConfig, log: Logger): Promise<void> {
   const archiver = createArchiver({ ...config, opsPort: -1 }, log);
   const progress = () => {
     const t = archiver.totals;
-    process.stderr.write(`\rarchived ${t.readings} readings in ${t.segments} segments (${t.duplicates} repeats dropped, ${t.skipped} records already archived)`);
+    process.stderr.write(
+      `\rarchived ${t.readings} readings in ${t.segments} segments (${t.duplicates} repeats dropped, ${t.skipped} records already archived)`,
+    );
   };
   await archiver.drain(progress);
   await archiver.close();

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { bool, int } from '../../shared/config.js';
-import { OPS_PORTS } from '../../shared/defaults.js';
+import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
 import { opsSettings, storeSetting } from '../../shared/settings.js';
 import { sourceSettings } from '../sources/source-settings.js';
 
@@ -12,9 +12,10 @@ export const archiverConfigSchema = z
     to: z.string().min(1).optional().meta({
       description: 'the archive: file:///absolute/dir or s3://bucket/prefix (S3 credentials, region and endpoint the AWS way)',
       arg: 'url',
-      defaultText: 'file://…/DATA_DIR/archive',
+      defaultText: 'the embedded archive, file://$PWD/var/cloud/archive',
     }),
     ...sourceSettings('archiver'),
+    dataDir: z.string().default(DATA_DIRS.cloud).describe('Kinesis checkpoints (without leases) and the staging directory'),
     consumerGroup: z
       .string()
       .min(1)
@@ -23,7 +24,9 @@ export const archiverConfigSchema = z
     flushBytes: int()
       .min(1024)
       .default(64 * MIB)
-      .describe("a lane's segment (a Kafka partition's, a Kinesis shard's) is written once this many bytes of stream records are staged in it (64 MiB)"),
+      .describe(
+        "a lane's segment (a Kafka partition's, a Kinesis shard's) is written once this many bytes of stream records are staged in it (64 MiB)",
+      ),
     flushAgeMs: int().min(100).default(300_000).describe('... or once its oldest staged record has waited this long (5 minutes)'),
     stagingMaxBytes: int()
       .min(1024)
@@ -36,7 +39,9 @@ export const archiverConfigSchema = z
     partitionBy: z
       .enum(['event', 'received'])
       .default('event')
-      .describe("which time picks a reading's hour directory: its event time (late readings go to their own hour) or when the gateway received it"),
+      .describe(
+        "which time picks a reading's hour directory: its event time (late readings go to their own hour) or when the gateway received it",
+      ),
     compression: z.enum(['zstd', 'snappy']).default('zstd').describe('Parquet compression'),
     pollIntervalMs: int().min(1).max(10_000).default(200).describe('idle poll interval of the stream'),
     backfill: bool()

@@ -180,6 +180,12 @@ export class Archiver {
       if (n === 0) break;
     }
     await this.flushAll();
+    progress?.();
+  }
+
+  /** After `drain`: lets go of the source. */
+  close(): Promise<void> {
+    return this.opts.source.close();
   }
 
   private async run(): Promise<void> {
@@ -217,7 +223,7 @@ export class Archiver {
     if (!(await lane.accept(r, now))) {
       this.totals.skipped++;
       this.metrics.skipped.inc();
-    }
+    } else if (lane.stagedBytes >= this.opts.flushBytes) await lane.flush(true, now);
   }
 
   private async flushDue(now: number): Promise<void> {

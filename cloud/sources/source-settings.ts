@@ -27,7 +27,7 @@ export const sourceSettings = (reader: string) => ({
   kinesisLeaseTimeMs: int()
     .min(1000)
     .default(10_000)
-    .describe(`with leases: a ${reader} that has not renewed its lease for this long loses the shard to another`),
+    .describe(`with leases: a shard whose ${reader} has not renewed its lease for this long goes to another`),
   kinesisWorkerId: z
     .string()
     .min(1)

@@ -123,13 +123,17 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
       running.delete(name);
     }
 
-    const rows = await query<{ vehicle: string; seq: number; n: number }>('SELECT vehicle, seq, count(*) AS n FROM readings GROUP BY vehicle, seq');
+    const rows = await query<{ vehicle: string; seq: number; n: number }>(
+      'SELECT vehicle, seq, count(*) AS n FROM readings GROUP BY vehicle, seq',
+    );
     const archived = new Map(rows.map((r) => [`${r.vehicle}:${r.seq}`, Number(r.n)]));
     const missing = [...produced].filter((k) => !archived.has(k));
     const extra = [...archived.keys()].filter((k) => !produced.has(k));
     const repeated = [...archived].filter(([, n]) => n !== 1);
     const files = await dataObjects();
-    console.log(`# ${JSON.stringify({ produced: expected, archived: archived.size, missing: missing.length, extra: extra.length, repeated: repeated.length, files: files.length, kills })}`);
+    console.log(
+      `# ${JSON.stringify({ produced: expected, archived: archived.size, missing: missing.length, extra: extra.length, repeated: repeated.length, files: files.length, kills })}`,
+    );
     assert.deepEqual(missing.slice(0, 10), [], `${missing.length} produced readings missing`);
     assert.deepEqual(extra.slice(0, 10), [], `${extra.length} archived readings the stream does not carry`);
     assert.deepEqual(repeated.slice(0, 10), [], `${repeated.length} readings archived more than once`);
@@ -157,7 +161,9 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     const kinesis = client(KinesisClient);
     const seen = new Set<string>();
     for (const shard of await listShards(kinesis, STREAM)) {
-      const first = await kinesis.send(new GetShardIteratorCommand({ StreamName: STREAM, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }));
+      const first = await kinesis.send(
+        new GetShardIteratorCommand({ StreamName: STREAM, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
+      );
       let iterator = first.ShardIterator;
       while (iterator) {
         const out = await kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));

@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Partitioners } from 'kafkajs';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { duckdb } from '../../cloud/archive/duckdb.js';
+import { sqlString } from '../../cloud/archive/parquet-file.js';
+import type { Batch } from '../../shared/contract/batch.js';
+import type { Reading } from '../../shared/contract/reading.js';
+import { encodeStreamRecord } from '../../shared/contract/stream-record.js';
+import { kafkaClient } from '../../shared/kafka.js';
+import { createLogger } from '../../shared/log.js';
+import { StreamLog } from '../../shared/stream-log.js';
+import { freePort, getJson, kill, runFleet, tempDir, waitFor } from '../support/harness.js';
+import { startKafka, type KafkaBroker } from '../support/kafka-broker.js';
+
+const T = Date.UTC(2026, 10, 30, 7, 50);
+const VEHICLES = ['trk-1', 'trk-2', 'trk-3', 'trk-4', 'trk-5'];
+
+/**
+ * Batches of five readings per truck, a minute apart per batch so they span hours; every
+ * sixth batch is sent again right after (a PUBACK lost), and one truck's old batch comes late.
+ */
+function traffic(batchesPerTruck: number): { vehicle: string; receivedAt: number; batch: Batch }[] {
+  const out: { vehicle: string; receivedAt: number; batch: Batch }[] = [];
+  for (let b = 0; b < batchesPerTruck; b++) {
+    for (const vehicle of VEHICLES) {
+      const readings: Reading[] = Array.from({ length: 5 }, (_, i) => ({
+        vehicle,
+        seq: b * 5 + i + 1,
+        ts: T + b * 60_000 + i * 1000,
+        clock: 'synced',
+        sensor: i % 2 ? 'speed' : 'engine_temp',
+        value: 80 + i,
+        quality: 'good',
+      }));
+      const rec = { vehicle, receivedAt: T + b * 60_000 + 5000, batch: { vehicle, headTs: readings[4]!.ts, readings } };
+      out.push(rec);
+      if (out.length % 6 === 0) out.push({ ...rec, receivedAt: rec.receivedAt + 300 });
+    }
+  }
+  return out;
+}
+
+const distinct = (records: ReturnType<typeof traffic>) =>
+  new Set(records.flatMap((r) => r.batch.readings.map((x) => `${x.vehicle}:${x.seq}`)));
+
+/** Every (vehicle, seq) in the archive's Parquet files, with how often. */
+async function archived(dir: string): Promise<Map<string, number>> {
+  const db = await (await duckdb()).connect();
+  try {
+    const rows = (
+      await db.runAndReadAll(
+        `SELECT vehicle, seq, count(*) AS n FROM read_parquet(${sqlString(`${dir}/dt=*/hour=*/*.parquet`)}) GROUP BY ALL`,
+      )
+    ).getRowObjectsJS();
+    return new Map(rows.map((r) => [`${r.vehicle as string}:${Number(r.seq)}`, Number(r.n)]));
+  } finally {
+    db.closeSync();
+  }
+}
+
+async function assertExactlyOnce(dir: string, records: ReturnType<typeof traffic>): Promise<void> {
+  const counts = await archived(dir);
+  assert.deepEqual(new Set(counts.keys()), distinct(records));
+  assert.deepEqual(
+    [...counts].filter(([, n]) => n !== 1),
+    [],
+  );
+}
+
+describe('fleet archiver', () => {
+  it('archives the embedded log from its start with --backfill, once, and a second run writes nothing new', async () => {
+    const dir = tempDir('archiver-embedded-');
+    const records = traffic(30);
+    const log = new StreamLog(join(dir, 'stream.db'));
+    log.append(records.map((r) => ({ key: r.vehicle, value: encodeStreamRecord(r), receivedAt: r.receivedAt })));
+    log.close();
+    const archive = join(dir, 'archive');
+    const args = [
+      'archiver',
+      '--backfill',
+      '--stream-path',
+      join(dir, 'stream.db'),
+      '--data-dir',
+      dir,
+      '--to',
+      pathToFileURL(archive).href,
+    ];
+    const first = runFleet([...args, '--flush-bytes', '2048']);
+    assert.equal(await first.exited, 0, first.stderr.join('\n'));
+    const repeats = (records.length - 150) * 5;
+    assert.match(first.stderr.join('\n'), new RegExp(`archived 750 readings in ([3-9]|\\d\\d+) segments \\(${repeats} repeats dropped`));
+    await assertExactlyOnce(archive, records);
+    // The hours the traffic spans, by event time.
+    const hours = (await archived(archive)).size > 0 ? await hourDirs(archive) : [];
+    assert.deepEqual(hours, ['dt=2026-11-30/hour=07', 'dt=2026-11-30/hour=08']);
+
+    const again = runFleet([...args, '--consumer-group', 'another']);
+    assert.equal(await again.exited, 0, again.stderr.join('\n'));
+    assert.match(again.stderr.join('\n'), new RegExp(`archived 0 readings in 0 segments .* ${records.length} records already archived`));
+  });
+
+  it('answers health and metrics while it runs and writes what it staged when stopped', async () => {
+    const dir = tempDir('archiver-ops-');
+    const records = traffic(4);
+    const log = new StreamLog(join(dir, 'stream.db'));
+    log.append(records.map((r) => ({ key: r.vehicle, value: encodeStreamRecord(r), receivedAt: r.receivedAt })));
+    log.close();
+    const archive = join(dir, 'archive');
+    const port = await freePort();
+    const p = runFleet([
+      'archiver',
+      ...['--stream-path', join(dir, 'stream.db'), '--data-dir', dir, '--to', pathToFileURL(archive).href],
+      ...['--ops-port', String(port), '--poll-interval-ms', '20'],
+    ]);
+    try {
+      const metrics = await waitFor('the log staged', async () => {
+        const m = await (await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined))?.text();
+        return m !== undefined && /fleet_archiver_staged_bytes\{component="archiver"\} [1-9]/.test(m) && m;
+      });
+      const health = await getJson<{ ok: boolean; lanes: number; archive: string }>(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(health.status, 200);
+      assert.deepEqual([health.body.ok, health.body.lanes, health.body.archive], [true, 1, pathToFileURL(archive).href]);
+      assert.match(metrics, new RegExp(`fleet_archiver_records_behind\\{lane="log",component="archiver"\\} ${records.length}\\n`));
+    } finally {
+      await kill(p, 'SIGTERM');
+    }
+    assert.equal(await p.exited, 0);
+    await assertExactlyOnce(archive, records);
+  });
+
+  describe('from Kafka', () => {
+    let kafka: KafkaBroker;
+    beforeAll(async () => {
+      kafka = await startKafka({ partitionsDefault: 3 });
+    });
+    afterAll(async () => {
+      await kafka?.stop();
+    });
+
+    it('archives every partition once, each in segments of its own, with the lag behind it', async () => {
+      const dir = tempDir('archiver-kafka-');
+      const records = traffic(20);
+      const client = kafkaClient([kafka.bootstrap], 'archiver-test', createLogger('test', { level: 'silent' }));
+      const admin = client.admin();
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic: 'fleet.telemetry', numPartitions: 3 }], waitForLeaders: true });
+      await admin.disconnect();
+      const producer = client.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      await producer.send({ topic: 'fleet.telemetry', messages: records.map((r) => ({ key: r.vehicle, value: encodeStreamRecord(r) })) });
+      await producer.disconnect();
+      const archive = join(dir, 'archive');
+      const port = await freePort();
+      const p = runFleet([
+        'archiver',
+        ...['--source', 'kafka', '--kafka-brokers', kafka.bootstrap, '--data-dir', dir, '--to', pathToFileURL(archive).href],
+        ...['--flush-age-ms', '500', '--ops-port', String(port), '--poll-interval-ms', '50'],
+      ]);
+      try {
+        await waitFor(
+          'every partition archived and committed',
+          async () => {
+            const m = await (await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined))?.text();
+            const behind = [...(m ?? '').matchAll(/fleet_archiver_records_behind\{lane="(\d)".*\} (\d+)/g)];
+            return behind.length === 3 && behind.every(([, , n]) => n === '0');
+          },
+          60_000,
+          500,
+        );
+        const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        assert.match(m, /fleet_archiver_lag_seconds\{lane="0",component="archiver"\} \d+/);
+      } finally {
+        await kill(p, 'SIGTERM');
+      }
+      await assertExactlyOnce(archive, records);
+      const files = await hourFiles(archive);
+      assert.deepEqual(new Set(files.map((f) => /part-(\d)-/.exec(f)![1])), new Set(['0', '1', '2']));
+    });
+  });
+
+  it('refuses bad settings with a message naming the flag', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--to', 'ftp://host/dir'], /--to: archive URL "ftp:\/\/host\/dir" has the scheme ftp:/],
+      [['--to', 's3://No_Such_Bucket/x'], /--to: archive URL .* has no valid bucket name/],
+      [['--flush-bytes', '10'], /flag --flush-bytes: flushBytes: .*1024/],
+      [['--source', 'kafka'], /kafkaBrokers: the kafka source needs kafkaBrokers/],
+      [['--store', 'fleet.db'], /store: is read only with --backfill/],
+      [['--partition-by', 'tuesday'], /flag --partition-by/],
+    ];
+    await Promise.all(
+      cases.map(async ([flags, message]) => {
+        const p = runFleet(['archiver', '--ops-port', '-1', '--data-dir', tempDir(), ...flags]);
+        assert.equal(await p.exited, 2, flags.join(' '));
+        assert.match(p.stderr.join('\n'), message);
+      }),
+    );
+  });
+});
+
+async function hourFiles(archive: string): Promise<string[]> {
+  const { readdir } = await import('node:fs/promises');
+  return (await readdir(archive, { recursive: true })).filter((f) => f.endsWith('.parquet'));
+}
+
+async function hourDirs(archive: string): Promise<string[]> {
+  return [...new Set((await hourFiles(archive)).map((f) => f.split('/').slice(0, 2).join('/')))].sort();
+}
