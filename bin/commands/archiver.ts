@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { Command } from 'commander';
 import { defaultArchiveUrl } from '../../cloud/archive/archive-location.js';
 import type { ArchiveStore } from '../../cloud/archive/object-store.js';
@@ -50,6 +51,7 @@ export function parquetWriter(compression: ParquetCompression): (rows: ArchivedR
 
 export function createArchiver(config: ArchiverConfig, log: Logger): Archiver {
   const store = archiveOf(config);
+  mkdirSync(config.dataDir, { recursive: true });
   const registry = createRegistry('archiver');
   // No window to rebuild: the archive's heads, not the commit, say what is archived.
   const source = createSource(config, { rebuildMs: 0, clientId: 'fleet-archiver', releaseWhenTaken: true }, log, registry);
