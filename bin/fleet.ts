@@ -10,6 +10,7 @@ import { dispatcherCommand } from './commands/dispatcher.js';
 import { evalCommand } from './commands/eval.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { hashPasswordCommand } from './commands/hash-password.js';
+import { queryCommand } from './commands/query.js';
 import { replayCommand } from './commands/replay.js';
 import { simCommand } from './commands/sim.js';
 
@@ -26,6 +27,7 @@ const program = new Command('fleet')
   .addCommand(consoleCommand())
   .addCommand(simCommand())
   .addCommand(replayCommand())
+  .addCommand(queryCommand())
   .addCommand(evalCommand())
   .addCommand(deviceCommand())
   .addCommand(hashPasswordCommand());

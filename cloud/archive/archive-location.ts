@@ -1,6 +1,8 @@
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
 import { DATA_DIRS } from '../../shared/defaults.js';
+import { archiveUrlProblem } from './open-archive-store.js';
 
 /** The embedded archive, in the cloud's data directory beside the store (relative to the working directory). */
 export const ARCHIVE_DIR = join(DATA_DIRS.cloud, 'archive');
@@ -12,3 +14,13 @@ export const QUERY_CACHE_DIR = join(DATA_DIRS.cloud, 'archive-cache');
 export function defaultArchiveUrl(cwd = process.cwd()): string {
   return pathToFileURL(resolve(cwd, ARCHIVE_DIR)).href;
 }
+
+/** An archive URL setting, checked as a URL before anything opens it. */
+export const archiveUrlSetting = () =>
+  z
+    .string()
+    .superRefine((url, ctx) => {
+      const problem = archiveUrlProblem(url);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .meta({ arg: 'url', defaultText: `file://$PWD/${ARCHIVE_DIR}` });

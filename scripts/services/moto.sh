@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The moto server (Kinesis, IoT Core data plane, SNS on one port) for tests and CI.
+# The moto server (Kinesis, IoT Core data plane, SNS, S3 on one port) for tests and CI, and
+# pyarrow beside it: the archive's tests read its Parquet files with a second implementation.
 #   moto.sh fetch              create .cache/moto-venv once (idempotent)
 #   moto.sh start PORT [HOST]  fetch if needed, then run the server in the foreground
-# The version is pinned so a new moto release cannot change what the tests see.
+# The versions are pinned so a new release cannot change what the tests see; the stamp names
+# both, so a venv made before a bump is rebuilt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 MOTO_VERSION=5.1.22
+# A cp311 manylinux_2_28 x86_64 wheel exists for it: no build from source.
+PYARROW_VERSION=26.0.1
 VENV=.cache/moto-venv
-STAMP="$VENV/.moto-$MOTO_VERSION"
+STAMP="$VENV/.moto-$MOTO_VERSION-pyarrow-$PYARROW_VERSION"
 
 fetch() {
   [ -f "$STAMP" ] && return 0
@@ -20,7 +24,8 @@ fetch() {
     # A half-made venv (an interrupted run) is rebuilt rather than trusted.
     rm -rf "$VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary pyarrow \
+      "moto[server]==$MOTO_VERSION" "pyarrow==$PYARROW_VERSION"
     touch "$STAMP"
   ) 9>.cache/moto-venv.lock
 }

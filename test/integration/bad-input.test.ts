@@ -399,6 +399,7 @@ describe('bad input on the command line', () => {
       'sim',
       'demo',
       'replay',
+      'query',
       'eval',
       'device',
       'device add',

@@ -13,6 +13,7 @@ import { dispatcherCommand, dispatcherConfigSchema } from '../../../bin/commands
 import { evalCommand, evalConfigSchema } from '../../../bin/commands/eval.js';
 import { gatewayCommand } from '../../../bin/commands/gateway.js';
 import { hashPasswordCommand } from '../../../bin/commands/hash-password.js';
+import { queryCommand, queryConfigSchema } from '../../../bin/commands/query.js';
 import { replayCommand, replayConfigSchema } from '../../../bin/commands/replay.js';
 import { simCommand, simConfigSchema } from '../../../bin/commands/sim.js';
 import { flaglessSettings } from '../../../bin/flags-from-schema.js';
@@ -39,6 +40,7 @@ const COMMANDS: { name: string; cmd: () => Command; schema: z.ZodObject; command
   { name: 'sim', cmd: simCommand, schema: simConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'replay', cmd: replayCommand, schema: replayConfigSchema, commandFlags: [], flagless: [] },
   { name: 'eval', cmd: evalCommand, schema: evalConfigSchema, commandFlags: [], flagless: [] },
+  { name: 'query', cmd: queryCommand, schema: queryConfigSchema, commandFlags: [], flagless: [] },
   { name: 'device add', cmd: () => subcommand(deviceCommand(), 'add'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   { name: 'device revoke', cmd: () => subcommand(deviceCommand(), 'revoke'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   // Its one input is the user name; the password comes on stdin, never as a flag.
