@@ -3,9 +3,10 @@ export type DedupeJson = Record<string, [number, number][]>;
 
 /**
  * Intervals kept per vehicle. A vehicle's seqs are archived in order, so it has one interval
- * unless repeats or gaps split it; past the cap the lowest intervals are forgotten, which
+ * unless gaps split it; past the cap the lowest intervals but the first are forgotten, which
  * only means a repeat of a very old reading would be archived again, never that a reading
- * is dropped.
+ * is dropped. The first stays: it holds the lowest seq archived, below which a backfill
+ * from the operational store takes over.
  */
 export const MAX_INTERVALS_PER_VEHICLE = 32;
 
@@ -60,7 +61,7 @@ export class DedupeState {
     } else if (before) before[1] = seq;
     else if (after) after[0] = seq;
     else ivs.splice(i + 1, 0, [seq, seq]);
-    if (ivs.length > this.cap) ivs.splice(0, ivs.length - this.cap);
+    if (ivs.length > this.cap) ivs.splice(1, ivs.length - this.cap);
     return true;
   }
 }
