@@ -48,18 +48,19 @@ describe('the dedupe state', () => {
     assert.equal(d.lowest('v'), 1);
   });
 
-  it('forgets the lowest intervals past its cap, so a very old repeat is kept rather than anything dropped', () => {
+  it('forgets the lowest intervals but the first past its cap, so a very old repeat is kept rather than anything dropped', () => {
     const d = DedupeState.empty(3);
     for (const seq of [1, 3, 5, 7]) d.admit('v', seq);
     assert.deepEqual(d.toJson(), {
       v: [
-        [3, 3],
+        [1, 1],
         [5, 5],
         [7, 7],
       ],
     });
-    assert.equal(d.admit('v', 1), true, 'forgotten: admitted again');
+    assert.equal(d.admit('v', 3), true, 'forgotten: admitted again');
     assert.equal(d.admit('v', 7), false);
+    assert.equal(d.lowest('v'), 1, 'the lowest seq archived is kept');
   });
 
   it('serializes equal states to equal JSON whatever order vehicles came in, and round-trips', () => {
