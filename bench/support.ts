@@ -14,7 +14,8 @@ import { simulateSamples } from '../simulators/fast-forward.js';
 import { TruckModel } from '../simulators/truck-model.js';
 import { FLEET_BIN, freePort, portOpen, tempDir, waitFor } from '../test/support/harness.js';
 
-export type PartName = 'agent' | 'gateway' | 'detector' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover' | 'postgres-client';
+export type PartName =
+  'agent' | 'gateway' | 'detector' | 'archiver' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover' | 'postgres-client';
 
 /** One measured figure: one JSON line on stdout. */
 export interface Figure {
