@@ -82,7 +82,7 @@ export async function startArchiver(config: ArchiverConfig, log: Logger): Promis
   return archiver;
 }
 
-/** One-shot: the stream up to now (the embedded log from its start, for a new consumer group), then the store's older readings. */
+/** One-shot: the stream up to now (the embedded log from its start, for a consumer group that never committed). */
 async function backfill(config: ArchiverConfig, log: Logger): Promise<void> {
   const archiver = createArchiver({ ...config, opsPort: -1 }, log);
   const progress = () => {

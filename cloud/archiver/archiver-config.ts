@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { bool, int } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
-import { opsSettings, storeSetting } from '../../shared/settings.js';
+import { opsSettings } from '../../shared/settings.js';
 import { sourceSettings } from '../sources/source-settings.js';
 
 const MIB = 1024 * 1024;
@@ -46,13 +46,7 @@ export const archiverConfigSchema = z
     pollIntervalMs: int().min(1).max(10_000).default(200).describe('idle poll interval of the stream'),
     backfill: bool()
       .default(false)
-      .describe(
-        'archive what the stream holds (from its start, for a new consumer group) and exit; with --store, also what the operational store holds from before the stream archive began',
-      ),
-    store: storeSetting.optional().meta({
-      description: 'with --backfill: the operational store to archive older readings from, a SQLite file or a postgres:// URL',
-      defaultText: 'none',
-    }),
+      .describe('archive what the stream holds (from its start, for a consumer group that never committed) and exit'),
     ...opsSettings(OPS_PORTS.archiver),
   })
   .strict()
@@ -60,7 +54,6 @@ export const archiverConfigSchema = z
     message: 'the kafka source needs kafkaBrokers',
     path: ['kafkaBrokers'],
   })
-  .refine((c) => c.store === undefined || c.backfill, { message: 'is read only with --backfill', path: ['store'] })
   .refine((c) => c.flushBytes <= c.stagingMaxBytes, { message: 'must not exceed stagingMaxBytes', path: ['flushBytes'] });
 
 export type ArchiverConfig = z.infer<typeof archiverConfigSchema>;

@@ -52,6 +52,8 @@ export class Archiver {
   private failure?: { error: string; failures: number; since: number };
   private ops?: Server;
   private cutoverWritten = false;
+  /** Polled and not yet staged: staged first in the next round after a failure. */
+  private pending: PositionedRecord[] = [];
   private readonly metrics;
   /** Totals since start, for health and the backfill's progress. */
   readonly totals = { readings: 0, duplicates: 0, files: 0, bytes: 0, segments: 0, replayed: 0, skipped: 0 };
@@ -207,23 +209,43 @@ export class Archiver {
     }
   }
 
-  /** One poll: stage what came, write the segments that are due. Returns how many records came. */
+  /**
+   * One poll: stage what came, write the segments that are due. Returns how many records
+   * came. Records polled are taken from the source, which does not hand them out again: a
+   * round that fails keeps those not yet staged for the next, so no lane ever skips one.
+   * While the staging is full and a flush fails, it polls nothing more.
+   */
   private async round(): Promise<number> {
-    const records = await this.opts.source.poll(this.opts.pollMaxRecords);
+    if (this.pending.length === 0 && this.mayPoll()) this.pending = await this.opts.source.poll(this.opts.pollMaxRecords);
+    const n = this.pending.length;
     const now = Date.now();
-    for (const r of records) await this.accept(r, now);
+    while (this.pending.length > 0) {
+      const lane = await this.accept(this.pending[0]!, now);
+      this.pending.shift();
+      if (lane.stagedBytes >= this.opts.flushBytes) await lane.flush(true, now);
+    }
     await this.flushDue(now);
     for (const lane of this.lanes.values()) await lane.commitSkipped();
-    return records.length;
+    return n;
   }
 
-  private async accept(r: PositionedRecord, now: number): Promise<void> {
+  /** Below the staging limit, or every staged lane waits for records up to another writer's cut. */
+  private mayPoll(): boolean {
+    const lanes = [...this.lanes.values()];
+    return (
+      lanes.reduce((n, l) => n + l.stagedBytes, 0) < this.opts.stagingMaxBytes || lanes.every((l) => l.stagedBytes === 0 || l.waitingForCut)
+    );
+  }
+
+  /** Stages the record in its lane (or skips it as archived); throws only before staging it. */
+  private async accept(r: PositionedRecord, now: number): Promise<LaneArchiver> {
     let lane = this.lanes.get(r.lane);
     if (!lane) this.lanes.set(r.lane, (lane = new LaneArchiver(r.lane, this.laneContext())));
     if (!(await lane.accept(r, now))) {
       this.totals.skipped++;
       this.metrics.skipped.inc();
-    } else if (lane.stagedBytes >= this.opts.flushBytes) await lane.flush(true, now);
+    }
+    return lane;
   }
 
   private async flushDue(now: number): Promise<void> {

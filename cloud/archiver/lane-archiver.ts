@@ -109,8 +109,8 @@ export class LaneArchiver {
       this.stagedSince = undefined;
       this.loaded = false;
     }
-    this.lastSeen = p;
     if (!this.loaded) await this.load();
+    this.lastSeen = p;
     if (p <= positionValue(this.after)) {
       this.skippedUpTo = record;
       return false;

@@ -186,7 +186,7 @@ describe('fleet archiver', () => {
       [['--to', 's3://No_Such_Bucket/x'], /--to: archive URL .* has no valid bucket name/],
       [['--flush-bytes', '10'], /flag --flush-bytes: flushBytes: .*1024/],
       [['--source', 'kafka'], /kafkaBrokers: the kafka source needs kafkaBrokers/],
-      [['--store', 'fleet.db'], /store: is read only with --backfill/],
+      [['--backfill', 'maybe'], /flag --backfill/],
       [['--partition-by', 'tuesday'], /flag --partition-by/],
     ];
     await Promise.all(

@@ -291,6 +291,39 @@ describe('the archiver', () => {
     assertExactlyOnce(store, records);
   });
 
+  it('loses nothing and repeats nothing when the archive fails now and then, each round retried', async () => {
+    const records = stream(120);
+    const store = new MemoryStore();
+    let calls = 0;
+    const flaky =
+      <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
+      (...a: A): Promise<R> =>
+        ++calls % 7 === 0 ? Promise.reject(new Error('503 Slow Down')) : f(...a);
+    const failing: ArchiveStore = {
+      location: store.location,
+      putFile: flaky((k: string, p: string) => store.putFile(k, p)),
+      put: flaky((k: string, b: Buffer) => store.put(k, b)),
+      putIfAbsent: flaky((k: string, b: Buffer) => store.putIfAbsent(k, b)),
+      get: flaky((k: string) => store.get(k)),
+      download: (k, p) => store.download(k, p),
+      list: (p) => store.list(p),
+      delete: (k) => store.delete(k),
+    };
+    const a = archiver(failing, new ListSource(records), { flushBytes: 400 });
+    let failures = 0;
+    for (;;) {
+      try {
+        await a.drain();
+        break;
+      } catch (err) {
+        assert.match((err as Error).message, /Slow Down/);
+        failures++;
+      }
+    }
+    assert.ok(failures > 3);
+    assertExactlyOnce(store, records);
+  });
+
   it('cuts the biggest lane early when the staging total is reached', async () => {
     const records = stream();
     const store = new MemoryStore();
