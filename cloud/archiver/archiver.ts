@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/log.js';
@@ -128,7 +129,7 @@ export class Archiver {
   }
 
   async start(): Promise<void> {
-    mkdirSync(this.opts.stagingDir, { recursive: true });
+    this.clearStaging();
     if (this.opts.opsPort >= 0)
       this.ops = await startOpsServer(this.opts.opsHost, this.opts.opsPort, this.registry, () => this.health(), this.log);
     this.running = true;
@@ -175,7 +176,7 @@ export class Archiver {
    * (`--backfill` of the embedded log, the benchmark). `progress` is told after each round.
    */
   async drain(progress?: () => void): Promise<void> {
-    mkdirSync(this.opts.stagingDir, { recursive: true });
+    this.clearStaging();
     for (;;) {
       const n = await this.round();
       progress?.();
@@ -183,6 +184,12 @@ export class Archiver {
     }
     await this.flushAll();
     progress?.();
+  }
+
+  /** Drops the Parquet files a killed run left in the staging directory: each segment writes its own again. */
+  private clearStaging(): void {
+    mkdirSync(this.opts.stagingDir, { recursive: true });
+    for (const f of readdirSync(this.opts.stagingDir)) if (f.endsWith('.parquet')) rmSync(join(this.opts.stagingDir, f), { force: true });
   }
 
   /** After `drain`: lets go of the source. */
