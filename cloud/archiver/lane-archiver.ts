@@ -6,7 +6,7 @@ import type { ArchiveStore } from '../archive/object-store.js';
 import type { PositionedRecord } from '../sources/source.js';
 import { headKey, intentKey, intentPrefix, positionValue, segmentFileKey, START } from './archive-keys.js';
 import { DedupeState, type DedupeJson } from './dedupe-state.js';
-import { segmentContent, type ArchivedReading, type PartitionBy, type SegmentIntent } from './segment.js';
+import { segmentContent, type ArchivedReading, type PartitionBy, type SegmentContent, type SegmentIntent } from './segment.js';
 
 const dedupeSchema = z.record(z.string(), z.array(z.tuple([z.number().int(), z.number().int()])));
 const intentSchema = z.object({ first: z.string(), last: z.string(), before: dedupeSchema, after: dedupeSchema });
@@ -147,7 +147,7 @@ export class LaneArchiver {
         };
         const key = intentKey(this.ctx.streamName, this.lane, this.after);
         if (await this.ctx.store.putIfAbsent(key, Buffer.from(JSON.stringify(intent)))) {
-          await this.write(intent, this.staged.length, false, now);
+          await this.write(intent, this.staged.length, now, content);
           continue;
         }
         this.pinned = await this.intent(this.after);
@@ -170,7 +170,7 @@ export class LaneArchiver {
         this.pinned = await this.intent(this.after);
         continue;
       }
-      await this.write(intent, end + 1, true, now);
+      await this.write(intent, end + 1, now);
     }
   }
 
@@ -218,10 +218,15 @@ export class LaneArchiver {
     if (this.staged.length === 0) this.stagedSince = undefined;
   }
 
-  /** The segment's files, then the head, then the source's commit: a crash anywhere replays into the same objects. */
-  private async write(intent: SegmentIntent, count: number, adopted: boolean, now: number): Promise<void> {
+  /**
+   * The segment's files, then the head, then the source's commit: a crash anywhere replays
+   * into the same objects. `fresh`: the content this archiver cut and wrote the intent for;
+   * without it the segment is one an earlier writer cut (adopted), worked out from its intent.
+   */
+  private async write(intent: SegmentIntent, count: number, now: number, fresh?: SegmentContent): Promise<void> {
     const records = this.staged.slice(0, count);
-    const content = segmentContent(records, DedupeState.fromJson(intent.before), this.ctx.partitionBy);
+    const adopted = fresh === undefined;
+    const content = fresh ?? segmentContent(records, DedupeState.fromJson(intent.before), this.ctx.partitionBy);
     let bytes = 0;
     for (const [hour, rows] of content.hours) {
       const local = join(this.ctx.stagingDir, `${this.lane}-${intent.first}-${intent.last}-${hour.replace('/', '-')}.parquet`);

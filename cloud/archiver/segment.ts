@@ -39,20 +39,29 @@ export interface SegmentContent {
  * every writer of a segment writes the same rows under the same keys. Late readings go to
  * the hour of their own event time.
  */
+const HOUR_MS = 3_600_000;
+
 export function segmentContent(records: PositionedRecord[], before: DedupeState, partitionBy: PartitionBy): SegmentContent {
   const after = before.clone();
   const hours = new Map<string, ArchivedReading[]>();
   let readings = 0;
   let duplicates = 0;
+  // Readings come in runs of one hour: its directory is worked out once a run.
+  let hour = Number.NaN;
+  let rows: ArchivedReading[] = [];
   for (const rec of records) {
     for (const r of rec.batch.readings) {
       if (!after.admit(r.vehicle, r.seq)) {
         duplicates++;
         continue;
       }
-      const hour = hourDir(partitionBy === 'event' ? r.ts : rec.receivedAt);
-      let rows = hours.get(hour);
-      if (!rows) hours.set(hour, (rows = []));
+      const at = Math.floor((partitionBy === 'event' ? r.ts : rec.receivedAt) / HOUR_MS);
+      if (at !== hour) {
+        hour = at;
+        const dir = hourDir(at * HOUR_MS);
+        rows = hours.get(dir) ?? [];
+        hours.set(dir, rows);
+      }
       rows.push({ reading: r, receivedAt: rec.receivedAt });
       readings++;
     }
