@@ -29,6 +29,7 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   kafka-client  kafkajs beside @platformatic/kafka (bench/kafka-client.ts)
   kafka-failover  PUBACK stall when a broker of three is SIGKILLed (bench/kafka-failover.ts)
   postgres-client  pg beside postgres (porsager) on the detector's write path (bench/postgres-client.ts)
+  archive-query  a month of a fleet in Parquet: bytes per reading, query times (bench/archive-query.ts)
 
 Options:
   --quick        shorter measurements (the whole run under 3 minutes)
@@ -53,6 +54,7 @@ const PARTS: Part[] = [
   { name: 'kafka-client', module: 'kafka-client', figures: kafkaClientFigures },
   { name: 'kafka-failover', module: 'kafka-failover' },
   { name: 'postgres-client', module: 'postgres-client' },
+  { name: 'archive-query', module: 'archive-query' },
 ];
 
 const BENCHMARKS_MD = projectPath('BENCHMARKS.md');

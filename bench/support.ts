@@ -15,7 +15,7 @@ import { TruckModel } from '../simulators/truck-model.js';
 import { FLEET_BIN, freePort, portOpen, tempDir, waitFor } from '../test/support/harness.js';
 
 export type PartName =
-  'agent' | 'gateway' | 'detector' | 'archiver' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover' | 'postgres-client';
+  'agent' | 'gateway' | 'detector' | 'archiver' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover' | 'postgres-client' | 'archive-query';
 
 /** One measured figure: one JSON line on stdout. */
 export interface Figure {

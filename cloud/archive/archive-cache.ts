@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { FileArchiveStore } from './file-archive-store.js';
@@ -83,6 +84,8 @@ async function readManifest(path: string): Promise<Record<string, string>> {
 
 async function writeManifest(path: string, versions: Record<string, string>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.tmp`, JSON.stringify(versions));
-  await rename(`${path}.tmp`, path);
+  // A name of its own: two queries may bring the same cache up to date at once.
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(temp, JSON.stringify(versions));
+  await rename(temp, path);
 }

@@ -44,6 +44,17 @@ const SELECT_ARCHIVE_COLUMNS = ARCHIVE_COLUMNS.map(([name, type]) =>
 ).join(', ');
 
 /**
+ * An empty staging table and its appender. A temporary table belongs to its connection, so
+ * each staging has its own; it is replaced after each file rather than emptied, since
+ * DuckDB keeps deleted rows' storage until a checkpoint that an in-memory table never gets.
+ */
+async function newStagingTable(connection: DuckDBConnection): Promise<DuckDBAppender> {
+  const columns = ARCHIVE_COLUMNS.map(([name]) => `${name} ${STAGED[name]}`).join(', ');
+  await connection.run(`CREATE OR REPLACE TEMPORARY TABLE staged (${columns})`);
+  return connection.createAppender('staged', 'main', 'temp');
+}
+
+/**
  * Readings on their way into one Parquet file, appended as they arrive. They go straight
  * into DuckDB's columnar vectors, a vector of 2,048 rows at a time, and from there into a
  * staging table in DuckDB's memory (which spills to disk past its limit): millions of rows
@@ -59,7 +70,7 @@ export class ParquetStaging {
 
   private constructor(
     private readonly connection: DuckDBConnection,
-    private readonly appender: DuckDBAppender,
+    private appender: DuckDBAppender,
   ) {
     const types = ARCHIVE_COLUMNS.map((_, i) => appender.columnType(i));
     this.chunk = DuckDBDataChunk.create(types);
@@ -68,10 +79,7 @@ export class ParquetStaging {
 
   static async create(): Promise<ParquetStaging> {
     const connection = await (await duckdb()).connect();
-    // A temporary table belongs to its connection: each staging has its own.
-    const columns = ARCHIVE_COLUMNS.map(([name]) => `${name} ${STAGED[name]}`).join(', ');
-    await connection.run(`CREATE TEMPORARY TABLE staged (${columns})`);
-    return new ParquetStaging(connection, await connection.createAppender('staged', 'main', 'temp'));
+    return new ParquetStaging(connection, await newStagingTable(connection));
   }
 
   /** Rows appended since the last write. */
@@ -112,7 +120,8 @@ export class ParquetStaging {
       `COPY (SELECT ${SELECT_ARCHIVE_COLUMNS} FROM staged) TO ${sqlString(path)} ` +
         `(FORMAT parquet, COMPRESSION ${opts.compression ?? 'zstd'}, ROW_GROUP_SIZE ${rowGroupRows})`,
     );
-    await this.connection.run('DELETE FROM staged');
+    this.appender.closeSync();
+    this.appender = await newStagingTable(this.connection);
     this.staged = 0;
   }
 
