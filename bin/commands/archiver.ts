@@ -5,6 +5,7 @@ import type { ArchiveStore } from '../../cloud/archive/object-store.js';
 import { openArchiveStore } from '../../cloud/archive/open-archive-store.js';
 import { ParquetStaging, type ParquetCompression } from '../../cloud/archive/parquet-file.js';
 import { archiverConfigSchema, stagingDirOf, streamNameOf, type ArchiverConfig } from '../../cloud/archiver/archiver-config.js';
+import { cutoverKey } from '../../cloud/archiver/archive-keys.js';
 import { Archiver } from '../../cloud/archiver/archiver.js';
 import type { ArchivedReading } from '../../cloud/archiver/segment.js';
 import { createSource } from '../../cloud/sources/create-source.js';
@@ -78,8 +79,26 @@ export function createArchiver(config: ArchiverConfig, log: Logger): Archiver {
 
 export async function startArchiver(config: ArchiverConfig, log: Logger): Promise<Archiver> {
   const archiver = createArchiver(config, log);
+  await probeArchive(archiver.store, streamNameOf(config));
   await archiver.start();
   return archiver;
+}
+
+/** What a bucket answers that no retry mends: the setting is wrong. */
+const REFUSALS = new Set(['NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'PermanentRedirect']);
+
+/**
+ * A bucket that is not there, or that refuses these credentials, stops the start with the
+ * reason; an archive that is only away (the network, S3 slowing down) is retried by the
+ * archiver's rounds, which its health reports meanwhile.
+ */
+async function probeArchive(store: ArchiveStore, streamName: string): Promise<void> {
+  try {
+    await store.get(cutoverKey(streamName));
+  } catch (err) {
+    const e = err as Error;
+    if (REFUSALS.has(e.name)) throw new ConfigError(`--to ${store.location}: ${e.name}: ${e.message}`);
+  }
 }
 
 /** One-shot: the stream up to now (the embedded log from its start, for a consumer group that never committed). */

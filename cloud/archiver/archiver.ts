@@ -46,6 +46,7 @@ const RETRY_MAX_MS = 5_000;
  */
 export class Archiver {
   readonly registry: Registry;
+  readonly store: ArchiveStore;
   private readonly lanes = new Map<string, LaneArchiver>();
   private running = false;
   private loop?: Promise<void>;
@@ -64,6 +65,7 @@ export class Archiver {
     private readonly log: Logger,
     registry?: Registry,
   ) {
+    this.store = opts.store;
     this.registry = registry ?? createRegistry('archiver');
     const r = [this.registry];
     const lanes = this.lanes;

@@ -82,6 +82,12 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     start(name, archiverArgs(name, leases));
   };
 
+  it('refuses to start on a bucket that is not there, naming it', async () => {
+    const p = runFleet([...archiverArgs('nowhere', false).map((a) => (a === ARCHIVE ? 's3://no-such-bucket/fleet' : a))], env());
+    assert.equal(await p.exited, 2);
+    assert.match(p.stderr.join('\n'), /--to s3:\/\/no-such-bucket\/fleet: NoSuchBucket/);
+  });
+
   it('archives every reading the stream carries exactly once through 20 kills of one archiver and kills of two sharing the stream', async () => {
     // Phase 1: one archiver, killed at random moments, restarted at once.
     start('solo', archiverArgs('solo', false));
