@@ -18,6 +18,8 @@ const PHASE1_KILLS = 20;
 /** Seconds two archivers share the stream through leases, each killed now and then. */
 const PHASE2_S = 40;
 const REGION = 'eu-west-1';
+/** No growth of the archive for this long, once the trucks stopped, fails the test as a stall. */
+const STALL_MS = 60_000;
 const CREDS = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: REGION };
 
 /**
@@ -40,12 +42,17 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
   const env = () => ({ ...CREDS, FLEET_LOG_LEVEL: 'warn', AWS_ENDPOINT_URL: moto.endpoint });
   const aws = () => ['--aws-endpoint', moto.endpoint, '--aws-region', REGION];
   const start = (name: string, argv: string[]) => running.set(name, runFleet(argv, env()));
+  const gatewayArgs = () => [
+    'gateway',
+    ...['--port', String(gatewayPort), '--data-dir', join(dir, 'gateway'), '--ops-port', '-1'],
+    ...['--sinks', 'kinesis', '--kinesis-stream', STREAM, '--kinesis-shards', '4', ...aws()],
+  ];
   const archiverArgs = (name: string, leases: boolean) => [
     'archiver',
     ...['--source', 'kinesis', '--kinesis-stream', STREAM, ...aws()],
     ...['--to', ARCHIVE, '--data-dir', join(dir, name), '--ops-port', '-1'],
     // Small and frequent segments: kills land between intent, files, head and commit.
-    ...['--flush-age-ms', '1500', '--flush-bytes', '20000', '--poll-interval-ms', '100'],
+    ...['--flush-age-ms', '500', '--flush-bytes', '8000', '--poll-interval-ms', '100'],
     ...(leases ? ['--kinesis-leases', 'fleet-archiver-leases', '--kinesis-lease-time-ms', '3000', '--kinesis-worker-id', name] : []),
   ];
   const client = <T>(make: new (c: ReturnType<typeof awsClientConfig>) => T) =>
@@ -58,11 +65,7 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET, CreateBucketConfiguration: { LocationConstraint: REGION } }));
     s3.destroy();
     gatewayPort = await freePort();
-    start('gateway', [
-      'gateway',
-      ...['--port', String(gatewayPort), '--data-dir', join(dir, 'gateway'), '--ops-port', '-1'],
-      ...['--sinks', 'kinesis', '--kinesis-stream', STREAM, '--kinesis-shards', '4', ...aws()],
-    ]);
+    start('gateway', gatewayArgs());
     await waitFor('the gateway', () => portOpen(gatewayPort), 30_000, 100);
     start('sim', [
       'sim',
@@ -75,6 +78,10 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     for (const p of running.values()) await kill(p, 'SIGKILL');
     await moto?.stop();
   });
+
+  /** The archivers' last log lines (warnings and errors), for a failure's message. */
+  const tails = () =>
+    ['a', 'b'].map((name) => `${name}:\n${[...running.get(name)!.lines, ...running.get(name)!.stderr].slice(-15).join('\n')}`).join('\n');
 
   const killAndRestart = async (name: string, leases: boolean) => {
     await kill(running.get(name)!, 'SIGKILL');
@@ -95,6 +102,12 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
       await sleep(700 + rng.next() * 1800);
       await killAndRestart('solo', false);
       process.stderr.write(`# archiver kill ${i + 1}/${PHASE1_KILLS}\n`);
+      if (i === PHASE1_KILLS / 2) {
+        // Batches the stream took whose PUBACK the gateway's death lost are sent again: repeats in the stream.
+        await kill(running.get('gateway')!, 'SIGKILL');
+        start('gateway', gatewayArgs());
+        await waitFor('the gateway back', () => portOpen(gatewayPort), 30_000, 100);
+      }
     }
     await kill(running.get('solo')!, 'SIGKILL');
     running.delete('solo');
@@ -118,11 +131,18 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     await sleep(2000);
     const { produced, carried } = await readStream();
     const expected = produced.size;
+    // However loaded the machine, the archive grows until it holds them all; a wait with no growth is a stall.
+    let archivedSoFar = 0;
+    let grewAt = Date.now();
     await waitFor(
       `all ${expected} readings archived`,
-      async () =>
-        Number((await query<{ n: number }>('SELECT count(*) AS n FROM (SELECT DISTINCT vehicle, seq FROM readings)'))[0]!.n) >= expected,
-      90_000,
+      async () => {
+        const n = Number((await query<{ n: number }>('SELECT count(*) AS n FROM (SELECT DISTINCT vehicle, seq FROM readings)'))[0]!.n);
+        if (n > archivedSoFar) [archivedSoFar, grewAt] = [n, Date.now()];
+        if (Date.now() - grewAt > STALL_MS) throw new Error(`archiving stalled at ${n} of ${expected} readings:\n${tails()}`);
+        return n >= expected;
+      },
+      300_000,
       3000,
     );
     for (const name of ['a', 'b']) {
@@ -137,7 +157,8 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     const missing = [...produced].filter((k) => !archived.has(k));
     const extra = [...archived.keys()].filter((k) => !produced.has(k));
     const repeated = [...archived].filter(([, n]) => n !== 1);
-    const files = await dataObjects();
+    const files = await objects('fleet/dt=');
+    const segments = (await objects('fleet/_fleet_archive/')).filter((k) => k.includes('/segments/'));
     const summary = {
       produced: expected,
       archived: archived.size,
@@ -146,6 +167,7 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
       extra: extra.length,
       repeated: repeated.length,
       files: files.length,
+      segments: segments.length,
       kills,
     };
     console.log(`# ${JSON.stringify(summary)}`);
@@ -196,13 +218,13 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     return { produced: seen, carried };
   }
 
-  async function dataObjects(): Promise<string[]> {
+  async function objects(prefix: string): Promise<string[]> {
     const s3 = client(S3Client);
     Object.assign(s3.config, { forcePathStyle: true });
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const out = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'fleet/dt=', ContinuationToken: token }));
+      const out = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }));
       keys.push(...(out.Contents ?? []).map((o) => o.Key!));
       token = out.NextContinuationToken;
     } while (token);
