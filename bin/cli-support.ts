@@ -96,3 +96,29 @@ export function withFlags(cmd: Command, schema: z.ZodObject): Command {
 export function flagsFrom<S extends z.ZodObject>(schema: S, flags: Record<string, unknown>): z.infer<S> {
   return loadConfig(schema, { flags });
 }
+
+/**
+ * Progress of long work on stderr, `copied 1200/5000 readings (900/s)`: a terminal gets a line
+ * that updates in place, a log a line at every tenth of the total. `end` closes the line.
+ */
+export function progressOnStderr(verb: string, unit: string): { update: (done: number, total: number) => void; end: () => void } {
+  const started = Date.now();
+  const tty = process.stderr.isTTY;
+  let tenths = 0;
+  let shown = false;
+  const line = (done: number, total: number) =>
+    `${verb} ${done}/${total} ${unit} (${Math.round(done / Math.max((Date.now() - started) / 1000, 0.001))}/s)`;
+  return {
+    update: (done, total) => {
+      shown = true;
+      if (tty) process.stderr.write(`\r${line(done, total)}`);
+      else if (total > 0 && Math.floor((10 * done) / total) > tenths) {
+        tenths = Math.floor((10 * done) / total);
+        process.stderr.write(`${line(done, total)}\n`);
+      }
+    },
+    end: () => {
+      if (tty && shown) process.stderr.write('\n');
+    },
+  };
+}

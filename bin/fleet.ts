@@ -13,6 +13,7 @@ import { hashPasswordCommand } from './commands/hash-password.js';
 import { queryCommand } from './commands/query.js';
 import { replayCommand } from './commands/replay.js';
 import { simCommand } from './commands/sim.js';
+import { storeCommand } from './commands/store.js';
 
 const program = new Command('fleet')
   .description('fleet telemetry: truck agents, MQTT gateway, event-time anomaly detector and console')
@@ -30,9 +31,10 @@ const program = new Command('fleet')
   .addCommand(queryCommand())
   .addCommand(evalCommand())
   .addCommand(deviceCommand())
+  .addCommand(storeCommand())
   .addCommand(hashPasswordCommand());
 
 // Usage errors (unknown flag, missing value) exit 2 like other bad input.
 program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
-for (const sub of program.commands) sub.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+for (const sub of program.commands.flatMap((c) => [c, ...c.commands])) sub.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 await program.parseAsync(process.argv);

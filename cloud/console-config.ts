@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { bool, int, list } from '../shared/config.js';
 import { CONSOLE_PORT, DATA_DIRS, LOOPBACK_HOST, STORE_FILE } from '../shared/defaults.js';
-import { gatewayUrl, storeSetting } from '../shared/settings.js';
+import { gatewayUrls, storeSetting } from '../shared/settings.js';
 import { serviceTokenSetting } from '../shared/service-token.js';
 import { USER_ENTRY } from './console/passwords.js';
 
@@ -44,7 +44,7 @@ export const consoleConfigSchema = z
     store: storeSetting
       .default(`${DATA_DIRS.cloud}/${STORE_FILE}`)
       .describe('operational store written by the detector: a SQLite file or a postgres:// URL'),
-    mqttUrl: gatewayUrl.describe('gateway URL, for online/offline status'),
+    mqttUrl: gatewayUrls.describe('gateway URL, for online/offline status, or several comma-separated to fail over between'),
     serviceToken: serviceTokenSetting,
     rulesFile: z
       .string()

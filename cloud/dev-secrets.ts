@@ -1,4 +1,5 @@
 import { ConfigError } from '../shared/config.js';
+import { gatewayAddresses } from '../shared/gateway-urls.js';
 import { DEV_SERVICE_TOKEN } from '../shared/service-token.js';
 import { DEV_CONSOLE_TOKEN } from './console-config.js';
 
@@ -15,9 +16,10 @@ export function requireConsoleSecret(host: string, token: string | undefined): v
   );
 }
 
+/** `mqttUrl`: one gateway URL or several; the token goes to each of them. */
 export function requireServiceSecret(mqttUrl: string, token: string): void {
-  const host = new URL(mqttUrl).hostname;
-  if (token !== DEV_SERVICE_TOKEN || isLoopback(host)) return;
+  const host = gatewayAddresses(mqttUrl).find((a) => !isLoopback(a.host))?.host;
+  if (token !== DEV_SERVICE_TOKEN || host === undefined) return;
   throw new ConfigError(
     `serviceToken: the development service token is sent only to a gateway on loopback, not to ${host}; set FLEET_SERVICE_TOKEN`,
   );

@@ -45,6 +45,26 @@ export interface ReceivedReadings {
   receivedAt: number;
 }
 
+/** One reading as the store keeps it: with when it reached the gateway. */
+export interface ReceivedReading {
+  reading: Reading;
+  receivedAt: number;
+}
+
+/** Where a page of readings in (vehicle, seq) order left off. */
+export interface ReadingKey {
+  vehicle: string;
+  seq: number;
+}
+
+/** One (alert, channel) row of the delivery ledger (see DeliveryLedger for its states). */
+export interface DeliveryRow {
+  alertId: string;
+  channel: string;
+  state: string;
+  at: number;
+}
+
 /** What one step of the detector (or a dispatcher's batch of alert events) writes, in one transaction. */
 export interface StoreWrite {
   /** Readings to keep; one whose (vehicle, seq) is stored already is dropped and counted as a duplicate. */
@@ -129,6 +149,35 @@ export interface FleetStore {
   /** Every vehicle's positions since `since`, at most one per `bucketMs` (the newest in it), oldest first. */
   tracks(since: number, bucketMs: number): Promise<Map<string, TrackPoint[]>>;
   counts(): Promise<{ readingsStored: number; duplicates: number }>;
+
+  /**
+   * Stored readings after `after` (from the first when undefined) in (vehicle, seq) order, at
+   * most `limit`: a reader walks the whole table a page at a time, each page one indexed query.
+   */
+  readingsPage(after: ReadingKey | undefined, limit: number): Promise<ReceivedReading[]>;
+  /** Alerts with their lifecycle after id `after`, in id order, at most `limit`. */
+  alertsPage(after: string | undefined, limit: number): Promise<StoredAlert[]>;
+  /** The delivery ledger's rows after (alertId, channel) `after`, in that order, at most `limit`. */
+  deliveriesPage(after: Pick<DeliveryRow, 'alertId' | 'channel'> | undefined, limit: number): Promise<DeliveryRow[]>;
+
+  /*
+   * Taking what another store holds (`fleet store copy`), in any order and any number of
+   * times, into a store that may be live: nothing already here moves backwards. Readings go
+   * in through `write` (a retry: found ones are not counted as duplicates).
+   */
+  /** Latest values, each kept only where its seq is newer than the one here. */
+  importLatest(rows: LatestRow[]): Promise<void>;
+  /** Alerts as given, or an alert here moved forward to where the given one stands (promoted; acknowledged; cleared). */
+  importAlerts(alerts: StoredAlert[]): Promise<void>;
+  /** Ledger rows as given, or a row here moved forward (sending → sent → expired → acknowledged). */
+  importDeliveries(rows: DeliveryRow[]): Promise<void>;
+  /**
+   * Appends `source`'s changes (ids ascending) that are past the last of its changes appended
+   * before, with ids of this feed's own, after any here: returns how many went in.
+   */
+  importChanges(source: string, changes: AlertChange[]): Promise<number>;
+  /** Adds to the duplicates count what `source` counted beyond what was added from it before; returns how many. */
+  importDuplicates(source: string, total: number): Promise<number>;
 
   /**
    * Drops readings whose event time is before `before` (retention); the latest values stay.

@@ -1,6 +1,6 @@
 /**
  * Gateway URLs as the settings name them: one, or several comma-separated that an agent fails
- * over between (agent/gateway-list.ts).
+ * over between (agent/gateway-list.ts), and so do the services (see mqttServers).
  */
 
 /** One gateway an agent may connect to, as its URL names it. */
@@ -48,6 +48,23 @@ export function gatewayAddresses(setting: string): GatewayAddress[] {
       port: u.port ? Number(u.port) : DEFAULT_PORTS[protocol],
     };
   });
+}
+
+/**
+ * mqtt.js options for a service (the dispatcher, a console) that talks to whichever gateway of
+ * the list answers: mqtt.js tries the next one at each reconnect. A service needs no
+ * stickiness, since the gateways share statuses, alerts and acknowledgements.
+ */
+export function mqttServers(setting: string): {
+  protocol: 'mqtt' | 'mqtts';
+  servers: { host: string; port: number; protocol: 'mqtt' | 'mqtts' }[];
+} {
+  const servers = gatewayAddresses(setting).map((a) => ({
+    host: a.host,
+    port: a.port,
+    protocol: a.secure ? ('mqtts' as const) : ('mqtt' as const),
+  }));
+  return { protocol: servers[0]!.protocol, servers };
 }
 
 const splitUrls = (setting: string) =>

@@ -14,9 +14,7 @@ export const opsSettings = (port: number) => ({
   opsPort: int().min(-1).max(65535).default(port).describe('port of /healthz and /metrics (0 = any free port, -1 = off)'),
 });
 
-export const gatewayUrl = z.string().url().default(GATEWAY_URL).describe('gateway URL');
-
-/** An agent's gateways: one URL, or several to fail over between. */
+/** The gateways an agent or a service talks to: one URL, or several to fail over between. */
 export const gatewayUrls = z
   .string()
   .default(GATEWAY_URL)

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { archiveUrlSetting, defaultArchiveUrl, QUERY_CACHE_DIR } from '../../cloud/archive/archive-location.js';
 import { openReadingsView, runQuery, type ReadingsView } from '../../cloud/archive/archive-query.js';
 import { formatResult, QUERY_FORMATS } from '../../cloud/archive/query-output.js';
-import { bool } from '../../shared/config.js';
 import { flagsFrom, runCommand, withFlags } from '../cli-support.js';
 
 const day = () =>
@@ -30,7 +29,6 @@ export const queryConfigSchema = z
     from: day().optional().describe('first day (UTC) of the dt= partitions fetched and seen'),
     to: day().optional().describe('last day (UTC) of the dt= partitions fetched and seen'),
     format: z.enum(QUERY_FORMATS).default('table').describe('output: aligned table, RFC 4180 CSV, or JSON with one object per line'),
-    progress: bool().default(false).describe('report fetch and query progress on stderr even when it is not a terminal'),
   })
   .strict()
   .refine((c) => c.from === undefined || c.to === undefined || c.from <= c.to, { message: 'must not be after --to', path: ['from'] });
@@ -53,44 +51,49 @@ export function queryCommand(): Command {
     .description('run SQL over the archive (Parquet in a directory or an S3 bucket) with DuckDB')
     .argument('<sql>', 'the SQL to run (several statements: the last one is printed)')
     .addHelpText('after', EXAMPLE);
-  return withFlags(cmd, queryConfigSchema).action((sql: string, flags: Record<string, unknown>) =>
-    runCommand(async () => {
-      const s = flagsFrom(queryConfigSchema, flags);
-      const watch = s.progress || process.stderr.isTTY;
-      const status = statusLine(process.stderr.isTTY);
-      let view: ReadingsView;
-      try {
-        view = await openReadingsView({
-          archive: s.archive,
-          cacheDir: s.cache,
-          range: { from: s.from, to: s.to },
-          onFetch: (p) => {
-            const line = `fetched ${p.fetched} of ${p.objects - p.cached} objects (${mb(p.bytesFetched)}), ${p.cached} already cached`;
-            if (p.fetched + p.cached === p.objects) status.done(line);
-            else if (watch) status.update(line);
-          },
-        });
-      } catch (err) {
-        return fail(`reading ${s.archive}: ${(err as Error).message}`);
-      }
-      if (view.note) process.stderr.write(`fleet query: ${view.note}\n`);
-      try {
-        const result = await runQuery(
-          view.connection,
-          sql,
-          watch
-            ? (p) => status.update(`query ${p.percentage < 0 ? '…' : `${p.percentage.toFixed(0)}%`}, ${p.rowsProcessed} rows read`)
-            : undefined,
-        );
-        status.clear();
-        for await (const line of formatResult(result, s.format)) {
-          if (!process.stdout.write(line)) await once(process.stdout, 'drain');
-        }
-      } catch (err) {
-        status.clear();
-        return fail((err as Error).message);
-      }
-    }),
+  return (
+    withFlags(cmd, queryConfigSchema)
+      // A bare switch rather than a [true|false] setting, which would take the SQL after it as its value.
+      .option('--progress', 'report fetch and query progress on stderr even when it is not a terminal')
+      .action((sql: string, { progress, ...flags }: Record<string, unknown>) =>
+        runCommand(async () => {
+          const s = flagsFrom(queryConfigSchema, flags);
+          const watch = progress === true || process.stderr.isTTY;
+          const status = statusLine(process.stderr.isTTY);
+          let view: ReadingsView;
+          try {
+            view = await openReadingsView({
+              archive: s.archive,
+              cacheDir: s.cache,
+              range: { from: s.from, to: s.to },
+              onFetch: (p) => {
+                const line = `fetched ${p.fetched} of ${p.objects - p.cached} objects (${mb(p.bytesFetched)}), ${p.cached} already cached`;
+                if (p.fetched + p.cached === p.objects) status.done(line);
+                else if (watch) status.update(line);
+              },
+            });
+          } catch (err) {
+            return fail(`reading ${s.archive}: ${(err as Error).message}`);
+          }
+          if (view.note) process.stderr.write(`fleet query: ${view.note}\n`);
+          try {
+            const result = await runQuery(
+              view.connection,
+              sql,
+              watch
+                ? (p) => status.update(`query ${p.percentage < 0 ? '…' : `${p.percentage.toFixed(0)}%`}, ${p.rowsProcessed} rows read`)
+                : undefined,
+            );
+            status.clear();
+            for await (const line of formatResult(result, s.format)) {
+              if (!process.stdout.write(line)) await once(process.stdout, 'drain');
+            }
+          } catch (err) {
+            status.clear();
+            return fail((err as Error).message);
+          }
+        }),
+      )
   );
 }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { int } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
-import { awsSettings, gatewayUrl } from '../../shared/settings.js';
+import { awsSettings, gatewayUrls } from '../../shared/settings.js';
 import { serviceTokenSetting } from '../../shared/service-token.js';
 import { requireServiceSecret } from '../dev-secrets.js';
 import type { AlertChannel } from './alert-channel.js';
@@ -11,7 +11,7 @@ import { WebhookChannel } from './channels/webhook-channel.js';
 
 /** Settings of the alert channels, shared by every command that dispatches alerts. */
 export const channelSettings = {
-  mqttUrl: gatewayUrl.describe('gateway URL, for driver alerts'),
+  mqttUrl: gatewayUrls.describe('gateway URL, for driver alerts, or several comma-separated to fail over between'),
   serviceToken: serviceTokenSetting,
   webhookUrl: z.string().url().optional().describe('also POST every alert here as JSON, with an Idempotency-Key header'),
   webhookToken: z.string().optional().meta({ description: 'bearer token for the webhook', secret: true }),

@@ -81,6 +81,12 @@ const PROGRESS_EVERY_MS = 250;
  * between tasks; bad SQL rejects with DuckDB's message.
  */
 export async function runQuery(connection: DuckDBConnection, sql: string, onProgress?: (p: QueryProgress) => void): Promise<DuckDBResult> {
+  if (sql.trim() === '') throw new Error('no SQL statement to run');
+  if (onProgress) {
+    // DuckDB tracks a query's progress only with its progress bar on; it prints nothing here.
+    await connection.run('SET enable_progress_bar = true');
+    await connection.run('SET enable_progress_bar_print = false');
+  }
   const statements = await connection.extractStatements(sql).catch((err: Error) => {
     // A syntax error: DuckDB's own message, without the binding's wrapper.
     throw new Error(err.message.replace(/^Failed to extract statements: /, ''));

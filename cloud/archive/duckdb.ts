@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -20,10 +19,9 @@ let instance: Promise<DuckDBInstance> | undefined;
  */
 export function duckdb(): Promise<DuckDBInstance> {
   if (!instance) {
-    // Per process: two DuckDBs must not share spill files.
-    const spill = join(tmpdir(), `fleet-duckdb-${process.pid}`);
-    mkdirSync(spill, { recursive: true });
-    instance = create(spill);
+    // Per process: two DuckDBs must not share spill files. DuckDB makes the directory when it
+    // first spills and removes it when closed.
+    instance = create(join(tmpdir(), `fleet-duckdb-${process.pid}`));
   }
   return instance;
 }
@@ -38,5 +36,6 @@ async function create(spill: string): Promise<DuckDBInstance> {
   const connection = await db.connect();
   await connection.run("SET GLOBAL TimeZone = 'UTC'");
   connection.closeSync();
+  process.once('exit', () => db.closeSync());
   return db;
 }

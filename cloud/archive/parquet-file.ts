@@ -6,13 +6,15 @@ import { duckdb } from './duckdb.js';
 export type ParquetCompression = 'zstd' | 'snappy';
 
 export interface ParquetOptions {
-  /** zstd (the default) is about a third smaller; snappy decodes a little faster. */
+  /** zstd (the default) is about a sixth smaller on readings (BENCHMARKS.md); snappy costs less CPU. */
   compression?: ParquetCompression;
   /**
    * Rows per row group. A row group is the unit a reader skips by its min/max statistics and
-   * the unit DuckDB scans in parallel; DuckDB's own default of 122,880 rows (60 vectors) is a
-   * megabyte or two of compressed readings: large enough that per-group overhead is small,
-   * small enough that a query for one truck's hour skips most of a file.
+   * the unit DuckDB scans in parallel. DuckDB's own default of 122,880 rows (60 vectors) is
+   * most of a megabyte of readings at 5 to 6 bytes each: large enough that per-group headers
+   * and statistics cost nothing measurable, small enough that a 64 MiB file has dozens of
+   * groups to spread over cores and that a time-range query skips most of them (rows are in
+   * stream order, so each group spans a short stretch of `ts`).
    */
   rowGroupRows?: number;
 }
@@ -63,7 +65,7 @@ async function newStagingTable(connection: DuckDBConnection): Promise<DuckDBAppe
  * Rows keep their order, so the same readings always give the same file.
  */
 export class ParquetStaging {
-  private chunk: DuckDBDataChunk;
+  private readonly chunk: DuckDBDataChunk;
   private vectors: DuckDBVector[] = [];
   private filled = 0;
   private staged = 0;

@@ -23,8 +23,9 @@ const NUMERIC = new Set([
  * - `table`: aligned columns under a header, numbers to the right, NULL shown as NULL (reads
  *   every row first, to size the columns);
  * - `csv`: RFC 4180, a header row, CRLF line ends, fields quoted where they must be, NULL empty;
- * - `json`: one JSON object per row (NDJSON), streamed; integers as numbers while exact (as
- *   strings beyond 2^53), timestamps as ISO 8601 UTC strings (`2026-01-05T10:00:00.123Z`).
+ * - `json`: one JSON object per row (NDJSON), streamed; integers and decimals as numbers while
+ *   a double holds them exactly (as strings beyond: integers past 2^53, decimals of more than
+ *   15 digits), timestamps as ISO 8601 UTC strings (`2026-01-05T10:00:00.123Z`).
  * Table and CSV show values as DuckDB prints them (timestamps as `2026-01-05 10:00:00.123+00`).
  */
 export async function* formatResult(result: DuckDBResult, format: QueryFormat): AsyncGenerator<string> {
@@ -77,11 +78,17 @@ function csvField(s: string): string {
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
+/** A double holds any decimal of up to 15 significant digits exactly enough to print it back the same. */
+const EXACT_DECIMAL_DIGITS = 15;
+
 function jsonValue(v: Json, type: DuckDBTypeId): Json {
   if (typeof v !== 'string') return v;
   if (WIDE_INTEGERS.has(type)) {
     const n = Number(v);
     return Number.isSafeInteger(n) ? n : v;
+  }
+  if (type === DuckDBTypeId.DECIMAL) {
+    return v.replace(/^-?0*|\./g, '').length <= EXACT_DECIMAL_DIGITS ? Number(v) : v;
   }
   // The process's zone is UTC, so DuckDB's text ends in +00: the same instant in ISO form.
   if (type === DuckDBTypeId.TIMESTAMP_TZ) return v.replace(' ', 'T').replace(/\+00$/, 'Z');

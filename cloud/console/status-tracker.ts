@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { parseTopic, topics } from '../../shared/contract/topics.js';
+import { mqttServers } from '../../shared/gateway-urls.js';
 import type { Logger } from '../../shared/log.js';
 import type { VehicleStatusEntry } from './vehicles.js';
 
@@ -31,7 +32,8 @@ export class StatusTracker {
   ) {}
 
   start(): void {
-    this.client = mqtt.connect(this.opts.mqttUrl, {
+    this.client = mqtt.connect({
+      ...mqttServers(this.opts.mqttUrl),
       clientId: `console-${randomBytes(6).toString('hex')}`,
       username: 'console',
       password: this.opts.serviceToken,

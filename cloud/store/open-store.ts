@@ -7,7 +7,7 @@ import { PgStore } from './postgres/pg-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 
 /** Whether the `store` setting names a PostgreSQL database rather than a SQLite file. */
-const isPostgresUrl = (store: string) => /^postgres(ql)?:\/\//i.test(store);
+export const isPostgresUrl = (store: string) => /^postgres(ql)?:\/\//i.test(store);
 
 /**
  * The store the `store` setting names: a `postgres://` URL, or else a SQLite file path.

@@ -27,9 +27,9 @@ import { FLEET_BIN, ROOT } from '../support/paths.js';
  * historical one did, and the console lists every vehicle to another host.
  *
  * The topology is data (HOSTS, AGENTS, SIMULATED, FAULTS). What the parts decide:
- * - The gateways are one cluster through Redis, so the one dispatcher, connected to gw-a,
- *   reaches a cab on either gateway (and, while gw-a is down, keeps what it owes in its
- *   ledger until gw-a is back).
+ * - The gateways are one cluster through Redis, so the one dispatcher, given both gateways
+ *   like the trucks and the console, reaches a cab on either gateway from whichever it is
+ *   on (and moves to the other while its own is down).
  * - The operational store is PostgreSQL on a host of its own: two detector hosts share the
  *   work as one consumer group, and the console, on a host of its own with the dispatcher
  *   (whose delivery ledger is in the same database), reads what they store.
@@ -50,7 +50,7 @@ type GatewayHost = (typeof GATEWAYS)[number];
 const AGENTS: { vehicle: string; overheatAtS?: number }[] = [
   { vehicle: 'trk-1', overheatAtS: 10 }, // gw-a
   { vehicle: 'trk-2', overheatAtS: 10 }, // gw-b
-  { vehicle: 'trk-3', overheatAtS: 42 }, // gw-a, down by then: the truck is on gw-b, the dispatcher waits for gw-a
+  { vehicle: 'trk-3', overheatAtS: 42 }, // gw-a, down by then: the truck and the dispatcher are on gw-b
   { vehicle: 'trk-4', overheatAtS: 78 }, // while detector-1 is cut off
   { vehicle: 'trk-5' },
 ];
@@ -213,7 +213,7 @@ describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash
       [
         'console',
         ...['--host', net.address('console'), '--port', String(PORTS.console)],
-        ...['--store', storeUrl(), '--mqtt-url', gatewayUrl('gw-b'), '--rules-file', rulesFile()],
+        ...['--store', storeUrl(), '--mqtt-url', gatewayList(), '--rules-file', rulesFile()],
       ],
       { ...serviceEnv, FLEET_CONSOLE_TOKEN: CONSOLE_TOKEN },
     );
@@ -226,7 +226,7 @@ describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash
         'dispatcher',
         ...['--kafka-brokers', kafkaBrokers(), '--consumer-group', 'dispatch', '--store', storeUrl()],
         ...['--data-dir', dataDir('console', 'dispatcher'), ...replication],
-        ...['--mqtt-url', gatewayUrl('gw-a'), '--ops-host', net.address('console'), '--ops-port', String(PORTS.dispatcherOps)],
+        ...['--mqtt-url', gatewayList(), '--ops-host', net.address('console'), '--ops-port', String(PORTS.dispatcherOps)],
         ...['--webhook-url', `http://${net.address('console')}:${PORTS.webhook}/alerts`],
       ],
       serviceEnv,

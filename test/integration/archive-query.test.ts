@@ -196,10 +196,11 @@ describe('fleet query', () => {
     assert.deepEqual(empty.out, ['n', '-', '0']);
   });
 
-  it("exits 1 with DuckDB's message on bad SQL, and 2 on bad flags", async () => {
-    const [bad, missing, ...badFlags] = await Promise.all([
+  it("exits 1 with DuckDB's message on bad SQL or the store's on a missing bucket, and 2 on bad flags", async () => {
+    const [bad, missing, noBucket, ...badFlags] = await Promise.all([
       query(dirUrl, ['SELEC 1']),
       query(dirUrl, ['SELECT nope FROM readings']),
+      query('s3://no-such-bucket/fleet', ['SELECT 1']),
       query(dirUrl, ['--from', '2026-13-01', 'SELECT 1']),
       query(dirUrl, ['--from', '2026-01-06', '--to', '2026-01-05', 'SELECT 1']),
       query(dirUrl, ['--format', 'xml', 'SELECT 1']),
@@ -209,6 +210,8 @@ describe('fleet query', () => {
     assert.match(bad.err, /^fleet query: Parser Error: syntax error at or near "SELEC"/);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /Binder Error: Referenced column "nope" not found/);
+    assert.equal(noBucket.code, 1);
+    assert.match(noBucket.err, /^fleet query: reading s3:\/\/no-such-bucket\/fleet: The specified bucket does not exist/);
     const messages = [
       /flag --from: from: no such day/,
       /flag --from: from: must not be after --to/,

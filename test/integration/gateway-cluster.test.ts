@@ -29,8 +29,8 @@ interface ClusterHealth {
 
 /**
  * Two `fleet gateway` processes linked by a real redis-server, one embedded stream; the
- * detector (and its dispatcher) connected to gw-b only, cabs to gw-a: every alert and every
- * acknowledgement crosses the cluster.
+ * detector (and its dispatcher) given both gateways, gw-b first, cabs connected to gw-a: every
+ * alert and every acknowledgement crosses the cluster while gw-b is up.
  */
 describe('a cluster of two gateways', () => {
   const dir = tempDir('fleet-cluster-');
@@ -151,7 +151,7 @@ describe('a cluster of two gateways', () => {
       '--rules-file',
       rulesFile,
       '--mqtt-url',
-      urlOf(gw.b),
+      `${urlOf(gw.b)},${urlOf(gw.a)}`,
       '--ops-port',
       '-1',
     ]);
@@ -175,6 +175,20 @@ describe('a cluster of two gateways', () => {
     assert.equal(shown(cab, alertId), 1);
     const sent = /fleet_gateway_cluster_messages_total\{direction="sent"[^}]*\} (\d+)/.exec(await metrics(gw.a));
     assert.ok(Number(sent?.[1]) > 0, 'gw-a counts what it sent to the cluster');
+  });
+
+  it('sends a live alert through the next gateway of its list while the one the dispatcher used is down', async () => {
+    const cab = await startCab('cab-failover', urlOf(gw.a));
+    await kill(gw.b.proc!, 'SIGKILL');
+    try {
+      await sleep(1500);
+      const alertId = await boilingEngine('cab-failover');
+      await waitFor(`cab-failover shows ${alertId} by way of gw-a`, () => shown(cab, alertId) > 0, 30_000);
+      await waitFor('the ledger says the cab acknowledged it', () => driverDelivery(alertId) === 'acknowledged', 20_000, 100);
+      assert.equal(shown(cab, alertId), 1);
+    } finally {
+      await startGateway(gw.b);
+    }
   });
 
   it('keeps an alert for an offline cab, within its freshness, across a restart of each gateway', async () => {

@@ -146,6 +146,109 @@ export function storeContract(name: string, newLocation: () => Promise<string>):
     });
   });
 
+  describe(`the operational store on ${name}: export and import`, () => {
+    it('gives the stored readings page by page in (vehicle, seq) order, each with its receive time', async () => {
+      const store = await open();
+      const gps = reading('a', 2, T + 1, { sensor: 'gps', value: 12, position: { lat: 48.1, lon: 11.5, heading: 90, fix: '3d' } });
+      await storeReadings(store, [reading('b', 1, T), reading('a', 10, T + 2 * DAY)], T + 5);
+      await storeReadings(store, [gps, reading('a', 1, T - 3 * DAY)], T + 6);
+      const pages = [];
+      for (let after, page; (page = await store.readingsPage(after, 2)).length > 0; after = page.at(-1)!.reading) pages.push(page);
+      assert.deepEqual(pages.flat(), [
+        { reading: reading('a', 1, T - 3 * DAY), receivedAt: T + 6 },
+        { reading: gps, receivedAt: T + 6 },
+        { reading: reading('a', 10, T + 2 * DAY), receivedAt: T + 5 },
+        { reading: reading('b', 1, T), receivedAt: T + 5 },
+      ]);
+      assert.equal(pages.length, 2);
+    });
+
+    it("takes another store's latest values, alerts, ledger and changes, moving nothing here backwards", async () => {
+      const store = await open();
+      await storeReadings(store, [reading('a', 5, T)], T);
+      const row = { vehicle: 'a', sensor: 'engine_temp' as const, ts: T, value: 1, lat: null, lon: null, heading: null };
+      await store.importLatest([
+        { ...row, seq: 4 },
+        { ...row, sensor: 'speed', seq: 1 },
+      ]);
+      assert.deepEqual((await store.latestRows()).map((r) => [r.sensor, r.seq]).sort(), [
+        ['engine_temp', 5],
+        ['speed', 1],
+      ]);
+
+      // Here: one alert acknowledged, one cleared, one not yet promoted; the source is behind, ahead, and new.
+      const [acked, cleared, past] = [testAlert('a'), testAlert('b'), testAlert('c', { live: false })];
+      await raise(store, acked, cleared, past);
+      await store.acknowledge(acked.id, 'alice', T + 1);
+      await store.clear(cleared.id, 'bob', T + 2);
+      const feed = await store.lastChangeId();
+      const stored = async (id: string) => (await store.getAlert(id))!;
+      const source = [
+        {
+          ...(await stored(acked.id)),
+          state: 'cleared' as const,
+          clearedBy: 'detector',
+          clearedAt: T + 3,
+          clearReason: 'recovered' as const,
+        },
+        { ...(await stored(cleared.id)), state: 'active' as const, clearedBy: null, clearedAt: null },
+        { ...(await stored(past.id)), live: true, observed: 130 },
+        { ...(await stored(acked.id)), id: 'new', vehicle: 'd', state: 'acknowledged' as const, ackedBy: 'carol', ackedAt: T + 4 },
+      ];
+      await store.importAlerts(source);
+      await store.importAlerts(source);
+      const states = await Promise.all(['a', 'b', 'c', 'd'].map(async (v) => (await store.listAlerts({ vehicle: v }))[0]!));
+      assert.deepEqual(
+        states.map((a) => [a.state, a.ackedBy, a.clearedBy, a.clearReason, a.live, a.observed]),
+        [
+          ['cleared', 'alice', 'detector', 'recovered', true, 110],
+          ['cleared', null, 'bob', null, true, 110],
+          ['active', null, null, null, true, 130],
+          ['acknowledged', 'carol', null, null, true, 110],
+        ],
+      );
+      assert.equal(await store.lastChangeId(), feed, 'imported alerts bring no changes of their own');
+
+      await store.deliveries.claim(acked.id, 'driver', T + 5);
+      await store.deliveries.sent(acked.id, 'driver', T + 6, true);
+      const ledger = [
+        { alertId: acked.id, channel: 'driver', state: 'sending', at: T + 5 },
+        { alertId: acked.id, channel: 'webhook', state: 'sent', at: T + 7 },
+        { alertId: 'new', channel: 'driver', state: 'acknowledged', at: T + 8 },
+      ];
+      await store.importDeliveries(ledger);
+      await store.importDeliveries([{ ...ledger[2]!, state: 'sent' }]);
+      const rows = [];
+      for (let after, page; (page = await store.deliveriesPage(after, 2)).length > 0; after = page.at(-1)) rows.push(...page);
+      assert.deepEqual(rows, [{ alertId: acked.id, channel: 'driver', state: 'sent', at: T + 6 }, ledger[1], ledger[2]]);
+      assert.equal((await store.getAlert('new'))!.driverSentAt, T + 8);
+
+      const theirs = [
+        { id: 1, alertId: 'new', kind: 'raised', at: T },
+        { id: 3, alertId: 'new', kind: 'acknowledged', at: T + 4 },
+      ];
+      assert.equal(await store.importChanges('source.db', theirs.slice(0, 1)), 1);
+      assert.equal(await store.importChanges('source.db', theirs), 1, 'the first was appended before');
+      assert.equal(await store.importChanges('other.db', theirs.slice(0, 1)), 1, 'marks are per source');
+      const appended = await store.changesAfter((await store.lastChangeId()) - 3);
+      assert.deepEqual(
+        appended.map((c) => [c.alertId, c.kind, c.at]),
+        [
+          ['new', 'raised', T],
+          ['new', 'acknowledged', T + 4],
+          ['new', 'raised', T],
+        ],
+      );
+      assert.ok(appended[0]!.id > feed + 1, 'after the changes here');
+
+      await store.write({ received: [], duplicates: 2, events: [], at: T });
+      assert.equal(await store.importDuplicates('source.db', 5), 5);
+      assert.equal(await store.importDuplicates('source.db', 5), 0, 'added once');
+      assert.equal(await store.importDuplicates('source.db', 7), 2, 'what the source counted since');
+      assert.equal((await store.counts()).duplicates, 9);
+    });
+  });
+
   describe(`the operational store on ${name}: alerts`, () => {
     it('keeps whether the cab is told: the cab gets only driver alerts, the fleet team all', async () => {
       const store = await open();

@@ -2,6 +2,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { wireAlert, type Alert } from '../../../shared/contract/alert.js';
 import { readAlertAck } from '../../../shared/contract/alert-ack.js';
 import { parseTopic, topics } from '../../../shared/contract/topics.js';
+import { mqttServers } from '../../../shared/gateway-urls.js';
 import type { Logger } from '../../../shared/log.js';
 import type { AlertChannel, ChannelReceipts } from '../alert-channel.js';
 
@@ -34,7 +35,8 @@ export class DriverChannel implements AlertChannel {
   ) {}
 
   start(receipts: ChannelReceipts): void {
-    this.client = mqtt.connect(this.opts.mqttUrl, {
+    this.client = mqtt.connect({
+      ...mqttServers(this.opts.mqttUrl),
       clientId: this.opts.clientId,
       username: 'dispatcher',
       password: this.opts.serviceToken,

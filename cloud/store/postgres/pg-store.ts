@@ -7,12 +7,17 @@ import {
   vehicleKey,
   type AlertChange,
   type AlertFilter,
+  type DeliveryRow,
   type FleetStore,
   type LatestRow,
+  type ReadingKey,
+  type ReceivedReading,
   type StoreWrite,
   type TrackPoint,
   type WriteResult,
 } from '../../store.js';
+import { copiedCounter, importAlertSql, importDeliverySql, importedAlertValues, importLatestSql, setCounterSql } from '../import-sql.js';
+import { READING_COLUMNS, receivedReading, type ReadingRow } from '../reading-row.js';
 import { alertValues, STORED_ALERT_COLUMNS, toStoredAlert, type StoredAlert } from '../stored-alert.js';
 import { createPool, inTransaction, redacted } from './connection.js';
 import { PgDeliveryTable } from './delivery-table.js';
@@ -36,6 +41,9 @@ const NO_PARTITION = '23514';
 /** Slots of the per-day reading counts (schema.ts): writers in different processes rarely share one. */
 const COUNT_SLOTS = 16;
 
+/** PostgreSQL's placeholders are numbered. */
+const param = (n: number) => `$${n}`;
+
 const SQL = {
   getAlert: `SELECT ${STORED_ALERT_COLUMNS} FROM alerts WHERE id = $1`,
   openAlerts: `SELECT ${STORED_ALERT_COLUMNS} FROM alerts WHERE vehicle = ANY($1) AND state != 'cleared'`,
@@ -50,6 +58,19 @@ const SQL = {
       SELECT DISTINCT ON (vehicle, ts / $2) vehicle, lat, lon, ts FROM readings
       WHERE sensor = 'gps' AND ts >= $1 AND lat IS NOT NULL AND quality != 'bad' ORDER BY vehicle, ts / $2, ts DESC) t
     ORDER BY vehicle, ts`,
+  firstReadings: `SELECT ${READING_COLUMNS} FROM readings ORDER BY vehicle, seq LIMIT $1`,
+  readingsAfter: `SELECT ${READING_COLUMNS} FROM readings WHERE (vehicle, seq) > ($1, $2) ORDER BY vehicle, seq LIMIT $3`,
+  alertsAfter: `SELECT ${STORED_ALERT_COLUMNS} FROM alerts WHERE id > $1 ORDER BY id LIMIT $2`,
+  deliveriesAfter: `SELECT alert_id AS "alertId", channel, state, at FROM deliveries
+    WHERE (alert_id, channel) > ($1, $2) ORDER BY alert_id, channel LIMIT $3`,
+  importAlert: importAlertSql(param),
+  importDelivery: importDeliverySql(param),
+  importLatest: importLatestSql(param),
+  setCounter: setCounterSql(param),
+  makeCounter: 'INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT DO NOTHING',
+  lockCounter: 'SELECT value FROM counters WHERE name = $1 FOR UPDATE',
+  appendChanges: `INSERT INTO alert_changes (alert_id, kind, at)
+    SELECT alert_id, kind, at FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS t(alert_id, kind, at, n) ORDER BY n`,
   readingCount: 'SELECT coalesce(sum(n), 0)::bigint AS n FROM reading_counts',
   duplicates: `SELECT value FROM counters WHERE name = 'duplicates'`,
 };
@@ -187,6 +208,64 @@ export class PgStore implements FleetStore {
     return { readingsStored: stored.rows[0]?.n ?? 0, duplicates: duplicates.rows[0]?.value ?? 0 };
   }
 
+  async readingsPage(after: ReadingKey | undefined, limit: number): Promise<ReceivedReading[]> {
+    const { rows } = after
+      ? await this.pool.query<ReadingRow>(SQL.readingsAfter, [after.vehicle, after.seq, limit])
+      : await this.pool.query<ReadingRow>(SQL.firstReadings, [limit]);
+    return rows.map(receivedReading);
+  }
+
+  async alertsPage(after: string | undefined, limit: number): Promise<StoredAlert[]> {
+    return (await this.pool.query(SQL.alertsAfter, [after ?? '', limit])).rows.map(toStoredAlert);
+  }
+
+  async deliveriesPage(after: Pick<DeliveryRow, 'alertId' | 'channel'> | undefined, limit: number): Promise<DeliveryRow[]> {
+    return (await this.pool.query<DeliveryRow>(SQL.deliveriesAfter, [after?.alertId ?? '', after?.channel ?? '', limit])).rows;
+  }
+
+  async importLatest(rows: LatestRow[]): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      for (const r of rows) await c.query(SQL.importLatest, [r.vehicle, r.sensor, r.seq, r.ts, r.value, r.lat, r.lon, r.heading]);
+    });
+  }
+
+  async importAlerts(alerts: StoredAlert[]): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      for (const a of alerts) await c.query(SQL.importAlert, importedAlertValues(a));
+    });
+  }
+
+  async importDeliveries(rows: DeliveryRow[]): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      for (const d of rows) await c.query(SQL.importDelivery, [d.alertId, d.channel, d.state, d.at]);
+    });
+  }
+
+  /** Under the change-feed lock, as every writer of changes: the ids drawn here commit in order with theirs. */
+  async importChanges(source: string, changes: AlertChange[]): Promise<number> {
+    const mark = copiedCounter('changes', source);
+    return inTransaction(this.pool, async (c) => {
+      await c.query(LOCK_CHANGES);
+      const done = await lockedCounter(c, mark);
+      const fresh = changes.filter((ch) => ch.id > done);
+      if (fresh.length === 0) return 0;
+      await c.query(SQL.appendChanges, [fresh.map((ch) => ch.alertId), fresh.map((ch) => ch.kind), fresh.map((ch) => ch.at)]);
+      await c.query(SQL.setCounter, [mark, fresh.at(-1)!.id]);
+      return fresh.length;
+    });
+  }
+
+  async importDuplicates(source: string, total: number): Promise<number> {
+    const mark = copiedCounter('duplicates', source);
+    return inTransaction(this.pool, async (c) => {
+      const added = total - (await lockedCounter(c, mark));
+      if (added <= 0) return 0;
+      await c.query(ADD_COUNTER, ['duplicates', added]);
+      await c.query(SQL.setCounter, [mark, total]);
+      return added;
+    });
+  }
+
   dropReadingsBefore(before: number): Promise<number> {
     return this.partitions.dropBefore(before);
   }
@@ -223,4 +302,10 @@ export class PgStore implements FleetStore {
       return row === undefined ? undefined : toStoredAlert(row);
     });
   }
+}
+
+/** A counter's value, its row made first if missing and locked to the end of the transaction: two copies from one source take turns. */
+async function lockedCounter(c: pg.PoolClient, name: string): Promise<number> {
+  await c.query(SQL.makeCounter, [name]);
+  return (await c.query<{ value: number }>(SQL.lockCounter, [name])).rows[0]?.value ?? 0;
 }

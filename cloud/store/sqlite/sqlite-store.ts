@@ -8,12 +8,17 @@ import {
   vehicleKey,
   type AlertChange,
   type AlertFilter,
+  type DeliveryRow,
   type FleetStore,
   type LatestRow,
+  type ReadingKey,
+  type ReceivedReading,
   type StoreWrite,
   type TrackPoint,
   type WriteResult,
 } from '../../store.js';
+import { copiedCounter, importAlertSql, importDeliverySql, importedAlertValues, importLatestSql, setCounterSql } from '../import-sql.js';
+import { READING_COLUMNS, receivedReading, type ReadingRow } from '../reading-row.js';
 import { ALERT_COLUMNS, alertValues, STORED_ALERT_COLUMNS, toStoredAlert, type StoredAlert } from '../stored-alert.js';
 import { DeliveryTable } from './delivery-table.js';
 import { STORE_MIGRATIONS } from './schema.js';
@@ -45,9 +50,7 @@ export class SqliteStore implements FleetStore {
       isStored: this.db.prepare('SELECT 1 FROM readings WHERE vehicle = ? AND seq = ?').pluck(),
       insertReading: this.db.prepare(`INSERT OR IGNORE INTO readings
         (vehicle, seq, ts, sensor, value, quality, clock, lat, lon, heading, fix, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      upsertLatest: this.db.prepare(`INSERT INTO latest (vehicle, sensor, seq, ts, value, lat, lon, heading) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (vehicle, sensor) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, value = excluded.value,
-        lat = excluded.lat, lon = excluded.lon, heading = excluded.heading WHERE excluded.seq > latest.seq`),
+      upsertLatest: this.db.prepare(importLatestSql(param)),
       addCounter: this.db.prepare(
         `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
       ),
@@ -77,6 +80,14 @@ export class SqliteStore implements FleetStore {
       track: this.db.prepare(`SELECT lat, lon, max(ts) AS ts FROM readings
         WHERE vehicle = ? AND sensor = 'gps' AND ts >= ? AND lat IS NOT NULL AND quality != 'bad' GROUP BY ts / CAST(? AS INTEGER) ORDER BY ts`),
       counter: this.db.prepare('SELECT value FROM counters WHERE name = ?').pluck(),
+      firstReadings: this.db.prepare(`SELECT ${READING_COLUMNS} FROM readings ORDER BY vehicle, seq LIMIT ?`),
+      readingsAfter: this.db.prepare(`SELECT ${READING_COLUMNS} FROM readings WHERE (vehicle, seq) > (?, ?) ORDER BY vehicle, seq LIMIT ?`),
+      alertsAfter: this.db.prepare(`SELECT ${STORED_ALERT_COLUMNS} FROM alerts WHERE id > ? ORDER BY id LIMIT ?`),
+      deliveriesAfter: this.db.prepare(`SELECT alert_id AS alertId, channel, state, at FROM deliveries
+        WHERE (alert_id, channel) > (?, ?) ORDER BY alert_id, channel LIMIT ?`),
+      importAlert: this.db.prepare(importAlertSql(param)),
+      importDelivery: this.db.prepare(importDeliverySql(param)),
+      setCounter: this.db.prepare(setCounterSql(param)),
       readingCount: this.db.prepare('SELECT count(*) FROM readings').pluck(),
       // Every stored reading's (vehicle, sensor) has a row in `latest`: retention walks the
       // (vehicle, sensor, ts) index pair by pair rather than keep an index on time alone.
@@ -199,6 +210,59 @@ export class SqliteStore implements FleetStore {
     return dropped;
   }
 
+  async readingsPage(after: ReadingKey | undefined, limit: number): Promise<ReceivedReading[]> {
+    const rows = after ? this.st.readingsAfter.all(after.vehicle, after.seq, limit) : this.st.firstReadings.all(limit);
+    return (rows as ReadingRow[]).map(receivedReading);
+  }
+
+  async alertsPage(after: string | undefined, limit: number): Promise<StoredAlert[]> {
+    return this.st.alertsAfter.all(after ?? '', limit).map(toStoredAlert);
+  }
+
+  async deliveriesPage(after: Pick<DeliveryRow, 'alertId' | 'channel'> | undefined, limit: number): Promise<DeliveryRow[]> {
+    return this.st.deliveriesAfter.all(after?.alertId ?? '', after?.channel ?? '', limit) as DeliveryRow[];
+  }
+
+  async importLatest(rows: LatestRow[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of rows) this.st.upsertLatest.run(r.vehicle, r.sensor, r.seq, r.ts, r.value, r.lat, r.lon, r.heading);
+    })();
+  }
+
+  async importAlerts(alerts: StoredAlert[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const a of alerts) this.st.importAlert.run(...importedAlertValues(a).map(sqliteValue));
+    })();
+  }
+
+  async importDeliveries(rows: DeliveryRow[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const d of rows) this.st.importDelivery.run(d.alertId, d.channel, d.state, d.at);
+    })();
+  }
+
+  async importChanges(source: string, changes: AlertChange[]): Promise<number> {
+    const mark = copiedCounter('changes', source);
+    return this.db.transaction(() => {
+      const done = (this.st.counter.get(mark) as number | undefined) ?? 0;
+      const fresh = changes.filter((c) => c.id > done);
+      for (const c of fresh) this.st.change.run(c.alertId, c.kind, c.at);
+      if (fresh.length > 0) this.st.setCounter.run(mark, fresh.at(-1)!.id);
+      return fresh.length;
+    })();
+  }
+
+  async importDuplicates(source: string, total: number): Promise<number> {
+    const mark = copiedCounter('duplicates', source);
+    return this.db.transaction(() => {
+      const added = total - ((this.st.counter.get(mark) as number | undefined) ?? 0);
+      if (added <= 0) return 0;
+      this.st.addCounter.run('duplicates', added);
+      this.st.setCounter.run(mark, total);
+      return added;
+    })();
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }
@@ -253,4 +317,7 @@ export class SqliteStore implements FleetStore {
 }
 
 /** SQLite has no booleans: flags are 0 or 1 in their columns. */
-const sqliteValues = (a: Alert) => alertValues(a).map((v) => (typeof v === 'boolean' ? Number(v) : v));
+const sqliteValue = <T>(v: T | boolean) => (typeof v === 'boolean' ? Number(v) : v);
+const sqliteValues = (a: Alert) => alertValues(a).map(sqliteValue);
+/** SQLite's placeholders are positional. */
+const param = () => '?';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'vitest';
 import { GatewayList } from '../../../agent/gateway-list.js';
-import { gatewayAddresses, gatewayUrlsProblem } from '../../../shared/gateway-urls.js';
+import { gatewayAddresses, gatewayUrlsProblem, mqttServers } from '../../../shared/gateway-urls.js';
 
 describe('gateway URLs', () => {
   it('reads one or several, comma-separated, with the default port of each scheme', () => {
@@ -23,6 +23,16 @@ describe('gateway URLs', () => {
       'mqtt://truck:secret@a:1883: give the credentials as username and password, not in the URL',
     );
     assert.equal(gatewayUrlsProblem('mqtt://a:1883,mqtt://a:1883'), 'names a gateway twice');
+  });
+
+  it('gives a service the whole list for mqtt.js to go round, starting with the first', () => {
+    assert.deepEqual(mqttServers('mqtts://gw-1.example,mqtt://[::1]:1884'), {
+      protocol: 'mqtts',
+      servers: [
+        { host: 'gw-1.example', port: 8883, protocol: 'mqtts' },
+        { host: '::1', port: 1884, protocol: 'mqtt' },
+      ],
+    });
   });
 });
 

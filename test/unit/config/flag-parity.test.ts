@@ -16,6 +16,7 @@ import { hashPasswordCommand } from '../../../bin/commands/hash-password.js';
 import { queryCommand, queryConfigSchema } from '../../../bin/commands/query.js';
 import { replayCommand, replayConfigSchema } from '../../../bin/commands/replay.js';
 import { simCommand, simConfigSchema } from '../../../bin/commands/sim.js';
+import { storeCommand, storeCopyConfigSchema } from '../../../bin/commands/store.js';
 import { flaglessSettings } from '../../../bin/flags-from-schema.js';
 import { archiverConfigSchema } from '../../../cloud/archiver/archiver-config.js';
 import { consoleConfigSchema } from '../../../cloud/console-config.js';
@@ -40,9 +41,10 @@ const COMMANDS: { name: string; cmd: () => Command; schema: z.ZodObject; command
   { name: 'sim', cmd: simCommand, schema: simConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'replay', cmd: replayCommand, schema: replayConfigSchema, commandFlags: [], flagless: [] },
   { name: 'eval', cmd: evalCommand, schema: evalConfigSchema, commandFlags: [], flagless: [] },
-  { name: 'query', cmd: queryCommand, schema: queryConfigSchema, commandFlags: [], flagless: [] },
+  { name: 'query', cmd: queryCommand, schema: queryConfigSchema, commandFlags: ['--progress'], flagless: [] },
   { name: 'device add', cmd: () => subcommand(deviceCommand(), 'add'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
   { name: 'device revoke', cmd: () => subcommand(deviceCommand(), 'revoke'), schema: deviceConfigSchema, commandFlags: [], flagless: [] },
+  { name: 'store copy', cmd: () => subcommand(storeCommand(), 'copy'), schema: storeCopyConfigSchema, commandFlags: [], flagless: [] },
   // Its one input is the user name; the password comes on stdin, never as a flag.
   { name: 'hash-password', cmd: hashPasswordCommand, schema: z.object({}), commandFlags: [], flagless: [] },
 ];
@@ -69,6 +71,7 @@ describe('every command has a flag for each setting and a setting for each flag'
       'replay',
       'eval',
       'device',
+      'store',
       'hash-password',
     ]) {
       assert.ok(covered.has(name), name);
