@@ -8,11 +8,13 @@ import { archiverConfigSchema, stagingDirOf, streamNameOf, type ArchiverConfig }
 import { cutoverKey } from '../../cloud/archiver/archive-keys.js';
 import { Archiver } from '../../cloud/archiver/archiver.js';
 import type { ArchivedReading } from '../../cloud/archiver/segment.js';
+import { backfillFromStore } from '../../cloud/archiver/store-backfill.js';
 import { createSource } from '../../cloud/sources/create-source.js';
+import { openStore } from '../../cloud/store/open-store.js';
 import { ConfigError } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { createRegistry } from '../../shared/ops-server.js';
-import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
+import { configFrom, progressOnStderr, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
 
 export function archiverCommand(): Command {
   const cmd = new Command('archiver').description(
@@ -101,7 +103,10 @@ async function probeArchive(store: ArchiveStore, streamName: string): Promise<vo
   }
 }
 
-/** One-shot: the stream up to now (the embedded log from its start, for a consumer group that never committed). */
+/**
+ * One-shot: the stream up to now (the embedded log from its start, for a consumer group that
+ * never committed), then with --store what the operational store holds from before it.
+ */
 async function backfill(config: ArchiverConfig, log: Logger): Promise<void> {
   const archiver = createArchiver({ ...config, opsPort: -1 }, log);
   const progress = () => {
@@ -113,4 +118,30 @@ async function backfill(config: ArchiverConfig, log: Logger): Promise<void> {
   await archiver.drain(progress);
   await archiver.close();
   process.stderr.write('\n');
+  if (config.store === undefined) return;
+  const store = openStore(config.store, log);
+  await store.open();
+  try {
+    const shown = progressOnStderr('backfilled from the store: went through', 'readings');
+    const report = await backfillFromStore(store, {
+      archive: archiver.store,
+      streamName: streamNameOf(config),
+      stagingDir: stagingDirOf(config),
+      partitionBy: config.partitionBy,
+      writeFile: parquetWriter(config.compression),
+      ...STORE_BACKFILL,
+      onProgress: shown.update,
+    });
+    shown.end();
+    process.stderr.write(`archived ${report.archived} readings of the store's ${report.seen} in ${report.files} files\n`);
+  } finally {
+    await store.close();
+  }
 }
+
+/**
+ * Pages of 5,000 readings, files of at most 500,000 (a few MB of Parquet), at most 1,000,000
+ * held: fixed, since they decide where the backfill's files are cut, which a later run must
+ * find the same.
+ */
+const STORE_BACKFILL = { pageRows: 5_000, fileRows: 500_000, heldRows: 1_000_000 };

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { bool, int } from '../../shared/config.js';
 import { DATA_DIRS, OPS_PORTS } from '../../shared/defaults.js';
-import { opsSettings } from '../../shared/settings.js';
+import { opsSettings, storeSetting } from '../../shared/settings.js';
 import { sourceSettings } from '../sources/source-settings.js';
 
 const MIB = 1024 * 1024;
@@ -47,6 +47,10 @@ export const archiverConfigSchema = z
     backfill: bool()
       .default(false)
       .describe('archive what the stream holds (from its start, for a consumer group that never committed) and exit'),
+    store: storeSetting.optional().meta({
+      description: 'with --backfill: the operational store to archive older readings from, a SQLite file or a postgres:// URL',
+      defaultText: 'none',
+    }),
     ...opsSettings(OPS_PORTS.archiver),
   })
   .strict()
@@ -54,6 +58,7 @@ export const archiverConfigSchema = z
     message: 'the kafka source needs kafkaBrokers',
     path: ['kafkaBrokers'],
   })
+  .refine((c) => c.store === undefined || c.backfill, { message: 'is read only with --backfill', path: ['store'] })
   .refine((c) => c.flushBytes <= c.stagingMaxBytes, { message: 'must not exceed stagingMaxBytes', path: ['flushBytes'] });
 
 export type ArchiverConfig = z.infer<typeof archiverConfigSchema>;

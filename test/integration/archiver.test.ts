@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { Partitioners } from 'kafkajs';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { duckdb } from '../../cloud/archive/duckdb.js';
+import { SqliteStore } from '../../cloud/store/sqlite/sqlite-store.js';
 import { sqlString } from '../../cloud/archive/parquet-file.js';
 import type { Batch } from '../../shared/contract/batch.js';
 import type { Reading } from '../../shared/contract/reading.js';
@@ -101,6 +102,78 @@ describe('fleet archiver', () => {
     assert.match(again.stderr.join('\n'), new RegExp(`archived 0 readings in 0 segments .* ${records.length} records already archived`));
   });
 
+  it('backfills from the operational store what the stream archive lacks, once, and a second run rewrites the same files', async () => {
+    const dir = tempDir('archiver-store-');
+    const trucks = ['trk-1', 'trk-2'];
+    const reading = (vehicle: string, seq: number): Reading => ({
+      vehicle,
+      seq,
+      ts: T + seq * 60_000,
+      clock: 'synced',
+      sensor: 'engine_temp',
+      value: seq,
+      quality: 'good',
+    });
+    const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    // The stream (its retention kept only the last part): seqs 41 to 60 of each truck, received from T + 1 h.
+    const log = new StreamLog(join(dir, 'stream.db'));
+    log.append(
+      trucks.map((vehicle) => {
+        const readings = seqs(41, 60).map((seq) => reading(vehicle, seq));
+        const receivedAt = T + 3_600_000;
+        return {
+          key: vehicle,
+          value: encodeStreamRecord({ vehicle, receivedAt, batch: { vehicle, headTs: readings.at(-1)!.ts, readings } }),
+          receivedAt,
+        };
+      }),
+    );
+    log.close();
+    // The store has all of them, a truck the stream archive never saw (before the cutover), and one after it.
+    const store = new SqliteStore(join(dir, 'fleet.db'));
+    await store.open();
+    const received = [
+      ...trucks.map((v) => ({ readings: seqs(1, 60).map((seq) => reading(v, seq)), receivedAt: T })),
+      { readings: seqs(1, 30).map((seq) => reading('trk-old', seq)), receivedAt: T },
+      { readings: seqs(1, 5).map((seq) => reading('trk-new', seq)), receivedAt: T + 7_200_000 },
+    ];
+    await store.write({ received, duplicates: 0, events: [], at: T });
+    await store.close();
+    const archive = join(dir, 'archive');
+    const args = [
+      'archiver',
+      '--backfill',
+      '--stream-path',
+      join(dir, 'stream.db'),
+      '--data-dir',
+      dir,
+      '--to',
+      pathToFileURL(archive).href,
+    ];
+
+    const first = runFleet([...args, '--store', join(dir, 'fleet.db')]);
+    // No stream archive yet: the stream goes first (the same run), then the store.
+    assert.equal(await first.exited, 0, first.stderr.join('\n'));
+    assert.match(first.stderr.join('\n'), /archived 110 readings of the store's 155 in \d+ files/);
+    const counts = await archived(archive);
+    const want = [...trucks.flatMap((v) => seqs(1, 60).map((s) => `${v}:${s}`)), ...seqs(1, 30).map((s) => `trk-old:${s}`)];
+    assert.deepEqual(new Set(counts.keys()), new Set(want));
+    assert.deepEqual(
+      [...counts].filter(([, n]) => n !== 1),
+      [],
+    );
+    const files = await hourFiles(archive);
+    assert.ok(
+      files.some((f) => /^dt=2026-11-30\/hour=07\/backfill-trk-1:1-trk-old:9\.parquet$/.test(f)),
+      files.join(' '),
+    );
+
+    const again = runFleet([...args, '--store', join(dir, 'fleet.db')]);
+    assert.equal(await again.exited, 0, again.stderr.join('\n'));
+    assert.deepEqual(await hourFiles(archive), files);
+    assert.deepEqual(await archived(archive), counts);
+  });
+
   it('answers health and metrics while it runs and writes what it staged when stopped', async () => {
     const dir = tempDir('archiver-ops-');
     const records = traffic(4);
@@ -181,6 +254,7 @@ describe('fleet archiver', () => {
   });
 
   it('refuses bad settings with a message naming the flag', async () => {
+    const empty = tempDir('archiver-empty-');
     const cases: [string[], RegExp][] = [
       [['--to', 'ftp://host/dir'], /--to: archive URL "ftp:\/\/host\/dir" has the scheme ftp:/],
       [['--to', 's3://No_Such_Bucket/x'], /--to: archive URL .* has no valid bucket name/],
@@ -188,6 +262,19 @@ describe('fleet archiver', () => {
       [['--source', 'kafka'], /kafkaBrokers: the kafka source needs kafkaBrokers/],
       [['--backfill', 'maybe'], /flag --backfill/],
       [['--partition-by', 'tuesday'], /flag --partition-by/],
+      [['--store', 'fleet.db'], /store: is read only with --backfill/],
+      [
+        [
+          '--backfill',
+          '--stream-path',
+          join(empty, 'stream.db'),
+          '--store',
+          join(empty, 'fleet.db'),
+          '--to',
+          pathToFileURL(join(empty, 'a')).href,
+        ],
+        /holds no archive of the stream embedded yet: run fleet archiver on the stream first/,
+      ],
     ];
     await Promise.all(
       cases.map(async ([flags, message]) => {
