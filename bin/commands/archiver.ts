@@ -7,9 +7,9 @@ import { ParquetStaging, type ParquetCompression } from '../../cloud/archive/par
 import { archiverConfigSchema, stagingDirOf, streamNameOf, type ArchiverConfig } from '../../cloud/archiver/archiver-config.js';
 import { cutoverKey } from '../../cloud/archiver/archive-keys.js';
 import { Archiver } from '../../cloud/archiver/archiver.js';
-import type { ArchivedReading } from '../../cloud/archiver/segment.js';
 import { backfillFromStore } from '../../cloud/archiver/store-backfill.js';
 import { createSource } from '../../cloud/sources/create-source.js';
+import type { ReceivedReading } from '../../cloud/store.js';
 import { openStore } from '../../cloud/store/open-store.js';
 import { ConfigError } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/log.js';
@@ -43,7 +43,7 @@ export function archiveOf(c: Pick<ArchiverConfig, 'to'>): ArchiveStore {
 }
 
 /** Writes a segment's readings of one hour to a local Parquet file, through one DuckDB staging table. */
-export function parquetWriter(compression: ParquetCompression): (rows: ArchivedReading[], path: string) => Promise<void> {
+export function parquetWriter(compression: ParquetCompression): (rows: ReceivedReading[], path: string) => Promise<void> {
   let staging: Promise<ParquetStaging> | undefined;
   return async (rows, path) => {
     const s = await (staging ??= ParquetStaging.create());

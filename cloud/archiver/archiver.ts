@@ -7,9 +7,10 @@ import { createRegistry, startOpsServer } from '../../shared/ops-server.js';
 import { sleep } from '../../shared/sleep.js';
 import type { ArchiveStore } from '../archive/object-store.js';
 import type { PositionedRecord, PositionedSource } from '../sources/source.js';
+import type { ReceivedReading } from '../store.js';
 import { cutoverKey } from './archive-keys.js';
 import { LaneArchiver, type SegmentWritten } from './lane-archiver.js';
-import type { ArchivedReading, PartitionBy } from './segment.js';
+import type { PartitionBy } from './segment.js';
 
 export interface ArchiverOptions {
   source: PositionedSource;
@@ -25,7 +26,7 @@ export interface ArchiverOptions {
   /** Staged bytes across lanes: past it the biggest lane is cut early. */
   stagingMaxBytes: number;
   partitionBy: PartitionBy;
-  writeFile(rows: ArchivedReading[], localPath: string): Promise<void>;
+  writeFile(rows: ReceivedReading[], localPath: string): Promise<void>;
   pollIntervalMs: number;
   pollMaxRecords: number;
   opsHost: string;
@@ -289,7 +290,7 @@ export class Archiver {
       streamName: this.opts.streamName,
       stagingDir: this.opts.stagingDir,
       partitionBy: this.opts.partitionBy,
-      writeFile: (rows: ArchivedReading[], path: string) => this.opts.writeFile(rows, path),
+      writeFile: (rows: ReceivedReading[], path: string) => this.opts.writeFile(rows, path),
       commit: (r: PositionedRecord) => this.opts.source.commitLane(r),
       written: (s: SegmentWritten) => this.written(s),
       log: this.log,

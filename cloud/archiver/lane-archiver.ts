@@ -4,9 +4,10 @@ import { z } from 'zod';
 import type { Logger } from '../../shared/log.js';
 import type { ArchiveStore } from '../archive/object-store.js';
 import type { PositionedRecord } from '../sources/source.js';
+import type { ReceivedReading } from '../store.js';
 import { headKey, intentKey, intentPrefix, positionValue, segmentFileKey, START } from './archive-keys.js';
 import { DedupeState, type DedupeJson } from './dedupe-state.js';
-import { segmentContent, type ArchivedReading, type PartitionBy, type SegmentContent, type SegmentIntent } from './segment.js';
+import { segmentContent, type PartitionBy, type SegmentContent, type SegmentIntent } from './segment.js';
 
 const dedupeSchema = z.record(z.string(), z.array(z.tuple([z.number().int(), z.number().int()])));
 const intentSchema = z.object({ first: z.string(), last: z.string(), before: dedupeSchema, after: dedupeSchema });
@@ -42,7 +43,7 @@ export interface LaneContext {
   stagingDir: string;
   partitionBy: PartitionBy;
   /** Writes rows to a local Parquet file, whole. */
-  writeFile(rows: ArchivedReading[], localPath: string): Promise<void>;
+  writeFile(rows: ReceivedReading[], localPath: string): Promise<void>;
   /** Commits the lane at the source up to this record. */
   commit(record: PositionedRecord): Promise<void>;
   written(segment: SegmentWritten): Promise<void>;

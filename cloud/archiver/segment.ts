@@ -1,16 +1,10 @@
-import type { Reading } from '../../shared/contract/reading.js';
 import type { PositionedRecord } from '../sources/source.js';
+import type { ReceivedReading } from '../store.js';
 import { hourDir } from './archive-keys.js';
 import { DedupeState, type DedupeJson } from './dedupe-state.js';
 
 /** Which time picks a reading's hour directory: its event time (the default), or when the gateway received it. */
 export type PartitionBy = 'event' | 'received';
-
-/** A reading as the archive keeps it: with the time the gateway received it. */
-export interface ArchivedReading {
-  reading: Reading;
-  receivedAt: number;
-}
 
 /**
  * What the archiver writes before a segment's files, with putIfAbsent: the first writer fixes
@@ -28,7 +22,7 @@ export interface SegmentIntent {
 
 /** A segment's rows by hour directory, and what writing it does to the dedupe state. */
 export interface SegmentContent {
-  hours: Map<string, ArchivedReading[]>;
+  hours: Map<string, ReceivedReading[]>;
   after: DedupeState;
   readings: number;
   duplicates: number;
@@ -43,12 +37,12 @@ const HOUR_MS = 3_600_000;
 
 export function segmentContent(records: PositionedRecord[], before: DedupeState, partitionBy: PartitionBy): SegmentContent {
   const after = before.clone();
-  const hours = new Map<string, ArchivedReading[]>();
+  const hours = new Map<string, ReceivedReading[]>();
   let readings = 0;
   let duplicates = 0;
   // Readings come in runs of one hour: its directory is worked out once a run.
   let hour = Number.NaN;
-  let rows: ArchivedReading[] = [];
+  let rows: ReceivedReading[] = [];
   for (const rec of records) {
     for (const r of rec.batch.readings) {
       if (!after.admit(r.vehicle, r.seq)) {

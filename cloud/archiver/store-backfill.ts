@@ -2,11 +2,11 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../../shared/config.js';
 import type { ArchiveStore } from '../archive/object-store.js';
-import type { FleetStore, ReadingKey } from '../store.js';
+import type { FleetStore, ReadingKey, ReceivedReading } from '../store.js';
 import { cutoverKey, HEAD_FILE, hourDir, META_PREFIX } from './archive-keys.js';
 import { DedupeState } from './dedupe-state.js';
 import { readHead } from './lane-archiver.js';
-import type { ArchivedReading, PartitionBy } from './segment.js';
+import type { PartitionBy } from './segment.js';
 
 export interface StoreBackfillOptions {
   archive: ArchiveStore;
@@ -14,7 +14,7 @@ export interface StoreBackfillOptions {
   streamName: string;
   stagingDir: string;
   partitionBy: PartitionBy;
-  writeFile(rows: ArchivedReading[], localPath: string): Promise<void>;
+  writeFile(rows: ReceivedReading[], localPath: string): Promise<void>;
   /** Readings read from the store at a time. */
   pageRows: number;
   /** Readings in one backfill file at most. */
@@ -63,13 +63,13 @@ async function streamArchive(archive: ArchiveStore, streamName: string): Promise
 export async function backfillFromStore(from: FleetStore, o: StoreBackfillOptions): Promise<StoreBackfillReport> {
   const { lowest, cutover } = await streamArchive(o.archive, o.streamName);
   const report: StoreBackfillReport = { seen: 0, archived: 0, files: 0 };
-  const hours = new Map<string, ArchivedReading[]>();
+  const hours = new Map<string, ReceivedReading[]>();
   let held = 0;
   const write = async (hour: string) => {
     const rows = hours.get(hour)!;
     hours.delete(hour);
     held -= rows.length;
-    const name = (r: ArchivedReading) => `${r.reading.vehicle}:${r.reading.seq}`;
+    const name = (r: ReceivedReading) => `${r.reading.vehicle}:${r.reading.seq}`;
     const file = `backfill-${name(rows[0]!)}-${name(rows.at(-1)!)}.parquet`;
     const local = join(o.stagingDir, `${hour.replace('/', '-')}-${file}`);
     try {

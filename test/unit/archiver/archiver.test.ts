@@ -4,11 +4,11 @@ import { describe, it } from 'vitest';
 import type { ArchiveStore, StoredObject } from '../../../cloud/archive/object-store.js';
 import { headKey } from '../../../cloud/archiver/archive-keys.js';
 import { Archiver, type ArchiverOptions } from '../../../cloud/archiver/archiver.js';
-import type { ArchivedReading } from '../../../cloud/archiver/segment.js';
 import type { PositionedRecord, PositionedSource } from '../../../cloud/sources/source.js';
 import type { Reading } from '../../../shared/contract/reading.js';
 import { createLogger } from '../../../shared/log.js';
 import { tempDir } from '../../support/harness.js';
+import type { ReceivedReading } from '../../../cloud/store.js';
 
 const H = Date.UTC(2026, 10, 30, 8);
 const log = createLogger('archiver-test', { level: 'silent' });
@@ -46,11 +46,11 @@ class MemoryStore implements ArchiveStore {
     return Promise.resolve();
   }
   /** The data files and their rows. */
-  data(): Map<string, ArchivedReading[]> {
+  data(): Map<string, ReceivedReading[]> {
     return new Map(
       [...this.objects]
         .filter(([k]) => !k.startsWith('_fleet_archive/'))
-        .map(([k, v]) => [k, JSON.parse(v.toString('utf8')) as ArchivedReading[]]),
+        .map(([k, v]) => [k, JSON.parse(v.toString('utf8')) as ReceivedReading[]]),
     );
   }
 }
