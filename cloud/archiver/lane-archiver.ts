@@ -139,6 +139,7 @@ export class LaneArchiver {
     while (this.staged.length > 0) {
       if (!this.pinned) {
         if (!cut) return;
+        if (await this.overtaken()) continue;
         const content = segmentContent(this.staged, this.dedupe, this.ctx.partitionBy);
         const intent: SegmentIntent = {
           first: this.staged[0]!.position,
@@ -173,6 +174,21 @@ export class LaneArchiver {
       }
       await this.write(intent, end + 1, now);
     }
+  }
+
+  /**
+   * Before cutting a segment of its own: whether another archiver went past this one's state
+   * meanwhile (this one stalled, a zombie, for longer than the intents behind the head are
+   * kept). What is staged up to the head is archived already; the rest follows the head.
+   */
+  private async overtaken(): Promise<boolean> {
+    const head = await readHead(this.ctx.store, headKey(this.ctx.streamName, this.lane));
+    if (!head || positionValue(head.after) <= positionValue(this.after)) return false;
+    this.ctx.log.info({ lane: this.lane, after: this.after, head: head.after }, 'lane overtaken by another archiver; following its head');
+    this.dropStagedThrough(BigInt(head.after));
+    this.after = head.after;
+    this.dedupe = DedupeState.fromJson(head.dedupe);
+    return true;
   }
 
   /** The lane's state from the archive: its head, or the start. */

@@ -291,6 +291,27 @@ describe('the archiver', () => {
     assertExactlyOnce(store, records);
   });
 
+  it('follows the head when it wakes from a stall longer than the intents behind the head are kept', async () => {
+    const records = stream(400).filter((r) => r.lane === '0');
+    const store = new MemoryStore();
+    // This archiver stages the lane's first records, then stalls (a zombie) with its source still on the lane.
+    const zombieSource = new ListSource(records);
+    const zombie = archiver(store, zombieSource, { flushBytes: 1_000_000 });
+    let polls = 0;
+    const poll = zombieSource.poll.bind(zombieSource);
+    Object.assign(zombieSource, { poll: (max: number) => (polls++ === 0 ? poll(max) : Promise.reject(new Error('stalled'))) });
+    await assert.rejects(zombie.drain(), /stalled/);
+    // Meanwhile another archives the lane a record a segment, past the intents kept.
+    await archiver(store, new ListSource(records), { flushBytes: 100 }).drain();
+    assert.ok(![...store.objects.keys()].some((k) => k.endsWith('/segments/start.json')), 'the first intents are pruned');
+    const before = snapshot(store);
+    // The zombie wakes, its source going on where it was.
+    Object.assign(zombieSource, { poll });
+    await zombie.drain();
+    assert.deepEqual(snapshot(store), before);
+    assertExactlyOnce(store, records);
+  });
+
   it('loses nothing and repeats nothing when the archive fails now and then, each round retried', async () => {
     const records = stream(120);
     const store = new MemoryStore();
