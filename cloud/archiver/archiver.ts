@@ -34,6 +34,8 @@ export interface ArchiverOptions {
   opsPort: number;
 }
 
+/** A one-shot run over a source that cannot tell how far behind it is (Kinesis) ends once nothing came for this long. */
+const DRAIN_IDLE_MS = 5_000;
 /** The longest wait between attempts while the archive or the source fails. */
 const RETRY_MAX_MS = 5_000;
 
@@ -175,18 +177,35 @@ export class Archiver {
   }
 
   /**
-   * Archives until the source has nothing more, then writes what is staged: a one-shot run
-   * (`--backfill` of the embedded log, the benchmark). `progress` is told after each round.
+   * Archives until the stream has nothing more for this reader, writing what is staged each
+   * time it comes up empty: a one-shot run (`--backfill`, the benchmark). `progress` is told
+   * after each round.
    */
   async drain(progress?: () => void): Promise<void> {
     this.clearStaging();
+    let idleSince: number | undefined;
     for (;;) {
       const n = await this.round();
       progress?.();
-      if (n === 0) break;
+      if (n > 0) {
+        idleSince = undefined;
+        continue;
+      }
+      await this.flushAll();
+      progress?.();
+      if (await this.caughtUp((idleSince ??= Date.now()))) return;
+      await sleep(this.opts.pollIntervalMs, this.stopping.signal);
     }
-    await this.flushAll();
-    progress?.();
+  }
+
+  /**
+   * Every lane committed to its end, where the source tells (an empty poll alone may only
+   * mean a Kafka consumer that has not joined its group yet); else nothing came for a while.
+   */
+  private async caughtUp(idleSince: number): Promise<boolean> {
+    const behind = await this.opts.source.behind?.();
+    if (behind === undefined) return Date.now() - idleSince >= DRAIN_IDLE_MS;
+    return behind.size > 0 && [...behind.values()].every((n) => n <= 0);
   }
 
   /** Drops the Parquet files a killed run left in the staging directory: each segment writes its own again. */

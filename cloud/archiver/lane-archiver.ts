@@ -228,8 +228,11 @@ export class LaneArchiver {
     this.ctx.log.info({ lane: this.lane, after: this.after }, 'lane caught up with the archive');
   }
 
+  /** Drops staged records another archiver archived; like skipped ones, they are committed with the next round. */
   private dropStagedThrough(position: bigint): void {
     const keep = this.staged.findIndex((r) => BigInt(r.position) > position);
+    const dropped = keep < 0 ? this.staged : this.staged.slice(0, keep);
+    if (dropped.length > 0) this.skippedUpTo = dropped.at(-1);
     this.staged = keep < 0 ? [] : this.staged.slice(keep);
     this.stagedBytes = this.staged.reduce((n, r) => n + r.size, 0);
     if (this.staged.length === 0) this.stagedSince = undefined;
@@ -275,6 +278,8 @@ export class LaneArchiver {
     this.pinned = undefined;
     await this.ctx.commit(last);
     this.committedReceivedAt = last.receivedAt;
+    // Dropped before this segment: committed with it.
+    if (this.skippedUpTo && BigInt(this.skippedUpTo.position) <= BigInt(last.position)) this.skippedUpTo = undefined;
     if (++this.segments % PRUNE_EVERY === 0) await this.pruneIntents();
   }
 

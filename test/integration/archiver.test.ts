@@ -250,6 +250,17 @@ describe('fleet archiver', () => {
       await assertExactlyOnce(archive, records);
       const files = await hourFiles(archive);
       assert.deepEqual(new Set(files.map((f) => /part-(\d)-/.exec(f)![1])), new Set(['0', '1', '2']));
+
+      // A one-shot run of a new consumer group reads the topic from its start, and ends once every partition is committed.
+      const again = join(dir, 'again');
+      const backfill = runFleet([
+        'archiver',
+        '--backfill',
+        ...['--source', 'kafka', '--kafka-brokers', kafka.bootstrap, '--consumer-group', 'backfill', '--data-dir', dir],
+        ...['--to', pathToFileURL(again).href],
+      ]);
+      assert.equal(await backfill.exited, 0, backfill.stderr.join('\n'));
+      await assertExactlyOnce(again, records);
     });
   });
 

@@ -82,8 +82,15 @@ class ListSource implements PositionedSource {
   }
   commitLane(r: PositionedRecord): Promise<void> {
     if (this.commitsBeforeKill-- <= 0) throw new KilledError('killed');
-    this.committed.set(r.lane, r.position);
+    // As Kafka's and Kinesis' sources do: a commit never moves back.
+    if (BigInt(r.position) > BigInt(this.committed.get(r.lane) ?? -1)) this.committed.set(r.lane, r.position);
     return Promise.resolve();
+  }
+  behind(): Promise<Map<string, number>> {
+    const behind = new Map<string, number>();
+    for (const r of this.pending)
+      behind.set(r.lane, (behind.get(r.lane) ?? 0) + (BigInt(r.position) > BigInt(this.committed.get(r.lane) ?? -1) ? 1 : 0));
+    return Promise.resolve(behind);
   }
   close(): Promise<void> {
     return Promise.resolve();
