@@ -30,6 +30,8 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   kafka-failover  PUBACK stall when a broker of three is SIGKILLed (bench/kafka-failover.ts)
   postgres-client  pg beside postgres (porsager) on the detector's write path (bench/postgres-client.ts)
   archive-query  a month of a fleet in Parquet: bytes per reading, query times (bench/archive-query.ts)
+  console       the console's page in Chromium, 500 and 5,000 vehicles: update and input to
+                paint (bench/console.ts)
 
 Options:
   --quick        shorter measurements (the whole run under 3 minutes)
@@ -55,6 +57,7 @@ const PARTS: Part[] = [
   { name: 'kafka-failover', module: 'kafka-failover' },
   { name: 'postgres-client', module: 'postgres-client' },
   { name: 'archive-query', module: 'archive-query' },
+  { name: 'console', module: 'console' },
 ];
 
 const BENCHMARKS_MD = projectPath('BENCHMARKS.md');

@@ -15,7 +15,17 @@ import { TruckModel } from '../simulators/truck-model.js';
 import { FLEET_BIN, freePort, portOpen, tempDir, waitFor } from '../test/support/harness.js';
 
 export type PartName =
-  'agent' | 'gateway' | 'detector' | 'archiver' | 'e2e' | 'wire' | 'kafka-client' | 'kafka-failover' | 'postgres-client' | 'archive-query';
+  | 'agent'
+  | 'gateway'
+  | 'detector'
+  | 'archiver'
+  | 'e2e'
+  | 'wire'
+  | 'kafka-client'
+  | 'kafka-failover'
+  | 'postgres-client'
+  | 'archive-query'
+  | 'console';
 
 /** One measured figure: one JSON line on stdout. */
 export interface Figure {

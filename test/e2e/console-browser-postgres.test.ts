@@ -4,6 +4,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { hashPassword } from '../../cloud/console/passwords.js';
 import { PgStore } from '../../cloud/store/postgres/pg-store.js';
 import type { StoredAlert } from '../../cloud/store/stored-alert.js';
+import type { Reading } from '../../shared/contract/reading.js';
 import { launchChromium } from '../support/browser.js';
 import { freePort, getJson, kill, runFleet, waitFor, type Proc } from '../support/harness.js';
 import { startPostgres, type PostgresServer } from '../support/postgres.js';
@@ -83,5 +84,42 @@ describe('the console in a browser, two instances on one PostgreSQL', () => {
     process.stdout.write(`# console: acknowledgement on the other instance's page ${latency} ms after it was made\n`);
     assert.ok(latency <= 1000, `shown ${latency} ms after the acknowledgement`);
     assert.match(await b.locator(row).innerText(), /acked by alice/);
+  });
+
+  it('lists 300 vehicles with only the rows in view in the page, finds any by scrolling or filtering, and maps them all', async () => {
+    const page = pages[0]!;
+    const now = Date.now();
+    const readings: Reading[] = [];
+    for (let i = 0; i < 300; i++) {
+      const base = { vehicle: `van-${String(i + 1).padStart(3, '0')}`, ts: now, clock: 'synced', quality: 'good' } as const;
+      readings.push(
+        { ...base, seq: 1, sensor: 'speed', value: 50 },
+        {
+          ...base,
+          seq: 2,
+          sensor: 'gps',
+          value: 50,
+          position: { lat: 52 + (i % 17) * 0.03, lon: 5 + Math.floor(i / 17) * 0.03, heading: 0, fix: '3d' },
+        },
+      );
+    }
+    await detector.write({ received: [{ readings, receivedAt: now }], duplicates: 0, events: [], at: now });
+
+    await page.locator('#vehicle-count', { hasText: '300' }).waitFor({ timeout: 10_000 });
+    const rows = () => page.$$eval('#vehicles tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.vehicle));
+    const inView = await rows();
+    assert.equal(inView[0], 'van-001');
+    assert.ok(inView.length < 100, `${inView.length} rows in the page`);
+
+    await page.locator('#vehicles-panel .scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.locator('#vehicles tbody tr[data-vehicle="van-300"]').waitFor({ timeout: 5000 });
+    assert.ok(await page.locator('#vehicles tbody tr[data-vehicle="van-300"]').isVisible());
+
+    await page.fill('#vehicle-filter', 'van-150');
+    await page.waitForFunction(() => document.querySelectorAll('#vehicles tbody tr').length === 1, null, { timeout: 5000 });
+    assert.deepEqual(await rows(), ['van-150']);
+
+    type MapWindow = Window & { fleetMap?: { vehicles(): { id: string }[] } };
+    await page.waitForFunction(() => (window as MapWindow).fleetMap?.vehicles().length === 300, null, { timeout: 5000 });
   });
 });

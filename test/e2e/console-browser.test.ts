@@ -18,6 +18,16 @@ const FAST_RULES = {
   rules: [{ name: 'engine-overheat', type: 'threshold', sensor: 'engine_temp', above: 105, severity: 'critical' }],
 };
 
+/** A vehicle as the map drew it (its inspector, `window.fleetMap`): container pixels and the colour at its centre. */
+interface DrawnVehicle {
+  id: string;
+  level: string;
+  x: number;
+  y: number;
+  colour: string;
+}
+type MapWindow = Window & { fleetMap?: { vehicles(): DrawnVehicle[] } };
+
 /**
  * `fleet demo` with 9 trucks in its process and a tenth as its own `fleet agent` process,
  * so that one can be SIGKILLed and its Last Will seen; the page in Debian's Chromium.
@@ -32,6 +42,15 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
   let overheat: StoredAlert;
 
   const api = <T>(path: string) => getJson<T>(`${url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  /** Waits until the map has drawn the vehicle as `level`, and returns it as drawn. */
+  const drawnAs = async (id: string, level: string) => {
+    const handle = await page.waitForFunction(
+      ([id, level]) => (window as MapWindow).fleetMap?.vehicles().find((v) => v.id === id && v.level === level),
+      [id, level],
+      { timeout: 2000 },
+    );
+    return (await handle.jsonValue()) as DrawnVehicle;
+  };
 
   beforeAll(async () => {
     const [mqttPort, consolePort] = [await freePort(), await freePort()];
@@ -103,13 +122,18 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
 
     const ids = Array.from({ length: 10 }, (_, i) => `truck-${String(i + 1).padStart(2, '0')}`);
     await page.waitForFunction(
-      (n) =>
-        document.querySelectorAll('#vehicles tbody tr').length === n && document.querySelectorAll('#map path.vehicle-marker').length === n,
+      (n) => document.querySelectorAll('#vehicles tbody tr').length === n && (window as MapWindow).fleetMap?.vehicles().length === n,
       10,
       { timeout: 15_000 },
     );
     assert.deepEqual(await page.$$eval('#vehicles tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.vehicle)), ids);
-    assert.deepEqual((await page.$$eval('#map path.vehicle-marker', (ps) => ps.map((p) => (p as SVGElement).dataset.vehicle))).sort(), ids);
+    const drawn = await page.evaluate(() => (window as MapWindow).fleetMap!.vehicles());
+    assert.deepEqual(drawn.map((v) => v.id).sort(), ids);
+    const box = (await page.locator('#map').boundingBox())!;
+    assert.ok(
+      drawn.every((v) => v.x >= 0 && v.y >= 0 && v.x <= box.width && v.y <= box.height),
+      'every marker within the map',
+    );
     await page.waitForFunction(
       () => [...document.querySelectorAll('#vehicles tbody tr .status')].every((s) => s.textContent === 'online'),
       null,
@@ -138,10 +162,17 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
     assert.equal(await row.getAttribute('data-state'), 'active');
     assert.match(await row.innerText(), /critical[\s\S]*truck-03[\s\S]*engine-overheat[\s\S]*vs 105[\s\S]*live[\s\S]*active/);
     assert.match(await page.locator('#cue').innerText(), /New critical alert: truck-03 engine-overheat/);
-    // The map redraws once a second.
-    await page.locator('#map path.vehicle-marker[data-vehicle="truck-03"][data-level="critical"]').waitFor({ timeout: 2000 });
+    const marker = await drawnAs('truck-03', 'critical');
+    assert.equal(marker.colour, '#c62828', 'drawn in the critical colour');
 
-    await page.click('#vehicles tbody tr[data-vehicle="truck-03"]');
+    // A vehicle opens from the list and from its marker on the map.
+    await page.click('#vehicles tbody tr[data-vehicle="truck-01"]');
+    await page.locator('#detail-id', { hasText: 'truck-01' }).waitFor({ timeout: 5000 });
+    const box = (await page.locator('#map').boundingBox())!;
+    const now = await drawnAs('truck-03', 'critical'); // where it is now: trucks move
+    await page.mouse.click(box.x + now.x, box.y + now.y);
+    await page.locator('#detail-id', { hasText: 'truck-03' }).waitFor({ timeout: 5000 });
+    await page.locator('#vehicles tbody tr.selected[data-vehicle="truck-03"]').waitFor({ timeout: 2000 });
     await page.locator('#charts .chart[data-sensor="engine_temp"] canvas').waitFor({ timeout: 5000 });
     await page.locator(`#detail-alerts tr[data-alert-id="${id}"]`).waitFor({ timeout: 5000 });
     mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
@@ -173,7 +204,7 @@ describe('the console in a browser, against a demo with 10 trucks', () => {
       { timeout: 10_000 },
     );
     assert.equal(await status.innerText(), 'offline');
-    await page.locator('#map path.vehicle-marker[data-vehicle="truck-10"][data-level="offline"]').waitFor({ timeout: 2000 });
+    await drawnAs('truck-10', 'offline');
     assert.equal(await page.locator('#vehicles tbody .status', { hasText: 'online' }).count(), 9);
   });
 

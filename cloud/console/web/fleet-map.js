@@ -1,9 +1,7 @@
 import * as L from '/vendor/leaflet/leaflet-src.esm.js';
+import { VehicleLayer } from './vehicle-layer.js';
 
-/**
- * A new track point at most this often (as `/api/tracks` gives them): every point added
- * redraws the whole line, and 500 lines redrawn every fix would take the main thread.
- */
+/** A new track point at most this often, as `/api/tracks` gives them: a track is a trace, not a log of fixes. */
 const TRACK_STEP_MS = 10_000;
 
 /**
@@ -25,88 +23,88 @@ const PlainGrid = L.GridLayer.extend({
 
 /** Vehicle positions, their last minutes of track, and their alert state as marker colour. */
 export class FleetMap {
-  markers = new Map();
-  /** Vehicle id → { line, times }: the polyline and its points' event times, for trimming. */
-  tracks = new Map();
+  /** Vehicle id → the event times of its track's points, for trimming. */
+  trackTimes = new Map();
+  drawListeners = new Set();
   fitted = false;
 
   constructor(state, { tileUrl, tileAttribution, historyMs, onSelect }) {
     this.state = state;
     this.historyMs = historyMs;
-    this.onSelect = onSelect;
     this.map = L.map('map', { center: [52.1, 5.1], zoom: 8, attributionControl: Boolean(tileUrl) });
     if (tileUrl) L.tileLayer(tileUrl, { attribution: tileAttribution, maxZoom: 19 }).addTo(this.map);
     else new PlainGrid().addTo(this.map);
     L.control.scale({ imperial: false }).addTo(this.map);
+    this.layer = new VehicleLayer({ onSelect }).addTo(this.map);
   }
 
   /** Whole tracks, as `/api/tracks` gives them: `{ vehicle: [[lat, lon, ts], …] }`. */
   setTracks(tracks) {
     for (const [id, points] of Object.entries(tracks)) {
-      const track = this.track(id);
-      track.line.setLatLngs(points.map(([lat, lon]) => [lat, lon]));
-      track.times = points.map((p) => p[2]);
+      this.layer.setTrack(
+        id,
+        points.map(([lat, lon]) => [lat, lon]),
+      );
+      this.trackTimes.set(
+        id,
+        points.map((p) => p[2]),
+      );
     }
   }
 
+  /** Draws the given vehicles' changes (all when omitted): meant to run in an animation frame. */
   render(ids = this.state.vehicles.keys()) {
-    for (const id of ids) this.update(id);
-    if (!this.fitted && this.markers.size > 0) {
+    const changed = [];
+    for (const id of ids) if (this.update(id)) changed.push(id);
+    if (!this.fitted && changed.length > 0) {
       this.fitted = true;
-      const bounds = L.latLngBounds([...this.markers.values()].map((m) => m.getLatLng()));
-      this.map.fitBounds(bounds.pad(0.1), { maxZoom: 14 });
+      this.map.fitBounds(this.layer.bounds().pad(0.1), { maxZoom: 14 });
+    }
+    this.layer.flush();
+    if (changed.length > 0 && this.drawListeners.size > 0) {
+      const drawn = changed.map((id) => ({ id, ts: this.state.vehicles.get(id).values.gps.ts }));
+      for (const listener of this.drawListeners) listener(drawn);
     }
   }
 
   /** Drops track points older than the history window. */
   trim(now) {
-    for (const track of this.tracks.values()) {
-      const keep = track.times.findIndex((t) => t >= now - this.historyMs);
+    for (const [id, times] of this.trackTimes) {
+      const keep = times.findIndex((t) => t >= now - this.historyMs);
       if (keep === 0) continue;
-      const drop = keep < 0 ? track.times.length : keep;
-      track.times.splice(0, drop);
-      track.line.setLatLngs(track.line.getLatLngs().slice(drop));
+      const drop = keep < 0 ? times.length : keep;
+      times.splice(0, drop);
+      this.layer.dropTrackPoints(id, drop);
     }
+    this.layer.flush();
   }
 
+  /** Returns whether the vehicle's marker changed. */
   update(id) {
+    // An alert may name a vehicle whose values have not arrived yet.
     const v = this.state.vehicles.get(id);
-    const gps = v.values.gps;
-    if (gps?.lat == null) return;
+    const gps = v?.values.gps;
+    if (gps?.lat == null) return false;
     const latLng = [gps.lat, gps.lon];
-    let marker = this.markers.get(id);
-    if (!marker) {
-      marker = L.circleMarker(latLng, { radius: 7, className: 'vehicle-marker', bubblingMouseEvents: false });
-      marker.bindTooltip(id);
-      marker.on('click', () => this.onSelect(id));
-      marker.addTo(this.map);
-      marker.getElement().dataset.vehicle = id;
-      this.markers.set(id, marker);
-    } else {
-      marker.setLatLng(latLng);
-    }
     const level = v.online ? (this.state.alertSummary(id).level ?? 'ok') : 'offline';
-    const element = marker.getElement();
-    if (element.dataset.level !== level) {
-      element.dataset.level = level;
-      element.setAttribute('class', `leaflet-interactive vehicle-marker ${level}`);
-      this.track(id)
-        .line.getElement()
-        ?.classList.toggle('critical', level === 'critical');
+    const changed = this.layer.setVehicle(id, latLng, level);
+    let times = this.trackTimes.get(id);
+    if (!times) this.trackTimes.set(id, (times = []));
+    if (times.length === 0 || gps.ts - times.at(-1) >= TRACK_STEP_MS) {
+      this.layer.addTrackPoint(id, latLng);
+      times.push(gps.ts);
     }
-    const track = this.track(id);
-    if (track.times.length === 0 || gps.ts - track.times.at(-1) >= TRACK_STEP_MS) {
-      track.line.addLatLng(latLng);
-      track.times.push(gps.ts);
-    }
+    return changed;
   }
 
-  track(id) {
-    let track = this.tracks.get(id);
-    if (!track) {
-      track = { line: L.polyline([], { className: 'vehicle-track', interactive: false }).addTo(this.map), times: [] };
-      this.tracks.set(id, track);
-    }
-    return track;
+  /**
+   * What the map shows, for the page's tests and benchmark (the markers are pixels, not
+   * elements): the markers as drawn, and a listener told of every vehicle drawn anew.
+   */
+  inspector() {
+    return {
+      vehicles: () => this.layer.drawn(),
+      onDraw: (listener) => this.drawListeners.add(listener),
+    };
   }
 }

@@ -2,39 +2,66 @@ import { el, formatAgo, formatNumber, formatTime, setText } from './format.js';
 
 const VALUE_COLUMNS = ['speed', 'engine_temp', 'container_temp'];
 
+/** Rows drawn beyond each edge of the visible ones, so a scroll shows rows before its frame draws more. */
+const OVERSCAN = 10;
+
 /**
- * The vehicles table: one row per vehicle, updated in place, sortable by any column and
- * filterable by id and status. Rows are only moved when the order really changed.
+ * The vehicles table: one row per vehicle, sortable by any column and filterable by id and
+ * status. Only the rows in view (and a few either side) are in the document: a fleet of
+ * thousands would otherwise cost a style and layout of thousands of rows every second. The
+ * body's padding stands in for the rest, so the scroll bar is the whole list's. Live values
+ * update the rows in view at once; the order and the filter follow them every tick.
  */
 export class VehiclesTable {
+  /** Vehicle id → its row, made when first shown. */
   rows = new Map();
+  /** The filtered and sorted ids, and those of the rows in the document. */
+  order = [];
+  shown = [];
+  shownSet = new Set();
+  filteredOut = 0;
   sortKey = 'id';
   descending = false;
+  selected = null;
+  rowHeight = 30;
+  measured = false;
+  scrollAsked = false;
 
   constructor(state, { staleAfterMs, onSelect }) {
     this.state = state;
     this.staleAfterMs = staleAfterMs;
     this.onSelect = onSelect;
     this.body = document.querySelector('#vehicles tbody');
+    this.scroller = this.body.closest('.scroll');
     this.filterText = document.getElementById('vehicle-filter');
     this.filterStatus = document.getElementById('vehicle-status');
-    this.filterText.oninput = this.filterStatus.onchange = () => this.applyFilter(this.rows.keys());
+    this.filterText.oninput = this.filterStatus.onchange = () => this.reorder();
     for (const th of document.querySelectorAll('#vehicles th[data-sort]')) th.onclick = () => this.sortBy(th);
-    // Times are formatted when pointed at: formatting 1,500 of them a second is what slowed a large fleet's page.
+    this.scroller.onscroll = () => {
+      if (this.scrollAsked) return;
+      this.scrollAsked = true;
+      requestAnimationFrame(() => {
+        this.scrollAsked = false;
+        this.renderWindow();
+      });
+    };
+    // Times are formatted when pointed at: formatting thousands of them a second is what slowed a large fleet's page.
     this.body.onmouseover = (e) => {
       const td = e.target.closest('td[data-ts]');
       if (td) td.title = `at ${formatTime(Number(td.dataset.ts))}`;
     };
   }
 
-  /** Refreshes the given rows (all when omitted), then their filter, then the order if it may have moved. */
-  render(ids = [...this.state.vehicles.keys()]) {
-    const now = Date.now();
-    const known = this.rows.size;
-    for (const id of ids) this.update(this.row(id), this.state.vehicles.get(id), now);
-    this.applyFilter(ids);
-    // By id, only a new vehicle moves anything; by a value, any update may.
-    if (this.sortKey !== 'id' || this.rows.size !== known) this.applyOrder();
+  /**
+   * Refreshes the rows in view of the given vehicles; without ids (every tick), the filter,
+   * the order and every row in view, whose ages move with the clock.
+   */
+  render(ids) {
+    if (ids === undefined || this.state.vehicles.size !== this.order.length + this.filteredOut) this.reorder();
+    else {
+      const now = Date.now();
+      for (const id of ids) if (this.shownSet.has(id)) this.update(this.rows.get(id), this.state.vehicles.get(id), now);
+    }
     setText(document.getElementById('vehicle-count'), `${this.state.vehicles.size}`);
   }
 
@@ -44,11 +71,62 @@ export class VehiclesTable {
     for (const other of document.querySelectorAll('#vehicles th[data-sort]')) other.classList.remove('sorted', 'desc');
     th.classList.add('sorted');
     th.classList.toggle('desc', this.descending);
-    this.applyOrder();
+    this.reorder();
   }
 
   select(id) {
-    for (const [rowId, r] of this.rows) r.tr.classList.toggle('selected', rowId === id);
+    this.selected = id;
+    for (const shownId of this.shown) this.rows.get(shownId).tr.classList.toggle('selected', shownId === id);
+  }
+
+  /** Filters and sorts the whole fleet, then draws the rows in view. */
+  reorder() {
+    const text = this.filterText.value.trim().toLowerCase();
+    const status = this.filterStatus.value;
+    const keyed = [];
+    for (const [id, v] of this.state.vehicles) {
+      const shown =
+        (!text || id.toLowerCase().includes(text)) &&
+        (!status ||
+          (status === 'online' && v.online) ||
+          (status === 'offline' && !v.online) ||
+          (status === 'alerting' && this.state.alertSummary(id).level !== null));
+      if (shown) keyed.push({ id, key: this.sortValue(id) });
+    }
+    const sign = this.descending ? -1 : 1;
+    // Plain comparisons, not localeCompare: sorting thousands of ids by locale takes tens of milliseconds.
+    keyed.sort(({ id: a, key: ka }, { id: b, key: kb }) => {
+      if (ka === kb) return a < b ? -1 : a > b ? 1 : 0;
+      // Missing values sort last, whichever the direction.
+      if (ka == null) return 1;
+      if (kb == null) return -1;
+      return (ka < kb ? -1 : 1) * sign;
+    });
+    this.order = keyed.map((k) => k.id);
+    this.filteredOut = this.state.vehicles.size - this.order.length;
+    this.renderWindow({ refresh: true });
+  }
+
+  /** Puts the rows in view into the document; `refresh` redraws those already there too. */
+  renderWindow({ refresh = false } = {}) {
+    const now = Date.now();
+    const visible = Math.ceil(Math.max(this.scroller.clientHeight, innerHeight) / this.rowHeight);
+    const first = Math.max(0, Math.min(Math.floor(this.scroller.scrollTop / this.rowHeight) - OVERSCAN, this.order.length - visible));
+    const ids = this.order.slice(first, first + visible + 2 * OVERSCAN);
+    for (const id of ids) {
+      if (refresh || !this.shownSet.has(id)) this.update(this.row(id), this.state.vehicles.get(id), now);
+    }
+    if (ids.length !== this.shown.length || ids.some((id, i) => id !== this.shown[i])) {
+      this.body.replaceChildren(...ids.map((id) => this.rows.get(id).tr));
+      this.shown = ids;
+      this.shownSet = new Set(ids);
+    }
+    if (!this.measured && ids.length > 0) {
+      this.measured = true;
+      this.rowHeight = this.body.firstElementChild.getBoundingClientRect().height || this.rowHeight;
+    }
+    this.body.style.paddingTop = `${first * this.rowHeight}px`;
+    this.body.style.paddingBottom = `${(this.order.length - first - ids.length) * this.rowHeight}px`;
   }
 
   row(id) {
@@ -76,18 +154,18 @@ export class VehiclesTable {
     );
     tr.dataset.vehicle = id;
     tr.onclick = () => this.onSelect(id);
-    this.body.append(tr);
     r = { tr, cells };
     this.rows.set(id, r);
     return r;
   }
 
-  update({ cells }, v, now) {
+  update({ tr, cells }, v, now) {
+    tr.classList.toggle('selected', v.id === this.selected);
     const status = v.online ? 'online' : 'offline';
     setText(cells.status, status);
     if (!cells.status.classList.contains(status)) cells.status.className = `status badge ${status}`;
     setText(cells.lastSeen, formatAgo(v.lastSeen, now));
-    if (v.lastSeen != null) cells.lastSeen.dataset.ts = String(v.lastSeen);
+    if (v.lastSeen != null && cells.lastSeen.dataset.ts !== String(v.lastSeen)) cells.lastSeen.dataset.ts = String(v.lastSeen);
     for (const sensor of VALUE_COLUMNS) {
       // GPS ground speed stands in when the vehicle reports no separate speed sensor.
       const reading = v.values[sensor] ?? (sensor === 'speed' ? v.values.gps : undefined);
@@ -100,39 +178,6 @@ export class VehiclesTable {
     const { active } = this.state.alertSummary(v.id);
     setText(cells.alerts, String(active));
     cells.alerts.classList.toggle('active', active > 0);
-  }
-
-  applyFilter(ids) {
-    const text = this.filterText.value.trim().toLowerCase();
-    const status = this.filterStatus.value;
-    for (const id of ids) {
-      const { tr } = this.rows.get(id);
-      const v = this.state.vehicles.get(id);
-      const shown =
-        (!text || id.toLowerCase().includes(text)) &&
-        (!status ||
-          (status === 'online' && v.online) ||
-          (status === 'offline' && !v.online) ||
-          (status === 'alerting' && this.state.alertSummary(id).level !== null));
-      if (tr.hidden === shown) tr.hidden = !shown;
-    }
-  }
-
-  applyOrder() {
-    const key = (id) => this.sortValue(id);
-    const sign = this.descending ? -1 : 1;
-    const ids = [...this.rows.keys()].sort((a, b) => {
-      const ka = key(a);
-      const kb = key(b);
-      if (ka === kb) return a.localeCompare(b);
-      // Missing values sort last, whichever the direction.
-      if (ka == null) return 1;
-      if (kb == null) return -1;
-      return (ka < kb ? -1 : 1) * sign;
-    });
-    const current = this.body.children;
-    if (ids.every((id, i) => current[i]?.dataset.vehicle === id)) return;
-    this.body.append(...ids.map((id) => this.rows.get(id).tr));
   }
 
   sortValue(id) {
