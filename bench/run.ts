@@ -21,6 +21,8 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
   wire          bytes per reading on the MQTT link (bench/wire.ts)
   detector      rule engine readings/s per core, memory per vehicle, readings/s stored into
                 PostgreSQL beside SQLite (bench/detector.ts)
+  archiver      fleet archiver readings/s from the embedded log to Parquet files, bytes per
+                reading (bench/archiver.ts)
   agent         fleet agent as the Pi starts it: RSS and first sample, steady and on a 1,000,000-
                 reading backlog; readings/s on one core, drain (bench/agent.ts)
   gateway       QoS 1 messages/s and PUBACK latency beside Mosquitto (bench/gateway.ts)
@@ -49,6 +51,7 @@ interface Part {
 const PARTS: Part[] = [
   { name: 'wire', module: 'wire' },
   { name: 'detector', module: 'detector' },
+  { name: 'archiver', module: 'archiver' },
   { name: 'agent', module: 'agent' },
   { name: 'gateway', module: 'gateway' },
   { name: 'e2e', module: 'end-to-end' },

@@ -18,6 +18,7 @@ export type PartName =
   | 'agent'
   | 'gateway'
   | 'detector'
+  | 'archiver'
   | 'e2e'
   | 'wire'
   | 'kafka-client'

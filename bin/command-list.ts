@@ -32,6 +32,11 @@ export const COMMANDS = [
     load: async () => (await import('./commands/dispatcher.js')).dispatcherCommand,
   },
   {
+    name: 'archiver',
+    description: 'archive every reading of the stream once, as Parquet files by hour in a directory or an S3 bucket',
+    load: async () => (await import('./commands/archiver.js')).archiverCommand,
+  },
+  {
     name: 'console',
     description: 'serve the fleet console and its HTTP API (also /healthz and /metrics)',
     load: async () => (await import('./commands/console.js')).consoleCommand,

@@ -1,37 +1,19 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { int, parseFile } from '../shared/config.js';
-import { DATA_DIRS, OPS_PORTS, STORE_FILE, STREAM_FILE } from '../shared/defaults.js';
-import { kafkaBrokers, kafkaReplicationFits, kafkaTopicSettings, opsSettings, storeSetting } from '../shared/settings.js';
-import { STREAMS } from '../shared/contract/topics.js';
+import { OPS_PORTS, STORE_FILE } from '../shared/defaults.js';
+import { kafkaReplicationFits, kafkaTopicSettings, opsSettings, storeSetting } from '../shared/settings.js';
 import { DEFAULT_RULES } from '../shared/rules/default-rules.js';
 import { ruleSetSchema, type RuleSet } from '../shared/rules/rule-set.js';
 import { alertStreamSettings } from './alerts/create-alert-stream.js';
 import { channelSettings } from './alerts/create-channels.js';
+import { sourceSettings } from './sources/source-settings.js';
 
 export const detectorConfigSchema = z
   .object({
-    dataDir: z.string().default(DATA_DIRS.cloud).describe('operational store directory'),
-    source: z.enum(['embedded', 'kafka', 'kinesis']).default('embedded').describe('where telemetry comes from'),
-    streamPath: z.string().default(`${DATA_DIRS.gateway}/${STREAM_FILE}`).describe('embedded stream written by the gateway'),
-    kafkaBrokers: kafkaBrokers().default([]),
-    kafkaTopic: z.string().min(1).default(STREAMS.telemetry).describe('telemetry topic'),
+    ...sourceSettings('detector'),
     // For the alert topic, which the detector creates when it dispatches over Kafka.
     ...kafkaTopicSettings,
-    kinesisStream: z.string().min(1).default(STREAMS.telemetry).describe('telemetry stream'),
-    kinesisLeases: z.string().min(3).max(255).optional().meta({
-      description: 'DynamoDB table of shard leases, so several detectors share the stream (the table is created if missing)',
-      defaultText: 'none: this detector reads every shard, checkpoints in DATA_DIR',
-    }),
-    kinesisLeaseTimeMs: int()
-      .min(1000)
-      .default(10_000)
-      .describe('with leases: a detector that has not renewed its lease for this long loses the shard to another'),
-    kinesisWorkerId: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({ description: "with leases: this detector's name as lease owner", defaultText: 'HOST-PID' }),
     // The console reads the same store.
     store: storeSetting
       .optional()

@@ -12,7 +12,7 @@ export const GATEWAY_URL = `mqtt://${LOOPBACK_HOST}:${MQTT_PORT}`;
 export const CONSOLE_PORT = 8080;
 
 /** Each command's /healthz and /metrics port, distinct so they can all run on one machine. */
-export const OPS_PORTS = { agent: 9101, gateway: 9102, detector: 9103, sim: 9104, dispatcher: 9105 } as const;
+export const OPS_PORTS = { agent: 9101, gateway: 9102, detector: 9103, sim: 9104, dispatcher: 9105, archiver: 9106 } as const;
 
 /** Relative to the working directory, as a development checkout runs them. */
 export const DATA_DIRS = {

@@ -42,6 +42,7 @@ export class StreamLog {
         'SELECT offset, vehicle AS key, received_at AS receivedAt, payload AS value FROM telemetry WHERE offset > ? ORDER BY offset LIMIT ?',
       ),
       offsetBefore: this.db.prepare('SELECT max(offset) AS o FROM telemetry WHERE received_at < ?').pluck(),
+      lastOffset: this.db.prepare('SELECT max(offset) FROM telemetry').pluck(),
       receivedAtOf: this.db.prepare('SELECT received_at FROM telemetry WHERE offset = ?').pluck(),
       committed: this.db.prepare('SELECT offset FROM consumers WHERE name = ?').pluck(),
       commit: this.db.prepare(
@@ -64,6 +65,11 @@ export class StreamLog {
   /** The last offset appended before `ts` (like Kafka's offsetsForTimes), to rebuild windows. */
   offsetBefore(ts: number): number {
     return (this.st.offsetBefore.get(ts) as number | null) ?? 0;
+  }
+
+  /** The offset of the last record appended (0 when empty). */
+  lastOffset(): number {
+    return (this.st.lastOffset.get() as number | null) ?? 0;
   }
 
   receivedAtOf(offset: number): number | undefined {

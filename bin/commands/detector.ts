@@ -29,7 +29,7 @@ export async function startDetector(config: DetectorConfig, log: Logger): Promis
   mkdirSync(config.dataDir, { recursive: true });
   // Two windows back: the open window plus the one whose verdict may not have been committed.
   const registry = createRegistry('detector');
-  const source = createSource(config, 2 * rules.windowMs, log, registry);
+  const source = createSource(config, { rebuildMs: 2 * rules.windowMs }, log, registry);
   const detector = new Detector(
     {
       store: openStore(storeOf(config), log),

@@ -3,7 +3,7 @@ import { decodeStreamRecord, kafkaCarrier } from '../../shared/contract/stream-r
 import { STREAMS } from '../../shared/contract/topics.js';
 import { kafkaClient } from '../../shared/kafka.js';
 import type { Logger } from '../../shared/log.js';
-import type { SourcedRecord, TelemetrySource } from './source.js';
+import type { PositionedRecord, PositionedSource, SourcedRecord } from './source.js';
 
 export interface KafkaSourceOptions {
   brokers: string[];
@@ -12,10 +12,17 @@ export interface KafkaSourceOptions {
   clientId?: string;
   /** How far back (in append time) before the committed position to re-read on assignment. */
   rebuildMs: number;
+  /**
+   * Let a fetched batch go once its records are handed out rather than once they are
+   * committed: for a reader that holds records for minutes before it commits them (the
+   * archiver), which bounds what it holds itself. Kafka's committed offset still moves only
+   * on commit.
+   */
+  releaseWhenTaken?: boolean;
 }
 
-/** A Kafka offset is a position within one partition only. */
-export interface KafkaRecord extends SourcedRecord {
+/** A Kafka offset is a position within one partition only (the record's lane). */
+export interface KafkaRecord extends PositionedRecord {
   partition: number;
 }
 
@@ -36,7 +43,7 @@ const PARTITIONS_AT_ONCE = 8;
  * member moved on, so what it remembers is out of date (the detector forgets it, see
  * `assignments`).
  */
-export class KafkaSource implements TelemetrySource {
+export class KafkaSource implements PositionedSource {
   readonly name = 'kafka';
   private readonly kafka: Kafka;
   private readonly topic: string;
@@ -68,10 +75,11 @@ export class KafkaSource implements TelemetrySource {
     this.kafka = kafkaClient(opts.brokers, opts.clientId ?? 'fleet-detector', log);
   }
 
-  async poll(max: number): Promise<SourcedRecord[]> {
+  async poll(max: number): Promise<KafkaRecord[]> {
     await this.start();
     const out = this.buffer.splice(0, max);
     this.handedOut.push(...out);
+    if (this.opts.releaseWhenTaken && out.length > 0) this.wake();
     return out;
   }
 
@@ -81,7 +89,20 @@ export class KafkaSource implements TelemetrySource {
     const upTo = this.handedOut.findIndex((r) => r.partition === partition && r.offset === offset);
     // Handed out before a rebalance: its partition is read again from the committed offset.
     if (upTo < 0) return;
-    for (const r of this.handedOut.splice(0, upTo + 1)) {
+    await this.commitHandled(this.handedOut.splice(0, upTo + 1));
+  }
+
+  async commitLane(record: PositionedRecord): Promise<void> {
+    const { partition, offset } = record as KafkaRecord;
+    if (!this.handedOut.some((r) => r.partition === partition && r.offset === offset)) return;
+    const inLane = (r: KafkaRecord) => r.partition === partition && r.offset <= offset;
+    const done = this.handedOut.filter(inLane);
+    this.handedOut = this.handedOut.filter((r) => !inLane(r));
+    await this.commitHandled(done);
+  }
+
+  private async commitHandled(done: KafkaRecord[]): Promise<void> {
+    for (const r of done) {
       this.handled.set(r.partition, r.offset + 1);
       // A rebuilt record must not move the committed offset back.
       if (r.offset + 1 > (this.committed.get(r.partition) ?? 0))
@@ -98,6 +119,17 @@ export class KafkaSource implements TelemetrySource {
       this.committed.set(p, Math.max(c.offset, this.committed.get(p) ?? 0));
       if (this.uncommitted.get(p) === c) this.uncommitted.delete(p);
     }
+  }
+
+  /** Per partition held, from the high watermark and the offset committed. */
+  async behind(): Promise<Map<string, number>> {
+    if (!this.admin) return new Map();
+    const offsets = await this.admin.fetchTopicOffsets(this.topic);
+    return new Map(
+      offsets
+        .filter((o) => this.partitions.has(o.partition))
+        .map((o) => [String(o.partition), Number(o.high) - (this.committed.get(o.partition) ?? Number(o.low))]),
+    );
   }
 
   async close(): Promise<void> {
@@ -184,8 +216,10 @@ export class KafkaSource implements TelemetrySource {
     const records = batch.messages.flatMap((m) => this.decode(partition, m));
     const last = records.at(-1)?.offset ?? -1;
     this.buffer.push(...records);
+    const mine = new Set(records);
     try {
-      while ((this.handled.get(partition) ?? 0) <= last) {
+      const held = () => (this.opts.releaseWhenTaken ? this.buffer.some((r) => mine.has(r)) : (this.handled.get(partition) ?? 0) <= last);
+      while (held()) {
         // Unresolved, so whatever the detector did not take is fetched again.
         if (this.closing || !payload.isRunning() || payload.isStale()) return;
         await payload.heartbeat();
@@ -193,7 +227,6 @@ export class KafkaSource implements TelemetrySource {
       }
       payload.resolveOffset(batch.lastOffset());
     } finally {
-      const mine = new Set(records);
       this.buffer = this.buffer.filter((r) => !mine.has(r));
     }
   }
@@ -204,7 +237,10 @@ export class KafkaSource implements TelemetrySource {
       const vehicle = m.key?.toString('utf8');
       if (!vehicle || !m.value) throw new Error('record has no key (vehicle) or no value');
       const record = decodeStreamRecord(m.value, kafkaCarrier(vehicle, m.headers, m.timestamp));
-      return [{ ...record, partition, offset, rebuild: offset < (this.committed.get(partition) ?? 0) }];
+      const rebuild = offset < (this.committed.get(partition) ?? 0);
+      return [
+        { ...record, partition, offset, rebuild, lane: String(partition), position: m.offset, size: m.value.length + vehicle.length },
+      ];
     } catch (err) {
       this.log.error({ topic: this.topic, partition, offset, err: (err as Error).message }, 'malformed telemetry record skipped');
       return [];

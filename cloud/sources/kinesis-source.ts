@@ -8,7 +8,7 @@ import { listShards } from '../../shared/kinesis-stream.js';
 import type { Logger } from '../../shared/log.js';
 import type { AssignmentHealth, ShardAssignment } from './kinesis-assignment.js';
 import type { Checkpoint } from './kinesis-checkpoints.js';
-import type { SourcedRecord, TelemetrySource } from './source.js';
+import type { PositionedRecord, PositionedSource, SourcedRecord } from './source.js';
 
 export interface KinesisSourceOptions extends AwsOptions {
   streamName?: string;
@@ -26,8 +26,8 @@ export interface KinesisSourceOptions extends AwsOptions {
   registry?: Registry;
 }
 
-/** A record with the Kinesis position it came from; `offset` counts records in delivery order. */
-export interface KinesisRecord extends SourcedRecord {
+/** A record with the Kinesis position it came from (also its lane and position); `offset` counts records in delivery order. */
+export interface KinesisRecord extends PositionedRecord {
   shardId: string;
   sequenceNumber: string;
 }
@@ -79,7 +79,7 @@ const MAX_ERROR_BACKOFF_MS = 10_000;
  * once: records of it handed out but not committed are stored again by its new holder,
  * which dedupe makes harmless, and its checkpoint is no longer this reader's to move.
  */
-export class KinesisSource implements TelemetrySource {
+export class KinesisSource implements PositionedSource {
   readonly name = 'kinesis';
   readonly streamName: string;
   /** Records that did not decode; they are skipped and their position committed with the next. */
@@ -126,7 +126,18 @@ export class KinesisSource implements TelemetrySource {
 
   async commit(record: SourcedRecord): Promise<void> {
     const end = this.delivered.findIndex((p) => p.offset > record.offset);
-    const done = end === -1 ? this.delivered.splice(0) : this.delivered.splice(0, end);
+    await this.checkpoint(end === -1 ? this.delivered.splice(0) : this.delivered.splice(0, end));
+  }
+
+  async commitLane(record: PositionedRecord): Promise<void> {
+    const inLane = (p: Position) => p.shardId === record.lane && p.offset <= record.offset;
+    const done = this.delivered.filter(inLane);
+    this.delivered = this.delivered.filter((p) => !inLane(p));
+    await this.checkpoint(done);
+  }
+
+  /** Moves each held shard's checkpoint to the last of `done` in it; a shard whose lease is gone is let go. */
+  private async checkpoint(done: Position[]): Promise<void> {
     const last = new Map<string, Position>();
     for (const p of done) last.set(p.shardId, p);
     const moved = new Map<string, Checkpoint>();
@@ -285,7 +296,8 @@ export class KinesisSource implements TelemetrySource {
         // A bare payload an IoT rule routed here has no receive time of its own: its arrival stands in.
         const record = decodeStreamRecord(r.Data ?? new Uint8Array(), { key: r.PartitionKey ?? '', receivedAt: arrivedAt });
         const rebuild = shard.rebuildThrough !== undefined && BigInt(sequence) <= shard.rebuildThrough;
-        records.push({ ...record, offset, rebuild, shardId: shard.id, sequenceNumber: sequence });
+        const size = r.Data?.length ?? 0;
+        records.push({ ...record, offset, rebuild, shardId: shard.id, sequenceNumber: sequence, lane: shard.id, position: sequence, size });
       } catch (err) {
         this.counters.invalid++;
         this.opts.log?.warn(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import type { z } from 'zod';
 import { dispatcherConfigSchema } from '../../bin/commands/dispatcher.js';
+import { archiverConfigSchema } from '../../cloud/archiver/archiver-config.js';
 import { consoleConfigSchema } from '../../cloud/console-config.js';
 import { detectorConfigSchema } from '../../cloud/detector-config.js';
 import { gatewayConfigSchema } from '../../gateway/gateway-config.js';
@@ -25,6 +26,7 @@ const SERVICES: Record<string, z.ZodObject> = {
   gateway: gatewayConfigSchema,
   detector: detectorConfigSchema,
   dispatcher: dispatcherConfigSchema,
+  archiver: archiverConfigSchema,
   console: consoleConfigSchema,
 };
 /** What the services would find in /etc/fleet/<service>.env (the sample configs listen beyond loopback). */

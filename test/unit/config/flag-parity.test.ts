@@ -4,6 +4,7 @@ import { describe, it } from 'vitest';
 import { z } from 'zod';
 import { agentConfigSchema } from '../../../agent/agent-config.js';
 import { agentCommand } from '../../../bin/commands/agent.js';
+import { archiverCommand } from '../../../bin/commands/archiver.js';
 import { consoleCommand } from '../../../bin/commands/console.js';
 import { demoCommand, demoConfigSchema } from '../../../bin/commands/demo.js';
 import { detectorCommand } from '../../../bin/commands/detector.js';
@@ -17,6 +18,7 @@ import { replayCommand, replayConfigSchema } from '../../../bin/commands/replay.
 import { simCommand, simConfigSchema } from '../../../bin/commands/sim.js';
 import { storeCommand, storeCopyConfigSchema } from '../../../bin/commands/store.js';
 import { flaglessSettings } from '../../../bin/flags-from-schema.js';
+import { archiverConfigSchema } from '../../../cloud/archiver/archiver-config.js';
 import { consoleConfigSchema } from '../../../cloud/console-config.js';
 import { detectorConfigSchema } from '../../../cloud/detector-config.js';
 import { gatewayConfigSchema } from '../../../gateway/gateway-config.js';
@@ -33,6 +35,7 @@ const COMMANDS: { name: string; cmd: () => Command; schema: z.ZodObject; command
   { name: 'gateway', cmd: gatewayCommand, schema: gatewayConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'detector', cmd: detectorCommand, schema: detectorConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'dispatcher', cmd: dispatcherCommand, schema: dispatcherConfigSchema, commandFlags: ['--config'], flagless: [] },
+  { name: 'archiver', cmd: archiverCommand, schema: archiverConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'console', cmd: consoleCommand, schema: consoleConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'demo', cmd: demoCommand, schema: demoConfigSchema, commandFlags: ['--config'], flagless: [] },
   { name: 'sim', cmd: simCommand, schema: simConfigSchema, commandFlags: ['--config'], flagless: [] },
@@ -61,6 +64,7 @@ describe('every command has a flag for each setting and a setting for each flag'
       'gateway',
       'detector',
       'dispatcher',
+      'archiver',
       'console',
       'demo',
       'sim',
