@@ -1,8 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { archiverConfigSchema } from '../../cloud/archiver/archiver-config.js';
 import { ConsoleServer } from '../../cloud/console/console-server.js';
 import { consoleAccessSettings, consoleConfigSchema, DEV_CONSOLE_TOKEN } from '../../cloud/console-config.js';
 import { detectorConfigSchema, loadRules } from '../../cloud/detector-config.js';
@@ -14,6 +16,7 @@ import { awsSettings } from '../../shared/settings.js';
 import { createLogger } from '../../shared/log.js';
 import { SimulatedFleet } from '../../simulators/simulated-fleet.js';
 import { configFrom, runCommand, stopOnSignals, withSettings, type Stoppable } from '../cli-support.js';
+import { startArchiver } from './archiver.js';
 import { consoleToken } from './console.js';
 import { startDetector } from './detector.js';
 import { startGateway } from './gateway.js';
@@ -53,6 +56,9 @@ export const demoConfigSchema = z
     kafkaBrokers: detectorSettings.kafkaBrokers.describe('with --stream kafka: comma-separated host:port'),
     awsRegion: awsSettings.awsRegion.describe('with --stream kinesis: AWS region'),
     awsEndpoint: awsSettings.awsEndpoint.describe('with --stream kinesis: AWS endpoint override (an emulator)'),
+    archive: bool()
+      .default(true)
+      .describe('archive every reading as Parquet files under DATA_DIR/archive, written each minute (fleet query --archive file://…)'),
     ...consoleAccessSettings,
   })
   .strict()
@@ -113,6 +119,24 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   );
   parts.push(detector);
 
+  const archiveUrl = pathToFileURL(join(dataDir, 'archive')).href;
+  const archiver = c.archive
+    ? await startArchiver(
+        archiverConfigSchema.parse({
+          to: archiveUrl,
+          source: c.stream,
+          ...streamSettings,
+          streamPath: join(dataDir, 'gateway', 'stream.db'),
+          dataDir: join(dataDir, 'cloud'),
+          // Files within a minute, so someone trying the demo finds readings in the archive.
+          flushAgeMs: 60_000,
+          opsPort: -1,
+        }),
+        log.child({ component: 'archiver' }),
+      )
+    : undefined;
+  if (archiver) parts.push(archiver);
+
   const consoleLog = log.child({ component: 'console' });
   const token = consoleToken(c, consoleLog);
   const consoleServer = new ConsoleServer(
@@ -153,6 +177,7 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   const signIn =
     token === DEV_CONSOLE_TOKEN ? `sign in with any name and token ${token}` : 'sign in with a configured user or the console token';
   say(`fleet console: ${consoleServer.url}  (${signIn})`);
+  if (archiver) say(`archive: ${archiveUrl}  (fleet query "SELECT count(*) FROM readings" --archive ${archiveUrl})`);
   const announced = new Set<string>();
   const announcer = setInterval(() => {
     for (const { driver, agent } of fleet.trucks) {
@@ -175,6 +200,7 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
   const deadline = Date.now() + DRAIN_TIMEOUT_MS;
   while ((await detector.store.counts()).readingsStored < produced && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const { readingsStored, duplicates } = await detector.store.counts();
+  await archiver?.finish();
   const latencies = fleet.trucks.flatMap((t) => t.driver.shown.map((s) => s.shownAt - s.alert.closedAt)).sort((a, b) => a - b);
   const summary = {
     vehicles: c.trucks,
@@ -182,13 +208,14 @@ async function runDemo(c: z.infer<typeof demoConfigSchema>): Promise<void> {
     readingsStored,
     duplicates,
     lost: produced - readingsStored,
+    ...(archiver ? { readingsArchived: archiver.totals.readings } : {}),
     alertsRaised: Object.values(await detector.store.alertCountsByState()).reduce((a, b) => a + b, 0),
     driverAlertsDelivered: latencies.length,
     p50AlertLatencyMs: percentile(latencies, 0.5),
     p99AlertLatencyMs: percentile(latencies, 0.99),
   };
   if (!drained) log.warn('some trucks still had buffered readings at the end of the run');
-  for (const part of [...parts].reverse()) await part.stop();
+  for (const part of [...parts].reverse()) if (part !== archiver) await part.stop();
   say(`run over: ${JSON.stringify(summary, null, 1).replace(/\n\s*/g, ' ')}`);
   if (c.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   process.exit(0);

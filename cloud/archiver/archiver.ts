@@ -176,6 +176,14 @@ export class Archiver {
     this.log.info(this.totals, 'archiver stopped');
   }
 
+  /** Archives what the stream holds up to now, then stops as `stop` does: the end of a timed run (`fleet demo --duration`). */
+  async finish(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    await this.drain();
+    await this.stop();
+  }
+
   /**
    * Archives until the stream has nothing more for this reader, writing what is staged each
    * time it comes up empty: a one-shot run (`--backfill`, the benchmark). `progress` is told
