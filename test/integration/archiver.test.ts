@@ -70,6 +70,13 @@ async function assertExactlyOnce(dir: string, records: ReturnType<typeof traffic
   );
 }
 
+/** A one-shot archiver of the embedded log in `dir` into the archive directory. */
+const backfillArgs = (dir: string, archive: string) => [
+  'archiver',
+  '--backfill',
+  ...['--stream-path', join(dir, 'stream.db'), '--data-dir', dir, '--to', pathToFileURL(archive).href],
+];
+
 describe('fleet archiver', () => {
   it('archives the embedded log from its start with --backfill, once, and a second run writes nothing new', async () => {
     const dir = tempDir('archiver-embedded-');
@@ -78,16 +85,7 @@ describe('fleet archiver', () => {
     log.append(records.map((r) => ({ key: r.vehicle, value: encodeStreamRecord(r), receivedAt: r.receivedAt })));
     log.close();
     const archive = join(dir, 'archive');
-    const args = [
-      'archiver',
-      '--backfill',
-      '--stream-path',
-      join(dir, 'stream.db'),
-      '--data-dir',
-      dir,
-      '--to',
-      pathToFileURL(archive).href,
-    ];
+    const args = backfillArgs(dir, archive);
     const first = runFleet([...args, '--flush-bytes', '2048']);
     assert.equal(await first.exited, 0, first.stderr.join('\n'));
     const repeats = (records.length - 150) * 5;
@@ -140,16 +138,7 @@ describe('fleet archiver', () => {
     await store.write({ received, duplicates: 0, events: [], at: T });
     await store.close();
     const archive = join(dir, 'archive');
-    const args = [
-      'archiver',
-      '--backfill',
-      '--stream-path',
-      join(dir, 'stream.db'),
-      '--data-dir',
-      dir,
-      '--to',
-      pathToFileURL(archive).href,
-    ];
+    const args = backfillArgs(dir, archive);
 
     const first = runFleet([...args, '--store', join(dir, 'fleet.db')]);
     // No stream archive yet: the stream goes first (the same run), then the store.
