@@ -24,6 +24,12 @@ const STREAM_LOG_MIGRATIONS: Migration[] = [
 ];
 
 /**
+ * Rows per INSERT when a commit holds many: one statement per row cost twice as much CPU
+ * per record as the rows themselves do.
+ */
+const ROWS_PER_INSERT = 64;
+
+/**
  * The embedded stream: an append-only SQLite log standing where Kafka or Kinesis stand
  * past one machine. The gateway appends, detectors in this or other processes read by
  * offset and keep their own committed position here, like a consumer group would. It
@@ -32,12 +38,16 @@ const STREAM_LOG_MIGRATIONS: Migration[] = [
 export class StreamLog {
   private readonly db: Database.Database;
   private readonly st;
+  private readonly appendAll: (entries: Omit<LogEntry, 'offset'>[]) => void;
 
   constructor(path: string) {
     // PUBACK follows this commit, so it must survive a power cut, not only a crash.
     this.db = openDatabase(path, 'FULL', STREAM_LOG_MIGRATIONS);
     this.st = {
       insert: this.db.prepare('INSERT INTO telemetry (vehicle, received_at, payload) VALUES (?, ?, ?)'),
+      insertMany: this.db.prepare(
+        `INSERT INTO telemetry (vehicle, received_at, payload) VALUES ${Array<string>(ROWS_PER_INSERT).fill('(?, ?, ?)').join(', ')}`,
+      ),
       read: this.db.prepare(
         'SELECT offset, vehicle AS key, received_at AS receivedAt, payload AS value FROM telemetry WHERE offset > ? ORDER BY offset LIMIT ?',
       ),
@@ -48,13 +58,23 @@ export class StreamLog {
         'INSERT INTO consumers (name, offset) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET offset = excluded.offset',
       ),
     };
+    const { insert, insertMany } = this.st;
+    // Rows of a multi-row INSERT take their offsets in the order of its VALUES.
+    this.appendAll = this.db.transaction((entries: Omit<LogEntry, 'offset'>[]) => {
+      let i = 0;
+      const args: unknown[] = [];
+      for (; i + ROWS_PER_INSERT <= entries.length; i += ROWS_PER_INSERT) {
+        args.length = 0;
+        for (let j = i; j < i + ROWS_PER_INSERT; j++) args.push(entries[j]!.key, entries[j]!.receivedAt, entries[j]!.value);
+        insertMany.run(args);
+      }
+      for (; i < entries.length; i++) insert.run(entries[i]!.key, entries[i]!.receivedAt, entries[i]!.value);
+    });
   }
 
-  /** Appends records in one transaction; when it returns they are durable. */
+  /** Appends records in one transaction, in order; when it returns they are durable. */
   append(entries: Omit<LogEntry, 'offset'>[]): void {
-    this.db.transaction(() => {
-      for (const e of entries) this.st.insert.run(e.key, e.receivedAt, e.value);
-    })();
+    this.appendAll(entries);
   }
 
   readAfter(offset: number, limit: number): LogEntry[] {
