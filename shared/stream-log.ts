@@ -38,7 +38,7 @@ const ROWS_PER_INSERT = 64;
 export class StreamLog {
   private readonly db: Database.Database;
   private readonly st;
-  private readonly appendAll: (entries: Omit<LogEntry, 'offset'>[]) => void;
+  private readonly appendAll: Database.Transaction<(entries: Omit<LogEntry, 'offset'>[]) => void>;
 
   constructor(path: string) {
     // PUBACK follows this commit, so it must survive a power cut, not only a crash.
@@ -59,7 +59,9 @@ export class StreamLog {
       ),
     };
     const { insert, insertMany } = this.st;
-    // Rows of a multi-row INSERT take their offsets in the order of its VALUES.
+    // Rows of a multi-row INSERT take their offsets in the order of its VALUES. IMMEDIATE takes
+    // the write lock at BEGIN, waiting out the busy timeout while another process (a worker of
+    // the same gateway) commits, so writers take turns rather than fail.
     this.appendAll = this.db.transaction((entries: Omit<LogEntry, 'offset'>[]) => {
       let i = 0;
       const args: unknown[] = [];
@@ -74,7 +76,7 @@ export class StreamLog {
 
   /** Appends records in one transaction, in order; when it returns they are durable. */
   append(entries: Omit<LogEntry, 'offset'>[]): void {
-    this.appendAll(entries);
+    this.appendAll.immediate(entries);
   }
 
   readAfter(offset: number, limit: number): LogEntry[] {
