@@ -1,5 +1,19 @@
+import { closeSync, fsync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { promisify } from 'node:util';
 import type Database from 'better-sqlite3';
 import { openDatabase, type Migration } from './sqlite.js';
+
+const fsyncAsync = promisify(fsync);
+
+/**
+ * When an append is durable. 'commit': when it returns (synchronous=FULL: SQLite fsyncs the
+ * WAL inside the commit, and the thread waits for the disk). 'sync': when a later sync()
+ * resolves; the commit only writes the WAL (synchronous=NORMAL) and sync() fsyncs it on
+ * libuv's thread pool, so the event loop goes on meanwhile and a process appending from
+ * several places (the gateway's clients, or its workers) holds the write lock for no fsync.
+ */
+export type Durability = 'commit' | 'sync';
 
 /** One entry of the log: a stream record's bytes under its key, as a Kafka record is. */
 export interface LogEntry {
@@ -39,10 +53,15 @@ export class StreamLog {
   private readonly db: Database.Database;
   private readonly st;
   private readonly appendAll: Database.Transaction<(entries: Omit<LogEntry, 'offset'>[]) => void>;
+  /** The WAL file, opened by the first sync(). */
+  private wal?: number;
 
-  constructor(path: string) {
-    // PUBACK follows this commit, so it must survive a power cut, not only a crash.
-    this.db = openDatabase(path, 'FULL', STREAM_LOG_MIGRATIONS);
+  constructor(
+    private readonly path: string,
+    private readonly durability: Durability = 'commit',
+  ) {
+    // PUBACK follows a durable append, so it must survive a power cut, not only a crash.
+    this.db = openDatabase(path, durability === 'commit' ? 'FULL' : 'NORMAL', STREAM_LOG_MIGRATIONS);
     this.st = {
       insert: this.db.prepare('INSERT INTO telemetry (vehicle, received_at, payload) VALUES (?, ?, ?)'),
       insertMany: this.db.prepare(
@@ -74,9 +93,29 @@ export class StreamLog {
     });
   }
 
-  /** Appends records in one transaction, in order; when it returns they are durable. */
+  /** Appends records in one transaction, in order; durable when it returns, or after the next sync() (see Durability). */
   append(entries: Omit<LogEntry, 'offset'>[]): void {
     this.appendAll.immediate(entries);
+  }
+
+  /**
+   * Makes every append made before the call durable, as synchronous=FULL would have at its
+   * commit: the WAL's frames up to it reach the disk (and, the first time, the directory
+   * entry of the WAL file SQLite created). A checkpoint with synchronous=NORMAL syncs the WAL
+   * before and the database after, so nothing synced here is lost to one.
+   */
+  async sync(): Promise<void> {
+    if (this.durability !== 'sync') return;
+    if (this.wal === undefined) {
+      this.wal = openSync(`${this.path}-wal`, 'r');
+      const dir = openSync(dirname(this.path), 'r');
+      try {
+        await fsyncAsync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    }
+    await fsyncAsync(this.wal);
   }
 
   readAfter(offset: number, limit: number): LogEntry[] {
@@ -101,6 +140,7 @@ export class StreamLog {
   }
 
   close(): void {
+    if (this.wal !== undefined) closeSync(this.wal);
     this.db.close();
   }
 }
