@@ -9,12 +9,12 @@
  * from the gateway's arrival of the reading that closed the anomalous window (the alert's
  * closedAt) to its arrival at the cab's socket, on this machine's clock.
  *
- * Steps: 1,000 vehicles (the floor: p99 ≤ 500 ms), then larger fleets, new vehicle ids each
+ * Steps, after a warm-up step whose alerts are not counted: 1,000 vehicles (the floor: p99 ≤ 500 ms), then larger fleets, new vehicle ids each
  * step, until p99 passes 1 s, the gateway falls behind, or the time is up; the largest fleet
  * whose p99 stayed within 1 s is reported. The pipeline (broker, gateway, detector) runs on
  * through the steps. Then, apart, agent density: real agents (AgentLink, SQLite buffer,
  * publisher; commit and publish once a second, synchronous=NORMAL) in one process at 10
- * readings/s against the gateway, and the share of their readings acknowledged.
+ * readings/s against the gateway: kept up when they produced what is due and sent it.
  */
 import { join } from 'node:path';
 import { agentConfigSchema } from '../agent/agent-config.js';
@@ -44,6 +44,7 @@ const FLEETS = [1000, 2000, 4000, 8000];
 const OVERHEAT_C = 110;
 const OVERHEAT_RULE = 'engine-overheat';
 const AGENTS = 1000;
+const WARMUP_S = 25;
 
 /** Every sensor at 2 Hz: 10 readings a second, as the trucks of the other parts send them. */
 const SENSORS: SensorId[] = ['engine_temp', 'container_temp', 'speed', 'gps', 'rpm'];
@@ -148,8 +149,16 @@ async function step(port: number, vehicles: number, runS: number, prefix: string
   }
 }
 
-/** `count` real agents in this process at 10 readings/s for `runS` seconds: the share of their readings acknowledged. */
-async function agentDensity(url: string, count: number, runS: number, log: (msg: string) => void): Promise<number> {
+/**
+ * `count` real agents in this process at 10 readings/s for `runS` seconds: the readings they
+ * produced and had acknowledged per second, and their backlog at the end.
+ */
+async function agentDensity(
+  url: string,
+  count: number,
+  runS: number,
+  log: (msg: string) => void,
+): Promise<{ produced: number; acknowledged: number; backlog: number }> {
   const dir = tempDir('fleet-bench-agents-');
   const quiet = createLogger('bench-truck', { level: 'silent' });
   const trucks: SimulatedTruck[] = [];
@@ -171,19 +180,28 @@ async function agentDensity(url: string, count: number, runS: number, log: (msg:
       });
       trucks.push(createSimulatedTruck(config, quiet));
     }
-    const t0 = Date.now();
     await Promise.all(trucks.map((t) => t.agent.start()));
-    log(`${count} real agents started in ${round((Date.now() - t0) / 1000, 1)} s; running ${runS} s`);
+    log(`${count} real agents started; running ${runS} s after 5 s to settle`);
     await sleep(5000);
-    const acked = () => trucks.reduce((n, t) => n + (t.agent.buffer.stats().nextSeq - 1 - t.agent.buffer.stats().readings), 0);
-    const a0 = acked();
+    const totals = () =>
+      trucks.reduce(
+        (n, t) => {
+          const s = t.agent.buffer.stats();
+          return { produced: n.produced + s.nextSeq - 1, buffered: n.buffered + s.readings };
+        },
+        { produced: 0, buffered: 0 },
+      );
+    const before = totals();
     const started = Date.now();
     await sleep(runS * 1000);
-    const rate = (acked() - a0) / ((Date.now() - started) / 1000);
+    const after = totals();
+    const seconds = (Date.now() - started) / 1000;
+    const produced = (after.produced - before.produced) / seconds;
+    const acknowledged = (after.produced - after.buffered - (before.produced - before.buffered)) / seconds;
     log(
-      `${count} real agents: ${Math.round(rate).toLocaleString('en')} readings/s acknowledged of ${(count * 10).toLocaleString('en')} due`,
+      `${count} real agents: ${Math.round(produced).toLocaleString('en')} readings/s produced, ${Math.round(acknowledged).toLocaleString('en')} acknowledged, of ${(count * 10).toLocaleString('en')} due; ${after.buffered.toLocaleString('en')} buffered at the end`,
     );
-    return rate;
+    return { produced, acknowledged, backlog: after.buffered };
   } finally {
     await Promise.all(trucks.map((t) => t.agent.stop().catch(() => undefined)));
   }
@@ -192,7 +210,7 @@ async function agentDensity(url: string, count: number, runS: number, log: (msg:
 runPart(
   'e2e',
   USAGE,
-  (quick) => (quick ? 200_000 : 600_000),
+  (quick) => (quick ? 240_000 : 720_000),
   async (o, log) => {
     const runS = o.quick ? 40 : 60;
     const fleets = o.quick ? FLEETS.slice(0, 2) : FLEETS;
@@ -219,6 +237,9 @@ runPart(
     );
     const steps: Step[] = [];
     try {
+      // Kafka's consumer groups, the topics and the JIT warm up on a step whose alerts are not counted.
+      log('warm-up step');
+      await step(gateway.port, fleets[0]!, WARMUP_S, 'warm', log);
       for (const [k, vehicles] of fleets.entries()) {
         const s = await step(gateway.port, vehicles, runS, `s${k}`, log);
         steps.push(s);
@@ -244,12 +265,14 @@ runPart(
         unit: 'vehicles',
         note: `steps ${steps.map((s) => `${s.vehicles}: p99 ${Math.round(s.p99)} ms, ${Math.round(s.acknowledgedRate)}/${s.vehicles} publishes/s acknowledged`).join('; ')}${steps.length === fleets.length && within.length === steps.length ? '; the largest step tried, not a limit found' : ''}`,
       });
-      const rate = await agentDensity(gateway.url, AGENTS, o.quick ? 15 : 30, log);
+      const density = await agentDensity(gateway.url, AGENTS, o.quick ? 15 : 30, log);
+      // Kept up: produced what is due (the sensors' timers ran on time) and sent it (no more than 2 s of it buffered).
+      const keptUp = density.produced >= 0.95 * AGENTS * 10 && density.backlog <= 2 * AGENTS * 10;
       emit('e2e', {
         figure: 'real agents per process at 10 readings/s',
-        value: Math.min(AGENTS, Math.floor(rate / 10)),
+        value: keptUp ? AGENTS : Math.floor(Math.min(density.produced, density.acknowledged) / 10),
         unit: 'agents',
-        note: `${AGENTS} agents (AgentLink, SQLite buffer, publisher; synchronous=NORMAL) in one process: ${Math.round(rate)} of ${AGENTS * 10} readings/s acknowledged`,
+        note: `${AGENTS} agents (AgentLink, SQLite buffer, publisher; synchronous=NORMAL) in one process: ${Math.round(density.produced)} readings/s produced and ${Math.round(density.acknowledged)} acknowledged of ${AGENTS * 10} due, ${density.backlog} buffered at the end${keptUp ? '; the only size tried, so a floor, not a limit' : ''}`,
       });
     } finally {
       detector.child.kill('SIGTERM');
