@@ -137,7 +137,7 @@ export const gatewayConfigSchema = z
   })
   .strict()
   // An alert published on one worker must reach a cab connected to another: the workers are a cluster.
-  .refine((c) => c.workers === 1 || c.clusterRedisUrl !== undefined, {
+  .refine((c) => c.workers <= 1 || c.clusterRedisUrl !== undefined, {
     message: 'more than one worker needs clusterRedisUrl: an alert published through one worker must reach a cab connected to another',
     path: ['workers'],
   })
