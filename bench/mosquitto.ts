@@ -7,6 +7,7 @@ export const MOSQUITTO = '/usr/sbin/mosquitto';
 
 export interface MosquittoBroker {
   port: number;
+  pid: number;
   version: string;
   stop(): Promise<void>;
 }
@@ -54,6 +55,8 @@ export async function startMosquitto(opts: { core?: number } = {}): Promise<Mosq
   });
   return {
     port,
+    // taskset execs mosquitto: the same process.
+    pid: child.pid!,
     version,
     async stop() {
       child.kill('SIGTERM');

@@ -25,8 +25,10 @@ Parts (each also runs alone: node dist/bench/MODULE.js [--quick] [--help]):
                 reading (bench/archiver.ts)
   agent         fleet agent as the Pi starts it: RSS and first sample, steady and on a 1,000,000-
                 reading backlog; readings/s on one core, drain (bench/agent.ts)
-  gateway       QoS 1 messages/s and PUBACK latency beside Mosquitto (bench/gateway.ts)
-  e2e           alert latency, 1,000 trucks over Kafka, all parts running (bench/end-to-end.ts)
+  gateway       QoS 1 messages/s, PUBACK latency and CPU per message beside Mosquitto, one
+                and two workers (bench/gateway.ts)
+  e2e           alert latency window close to cab over Kafka at 1,000 vehicles and the largest
+                fleet within 1 s, agents per process (bench/end-to-end.ts)
   kafka-client  kafkajs beside @platformatic/kafka (bench/kafka-client.ts)
   kafka-failover  PUBACK stall when a broker of three is SIGKILLed (bench/kafka-failover.ts)
   postgres-client  pg beside postgres (porsager) on the detector's write path (bench/postgres-client.ts)

@@ -5,6 +5,7 @@
  * be piped or collected by bench/run.ts unchanged.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -96,6 +97,35 @@ export function truckReadings(vehicle: string, count: number, startTs: number, s
 
 const HAS_TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
+/** Pins this process, all its threads, to `core` (a load generator kept off the broker's core). */
+export function pinSelf(core: number): void {
+  if (HAS_TASKSET) spawnSync('taskset', ['-a', '-pc', String(core), String(process.pid)], { stdio: 'ignore' });
+}
+
+/**
+ * CPU time (user + system, ms) used so far by process `pid` and its children that still run:
+ * a broker's cost per message whatever else shares the machine.
+ */
+export function cpuMs(pid: number): number {
+  const own = (p: number) => {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      return 0;
+    }
+  };
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // No such file where the kernel lacks CONFIG_PROC_CHILDREN: the process alone.
+  }
+  return own(pid) + children.reduce((sum, c) => sum + own(c), 0);
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 /** A compiled bench module next to this one (dist/bench/NAME.js). */
 export const benchScript = (name: string) => fileURLToPath(new URL(`./${name}.js`, import.meta.url));
 
@@ -109,14 +139,14 @@ export interface NodeChild {
 }
 
 /**
- * Runs `node SCRIPT ARGS`, pinned to `core` when taskset exists, stderr passed through (its
+ * Runs `node SCRIPT ARGS`, pinned to `core` (or a taskset list of cores) when taskset exists, stderr passed through (its
  * progress), stdout read as JSON lines (its results). `spawnedAt` is the parent's clock when
  * the child was started, for "time since start" figures across processes.
  */
 export function spawnNode(
   script: string,
   args: string[],
-  opts: { core?: number; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+  opts: { core?: number | string; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): NodeChild & { spawnedAt: number } {
   const node = [...(opts.nodeArgs ?? []), script, ...args];
   const [cmd, argv] =
@@ -216,6 +246,8 @@ export function runPart(
 
 export interface GatewayProcess {
   port: number;
+  /** The gateway's process (taskset execs node), the primary of its workers if it has some. */
+  pid: number;
   url: string;
   dataDir: string;
   stop(): Promise<void>;
@@ -224,12 +256,15 @@ export interface GatewayProcess {
 /** `fleet gateway` as users run it, in a child process (pinned to `core`), logging warnings only. */
 export async function startGatewayProcess(
   opts: {
-    core?: number;
+    /** A core, or a taskset list of cores (workers of one gateway). */
+    core?: number | string;
     sinks?: string;
     kafkaBrokers?: string;
     args?: string[];
     /** A port other gateway processes share (SO_REUSEPORT), and the Redis that links them. */
     cluster?: { port: number; redisUrl: string };
+    /** `--workers`: gateway processes of this one gateway (needs `cluster`). */
+    workers?: number;
   } = {},
 ): Promise<GatewayProcess> {
   const port = opts.cluster?.port ?? (await freePort());
@@ -241,6 +276,7 @@ export async function startGatewayProcess(
   if (opts.sinks) args.push('--sinks', opts.sinks);
   if (opts.kafkaBrokers) args.push('--kafka-brokers', opts.kafkaBrokers);
   if (opts.cluster) args.push('--reuse-port', 'true', '--cluster-redis-url', opts.cluster.redisUrl);
+  if (opts.workers) args.push('--workers', String(opts.workers));
   args.push(...(opts.args ?? []));
   const gw = spawnNode(FLEET_BIN, args, { core: opts.core, env: { FLEET_LOG_LEVEL: 'warn' } });
   // At warn level it says nothing when ready: ready is its port accepting connections.
@@ -248,13 +284,19 @@ export async function startGatewayProcess(
     `the gateway on port ${port}`,
     () => {
       if (gw.child.exitCode !== null) throw new Error(`the gateway exited with ${gw.child.exitCode}`);
-      return opsPort < 0 ? portOpen(port) : portOpen(opsPort);
+      if (opsPort < 0) return portOpen(port);
+      // Workers come up after their primary's ops port: healthy is when all of them are.
+      return fetch(`http://127.0.0.1:${opsPort}/healthz`).then(
+        (res) => res.ok,
+        () => false,
+      );
     },
     60_000,
     100,
   );
   return {
     port,
+    pid: gw.child.pid!,
     url: `mqtt://127.0.0.1:${port}`,
     dataDir,
     async stop() {

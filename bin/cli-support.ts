@@ -44,7 +44,7 @@ function portProblem(err: NodeJS.ErrnoException & { port?: number; address?: str
 }
 
 /** Stops the parts in reverse order on SIGINT/SIGTERM, then exits 0. */
-export function stopOnSignals(parts: Stoppable[]): void {
+export function stopOnSignals(parts: Stoppable[]): () => void {
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -61,6 +61,7 @@ export function stopOnSignals(parts: Stoppable[]): void {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+  return () => void stop();
 }
 
 /**

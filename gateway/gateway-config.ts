@@ -16,6 +16,7 @@ export const SINK_KINDS = ['embedded', 'kafka', 'kinesis', 'iot-core'] as const;
 
 /** Hashed vehicle secrets (`fleet device add`), in the gateway's data directory unless set. */
 const CREDENTIALS_FILE = 'devices.json';
+const MAX_WORKERS = 256;
 
 export const gatewayConfigSchema = z
   .object({
@@ -123,11 +124,23 @@ export const gatewayConfigSchema = z
     reusePort: bool()
       .default(false)
       .describe(
-        'share the MQTT port with other gateway processes on this host (Linux SO_REUSEPORT): the kernel spreads new connections over them',
+        'share the MQTT and service ports with other gateway processes on this host (Linux SO_REUSEPORT): the kernel spreads new connections over them',
+      ),
+    workers: int()
+      .min(1)
+      .max(MAX_WORKERS)
+      .default(1)
+      .describe(
+        'gateway processes sharing the MQTT and service ports (SO_REUSEPORT), one per core to use: restarted when one dies, their health and metrics summed on the one ops port; more than 1 needs clusterRedisUrl',
       ),
     ...opsSettings(OPS_PORTS.gateway),
   })
   .strict()
+  // An alert published on one worker must reach a cab connected to another: the workers are a cluster.
+  .refine((c) => c.workers <= 1 || c.clusterRedisUrl !== undefined, {
+    message: 'more than one worker needs clusterRedisUrl: an alert published through one worker must reach a cab connected to another',
+    path: ['workers'],
+  })
   .refine((c) => !c.sinks.includes('kafka') || c.kafkaBrokers.length > 0, {
     message: 'the kafka sink needs kafkaBrokers',
     path: ['kafkaBrokers'],

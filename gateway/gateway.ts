@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay } from '../shared/backoff.js';
 import { readAlertAck } from '../shared/contract/alert-ack.js';
 import type { Batch } from '../shared/contract/batch.js';
-import { decodeBatch } from '../shared/contract/codec.js';
+import { decodeBatch, isPlainBinary } from '../shared/contract/codec.js';
 import { ContractError } from '../shared/contract/errors.js';
 import { parseTopic, topics, type ParsedTopic } from '../shared/contract/topics.js';
 import type { Logger } from '../shared/log.js';
@@ -606,8 +606,9 @@ export class Gateway {
       this.noteRefused(client.id, packet, 'clock_ahead', ahead.detail);
       batch = ahead.batch;
     }
-    // Encoded once here: every sink carries the same bytes.
-    state.queue.push({ record: sinkRecord(batch, receivedAt), done });
+    // Encoded once here, every sink carrying the same bytes; a batch accepted whole as the agent encoded it is not encoded again.
+    const encoded = ahead === undefined && isPlainBinary(payload) ? payload : undefined;
+    state.queue.push({ record: sinkRecord(batch, receivedAt, encoded), done });
     if (state.writing) return;
     const writes = this.writeQueued(client, state);
     this.writing.add(writes);

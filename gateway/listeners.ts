@@ -92,7 +92,7 @@ export class Listeners {
     if (opts.servicePort >= 0) {
       this.service = createTcpServer(accept);
       this.count(this.service);
-      await listenOn(this.service, opts.servicePort, opts.serviceHost);
+      await listenOn(this.service, opts.servicePort, opts.serviceHost, opts.reusePort);
     }
   }
 
@@ -132,7 +132,8 @@ function readTls(files: TlsFiles): SecureContextOptions {
 function listenOn(server: Server, port: number, host: string, reusePort = false): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, host, reusePort }, () => {
+    // Exclusive: a worker of `fleet gateway --workers` binds its own socket rather than asking the primary for one.
+    server.listen({ port, host, reusePort, exclusive: reusePort }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -99,6 +99,15 @@ export class GuardedConnection extends Duplex {
     this.socket.write(chunk, encoding, callback);
   }
 
+  /**
+   * What aedes writes while the stream is corked or the socket busy goes out in one socket
+   * write: mqtt-packet writes a PUBACK in three pieces, and one write per piece cost the
+   * gateway more than anything else it does per message.
+   */
+  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
+    this.socket.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+  }
+
   override _final(callback: (err?: Error | null) => void): void {
     this.socket.end(callback);
   }

@@ -21,8 +21,9 @@ export interface SinkRecord {
   batch: Batch;
 }
 
-export function sinkRecord(batch: Batch, receivedAt: number): SinkRecord {
-  return { key: batch.vehicle, value: encodeStreamRecord({ vehicle: batch.vehicle, receivedAt, batch }), receivedAt, batch };
+/** `encodedBatch`: the batch's binary encoding when the caller holds it already (see encodeStreamRecord). */
+export function sinkRecord(batch: Batch, receivedAt: number, encodedBatch?: Buffer): SinkRecord {
+  return { key: batch.vehicle, value: encodeStreamRecord({ vehicle: batch.vehicle, receivedAt, batch }, encodedBatch), receivedAt, batch };
 }
 
 /**

@@ -14,6 +14,9 @@ export interface Health {
   [detail: string]: unknown;
 }
 
+/** What /metrics serves: a registry, or several processes' registries summed (gateway/workers.ts). */
+export type MetricsSource = Pick<Registry, 'contentType' | 'metrics'>;
+
 /** Each long-running process owns one registry, so embedded parts in one process stay apart. */
 export function createRegistry(component: string): Registry {
   const registry = new Registry();
@@ -31,7 +34,7 @@ export function createRegistry(component: string): Registry {
 export async function startOpsServer(
   host: string,
   port: number,
-  registry: Registry,
+  registry: MetricsSource,
   health: () => Health | Promise<Health>,
   log: Logger,
 ): Promise<Server> {
@@ -57,7 +60,7 @@ export async function startOpsServer(
 
 export async function handleOps(
   url: string,
-  registry: Registry,
+  registry: MetricsSource,
   health: () => Health | Promise<Health>,
 ): Promise<{ status: number; type: string; body: string }> {
   if (url === '/metrics') return { status: 200, type: registry.contentType, body: await registry.metrics() };

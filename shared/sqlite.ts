@@ -13,8 +13,9 @@ export type Migration = string | ((db: Database.Database) => void);
  * Every SQLite file here is opened the same way: WAL, so a reader in another process
  * (console, detector) never blocks the writer; a busy timeout, so two writers wait rather
  * than fail; and `synchronous` chosen by what a commit promises: FULL where an
- * acknowledgement follows the commit (it must survive a power cut), NORMAL where a crash
- * may only lose work that will be redone. A new file is readable by its owner only (SQLite
+ * acknowledgement follows the commit (it must survive a power cut; the gateway's stream gets
+ * the same by syncing the WAL itself before it acknowledges, see shared/stream-log.ts), NORMAL
+ * where a crash may only lose work that will be redone. A new file is readable by its owner only (SQLite
  * gives its -wal and -shm files the same mode): it holds vehicles' positions and readings.
  * The schema is brought up to date before anything else touches the file (see migrate()).
  */

@@ -21,14 +21,15 @@ export function checkBatch(b: Batch, now: number): Batch {
     throw new ContractError(`batch.readings: must hold 1 to ${MAX_BATCH_READINGS} readings, got ${show(b.readings?.length)}`);
   }
   let prevSeq = 0;
-  b.readings.forEach((r, i) => {
-    checkReading(r, now, `readings[${i}]`);
+  for (let i = 0; i < b.readings.length; i++) {
+    const r = b.readings[i]!;
+    checkReading(r, now, i, b.vehicle);
     if (r.vehicle !== b.vehicle) {
       throw new ContractError(`readings[${i}].vehicle: ${show(r.vehicle)} does not match the topic's vehicle ${show(b.vehicle)}`);
     }
     if (r.seq <= prevSeq) throw new ContractError(`readings[${i}].seq: ${r.seq} does not follow ${prevSeq}; seq must increase`);
     prevSeq = r.seq;
-  });
+  }
   // Checked after the readings, since JSON senders may leave it to default to the last one.
   // Bounded like a reading's ts: the detector keeps a vehicle's newest time as a maximum, so
   // one headTs from a runaway clock would otherwise make its every later alert historical.

@@ -61,6 +61,14 @@ export function decodeBatch(vehicle: string, payload: Buffer, now = Date.now()):
   return checkBatch(batch, now);
 }
 
+/**
+ * Whether a payload that decoded is already the binary encoding, uncompressed: a stream record
+ * can carry it as the vehicle sent it instead of encoding the batch again.
+ */
+export function isPlainBinary(payload: Buffer): boolean {
+  return payload[0] === BINARY_MAGIC && (payload[1]! & FLAG_DEFLATE) === 0;
+}
+
 function stripVehicle(r: Reading): Omit<Reading, 'vehicle'> {
   const { vehicle: _vehicle, ...rest } = r;
   return rest;
@@ -130,37 +138,37 @@ function decodeBinary(vehicle: string, payload: Buffer): Batch {
   let ts = rd.uvarint('first ts');
   const readings: Reading[] = [];
   for (let i = 0; i < n; i++) {
-    const where = `readings[${i}]`;
-    const h = rd.byte(`${where} header`);
+    rd.within('readings', i);
+    const h = rd.byte('header');
     const quality = QUALITIES[(h >> 3) & 0x03];
-    if (quality === undefined) throw new ContractError(`${where}: unknown quality code ${(h >> 3) & 0x03}`);
-    if (h & 0x80) throw new ContractError(`${where}: reserved header bit is set`);
-    const code = (h & 0x07) === DIRECT_CODES && version >= 2 ? rd.uvarint(`${where} sensor code`) : h & 0x07;
+    if (quality === undefined) throw new ContractError(`readings[${i}]: unknown quality code ${(h >> 3) & 0x03}`);
+    if (h & 0x80) throw new ContractError(`readings[${i}]: reserved header bit is set`);
+    const code = (h & 0x07) === DIRECT_CODES && version >= 2 ? rd.uvarint('sensor code') : h & 0x07;
     const spec = sensorByCode(code);
     if (spec === undefined || (version === 1 && code > V1_MAX_CODE) || code >= DIRECT_CODES !== ((h & 0x07) === DIRECT_CODES)) {
-      throw new ContractError(`${where}: unknown sensor code ${code}${version === 1 ? ' in a version 1 payload' : ''}`);
+      throw new ContractError(`readings[${i}]: unknown sensor code ${code}${version === 1 ? ' in a version 1 payload' : ''}`);
     }
     const sensor = spec.id;
     if (i > 0) {
-      seq += h & 0x40 ? rd.uvarint(`${where} seq delta`) : 1;
-      ts += rd.svarint(`${where} ts delta`);
+      seq += h & 0x40 ? rd.uvarint('seq delta') : 1;
+      ts += rd.svarint('ts delta');
     }
-    const value = rd.svarint(`${where} value`) / VALUE_SCALE;
+    const value = rd.svarint('value') / VALUE_SCALE;
     const reading: Reading = { vehicle, seq, ts, clock: CLOCKS[(h >> 5) & 0x01]!, sensor, value, quality };
-    if (sensor === 'gps') reading.position = readPosition(rd, where);
+    if (sensor === 'gps') reading.position = readPosition(rd, i);
     readings.push(reading);
   }
   if (rd.remaining !== 0) throw new ContractError(`${rd.remaining} bytes left after the last reading`);
   return { vehicle, headTs, readings };
 }
 
-function readPosition(rd: ByteReader, where: string): Position {
-  const lat = rd.svarint(`${where} lat`) / COORD_SCALE;
-  const lon = rd.svarint(`${where} lon`) / COORD_SCALE;
-  const heading = rd.uvarint(`${where} heading`) / HEADING_SCALE;
-  const fixCode = rd.byte(`${where} fix`);
+function readPosition(rd: ByteReader, i: number): Position {
+  const lat = rd.svarint('lat') / COORD_SCALE;
+  const lon = rd.svarint('lon') / COORD_SCALE;
+  const heading = rd.uvarint('heading') / HEADING_SCALE;
+  const fixCode = rd.byte('fix');
   const fix = FIXES[fixCode];
-  if (fix === undefined) throw new ContractError(`${where}.position.fix: unknown fix code ${fixCode}`);
+  if (fix === undefined) throw new ContractError(`readings[${i}].position.fix: unknown fix code ${fixCode}`);
   return { lat, lon, heading, fix };
 }
 

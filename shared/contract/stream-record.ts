@@ -27,7 +27,11 @@ export const STREAM_RECORD_VERSION = 1;
 /** Kinesis records of earlier releases: an 8-byte big-endian receive time, then the batch. */
 const KINESIS_PREFIX_BYTES = 8;
 
-export function encodeStreamRecord(r: StreamRecord): Buffer {
+/**
+ * `encodedBatch` is the batch already in the binary encoding, when the caller has it (the
+ * vehicle's own payload, uncompressed and accepted as it is): the record then only frames it.
+ */
+export function encodeStreamRecord(r: StreamRecord, encodedBatch: Buffer = encodeBatch(r.batch)): Buffer {
   const w = new ByteWriter();
   w.byte(STREAM_RECORD_MAGIC);
   w.byte(STREAM_RECORD_VERSION);
@@ -35,8 +39,7 @@ export function encodeStreamRecord(r: StreamRecord): Buffer {
   const vehicle = Buffer.from(r.vehicle, 'utf8');
   w.uvarint(vehicle.length);
   w.append(vehicle);
-  w.append(encodeBatch(r.batch));
-  return Buffer.from(w.bytes());
+  return Buffer.concat([w.bytes(), encodedBatch]);
 }
 
 /**

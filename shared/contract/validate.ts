@@ -23,25 +23,39 @@ export function checkVehicleId(id: unknown, where = 'vehicle'): string {
   return id;
 }
 
-/** Checks one reading in place; `where` prefixes the message so the sender can find it. */
-export function checkReading(r: Reading, now: number, where = 'reading'): Reading {
-  if (typeof r !== 'object' || r === null) throw new ContractError(`${where}: must be an object, got ${show(r)}`);
-  checkVehicleId(r.vehicle, `${where}.vehicle`);
+/**
+ * Checks one reading in place; `where` prefixes the message so the sender can find it, a
+ * number i standing for `readings[i]`. The prefix is built only when a check fails, and the
+ * vehicle id is not matched again when it is `knownVehicle` (a batch's, checked once).
+ */
+export function checkReading(r: Reading, now: number, where: string | number = 'reading', knownVehicle?: string): Reading {
+  try {
+    checkFields(r, now, knownVehicle);
+  } catch (err) {
+    if (!(err instanceof ContractError)) throw err;
+    throw new ContractError(`${typeof where === 'number' ? `readings[${where}]` : where}${err.message}`);
+  }
+  return r;
+}
+
+/** checkReading's checks, their messages naming the field only (`.seq: ...`). */
+function checkFields(r: Reading, now: number, knownVehicle: string | undefined): void {
+  if (typeof r !== 'object' || r === null) throw new ContractError(`: must be an object, got ${show(r)}`);
+  if (r.vehicle !== knownVehicle || knownVehicle === undefined) checkVehicleId(r.vehicle, '.vehicle');
   if (!Number.isSafeInteger(r.seq) || r.seq < 1) {
-    throw new ContractError(`${where}.seq: must be a positive integer, got ${show(r.seq)}`);
+    throw new ContractError(`.seq: must be a positive integer, got ${show(r.seq)}`);
   }
   if (!Number.isSafeInteger(r.ts) || r.ts < MIN_TS || r.ts > now + MAX_CLOCK_AHEAD_MS) {
     throw new ContractError(
-      `${where}.ts: must be ms since epoch between ${new Date(MIN_TS).toISOString()} and a day ahead of now, got ${show(r.ts)}`,
+      `.ts: must be ms since epoch between ${new Date(MIN_TS).toISOString()} and a day ahead of now, got ${show(r.ts)}`,
     );
   }
-  oneOf(r.clock, CLOCKS, `${where}.clock`);
-  oneOf(r.sensor, SENSORS, `${where}.sensor`);
-  oneOf(r.quality, QUALITIES, `${where}.quality`);
-  checkValue(r.sensor, r.value, `${where}.value`);
-  if (r.sensor === 'gps') checkPosition(r.position, `${where}.position`);
-  else if (r.position !== undefined) throw new ContractError(`${where}.position: only gps readings carry a position`);
-  return r;
+  oneOf(r.clock, CLOCKS, '.clock');
+  oneOf(r.sensor, SENSORS, '.sensor');
+  oneOf(r.quality, QUALITIES, '.quality');
+  checkValue(r.sensor, r.value, '.value');
+  if (r.sensor === 'gps') checkPosition(r.position);
+  else if (r.position !== undefined) throw new ContractError('.position: only gps readings carry a position');
 }
 
 function checkValue(sensor: SensorId, value: unknown, where: string): void {
@@ -51,12 +65,12 @@ function checkValue(sensor: SensorId, value: unknown, where: string): void {
   }
 }
 
-function checkPosition(p: Position | undefined, where: string): void {
-  if (typeof p !== 'object' || p === null) throw new ContractError(`${where}: gps readings need a position object`);
-  inRange(p.lat, -90, 90, `${where}.lat`);
-  inRange(p.lon, -180, 180, `${where}.lon`);
-  inRange(p.heading, 0, 360, `${where}.heading`);
-  oneOf(p.fix, FIXES, `${where}.fix`);
+function checkPosition(p: Position | undefined): void {
+  if (typeof p !== 'object' || p === null) throw new ContractError('.position: gps readings need a position object');
+  inRange(p.lat, -90, 90, '.position.lat');
+  inRange(p.lon, -180, 180, '.position.lon');
+  inRange(p.heading, 0, 360, '.position.heading');
+  oneOf(p.fix, FIXES, '.position.fix');
 }
 
 export function inRange(v: unknown, lo: number, hi: number, where: string): number {

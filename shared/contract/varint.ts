@@ -49,10 +49,21 @@ export class ByteWriter {
 
 export class ByteReader {
   private pos = 0;
+  private list?: string;
+  private item = 0;
   constructor(private readonly buf: Buffer) {}
 
+  /**
+   * Reads one element of a list from here on: `what` is then named as `list[item] what`. The
+   * name is built only when an error is thrown, so a well-formed payload costs no strings.
+   */
+  within(list: string, item: number): void {
+    this.list = list;
+    this.item = item;
+  }
+
   byte(what: string): number {
-    if (this.pos >= this.buf.length) throw new ContractError(`payload ends inside ${what}`);
+    if (this.pos >= this.buf.length) throw new ContractError(`payload ends inside ${this.name(what)}`);
     return this.buf[this.pos++]!;
   }
 
@@ -65,7 +76,12 @@ export class ByteReader {
       if (b < 0x80) return n;
       scale *= 0x80;
     }
-    throw new ContractError(`${what}: varint longer than 8 bytes`);
+    throw new ContractError(`${this.name(what)}: varint longer than 8 bytes`);
+  }
+
+  /** `what` as the current list element's (see within). */
+  name(what: string): string {
+    return this.list === undefined ? what : `${this.list}[${this.item}] ${what}`;
   }
 
   svarint(what: string): number {
@@ -75,7 +91,7 @@ export class ByteReader {
 
   /** The next `n` bytes as they are. */
   take(n: number, what: string): Buffer {
-    if (n > this.remaining) throw new ContractError(`payload ends inside ${what}: ${n} bytes announced, ${this.remaining} left`);
+    if (n > this.remaining) throw new ContractError(`payload ends inside ${this.name(what)}: ${n} bytes announced, ${this.remaining} left`);
     this.pos += n;
     return this.buf.subarray(this.pos - n, this.pos);
   }

@@ -47,6 +47,11 @@ describe('stream record', () => {
     assert.deepEqual(decodeStreamRecord(bytes, { key: V, receivedAt: 1 }), { vehicle: V, receivedAt: AT, batch: BATCH });
   });
 
+  it('frames a batch already encoded as it is, to the same bytes as encoding it', () => {
+    const framed = encodeStreamRecord({ vehicle: V, receivedAt: AT, batch: BATCH }, encodeBatch(BATCH));
+    assert.deepEqual(framed, encodeStreamRecord({ vehicle: V, receivedAt: AT, batch: BATCH }));
+  });
+
   it('decodes from a view into a larger buffer, as the AWS SDK hands out record data', () => {
     const bytes = encodeStreamRecord({ vehicle: V, receivedAt: AT, batch: BATCH });
     const larger = new Uint8Array(bytes.length + 20);

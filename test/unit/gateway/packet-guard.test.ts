@@ -112,6 +112,25 @@ describe('the packet guard in front of aedes', () => {
     }
   });
 
+  it("sends what is written to it while corked in one socket write, in order (a turn's PUBACKs, each written in pieces)", async () => {
+    const g = await guarded();
+    const socket = g.guard.socket;
+    const writes: Buffer[] = [];
+    const write = socket.write.bind(socket) as (chunk: Buffer, cb: () => void) => boolean;
+    socket.write = ((chunk: Buffer, cb: () => void) => (writes.push(Buffer.from(chunk)), write(chunk, cb))) as typeof socket.write;
+    const pubacks = [1, 2, 3].flatMap((id) => [Buffer.from([0x40]), Buffer.from([2]), Buffer.from([0, id])]);
+    const arrived: Buffer[] = [];
+    g.client.on('data', (d: Buffer) => arrived.push(d));
+    g.guard.cork();
+    for (const piece of pubacks) g.guard.write(piece);
+    g.guard.uncork();
+    const expected = Buffer.concat(pubacks);
+    await waitFor('the PUBACKs', () => Buffer.concat(arrived).length >= expected.length);
+    assert.deepEqual(writes, [expected]);
+    assert.deepEqual(Buffer.concat(arrived), expected);
+    g.client.destroy();
+  });
+
   it('ends the connection for a malformed length, and for a client that sends no CONNECT in time', async () => {
     const bad = await guarded();
     await bad.send(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01]), 6);

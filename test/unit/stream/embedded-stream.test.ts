@@ -51,6 +51,47 @@ describe('the embedded stream', () => {
     await source.close();
   });
 
+  it('appends a commit of more records than one INSERT takes in the order they were written', async () => {
+    const path = join(tempDir(), 'stream.db');
+    const sink = new EmbeddedSink(path);
+    await sink.start();
+    // Written in one turn, so one commit: two statements of many rows and single rows after them.
+    const written = Array.from({ length: 150 }, (_, i) => batchOf(`truck-${i % 7}`, i + 1));
+    await Promise.all(written.map((b, i) => sink.write(sinkRecord(b, T + i))));
+    await sink.close();
+    const source = new EmbeddedSource(path, 'detector', 0);
+    const records = await source.poll(200);
+    assert.deepEqual(
+      records.map((r) => [r.offset, r.batch]),
+      written.map((b, i) => [i + 1, b]),
+    );
+    await source.close();
+  });
+
+  it('resolves writes of many turns, made while earlier ones are being synced to disk, each once and in order', async () => {
+    const path = join(tempDir(), 'stream.db');
+    const sink = new EmbeddedSink(path);
+    await sink.start();
+    const written: Batch[] = [];
+    const writes: Promise<void>[] = [];
+    for (let turn = 0; turn < 20; turn++) {
+      for (let k = 0; k < 5; k++) {
+        const b = batchOf(`truck-${k}`, turn + 1);
+        written.push(b);
+        writes.push(sink.write(sinkRecord(b, T + turn)));
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(writes);
+    await sink.close();
+    const source = new EmbeddedSource(path, 'detector', 0);
+    assert.deepEqual(
+      (await source.poll(200)).map((r) => r.batch),
+      written,
+    );
+    await source.close();
+  });
+
   it('adopts a log written before schema versions and records framed, and reads its old records after the upgrade', async () => {
     const path = join(tempDir(), 'stream.db');
     previousReleaseLog(path, batchOf('truck-1', 1), T);
