@@ -45,7 +45,7 @@ const HISTORY_MS = 15 * 60_000;
  * Each look reads only what changed since the last (LatestChanges), so its cost follows the
  * fleet's reading rate, not its size; a reading waits for the next look, half of this on average.
  */
-export const POLL_MS = 200;
+export const POLL_MS = 100;
 /** One map point per this much time keeps 500 vehicles' tracks a few hundred KB. */
 const TRACK_BUCKET_MS = 10_000;
 const SESSION_TTL_MS = 12 * 3600_000;
