@@ -25,6 +25,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, CDPSession, Page } from 'playwright-core';
+import { POLL_MS } from '../cloud/console/console-server.js';
 import { SqliteStore } from '../cloud/store/sqlite/sqlite-store.js';
 import type { Reading } from '../shared/contract/reading.js';
 import { launchChromium } from '../test/support/browser.js';
@@ -394,7 +395,7 @@ function report(
     figure: `console server CPU, ${fleet}`,
     value: round(100 * cpu.server),
     unit: '% of a core',
-    note: `${conditions}; polls the store every 200 ms, one SSE frame per poll; the bench's feeder (the detector's writes) and driver ${round(100 * cpu.feeder)} % of a core`,
+    note: `${conditions}; polls the store every ${POLL_MS} ms, one SSE frame per poll; the bench's feeder (the detector's writes) and driver ${round(100 * cpu.feeder)} % of a core`,
   });
 }
 

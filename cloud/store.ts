@@ -26,6 +26,12 @@ export interface LatestRow extends LatestValue {
   seq: number;
 }
 
+/** Latest values that changed since a cursor, and the cursor to ask with next. */
+export interface LatestPage {
+  rows: LatestRow[];
+  cursor: number;
+}
+
 export interface AlertChange {
   id: number;
   alertId: string;
@@ -144,6 +150,13 @@ export interface FleetStore {
 
   /** Every vehicle's latest value of each sensor, by vehicle. */
   latestRows(): Promise<LatestRow[]>;
+  /**
+   * The latest values that changed since the call that answered `cursor` (every one when it is
+   * undefined), with the cursor for the next call: a poller reads what moved, not the table.
+   * No change committed after that call is missed, whatever order concurrent writers commit
+   * in; a row may come again (its seq tells whether it moved).
+   */
+  latestRowsSince(cursor: number | undefined): Promise<LatestPage>;
   /** A sensor's readings since `since`, bad ones left out, oldest first. */
   readingSeries(vehicle: string, sensor: SensorId, since: number): Promise<{ ts: number; value: number }[]>;
   /** Every vehicle's positions since `since`, at most one per `bucketMs` (the newest in it), oldest first. */

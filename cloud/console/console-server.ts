@@ -40,6 +40,12 @@ const BODY_LIMITS: BodyLimits = { maxBytes: 4096, timeoutMs: 5000 };
 const HEADERS_TIMEOUT_MS = 5000;
 /** How far back the map's tracks and the vehicle charts reach. */
 const HISTORY_MS = 15 * 60_000;
+/**
+ * How often the console looks in the store for alert changes and latest values that moved.
+ * Each look reads only what changed since the last (LatestChanges), so its cost follows the
+ * fleet's reading rate, not its size; a reading waits for the next look, half of this on average.
+ */
+export const POLL_MS = 100;
 /** One map point per this much time keeps 500 vehicles' tracks a few hundred KB. */
 const TRACK_BUCKET_MS = 10_000;
 const SESSION_TTL_MS = 12 * 3600_000;
@@ -94,7 +100,7 @@ export class ConsoleServer {
     this.registry = registry ?? createRegistry('console');
     this.store = openStore(opts.store, log);
     this.history = new ReadingHistory(this.store);
-    this.events = new EventStream(this.store, new LatestChanges(this.store), log, { pollMs: 200, heartbeatMs: 15_000 });
+    this.events = new EventStream(this.store, new LatestChanges(this.store), log, { pollMs: POLL_MS, heartbeatMs: 15_000 });
     this.auth = new ConsoleAuth(
       {
         token: opts.consoleToken,

@@ -16,18 +16,22 @@ export interface VehicleValues {
 }
 
 /**
- * Finds the latest values that moved since the previous call. The detector may write
- * from another process, so this compares the `latest` table's seqs with the ones it saw
- * last: one small table read per tick, whatever the fleet's reading rate.
+ * Finds the latest values that moved since the previous call. The detector may write from
+ * another process, so this asks the store for the values changed since its cursor: one read
+ * per tick of what moved, not of the whole table. A value the store gives again is told by
+ * its seq, which is the one seen last.
  */
 export class LatestChanges {
   private readonly seen = new Map<string, number>();
+  private cursor: number | undefined;
 
   constructor(private readonly store: FleetStore) {}
 
   async next(): Promise<VehicleValues[]> {
     const byVehicle = new Map<string, VehicleValues>();
-    for (const r of await this.store.latestRows()) {
+    const { rows, cursor } = await this.store.latestRowsSince(this.cursor);
+    this.cursor = cursor;
+    for (const r of rows) {
       const key = `${r.vehicle}\u0000${r.sensor}`;
       if (this.seen.get(key) === r.seq) continue;
       this.seen.set(key, r.seq);

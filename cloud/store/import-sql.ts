@@ -51,11 +51,16 @@ export const importDeliverySql = (param: (n: number) => string) => `INSERT INTO 
   ON CONFLICT (alert_id, channel) DO UPDATE SET state = excluded.state, at = excluded.at
   WHERE ${rank('excluded.state', DELIVERY_STATE_RANK)} > ${rank('deliveries.state', DELIVERY_STATE_RANK)}`;
 
-/** One latest value, kept where its seq is newer than the one here (as a write moves it). */
-export const importLatestSql = (param: (n: number) => string) => `INSERT INTO latest (vehicle, sensor, seq, ts, value, lat, lon, heading)
-  VALUES ${values(['vehicle', 'sensor', 'seq', 'ts', 'value', 'lat', 'lon', 'heading'], param)}
+const LATEST_COLUMNS = ['vehicle', 'sensor', 'seq', 'ts', 'value', 'lat', 'lon', 'heading'];
+
+/**
+ * One latest value, kept where its seq is newer than the one here (as a write moves it), with
+ * the change version `version` (an SQL expression: each store draws its own, see its schema).
+ */
+export const importLatestSql = (param: (n: number) => string, version: string) =>
+  `INSERT INTO latest (${LATEST_COLUMNS.join(', ')}, version) VALUES (${LATEST_COLUMNS.map((_, i) => param(i + 1)).join(', ')}, ${version})
   ON CONFLICT (vehicle, sensor) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, value = excluded.value,
-  lat = excluded.lat, lon = excluded.lon, heading = excluded.heading WHERE excluded.seq > latest.seq`;
+  lat = excluded.lat, lon = excluded.lon, heading = excluded.heading, version = excluded.version WHERE excluded.seq > latest.seq`;
 
 /** Sets a counter ($1 its name, $2 its value). */
 export const setCounterSql = (param: (n: number) => string) =>

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { PgStore } from '../../cloud/store/postgres/pg-store.js';
-import { PARTITIONS } from '../../cloud/store/postgres/schema.js';
-import { freePort } from '../support/harness.js';
+import { PARTITIONS, PG_MIGRATIONS } from '../../cloud/store/postgres/schema.js';
+import { freePort, waitFor } from '../support/harness.js';
 import { query, startPostgres, type PostgresServer } from '../support/postgres.js';
-import { storeContract } from '../support/store-contract.js';
+import { latestSeqs, storeContract, storeReadings } from '../support/store-contract.js';
 
 let server: PostgresServer;
 beforeAll(async () => {
@@ -22,14 +23,30 @@ describe('the PostgreSQL store', () => {
     const stores = Array.from({ length: 4 }, () => new PgStore(url));
     await Promise.all(stores.map((s) => s.open()));
     for (const s of stores) await s.close();
-    assert.deepEqual(await query(url, 'SELECT version FROM schema_version'), [{ version: 1 }]);
+    assert.deepEqual(await query(url, 'SELECT version FROM schema_version'), [{ version: PG_MIGRATIONS.length }]);
+  });
+
+  it('versions the latest values of a database from the release before, so a console reads them and then what moved', async () => {
+    const url = await server.createDatabase();
+    await query(
+      url,
+      `${PG_MIGRATIONS[0]}; CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (1);
+      INSERT INTO latest VALUES ('a', 'speed', 1, 0, 1, NULL, NULL, NULL)`,
+    );
+    const store = new PgStore(url);
+    await store.open();
+    const adopted = await store.latestRowsSince(undefined);
+    assert.deepEqual(latestSeqs(adopted.rows), { 'a speed': 1 });
+    await storeReadings(store, [{ vehicle: 'b', seq: 1, ts: 0, clock: 'synced', sensor: 'speed', value: 1, quality: 'good' }], 0);
+    assert.equal(latestSeqs((await store.latestRowsSince(adopted.cursor)).rows)['b speed'], 1);
+    await store.close();
   });
 
   it('refuses a database from a newer release instead of guessing at its schema', async () => {
     const url = await server.createDatabase();
     await query(url, 'CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (99)');
     const store = new PgStore(url);
-    await assert.rejects(store.open(), /has schema version 99, newer than this release knows \(1\)/);
+    await assert.rejects(store.open(), /has schema version 99, newer than this release knows \(2\)/);
     await store.close();
   });
 
@@ -42,6 +59,30 @@ describe('the PostgreSQL store', () => {
       return true;
     });
     await store.close();
+  });
+
+  it('gives a latest value written before another to a reader that saw the other commit first', async () => {
+    const url = await server.createDatabase();
+    const [first, second] = [new PgStore(url), new PgStore(url)];
+    await Promise.all([first.open(), second.open()]);
+    const r = (vehicle: string, seq: number) =>
+      ({ vehicle, seq, ts: Date.UTC(2026, 5, 10), clock: 'synced', sensor: 'speed', value: seq, quality: 'good' }) as const;
+    await first.write({ received: [], duplicates: 1, events: [], at: 0 });
+    const { cursor } = await first.latestRowsSince(undefined);
+    // The first writer moves its value, then waits on the duplicates counter held here before it can commit.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    await holder.query(`BEGIN; SELECT value FROM counters WHERE name = 'duplicates' FOR UPDATE`);
+    const slow = first.write({ received: [{ readings: [r('a', 1)], receivedAt: 0 }], duplicates: 1, events: [], at: 0 });
+    await waitFor('the first writer waiting', async () => (await query(url, `SELECT 1 FROM pg_locks WHERE NOT granted`)).length > 0);
+    await storeReadings(second, [r('b', 1)], 0);
+    const seen = await second.latestRowsSince(cursor);
+    assert.deepEqual(latestSeqs(seen.rows), { 'b speed': 1 });
+    await holder.query('COMMIT');
+    await holder.end();
+    await slow;
+    assert.equal(latestSeqs((await second.latestRowsSince(seen.cursor)).rows)['a speed'], 1);
+    await Promise.all([first.close(), second.close()]);
   });
 
   it('keeps readings in day partitions of event time and drops whole days past retention', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterAll, describe, it } from 'vitest';
-import type { FleetStore } from '../../cloud/store.js';
+import type { FleetStore, LatestRow } from '../../cloud/store.js';
 import { openStore } from '../../cloud/store/open-store.js';
 import type { Alert } from '../../shared/contract/alert.js';
 import type { Reading } from '../../shared/contract/reading.js';
@@ -128,6 +128,26 @@ export function storeContract(name: string, newLocation: () => Promise<string>):
         { lat: 48.2, lon: 11.5, ts: T + 500 },
         { lat: 48.3, lon: 11.5, ts: T + 20_000 },
       ]);
+    });
+
+    it('gives the latest values moved since a cursor, by writes and by imports', async () => {
+      const store = await open();
+      const first = await store.latestRowsSince(undefined);
+      assert.deepEqual(first.rows, []);
+      await storeReadings(store, [reading('a', 1, T), reading('b', 1, T)], T);
+      const written = await store.latestRowsSince(first.cursor);
+      assert.deepEqual(latestSeqs(written.rows), { 'a engine_temp': 1, 'b engine_temp': 1 });
+      // A late older reading moves nothing; a value given again must be the one seen.
+      await storeReadings(store, [reading('a', 2, T + 1), reading('b', 0, T - 1)], T);
+      const moved = await store.latestRowsSince(written.cursor);
+      assert.deepEqual({ 'b engine_temp': 1, ...latestSeqs(moved.rows) }, { 'a engine_temp': 2, 'b engine_temp': 1 });
+      const row = { vehicle: 'c', sensor: 'speed' as const, seq: 3, ts: T, value: 1, lat: null, lon: null, heading: null };
+      await store.importLatest([row]);
+      assert.deepEqual(
+        (await store.latestRowsSince(moved.cursor)).rows.find((r) => r.vehicle === 'c'),
+        row,
+      );
+      assert.equal((await store.latestRowsSince(undefined)).rows.length, 3, 'undefined: every value');
     });
 
     it('drops readings older than the retention limit and keeps recent ones and the latest values', async () => {
@@ -439,6 +459,9 @@ export function storeContract(name: string, newLocation: () => Promise<string>):
 }
 
 /** Stores readings as the detector would, for tests that fill a store before the part under test reads it. */
+/** Latest rows as `vehicle sensor` → seq. */
+export const latestSeqs = (rows: LatestRow[]) => Object.fromEntries(rows.map((r) => [`${r.vehicle} ${r.sensor}`, r.seq]));
+
 export const storeReadings = (store: FleetStore, readings: Reading[], receivedAt: number) =>
   store.write({ received: [{ readings, receivedAt }], duplicates: 0, events: [], at: receivedAt });
 

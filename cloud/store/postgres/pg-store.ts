@@ -9,6 +9,7 @@ import {
   type AlertFilter,
   type DeliveryRow,
   type FleetStore,
+  type LatestPage,
   type LatestRow,
   type ReadingKey,
   type ReceivedReading,
@@ -16,7 +17,7 @@ import {
   type TrackPoint,
   type WriteResult,
 } from '../../store.js';
-import { copiedCounter, importAlertSql, importDeliverySql, importedAlertValues, importLatestSql, setCounterSql } from '../import-sql.js';
+import { copiedCounter, importAlertSql, importDeliverySql, importedAlertValues, setCounterSql } from '../import-sql.js';
 import { READING_COLUMNS, receivedReading, type ReadingRow } from '../reading-row.js';
 import { alertValues, STORED_ALERT_COLUMNS, toStoredAlert, type StoredAlert } from '../stored-alert.js';
 import { createPool, inTransaction, redacted } from './connection.js';
@@ -27,7 +28,9 @@ import {
   ACK_ALERT,
   ADD_COUNTER,
   CLEAR_ALERT,
+  IMPORT_LATEST,
   INSERT_READINGS,
+  LATEST_SINCE,
   LOCK_CHANGES,
   PROMOTE_ALERT,
   RAISE_ALERT,
@@ -65,7 +68,6 @@ const SQL = {
     WHERE (alert_id, channel) > ($1, $2) ORDER BY alert_id, channel LIMIT $3`,
   importAlert: importAlertSql(param),
   importDelivery: importDeliverySql(param),
-  importLatest: importLatestSql(param),
   setCounter: setCounterSql(param),
   makeCounter: 'INSERT INTO counters (name, value) VALUES ($1, 0) ON CONFLICT DO NOTHING',
   lockCounter: 'SELECT value FROM counters WHERE name = $1 FOR UPDATE',
@@ -189,6 +191,12 @@ export class PgStore implements FleetStore {
     return (await this.pool.query<LatestRow>(SQL.latest)).rows;
   }
 
+  /** With no row of that version or later, the cursor stays: nothing was missed. */
+  async latestRowsSince(cursor: number | undefined): Promise<LatestPage> {
+    const { rows } = await this.pool.query<LatestRow & { cursor: number }>(LATEST_SINCE, [cursor ?? 0]);
+    return { rows: rows.map(({ cursor: _cursor, ...row }) => row), cursor: rows[0]?.cursor ?? cursor ?? 0 };
+  }
+
   async readingSeries(vehicle: string, sensor: SensorId, since: number): Promise<{ ts: number; value: number }[]> {
     return (await this.pool.query<{ ts: number; value: number }>(SQL.series, [vehicle, sensor, since])).rows;
   }
@@ -225,7 +233,7 @@ export class PgStore implements FleetStore {
 
   async importLatest(rows: LatestRow[]): Promise<void> {
     await inTransaction(this.pool, async (c) => {
-      for (const r of rows) await c.query(SQL.importLatest, [r.vehicle, r.sensor, r.seq, r.ts, r.value, r.lat, r.lon, r.heading]);
+      for (const r of rows) await c.query(IMPORT_LATEST, [r.vehicle, r.sensor, r.seq, r.ts, r.value, r.lat, r.lon, r.heading]);
     });
   }
 

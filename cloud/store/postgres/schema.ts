@@ -1,4 +1,5 @@
 import type { Reading } from '../../../shared/contract/reading.js';
+import { importLatestSql } from '../import-sql.js';
 import { ALERT_COLUMNS } from '../stored-alert.js';
 
 /**
@@ -41,7 +42,24 @@ export const PG_MIGRATIONS: string[] = [
    -- Console sessions, shared by every console on the database; kept by a hash of the cookie's id.
    CREATE TABLE sessions (id_hash text PRIMARY KEY, "user" text NOT NULL, expires_at bigint NOT NULL);
    CREATE INDEX sessions_by_expiry ON sessions (expires_at);`,
+  // A latest value's version is the id of the transaction that last moved it (LATEST_VERSION),
+  // so a console reads only the values that moved since its last look; values already here are 0.
+  `ALTER TABLE latest ADD COLUMN version bigint NOT NULL DEFAULT 0;
+   CREATE INDEX latest_by_version ON latest (version);`,
 ];
+
+/**
+ * The version a write gives the latest values it moves: its transaction's id (64 bits, never
+ * wrapping). Versions from a sequence would commit out of order (a writer that drew n may commit
+ * after one that drew n + 1, so a reader past n + 1 would miss n), and drawing them under the
+ * change-feed lock would make every detector's write wait on every other's. Transaction ids
+ * come with a rule instead: every transaction below a snapshot's xmin has ended, so a reader
+ * that reads versions from the previous read's xmin on (LATEST_SINCE) sees each change at least
+ * once, in whatever order the writers commit. What writers still open at the last read had
+ * moved comes again; a long transaction that writes, anywhere on the server, holds the cursor
+ * back until it ends: reads grow meanwhile, and nothing is missed.
+ */
+const LATEST_VERSION = 'pg_current_xact_id()::text::bigint';
 
 /**
  * Advisory lock keys, one per kind of work that must not run twice at once across processes.
@@ -64,11 +82,22 @@ export const INSERT_READINGS = `WITH input AS (
       AS t(vehicle, seq, ts, sensor, value, quality, clock, lat, lon, heading, fix, received_at)),
   ins AS (INSERT INTO readings SELECT * FROM input ON CONFLICT DO NOTHING RETURNING vehicle, sensor, seq, ts, value, lat, lon, heading),
   newest AS (SELECT DISTINCT ON (vehicle, sensor) * FROM ins ORDER BY vehicle, sensor, seq DESC),
-  moved AS (INSERT INTO latest SELECT * FROM newest ON CONFLICT (vehicle, sensor) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,
-      value = excluded.value, lat = excluded.lat, lon = excluded.lon, heading = excluded.heading WHERE excluded.seq > latest.seq),
+  moved AS (INSERT INTO latest SELECT *, ${LATEST_VERSION} FROM newest ON CONFLICT (vehicle, sensor) DO UPDATE SET seq = excluded.seq,
+      ts = excluded.ts, value = excluded.value, lat = excluded.lat, lon = excluded.lon, heading = excluded.heading,
+      version = excluded.version WHERE excluded.seq > latest.seq),
   counted AS (INSERT INTO reading_counts (day, slot, n) SELECT ts - ts % ${MS_PER_DAY}, $13, count(*) FROM ins GROUP BY 1
       ON CONFLICT (day, slot) DO UPDATE SET n = reading_counts.n + excluded.n)
   SELECT count(*)::integer AS stored FROM ins`;
+
+/** One latest value from another store (FleetStore.importLatest), versioned as a write. */
+export const IMPORT_LATEST = importLatestSql((n) => `$${n}`, LATEST_VERSION);
+
+/**
+ * Latest values of version $1 or later, each row with the cursor for the next read: the xmin
+ * of this statement's snapshot, below which every writer has ended (see LATEST_VERSION).
+ */
+export const LATEST_SINCE = `WITH s AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS cursor)
+  SELECT vehicle, sensor, seq, ts, value, lat, lon, heading, s.cursor FROM latest, s WHERE version >= $1`;
 
 /** Of these (vehicle, seq, ts) keys, those stored already. */
 export const STORED_KEYS = `SELECT r.vehicle, r.seq FROM readings r

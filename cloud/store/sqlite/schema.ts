@@ -33,4 +33,15 @@ export const STORE_MIGRATIONS: Migration[] = [
   // Console sessions, shared by every console on the file; kept by a hash of the cookie's id.
   `CREATE TABLE sessions (id_hash TEXT PRIMARY KEY, user TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX sessions_by_expiry ON sessions (expires_at);`,
+  // Each change of a latest value takes the next version (LATEST_VERSION), so a console reads
+  // only the values that moved since its last look; values already here are version 0.
+  `ALTER TABLE latest ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX latest_by_version ON latest (version);`,
 ];
+
+/**
+ * The next version of `latest`: one past the highest, found in the index. SQLite has one writer
+ * at a time and a write transaction sees the last commit, so versions are drawn and committed
+ * in order: a reader that has seen version n never misses a smaller one committed later.
+ */
+export const LATEST_VERSION = '(SELECT coalesce(max(version), 0) + 1 FROM latest)';

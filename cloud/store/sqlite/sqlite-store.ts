@@ -10,6 +10,7 @@ import {
   type AlertFilter,
   type DeliveryRow,
   type FleetStore,
+  type LatestPage,
   type LatestRow,
   type ReadingKey,
   type ReceivedReading,
@@ -21,7 +22,7 @@ import { copiedCounter, importAlertSql, importDeliverySql, importedAlertValues, 
 import { READING_COLUMNS, receivedReading, type ReadingRow } from '../reading-row.js';
 import { ALERT_COLUMNS, alertValues, STORED_ALERT_COLUMNS, toStoredAlert, type StoredAlert } from '../stored-alert.js';
 import { DeliveryTable } from './delivery-table.js';
-import { STORE_MIGRATIONS } from './schema.js';
+import { LATEST_VERSION, STORE_MIGRATIONS } from './schema.js';
 import { SqliteSessionTable } from './session-table.js';
 
 /** Readings deleted per transaction by retention, so the detector's writes never wait long behind it. */
@@ -50,7 +51,7 @@ export class SqliteStore implements FleetStore {
       isStored: this.db.prepare('SELECT 1 FROM readings WHERE vehicle = ? AND seq = ?').pluck(),
       insertReading: this.db.prepare(`INSERT OR IGNORE INTO readings
         (vehicle, seq, ts, sensor, value, quality, clock, lat, lon, heading, fix, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      upsertLatest: this.db.prepare(importLatestSql(param)),
+      upsertLatest: this.db.prepare(importLatestSql(param, LATEST_VERSION)),
       addCounter: this.db.prepare(
         `INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
       ),
@@ -71,6 +72,7 @@ export class SqliteStore implements FleetStore {
       alertsByState: this.db.prepare('SELECT state, count(*) AS n FROM alerts GROUP BY state'),
       activeByVehicle: this.db.prepare(`SELECT vehicle, count(*) AS n FROM alerts WHERE state = 'active' GROUP BY vehicle`),
       latest: this.db.prepare('SELECT vehicle, sensor, seq, ts, value, lat, lon, heading FROM latest ORDER BY vehicle'),
+      latestSince: this.db.prepare('SELECT vehicle, sensor, seq, ts, value, lat, lon, heading, version FROM latest WHERE version > ?'),
       series: this.db.prepare(
         `SELECT ts, value FROM readings WHERE vehicle = ? AND sensor = ? AND ts >= ? AND quality != 'bad' ORDER BY ts`,
       ),
@@ -173,6 +175,15 @@ export class SqliteStore implements FleetStore {
 
   async latestRows(): Promise<LatestRow[]> {
     return this.st.latest.all() as LatestRow[];
+  }
+
+  async latestRowsSince(cursor: number | undefined): Promise<LatestPage> {
+    let next = cursor ?? -1;
+    const rows = (this.st.latestSince.all(next) as (LatestRow & { version: number })[]).map(({ version, ...row }) => {
+      next = Math.max(next, version);
+      return row;
+    });
+    return { rows, cursor: next };
   }
 
   /** Walks the (vehicle, sensor, ts) index, so its cost follows the window asked for. */

@@ -4,7 +4,7 @@ import { describe, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../../cloud/store/sqlite/sqlite-store.js';
 import { hotAlert } from '../../support/alert-fixtures.js';
-import { storeContract } from '../../support/store-contract.js';
+import { latestSeqs, storeContract } from '../../support/store-contract.js';
 import { tempDir } from '../../support/harness.js';
 import { queryValue } from '../../support/sqlite.js';
 
@@ -65,7 +65,7 @@ describe('the SQLite store file', () => {
       INSERT INTO alerts VALUES ('v.r.1', 'v', 'r', 'critical', 'engine_temp', 1, 1, 2, 110, 105, 'hot', 1, 3, 3, 'active', NULL, NULL, NULL, NULL);`);
     old.close();
     const store = new SqliteStore(path);
-    assert.equal(queryValue(path, 'PRAGMA user_version'), 3);
+    assert.equal(queryValue(path, 'PRAGMA user_version'), 4);
     assert.equal((await store.getAlert('v.r.1'))!.driver, true);
     await store.close();
     // Opening again changes nothing: each migration runs once.
@@ -105,6 +105,12 @@ describe('the SQLite store file', () => {
       duplicates: 1,
       changed: [],
     });
+    // Its latest values are versioned: a console's first read has them, the next only what moved since.
+    const adopted = await store.latestRowsSince(undefined);
+    assert.deepEqual(adopted.rows, await store.latestRows());
+    const gps = { ...repeat, seq: 8, sensor: 'gps', position: { lat: 48.2, lon: 11.5, heading: 90, fix: '3d' } } as const;
+    await store.write({ received: [{ readings: [gps], receivedAt: T }], duplicates: 0, events: [], at: T });
+    assert.deepEqual(latestSeqs((await store.latestRowsSince(adopted.cursor)).rows), { 'truck-1 gps': 8 });
     await store.close();
   });
 
@@ -113,6 +119,6 @@ describe('the SQLite store file', () => {
     const future = new Database(path);
     future.pragma('user_version = 99');
     future.close();
-    assert.throws(() => new SqliteStore(path), /has schema version 99, newer than this release knows \(3\)/);
+    assert.throws(() => new SqliteStore(path), /has schema version 99, newer than this release knows \(4\)/);
   });
 });
