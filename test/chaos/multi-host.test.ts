@@ -474,7 +474,7 @@ describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash
     }
 
     for (const host of ['gw-a', 'gw-b', ...DETECTORS, 'console'] as const) {
-      assert.ok(await healthy('trucks', healthUrl(host)), `${host}'s service healthy again, asked from another host`);
+      await waitFor(`${host}'s service healthy again, asked from another host`, () => healthy('trucks', healthUrl(host)), 30_000, 500);
     }
     const vehicles = await net.fetchJson<{ id: string }[]>('trucks', consoleUrl('/api/vehicles'), {
       authorization: `Bearer ${CONSOLE_TOKEN}`,

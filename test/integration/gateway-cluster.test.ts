@@ -228,7 +228,13 @@ describe('a cluster of two gateways', () => {
       30_000,
       100,
     );
-    assert.ok(cab.lines.some((l) => l.includes('"msg":"failed over to another gateway"')));
+    // The cab's log line may come a moment after gw-a's.
+    await waitFor(
+      'the cab says it failed over',
+      () => cab.lines.some((l) => l.includes('"msg":"failed over to another gateway"')),
+      10_000,
+      100,
+    );
     for (const g of [gw.a, gw.b]) {
       const status = await waitFor(
         `the status from gw-b at ${g.name}`,

@@ -92,7 +92,7 @@ describe('Kafka sink and source against a real broker', () => {
 
   /** One poll, committed at once, as the detector does. */
   async function drain(src: KafkaSource, into: KafkaRecord[]): Promise<KafkaRecord[]> {
-    const got = (await src.poll(50)) as KafkaRecord[];
+    const got = await src.poll(50);
     into.push(...got);
     if (got.length > 0) await src.commit(got.at(-1)!);
     return got;
@@ -275,7 +275,7 @@ describe('Kafka sink and source against a real broker', () => {
       async () => {
         await drain(a, fromA);
         if (fromB.length < forB) {
-          held = (await b.poll(5)) as KafkaRecord[];
+          held = await b.poll(5);
           fromB.push(...held);
           if (held.length > 0 && fromB.length < forB) await b.commit(held.at(-1)!);
         }
