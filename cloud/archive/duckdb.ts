@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -19,8 +20,8 @@ let instance: Promise<DuckDBInstance> | undefined;
  */
 export function duckdb(): Promise<DuckDBInstance> {
   if (!instance) {
-    // Per process: two DuckDBs must not share spill files. DuckDB makes the directory when it
-    // first spills and removes it when closed.
+    // Per process: two DuckDBs must not share spill files. DuckDB makes the directory at
+    // start and leaves it behind when closed, so the exit removes it.
     instance = create(join(tmpdir(), `fleet-duckdb-${process.pid}`));
   }
   return instance;
@@ -36,6 +37,9 @@ async function create(spill: string): Promise<DuckDBInstance> {
   const connection = await db.connect();
   await connection.run("SET GLOBAL TimeZone = 'UTC'");
   connection.closeSync();
-  process.once('exit', () => db.closeSync());
+  process.once('exit', () => {
+    db.closeSync();
+    rmSync(spill, { recursive: true, force: true });
+  });
   return db;
 }
