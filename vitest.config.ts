@@ -40,6 +40,8 @@ export default defineConfig({
       serialTier('e2e', 3, 10),
       serialTier('chaos', 4, 15),
       serialTier('fuzz', 5, 10),
+      // The Raspberry Pi image under QEMU (TCG): minutes per boot, so alone and last.
+      serialTier('device', 6, 15),
     ],
     coverage: {
       provider: 'v8',

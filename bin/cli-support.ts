@@ -71,18 +71,30 @@ export function stopOnSignals(parts: Stoppable[]): () => void {
 export function withSettings(cmd: Command, schema: z.ZodObject): Command {
   return addSettingFlags(cmd, schema)
     .option('-c, --config <file>', 'JSON config file (flags and FLEET_* environment variables override it)')
+    .option('--check-config', 'check the settings (and the files they name) and exit: 0 if the command would start with them')
     .addHelpText('after', '\nEvery setting can also come from the config file (camelCase key) or from FLEET_<SETTING> in the environment.');
 }
 
-/** A command's settings from its `--config` file, FLEET_* environment and the other flags. */
+/**
+ * A command's settings from its `--config` file, FLEET_* environment and the other flags.
+ * With --check-config it exits here instead, once `check` (what the command derives from
+ * its settings before starting, such as reading the files they name) has passed too: a
+ * device provisioning step or a deploy checks a config before putting it in place.
+ */
 export function configFrom<S extends z.ZodObject>(
   schema: S,
   flags: Record<string, unknown>,
+  check: (config: z.infer<S>) => unknown = () => undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): z.infer<S> {
-  const { config: file, ...rest } = flags as Record<string, unknown> & { config?: string };
+  const { config: file, checkConfig, ...rest } = flags as Record<string, unknown> & { config?: string; checkConfig?: boolean };
   const config = loadConfig(schema, { file, env, flags: rest });
   settings = config;
+  if (checkConfig) {
+    check(config);
+    process.stdout.write(`fleet: the settings are valid${file ? ` (${file})` : ''}\n`);
+    process.exit(0);
+  }
   return config;
 }
 

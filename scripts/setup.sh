@@ -8,7 +8,12 @@
 # (console browser tests), PostgreSQL (the operational store past one machine; the tests
 # run clusters of their own through scripts/services/postgres.sh), the npm packages
 # (better-sqlite3 builds from source with the machine's compiler), an Apache Kafka broker's
-# jars from Maven Central and a moto server in a Python venv (both cached under .cache/).
+# jars from Maven Central and a moto server in a Python venv (both cached under .cache/),
+# and the Raspberry Pi image the device tests boot under QEMU (hardware/pi/image/build.sh:
+# mmdebstrap, qemu-user-static and binfmt-support to build its arm64 root file system, the
+# aarch64 cross compilers for the agent's native modules, dosfstools, mtools and fdisk for
+# the card's partitions, qemu-system-arm to boot it; its slow parts cached under
+# $FLEET_CACHE_DIR, else .cache/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +27,16 @@ command -v faketime >/dev/null || missing+=(faketime)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v chromium >/dev/null || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+[ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+command -v update-binfmts >/dev/null || missing+=(binfmt-support)
+command -v qemu-system-aarch64 >/dev/null || missing+=(qemu-system-arm)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
+command -v mkfs.vfat >/dev/null || missing+=(dosfstools)
+command -v mcopy >/dev/null || missing+=(mtools)
+command -v sfdisk >/dev/null || missing+=(fdisk)
+command -v debugfs >/dev/null || missing+=(e2fsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install the Debian packages: ${missing[*]} (needs root)" >&2
@@ -57,3 +72,10 @@ npm ci --no-audit --no-fund
 npm run build
 bash scripts/services/kafka.sh fetch
 bash scripts/services/moto.sh fetch
+# The image is made from dist/ as just built; the root file system and the cross-built
+# modules come from the cache when their inputs have not changed (a minute or so then).
+if [ "$(id -u)" -eq 0 ]; then
+  bash hardware/pi/image/build.sh
+else
+  echo "setup: the Raspberry Pi image needs root to build (sudo hardware/pi/image/build.sh); the device tests need it" >&2
+fi

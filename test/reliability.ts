@@ -9,14 +9,14 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from './support/paths.js';
-import type { ChaosFigures, FuzzFigures, ReliabilityFigures } from './support/reliability.js';
+import type { ChaosFigures, FuzzFigures, PowerCutFigures, ReliabilityFigures } from './support/reliability.js';
 
 const USAGE = `Usage: npm run reliability -- [--soak N]
 
 Runs every chaos scenario (test/chaos) and fuzz target (test/fuzz) against real processes,
 brokers and files, then rewrites docs/RELIABILITY.md with what they measured: kills per part,
 readings produced, stored and lost, duplicates, alerts expected and raised, notifications per
-alert, fuzz cases and crashes per entry point.
+alert, power cuts of the Raspberry Pi image (100 per soak), fuzz cases and crashes per entry point.
 
 Options:
   --soak N   scale every scenario up N times (kills, outages, fuzz cases); default 1, as in CI
@@ -59,6 +59,7 @@ process.exit(code);
 function render(all: ReliabilityFigures[], soakFactor: number, seconds: number, exitCode: number): string {
   const chaos = all.filter((f): f is ChaosFigures => f.kind === 'chaos');
   const fuzz = all.filter((f): f is FuzzFigures => f.kind === 'fuzz');
+  const power = all.filter((f): f is PowerCutFigures => f.kind === 'power');
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const n = (x: number) => x.toLocaleString('en');
   const totalKills = sum(chaos.map((c) => sum(Object.values(c.kills))));
@@ -77,6 +78,11 @@ function render(all: ReliabilityFigures[], soakFactor: number, seconds: number, 
     `- **${n(totalKills)} process kills** (${[...killsByPart].map(([p, k]) => `${p} ${k}`).join(', ')}), ` +
       `**${n(sum(chaos.map((c) => c.produced)))} readings** produced, **${n(sum(chaos.map((c) => c.lost)))} lost**, ` +
       `${n(sum(chaos.map((c) => c.duplicates)))} duplicates stored (dropped by (vehicle, seq)).`,
+    ...power.map(
+      (p) =>
+        `- **${n(p.cuts)} power cuts** of the Raspberry Pi image: ${n(p.committed)} readings committed, **${n(p.lost)} lost**, ` +
+        `${n(p.duplicates)} duplicates; about ${n(p.uncommittedAtCuts)} taken but not yet committed at the cuts (longest window ${p.maxWindowMs} ms).`,
+    ),
     `- Alerts: ${n(sum(chaos.map((c) => c.alertsRaised)))} raised of ${n(sum(chaos.map((c) => c.alertsExpected)))} expected; ` +
       `notifications per alert: ${[...new Set(chaos.filter((c) => c.notificationsPerAlert !== null).map((c) => c.notificationsPerAlert))].join(', ') || 'n/a'}.`,
     `- **${n(sum(fuzz.map((f) => f.cases)))} fuzz cases** over ${fuzz.length} entry points, **${n(sum(fuzz.map((f) => f.crashes)))} crashes**; ` +
@@ -95,6 +101,18 @@ function render(all: ReliabilityFigures[], soakFactor: number, seconds: number, 
             .join(', ') || '—'
         } | ${n(c.produced)} | ${n(c.stored)} | ${n(c.lost)} | ` +
         `${n(c.duplicates)} | ${c.alertsExpected} | ${c.alertsRaised} | ${c.notificationsPerAlert ?? '—'} | ${c.durationS} |`,
+    ),
+    '',
+    '## Power cuts (test/chaos/power-cuts.test.ts)',
+    '',
+    "The Raspberry Pi image (hardware/pi/image) booted under qemu-system-aarch64 (TCG), its disk opened with `cache=directsync`, QEMU killed at random moments while the agent samples and publishes, then booted again. *Uncommitted* estimates the readings taken but not yet committed when the power went (the window from the last stored reading to the cut, at the boot's own rate): the loss the design accepts, one group commit.",
+    '',
+    '| scenario | cuts | committed | acknowledged | stored | lost | duplicates | uncommitted at the cuts | longest window (ms) | commit interval (ms) | seconds |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...power.map(
+      (p) =>
+        `| ${p.scenario} | ${p.cuts} | ${n(p.committed)} | ${n(p.acknowledged)} | ${n(p.stored)} | ${n(p.lost)} | ${n(p.duplicates)} | ` +
+        `${n(p.uncommittedAtCuts)} | ${p.maxWindowMs} | ${p.commitIntervalMs} | ${p.durationS} |`,
     ),
     '',
     '## Fuzzing (test/fuzz)',

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { agentConfigSchema } from '../../agent/agent-config.js';
+import { agentConfigSchema, agentOptions } from '../../agent/agent-config.js';
 import { createLogger } from '../../shared/log.js';
 import { startWatchdog } from '../../hardware/pi/watchdog.js';
 import { configFrom, runCommand, stopOnSignals, withSettings } from '../cli-support.js';
@@ -9,7 +9,7 @@ export function agentCommand(): Command {
   const cmd = describedCommand('agent');
   return withSettings(cmd, agentConfigSchema).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = configFrom(agentConfigSchema, flags);
+      const config = configFrom(agentConfigSchema, flags, agentOptions);
       const log = createLogger('agent').child({ vehicle: config.vehicle });
       // Only the sensors in use are loaded: serialport and the GPIO bindings, or the truck model.
       const agent =

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
@@ -301,6 +301,26 @@ describe('bad input on the command line', () => {
     const p = runFleet(['agent', '--config', file]);
     assert.equal(await p.exited, 2);
     assert.match(p.stderr.join('\n'), /agent\.json: not valid JSON/);
+  });
+
+  it('--check-config says whether the settings would start the agent, and starts nothing', async () => {
+    const file = join(dir, 'check-agent.json');
+    writeFileSync(file, JSON.stringify({ vehicle: 'truck-9', mqttUrl: 'mqtt://127.0.0.1:1', dataDir: join(dir, 'never-made') }));
+    const good = runFleet(['agent', '--config', file, '--check-config']);
+    assert.equal(await good.exited, 0);
+    assert.match(good.lines.join('\n'), /the settings are valid/);
+    assert.equal(existsSync(join(dir, 'never-made')), false, 'no buffer was opened');
+
+    // The files a setting names are read too: a provisioning step finds a misnamed certificate before the agent does.
+    writeFileSync(file, JSON.stringify({ vehicle: 'truck-9', tlsCert: join(dir, 'no.crt'), tlsKey: join(dir, 'no.key') }));
+    const missing = runFleet(['agent', '--config', file, '--check-config']);
+    assert.equal(await missing.exited, 2);
+    assert.match(missing.stderr.join('\n'), new RegExp(`tlsCert: cannot read ${join(dir, 'no.crt')}: ENOENT`));
+
+    writeFileSync(file, JSON.stringify({ vehicle: 'truck 9' }));
+    const bad = runFleet(['agent', '--config', file, '--check-config']);
+    assert.equal(await bad.exited, 2);
+    assert.match(bad.stderr.join('\n'), new RegExp(`${file}: vehicle: `));
   });
 
   it('a store whose directory does not exist exits 2 naming it, rather than crashing', async () => {

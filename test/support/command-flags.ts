@@ -16,7 +16,11 @@ export interface FlagParity {
  * (`bufferMaxBytes` ↔ `--buffer-max-bytes`) unless it is marked flag-less, and each flag a
  * setting, but for the command's own flags such as `--config`.
  */
-export function flagParity(cmd: Command, schema: z.ZodObject, commandFlags: readonly string[] = ['--config']): FlagParity {
+export function flagParity(
+  cmd: Command,
+  schema: z.ZodObject,
+  commandFlags: readonly string[] = ['--config', '--check-config'],
+): FlagParity {
   const flagless = new Set(flaglessSettings(schema));
   const settings = Object.keys(schema.shape).filter((key) => !flagless.has(key));
   const flags = cmd.options.map((option) => option.long ?? option.flags).filter((flag) => !commandFlags.includes(flag));
@@ -42,5 +46,5 @@ export async function settingsFromArgv<S extends z.ZodObject>(
     .action(() => {})
     .parseAsync(argv, { from: 'user' });
   const flags = cmd.opts();
-  return sources === 'layered' ? configFrom(schema, flags, {}) : flagsFrom(schema, flags);
+  return sources === 'layered' ? configFrom(schema, flags, undefined, {}) : flagsFrom(schema, flags);
 }

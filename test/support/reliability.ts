@@ -36,7 +36,28 @@ export interface FuzzFigures {
   durationS: number;
 }
 
-export type ReliabilityFigures = ChaosFigures | FuzzFigures;
+/** A device whose power is cut (test/chaos/power-cuts.test.ts): what the buffer kept. */
+export interface PowerCutFigures {
+  kind: 'power';
+  scenario: string;
+  cuts: number;
+  /** Readings the agent committed to its buffer (its last seq). */
+  committed: number;
+  /** Distinct readings the gateway acknowledged, as the store holds them. */
+  acknowledged: number;
+  stored: number;
+  /** Committed readings that never reached the store. */
+  lost: number;
+  duplicates: number;
+  /** Readings taken but not yet committed when the power went, estimated from each cut's window. */
+  uncommittedAtCuts: number;
+  /** The longest time between the last stored reading of a boot and its cut. */
+  maxWindowMs: number;
+  commitIntervalMs: number;
+  durationS: number;
+}
+
+export type ReliabilityFigures = ChaosFigures | FuzzFigures | PowerCutFigures;
 
 /** Soak runs (`npm run reliability -- --soak`) scale the scenarios up by this factor. */
 export const SOAK = Number(process.env.RELIABILITY_SOAK ?? '1') || 1;
@@ -46,6 +67,6 @@ export function reportReliability(figures: ReliabilityFigures): void {
   const out = process.env.RELIABILITY_OUT;
   if (!out) return;
   mkdirSync(out, { recursive: true });
-  const name = figures.kind === 'chaos' ? figures.scenario : figures.entryPoint;
+  const name = figures.kind === 'fuzz' ? figures.entryPoint : figures.scenario;
   writeFileSync(join(out, `${figures.kind}-${name.replace(/[^A-Za-z0-9]+/g, '-')}.json`), JSON.stringify(figures, null, 2));
 }

@@ -31,14 +31,20 @@ const subcommand = (cmd: Command, name: string) => cmd.commands.find((c) => c.na
  * rather than settings, and the settings deliberately without a flag.
  */
 const COMMANDS: { name: string; cmd: () => Command; schema: z.ZodObject; commandFlags: string[]; flagless: string[] }[] = [
-  { name: 'agent', cmd: agentCommand, schema: agentConfigSchema, commandFlags: ['--config'], flagless: ['faults'] },
-  { name: 'gateway', cmd: gatewayCommand, schema: gatewayConfigSchema, commandFlags: ['--config'], flagless: [] },
-  { name: 'detector', cmd: detectorCommand, schema: detectorConfigSchema, commandFlags: ['--config'], flagless: [] },
-  { name: 'dispatcher', cmd: dispatcherCommand, schema: dispatcherConfigSchema, commandFlags: ['--config'], flagless: [] },
-  { name: 'archiver', cmd: archiverCommand, schema: archiverConfigSchema, commandFlags: ['--config'], flagless: [] },
-  { name: 'console', cmd: consoleCommand, schema: consoleConfigSchema, commandFlags: ['--config'], flagless: [] },
-  { name: 'demo', cmd: demoCommand, schema: demoConfigSchema, commandFlags: ['--config'], flagless: [] },
-  { name: 'sim', cmd: simCommand, schema: simConfigSchema, commandFlags: ['--config'], flagless: [] },
+  { name: 'agent', cmd: agentCommand, schema: agentConfigSchema, commandFlags: ['--config', '--check-config'], flagless: ['faults'] },
+  { name: 'gateway', cmd: gatewayCommand, schema: gatewayConfigSchema, commandFlags: ['--config', '--check-config'], flagless: [] },
+  { name: 'detector', cmd: detectorCommand, schema: detectorConfigSchema, commandFlags: ['--config', '--check-config'], flagless: [] },
+  {
+    name: 'dispatcher',
+    cmd: dispatcherCommand,
+    schema: dispatcherConfigSchema,
+    commandFlags: ['--config', '--check-config'],
+    flagless: [],
+  },
+  { name: 'archiver', cmd: archiverCommand, schema: archiverConfigSchema, commandFlags: ['--config', '--check-config'], flagless: [] },
+  { name: 'console', cmd: consoleCommand, schema: consoleConfigSchema, commandFlags: ['--config', '--check-config'], flagless: [] },
+  { name: 'demo', cmd: demoCommand, schema: demoConfigSchema, commandFlags: ['--config', '--check-config'], flagless: [] },
+  { name: 'sim', cmd: simCommand, schema: simConfigSchema, commandFlags: ['--config', '--check-config'], flagless: [] },
   { name: 'replay', cmd: replayCommand, schema: replayConfigSchema, commandFlags: [], flagless: [] },
   { name: 'eval', cmd: evalCommand, schema: evalConfigSchema, commandFlags: [], flagless: [] },
   { name: 'query', cmd: queryCommand, schema: queryConfigSchema, commandFlags: ['--progress'], flagless: [] },
@@ -106,6 +112,9 @@ describe('the parity check', () => {
   });
 
   it('counts --config as a setting unless the command declares it its own', () => {
-    assert.deepEqual(flagParity(agentCommand(), agentConfigSchema, []), { settingsWithoutFlag: [], flagsWithoutSetting: ['--config'] });
+    assert.deepEqual(flagParity(agentCommand(), agentConfigSchema, ['--check-config']), {
+      settingsWithoutFlag: [],
+      flagsWithoutSetting: ['--config'],
+    });
   });
 });
