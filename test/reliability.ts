@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { ROOT } from './support/paths.js';
 import type { ChaosFigures, FuzzFigures, PowerCutFigures, ReliabilityFigures } from './support/reliability.js';
 
-const USAGE = `Usage: npm run reliability -- [--soak N]
+const USAGE = `Usage: npm run reliability -- [--soak N] [--power-cuts N]
 
 Runs every chaos scenario (test/chaos) and fuzz target (test/fuzz) against real processes,
 brokers and files, then rewrites docs/RELIABILITY.md with what they measured: kills per part,
@@ -19,13 +19,17 @@ readings produced, stored and lost, duplicates, alerts expected and raised, noti
 alert, power cuts of the Raspberry Pi image (100 per soak), fuzz cases and crashes per entry point.
 
 Options:
-  --soak N   scale every scenario up N times (kills, outages, fuzz cases); default 1, as in CI
-  --help     this text`;
+  --soak N         scale every scenario up N times (kills, outages, fuzz cases); default 1, as in CI
+  --power-cuts N   cut the Raspberry Pi image's power N times; default 100 × the soak
+                   (about 40 s each under QEMU)
+  --help           this text`;
 
 const DOC = join(ROOT, 'docs', 'RELIABILITY.md');
 const VITEST = join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
 
-const { values } = parseArgs({ options: { soak: { type: 'string', default: '1' }, help: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { soak: { type: 'string', default: '1' }, 'power-cuts': { type: 'string' }, help: { type: 'boolean', default: false } },
+});
 if (values.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
@@ -36,13 +40,19 @@ if (!Number.isInteger(soak) || soak < 1) {
   process.exit(2);
 }
 
+const powerCuts = values['power-cuts'] === undefined ? 100 * soak : Number(values['power-cuts']);
+if (!Number.isInteger(powerCuts) || powerCuts < 1) {
+  process.stderr.write(`--power-cuts: must be a whole number ≥ 1, got ${values['power-cuts']}\n${USAGE}\n`);
+  process.exit(2);
+}
+
 const out = mkdtempSync(join(tmpdir(), 'fleet-reliability-'));
 const started = Date.now();
 process.stderr.write(`reliability: the chaos and fuzz suites, soak ×${soak}; figures in ${out}\n`);
 const code = await new Promise<number>((resolve) => {
   const child = spawn(process.execPath, [VITEST, 'run', '--project', 'chaos', '--project', 'fuzz'], {
     cwd: ROOT,
-    env: { ...process.env, RELIABILITY_OUT: out, RELIABILITY_SOAK: String(soak) },
+    env: { ...process.env, RELIABILITY_OUT: out, RELIABILITY_SOAK: String(soak), RELIABILITY_POWER_CUTS: String(powerCuts) },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   child.once('exit', (c) => resolve(c ?? 1));
@@ -52,11 +62,24 @@ const figures = readdirSync(out)
   .filter((f) => f.endsWith('.json'))
   .sort()
   .map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')) as ReliabilityFigures);
-writeFileSync(DOC, render(figures, soak, Math.round((Date.now() - started) / 1000), code));
+const command = [
+  'npm run reliability',
+  ...(soak > 1 ? [`--soak ${soak}`] : []),
+  ...(values['power-cuts'] ? [`--power-cuts ${powerCuts}`] : []),
+];
+writeFileSync(
+  DOC,
+  render(
+    figures,
+    command.length > 1 ? `${command[0]} -- ${command.slice(1).join(' ')}` : command[0]!,
+    Math.round((Date.now() - started) / 1000),
+    code,
+  ),
+);
 process.stderr.write(`reliability: ${figures.length} scenarios written to docs/RELIABILITY.md; the test run exited ${code}\n`);
 process.exit(code);
 
-function render(all: ReliabilityFigures[], soakFactor: number, seconds: number, exitCode: number): string {
+function render(all: ReliabilityFigures[], command: string, seconds: number, exitCode: number): string {
   const chaos = all.filter((f): f is ChaosFigures => f.kind === 'chaos');
   const fuzz = all.filter((f): f is FuzzFigures => f.kind === 'fuzz');
   const power = all.filter((f): f is PowerCutFigures => f.kind === 'power');
@@ -71,7 +94,7 @@ function render(all: ReliabilityFigures[], soakFactor: number, seconds: number, 
     '<!-- Written by `npm run reliability`; do not edit by hand. -->',
     '',
     `Run ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ` +
-      `\`npm run reliability${soakFactor > 1 ? ` -- --soak ${soakFactor}` : ''}\`, ${Math.round(seconds / 60)} min; the suites ${exitCode === 0 ? 'passed' : `FAILED (exit ${exitCode})`}.`,
+      `\`${command}\`, ${Math.round(seconds / 60)} min; the suites ${exitCode === 0 ? 'passed' : `FAILED (exit ${exitCode})`}.`,
     '',
     '## Headline',
     '',

@@ -147,16 +147,23 @@ export class LeaseCoordinator {
     }
   }
 
-  /** The leases to try to take this round: at most this worker's share, and at most one stolen. */
+  /**
+   * The leases to try to take this round: at most this worker's share, and at most one stolen.
+   * A lease the table says this worker owns but this process does not hold was its earlier
+   * incarnation's (the same worker id, restarted): it counts as another worker's until it
+   * expires, and is then free like any other. Counted as this worker's own, it would never be
+   * read again once the other workers hold their share.
+   */
   private toTake(leases: Lease[], now: number): Lease[] {
     const open = leases.filter((l) => l.checkpoint !== SHARD_END);
     const expired = (l: Lease) => l.owner === undefined || now - (this.seen.get(l.shardId)?.movedAt ?? now) >= this.opts.leaseTimeMs;
+    const holder = (l: Lease) => (l.owner === this.workerId && !this.held.has(l.shardId) ? EARLIER_INCARNATION : l.owner!);
     const load = new Map<string, Lease[]>([[this.workerId, []]]);
-    for (const l of open) if (l.owner !== undefined && !expired(l)) load.set(l.owner, [...(load.get(l.owner) ?? []), l]);
+    for (const l of open) if (l.owner !== undefined && !expired(l)) load.set(holder(l), [...(load.get(holder(l)) ?? []), l]);
     const share = Math.ceil(open.length / load.size);
     const want = share - (load.get(this.workerId)?.length ?? 0);
     if (want <= 0) return [];
-    const free = open.filter((l) => l.owner !== this.workerId && expired(l)).sort(byShard);
+    const free = open.filter((l) => !this.held.has(l.shardId) && expired(l)).sort(byShard);
     if (free.length > 0) return free.slice(0, want);
     // Nothing free: steal one from the most loaded worker, if it holds more than its share.
     const [busiest] = [...load.entries()].filter(([w]) => w !== this.workerId).sort((a, b) => b[1].length - a[1].length);
@@ -166,3 +173,5 @@ export class LeaseCoordinator {
 }
 
 const byShard = (a: Lease, b: Lease) => a.shardId.localeCompare(b.shardId);
+/** Stands for the worker that held a lease under this worker's id before this process started. */
+const EARLIER_INCARNATION = '\0earlier incarnation';

@@ -14,13 +14,17 @@ PYARROW_VERSION=26.0.1
 VENV=.cache/moto-venv
 STAMP="$VENV/.moto-$MOTO_VERSION-pyarrow-$PYARROW_VERSION"
 
+# Made and stamped, and still runnable: a venv's scripts name its Python by absolute path, so
+# a checkout moved or copied elsewhere finds its venv broken and makes it again.
+ready() { [ -f "$STAMP" ] && [ -x "$(sed -n '1s/^#!//p' "$VENV/bin/moto_server")" ]; }
+
 fetch() {
-  [ -f "$STAMP" ] && return 0
+  ready && return 0
   mkdir -p .cache
   # Test files may start moto side by side: one fetches, the others wait for it.
   (
     flock 9
-    [ -f "$STAMP" ] && exit 0
+    ready && exit 0
     # A half-made venv (an interrupted run) is rebuilt rather than trusted.
     rm -rf "$VENV"
     python3 -m venv "$VENV"

@@ -39,9 +39,10 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
   const running = new Map<string, Proc>();
   let kills = 0;
 
-  const env = () => ({ ...CREDS, FLEET_LOG_LEVEL: 'warn', AWS_ENDPOINT_URL: moto.endpoint });
+  const env = (level = 'warn') => ({ ...CREDS, FLEET_LOG_LEVEL: level, AWS_ENDPOINT_URL: moto.endpoint });
   const aws = () => ['--aws-endpoint', moto.endpoint, '--aws-region', REGION];
-  const start = (name: string, argv: string[]) => running.set(name, runFleet(argv, env()));
+  // The archivers log what they do with their lanes and leases (info), for a stall's message.
+  const start = (name: string, argv: string[]) => running.set(name, runFleet(argv, env(argv[0] === 'archiver' ? 'info' : 'warn')));
   const gatewayArgs = () => [
     'gateway',
     ...['--port', String(gatewayPort), '--data-dir', join(dir, 'gateway'), '--ops-port', '-1'],
@@ -79,9 +80,15 @@ describe('chaos: archivers SIGKILLed while archiving a Kinesis stream to S3', ()
     await moto?.stop();
   });
 
-  /** The archivers' last log lines (warnings and errors), for a failure's message. */
+  /** The archivers' last log lines about lanes and leases, for a failure's message. */
   const tails = () =>
-    ['a', 'b'].map((name) => `${name}:\n${[...running.get(name)!.lines, ...running.get(name)!.stderr].slice(-15).join('\n')}`).join('\n');
+    ['a', 'b']
+      .map((name) => {
+        const p = running.get(name)!;
+        const lines = [...p.lines.filter((l) => /lane|lease|"level":[456]0/.test(l)), ...p.stderr];
+        return `${name}:\n${lines.slice(-30).join('\n')}`;
+      })
+      .join('\n');
 
   const killAndRestart = async (name: string, leases: boolean) => {
     await kill(running.get(name)!, 'SIGKILL');

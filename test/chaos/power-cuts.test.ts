@@ -9,8 +9,8 @@ import { builtImage, flashCopy, PiVm, putOnBootPartition } from '../support/pi-v
 import { reportReliability, SOAK } from '../support/reliability.js';
 import { queryValue } from '../support/sqlite.js';
 
-/** 5 in npm test; `npm run reliability` sets RELIABILITY_OUT and cuts 100 times (× its soak). */
-const CUTS = process.env.RELIABILITY_OUT ? 100 * SOAK : 5;
+/** 5 in npm test; `npm run reliability` cuts 100 times (× its soak), or as many as its --power-cuts says. */
+const CUTS = Number(process.env.RELIABILITY_POWER_CUTS ?? (process.env.RELIABILITY_OUT ? 100 * SOAK : 5));
 const VEHICLE = 'pc-1';
 const COMMIT_INTERVAL_MS = 50;
 const MINUTE = 60_000;
@@ -104,7 +104,7 @@ describe(`the Raspberry Pi image with its power cut ${CUTS} times while the agen
       const cuts: Cut[] = [];
       for (let boot = 1; boot <= CUTS; boot++) {
         const { offset, bootedAt } = await bootAndPublish(boot);
-        await sleep(500 + rng.next() * 7000);
+        await sleep(300 + rng.next() * 4000);
         const cutAt = Date.now() + offset;
         await vm.powerCut();
         cuts.push({ boot, cutAt, bootedAt });

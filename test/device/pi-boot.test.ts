@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, truncateSync as truncate } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { Elm327Emulator } from '../../simulators/elm327-emulator.js';
@@ -12,6 +12,7 @@ import { builtImage, flashCopy, PiVm, ptyToSocket, putOnBootPartition } from '..
 import { queryFile, queryValue } from '../support/sqlite.js';
 
 const VEHICLE = 'pi-1';
+const SPARE_BYTES = 256 * 1024 * 1024;
 /** The USB serial numbers of the two emulated FTDI adapters, as udev names them under /dev/serial/by-id. */
 const byId = (serial: string) => `/dev/serial/by-id/usb-QEMU_QEMU_USB_SERIAL_${serial}-if00-port0`;
 
@@ -62,6 +63,8 @@ describe('the Raspberry Pi image booted under QEMU', () => {
     obd = new Elm327Emulator({ path: join(dir, 'obd'), model });
 
     flashCopy(image, disk);
+    // A card larger than the image, as every card is: the first boot grows the root into the rest.
+    truncate(disk, image.rootPartition.startBytes + image.rootPartition.sizeBytes + SPARE_BYTES);
     putOnBootPartition(image, disk, {
       'agent.json': JSON.stringify(
         {
@@ -116,6 +119,10 @@ describe('the Raspberry Pi image booted under QEMU', () => {
       'the config, which may hold secrets, is gone from the card',
     );
     assert.equal(await vm.sh('hostname'), 'fleet-pi-1');
+    const rootBytes = Number(await vm.sh('cat /sys/class/block/vda2/size')) * 512;
+    assert.equal(rootBytes, image.rootPartition.sizeBytes + SPARE_BYTES, 'the root partition grown to the end of the card');
+    const fsBytes = Number(await vm.sh('findmnt -n -b -o SIZE /'));
+    assert.ok(fsBytes > image.rootPartition.sizeBytes, `the file system grown with it (${fsBytes} bytes)`);
 
     const unit = await agentUnit(
       'Type',

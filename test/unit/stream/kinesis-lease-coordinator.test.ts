@@ -100,6 +100,26 @@ describe('Kinesis lease coordinator', () => {
     assert.equal(held(b).length, 4);
   });
 
+  it('takes again a lease its earlier incarnation (same worker id, killed) left, while the other worker holds its share', async () => {
+    const { clock, worker } = setUp();
+    const b = worker('b');
+    await b.round();
+    const a1 = worker('a');
+    clock.now += LEASE_TIME / 3;
+    await a1.round(); // steals one: a holds 1, b 3
+    assert.equal(held(a1).length, 1);
+    // a is SIGKILLed and starts again under the same id; its lease still names it. The new a
+    // steals one from b (which holds more than its share), so b then holds exactly its share.
+    const a2 = worker('a');
+    for (let round = 0; round < 9; round++) {
+      clock.now += LEASE_TIME / 3;
+      await b.round();
+      await a2.round();
+    }
+    assert.deepEqual([...held(a2), ...held(b)].sort(), ['shard-0', 'shard-1', 'shard-2', 'shard-3'], 'no shard left unread');
+    assert.equal(held(a2).length, 2);
+  });
+
   it('stops reading a lease it could not renew within the lease time, and then cannot move its checkpoint', async () => {
     const { table, clock, worker } = setUp(1);
     const a = worker('a');
