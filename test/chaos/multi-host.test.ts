@@ -183,7 +183,7 @@ describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash
 
   const startCloud = async () => {
     for (const host of DETECTORS) {
-      net.fleet(
+      const detector = net.fleet(
         host,
         'detector',
         [
@@ -204,8 +204,11 @@ describe('the fleet on several hosts through a gateway crash, a PostgreSQL crash
         ],
         serviceEnv,
       );
-      // One at a time: the first creates the store's tables.
-      await waitFor(`the detector on ${host}`, () => healthy('console', healthUrl(host)), 60_000, 500);
+      // One at a time: the first creates the store's tables. Its group's coordinator needs the
+      // offsets topic on three freshly started brokers, which can take a while on two cores.
+      await waitFor(`the detector on ${host}`, () => healthy('console', healthUrl(host)), 120_000, 500).catch((err: Error) => {
+        throw new Error(`${err.message}; its last lines:\n${[...detector.lines, ...detector.stderr].slice(-20).join('\n')}`);
+      });
     }
     net.fleet(
       'console',
