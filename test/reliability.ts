@@ -62,20 +62,9 @@ const figures = readdirSync(out)
   .filter((f) => f.endsWith('.json'))
   .sort()
   .map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')) as ReliabilityFigures);
-const command = [
-  'npm run reliability',
-  ...(soak > 1 ? [`--soak ${soak}`] : []),
-  ...(values['power-cuts'] ? [`--power-cuts ${powerCuts}`] : []),
-];
-writeFileSync(
-  DOC,
-  render(
-    figures,
-    command.length > 1 ? `${command[0]} -- ${command.slice(1).join(' ')}` : command[0]!,
-    Math.round((Date.now() - started) / 1000),
-    code,
-  ),
-);
+const flags = [...(soak > 1 ? [`--soak ${soak}`] : []), ...(values['power-cuts'] ? [`--power-cuts ${powerCuts}`] : [])];
+const command = flags.length > 0 ? `npm run reliability -- ${flags.join(' ')}` : 'npm run reliability';
+writeFileSync(DOC, render(figures, command, Math.round((Date.now() - started) / 1000), code));
 process.stderr.write(`reliability: ${figures.length} scenarios written to docs/RELIABILITY.md; the test run exited ${code}\n`);
 process.exit(code);
 

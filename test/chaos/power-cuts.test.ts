@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { Random } from '../../simulators/random.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
-import { freePort, getJson, sleep, tempDir, waitFor } from '../support/harness.js';
-import { builtImage, flashCopy, PiVm, putOnBootPartition } from '../support/pi-vm.js';
+import { freePort, sleep, tempDir, waitFor } from '../support/harness.js';
+import { builtImage, flashCopy, PiVm, provisionAgent } from '../support/pi-vm.js';
 import { reportReliability, SOAK } from '../support/reliability.js';
 import { queryValue } from '../support/sqlite.js';
 
@@ -14,11 +14,6 @@ const CUTS = Number(process.env.RELIABILITY_POWER_CUTS ?? (process.env.RELIABILI
 const VEHICLE = 'pc-1';
 const COMMIT_INTERVAL_MS = 50;
 const MINUTE = 60_000;
-
-interface AgentHealth {
-  buffered: number;
-  nextSeq: number;
-}
 
 /** What one cut left behind, in the guest's clock. */
 interface Cut {
@@ -41,31 +36,22 @@ describe(`the Raspberry Pi image with its power cut ${CUTS} times while the agen
   const disk = join(dir, 'card.img');
   let cloud: Cloud;
   let vm: PiVm;
-  let opsPort: number;
-  const health = async () => (await getJson<AgentHealth>(`http://127.0.0.1:${opsPort}/healthz`)).body;
-  const healthOr = async () => health().catch(() => undefined);
   const seqs = () => storedSeqs(cloud.detector, VEHICLE);
   const store = () => cloud.detector.store.location;
 
   beforeAll(async () => {
     cloud = await new Cloud({ dir }).start();
     flashCopy(image, disk);
-    putOnBootPartition(image, disk, {
-      'agent.json': JSON.stringify({
-        vehicle: VEHICLE,
-        mqttUrl: `mqtt://10.0.2.2:${new URL(cloud.mqttUrl).port}`,
-        sensors: 'simulated',
-        simHz: 5,
-        synchronous: 'FULL',
-        commitIntervalMs: COMMIT_INTERVAL_MS,
-        dataDir: '/var/lib/fleet',
-        opsHost: '0.0.0.0',
-        opsPort: 9101,
-        reconnectMaxMs: 2000,
-      }),
+    provisionAgent(image, disk, {
+      vehicle: VEHICLE,
+      gatewayPort: Number(new URL(cloud.mqttUrl).port),
+      sensors: 'simulated',
+      simHz: 5,
+      synchronous: 'FULL',
+      commitIntervalMs: COMMIT_INTERVAL_MS,
+      reconnectMaxMs: 2000,
     });
-    opsPort = await freePort();
-    vm = new PiVm({ image, disk, dir, append: 'systemd.mask=systemd-timesyncd.service', forward: { [opsPort]: 9101 } });
+    vm = new PiVm({ image, disk, dir, opsPort: await freePort() });
   });
 
   afterAll(async () => {
@@ -113,7 +99,7 @@ describe(`the Raspberry Pi image with its power cut ${CUTS} times while the agen
 
       // The last boot: the agent sends what it holds, then a clean stop drains the rest.
       await bootAndPublish(CUTS + 1);
-      await waitFor('the buffer sent', async () => (await healthOr())?.buffered === 0, 3 * MINUTE, 500);
+      await waitFor('the buffer sent', async () => (await vm.agentHealth())?.buffered === 0, 3 * MINUTE, 500);
       await vm.sh('systemctl stop fleet-agent', 60_000);
       const buffer = JSON.parse(
         await vm.sh(

@@ -7,21 +7,14 @@ import { NmeaGpsEmulator } from '../../simulators/nmea-gps-emulator.js';
 import { TruckModel } from '../../simulators/truck-model.js';
 import { appendBoilingEngine } from '../support/alert-fixtures.js';
 import { Cloud, storedSeqs } from '../support/cloud.js';
-import { freePort, getJson, tempDir, waitFor } from '../support/harness.js';
-import { builtImage, flashCopy, PiVm, ptyToSocket, putOnBootPartition } from '../support/pi-vm.js';
+import { freePort, tempDir, waitFor } from '../support/harness.js';
+import { builtImage, flashCopy, PiVm, ptyToSocket, provisionAgent } from '../support/pi-vm.js';
 import { queryFile, queryValue } from '../support/sqlite.js';
 
 const VEHICLE = 'pi-1';
 const SPARE_BYTES = 256 * 1024 * 1024;
 /** The USB serial numbers of the two emulated FTDI adapters, as udev names them under /dev/serial/by-id. */
 const byId = (serial: string) => `/dev/serial/by-id/usb-QEMU_QEMU_USB_SERIAL_${serial}-if00-port0`;
-
-interface AgentHealth {
-  connected: boolean;
-  buffered: number;
-  nextSeq: number;
-  sensors: Record<string, { state: string }>;
-}
 
 /**
  * The image as a truck runs it: the card's own kernel, initrd and cmdline.txt booted under
@@ -40,9 +33,6 @@ describe('the Raspberry Pi image booted under QEMU', () => {
   let gps: NmeaGpsEmulator;
   let obd: Elm327Emulator;
   let cables: { stop(): void }[] = [];
-  let opsPort: number;
-  const health = async () => (await getJson<AgentHealth>(`http://127.0.0.1:${opsPort}/healthz`)).body;
-  const healthOr = async () => health().catch(() => undefined);
   const agentUnit = async (...props: string[]) =>
     Object.fromEntries(
       (await vm.sh(`systemctl show fleet-agent -p ${props.join(',')}`))
@@ -65,33 +55,20 @@ describe('the Raspberry Pi image booted under QEMU', () => {
     flashCopy(image, disk);
     // A card larger than the image, as every card is: the first boot grows the root into the rest.
     truncate(disk, image.rootPartition.startBytes + image.rootPartition.sizeBytes + SPARE_BYTES);
-    putOnBootPartition(image, disk, {
-      'agent.json': JSON.stringify(
-        {
-          vehicle: VEHICLE,
-          mqttUrl: `mqtt://10.0.2.2:${gatewayPort}`,
-          sensors: 'hardware',
-          gpsPath: byId('FLEETGPS'),
-          obdPath: byId('FLEETOBD'),
-          obdPollMs: 1000,
-          dataDir: '/var/lib/fleet',
-          // Reached from this machine through QEMU's port forward to the guest's address.
-          opsHost: '0.0.0.0',
-          opsPort: 9101,
-        },
-        null,
-        2,
-      ),
+    provisionAgent(image, disk, {
+      vehicle: VEHICLE,
+      gatewayPort,
+      sensors: 'hardware',
+      gpsPath: byId('FLEETGPS'),
+      obdPath: byId('FLEETOBD'),
+      obdPollMs: 1000,
     });
-    opsPort = await freePort();
     vm = new PiVm({
       image,
       disk,
       dir,
       usbSerial: { FLEETGPS: join(dir, 'gps.sock'), FLEETOBD: join(dir, 'obd.sock') },
-      // No NTP servers here: the guest's clock comes from QEMU's RTC, this machine's.
-      append: 'systemd.mask=systemd-timesyncd.service',
-      forward: { [opsPort]: 9101 },
+      opsPort: await freePort(),
     });
     await vm.boot();
     await gps.start();
@@ -162,7 +139,15 @@ describe('the Raspberry Pi image booted under QEMU', () => {
       120_000,
       1000,
     );
-    const h = await waitFor('the agent healthy', async () => ((await healthOr())?.connected ? await health() : undefined), 30_000, 500);
+    const h = await waitFor(
+      'the agent connected',
+      async () => {
+        const x = await vm.agentHealth();
+        return x?.connected ? x : undefined;
+      },
+      30_000,
+      500,
+    );
     assert.equal(h.sensors.gps0?.state, 'ok', JSON.stringify(h.sensors));
     assert.equal(h.sensors.obd0?.state, 'ok', JSON.stringify(h.sensors));
     const gpsRow = queryFile<{ lat: number; lon: number }>(
@@ -211,7 +196,7 @@ describe('the Raspberry Pi image booted under QEMU', () => {
 
   it('has a hung agent restarted by the watchdog, losing nothing', async () => {
     const before = await agentUnit('MainPID', 'NRestarts');
-    const nextSeq = (await health()).nextSeq;
+    const { nextSeq } = await waitFor('the agent health', () => vm.agentHealth(), 10_000, 500);
     // SIGSTOP: the event loop stops, so do its watchdog pings (WatchdogSec=30).
     await vm.sh(`kill -STOP ${before.MainPID}`);
     const after = await waitFor(
@@ -229,7 +214,7 @@ describe('the Raspberry Pi image booted under QEMU', () => {
     const h = await waitFor(
       'the buffer sent',
       async () => {
-        const x = await healthOr();
+        const x = await vm.agentHealth();
         return x && x.buffered === 0 && x.nextSeq > nextSeq ? x : undefined;
       },
       120_000,

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { sleep, waitFor } from './harness.js';
+import { getJson, sleep, waitFor } from './harness.js';
 import { ROOT } from './paths.js';
 
 /** What hardware/pi/image/build.sh wrote next to the image (image.json). */
@@ -54,6 +54,38 @@ export function putOnBootPartition(image: PiImage, disk: string, files: Record<s
   rmSync(staging, { force: true });
 }
 
+/** Where the agent in the guest serves /healthz; the tests reach it through a port forward. */
+const GUEST_OPS_PORT = 9101;
+
+/**
+ * An agent config on the card's boot partition, as an installer puts it there: the gateway
+ * on this machine (10.0.2.2 to the guest), the ops server on every address of the guest so
+ * the forward of PiVm's `opsPort` reaches it, and the test's own settings.
+ */
+export function provisionAgent(
+  image: PiImage,
+  disk: string,
+  settings: { vehicle: string; gatewayPort: number } & Record<string, unknown>,
+): void {
+  const { gatewayPort, ...rest } = settings;
+  const config = {
+    mqttUrl: `mqtt://10.0.2.2:${gatewayPort}`,
+    dataDir: '/var/lib/fleet',
+    opsHost: '0.0.0.0',
+    opsPort: GUEST_OPS_PORT,
+    ...rest,
+  };
+  putOnBootPartition(image, disk, { 'agent.json': JSON.stringify(config, null, 2) });
+}
+
+/** What the tests read of the guest agent's /healthz. */
+export interface GuestAgentHealth {
+  connected: boolean;
+  buffered: number;
+  nextSeq: number;
+  sensors: Record<string, { state: string }>;
+}
+
 /** A file of a card's boot partition, or undefined when it is not there. */
 export function readBootPartition(image: PiImage, disk: string, path: string): string | undefined {
   const r = spawnSync('mtype', ['-i', bootOf(image, disk), `::/${path}`], { encoding: 'utf8' });
@@ -89,10 +121,8 @@ export interface PiVmOptions {
   dir: string;
   /** Unix sockets on this machine, each the far end of an emulated USB serial adapter (an FTDI FT232, /dev/ttyUSB*), by its USB serial number. */
   usbSerial?: Record<string, string>;
-  /** Extra kernel command line (systemd.mask=..., ...). */
-  append?: string;
-  /** TCP ports of the guest reachable on this machine's 127.0.0.1: host port to guest port. */
-  forward?: Record<number, number>;
+  /** A free port of this machine's 127.0.0.1 forwarded to the guest agent's /healthz (see provisionAgent). */
+  opsPort: number;
 }
 
 /**
@@ -129,7 +159,10 @@ export class PiVm {
       .split(/\s+/)
       .filter((a) => !a.startsWith('console='));
     // getty_auto=0: systemd would otherwise start a login prompt on hvc0 too, fighting the shell for it.
-    return [...own, 'console=ttyAMA0', 'systemd.debug_shell=hvc0', 'systemd.getty_auto=0', this.opts.append ?? ''].join(' ').trim();
+    // No NTP servers are reachable: the guest's clock is QEMU's RTC, this machine's.
+    return [...own, 'console=ttyAMA0', 'systemd.debug_shell=hvc0', 'systemd.getty_auto=0', 'systemd.mask=systemd-timesyncd.service'].join(
+      ' ',
+    );
   }
 
   /** Powers the machine on and waits until its debug shell answers (systemd is up to basic.target). */
@@ -161,7 +194,7 @@ export class PiVm {
       '-drive',
       `file=${this.opts.disk},format=raw,if=virtio,cache=directsync,aio=threads`,
       '-netdev',
-      ['user,id=n0', ...Object.entries(this.opts.forward ?? {}).map(([h, g]) => `hostfwd=tcp:127.0.0.1:${h}-:${g}`)].join(','),
+      `user,id=n0,hostfwd=tcp:127.0.0.1:${this.opts.opsPort}-:${GUEST_OPS_PORT}`,
       '-device',
       'virtio-net-pci,netdev=n0,romfile=',
       '-device',
@@ -237,6 +270,16 @@ export class PiVm {
       .replace(/\r/g, '')
       .trim();
     return { code: Number(m[1]), out };
+  }
+
+  /** The guest agent's /healthz, or undefined while it does not answer. */
+  async agentHealth(): Promise<GuestAgentHealth | undefined> {
+    try {
+      const r = await getJson<GuestAgentHealth>(`http://127.0.0.1:${this.opts.opsPort}/healthz`);
+      return r.status === 200 ? r.body : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Pulls the power: QEMU killed, whatever the guest had not written to its disk is gone. */
